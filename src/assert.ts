@@ -1,0 +1,29 @@
+/**
+ * Asserts carry correctness (STYLE.md, TigerBeetle). `assert` is always on: it guards the edges of
+ * modules and every write to shared state. `assertDebug` guards inner loops and costs one branch on a
+ * module-level constant when disabled (set ASI_EMU_DEBUG=1 to enable it).
+ */
+
+/** A broken internal rule: a bug in asi-emu (or in a user policy), never a user input mistake. */
+export class AssertionError extends Error {
+  override name = 'AssertionError';
+}
+
+export function assert(condition: unknown, message: string): asserts condition {
+  if (!condition) throw new AssertionError(message);
+}
+
+const debugEnabled = typeof process !== 'undefined' && process.env?.ASI_EMU_DEBUG === '1';
+
+/** Checked only when ASI_EMU_DEBUG=1: for the hot path, where a check per step would cost too much. */
+export function assertDebug(condition: unknown, message: string): asserts condition {
+  if (debugEnabled && !condition) throw new AssertionError(message);
+}
+
+export function unreachable(value: never, what: string): never {
+  throw new AssertionError(`unreachable: unexpected ${what}: ${String(value)}`);
+}
+
+export function assertInteger(value: number, what: string): void {
+  if (!Number.isSafeInteger(value)) throw new AssertionError(`${what} must be a safe integer, got ${value}`);
+}

@@ -1,0 +1,12 @@
+import type { z } from 'zod';
+import { ConfigError } from '../errors.js';
+
+/** Turns the first zod issue into a ConfigError naming the field path and what is accepted. */
+export function configErrorFromZod(error: z.ZodError, root: string): ConfigError {
+  const issue = error.issues[0];
+  const path = [root, ...issue.path.map((part) => (typeof part === 'number' ? `[${part}]` : String(part)))]
+    .filter((part) => part !== '')
+    .join('.')
+    .replace(/\.\[/g, '[');
+  return new ConfigError(path || root, issue.message, 'input' in issue ? issue.input : undefined);
+}

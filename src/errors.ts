@@ -1,0 +1,50 @@
+/**
+ * Typed errors for operational failures and user input (STYLE.md habit 6). Programmer errors use
+ * `assert` instead. Every user-facing error names the field (or flag) and what is accepted, so the CLI
+ * can print one line and exit 2.
+ */
+
+/** A bad configuration value: `field` is the path of the field, `accepted` says what would be valid. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+  constructor(
+    readonly field: string,
+    readonly accepted: string,
+    readonly got?: unknown,
+  ) {
+    super(`${field}: ${accepted}${got === undefined ? '' : ` (got ${formatGot(got)})`}`);
+  }
+}
+
+/** A bad command-line flag. */
+export class UsageError extends Error {
+  override name = 'UsageError';
+  constructor(
+    readonly flag: string,
+    readonly accepted: string,
+    readonly got?: unknown,
+  ) {
+    super(`${flag}: ${accepted}${got === undefined ? '' : ` (got ${formatGot(got)})`}`);
+  }
+}
+
+/** The page-table pool (or another fixed-capacity section of the machine buffer) is full. */
+export class CapacityError extends Error {
+  override name = 'CapacityError';
+  constructor(
+    readonly resource: string,
+    readonly capacity: number,
+    readonly hint: string,
+  ) {
+    super(`${resource} is full (capacity ${capacity}); ${hint}`);
+  }
+}
+
+function formatGot(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value);
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
+}
