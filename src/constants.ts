@@ -37,7 +37,10 @@ export const framesMax = 2 ** 31 - 1;
 export const configBytesMax = 64 * 1024;
 
 assert(pageBytes === 1 << pageShift, 'pageBytes must be 2^pageShift');
-assert(pageTableEntries ** pageTableLevels * pageBytes === vaLimit, '4 levels of 512 entries must cover 48 bits');
+assert(
+  pageTableEntries ** pageTableLevels * pageBytes === vaLimit,
+  '4 levels of 512 entries must cover 48 bits',
+);
 assert(largePage2MBytes === pageBytes * pageTableEntries, '2 MiB page = one PT worth of 4 KiB pages');
 assert(largePage1GBytes === largePage2MBytes * pageTableEntries, '1 GiB page = one PD worth of 2 MiB pages');
 assert(linesPerPage === 64, 'a 4 KiB page holds 64 cache lines');

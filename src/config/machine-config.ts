@@ -1,12 +1,5 @@
 import { z } from 'zod';
-import {
-  coresMax,
-  framesMax,
-  pageBytes,
-  smtMax,
-  vcpusPerVmMax,
-  vmsMax,
-} from '../constants.js';
+import { coresMax, framesMax, pageBytes, smtMax, vcpusPerVmMax, vmsMax } from '../constants.js';
 import { ConfigError } from '../errors.js';
 import { configErrorFromZod } from './schema-error.js';
 
@@ -22,12 +15,20 @@ const powerOfTwo = (what: string) =>
   z
     .number()
     .int(`${what} must be an integer`)
-    .refine((value) => value > 0 && (value & (value - 1)) === 0, `${what} must be a power of two (1, 2, 4, ...)`);
+    .refine(
+      (value) => value > 0 && (value & (value - 1)) === 0,
+      `${what} must be a power of two (1, 2, 4, ...)`,
+    );
 
 const vmSchema = z
   .object({
     vcpus: z.number().int().min(1, 'vcpus must be at least 1').max(vcpusPerVmMax).default(2),
-    guestMemoryMiB: z.number().int().min(1, 'guestMemoryMiB must be at least 1').max(1 << 20).default(8),
+    guestMemoryMiB: z
+      .number()
+      .int()
+      .min(1, 'guestMemoryMiB must be at least 1')
+      .max(1 << 20)
+      .default(8),
     /** Hyperthread index each vCPU is pinned to; default: the next free hyperthreads in order. */
     pin: z.array(z.number().int().min(0)).optional(),
     /** A confidential VM (SEV-SNP / TDX style): its memory may be converted to guest-private. */
@@ -37,21 +38,59 @@ const vmSchema = z
 
 export const machineConfigSchema = z
   .object({
-    cores: z.number().int('cores must be an integer').min(1, 'cores must be 1..256').max(coresMax, 'cores must be 1..256').default(2),
-    smt: z.number().int('smt must be an integer').min(1, 'smt must be 1..4').max(smtMax, 'smt must be 1..4').default(2),
-    vms: z.array(vmSchema).max(vmsMax, `at most ${vmsMax} VMs`).default([{ vcpus: 4, guestMemoryMiB: 8, confidential: false }]),
-    memoryMiB: z.number().int().min(1, 'memoryMiB must be at least 1').max(framesMax / 256).default(128),
+    cores: z
+      .number()
+      .int('cores must be an integer')
+      .min(1, 'cores must be 1..256')
+      .max(coresMax, 'cores must be 1..256')
+      .default(2),
+    smt: z
+      .number()
+      .int('smt must be an integer')
+      .min(1, 'smt must be 1..4')
+      .max(smtMax, 'smt must be 1..4')
+      .default(2),
+    vms: z
+      .array(vmSchema)
+      .max(vmsMax, `at most ${vmsMax} VMs`)
+      .default([{ vcpus: 4, guestMemoryMiB: 8, confidential: false }]),
+    memoryMiB: z
+      .number()
+      .int()
+      .min(1, 'memoryMiB must be at least 1')
+      .max(framesMax / 256)
+      .default(128),
     /** Host secrets: page cache, keys, other processes. */
     hostSecretsMiB: z.number().int().min(1, 'hostSecretsMiB must be at least 1').default(4),
     l1d: z
       .object({
-        sets: powerOfTwo('l1d.sets').default(64),
+        // 4096 sets x 32 ways is far past any real L1D (64 sets) and bounds a core's section at 2 MiB.
+        sets: powerOfTwo('l1d.sets')
+          .refine((sets) => sets <= 4096, 'l1d.sets must be at most 4096')
+          .default(64),
         ways: z.number().int().min(1, 'l1d.ways must be 1..32').max(32, 'l1d.ways must be 1..32').default(12),
         replacement: z.enum(['lru', 'plru']).default('lru'),
       })
       .strict()
+      .superRefine((l1d, context) => {
+        // Tree-PLRU is a binary tree over the ways: it needs a power of two (Intel's 12-way L1D uses
+        // another scheme; use 'lru' for it).
+        if (l1d.replacement === 'plru' && (l1d.ways & (l1d.ways - 1)) !== 0) {
+          context.addIssue({
+            code: 'custom',
+            path: ['ways'],
+            message: "l1d.ways must be a power of two with replacement 'plru'",
+            input: l1d.ways,
+          });
+        }
+      })
       .default({ sets: 64, ways: 12, replacement: 'lru' }),
-    fillBufferEntries: z.number().int().min(0, 'fillBufferEntries must be 0..32').max(32, 'fillBufferEntries must be 0..32').default(10),
+    fillBufferEntries: z
+      .number()
+      .int()
+      .min(0, 'fillBufferEntries must be 0..32')
+      .max(32, 'fillBufferEntries must be 0..32')
+      .default(10),
     tlbEntries: powerOfTwo('tlbEntries').default(64),
     tlbWays: powerOfTwo('tlbWays').default(4),
     pcid: z.boolean().default(true),
@@ -74,7 +113,11 @@ export function vcpuPinning(config: MachineConfig): number[][] {
   config.vms.forEach((vm, vmId) => {
     if (vm.pin) {
       if (vm.pin.length !== vm.vcpus) {
-        throw new ConfigError(`machine.vms[${vmId}].pin`, `one hyperthread per vCPU (${vm.vcpus} entries)`, vm.pin);
+        throw new ConfigError(
+          `machine.vms[${vmId}].pin`,
+          `one hyperthread per vCPU (${vm.vcpus} entries)`,
+          vm.pin,
+        );
       }
       for (const thread of vm.pin) {
         if (thread >= threads) {
@@ -115,7 +158,7 @@ export function parseMachineConfig(input: unknown): MachineConfig {
   if (!parsed.success) throw configErrorFromZod(parsed.error, 'machine');
   const config = parsed.data;
   vcpuPinning(config);
-  if (config.memoryMiB * (1024 * 1024) / pageBytes > framesMax) {
+  if ((config.memoryMiB * (1024 * 1024)) / pageBytes > framesMax) {
     throw new ConfigError('machine.memoryMiB', 'at most 8 TiB of frames', config.memoryMiB);
   }
   return config;

@@ -1,0 +1,90 @@
+import { writeFileAtomic } from '../src/report/atomic-write.js';
+import { formatTable } from '../src/report/machine-table.js';
+import { type BenchFigure, benchTimeMs, machineDescription } from './common.js';
+import { runCacheBench } from './cache.bench.js';
+import { runPagingBench } from './paging.bench.js';
+import { runSharedTrackingBench } from './shared-tracking.bench.js';
+
+/**
+ * `npm run bench [-- SUITE ...] [--json FILE]`: runs the tinybench suites, prints a table and writes
+ * JSON (default bench-results/latest.json), atomically. Figures are throughputs measured on this
+ * machine in this run; compare ratios within one run, not absolute numbers across machines.
+ */
+const suites: Record<string, () => Promise<BenchFigure[]>> = {
+  paging: runPagingBench,
+  cache: async () =>
+    (await runCacheBench({ timeMs: benchTimeMs() })).map((figure) => ({
+      suite: 'cache',
+      name: figure.name,
+      opsPerSecond: figure.opsPerSecond,
+      rmePercent: 0,
+      samples: 0,
+    })),
+  'shared-tracking': async () =>
+    (await runSharedTrackingBench({ timeMs: benchTimeMs() })).map((figure) => ({
+      suite: 'shared-tracking',
+      name: `${figure.tracker} / ${figure.workload}`,
+      opsPerSecond: figure.opsPerSecond,
+      rmePercent: 0,
+      samples: 0,
+      extra: { memoryBytes: figure.memoryBytes, overflowed: String(figure.overflowed) },
+    })),
+};
+
+async function main(argv: string[]): Promise<number> {
+  let jsonPath = 'bench-results/latest.json';
+  const selected: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--json') {
+      jsonPath = argv[++i] ?? '';
+      if (!jsonPath) {
+        process.stderr.write('bench: --json needs a file path\n');
+        return 2;
+      }
+    } else if (argv[i] in suites) {
+      selected.push(argv[i]);
+    } else {
+      process.stderr.write(
+        `bench: unknown suite ${JSON.stringify(argv[i])}; accepted: ${Object.keys(suites).join(', ')}\n`,
+      );
+      return 2;
+    }
+  }
+  const names = selected.length > 0 ? selected : Object.keys(suites);
+  const machine = machineDescription();
+  process.stdout.write(
+    `asi-emu benchmarks on ${machine.cpuModel} (${machine.cpus} CPUs), Node ${machine.node}\n`,
+  );
+  const figures: BenchFigure[] = [];
+  for (const name of names) {
+    process.stdout.write(`running ${name}...\n`);
+    figures.push(...(await suites[name]()));
+  }
+  const rows = figures.map((figure) => [
+    `${figure.suite}: ${figure.name}`,
+    formatRate(figure.opsPerSecond),
+    figure.samples > 0 ? `±${figure.rmePercent.toFixed(1)}%` : '',
+    figure.extra
+      ? Object.entries(figure.extra)
+          .map(([key, value]) => `${key}=${value}`)
+          .join(' ')
+      : '',
+  ]);
+  process.stdout.write(`${formatTable(['benchmark', 'ops/s', 'rme', 'notes'], rows)}\n`);
+  writeFileAtomic(
+    jsonPath,
+    `${JSON.stringify({ machine, date: new Date().toISOString(), figures }, null, 2)}\n`,
+  );
+  process.stdout.write(`wrote ${jsonPath}\n`);
+  return 0;
+}
+
+function formatRate(opsPerSecond: number): string {
+  if (opsPerSecond >= 1e6) return `${(opsPerSecond / 1e6).toFixed(2)} M`;
+  if (opsPerSecond >= 1e3) return `${(opsPerSecond / 1e3).toFixed(1)} k`;
+  return opsPerSecond.toFixed(1);
+}
+
+main(process.argv.slice(2)).then((code) => {
+  process.exitCode = code;
+});

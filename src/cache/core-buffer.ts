@@ -1,0 +1,139 @@
+import { assert, assertDebug } from '../assert.js';
+import { sectionAlignI32s } from '../constants.js';
+import { domainFree, domainKvm, domainPublic, privateDomain, vmDomain } from '../memory/domains.js';
+
+/**
+ * What every per-core buffer of cache lines offers (DESIGN.md "Core resources"): the L1D and the fill
+ * buffers. Both keep their state in the machine buffer (a SharedArrayBuffer), because the hyperthreads of
+ * one core run in different worker threads and share them; an instance is only a view with cached
+ * offsets, so any number of views over the same section see the same lines.
+ *
+ * Threads: `access` and `flush` are called by the core's hyperthreads and take the section's lock word.
+ * `count`, `validLines` and `foreignLines` are lock-free reads (`Atomics.load`) that a monitor in another
+ * thread may call at any time; each value is exact, but several of them read while a sibling mutates
+ * are not one snapshot. `firstForeignLine` and `peek` are non-mutating functional reads (gem5 style): they
+ * take no lock, so a checker never delays a hyperthread.
+ */
+export interface CoreBuffer {
+  /** A load/store of one 64-byte line of physical frame `pfn` (lineInPage 0..63) owned by `domain`. Returns true on hit. */
+  access(pfn: number, lineInPage: number, domain: number): boolean;
+  /** Empties it (L1D flush / VERW); returns the number of valid lines dropped. */
+  flush(): number;
+  /** Valid lines of `domain` (Atomics.load; O(1)). */
+  count(domain: number): number;
+  validLines(): number;
+  /** Lines foreign to guest vmId (host, other VMs' vm:/private:), O(1) from the per-domain counts. */
+  foreignLines(vmId: number): number;
+  /** For violation reports only (may scan): the first foreign line, or null. Non-mutating. */
+  firstForeignLine(vmId: number): CachedLine | null;
+}
+
+/** One line as reports and tests see it. */
+export interface CachedLine {
+  pfn: number;
+  lineInPage: number;
+  domain: number;
+}
+
+/**
+ * A stored line's owner word holds `domain + 1`, so that 0 means "invalid": a zero-filled section (as a
+ * fresh SharedArrayBuffer is) is an empty buffer, and a second view needs no initialisation.
+ */
+export const ownerInvalid = 0;
+
+export function ownerOf(domain: number): number {
+  return domain + 1;
+}
+
+export function domainOfOwner(owner: number): number {
+  return owner - 1;
+}
+
+/** Lock word values. */
+export const lockFree = 0;
+export const lockHeld = 1;
+
+/**
+ * Spins before a waiter declares the lock lost. The lock is held for one access (tens of ns) or one
+ * flush (a few µs for 64 x 32 lines); the bound is large because on the `workers` backend with more
+ * hyperthreads than CPUs the holder may be descheduled for a whole OS time slice (~1-10 ms), and
+ * 2^24 compare-exchanges take ~0.2-0.5 s: well past any time slice, well short of a hang.
+ */
+export const lockSpinsMax = 1 << 24;
+
+/**
+ * Takes a section's lock word. The fast path is one compare-exchange: in the single-threaded `sim`
+ * backend the lock is never contended.
+ */
+export function acquireCoreLock(i32: Int32Array, lockI32Index: number): void {
+  if (Atomics.compareExchange(i32, lockI32Index, lockFree, lockHeld) === lockFree) return;
+  acquireCoreLockSlow(i32, lockI32Index);
+}
+
+function acquireCoreLockSlow(i32: Int32Array, lockI32Index: number): void {
+  for (let spin = 0; spin < lockSpinsMax; spin++) {
+    // Read before trying again so the spin does not bounce the line between cores with writes.
+    if (Atomics.load(i32, lockI32Index) !== lockFree) continue;
+    if (Atomics.compareExchange(i32, lockI32Index, lockFree, lockHeld) === lockFree) return;
+  }
+  assert(false, `core buffer lock at i32 index ${lockI32Index} still held after ${lockSpinsMax} spins`);
+}
+
+export function releaseCoreLock(i32: Int32Array, lockI32Index: number): void {
+  // The paired check: only the holder releases, and it must still be held.
+  const previous = Atomics.exchange(i32, lockI32Index, lockFree);
+  assertDebug(previous === lockHeld, 'core buffer lock released while not held');
+}
+
+/**
+ * Lines foreign to guest `vmId` from the per-domain counts (INV-2): every valid line except those of
+ * free, public, kvm, vm:vmId and private:vmId. Five loads and the total, no scan.
+ */
+export function foreignLinesFromCounts(
+  i32: Int32Array,
+  validLinesI32Index: number,
+  countsI32Index: number,
+  domainCount: number,
+  vmId: number,
+): number {
+  assertDebug(vmId >= 0 && privateDomain(vmId) < domainCount, 'foreignLines: vmId out of range');
+  return (
+    Atomics.load(i32, validLinesI32Index) -
+    Atomics.load(i32, countsI32Index + domainFree) -
+    Atomics.load(i32, countsI32Index + domainPublic) -
+    Atomics.load(i32, countsI32Index + domainKvm) -
+    Atomics.load(i32, countsI32Index + vmDomain(vmId)) -
+    Atomics.load(i32, countsI32Index + privateDomain(vmId))
+  );
+}
+
+/** The host-side domains (free, public, kvm, host) always exist; each VM adds two. */
+export const hostDomainCount = 4;
+
+/** Domain codes are 0 free, 1 public, 2 kvm, 3 host, then two per VM: the count is 4 + 2 x vmCount. */
+export function assertDomainCount(domainCount: number): void {
+  assert(
+    Number.isInteger(domainCount) &&
+      domainCount >= hostDomainCount &&
+      (domainCount - hostDomainCount) % 2 === 0,
+    `domainCount must be 4 + 2 x vmCount, got ${domainCount}`,
+  );
+}
+
+/** Constructor-time checks shared by every core buffer. */
+export function assertCoreBufferView(i32: Int32Array, baseI32Index: number, sectionI32s: number): void {
+  assert(i32.buffer instanceof SharedArrayBuffer, 'a core buffer lives in the shared machine buffer');
+  assert(
+    Number.isSafeInteger(baseI32Index) && baseI32Index >= 0,
+    `baseI32Index must be >= 0, got ${baseI32Index}`,
+  );
+  // Per-core sections start on 64-byte boundaries so that cores do not false-share (STYLE.md habit 1).
+  assert(
+    (i32.byteOffset / Int32Array.BYTES_PER_ELEMENT + baseI32Index) % sectionAlignI32s === 0,
+    `core buffer section at i32 index ${baseI32Index} is not 64-byte aligned`,
+  );
+  assert(
+    baseI32Index + sectionI32s <= i32.length,
+    `core buffer section [${baseI32Index}, ${baseI32Index + sectionI32s}) past the view's ${i32.length} words`,
+  );
+}

@@ -1,0 +1,253 @@
+import { assert } from './assert.js';
+import { CoreFillBuffers } from './cache/fill-buffers.js';
+import { CoreL1d } from './cache/l1d.js';
+import {
+  type MachineConfig,
+  type MachineConfigInput,
+  parseMachineConfig,
+  vcpuPinning,
+} from './config/machine-config.js';
+import { configBytesMax } from './constants.js';
+import { ConfigError } from './errors.js';
+import { domainCount, domainName } from './memory/domains.js';
+import { FrameTable } from './memory/frames.js';
+import {
+  computeLayout,
+  configOffsetI32,
+  coreFieldIndex,
+  HeaderField,
+  headerOffsetI32,
+  type Layout,
+  layoutMagic,
+  layoutVersion,
+} from './memory/layout.js';
+import { planRegions, type Region, type RegionPlan } from './memory/regions.js';
+import {
+  addressSpaceName,
+  buildGuestSpace,
+  buildKernelSpace,
+  buildKvmSpace,
+  buildVmmSpace,
+  type RegionAddresses,
+  regionAddresses,
+  tableDomainOf,
+} from './paging/address-space.js';
+import { PageTables } from './paging/page-table.js';
+import { Tlb } from './paging/tlb.js';
+
+/**
+ * The machine: one SharedArrayBuffer and the typed views over it, created once (STYLE.md, v86).
+ * `createMachine` builds it from a config (validated before anything is allocated);
+ * `attachMachine(buffer)` in another worker makes the same views over the same memory, reading the
+ * config the creator stored in the buffer, and builds nothing.
+ */
+export class Machine {
+  readonly i32: Int32Array;
+  readonly u32: Uint32Array;
+  /** Float64 view of the same buffer, for per-thread statistics and clocks. */
+  readonly f64: Float64Array;
+  readonly frames: FrameTable;
+  readonly pageTables: PageTables;
+  readonly l1d: CoreL1d[];
+  readonly fillBuffers: CoreFillBuffers[];
+  readonly tlbs: Tlb[];
+  /** Hyperthread of each vCPU, per VM. */
+  readonly pinning: number[][];
+  readonly addresses: RegionAddresses[];
+
+  constructor(
+    readonly buffer: SharedArrayBuffer,
+    readonly config: MachineConfig,
+    readonly plan: RegionPlan,
+    readonly layout: Layout,
+  ) {
+    assert(buffer.byteLength === layout.totalBytes, 'buffer size matches the layout');
+    this.i32 = new Int32Array(buffer);
+    this.u32 = new Uint32Array(buffer);
+    this.f64 = new Float64Array(buffer);
+    this.frames = new FrameTable(this.i32, layout, plan.regions);
+    this.pageTables = new PageTables(this.i32, this.u32, layout, this.frames, tableDomainOf);
+    const domains = domainCount(config.vms.length);
+    const geometry = {
+      sets: config.l1d.sets,
+      ways: config.l1d.ways,
+      replacement: config.l1d.replacement,
+      domainCount: domains,
+    };
+    this.l1d = [];
+    this.fillBuffers = [];
+    for (let core = 0; core < layout.coreCount; core++) {
+      const base = coreFieldIndex(layout, core, 0);
+      this.l1d.push(new CoreL1d(this.i32, base + layout.coreL1dOffsetI32, geometry));
+      this.fillBuffers.push(
+        new CoreFillBuffers(
+          this.i32,
+          base + layout.coreFillBuffersOffsetI32,
+          config.fillBufferEntries,
+          domains,
+        ),
+      );
+    }
+    this.tlbs = [];
+    for (let thread = 0; thread < layout.threadCount; thread++) {
+      this.tlbs.push(
+        new Tlb(this.i32, layout, this.pageTables, thread, {
+          entries: config.tlbEntries,
+          ways: config.tlbWays,
+          pcid: config.pcid,
+        }),
+      );
+    }
+    this.pinning = vcpuPinning(config);
+    this.addresses = regionAddresses(plan);
+  }
+
+  get threadCount(): number {
+    return this.layout.threadCount;
+  }
+
+  coreOf(thread: number): number {
+    return Math.floor(thread / this.config.smt);
+  }
+
+  /** The region instance named `name` (`kernel-text`, `vcpu-struct:0/1`, ...). */
+  region(name: string): Region {
+    const found = this.plan.regions.find((region) => region.name === name);
+    if (!found)
+      throw new ConfigError('region', `one of ${this.plan.regions.map((r) => r.name).join(', ')}`, name);
+    return found;
+  }
+
+  /** The kernel VA through which `region` is reached (alias window or direct map). */
+  regionVa(region: Region): number {
+    return this.addresses[region.id].va;
+  }
+
+  /** A plain-data summary of what was built (for `npm start` and tests). */
+  summary(): MachineSummary {
+    const owners = this.frames.ownerHistogram();
+    return {
+      cores: this.config.cores,
+      smt: this.config.smt,
+      threads: this.threadCount,
+      vms: this.config.vms.map((vm, vmId) => ({
+        vcpus: vm.vcpus,
+        pinnedTo: this.pinning[vmId],
+        guestMemoryMiB: vm.guestMemoryMiB,
+      })),
+      bufferBytes: this.layout.totalBytes,
+      frames: this.layout.frameCount,
+      framesByOwner: Object.fromEntries(
+        [...owners.entries()]
+          .sort((a, b) => a[0] - b[0])
+          .map(([domain, count]) => [domainName(domain), count]),
+      ),
+      regions: this.plan.regions.map((region) => ({
+        name: region.name,
+        owner: domainName(region.owner),
+        firstPfn: region.firstPfn,
+        frames: region.frames,
+        inKvmAddressSpace: region.inKvmAddressSpace,
+      })),
+      addressSpaces: Array.from({ length: this.layout.addressSpaceCount }, (_, space) => {
+        const mapped = this.pageTables.listMapped(space);
+        return {
+          name: addressSpaceName(space),
+          mappedPages: mapped.reduce((sum, range) => sum + range.pages, 0),
+          ranges: mapped.length,
+          tablePages: this.pageTables.tablePageCount(space),
+        };
+      }),
+      pageTablePagesUsed: Atomics.load(
+        this.i32,
+        this.layout.sections.header.offsetI32 + HeaderField.ptPagesUsed,
+      ),
+      pageTablePoolPages: this.layout.ptPoolPages,
+      l1d: {
+        sets: this.config.l1d.sets,
+        ways: this.config.l1d.ways,
+        replacement: this.config.l1d.replacement,
+        bytes: this.config.l1d.sets * this.config.l1d.ways * 64,
+      },
+      tlbEntries: this.config.tlbEntries,
+      pcid: this.config.pcid,
+    };
+  }
+}
+
+export interface MachineSummary {
+  cores: number;
+  smt: number;
+  threads: number;
+  vms: { vcpus: number; pinnedTo: number[]; guestMemoryMiB: number }[];
+  bufferBytes: number;
+  frames: number;
+  framesByOwner: Record<string, number>;
+  regions: { name: string; owner: string; firstPfn: number; frames: number; inKvmAddressSpace: boolean }[];
+  addressSpaces: { name: string; mappedPages: number; ranges: number; tablePages: number }[];
+  pageTablePagesUsed: number;
+  pageTablePoolPages: number;
+  l1d: { sets: number; ways: number; replacement: string; bytes: number };
+  tlbEntries: number;
+  pcid: boolean;
+}
+
+/** Validates the config (ConfigError naming the field), then allocates and builds the machine. */
+export function createMachine(input: MachineConfigInput | unknown = {}): Machine {
+  const config = parseMachineConfig(input);
+  const plan = planRegions(config);
+  const layout = computeLayout(config, plan);
+  const configBytes = new TextEncoder().encode(JSON.stringify(config));
+  if (configBytes.byteLength > configBytesMax) {
+    throw new ConfigError(
+      'machine',
+      `a config of at most ${configBytesMax} bytes as JSON`,
+      configBytes.byteLength,
+    );
+  }
+  // Everything above can fail on user input; nothing was allocated yet.
+  const buffer = new SharedArrayBuffer(layout.totalBytes);
+  const i32 = new Int32Array(buffer);
+  const header = layout.sections.header.offsetI32;
+  i32[header + HeaderField.magic] = layoutMagic;
+  i32[header + HeaderField.version] = layoutVersion;
+  i32[header + HeaderField.totalI32s] = layout.totalI32s;
+  i32[header + HeaderField.configBytes] = configBytes.byteLength;
+  i32[header + HeaderField.frameCount] = layout.frameCount;
+  i32[header + HeaderField.ptPoolPages] = layout.ptPoolPages;
+  i32[header + HeaderField.ptPoolFirstPfn] = layout.ptPoolFirstPfn;
+  i32[header + HeaderField.addressSpaceCount] = layout.addressSpaceCount;
+  i32[header + HeaderField.coreCount] = layout.coreCount;
+  i32[header + HeaderField.threadCount] = layout.threadCount;
+  new Uint8Array(buffer, layout.sections.config.offsetI32 * 4, configBytes.byteLength).set(configBytes);
+
+  const machine = new Machine(buffer, config, plan, layout);
+  machine.frames.initialize();
+  machine.pageTables.initializePool();
+  // Fixed build order (gem5): kernel first (kvm:N copies from it, vmm:N shares its upper half).
+  buildKernelSpace(machine.pageTables, config, plan);
+  config.vms.forEach((_, vmId) => {
+    buildKvmSpace(machine.pageTables, plan, vmId);
+    buildGuestSpace(machine.pageTables, plan, vmId);
+    buildVmmSpace(machine.pageTables, plan, vmId);
+  });
+  return machine;
+}
+
+/** Views over a buffer made by `createMachine` (in this or another thread). Builds nothing. */
+export function attachMachine(buffer: SharedArrayBuffer): Machine {
+  assert(buffer instanceof SharedArrayBuffer, 'attachMachine takes the SharedArrayBuffer of a machine');
+  const i32 = new Int32Array(buffer);
+  const header = headerOffsetI32;
+  assert(i32[header + HeaderField.magic] === layoutMagic, 'not a machine buffer (bad magic)');
+  const version = i32[header + HeaderField.version];
+  assert(version === layoutVersion, `machine buffer layout version ${version}, expected ${layoutVersion}`);
+  const configBytes = i32[header + HeaderField.configBytes];
+  const text = new TextDecoder().decode(new Uint8Array(buffer, configOffsetI32 * 4, configBytes).slice());
+  const config = parseMachineConfig(JSON.parse(text));
+  const plan = planRegions(config);
+  const layout = computeLayout(config, plan);
+  assert(layout.totalI32s === i32[header + HeaderField.totalI32s], 'the stored config gives the same layout');
+  assert(layout.frameCount === i32[header + HeaderField.frameCount], 'same frame count');
+  return new Machine(buffer, config, plan, layout);
+}

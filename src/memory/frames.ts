@@ -1,0 +1,66 @@
+import { assert, assertDebug } from '../assert.js';
+import type { Layout } from './layout.js';
+import type { Region } from './regions.js';
+
+/**
+ * The frame table: one owner domain and one region id per physical frame. Owners change at run time
+ * (confidential-VM conversions, page-table pages taken from the pool), so they are read and written
+ * with Atomics: a monitor in another thread reads a consistent owner.
+ */
+export class FrameTable {
+  readonly frameCount: number;
+  private readonly ownerBase: number;
+  private readonly regionBase: number;
+
+  constructor(
+    private readonly i32: Int32Array,
+    layout: Layout,
+    private readonly regions: readonly Region[],
+  ) {
+    this.frameCount = layout.frameCount;
+    this.ownerBase = layout.sections.frameOwner.offsetI32;
+    this.regionBase = layout.sections.frameRegion.offsetI32;
+    assert(layout.sections.frameOwner.lengthI32 === this.frameCount, 'one owner word per frame');
+  }
+
+  /** Writes owners and region ids of the plan. Called once, by createMachine. */
+  initialize(): void {
+    for (const region of this.regions) {
+      for (let pfn = region.firstPfn; pfn < region.firstPfn + region.frames; pfn++) {
+        this.i32[this.ownerBase + pfn] = region.owner;
+        this.i32[this.regionBase + pfn] = region.id;
+      }
+    }
+  }
+
+  ownerOf(pfn: number): number {
+    assertDebug(pfn >= 0 && pfn < this.frameCount, `pfn ${pfn} out of range`);
+    return Atomics.load(this.i32, this.ownerBase + pfn);
+  }
+
+  setOwner(pfn: number, domain: number): void {
+    assert(
+      Number.isInteger(pfn) && pfn >= 0 && pfn < this.frameCount,
+      `pfn ${pfn} out of range 0..${this.frameCount - 1}`,
+    );
+    Atomics.store(this.i32, this.ownerBase + pfn, domain);
+  }
+
+  regionOf(pfn: number): Region {
+    assert(
+      Number.isInteger(pfn) && pfn >= 0 && pfn < this.frameCount,
+      `pfn ${pfn} out of range 0..${this.frameCount - 1}`,
+    );
+    return this.regions[this.i32[this.regionBase + pfn]];
+  }
+
+  /** Frames per owner domain (for summaries and tests). */
+  ownerHistogram(): Map<number, number> {
+    const histogram = new Map<number, number>();
+    for (let pfn = 0; pfn < this.frameCount; pfn++) {
+      const owner = this.ownerOf(pfn);
+      histogram.set(owner, (histogram.get(owner) ?? 0) + 1);
+    }
+    return histogram;
+  }
+}
