@@ -1,7 +1,7 @@
 import { writeFileAtomic } from '../src/report/atomic-write.js';
 import { formatTable } from '../src/report/machine-table.js';
-import { type BenchFigure, benchTimeMs, machineDescription } from './common.js';
 import { runCacheBench } from './cache.bench.js';
+import { type BenchFigure, benchTimeMs, machineDescription } from './common.js';
 import { runPagingBench } from './paging.bench.js';
 import { runSharedTrackingBench } from './shared-tracking.bench.js';
 

@@ -60,6 +60,8 @@ export class Machine {
     readonly config: MachineConfig,
     readonly plan: RegionPlan,
     readonly layout: Layout,
+    /** false when one thread drives every hyperthread (the sim): core-buffer locks are skipped. */
+    readonly concurrent = true,
   ) {
     assert(buffer.byteLength === layout.totalBytes, 'buffer size matches the layout');
     this.i32 = new Int32Array(buffer);
@@ -78,13 +80,14 @@ export class Machine {
     this.fillBuffers = [];
     for (let core = 0; core < layout.coreCount; core++) {
       const base = coreFieldIndex(layout, core, 0);
-      this.l1d.push(new CoreL1d(this.i32, base + layout.coreL1dOffsetI32, geometry));
+      this.l1d.push(new CoreL1d(this.i32, base + layout.coreL1dOffsetI32, geometry, concurrent));
       this.fillBuffers.push(
         new CoreFillBuffers(
           this.i32,
           base + layout.coreFillBuffersOffsetI32,
           config.fillBufferEntries,
           domains,
+          concurrent,
         ),
       );
     }
@@ -121,6 +124,18 @@ export class Machine {
   /** The kernel VA through which `region` is reached (alias window or direct map). */
   regionVa(region: Region): number {
     return this.addresses[region.id].va;
+  }
+
+  /**
+   * Clears everything a run changes — core words, L1Ds and fill buffers, TLBs, mailboxes, statistics —
+   * and keeps what was built (frames, page tables). Lets one machine serve many runs (policy
+   * comparisons, fuzz cases) without rebuilding its page tables.
+   */
+  resetDynamicState(): void {
+    const { cores, threads, threadStats } = this.layout.sections;
+    this.i32.fill(0, cores.offsetI32, cores.offsetI32 + cores.lengthI32);
+    this.i32.fill(0, threads.offsetI32, threads.offsetI32 + threads.lengthI32);
+    this.i32.fill(0, threadStats.offsetI32, threadStats.offsetI32 + threadStats.lengthI32);
   }
 
   /** A plain-data summary of what was built (for `npm start` and tests). */
@@ -193,7 +208,15 @@ export interface MachineSummary {
 }
 
 /** Validates the config (ConfigError naming the field), then allocates and builds the machine. */
-export function createMachine(input: MachineConfigInput | unknown = {}): Machine {
+export interface MachineOptions {
+  /** Hyperthreads of this machine run in several threads (default true); the sim passes false. */
+  concurrent?: boolean;
+}
+
+export function createMachine(
+  input: MachineConfigInput | unknown = {},
+  options: MachineOptions = {},
+): Machine {
   const config = parseMachineConfig(input);
   const plan = planRegions(config);
   const layout = computeLayout(config, plan);
@@ -221,7 +244,7 @@ export function createMachine(input: MachineConfigInput | unknown = {}): Machine
   i32[header + HeaderField.threadCount] = layout.threadCount;
   new Uint8Array(buffer, layout.sections.config.offsetI32 * 4, configBytes.byteLength).set(configBytes);
 
-  const machine = new Machine(buffer, config, plan, layout);
+  const machine = new Machine(buffer, config, plan, layout, options.concurrent ?? true);
   machine.frames.initialize();
   machine.pageTables.initializePool();
   // Fixed build order (gem5): kernel first (kvm:N copies from it, vmm:N shares its upper half).

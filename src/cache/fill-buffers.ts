@@ -87,7 +87,14 @@ export class CoreFillBuffers implements CoreBuffer {
   private readonly countsI32Index: number;
   private readonly entriesI32Index: number;
 
-  constructor(i32: Int32Array, baseI32Index: number, entries: number, domainCount: number) {
+  /** @param concurrent false when one thread drives every hyperthread (sim): the core lock is skipped. */
+  constructor(
+    i32: Int32Array,
+    baseI32Index: number,
+    entries: number,
+    domainCount: number,
+    private readonly concurrent = true,
+  ) {
     const layout = fillBufferLayout(entries, domainCount);
     this.entries = entries;
     this.domainCount = domainCount;
@@ -128,7 +135,7 @@ export class CoreFillBuffers implements CoreBuffer {
     const i32 = this.i32;
     const owner = ownerOf(domain);
     const entriesEndI32Index = this.entriesI32Index + this.entries * fillBufferEntryI32s;
-    acquireCoreLock(i32, this.lockI32Index);
+    if (this.concurrent) acquireCoreLock(i32, this.lockI32Index);
     for (
       let entryI32Index = this.entriesI32Index;
       entryI32Index < entriesEndI32Index;
@@ -146,7 +153,7 @@ export class CoreFillBuffers implements CoreBuffer {
           Atomics.sub(i32, this.countsI32Index + domainOfOwner(entryOwner), 1);
           Atomics.add(i32, this.countsI32Index + domain, 1);
         }
-        releaseCoreLock(i32, this.lockI32Index);
+        if (this.concurrent) releaseCoreLock(i32, this.lockI32Index);
         return true;
       }
     }
@@ -165,14 +172,14 @@ export class CoreFillBuffers implements CoreBuffer {
     i32[entryI32Index + fillBufferEntryOwnerI32] = owner;
     Atomics.add(i32, this.countsI32Index + domain, 1);
     i32[this.nextSlotI32Index] = slot + 1 === this.entries ? 0 : slot + 1;
-    releaseCoreLock(i32, this.lockI32Index);
+    if (this.concurrent) releaseCoreLock(i32, this.lockI32Index);
     return false;
   }
 
   flush(): number {
     if (this.entries === 0) return 0;
     const i32 = this.i32;
-    acquireCoreLock(i32, this.lockI32Index);
+    if (this.concurrent) acquireCoreLock(i32, this.lockI32Index);
     const entriesEndI32Index = this.entriesI32Index + this.entries * fillBufferEntryI32s;
     let dropped = 0;
     for (
@@ -196,7 +203,7 @@ export class CoreFillBuffers implements CoreBuffer {
       Atomics.store(i32, this.countsI32Index + domain, 0);
     Atomics.store(i32, this.validLinesI32Index, 0);
     i32[this.nextSlotI32Index] = 0;
-    releaseCoreLock(i32, this.lockI32Index);
+    if (this.concurrent) releaseCoreLock(i32, this.lockI32Index);
     return dropped;
   }
 

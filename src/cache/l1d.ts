@@ -146,7 +146,16 @@ export class CoreL1d implements CoreBuffer {
   /** Scratch for renumbering LRU stamps; allocated once here so the clock wrap allocates nothing. */
   private readonly rankScratch: Int32Array;
 
-  constructor(i32: Int32Array, baseI32Index: number, geometry: L1dGeometry) {
+  /**
+   * @param concurrent false when one thread drives every hyperthread (the sim backend): the core lock
+   *   is then skipped. The workers backend attaches with true.
+   */
+  constructor(
+    i32: Int32Array,
+    baseI32Index: number,
+    geometry: L1dGeometry,
+    private readonly concurrent = true,
+  ) {
     const layout = l1dLayout(geometry);
     assertCoreBufferView(i32, baseI32Index, layout.sizeI32s);
     this.sets = geometry.sets;
@@ -191,7 +200,7 @@ export class CoreL1d implements CoreBuffer {
     const setI32Index = this.linesI32Index + set * this.setI32s;
     const setEndI32Index = setI32Index + this.setI32s;
     const owner = ownerOf(domain);
-    acquireCoreLock(i32, this.lockI32Index);
+    if (this.concurrent) acquireCoreLock(i32, this.lockI32Index);
 
     // One pass finds a hit and, for a miss, the victim: under LRU the smallest stamp (invalid lines have
     // stamp 0, so they go first, lowest way first); under PLRU the first invalid way, if any.
@@ -208,7 +217,7 @@ export class CoreL1d implements CoreBuffer {
         // now holds the new owner's data as far as INV-2 is concerned.
         if (lineOwner !== owner) this.retag(lineI32Index, lineOwner, owner);
         this.touch(set, lineI32Index);
-        releaseCoreLock(i32, this.lockI32Index);
+        if (this.concurrent) releaseCoreLock(i32, this.lockI32Index);
         return true;
       }
       const stamp = i32[lineI32Index + l1dLineStampI32];
@@ -225,13 +234,13 @@ export class CoreL1d implements CoreBuffer {
     );
     this.fill(victimI32Index, pfn, lineInPage, owner);
     this.touch(set, victimI32Index);
-    releaseCoreLock(i32, this.lockI32Index);
+    if (this.concurrent) releaseCoreLock(i32, this.lockI32Index);
     return false;
   }
 
   flush(): number {
     const i32 = this.i32;
-    acquireCoreLock(i32, this.lockI32Index);
+    if (this.concurrent) acquireCoreLock(i32, this.lockI32Index);
     let dropped = 0;
     const linesEndI32Index = this.linesI32Index + this.sets * this.setI32s;
     for (
@@ -257,7 +266,7 @@ export class CoreL1d implements CoreBuffer {
       Atomics.store(i32, this.countsI32Index + domain, 0);
     Atomics.store(i32, this.validLinesI32Index, 0);
     i32[this.clockI32Index] = 0;
-    releaseCoreLock(i32, this.lockI32Index);
+    if (this.concurrent) releaseCoreLock(i32, this.lockI32Index);
     return dropped;
   }
 

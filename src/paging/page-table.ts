@@ -83,6 +83,9 @@ export class PageTables {
   lastLeafBytes = 0;
   /** Effective permissions (MapFlag bits, AND over the levels) of the last successful walk. */
   lastWalkFlags = 0;
+  /** Roots and formats never change once an address space exists: cached here for the walk. */
+  private readonly rootCache: Int32Array;
+  private readonly eptCache: Uint8Array;
 
   constructor(
     private readonly i32: Int32Array,
@@ -100,6 +103,8 @@ export class PageTables {
       layout.sections.ptPool.lengthI32 === this.poolPages * pageTableI32s,
       'pool holds whole table pages',
     );
+    this.rootCache = new Int32Array(layout.addressSpaceCount);
+    this.eptCache = new Uint8Array(layout.addressSpaceCount);
   }
 
   /** Marks every pool page free. Called once, by createMachine. */
@@ -129,13 +134,18 @@ export class PageTables {
   }
 
   rootOf(space: number): number {
+    const cached = this.rootCache[space];
+    if (cached !== 0) return cached;
     const root = Atomics.load(this.i32, this.field(space, AddressSpaceField.rootPfn));
-    assertDebug(root > 0, `address space ${space} has no root`);
+    assert(root > 0, 'the address space has a root table');
+    this.rootCache[space] = root;
+    this.eptCache[space] = this.i32[this.field(space, AddressSpaceField.format)] === 1 ? 1 : 0;
     return root;
   }
 
   isEpt(space: number): boolean {
-    return this.i32[this.field(space, AddressSpaceField.format)] === 1;
+    if (this.rootCache[space] === 0) this.rootOf(space);
+    return this.eptCache[space] === 1;
   }
 
   tlbGeneration(space: number): number {
@@ -457,17 +467,19 @@ export class PageTables {
    * for a write, as the hardware walker does; without it the walk is a functional, non-mutating read.
    */
   walk(space: number, va: number, access: number, setAccessedDirty: boolean): number {
-    assertDebug(va >= 0 && va < vaLimit, `VA ${va} outside 48 bits`);
-    const ept = this.isEpt(space);
+    assertDebug(va >= 0 && va < vaLimit, 'walk: VA outside 48 bits');
     let table = this.rootOf(space);
+    const ept = this.eptCache[space] === 1;
+    const u32 = this.u32;
+    // Plain loads: aligned 32-bit reads of a SharedArrayBuffer are tear-free; entries are written with
+    // the present bits last (writeEntry), so a racing walk sees either the old or the new entry.
     let allowWrite = true;
     let allowUser = true;
     let allowExec = true;
     for (let level = 4; level >= 1; level--) {
-      const index = tableIndex(va, level);
-      const at = this.entryIndex(table, index);
-      const low = Atomics.load(this.u32, at);
-      const high = Atomics.load(this.u32, at + 1);
+      const at = this.poolBase + (table - this.poolFirstPfn) * pageTableI32s + tableIndex(va, level) * 2;
+      const low = u32[at];
+      const high = u32[at + 1];
       this.lastWalkLevel = level;
       if (ept) {
         if ((low & (EptBit.read | EptBit.write | EptBit.exec)) === 0) return Fault.notPresent;

@@ -1,0 +1,155 @@
+import type { RunConfig } from '../config/run-config.js';
+import { exitCatalogue } from '../cpu/exits.js';
+import type { Hyperthread } from '../cpu/hyperthread.js';
+import { Mode } from '../cpu/modes.js';
+import type { EventLog } from '../invariants/event-log.js';
+import type { FaultReport, Monitor } from '../invariants/monitor.js';
+import type { Violation, ViolationCounts } from '../invariants/violation.js';
+import type { Machine } from '../machine.js';
+import { ThreadStat } from '../memory/layout.js';
+import type { Policy } from '../policy/policy.js';
+
+/**
+ * The result of one run, the same shape from both backends. The field names of the issue's JSON
+ * (`policy`, `mix`, `guestShare`, `overheadVsNone`, `exits`, `isolatedExitShare`,
+ * `switchesToFullPer1kExits`, `kicksPer1kExits`, `heldCycles`, `flushes`, `faultsByHandler`,
+ * `violations`) are stable: scripts read them. Shares are fractions 0..1.
+ */
+export interface RunResult {
+  backend: 'sim' | 'workers';
+  policy: string;
+  mix: string;
+  seed: number;
+  /** Guest cycles over the capacity of every hyperthread that has a vCPU pinned (offline ones count). */
+  guestShare: number;
+  /** 1 - guestShare / guestShare(none), filled in by a comparison; null for a lone run. */
+  overheadVsNone: number | null;
+  /** Workload exits (drawn from the mix, or injected interrupts); kick exits are counted apart. */
+  exits: number;
+  kickExits: number;
+  isolatedExitShare: number;
+  switchesToFullPer1kExits: number;
+  kicksPer1kExits: number;
+  heldCycles: number;
+  flushes: number;
+  bufferClears: number;
+  faultsByHandler: Record<string, number>;
+  violations: ViolationCounts;
+  violationRecords: Violation[];
+  faultReports: FaultReport[];
+  /** Guest steps (and cycles) run while a sibling was in full or vmm: asi-ipi-only's exposure window. */
+  exposure: { guestSteps: number; cycles: number };
+  elapsedCycles: number;
+  steps: number;
+  deadlocked: boolean;
+  /** Hash of the whole event trace (sim: identical for the same config and seed). */
+  traceHash: string;
+  wallSeconds: number;
+  perThread: ThreadResult[];
+}
+
+export interface ThreadResult {
+  thread: number;
+  vmId: number;
+  vcpu: number;
+  clockCycles: number;
+  guestCycles: number;
+  isolatedCycles: number;
+  fullCycles: number;
+  heldCycles: number;
+  idleCycles: number;
+  vmmCycles: number;
+  exits: number;
+  kicksSent: number;
+  kicksReceived: number;
+  switchesToFull: number;
+  steps: number;
+}
+
+export interface CollectInput {
+  backend: 'sim' | 'workers';
+  machine: Machine;
+  policy: Policy;
+  config: RunConfig;
+  threads: Hyperthread[];
+  monitor: Monitor;
+  log: EventLog | null;
+  steps: number;
+  deadlocked: boolean;
+  wallSeconds: number;
+}
+
+export function threadResult(machine: Machine, thread: number): ThreadResult {
+  const base = machine.layout.sections.threadStats.offsetI32 / 2 + thread * ThreadStat.count;
+  const stat = (index: number) => machine.f64[base + index];
+  const mode = (code: number) => stat(ThreadStat.modeCyclesBase + code);
+  const pinned = machine.pinning.findIndex((pins) => pins.includes(thread));
+  return {
+    thread,
+    vmId: pinned,
+    vcpu: pinned >= 0 ? machine.pinning[pinned].indexOf(thread) : -1,
+    clockCycles: stat(ThreadStat.clockCycles),
+    guestCycles: mode(Mode.guest),
+    isolatedCycles: mode(Mode.isolated),
+    fullCycles: mode(Mode.full),
+    heldCycles: mode(Mode.held),
+    idleCycles: mode(Mode.idle),
+    vmmCycles: mode(Mode.vmm),
+    exits: stat(ThreadStat.exits),
+    kicksSent: stat(ThreadStat.kicksSent),
+    kicksReceived: stat(ThreadStat.kicksReceived),
+    switchesToFull: stat(ThreadStat.switchesToFull),
+    steps: stat(ThreadStat.steps),
+  };
+}
+
+export function collectResult(input: CollectInput): RunResult {
+  const { machine, monitor } = input;
+  const vcpuThreads = machine.pinning.flat();
+  const perThread = vcpuThreads.map((thread) => threadResult(machine, thread));
+  const sum = (pick: (stats: ThreadResult) => number) =>
+    perThread.reduce((total, stats) => total + pick(stats), 0);
+  const statSum = (index: number) => {
+    let total = 0;
+    for (const thread of vcpuThreads)
+      total +=
+        machine.f64[machine.layout.sections.threadStats.offsetI32 / 2 + thread * ThreadStat.count + index];
+    return total;
+  };
+  const elapsed = Math.max(...perThread.map((stats) => stats.clockCycles), 1);
+  const kickExits = sum((stats) => stats.kicksReceived);
+  const exits = sum((stats) => stats.exits) - kickExits;
+  const perExit = (value: number) => (exits > 0 ? (value * 1000) / exits : 0);
+  const faultsByHandler: Record<string, number> = {};
+  exitCatalogue.forEach((spec, reason) => {
+    const faults = statSum(ThreadStat.faultsByReasonBase + reason);
+    if (faults > 0) faultsByHandler[spec.name] = faults;
+  });
+  return {
+    backend: input.backend,
+    policy: input.policy.name,
+    mix: input.config.workload.mix.name,
+    seed: input.config.run.seed,
+    guestShare: sum((stats) => stats.guestCycles) / (vcpuThreads.length * elapsed),
+    overheadVsNone: null,
+    exits,
+    kickExits,
+    isolatedExitShare: exits > 0 ? Math.max(0, statSum(ThreadStat.exitsIsolatedOnly) - kickExits) / exits : 0,
+    switchesToFullPer1kExits: perExit(sum((stats) => stats.switchesToFull)),
+    kicksPer1kExits: perExit(sum((stats) => stats.kicksSent)),
+    heldCycles: sum((stats) => stats.heldCycles),
+    flushes: statSum(ThreadStat.l1dFlushes),
+    bufferClears: statSum(ThreadStat.bufferClears),
+    faultsByHandler,
+    violations: { ...monitor.counts },
+    violationRecords: monitor.records,
+    faultReports: monitor.faults,
+    exposure: { guestSteps: monitor.exposureGuestSteps, cycles: monitor.exposureCycles },
+    elapsedCycles: elapsed,
+    steps: input.steps,
+    deadlocked: input.deadlocked,
+    traceHash: input.log?.hash() ?? '',
+    wallSeconds: input.wallSeconds,
+    perThread,
+  };
+}

@@ -1,0 +1,160 @@
+import { assert } from '../../assert.js';
+import type { RunConfig } from '../../config/run-config.js';
+import { type Environment, Hyperthread, Step } from '../../cpu/hyperthread.js';
+import { EventLog } from '../../invariants/event-log.js';
+import { Monitor } from '../../invariants/monitor.js';
+import { createMachine, type Machine } from '../../machine.js';
+import type { Policy } from '../../policy/policy.js';
+import { collectResult, type RunResult } from '../result.js';
+import { Prng } from './prng.js';
+
+/**
+ * The `sim` backend: a discrete-event scheduler in one thread (DESIGN.md "Two backends"). The thread
+ * with the lowest virtual time steps next; a thread that waits is parked on its word until a notify
+ * changes it (then its clock jumps to the notifier's) or its deadline comes. Every random choice comes
+ * from one seeded PRNG, so the same config and seed give the same event trace, byte for byte.
+ */
+export interface SimOptions {
+  /** Keep every event (for Perfetto traces and replay output). */
+  keepEvents?: boolean;
+  /** A machine built earlier from the same machine config, reused after a reset. */
+  machine?: Machine;
+  /** Called every `progressEvery` steps with the workload exits so far. */
+  onProgress?: (exits: number) => void;
+}
+
+const stepsPerExitMax = 100_000;
+const watchdogEverySteps = 1024;
+
+export function runSim(config: RunConfig, policy: Policy, options: SimOptions = {}): RunResult {
+  const machine = options.machine ?? createMachine(config.machine, { concurrent: false });
+  if (options.machine) machine.resetDynamicState();
+  const prng = new Prng(config.run.seed);
+  const log = new EventLog(64, options.keepEvents ?? false);
+  const monitor = new Monitor(machine, log);
+
+  // nosmt: only sibling 0 of each core runs its vCPU; the others stay offline.
+  const running = new Set<number>();
+  for (const pins of machine.pinning) {
+    for (const thread of pins) if (policy.smt || thread % machine.config.smt === 0) running.add(thread);
+  }
+  const order = [...running].sort((a, b) => a - b);
+  const count = order.length;
+  const blocked = new Uint8Array(count);
+  const waitIndex = new Int32Array(count);
+  const waitValue = new Int32Array(count);
+  const deadline = new Float64Array(count);
+  const waitStart = new Float64Array(count);
+  const livenessReported = new Uint8Array(count);
+  let current = 0;
+
+  const env: Environment = {
+    random: () => prng.random(),
+    ipiVisible: (now, deliverAt) => now >= deliverAt,
+    notify: (index) => {
+      for (let t = 0; t < count; t++) {
+        if (blocked[t] && waitIndex[t] === index && machine.i32[index] !== waitValue[t]) {
+          blocked[t] = 0;
+          threads[t].advanceTo(threads[current].clockCycles);
+        }
+      }
+    },
+  };
+  const threads = order.map(
+    (thread) =>
+      new Hyperthread(machine, thread, policy, config.costs, config.workload, monitor, env, running),
+  );
+
+  const exitsTarget = config.run.exits;
+  const stepsMax = exitsTarget * stepsPerExitMax;
+  let steps = 0;
+  let exitsDone = 0;
+  let deadlocked = false;
+  while (exitsDone < exitsTarget && steps < stepsMax) {
+    let best = -1;
+    let bestTime = Number.POSITIVE_INFINITY;
+    for (let t = 0; t < count; t++) {
+      const time = blocked[t] ? deadline[t] : threads[t].clockCycles;
+      if (time < bestTime) {
+        bestTime = time;
+        best = t;
+      }
+    }
+    if (best < 0) {
+      // Every thread waits and none has a deadline: a deadlock (INV-9).
+      for (let t = 0; t < count; t++) {
+        monitor.recordLiveness(
+          threads[t],
+          `deadlock: every thread waits (ht${threads[t].thread} on word ${waitIndex[t]})`,
+          threads[t].clockCycles,
+        );
+      }
+      deadlocked = true;
+      break;
+    }
+    if (config.run.maxCycles > 0 && bestTime > config.run.maxCycles) break;
+    const thread = threads[best];
+    if (blocked[best]) {
+      blocked[best] = 0;
+      thread.advanceTo(deadline[best]);
+    }
+    current = best;
+    const result = thread.step();
+    steps++;
+    if (result === Step.wait && machine.i32[thread.waitIndex] === thread.waitValue) {
+      blocked[best] = 1;
+      waitIndex[best] = thread.waitIndex;
+      waitValue[best] = thread.waitValue;
+      deadline[best] = thread.waitDeadlineCycles;
+      waitStart[best] = thread.clockCycles;
+      livenessReported[best] = 0;
+    }
+    if (config.run.jitterCycles > 0) thread.spend(prng.int(config.run.jitterCycles + 1));
+    exitsDone = monitor.workloadExits;
+    if ((steps & (watchdogEverySteps - 1)) === 0) {
+      watchdog(threads, blocked, deadline, waitStart, livenessReported, monitor, config.run.waitBoundCycles);
+    }
+    if (config.run.stopOnViolation && monitor.total > 0) break;
+    if (options.onProgress && (steps & 0xffff) === 0) options.onProgress(exitsDone);
+  }
+  watchdog(threads, blocked, deadline, waitStart, livenessReported, monitor, config.run.waitBoundCycles);
+  assert(steps < stepsMax || deadlocked || monitor.total > 0, `sim made no progress in ${stepsMax} steps`);
+  return collectResult({
+    backend: 'sim',
+    machine,
+    policy,
+    config,
+    threads,
+    monitor,
+    log,
+    steps,
+    deadlocked,
+    wallSeconds: 0,
+  });
+}
+
+/** INV-9: a wait with no deadline that has lasted longer than the bound, measured in virtual time. */
+function watchdog(
+  threads: Hyperthread[],
+  blocked: Uint8Array,
+  deadline: Float64Array,
+  waitStart: Float64Array,
+  reported: Uint8Array,
+  monitor: Monitor,
+  boundCycles: number,
+): void {
+  let now = Number.POSITIVE_INFINITY;
+  for (let t = 0; t < threads.length; t++) if (!blocked[t]) now = Math.min(now, threads[t].clockCycles);
+  if (!Number.isFinite(now)) return;
+  for (let t = 0; t < threads.length; t++) {
+    if (!blocked[t] || reported[t] || Number.isFinite(deadline[t])) continue;
+    if (now - waitStart[t] > boundCycles) {
+      reported[t] = 1;
+      monitor.recordLiveness(
+        threads[t],
+        `waited ${Math.round(now - waitStart[t])} cycles (bound ${boundCycles}): lost wake-up or starvation`,
+        now,
+      );
+    }
+  }
+}

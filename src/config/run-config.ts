@@ -1,0 +1,66 @@
+import { z } from 'zod';
+import { type CostModel, parseCostModel } from '../cpu/costs.js';
+import { ConfigError } from '../errors.js';
+import { type MachineConfig, parseMachineConfig } from './machine-config.js';
+import { configErrorFromZod } from './schema-error.js';
+import { parseWorkload, type Workload } from './workload.js';
+
+/**
+ * A run: how long, which seed, and the watchdog's bound. With `machine`, `workload` and `costs`, this
+ * is the whole config file (`asi-emu config init` writes a commented example).
+ */
+export const runSchema = z
+  .object({
+    /** Stop when the vCPUs have taken this many workload exits (kick exits not counted). */
+    exits: z.number().int().min(1, 'run.exits must be at least 1').max(100_000_000).default(20000),
+    seed: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).default(1),
+    /** Stop at this virtual time whatever the exits (0: no limit). */
+    maxCycles: z.number().min(0).default(0),
+    /** INV-9: a wait longer than this many virtual cycles is a liveness violation. */
+    waitBoundCycles: z.number().min(1000).default(10_000_000),
+    /** Random extra cycles after each step (0..jitter), so interleavings differ by seed. */
+    jitterCycles: z.number().int().min(0).max(1_000_000).default(16),
+    /** Stop at the first violation (the fuzzer does). */
+    stopOnViolation: z.boolean().default(false),
+  })
+  .strict();
+
+export type RunSettings = z.output<typeof runSchema>;
+
+export interface RunConfig {
+  machine: MachineConfig;
+  workload: Workload;
+  costs: CostModel;
+  run: RunSettings;
+}
+
+export interface RunConfigInput {
+  machine?: unknown;
+  workload?: unknown;
+  costs?: unknown;
+  run?: unknown;
+}
+
+export function parseRunSettings(input: unknown): RunSettings {
+  const parsed = runSchema.safeParse(input ?? {});
+  if (!parsed.success) throw configErrorFromZod(parsed.error, 'run');
+  return parsed.data;
+}
+
+/** Validates a whole config (each part names its own fields in errors). */
+export function parseRunConfig(input: RunConfigInput = {}): RunConfig {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) {
+    throw new ConfigError(
+      'config',
+      'a JSON object with optional machine, workload, costs, run and policy fields',
+      input,
+    );
+  }
+  const machine = parseMachineConfig(input.machine ?? {});
+  return {
+    machine,
+    workload: parseWorkload(input.workload ?? {}, machine.cores * machine.smt),
+    costs: parseCostModel(input.costs ?? {}),
+    run: parseRunSettings(input.run ?? {}),
+  };
+}

@@ -1,0 +1,342 @@
+import type { RegionKind } from '../memory/regions.js';
+
+/**
+ * The exit catalogue: each VM exit reason with its handler program(s), following KVM's VMX handlers
+ * (arch/x86/kvm/vmx/vmx.c `kvm_vmx_exit_handlers`, the fastpath handlers, and arch/x86/kvm/x86.c).
+ * Exit reason numbers are VMX basic exit reasons (arch/x86/include/uapi/asm/vmx.h).
+ *
+ * A handler program is memory accesses to named regions, compute, and one action at the end. Whether
+ * a handler needs the full kernel address space is NOT declared anywhere: it follows from the page
+ * tables, when one of its accesses misses in kvm:N (DESIGN.md "Exits"). Regions are resolved for the
+ * exiting vCPU: per-VM regions to its VM, per-vCPU regions to itself, per-thread regions to its
+ * hyperthread.
+ *
+ * Where a handler has several paths (EPT violation fast path vs. page allocation), `variants` carry
+ * weights; the weights are assumptions of this model, stated with each, and overridable in a mix by
+ * naming the variant (`EPT_VIOLATION:alloc`).
+ */
+export type HandlerOp =
+  | { op: 'access'; region: RegionKind; offsetBytes: number; bytes: number; write: boolean }
+  | { op: 'compute'; cycles: number };
+
+/**
+ * What the handler ends with:
+ * - `resume`: back into the guest;
+ * - `vmm`: exit to the VMM in userspace (KVM_RUN returns), which handles it and calls KVM_RUN again;
+ * - `halt`: the vCPU blocks until a timer or an IPI wakes it;
+ * - `ipi`: send an IPI to another vCPU of the VM (waking it if halted), then resume.
+ */
+export type HandlerAction = 'resume' | 'vmm' | 'halt' | 'ipi';
+
+export interface HandlerVariant {
+  name: string;
+  weight: number;
+  ops: HandlerOp[];
+  action: HandlerAction;
+  /** Cycles spent in the VMM for `vmm` actions. */
+  vmmCycles?: number;
+  /** The KVM function this path follows. */
+  kvmPath: string;
+}
+
+export interface ExitReasonSpec {
+  name: string;
+  /** VMX basic exit reason number. */
+  vmxCode: number;
+  variants: HandlerVariant[];
+  /** Why the variants and their weights are what they are. */
+  note?: string;
+}
+
+const access = (region: RegionKind, offsetBytes = 0, bytes = 64, write = false): HandlerOp => ({
+  op: 'access',
+  region,
+  offsetBytes,
+  bytes,
+  write,
+});
+const compute = (cycles: number): HandlerOp => ({ op: 'compute', cycles });
+
+/** The loaded VMCS and the vCPU's register file: every handler reads them. */
+const vcpuState = [access('vcpu-struct', 0, 256), access('percpu-kvm', 0, 64)];
+
+export const exitCatalogue: readonly ExitReasonSpec[] = [
+  {
+    name: 'EXCEPTION_NMI',
+    vmxCode: 0,
+    variants: [
+      {
+        name: 'host-nmi',
+        weight: 1,
+        // A host NMI (perf sampling) taken while in the guest: the NMI handler reads perf's per-CPU
+        // state, which is host data.
+        ops: [
+          ...vcpuState,
+          access('irq-stack', 0, 256, true),
+          access('percpu', 512, 256, true),
+          compute(800),
+        ],
+        action: 'resume',
+        kvmPath: 'handle_exception_nmi_irqoff -> exc_nmi -> perf_event_nmi_handler',
+      },
+    ],
+  },
+  {
+    name: 'EXTERNAL_INTERRUPT',
+    vmxCode: 1,
+    variants: [
+      {
+        name: 'device',
+        weight: 1,
+        // A host device interrupt: the driver's handler touches host data (network buffers in the page
+        // cache, the per-CPU softirq state).
+        ops: [
+          ...vcpuState,
+          access('irq-stack', 0, 256, true),
+          access('percpu', 0, 256, true),
+          access('page-cache', 0, 512),
+          compute(1500),
+        ],
+        action: 'resume',
+        kvmPath: 'handle_external_interrupt_irqoff -> common_interrupt -> driver',
+      },
+      {
+        name: 'kick',
+        weight: 0,
+        // The ASI sibling kick: its vector only makes the vCPU exit; the handler touches nothing secret.
+        ops: [...vcpuState, access('irq-stack', 0, 64, true), compute(100)],
+        action: 'resume',
+        kvmPath: 'handle_external_interrupt_irqoff -> reschedule-like kick vector',
+      },
+    ],
+    note: "'kick' is the exit a sibling kick causes; mixes draw 'device'.",
+  },
+  {
+    name: 'PENDING_INTERRUPT',
+    vmxCode: 7,
+    variants: [
+      {
+        name: 'window',
+        weight: 1,
+        ops: [...vcpuState, compute(150)],
+        action: 'resume',
+        kvmPath: 'handle_interrupt_window',
+      },
+    ],
+  },
+  {
+    name: 'CPUID',
+    vmxCode: 10,
+    variants: [
+      {
+        name: 'emulate',
+        weight: 1,
+        ops: [...vcpuState, access('vm-struct', 1024, 256), compute(300)],
+        action: 'resume',
+        kvmPath: 'kvm_emulate_cpuid -> kvm_cpuid (vcpu->arch.cpuid_entries)',
+      },
+    ],
+  },
+  {
+    name: 'HLT',
+    vmxCode: 12,
+    variants: [
+      {
+        name: 'halt',
+        weight: 1,
+        ops: [...vcpuState, access('vcpu-struct', 4096, 128, true), compute(200)],
+        action: 'halt',
+        kvmPath: 'kvm_emulate_halt -> kvm_vcpu_halt (halt-polling, then block)',
+      },
+    ],
+    note: 'The blocked vCPU is modelled as the idle loop, which touches no secrets; the wake path re-enters through isolation.',
+  },
+  {
+    name: 'VMCALL',
+    vmxCode: 18,
+    variants: [
+      {
+        name: 'send-ipi',
+        weight: 1,
+        // KVM_HC_SEND_IPI / KVM_HC_KICK_CPU: PV IPIs between vCPUs of this VM.
+        ops: [
+          ...vcpuState,
+          access('vm-struct', 2048, 128),
+          access('vcpu-struct', 4096, 64, true),
+          compute(400),
+        ],
+        action: 'ipi',
+        kvmPath: 'kvm_emulate_hypercall -> kvm_pv_send_ipi / kvm_pv_kick_cpu_op',
+      },
+    ],
+  },
+  {
+    name: 'IO_INSTRUCTION',
+    vmxCode: 30,
+    variants: [
+      {
+        name: 'in-kernel',
+        weight: 0.3,
+        ops: [...vcpuState, access('io-bus', 0, 128), compute(600)],
+        action: 'resume',
+        kvmPath: 'handle_io -> kernel_pio -> kvm_io_bus_read (PIT, PIC)',
+      },
+      {
+        name: 'userspace',
+        weight: 0.7,
+        ops: [...vcpuState, access('io-bus', 0, 128), compute(300)],
+        action: 'vmm',
+        vmmCycles: 20000,
+        kvmPath: 'handle_io -> KVM_EXIT_IO to the VMM (serial, virtio legacy PIO)',
+      },
+    ],
+    note: 'Assumption: 70% of port I/O reaches userspace devices (serial console, legacy virtio).',
+  },
+  {
+    name: 'MSR_WRITE',
+    vmxCode: 32,
+    variants: [
+      {
+        name: 'fastpath',
+        weight: 1,
+        // TSC deadline timer and x2APIC ICR writes: handled with IRQs off in the fast path.
+        ops: [...vcpuState, access('vcpu-struct', 8192, 128, true), compute(250)],
+        action: 'resume',
+        kvmPath: 'handle_fastpath_set_msr_irqoff (MSR_IA32_TSC_DEADLINE, X2APIC_ICR)',
+      },
+    ],
+  },
+  {
+    name: 'PAUSE',
+    vmxCode: 40,
+    variants: [
+      {
+        name: 'yield',
+        weight: 1,
+        // Pause-loop exiting: look for a preempted vCPU and yield to it; yield_to takes the runqueue
+        // locks, which are host per-CPU data.
+        ops: [...vcpuState, access('vm-struct', 3072, 128), access('percpu', 1024, 128, true), compute(1500)],
+        action: 'resume',
+        kvmPath: 'handle_pause -> kvm_vcpu_on_spin -> kvm_vcpu_yield_to -> yield_to',
+      },
+    ],
+  },
+  {
+    name: 'EOI_INDUCED',
+    vmxCode: 45,
+    variants: [
+      {
+        name: 'eoi',
+        weight: 1,
+        ops: [...vcpuState, access('vcpu-struct', 8192, 64, true), compute(150)],
+        action: 'resume',
+        kvmPath: 'handle_apic_eoi_induced -> kvm_apic_set_eoi_accelerated',
+      },
+    ],
+  },
+  {
+    name: 'EPT_VIOLATION',
+    vmxCode: 48,
+    variants: [
+      {
+        name: 'fast',
+        weight: 0.8,
+        // The page is present in the memslot; only the SPTE is missing or write-protected.
+        ops: [...vcpuState, access('memslots', 0, 256), access('vm-struct', 4096, 256, true), compute(1200)],
+        action: 'resume',
+        kvmPath: 'handle_ept_violation -> kvm_mmu_page_fault -> fast_page_fault / kvm_tdp_mmu_map',
+      },
+      {
+        name: 'alloc',
+        weight: 0.2,
+        // First touch: allocate a page (per-CPU free lists) and fault it in through the VMM's mapping.
+        ops: [
+          ...vcpuState,
+          access('memslots', 0, 256),
+          access('percpu', 2048, 256, true),
+          access('vmm-heap', 0, 128),
+          access('page-cache', 4096, 256),
+          compute(4000),
+        ],
+        action: 'resume',
+        kvmPath: 'kvm_faultin_pfn -> hva_to_pfn -> get_user_pages -> __alloc_pages',
+      },
+    ],
+    note: 'Assumption: 20% of EPT violations allocate (first touch); the rest are fixed up from existing memory.',
+  },
+  {
+    name: 'EPT_MISCONFIG',
+    vmxCode: 49,
+    variants: [
+      {
+        name: 'ioeventfd',
+        weight: 0.6,
+        // Fast MMIO to an ioeventfd (virtio notify): signalling the eventfd wakes a host thread.
+        ops: [...vcpuState, access('io-bus', 512, 128), access('percpu', 3072, 128, true), compute(900)],
+        action: 'resume',
+        kvmPath: 'handle_ept_misconfig -> kvm_io_bus_write -> ioeventfd_write -> eventfd_signal',
+      },
+      {
+        name: 'userspace',
+        weight: 0.4,
+        ops: [...vcpuState, access('io-bus', 512, 128), compute(400)],
+        action: 'vmm',
+        vmmCycles: 25000,
+        kvmPath: 'handle_ept_misconfig -> emulate MMIO -> KVM_EXIT_MMIO to the VMM',
+      },
+    ],
+    note: 'Assumption: 60% of MMIO exits are virtio notifications to an ioeventfd.',
+  },
+  {
+    name: 'PREEMPTION_TIMER',
+    vmxCode: 52,
+    variants: [
+      {
+        name: 'fastpath',
+        weight: 1,
+        ops: [...vcpuState, access('vcpu-struct', 8192, 128, true), compute(200)],
+        action: 'resume',
+        kvmPath: 'handle_fastpath_preemption_timer -> kvm_lapic_expired_hv_timer',
+      },
+    ],
+  },
+  {
+    name: 'APIC_WRITE',
+    vmxCode: 56,
+    variants: [
+      {
+        name: 'apic',
+        weight: 1,
+        ops: [...vcpuState, access('vcpu-struct', 8192, 128, true), compute(300)],
+        action: 'resume',
+        kvmPath: 'handle_apic_write -> kvm_apic_write_nodecode',
+      },
+    ],
+  },
+  {
+    name: 'MACHINE_CHECK',
+    vmxCode: 41,
+    variants: [
+      {
+        name: 'mce',
+        weight: 1,
+        ops: [
+          ...vcpuState,
+          access('irq-stack', 0, 256, true),
+          access('percpu', 4096, 512, true),
+          access('keys', 0, 64),
+          compute(5000),
+        ],
+        action: 'resume',
+        kvmPath: 'handle_machine_check -> kvm_machine_check -> do_machine_check',
+      },
+    ],
+    note: 'Injected #MC only; never drawn by a mix.',
+  },
+];
+
+export const exitReasonNames = exitCatalogue.map((reason) => reason.name);
+
+export function exitReasonIndex(name: string): number {
+  return exitCatalogue.findIndex((reason) => reason.name === name);
+}

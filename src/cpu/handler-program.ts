@@ -1,0 +1,102 @@
+import { assert } from '../assert.js';
+import { cacheLineBytes, pageBytes } from '../constants.js';
+import type { Machine } from '../machine.js';
+import type { Region } from '../memory/regions.js';
+import { type ExitReasonSpec, exitCatalogue } from './exits.js';
+
+/**
+ * Handler programs compiled for one hyperthread: region names resolved to the instance this vCPU
+ * uses (its VM, itself, its hyperthread) and to the kernel VA the handler reaches it through, in flat
+ * typed arrays so the state machine's hot path allocates nothing.
+ */
+export const OpKind = { compute: 0, access: 1 } as const;
+
+export interface CompiledVariant {
+  name: string;
+  reason: number;
+  variant: number;
+  action: 'resume' | 'vmm' | 'halt' | 'ipi';
+  vmmCycles: number;
+  /** The exit a sibling kick causes (not a workload exit). */
+  isKick: boolean;
+  kinds: Int32Array;
+  /** access: first byte VA; compute: 0. */
+  vas: Float64Array;
+  /** access: lines touched; compute: cycles. */
+  amounts: Int32Array;
+  writes: Uint8Array;
+}
+
+export interface CompiledCatalogue {
+  /** [reason][variant] */
+  variants: CompiledVariant[][];
+  /** Cumulative variant weights per reason, for drawing a variant. */
+  variantCumulative: Float64Array[];
+}
+
+function regionInstance(machine: Machine, kind: string, thread: number, vmId: number, vcpu: number): Region {
+  const candidates = [kind, `${kind}:${vmId}`, `${kind}:${vmId}/${vcpu}`, `${kind}/${thread}`];
+  for (const name of candidates) {
+    const region = machine.plan.regions.find((candidate) => candidate.name === name);
+    if (region) return region;
+  }
+  assert(false, `no instance of region ${kind} for thread ${thread} (vm ${vmId}, vcpu ${vcpu})`);
+}
+
+export function compileCatalogue(
+  machine: Machine,
+  thread: number,
+  vmId: number,
+  vcpu: number,
+  catalogue: readonly ExitReasonSpec[] = exitCatalogue,
+): CompiledCatalogue {
+  const variants: CompiledVariant[][] = [];
+  const variantCumulative: Float64Array[] = [];
+  catalogue.forEach((spec, reason) => {
+    const compiled: CompiledVariant[] = [];
+    const cumulative = new Float64Array(spec.variants.length);
+    const total = spec.variants.reduce((sum, variant) => sum + variant.weight, 0);
+    let running = 0;
+    spec.variants.forEach((variant, variantIndex) => {
+      const count = variant.ops.length;
+      const kinds = new Int32Array(count);
+      const vas = new Float64Array(count);
+      const amounts = new Int32Array(count);
+      const writes = new Uint8Array(count);
+      variant.ops.forEach((op, i) => {
+        if (op.op === 'compute') {
+          kinds[i] = OpKind.compute;
+          amounts[i] = op.cycles;
+          return;
+        }
+        const region = regionInstance(machine, op.region, thread, vmId, vcpu);
+        assert(
+          op.offsetBytes + op.bytes <= region.frames * pageBytes,
+          `${spec.name}:${variant.name} reaches past region ${region.name} (${op.offsetBytes}+${op.bytes} > ${region.frames * pageBytes})`,
+        );
+        kinds[i] = OpKind.access;
+        vas[i] = machine.regionVa(region) + op.offsetBytes;
+        amounts[i] = Math.max(1, Math.ceil(op.bytes / cacheLineBytes));
+        writes[i] = op.write ? 1 : 0;
+      });
+      running += total > 0 ? variant.weight / total : 0;
+      cumulative[variantIndex] = running;
+      compiled.push({
+        name: `${spec.name}:${variant.name}`,
+        reason,
+        variant: variantIndex,
+        action: variant.action,
+        vmmCycles: variant.vmmCycles ?? 0,
+        isKick: spec.name === 'EXTERNAL_INTERRUPT' && variant.name === 'kick',
+        kinds,
+        vas,
+        amounts,
+        writes,
+      });
+    });
+    if (total > 0) cumulative[cumulative.length - 1] = 1;
+    variants.push(compiled);
+    variantCumulative.push(cumulative);
+  });
+  return { variants, variantCumulative };
+}

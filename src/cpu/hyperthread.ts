@@ -1,0 +1,859 @@
+import { assert } from '../assert.js';
+import type { Workload } from '../config/workload.js';
+import { cacheLineBytes, pageBytes } from '../constants.js';
+import { Mailboxes, type Notifier, Vector } from '../kick/ipi.js';
+import type { Machine } from '../machine.js';
+import { foreignLinesOf } from '../memory/core-view.js';
+import {
+  CoreField,
+  coreFieldIndex,
+  ThreadField,
+  ThreadStat,
+  threadFieldIndex,
+  threadStatIndex,
+} from '../memory/layout.js';
+import { guestSpace, kernelSpace, kvmSpace, vmmSpace } from '../paging/address-space.js';
+import { Access } from '../paging/entry-format.js';
+import { Flush, type Policy, type PolicyView } from '../policy/policy.js';
+import type { CostModel } from './costs.js';
+import { exitCatalogue, exitReasonIndex } from './exits.js';
+import { type CompiledCatalogue, type CompiledVariant, compileCatalogue, OpKind } from './handler-program.js';
+import { type ResolvedMix, resolveMix } from './mixes.js';
+import { Mode, modeOf, stunBit, withMode } from './modes.js';
+
+/**
+ * The hyperthread state machine (DESIGN.md "The model"; issue 3). One vCPU pinned to one hyperthread
+ * runs the vCPU loop:
+ *
+ *   guest ──exit──▶ isolated (kvm:N) ──handler──▶ [access misses in kvm:N: fault] ──▶ leave isolation
+ *     ▲                 │                          (kick? wait? switch to full)  ──▶ full ──▶ isolated
+ *     │                 ├──halt──▶ idle ──timer / IPI──▶ isolated
+ *     │                 └──vmm───▶ leave isolation ──▶ vmm ──KVM_RUN──▶ full ──▶ isolated
+ *     └──── entry: [flush] barrier (held while it says no) ──CAS──▶ [flush] ──▶ guest
+ *
+ * It is written against the machine buffer only and drives no clock of its own: `step()` does one
+ * event and returns Step.ran, or Step.wait with the word and value it waits on (wait while the word
+ * still holds `waitValue`, until `waitDeadlineCycles`). A backend decides who steps next and how a
+ * wait blocks (sim: virtual-time order; workers: spin then Atomics.wait). Nothing here asks which
+ * backend drives it.
+ *
+ * Every mode change is a compare-and-swap of the core-state word (cpu/modes.ts), so a barrier and the
+ * entry it guards are one atomic step, and a sibling's mode is always read atomically.
+ */
+export const Step = { ran: 0, wait: 1 } as const;
+
+/** What a backend gives the state machine: seeded randomness, wake-ups, and how IPI latency shows. */
+export interface Environment extends Notifier {
+  /** Uniform in [0, 1), from the backend's seeded generator. */
+  random(): number;
+  /**
+   * Whether a kick sent to arrive at `deliverAtCycles` is visible to a thread whose clock reads
+   * `nowCycles`. The sim models the IPI's latency in virtual time; the workers backend has real latency.
+   */
+  ipiVisible(nowCycles: number, deliverAtCycles: number): boolean;
+}
+
+/** Events a monitor or trace recorder sees. Observers only watch (STYLE.md: checkers hold no logic). */
+export interface Observer {
+  onModeChange(thread: Hyperthread, from: number, to: number): void;
+  onGuestStep(thread: Hyperthread): void;
+  onEnter(thread: Hyperthread): void;
+  onExit(thread: Hyperthread, variant: CompiledVariant): void;
+  onKick(thread: Hyperthread, target: number): void;
+  onSwitchToFull(thread: Hyperthread, to: number): void;
+  onAccess(thread: Hyperthread, va: number, space: number, pfn: number): void;
+  onFault(thread: Hyperthread, va: number, variant: CompiledVariant): void;
+  onInterrupt(thread: Hyperthread, vector: number): void;
+  onFlush(thread: Hyperthread, bits: number, lines: number): void;
+}
+
+const Phase = {
+  start: 0,
+  entry: 1,
+  barrier: 2,
+  enterCommit: 3,
+  guest: 4,
+  exitKick: 5,
+  exitWait: 6,
+  handler: 7,
+  leave: 8,
+  leaveWait: 9,
+  action: 10,
+  vmm: 11,
+  idle: 12,
+  interrupt: 13,
+  returnIsolated: 14,
+} as const;
+export const phaseNames = Object.keys(Phase);
+
+const interruptVectors = Vector.nmi | Vector.machineCheck | Vector.irq;
+const retriesMax = 1_000_000;
+/** `siblingsOutOrWait` result when the condition holds (distinct from every Step code). */
+const satisfied = -1;
+
+export class Hyperthread implements PolicyView {
+  readonly thread: number;
+  readonly core: number;
+  readonly sibling: number;
+  readonly smt: number;
+  readonly vmId: number;
+  readonly vcpu: number;
+
+  /** Virtual time of this thread, in cycles. */
+  clockCycles = 0;
+  /** The mode this thread last set (its nibble of the core word; only this thread writes it). */
+  mode: number = Mode.offline;
+  phase: number = Phase.start;
+  /** Set by `step` when it returns Step.wait. */
+  waitIndex = 0;
+  waitValue = 0;
+  waitDeadlineCycles = Number.POSITIVE_INFINITY;
+  /** Steps taken (all phases). */
+  steps = 0;
+
+  // PolicyView
+  exitReasonName = '';
+  switchedToFullSinceEntry = false;
+  vmmSinceEntry = false;
+  nmiSinceEntry = false;
+  interruptSinceEntry = false;
+  faultedSinceEntry = false;
+
+  /** The exit being handled. */
+  variant: CompiledVariant | null = null;
+  private opIndex = 0;
+  /** Where `leave` goes (full or vmm) and where it continues afterwards. */
+  private leaveTarget: number = Mode.full;
+  private leaveContinuation: number = Phase.handler;
+  /** Where `returnIsolated` continues. */
+  private returnContinuation: number = Phase.entry;
+  private interruptVector = 0;
+  private interruptContinuation: number = Phase.entry;
+  private stunHeld = false;
+  private entryPathSpent = false;
+  private kickTargetsMask = 0;
+  private ackSeen = 0;
+  private retries = 0;
+
+  private nextExitAtCycles = 0;
+  private nextWakeAtCycles = 0;
+  private nextNmiAtCycles = Number.POSITIVE_INFINITY;
+  private nextMachineCheckAtCycles = Number.POSITIVE_INFINITY;
+  private nextIrqAtCycles = Number.POSITIVE_INFINITY;
+  private injectionCursor = 0;
+  private readonly injections: { atCycles: number; vector: number }[];
+
+  private readonly i32: Int32Array;
+  private readonly f64: Float64Array;
+  private readonly coreIndex: number;
+  private readonly statBase: number;
+  private readonly ackIndex: number;
+  private readonly mailboxes: Mailboxes;
+  private readonly catalogue: CompiledCatalogue;
+  private readonly mix: ResolvedMix;
+  private readonly kickVariant: CompiledVariant;
+  private readonly nmiVariant: CompiledVariant;
+  private readonly machineCheckVariant: CompiledVariant;
+  private readonly irqVariant: CompiledVariant;
+  private readonly guestPages: number;
+  /** Threads running other vCPUs of this VM (wake-IPI targets). */
+  private readonly peers: number[];
+  private readonly siblingThreads: number[];
+
+  constructor(
+    readonly machine: Machine,
+    thread: number,
+    readonly policy: Policy,
+    readonly costs: CostModel,
+    readonly workload: Workload,
+    readonly observer: Observer,
+    readonly env: Environment,
+    runningThreads: ReadonlySet<number>,
+  ) {
+    const { config, layout } = machine;
+    assert(thread >= 0 && thread < layout.threadCount, `thread ${thread} out of range`);
+    this.thread = thread;
+    this.smt = config.smt;
+    this.core = Math.floor(thread / config.smt);
+    this.sibling = thread % config.smt;
+    this.i32 = machine.i32;
+    this.f64 = machine.f64;
+    this.coreIndex = coreFieldIndex(layout, this.core, CoreField.state);
+    this.statBase = threadStatIndex(layout, thread, 0);
+    this.ackIndex = threadFieldIndex(layout, thread, ThreadField.kickAcks);
+    this.mailboxes = new Mailboxes(machine.i32, machine.f64, layout);
+    let vmId = -1;
+    let vcpu = -1;
+    machine.pinning.forEach((pins, vm) => {
+      const index = pins.indexOf(thread);
+      if (index >= 0) {
+        vmId = vm;
+        vcpu = index;
+      }
+    });
+    assert(vmId >= 0, `thread ${thread} runs no vCPU`);
+    this.vmId = vmId;
+    this.vcpu = vcpu;
+    Atomics.store(this.i32, threadFieldIndex(layout, thread, ThreadField.vmId), vmId);
+    Atomics.store(this.i32, threadFieldIndex(layout, thread, ThreadField.vcpu), vcpu);
+    this.catalogue = compileCatalogue(machine, thread, vmId, vcpu);
+    this.mix = resolveMix(workload.mix, 'workload.mix');
+    const variantOf = (reason: string, variant: string) => {
+      const reasonIndex = exitReasonIndex(reason);
+      const found = this.catalogue.variants[reasonIndex].find(
+        (candidate) => candidate.name === `${reason}:${variant}`,
+      );
+      assert(found !== undefined, `catalogue has ${reason}:${variant}`);
+      return found;
+    };
+    this.kickVariant = variantOf('EXTERNAL_INTERRUPT', 'kick');
+    this.nmiVariant = variantOf('EXCEPTION_NMI', 'host-nmi');
+    this.machineCheckVariant = variantOf('MACHINE_CHECK', 'mce');
+    this.irqVariant = variantOf('EXTERNAL_INTERRUPT', 'device');
+    this.guestPages = config.vms[vmId].guestMemoryMiB * ((1024 * 1024) / pageBytes);
+    this.peers = machine.pinning[vmId].filter((other) => other !== thread && runningThreads.has(other));
+    this.siblingThreads = [];
+    for (let sibling = 0; sibling < this.smt; sibling++)
+      this.siblingThreads.push(this.core * this.smt + sibling);
+    const vectorOf = { nmi: Vector.nmi, mc: Vector.machineCheck, irq: Vector.irq } as const;
+    this.injections = workload.injections
+      .filter((injection) => injection.thread === thread)
+      .map((injection) => ({ atCycles: injection.atCycles, vector: vectorOf[injection.vector] }))
+      .sort((a, b) => a.atCycles - b.atCycles);
+    assert(
+      ThreadStat.faultsByReasonBase + exitCatalogue.length <= ThreadStat.count,
+      'fault counters fit the stats record',
+    );
+    if (workload.nmiIntervalCycles > 0) this.nextNmiAtCycles = this.exponential(workload.nmiIntervalCycles);
+    if (workload.machineCheckIntervalCycles > 0)
+      this.nextMachineCheckAtCycles = this.exponential(workload.machineCheckIntervalCycles);
+    if (workload.irqIntervalCycles > 0) this.nextIrqAtCycles = this.exponential(workload.irqIntervalCycles);
+  }
+
+  // ---- PolicyView ---------------------------------------------------------------------------------------
+
+  coreWord(): number {
+    return Atomics.load(this.i32, this.coreIndex);
+  }
+
+  foreignLines(): number {
+    return foreignLinesOf(this.machine, this.core, this.vmId);
+  }
+
+  // ---- statistics ---------------------------------------------------------------------------------------
+
+  stat(stat: number): number {
+    return this.f64[this.statBase + stat];
+  }
+
+  private count(stat: number, amount = 1): void {
+    this.f64[this.statBase + stat] += amount;
+  }
+
+  /** Advances this thread's clock, charging the cycles to its current mode. */
+  spend(cycles: number): void {
+    this.clockCycles += cycles;
+    this.f64[this.statBase + ThreadStat.clockCycles] = this.clockCycles;
+    this.f64[this.statBase + ThreadStat.modeCyclesBase + this.mode] += cycles;
+  }
+
+  /** The backend moves the clock forward after a wait (to the waker's time, or the deadline). */
+  advanceTo(cycles: number): void {
+    if (cycles > this.clockCycles) this.spend(cycles - this.clockCycles);
+  }
+
+  private exponential(meanCycles: number): number {
+    return -Math.log(1 - this.env.random()) * meanCycles;
+  }
+
+  // ---- mode changes: every one a CAS of the core word ------------------------------------------------------
+
+  /** Sets this thread's mode if `allowed(word)` holds for the word it replaces; returns success. */
+  private casMode(to: number, expectedWord: number): boolean {
+    const next = withMode(expectedWord, this.sibling, to);
+    if (Atomics.compareExchange(this.i32, this.coreIndex, expectedWord, next) !== expectedWord) return false;
+    const from = this.mode;
+    this.mode = to;
+    this.env.notify(this.coreIndex);
+    this.observer.onModeChange(this, from, to);
+    return true;
+  }
+
+  /** Sets this thread's mode whatever the siblings do (the CAS only keeps their nibbles intact). */
+  private setMode(to: number): void {
+    for (let attempt = 0; attempt < retriesMax; attempt++) {
+      if (this.casMode(to, this.coreWord())) return;
+    }
+    assert(false, `thread ${this.thread}: core word never settled`);
+  }
+
+  private setStun(on: boolean): void {
+    const bit = stunBit(this.sibling);
+    if (on) Atomics.or(this.i32, this.coreIndex, bit);
+    else Atomics.and(this.i32, this.coreIndex, ~bit);
+    this.stunHeld = on;
+    this.env.notify(this.coreIndex);
+  }
+
+  private wait(index: number, value: number, deadlineCycles = Number.POSITIVE_INFINITY): number {
+    this.waitIndex = index;
+    this.waitValue = value;
+    this.waitDeadlineCycles = deadlineCycles;
+    return Step.wait;
+  }
+
+  // ---- the step ----------------------------------------------------------------------------------------
+
+  step(): number {
+    this.steps++;
+    this.count(ThreadStat.steps);
+    switch (this.phase) {
+      case Phase.start:
+        return this.stepStart();
+      case Phase.entry:
+        return this.stepEntry();
+      case Phase.barrier:
+        return this.stepBarrier();
+      case Phase.enterCommit:
+        return this.stepEnterCommit();
+      case Phase.guest:
+        return this.stepGuest();
+      case Phase.exitKick:
+        return this.stepExitKick();
+      case Phase.exitWait:
+        return this.stepExitWait();
+      case Phase.handler:
+        return this.stepHandler();
+      case Phase.leave:
+        return this.stepLeave();
+      case Phase.leaveWait:
+        return this.stepLeaveWait();
+      case Phase.action:
+        return this.stepAction();
+      case Phase.vmm:
+        return this.stepVmm();
+      case Phase.idle:
+        return this.stepIdle();
+      case Phase.interrupt:
+        return this.stepInterrupt();
+      case Phase.returnIsolated:
+        return this.stepReturnIsolated();
+    }
+    assert(false, `thread ${this.thread}: unknown phase ${this.phase}`);
+  }
+
+  private stepStart(): number {
+    this.machine.tlbs[this.thread].switchTo(kvmSpace(this.vmId));
+    this.setMode(Mode.isolated);
+    this.phase = Phase.entry;
+    return Step.ran;
+  }
+
+  // ---- entry ------------------------------------------------------------------------------------------
+
+  private stepEntry(): number {
+    if (this.policy.flushPoint === 'before-barrier') this.flush(this.policy.flushBeforeEntry(this));
+    this.phase = Phase.barrier;
+    return this.stepBarrier();
+  }
+
+  private stepBarrier(): number {
+    const word = this.coreWord();
+    if (this.policy.mayEnter(word, this)) {
+      if (!this.policy.atomicEntry) {
+        // Planted race: the barrier said yes; the entry path runs (half an exit round trip, as in
+        // `entered`) and commits in a later step, unchecked.
+        this.spend(this.costs.exitRoundTrip / 2);
+        this.entryPathSpent = true;
+        this.phase = Phase.enterCommit;
+        return Step.ran;
+      }
+      if (this.casMode(Mode.guest, word)) return this.entered();
+      return Step.ran; // the word moved: look again
+    }
+    if (this.mode !== Mode.held) {
+      this.casMode(Mode.held, word);
+      return Step.ran;
+    }
+    return this.wait(this.coreIndex, word);
+  }
+
+  private stepEnterCommit(): number {
+    this.setMode(Mode.guest);
+    return this.entered();
+  }
+
+  /** The entry is committed (mode is guest): flush, then VM entry. */
+  private entered(): number {
+    if (this.policy.flushPoint === 'after-barrier') this.flush(this.policy.flushBeforeEntry(this));
+    // A kick still pending from before this entry is stale: the kicker waited for us to leave the guest,
+    // and we did. (Its acknowledgement is not sent: the ack-waiting planted policy depends on that.)
+    this.mailboxes.take(this.thread, Vector.kick);
+    if (!this.entryPathSpent) this.spend(this.costs.exitRoundTrip / 2);
+    this.entryPathSpent = false;
+    this.count(ThreadStat.entries);
+    this.switchedToFullSinceEntry = false;
+    this.vmmSinceEntry = false;
+    this.nmiSinceEntry = false;
+    this.interruptSinceEntry = false;
+    this.faultedSinceEntry = false;
+    this.nextExitAtCycles =
+      this.clockCycles + Math.max(1, this.exponential(this.workload.exitIntervalCycles));
+    this.phase = Phase.guest;
+    this.observer.onEnter(this);
+    return Step.ran;
+  }
+
+  private flush(bits: number): void {
+    if (bits === Flush.none) return;
+    let lines = 0;
+    if (bits & Flush.l1d) {
+      lines += this.machine.l1d[this.core].flush();
+      this.spend(this.costs.l1dFlush);
+      this.count(ThreadStat.l1dFlushes);
+      Atomics.add(this.i32, coreFieldIndex(this.machine.layout, this.core, CoreField.flushCount), 1);
+    }
+    if (bits & Flush.buffers) {
+      lines += this.machine.fillBuffers[this.core].flush();
+      this.spend(this.costs.bufferClear);
+      this.count(ThreadStat.bufferClears);
+    }
+    this.observer.onFlush(this, bits, lines);
+  }
+
+  // ---- the guest ----------------------------------------------------------------------------------------
+
+  /** Raises interrupts whose time has come into this thread's own mailbox. */
+  private arriveInterrupts(): void {
+    const now = this.clockCycles;
+    while (
+      this.injectionCursor < this.injections.length &&
+      this.injections[this.injectionCursor].atCycles <= now
+    ) {
+      this.mailboxes.send(this.thread, this.injections[this.injectionCursor].vector, now, this.env);
+      this.injectionCursor++;
+    }
+    if (now >= this.nextNmiAtCycles) {
+      this.mailboxes.send(this.thread, Vector.nmi, now, this.env);
+      this.nextNmiAtCycles = now + this.exponential(this.workload.nmiIntervalCycles);
+    }
+    if (now >= this.nextMachineCheckAtCycles) {
+      this.mailboxes.send(this.thread, Vector.machineCheck, now, this.env);
+      this.nextMachineCheckAtCycles = now + this.exponential(this.workload.machineCheckIntervalCycles);
+    }
+    if (now >= this.nextIrqAtCycles) {
+      this.mailboxes.send(this.thread, Vector.irq, now, this.env);
+      this.nextIrqAtCycles = now + this.exponential(this.workload.irqIntervalCycles);
+    }
+  }
+
+  private stepGuest(): number {
+    this.arriveInterrupts();
+    const pending = this.mailboxes.pending(this.thread);
+    if (pending !== 0) {
+      if (pending & Vector.nmi) return this.takeExit(this.nmiVariant, Vector.nmi);
+      if (pending & Vector.machineCheck) return this.takeExit(this.machineCheckVariant, Vector.machineCheck);
+      if (pending & Vector.irq) return this.takeExit(this.irqVariant, Vector.irq);
+      if (
+        pending & Vector.kick &&
+        this.env.ipiVisible(
+          this.clockCycles,
+          this.mailboxes.kickSentAt(this.thread) + this.costs.ipiDelivery,
+        ) &&
+        this.policy.exitOnKick(this)
+      ) {
+        this.count(ThreadStat.kicksReceived);
+        return this.takeExit(this.kickVariant, Vector.kick);
+      }
+      // A wake IPI for a running vCPU is a posted interrupt: no exit.
+      if (pending & Vector.wake) this.mailboxes.take(this.thread, Vector.wake);
+    }
+    if (this.clockCycles >= this.nextExitAtCycles) return this.takeExit(this.drawExit(), 0);
+    const cycles = Math.max(
+      1,
+      Math.min(this.workload.guestQuantumCycles, this.nextExitAtCycles - this.clockCycles),
+    );
+    this.touchGuestMemory();
+    this.spend(cycles);
+    this.count(ThreadStat.guestSteps);
+    this.observer.onGuestStep(this);
+    return Step.ran;
+  }
+
+  private touchGuestMemory(): void {
+    const tlb = this.machine.tlbs[this.thread];
+    const space = guestSpace(this.vmId);
+    const workingSet = Math.min(this.workload.guestWorkingSetPages, this.guestPages);
+    const firstPage = (this.vcpu * workingSet) % (this.guestPages - workingSet + 1);
+    for (let i = 0; i < this.workload.guestAccessesPerQuantum; i++) {
+      const page = firstPage + Math.floor(this.env.random() * workingSet);
+      const line = Math.floor(this.env.random() * 64);
+      const pfn = tlb.translate(space, page * pageBytes, Access.read);
+      if (pfn < 0) continue; // an unmapped GPA would be an EPT violation; the mix draws those
+      this.touchLine(pfn, line);
+    }
+  }
+
+  private touchLine(pfn: number, line: number): void {
+    const owner = this.machine.frames.ownerOf(pfn);
+    const hit = this.machine.l1d[this.core].access(pfn, line, owner);
+    if (!hit) this.machine.fillBuffers[this.core].access(pfn, line, owner);
+    this.spend(hit ? this.costs.cacheHit : this.costs.cacheMiss);
+  }
+
+  private drawExit(): CompiledVariant {
+    const u = this.env.random();
+    const { cumulative, reasons, variants } = this.mix;
+    let i = 0;
+    while (i < cumulative.length - 1 && u >= cumulative[i]) i++;
+    const reason = reasons[i];
+    let variant = variants[i];
+    if (variant < 0) {
+      const v = this.env.random();
+      const weights = this.catalogue.variantCumulative[reason];
+      variant = 0;
+      while (variant < weights.length - 1 && v >= weights[variant]) variant++;
+    }
+    return this.catalogue.variants[reason][variant];
+  }
+
+  // ---- exits and handlers ---------------------------------------------------------------------------------
+
+  private takeExit(variant: CompiledVariant, vector: number): number {
+    this.setMode(Mode.isolated);
+    if (vector !== 0) this.mailboxes.take(this.thread, vector);
+    if (vector === Vector.kick) {
+      Atomics.add(this.i32, this.ackIndex, 1);
+      this.env.notify(this.ackIndex);
+    }
+    if (vector === Vector.nmi) this.nmiSinceEntry = true;
+    if (vector !== 0) this.interruptSinceEntry = true;
+    // The VMCS host CR3 is kvm:N under ASI: the exit lands in the isolated address space.
+    this.machine.tlbs[this.thread].switchTo(kvmSpace(this.vmId));
+    this.spend(this.costs.exitRoundTrip / 2);
+    this.count(ThreadStat.exits);
+    this.variant = variant;
+    this.exitReasonName = exitCatalogue[variant.reason].name;
+    this.opIndex = 0;
+    this.observer.onExit(this, variant);
+    this.phase = this.policy.kickOnExit(this) ? Phase.exitKick : Phase.handler;
+    return Step.ran;
+  }
+
+  /** Kicks the siblings the policy names (those in the guest by default). */
+  private sendKicks(): void {
+    const targets = this.policy.kickTargets(this.coreWord(), this);
+    this.kickTargetsMask = targets;
+    if (targets === 0) return;
+    this.ackSeen = 0;
+    for (let sibling = 0; sibling < this.smt; sibling++) {
+      if ((targets & (1 << sibling)) === 0 || sibling === this.sibling) continue;
+      const target = this.siblingThreads[sibling];
+      this.ackSeen += Atomics.load(
+        this.i32,
+        threadFieldIndex(this.machine.layout, target, ThreadField.kickAcks),
+      );
+      this.spend(this.costs.ipiSend);
+      this.mailboxes.send(target, Vector.kick, this.clockCycles, this.env);
+      this.count(ThreadStat.kicksSent);
+      this.observer.onKick(this, target);
+    }
+  }
+
+  private stepExitKick(): number {
+    this.sendKicks();
+    this.retries = 0;
+    this.phase = this.policy.waitForSiblingsOut(this) ? Phase.exitWait : Phase.handler;
+    return Step.ran;
+  }
+
+  /** Sum of the kick acknowledgements of the siblings last kicked. */
+  private acks(): number {
+    let sum = 0;
+    for (let sibling = 0; sibling < this.smt; sibling++) {
+      if ((this.kickTargetsMask & (1 << sibling)) === 0 || sibling === this.sibling) continue;
+      sum += Atomics.load(
+        this.i32,
+        threadFieldIndex(this.machine.layout, this.siblingThreads[sibling], ThreadField.kickAcks),
+      );
+    }
+    return sum;
+  }
+
+  /**
+   * The kicker's wait: returns `satisfied` when the policy's condition holds (siblings out of the
+   * guest, or their acknowledgements), else a Step code after re-kicking a sibling that went back into
+   * the guest with no kick pending, or after setting up a wait on the core word.
+   */
+  private siblingsOutOrWait(): number {
+    if (this.policy.waitFor === 'ack') {
+      if (this.kickTargetsMask === 0 || this.acks() > this.ackSeen) return satisfied;
+      // Planted bug: waits on its own mailbox, which no acknowledgement ever changes.
+      return this.wait(this.mailboxes.index(this.thread), this.mailboxes.pending(this.thread));
+    }
+    const word = this.coreWord();
+    if (this.policy.siblingsOut(word, this)) return satisfied;
+    for (let sibling = 0; sibling < this.smt; sibling++) {
+      if (sibling === this.sibling || modeOf(word, sibling) !== Mode.guest) continue;
+      const target = this.siblingThreads[sibling];
+      if ((this.mailboxes.pending(target) & Vector.kick) === 0) {
+        this.retries++;
+        assert(this.retries < retriesMax, `thread ${this.thread}: sibling ${target} never left the guest`);
+        this.count(ThreadStat.kickRetries);
+        this.spend(this.costs.ipiSend);
+        this.mailboxes.send(target, Vector.kick, this.clockCycles, this.env);
+        this.count(ThreadStat.kicksSent);
+        this.observer.onKick(this, target);
+        return Step.ran;
+      }
+    }
+    return this.wait(this.coreIndex, word);
+  }
+
+  private stepExitWait(): number {
+    const result = this.siblingsOutOrWait();
+    if (result !== satisfied) return result;
+    this.phase = Phase.handler;
+    return Step.ran;
+  }
+
+  private stepHandler(): number {
+    const variant = this.variant;
+    assert(variant !== null, 'a handler runs for an exit');
+    const pending = this.mailboxes.pending(this.thread);
+    if (pending & interruptVectors) return this.beginInterrupt(pending, Phase.handler);
+    if (this.opIndex >= variant.kinds.length) {
+      if (!this.switchedToFullSinceEntry && this.mode === Mode.isolated)
+        this.count(ThreadStat.exitsIsolatedOnly);
+      this.phase = Phase.action;
+      return Step.ran;
+    }
+    const op = this.opIndex;
+    if (variant.kinds[op] === OpKind.compute) {
+      this.spend(variant.amounts[op]);
+      this.opIndex++;
+      return Step.ran;
+    }
+    const space = this.machine.tlbs[this.thread].cr3;
+    const access = variant.writes[op] ? Access.write : Access.read;
+    const tlb = this.machine.tlbs[this.thread];
+    const firstVa = variant.vas[op];
+    for (let line = 0; line < variant.amounts[op]; line++) {
+      const va = firstVa + line * cacheLineBytes;
+      const pfn = tlb.translate(space, va, access);
+      if (pfn < 0) {
+        // INV-7: reported (handler, VA) and handled by a switch to the full address space; the op is
+        // retried there.
+        this.count(ThreadStat.faults);
+        this.count(ThreadStat.faultsByReasonBase + variant.reason);
+        this.faultedSinceEntry = true;
+        this.spend(this.costs.pageFault);
+        this.observer.onFault(this, va, variant);
+        return this.beginLeave(Mode.full, Phase.handler);
+      }
+      this.observer.onAccess(this, va, space, pfn);
+      this.touchLine(pfn, Math.floor((va % pageBytes) / cacheLineBytes));
+    }
+    this.opIndex++;
+    return Step.ran;
+  }
+
+  // ---- leaving isolation --------------------------------------------------------------------------------
+
+  private beginLeave(target: number, continuation: number): number {
+    this.leaveTarget = target;
+    this.leaveContinuation = continuation;
+    this.phase = Phase.leave;
+    return Step.ran;
+  }
+
+  private stepLeave(): number {
+    if (this.mode !== Mode.isolated) {
+      // Already out of isolation (full, after a fault): no sibling can be in the guest under a policy
+      // that waited; move on to the target.
+      if (this.mode !== this.leaveTarget) this.setMode(this.leaveTarget);
+      return this.switched(false);
+    }
+    if (this.policy.stun && !this.stunHeld) this.setStun(true);
+    if (this.policy.kickBeforeFull(this)) this.sendKicks();
+    this.retries = 0;
+    if (this.policy.waitForSiblingsOut(this)) {
+      this.phase = Phase.leaveWait;
+      return Step.ran;
+    }
+    this.setMode(this.leaveTarget);
+    return this.switched(true);
+  }
+
+  private stepLeaveWait(): number {
+    const result = this.siblingsOutOrWait();
+    if (result !== satisfied) return result;
+    if (this.policy.waitFor === 'ack') {
+      this.setMode(this.leaveTarget);
+      return this.switched(true);
+    }
+    // Switch only if the word that satisfied the condition still stands (one CAS).
+    const word = this.coreWord();
+    if (!this.policy.siblingsOut(word, this) || !this.casMode(this.leaveTarget, word)) return Step.ran;
+    return this.switched(true);
+  }
+
+  private switched(fromIsolated: boolean): number {
+    const space = this.leaveTarget === Mode.vmm ? vmmSpace(this.vmId) : kernelSpace;
+    if (this.machine.tlbs[this.thread].cr3 !== space) {
+      this.machine.tlbs[this.thread].switchTo(space);
+      this.spend(this.machine.config.pcid ? this.costs.cr3WithPcid : this.costs.cr3WithoutPcid);
+    }
+    if (this.leaveTarget === Mode.full) {
+      if (fromIsolated) this.count(ThreadStat.switchesToFull);
+      this.switchedToFullSinceEntry = true;
+    } else {
+      this.vmmSinceEntry = true;
+    }
+    if (fromIsolated) this.observer.onSwitchToFull(this, this.leaveTarget);
+    if (fromIsolated && this.policy.kickAfterFull(this)) this.sendKicks();
+    this.phase = this.leaveContinuation;
+    return Step.ran;
+  }
+
+  // ---- interrupts arriving in isolation (INV-8) -------------------------------------------------------------
+
+  private beginInterrupt(pending: number, continuation: number): number {
+    this.interruptVector =
+      pending & Vector.nmi ? Vector.nmi : pending & Vector.machineCheck ? Vector.machineCheck : Vector.irq;
+    this.interruptContinuation = continuation;
+    if (this.mode === Mode.full) {
+      this.phase = Phase.interrupt;
+      return Step.ran;
+    }
+    return this.beginLeave(Mode.full, Phase.interrupt);
+  }
+
+  /** Runs the interrupt's handler (in full), then returns to isolation and continues. */
+  private stepInterrupt(): number {
+    const vector = this.interruptVector;
+    this.mailboxes.take(this.thread, vector);
+    const variant =
+      vector === Vector.nmi
+        ? this.nmiVariant
+        : vector === Vector.machineCheck
+          ? this.machineCheckVariant
+          : this.irqVariant;
+    this.observer.onInterrupt(this, vector);
+    this.count(ThreadStat.interruptsHandled);
+    if (vector === Vector.nmi) this.nmiSinceEntry = true;
+    this.interruptSinceEntry = true;
+    const tlb = this.machine.tlbs[this.thread];
+    for (let op = 0; op < variant.kinds.length; op++) {
+      if (variant.kinds[op] === OpKind.compute) {
+        this.spend(variant.amounts[op]);
+        continue;
+      }
+      for (let line = 0; line < variant.amounts[op]; line++) {
+        const va = variant.vas[op] + line * cacheLineBytes;
+        const pfn = tlb.translate(tlb.cr3, va, variant.writes[op] ? Access.write : Access.read);
+        assert(pfn >= 0, `thread ${this.thread}: interrupt handler access faulted in ${tlb.cr3}`);
+        this.observer.onAccess(this, va, tlb.cr3, pfn);
+        this.touchLine(pfn, Math.floor((va % pageBytes) / cacheLineBytes));
+      }
+    }
+    this.returnContinuation = this.interruptContinuation;
+    this.phase = Phase.returnIsolated;
+    return Step.ran;
+  }
+
+  // ---- the end of a handler ---------------------------------------------------------------------------------
+
+  private stepAction(): number {
+    const variant = this.variant;
+    assert(variant !== null, 'an action ends a handler');
+    switch (variant.action) {
+      case 'resume':
+        break;
+      case 'ipi': {
+        if (this.peers.length > 0) {
+          const target = this.peers[Math.floor(this.env.random() * this.peers.length)];
+          this.spend(this.costs.ipiSend);
+          this.mailboxes.send(target, Vector.wake, this.clockCycles, this.env);
+        }
+        break;
+      }
+      case 'halt':
+        if (this.mode === Mode.full) {
+          // Back into isolation first; the action runs again from there.
+          this.returnContinuation = Phase.action;
+          this.phase = Phase.returnIsolated;
+          return Step.ran;
+        }
+        this.count(ThreadStat.halts);
+        this.setMode(Mode.idle);
+        this.nextWakeAtCycles = this.clockCycles + Math.max(1, this.exponential(this.workload.idleCycles));
+        this.phase = Phase.idle;
+        return Step.ran;
+      case 'vmm':
+        this.count(ThreadStat.vmmExits);
+        this.variant = variant;
+        return this.beginLeave(Mode.vmm, Phase.vmm);
+    }
+    if (this.mode === Mode.full) {
+      this.returnContinuation = Phase.entry;
+      this.phase = Phase.returnIsolated;
+      return Step.ran;
+    }
+    this.phase = Phase.entry;
+    return Step.ran;
+  }
+
+  private stepVmm(): number {
+    const variant = this.variant;
+    assert(variant !== null && this.mode === Mode.vmm, 'the VMM runs for an exit');
+    this.spend(variant.vmmCycles);
+    // KVM_RUN again: back into the kernel, then into isolation.
+    this.setMode(Mode.full);
+    this.machine.tlbs[this.thread].switchTo(kernelSpace);
+    this.spend(this.machine.config.pcid ? this.costs.cr3WithPcid : this.costs.cr3WithoutPcid);
+    this.returnContinuation = Phase.entry;
+    this.phase = Phase.returnIsolated;
+    return Step.ran;
+  }
+
+  private stepReturnIsolated(): number {
+    this.setMode(Mode.isolated);
+    this.machine.tlbs[this.thread].switchTo(kvmSpace(this.vmId));
+    this.spend(this.machine.config.pcid ? this.costs.cr3WithPcid : this.costs.cr3WithoutPcid);
+    if (this.stunHeld) {
+      // asi-stun: flush what the full-kernel episode left, then let the siblings back in.
+      this.flush(this.policy.flushBeforeEntry(this));
+      this.setStun(false);
+    }
+    this.phase = this.returnContinuation;
+    return Step.ran;
+  }
+
+  // ---- idle --------------------------------------------------------------------------------------------
+
+  private stepIdle(): number {
+    this.arriveInterrupts();
+    const pending = this.mailboxes.pending(this.thread);
+    if (pending & Vector.kick) this.mailboxes.take(this.thread, Vector.kick); // not in the guest: nothing to leave
+    const woken =
+      (pending & (Vector.wake | interruptVectors)) !== 0 || this.clockCycles >= this.nextWakeAtCycles;
+    if (!woken)
+      return this.wait(
+        this.mailboxes.index(this.thread),
+        this.mailboxes.pending(this.thread),
+        this.nextWakeAtCycles,
+      );
+    this.mailboxes.take(this.thread, Vector.wake);
+    this.setMode(Mode.isolated);
+    this.spend(this.costs.exitRoundTrip / 2);
+    if (pending & interruptVectors) return this.beginInterrupt(pending, Phase.entry);
+    this.phase = Phase.entry;
+    return Step.ran;
+  }
+
+  /** Name of the current phase (for traces and watchdog reports). */
+  get phaseName(): string {
+    return phaseNames[this.phase] ?? String(this.phase);
+  }
+}

@@ -1,0 +1,155 @@
+import { z } from 'zod';
+import { configErrorFromZod } from '../config/schema-error.js';
+import { ConfigError } from '../errors.js';
+import { exitCatalogue, exitReasonIndex } from './exits.js';
+
+/**
+ * Exit mixes: distributions over exit reasons, each with its source (published `perf kvm stat` style
+ * outputs). A key is a reason (`HLT`) or a reason and one of its variants (`EPT_VIOLATION:alloc`).
+ * Weights are percentages as published; they need not sum to 100 (they are normalized).
+ *
+ * How often a vCPU exits is a property of the workload (`workload.exitIntervalCycles`), not of the mix:
+ * the published rates (sysbench-cpu: 25,898 exits in 22.7 s on one vCPU, ~1,100/s) would make every
+ * policy's overhead too small to compare, so runs use a busier default and the mix only decides
+ * which exits happen.
+ */
+export interface ExitMix {
+  name: string;
+  description: string;
+  source: string;
+  weights: Record<string, number>;
+}
+
+export const builtinMixes: readonly ExitMix[] = [
+  {
+    name: 'idle-tracing',
+    description: 'idle-heavy guest with eBPF tracing (134,241 exits)',
+    source:
+      'Andrea Arcangeli, kvm mailing list, October 2019 (perf kvm stat on an idle guest with eBPF tracing)',
+    weights: {
+      HLT: 75.33,
+      VMCALL: 10.5,
+      MSR_WRITE: 6.14,
+      EPT_VIOLATION: 4.7,
+      PREEMPTION_TIMER: 1.29,
+      EXTERNAL_INTERRUPT: 0.99,
+      EPT_MISCONFIG: 0.73,
+      PENDING_INTERRUPT: 0.23,
+    },
+  },
+  {
+    name: 'sysbench-cpu',
+    description: 'sysbench cpu, 1 thread (25,898 exits in 22.7 s)',
+    source: 'a perf kvm stat walk-through blog post, 2020 (sysbench --test=cpu in a 1-vCPU guest)',
+    weights: {
+      MSR_WRITE: 35.4,
+      EXTERNAL_INTERRUPT: 22.69,
+      PREEMPTION_TIMER: 22.12,
+      HLT: 8.62,
+      CPUID: 8.34,
+      PAUSE: 1.51,
+      EPT_MISCONFIG: 1.17,
+      EOI_INDUCED: 0.14,
+    },
+  },
+  {
+    name: 'light-load',
+    description: 'lightly loaded guest (19,335 exits in 5 s)',
+    source: 'bcc tools/kvmexit.py example output (kvmexit_example.txt)',
+    weights: {
+      MSR_WRITE: 69.65,
+      HLT: 26.17,
+      PREEMPTION_TIMER: 1.78,
+      EPT_MISCONFIG: 1.37,
+      EXTERNAL_INTERRUPT: 0.87,
+      EPT_VIOLATION: 0.09,
+    },
+  },
+  {
+    name: 'all-fast',
+    description: 'synthetic: only exits handled entirely in isolation',
+    source: 'synthetic, for benchmarks',
+    weights: { MSR_WRITE: 50, PREEMPTION_TIMER: 30, CPUID: 20 },
+  },
+  {
+    name: 'all-slow',
+    description: 'synthetic: only exits that need the full kernel address space',
+    source: 'synthetic, for benchmarks',
+    weights: { 'EPT_VIOLATION:alloc': 50, 'EXTERNAL_INTERRUPT:device': 30, PAUSE: 20 },
+  },
+];
+
+/** A mix resolved against the catalogue: cumulative probabilities over (reason, variant) pairs. */
+export interface ResolvedMix {
+  name: string;
+  /** Parallel arrays, cumulative probability ending at 1. */
+  cumulative: Float64Array;
+  reasons: Int32Array;
+  /** Variant index, or -1 to draw by the catalogue's variant weights. */
+  variants: Int32Array;
+}
+
+const userMixSchema = z
+  .object({
+    name: z.string().min(1, 'a mix needs a name'),
+    description: z.string().default('user-defined mix'),
+    source: z.string().min(1, 'say where the numbers come from'),
+    weights: z.record(z.string(), z.number().min(0, 'weights are percentages >= 0')),
+  })
+  .strict();
+
+/** Validates a user mix (from a JSON file): names the bad field and the accepted reasons. */
+export function parseUserMix(input: unknown, field = 'mix'): ExitMix {
+  const parsed = userMixSchema.safeParse(input);
+  if (!parsed.success) throw configErrorFromZod(parsed.error, field);
+  resolveMix(parsed.data, field);
+  return parsed.data;
+}
+
+export function resolveMix(mix: ExitMix, field = 'mix'): ResolvedMix {
+  const entries = Object.entries(mix.weights).filter(([, weight]) => weight > 0);
+  if (entries.length === 0)
+    throw new ConfigError(`${field}.weights`, 'at least one exit reason with a weight > 0', mix.weights);
+  const total = entries.reduce((sum, [, weight]) => sum + weight, 0);
+  const cumulative = new Float64Array(entries.length);
+  const reasons = new Int32Array(entries.length);
+  const variants = new Int32Array(entries.length);
+  let running = 0;
+  entries.forEach(([key, weight], i) => {
+    const [reasonName, variantName] = key.split(':');
+    const reason = exitReasonIndex(reasonName);
+    if (reason < 0) {
+      throw new ConfigError(
+        `${field}.weights.${key}`,
+        `an exit reason: ${exitCatalogue.map((spec) => spec.name).join(', ')}`,
+      );
+    }
+    let variant = -1;
+    if (variantName !== undefined) {
+      variant = exitCatalogue[reason].variants.findIndex((candidate) => candidate.name === variantName);
+      if (variant < 0) {
+        throw new ConfigError(
+          `${field}.weights.${key}`,
+          `a variant of ${reasonName}: ${exitCatalogue[reason].variants.map((candidate) => candidate.name).join(', ')}`,
+        );
+      }
+    }
+    running += weight / total;
+    cumulative[i] = running;
+    reasons[i] = reason;
+    variants[i] = variant;
+  });
+  cumulative[entries.length - 1] = 1;
+  return { name: mix.name, cumulative, reasons, variants };
+}
+
+export function builtinMix(name: string, field = '--mix'): ExitMix {
+  const mix = builtinMixes.find((candidate) => candidate.name === name);
+  if (!mix)
+    throw new ConfigError(
+      field,
+      `one of ${builtinMixes.map((candidate) => candidate.name).join(', ')}`,
+      name,
+    );
+  return mix;
+}

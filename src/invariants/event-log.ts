@@ -1,0 +1,149 @@
+import { exitCatalogue } from '../cpu/exits.js';
+import { modeNames } from '../cpu/modes.js';
+import { formatVa } from '../paging/va-layout.js';
+
+/**
+ * The event log: a running hash of every event (the sim's determinism check hashes it), a ring of the
+ * last events (for violation records and replay output), and optionally the whole list (for traces).
+ * Events are five numbers: time, thread, kind, a, b — stored flat, nothing allocated per event unless
+ * the full list is kept.
+ */
+export const EventKind = {
+  mode: 0,
+  enter: 1,
+  exit: 2,
+  kick: 3,
+  switchToFull: 4,
+  fault: 5,
+  interrupt: 6,
+  flush: 7,
+  guestStep: 8,
+  violation: 9,
+} as const;
+const kindNames = [
+  'mode',
+  'enter',
+  'exit',
+  'kick',
+  'switch',
+  'fault',
+  'interrupt',
+  'flush',
+  'guest',
+  'violation',
+];
+const fields = 5;
+
+export interface LoggedEvent {
+  timeCycles: number;
+  thread: number;
+  kind: number;
+  a: number;
+  b: number;
+}
+
+export class EventLog {
+  private hashValue = 0x811c9dc5;
+  private readonly ring: Float64Array;
+  private ringNext = 0;
+  private ringCount = 0;
+  /** Every event, when `keepAll` (time, thread, kind, a, b repeated). */
+  readonly all: number[] | null;
+  count = 0;
+
+  constructor(
+    readonly ringSize = 64,
+    keepAll = false,
+    /** Guest steps are many: hash them but keep them out of the ring and the list unless asked. */
+    readonly logGuestSteps = false,
+  ) {
+    this.ring = new Float64Array(ringSize * fields);
+    this.all = keepAll ? [] : null;
+  }
+
+  record(timeCycles: number, thread: number, kind: number, a: number, b: number): void {
+    this.count++;
+    let hash = this.hashValue;
+    hash = Math.imul(hash ^ (timeCycles | 0), 0x01000193);
+    hash = Math.imul(hash ^ Math.floor(timeCycles / 4294967296), 0x01000193);
+    hash = Math.imul(hash ^ thread, 0x01000193);
+    hash = Math.imul(hash ^ kind, 0x01000193);
+    hash = Math.imul(hash ^ (a | 0), 0x01000193);
+    hash = Math.imul(hash ^ Math.floor(a / 4294967296), 0x01000193);
+    this.hashValue = Math.imul(hash ^ (b | 0), 0x01000193);
+    if (kind === EventKind.guestStep && !this.logGuestSteps) return;
+    const at = this.ringNext * fields;
+    this.ring[at] = timeCycles;
+    this.ring[at + 1] = thread;
+    this.ring[at + 2] = kind;
+    this.ring[at + 3] = a;
+    this.ring[at + 4] = b;
+    this.ringNext = (this.ringNext + 1) % this.ringSize;
+    if (this.ringCount < this.ringSize) this.ringCount++;
+    this.all?.push(timeCycles, thread, kind, a, b);
+  }
+
+  /** The hash of every event so far, as 8 hex digits. */
+  hash(): string {
+    return (this.hashValue >>> 0).toString(16).padStart(8, '0');
+  }
+
+  /** The last `count` events, oldest first. */
+  recent(count = this.ringSize): LoggedEvent[] {
+    const events: LoggedEvent[] = [];
+    const n = Math.min(count, this.ringCount);
+    for (let i = n; i > 0; i--) {
+      const slot = (this.ringNext - i + this.ringSize) % this.ringSize;
+      const at = slot * fields;
+      events.push({
+        timeCycles: this.ring[at],
+        thread: this.ring[at + 1],
+        kind: this.ring[at + 2],
+        a: this.ring[at + 3],
+        b: this.ring[at + 4],
+      });
+    }
+    return events;
+  }
+
+  /** Every kept event as objects (needs keepAll). */
+  events(): LoggedEvent[] {
+    const list = this.all ?? [];
+    const events: LoggedEvent[] = [];
+    for (let i = 0; i < list.length; i += fields) {
+      events.push({
+        timeCycles: list[i],
+        thread: list[i + 1],
+        kind: list[i + 2],
+        a: list[i + 3],
+        b: list[i + 4],
+      });
+    }
+    return events;
+  }
+}
+
+/** One line per event, for replay output and violation records. */
+export function describeEvent(event: LoggedEvent): string {
+  const head = `t=${Math.round(event.timeCycles)} ht${event.thread} ${kindNames[event.kind] ?? event.kind}`;
+  switch (event.kind) {
+    case EventKind.mode:
+      return `${head} ${modeNames[event.a]} -> ${modeNames[event.b]}`;
+    case EventKind.exit:
+      return `${head} ${exitCatalogue[event.a]?.name ?? event.a}:${exitCatalogue[event.a]?.variants[event.b]?.name ?? event.b}`;
+    case EventKind.kick:
+      return `${head} -> ht${event.a}`;
+    case EventKind.switchToFull:
+      return `${head} -> ${modeNames[event.a]}`;
+    case EventKind.fault:
+      return `${head} ${formatVa(event.a)} in ${exitCatalogue[event.b]?.name ?? event.b}`;
+    case EventKind.interrupt:
+      return `${head} vector ${event.a}`;
+    case EventKind.flush:
+      return `${head} bits ${event.a}, ${event.b} lines`;
+    case EventKind.violation:
+      return `${head} INV-${event.a}`;
+    default:
+      return head;
+  }
+}

@@ -1,0 +1,315 @@
+import type { CompiledVariant } from '../cpu/handler-program.js';
+import type { Hyperthread, Observer } from '../cpu/hyperthread.js';
+import { describeCoreWord, Mode, modeNames, modeOf } from '../cpu/modes.js';
+import { Vector } from '../kick/ipi.js';
+import type { Machine } from '../machine.js';
+import { foreignLinesOf } from '../memory/core-view.js';
+import { domainKind, domainName } from '../memory/domains.js';
+import { ThreadField, threadFieldIndex } from '../memory/layout.js';
+import { kvmSpace } from '../paging/address-space.js';
+import { formatVa } from '../paging/va-layout.js';
+import { describeEvent, EventKind, type EventLog } from './event-log.js';
+import { type InvariantId, type Violation, type ViolationCounts, zeroCounts } from './violation.js';
+
+/**
+ * The invariant monitor (DESIGN.md "Invariants"): checks INV-1, 2, 3, 4, 7, 8 (and INV-10 for host
+ * accesses) at the instant of each event, from atomic reads of the machine buffer. INV-9 is the
+ * backend's watchdog, reported here through `recordLiveness`. Checkers only watch: nothing here
+ * changes the machine (gem5's functional reads; TigerBeetle's checkers).
+ *
+ * Every violation is counted; the first `recordsPerInvariant` of each id are kept as records with the
+ * events that led to them.
+ */
+export interface FaultReport {
+  thread: number;
+  handler: string;
+  va: string;
+  timeCycles: number;
+}
+
+export class Monitor implements Observer {
+  readonly counts: ViolationCounts = zeroCounts();
+  readonly records: Violation[] = [];
+  readonly faults: FaultReport[] = [];
+  /** asi-ipi-only's window: guest steps (and cycles) run while a sibling held secrets. */
+  exposureGuestSteps = 0;
+  exposureCycles = 0;
+  /** VM exits other than those a kick caused: what a run's exit budget counts. */
+  workloadExits = 0;
+  private readonly recordsKept = new Map<InvariantId, number>();
+  /** INV-7 answers per VM: VA page -> mapped in kvm:N, valid while kvm:N's TLB generation stands. */
+  private readonly kvmMapped: Map<number, boolean>[] = [];
+  private readonly kvmMappedGeneration: number[] = [];
+  private readonly smt: number;
+
+  constructor(
+    private readonly machine: Machine,
+    private readonly log: EventLog | null,
+    private readonly recordsPerInvariant = 20,
+    private readonly faultsKept = 200,
+  ) {
+    this.smt = machine.config.smt;
+  }
+
+  get total(): number {
+    let sum = 0;
+    for (const id of Object.keys(this.counts) as InvariantId[]) sum += this.counts[id];
+    return sum;
+  }
+
+  /** Records a violation (also for the backend's INV-9 watchdog and other checkers). */
+  record(violation: Violation): void {
+    this.counts[violation.id]++;
+    this.log?.record(
+      violation.timeCycles,
+      violation.threads[0] ?? -1,
+      EventKind.violation,
+      Number(violation.id.slice(4)),
+      0,
+    );
+    const kept = this.recordsKept.get(violation.id) ?? 0;
+    if (kept >= this.recordsPerInvariant) return;
+    this.recordsKept.set(violation.id, kept + 1);
+    violation.recentEvents = this.log ? this.log.recent(16).map(describeEvent) : [];
+    this.records.push(violation);
+  }
+
+  recordLiveness(thread: Hyperthread, detail: string, timeCycles: number): void {
+    this.record({
+      id: 'INV-9',
+      threads: [thread.thread],
+      modes: [modeNames[thread.mode]],
+      detail: `${detail} (phase ${thread.phaseName}; core ${describeCoreWord(thread.coreWord(), this.smt)})`,
+      timeCycles,
+      step: thread.steps,
+    });
+  }
+
+  private siblingThread(thread: Hyperthread, sibling: number): number {
+    return thread.core * this.smt + sibling;
+  }
+
+  private violation(
+    id: InvariantId,
+    thread: Hyperthread,
+    word: number,
+    sibling: number,
+    detail: string,
+  ): Violation {
+    const threads = [thread.thread];
+    const modes = [modeNames[modeOf(word, thread.sibling)]];
+    if (sibling >= 0) {
+      threads.push(this.siblingThread(thread, sibling));
+      modes.push(modeNames[modeOf(word, sibling)]);
+    }
+    return { id, threads, modes, detail, timeCycles: thread.clockCycles, step: thread.steps };
+  }
+
+  /** VM of the thread running as sibling `sibling` of `thread`'s core, or -1. */
+  private vmOfSibling(thread: Hyperthread, sibling: number): number {
+    return Atomics.load(
+      this.machine.i32,
+      threadFieldIndex(this.machine.layout, this.siblingThread(thread, sibling), ThreadField.vmId),
+    );
+  }
+
+  /** INV-1 and INV-2 while guest code runs on `thread` (at a guest step and at entry). */
+  private checkGuestRuns(thread: Hyperthread, at: string): void {
+    const word = thread.coreWord();
+    for (let sibling = 0; sibling < this.smt; sibling++) {
+      if (sibling === thread.sibling) continue;
+      const mode = modeOf(word, sibling);
+      if (mode === Mode.full || mode === Mode.vmm) {
+        this.exposureGuestSteps++;
+        this.exposureCycles += thread.workload.guestQuantumCycles;
+        this.record(
+          this.violation(
+            'INV-1',
+            thread,
+            word,
+            sibling,
+            `guest code ${at} while sibling ht${this.siblingThread(thread, sibling)} is in ${modeNames[mode]}`,
+          ),
+        );
+      }
+    }
+    if (foreignLinesOf(this.machine, thread.core, thread.vmId) > 0) {
+      const line =
+        this.machine.l1d[thread.core].firstForeignLine(thread.vmId) ??
+        this.machine.fillBuffers[thread.core].firstForeignLine(thread.vmId);
+      const violation = this.violation(
+        'INV-2',
+        thread,
+        word,
+        -1,
+        `guest code of vm:${thread.vmId} ${at} while core ${thread.core} holds a foreign line`,
+      );
+      if (line)
+        violation.line = { pfn: line.pfn, lineInPage: line.lineInPage, domain: domainName(line.domain) };
+      this.record(violation);
+    }
+  }
+
+  // ---- Observer ------------------------------------------------------------------------------------------
+
+  onModeChange(thread: Hyperthread, from: number, to: number): void {
+    this.log?.record(thread.clockCycles, thread.thread, EventKind.mode, from, to);
+  }
+
+  onGuestStep(thread: Hyperthread): void {
+    this.log?.record(thread.clockCycles, thread.thread, EventKind.guestStep, 0, 0);
+    this.checkGuestRuns(thread, 'runs');
+  }
+
+  onEnter(thread: Hyperthread): void {
+    this.log?.record(thread.clockCycles, thread.thread, EventKind.enter, thread.vmId, 0);
+    const word = thread.coreWord();
+    // INV-3: every sibling in guest/isolated of this VM, held, idle (or offline).
+    for (let sibling = 0; sibling < this.smt; sibling++) {
+      if (sibling === thread.sibling) continue;
+      const mode = modeOf(word, sibling);
+      if (mode === Mode.full || mode === Mode.vmm) {
+        this.record(
+          this.violation(
+            'INV-3',
+            thread,
+            word,
+            sibling,
+            `entered the guest while sibling ht${this.siblingThread(thread, sibling)} is in ${modeNames[mode]}`,
+          ),
+        );
+      } else if (
+        (mode === Mode.guest || mode === Mode.isolated) &&
+        this.vmOfSibling(thread, sibling) !== thread.vmId
+      ) {
+        this.record(
+          this.violation(
+            'INV-3',
+            thread,
+            word,
+            sibling,
+            `entered vm:${thread.vmId} while the sibling runs vm:${this.vmOfSibling(thread, sibling)}`,
+          ),
+        );
+      }
+    }
+    this.checkGuestRuns(thread, 'enters');
+  }
+
+  onExit(thread: Hyperthread, variant: CompiledVariant): void {
+    if (!variant.isKick) this.workloadExits++;
+    this.log?.record(thread.clockCycles, thread.thread, EventKind.exit, variant.reason, variant.variant);
+  }
+
+  onKick(thread: Hyperthread, target: number): void {
+    this.log?.record(thread.clockCycles, thread.thread, EventKind.kick, target, 0);
+  }
+
+  onSwitchToFull(thread: Hyperthread, to: number): void {
+    this.log?.record(thread.clockCycles, thread.thread, EventKind.switchToFull, to, 0);
+    this.checkKicked(thread, 'INV-4', `switched to ${modeNames[to]}`);
+  }
+
+  /** Every sibling still in the guest must have a kick pending (it was kicked and has not left yet). */
+  private checkKicked(thread: Hyperthread, id: InvariantId, what: string): void {
+    const word = thread.coreWord();
+    for (let sibling = 0; sibling < this.smt; sibling++) {
+      if (sibling === thread.sibling || modeOf(word, sibling) !== Mode.guest) continue;
+      const target = this.siblingThread(thread, sibling);
+      const pending = Atomics.load(
+        this.machine.i32,
+        threadFieldIndex(this.machine.layout, target, ThreadField.mailbox),
+      );
+      if ((pending & Vector.kick) === 0) {
+        this.record(
+          this.violation(
+            id,
+            thread,
+            word,
+            sibling,
+            `${what} with sibling ht${target} in the guest and not kicked`,
+          ),
+        );
+      }
+    }
+  }
+
+  onAccess(thread: Hyperthread, va: number, space: number, pfn: number): void {
+    const owner = this.machine.frames.ownerOf(pfn);
+    if (domainKind(owner) === 'private') {
+      const violation = this.violation(
+        'INV-10',
+        thread,
+        thread.coreWord(),
+        -1,
+        `host access in address space ${space} reached guest-private frame ${pfn} (${domainName(owner)})`,
+      );
+      violation.address = formatVa(va);
+      this.record(violation);
+    }
+    if (thread.mode !== Mode.isolated) return;
+    // INV-7: an access served in isolation must be one kvm:N maps (a functional walk, no A/D change).
+    if (!this.mappedInKvm(thread.vmId, va)) {
+      const violation = this.violation(
+        'INV-7',
+        thread,
+        thread.coreWord(),
+        -1,
+        `access in isolation to ${formatVa(va)} (unmapped in kvm:${thread.vmId}) was served silently from frame ${pfn}`,
+      );
+      violation.address = formatVa(va);
+      this.record(violation);
+    }
+  }
+
+  private mappedInKvm(vmId: number, va: number): boolean {
+    const space = kvmSpace(vmId);
+    const generation = this.machine.pageTables.tlbGeneration(space);
+    let cache = this.kvmMapped[vmId];
+    if (cache === undefined || this.kvmMappedGeneration[vmId] !== generation) {
+      cache = new Map();
+      this.kvmMapped[vmId] = cache;
+      this.kvmMappedGeneration[vmId] = generation;
+    }
+    const page = Math.floor(va / 4096);
+    let mapped = cache.get(page);
+    if (mapped === undefined) {
+      mapped = this.machine.pageTables.walk(space, va, 0, false) >= 0;
+      cache.set(page, mapped);
+    }
+    return mapped;
+  }
+
+  onFault(thread: Hyperthread, va: number, variant: CompiledVariant): void {
+    this.log?.record(thread.clockCycles, thread.thread, EventKind.fault, va, variant.reason);
+    if (this.faults.length < this.faultsKept) {
+      this.faults.push({
+        thread: thread.thread,
+        handler: variant.name,
+        va: formatVa(va),
+        timeCycles: thread.clockCycles,
+      });
+    }
+  }
+
+  onInterrupt(thread: Hyperthread, vector: number): void {
+    this.log?.record(thread.clockCycles, thread.thread, EventKind.interrupt, vector, thread.mode);
+    if (thread.mode !== Mode.full) {
+      this.record(
+        this.violation(
+          'INV-8',
+          thread,
+          thread.coreWord(),
+          -1,
+          `interrupt (vector ${vector}) handled in ${modeNames[thread.mode]}, not full`,
+        ),
+      );
+      return;
+    }
+    this.checkKicked(thread, 'INV-8', 'handled an interrupt in full');
+  }
+
+  onFlush(thread: Hyperthread, bits: number, lines: number): void {
+    this.log?.record(thread.clockCycles, thread.thread, EventKind.flush, bits, lines);
+  }
+}

@@ -1,0 +1,60 @@
+import { type Layout, ThreadField, ThreadStat, threadFieldIndex, threadStatIndex } from '../memory/layout.js';
+
+/**
+ * IPI mailboxes: one word of pending-vector bits per hyperthread (DESIGN.md "IPI mailboxes"). A
+ * sender sets a bit with Atomics.or and then wakes the target through the backend's `notify`
+ * (Atomics.notify in the workers backend). The target checks its mailbox between guest steps and
+ * takes an exit when a bit is set, as hardware delivers an interrupt at an instruction boundary.
+ *
+ * Why no wake-up is lost: a waiter waits on the mailbox word *while it still holds the value it last
+ * read*; a sender changes the word before notifying, so either the waiter reads the new value before
+ * it blocks or the notify finds it blocked (Atomics.wait compares and blocks atomically).
+ */
+export const Vector = {
+  /** The ASI sibling kick: leave the guest. */
+  kick: 1 << 0,
+  /** An IPI from another vCPU of the VM (PV send-IPI, kick-CPU): wakes a halted vCPU. */
+  wake: 1 << 1,
+  nmi: 1 << 2,
+  machineCheck: 1 << 3,
+  /** A host device interrupt. */
+  irq: 1 << 4,
+} as const;
+
+export interface Notifier {
+  notify(i32Index: number): void;
+}
+
+export class Mailboxes {
+  constructor(
+    private readonly i32: Int32Array,
+    private readonly f64: Float64Array,
+    private readonly layout: Layout,
+  ) {}
+
+  index(thread: number): number {
+    return threadFieldIndex(this.layout, thread, ThreadField.mailbox);
+  }
+
+  /** Sends `vector` to `target` at virtual time `nowCycles` (the sender's clock). */
+  send(target: number, vector: number, nowCycles: number, notifier: Notifier): void {
+    if (vector === Vector.kick)
+      this.f64[threadStatIndex(this.layout, target, ThreadStat.kickSentAtCycles)] = nowCycles;
+    const index = this.index(target);
+    Atomics.or(this.i32, index, vector);
+    notifier.notify(index);
+  }
+
+  pending(thread: number): number {
+    return Atomics.load(this.i32, this.index(thread));
+  }
+
+  /** Takes (clears) `vectors` from `thread`'s mailbox; returns the bits that were set. */
+  take(thread: number, vectors: number): number {
+    return Atomics.and(this.i32, this.index(thread), ~vectors) & vectors;
+  }
+
+  kickSentAt(target: number): number {
+    return this.f64[threadStatIndex(this.layout, target, ThreadStat.kickSentAtCycles)];
+  }
+}

@@ -1,0 +1,137 @@
+import { assert } from '../assert.js';
+import { holdsSecrets, Mode, modeOf } from '../cpu/modes.js';
+
+/**
+ * The mitigation policy interface (DESIGN.md "Policies"). A policy decides; the hyperthread state
+ * machine (cpu/hyperthread.ts) carries the decisions out. Every hook is a pure decision over what the
+ * thread sees (a PolicyView) and the core-state word, so the same policy runs unchanged on the `sim`
+ * and `workers` backends and a user can write one as a small module (see `definePolicy`).
+ *
+ * The hooks, in the order a VM exit meets them:
+ *   exit ─ kickOnExit? ─ handler runs in isolation ─ (access misses in kvm:N, or an interrupt, or an
+ *   exit to the VMM) ─ kickBeforeFull? ─ waitForSiblingsOut? ─ switch to full ─ kickAfterFull? ─ ...
+ *   ─ back to isolated ─ [flushBeforeEntry if flushPoint = 'before-barrier'] ─ entry barrier (mayEnter,
+ *   atomic with the entry) ─ [flushBeforeEntry, default point] ─ VM entry.
+ * A kick that reaches a thread in the guest makes it exit (exitOnKick).
+ */
+
+/** What a policy may look at. Reading it never changes the machine. */
+export interface PolicyView {
+  readonly thread: number;
+  /** Index of this thread in its core (0..smt-1). */
+  readonly sibling: number;
+  readonly smt: number;
+  readonly vmId: number;
+  /** Catalogue name of the exit being handled (`HLT`, `MSR_WRITE`, ...). */
+  readonly exitReasonName: string;
+  /** The core-state word, read atomically now. */
+  coreWord(): number;
+  /** Lines in this core's L1D and fill buffers that are foreign to this thread's VM. */
+  foreignLines(): number;
+  /** Since the last VM entry: did this thread switch to full, go to the VMM, take an NMI / #MC / IRQ? */
+  readonly switchedToFullSinceEntry: boolean;
+  readonly vmmSinceEntry: boolean;
+  readonly nmiSinceEntry: boolean;
+  readonly interruptSinceEntry: boolean;
+  /** Since the last VM entry: did a handler access miss in kvm:N (the switch to full it caused)? */
+  readonly faultedSinceEntry: boolean;
+}
+
+/** Bits returned by `flushBeforeEntry`. */
+export const Flush = {
+  none: 0,
+  /** L1D flush (MSR_IA32_FLUSH_CMD or KVM's software fallback). */
+  l1d: 1,
+  /** VERW: clear fill buffers and other core buffers (MDS). */
+  buffers: 2,
+} as const;
+
+export interface Policy {
+  readonly name: string;
+  /** One line for `asi-emu policies`. */
+  readonly description: string;
+  /** false: only sibling 0 of each core runs vCPUs, the others are offline (`nosmt`). */
+  readonly smt: boolean;
+  /** Set the core's stun flag before kicking and clear it after the flush on the way back in. */
+  readonly stun: boolean;
+  /** 'after-barrier' (default, correct): flush once the entry is committed. */
+  readonly flushPoint: 'after-barrier' | 'before-barrier';
+  /** false: check `mayEnter`, then enter in a separate step (a race; planted bugs only). */
+  readonly atomicEntry: boolean;
+  /** What the kicker waits for: siblings out of the guest (mode) or their acknowledgement (ack). */
+  readonly waitFor: 'mode' | 'ack';
+  kickOnExit(view: PolicyView): boolean;
+  kickBeforeFull(view: PolicyView): boolean;
+  waitForSiblingsOut(view: PolicyView): boolean;
+  kickAfterFull(view: PolicyView): boolean;
+  /** Siblings (bit per sibling index) to kick: by default every sibling now in the guest. */
+  kickTargets(word: number, view: PolicyView): number;
+  /** The condition `waitForSiblingsOut` waits for: by default no sibling in the guest. */
+  siblingsOut(word: number, view: PolicyView): boolean;
+  flushBeforeEntry(view: PolicyView): number;
+  /** The entry barrier, evaluated on the core word atomically with the entry (unless atomicEntry is false). */
+  mayEnter(word: number, view: PolicyView): boolean;
+  exitOnKick(view: PolicyView): boolean;
+}
+
+export type PolicyDefinition = Partial<Policy> & Pick<Policy, 'name' | 'description'>;
+
+// ---- building blocks ---------------------------------------------------------------------------------
+
+/** Siblings (bitmask) of `view` whose mode is guest. */
+export function siblingsInGuest(word: number, view: PolicyView): number {
+  let mask = 0;
+  for (let sibling = 0; sibling < view.smt; sibling++) {
+    if (sibling !== view.sibling && modeOf(word, sibling) === Mode.guest) mask |= 1 << sibling;
+  }
+  return mask;
+}
+
+/** INV-1 / INV-3 barrier: no sibling holds secrets (full or vmm). */
+export function noSiblingHoldsSecrets(word: number, view: PolicyView): boolean {
+  for (let sibling = 0; sibling < view.smt; sibling++) {
+    if (sibling !== view.sibling && holdsSecrets(modeOf(word, sibling))) return false;
+  }
+  return true;
+}
+
+/** Flush whatever this core holds that is foreign to the VM about to run. */
+export function flushIfForeign(view: PolicyView): number {
+  return view.foreignLines() > 0 ? Flush.l1d | Flush.buffers : Flush.none;
+}
+
+/** The defaults are those of a correct policy that does nothing extra: no kicks, no flush, no barrier. */
+export function definePolicy(definition: PolicyDefinition): Policy {
+  assert(typeof definition.name === 'string' && definition.name.length > 0, 'a policy needs a name');
+  const policy: Policy = {
+    smt: true,
+    stun: false,
+    flushPoint: 'after-barrier',
+    atomicEntry: true,
+    waitFor: 'mode',
+    kickOnExit: () => false,
+    kickBeforeFull: () => false,
+    waitForSiblingsOut: () => false,
+    kickAfterFull: () => false,
+    kickTargets: siblingsInGuest,
+    siblingsOut: (word, view) => siblingsInGuest(word, view) === 0,
+    flushBeforeEntry: () => Flush.none,
+    mayEnter: () => true,
+    exitOnKick: () => true,
+    ...definition,
+  };
+  for (const hook of [
+    'kickOnExit',
+    'kickBeforeFull',
+    'waitForSiblingsOut',
+    'kickAfterFull',
+    'kickTargets',
+    'siblingsOut',
+    'flushBeforeEntry',
+    'mayEnter',
+    'exitOnKick',
+  ] as const) {
+    assert(typeof policy[hook] === 'function', `policy ${policy.name}: ${hook} must be a function`);
+  }
+  return policy;
+}
