@@ -1,14 +1,10 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
-import { Command, Option } from 'commander';
-import { UsageError } from '../errors.js';
-import { createMachine } from '../machine.js';
-import { writeFileAtomic } from '../report/atomic-write.js';
-import { formatMachineSummary } from '../report/machine-table.js';
-import { machineSection, readJsonFile } from './config-file.js';
+import { Command } from 'commander';
+import { registerCommands } from './commands/index.js';
 import { ExitCode, reportError } from './errors.js';
 
-/** The CLI: commands only, no model logic (STYLE.md). */
+/** The CLI: commands only, no model logic (STYLE.md). Exit codes: 0 ok, 1 violation found, 2 bad input. */
 
 function packageVersion(): string {
   const packageJson = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {
@@ -17,15 +13,8 @@ function packageVersion(): string {
   return packageJson.version;
 }
 
-function integerFlag(flag: string, min: number, max: number) {
-  return (value: string): number => {
-    const parsed = Number(value);
-    if (!/^\d+$/.test(value) || !Number.isSafeInteger(parsed) || parsed < min || parsed > max) {
-      throw new UsageError(flag, `an integer ${min}..${max}`, value);
-    }
-    return parsed;
-  };
-}
+/** The default job of `npm start` / `asi-emu` with no command. */
+export const defaultArgs = ['machine'];
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -35,45 +24,16 @@ export function buildProgram(): Command {
     .version(packageVersion(), '-V, --version')
     .exitOverride()
     .showHelpAfterError('(run with --help for usage)');
-
-  program
-    .command('machine')
-    .description('build a machine and print what the model built: frames and owners, address spaces, regions')
-    .option('--config <file>', 'JSON config file with a "machine" section')
-    .addOption(new Option('--cores <n>', 'cores (1..256)').argParser(integerFlag('--cores', 1, 256)))
-    .addOption(new Option('--smt <n>', 'hyperthreads per core (1..4)').argParser(integerFlag('--smt', 1, 4)))
-    .addOption(
-      new Option('--memory-mib <n>', 'physical memory in MiB').argParser(
-        integerFlag('--memory-mib', 1, 1 << 22),
-      ),
-    )
-    .option('--json <file>', 'also write the summary as JSON (atomically)')
-    .addHelpText(
-      'after',
-      '\nExamples:\n  asi-emu machine\n  asi-emu machine --cores 4 --smt 2 --json machine.json\n',
-    )
-    .action(
-      (options: { config?: string; cores?: number; smt?: number; memoryMib?: number; json?: string }) => {
-        const fromFile = options.config ? machineSection(readJsonFile(options.config, '--config')) : {};
-        const machineConfig = { ...(fromFile as object) } as Record<string, unknown>;
-        if (options.cores !== undefined) machineConfig.cores = options.cores;
-        if (options.smt !== undefined) machineConfig.smt = options.smt;
-        if (options.memoryMib !== undefined) machineConfig.memoryMiB = options.memoryMib;
-        const machine = createMachine(machineConfig);
-        const summary = machine.summary();
-        process.stdout.write(`${formatMachineSummary(summary)}\n`);
-        if (options.json) writeFileAtomic(options.json, `${JSON.stringify(summary, null, 2)}\n`);
-      },
-    );
-
+  registerCommands(program);
   return program;
 }
 
+/** Runs the CLI; resolves to the exit code. Commands that find violations set `process.exitCode = 1`. */
 export async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
   try {
-    await program.parseAsync(argv, { from: 'user' });
-    return ExitCode.ok;
+    await program.parseAsync(argv.length === 0 ? defaultArgs : argv, { from: 'user' });
+    return typeof process.exitCode === 'number' ? process.exitCode : ExitCode.ok;
   } catch (error) {
     return reportError(error);
   }
@@ -82,8 +42,7 @@ export async function main(argv: string[]): Promise<number> {
 const invokedDirectly =
   process.argv[1] !== undefined && import.meta.url === new URL(`file://${process.argv[1]}`).href;
 if (invokedDirectly || process.argv[1]?.endsWith('/asi-emu')) {
-  const args = process.argv.slice(2);
-  main(args.length === 0 ? ['machine'] : args).then((code) => {
+  main(process.argv.slice(2)).then((code) => {
     process.exitCode = code;
   });
 }

@@ -36,8 +36,16 @@ export const HeaderField = {
   /** Next pool page to try when allocating a page-table page (a hint, not a lock). */
   ptAllocHint: 10,
   ptPagesUsed: 11,
-  count: 12,
+  /** Run control for the workers backend: 0 run, 1 pause, 2 stop (RunState). */
+  runState: 12,
+  /** Workload exits taken by all hyperthreads so far (workers backend's exit budget). */
+  workloadExits: 13,
+  /** Hyperthread that hit an error, + 1 (0: none). */
+  failedThread: 14,
+  count: 16,
 } as const;
+
+export const RunState = { run: 0, pause: 1, stop: 2 } as const;
 
 /** One record per address space. */
 export const AddressSpaceField = {

@@ -19,8 +19,14 @@ export interface SimOptions {
   keepEvents?: boolean;
   /** A machine built earlier from the same machine config, reused after a reset. */
   machine?: Machine;
-  /** Called every `progressEvery` steps with the workload exits so far. */
+  /** Called every 65,536 steps with the workload exits so far. */
   onProgress?: (exits: number) => void;
+  /**
+   * Scheduler choices as data (the fuzzer's, so interleavings shrink with the scenario): each random
+   * draw takes the next value (an unsigned 32-bit integer, used as value / 2^32) until the list runs
+   * out, then the seeded PRNG takes over.
+   */
+  choices?: readonly number[];
 }
 
 const stepsPerExitMax = 100_000;
@@ -48,8 +54,11 @@ export function runSim(config: RunConfig, policy: Policy, options: SimOptions = 
   const livenessReported = new Uint8Array(count);
   let current = 0;
 
+  const choices = options.choices ?? [];
+  let choiceIndex = 0;
   const env: Environment = {
-    random: () => prng.random(),
+    random: () =>
+      choiceIndex < choices.length ? (choices[choiceIndex++] >>> 0) / 4294967296 : prng.random(),
     ipiVisible: (now, deliverAt) => now >= deliverAt,
     notify: (index) => {
       for (let t = 0; t < count; t++) {

@@ -1,0 +1,38 @@
+import { type Command, Option } from 'commander';
+import { createMachine } from '../../machine.js';
+import { writeFileAtomic } from '../../report/atomic-write.js';
+import { formatMachineSummary } from '../../report/machine-table.js';
+import { machineSection, readJsonFile } from '../config-file.js';
+import { integerFlag } from '../flags.js';
+
+export function registerMachineCommand(program: Command): void {
+  program
+    .command('machine')
+    .description('build a machine and print what the model built: frames and owners, address spaces, regions')
+    .option('--config <file>', 'JSON config file with a "machine" section')
+    .addOption(new Option('--cores <n>', 'cores (1..256)').argParser(integerFlag('--cores', 1, 256)))
+    .addOption(new Option('--smt <n>', 'hyperthreads per core (1..4)').argParser(integerFlag('--smt', 1, 4)))
+    .addOption(
+      new Option('--memory-mib <n>', 'physical memory in MiB').argParser(
+        integerFlag('--memory-mib', 1, 1 << 22),
+      ),
+    )
+    .option('--json <file>', 'also write the summary as JSON (atomically)')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  asi-emu machine\n  asi-emu machine --cores 4 --smt 2 --json machine.json\n',
+    )
+    .action(
+      (options: { config?: string; cores?: number; smt?: number; memoryMib?: number; json?: string }) => {
+        const fromFile = options.config ? machineSection(readJsonFile(options.config, '--config')) : {};
+        const machineConfig = { ...(fromFile as object) } as Record<string, unknown>;
+        if (options.cores !== undefined) machineConfig.cores = options.cores;
+        if (options.smt !== undefined) machineConfig.smt = options.smt;
+        if (options.memoryMib !== undefined) machineConfig.memoryMiB = options.memoryMib;
+        const machine = createMachine(machineConfig);
+        const summary = machine.summary();
+        process.stdout.write(`${formatMachineSummary(summary)}\n`);
+        if (options.json) writeFileAtomic(options.json, `${JSON.stringify(summary, null, 2)}\n`);
+      },
+    );
+}
