@@ -4,6 +4,7 @@ import { runCacheBench } from './cache.bench.js';
 import { type BenchFigure, benchTimeMs, machineDescription } from './common.js';
 import { runPagingBench } from './paging.bench.js';
 import { runSharedTrackingBench } from './shared-tracking.bench.js';
+import { runSimBench } from './sim.bench.js';
 
 /**
  * `npm run bench [-- SUITE ...] [--json FILE]`: runs the tinybench suites, prints a table and writes
@@ -12,6 +13,7 @@ import { runSharedTrackingBench } from './shared-tracking.bench.js';
  */
 const suites: Record<string, () => Promise<BenchFigure[]>> = {
   paging: runPagingBench,
+  sim: runSimBench,
   cache: async () =>
     (await runCacheBench({ timeMs: benchTimeMs() })).map((figure) => ({
       suite: 'cache',

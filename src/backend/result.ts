@@ -20,7 +20,10 @@ export interface RunResult {
   policy: string;
   mix: string;
   seed: number;
-  /** Guest cycles over the capacity of every hyperthread that has a vCPU pinned (offline ones count). */
+  /**
+   * Useful guest cycles (guest quanta, not cache-miss stalls) over the capacity of every hyperthread
+   * that has a vCPU pinned (offline ones count: nosmt loses them).
+   */
   guestShare: number;
   /** 1 - guestShare / guestShare(none), filled in by a comparison; null for a lone run. */
   overheadVsNone: number | null;
@@ -54,6 +57,8 @@ export interface ThreadResult {
   vcpu: number;
   clockCycles: number;
   guestCycles: number;
+  /** Guest quanta only: guest cycles minus the stalls of its cache misses (what guestShare counts). */
+  guestUsefulCycles: number;
   isolatedCycles: number;
   fullCycles: number;
   heldCycles: number;
@@ -90,6 +95,7 @@ export function threadResult(machine: Machine, thread: number): ThreadResult {
     vcpu: pinned >= 0 ? machine.pinning[pinned].indexOf(thread) : -1,
     clockCycles: stat(ThreadStat.clockCycles),
     guestCycles: mode(Mode.guest),
+    guestUsefulCycles: stat(ThreadStat.guestUsefulCycles),
     isolatedCycles: mode(Mode.isolated),
     fullCycles: mode(Mode.full),
     heldCycles: mode(Mode.held),
@@ -101,6 +107,12 @@ export function threadResult(machine: Machine, thread: number): ThreadResult {
     switchesToFull: stat(ThreadStat.switchesToFull),
     steps: stat(ThreadStat.steps),
   };
+}
+
+/** Exits handled entirely in isolation over exits handled (those still in flight at the end excluded). */
+function isolatedShare(isolatedOnly: number, leftIsolation: number): number {
+  const handled = isolatedOnly + leftIsolation;
+  return handled > 0 ? isolatedOnly / handled : 0;
 }
 
 export function collectResult(input: CollectInput): RunResult {
@@ -130,11 +142,14 @@ export function collectResult(input: CollectInput): RunResult {
     policy: input.policy.name,
     mix: input.config.workload.mix.name,
     seed: input.config.run.seed,
-    guestShare: sum((stats) => stats.guestCycles) / (vcpuThreads.length * elapsed),
+    guestShare: sum((stats) => stats.guestUsefulCycles) / (vcpuThreads.length * elapsed),
     overheadVsNone: null,
     exits,
     kickExits,
-    isolatedExitShare: exits > 0 ? Math.max(0, statSum(ThreadStat.exitsIsolatedOnly) - kickExits) / exits : 0,
+    isolatedExitShare: isolatedShare(
+      statSum(ThreadStat.exitsIsolatedOnly),
+      statSum(ThreadStat.exitsLeftIsolation),
+    ),
     switchesToFullPer1kExits: perExit(sum((stats) => stats.switchesToFull)),
     kicksPer1kExits: perExit(sum((stats) => stats.kicksSent)),
     heldCycles: sum((stats) => stats.heldCycles),

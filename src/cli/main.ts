@@ -14,7 +14,7 @@ function packageVersion(): string {
 }
 
 /** The default job of `npm start` / `asi-emu` with no command. */
-export const defaultArgs = ['machine'];
+export const defaultArgs = ['bench', '--backend', 'sim'];
 
 export function buildProgram(): Command {
   const program = new Command();

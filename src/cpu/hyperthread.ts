@@ -475,6 +475,7 @@ export class Hyperthread implements PolicyView {
     );
     this.touchGuestMemory();
     this.spend(cycles);
+    this.count(ThreadStat.guestUsefulCycles, cycles);
     this.count(ThreadStat.guestSteps);
     this.observer.onGuestStep(this);
     return Step.ran;
@@ -623,8 +624,10 @@ export class Hyperthread implements PolicyView {
     const pending = this.mailboxes.pending(this.thread);
     if (pending & interruptVectors) return this.beginInterrupt(pending, Phase.handler);
     if (this.opIndex >= variant.kinds.length) {
-      if (!this.switchedToFullSinceEntry && this.mode === Mode.isolated)
-        this.count(ThreadStat.exitsIsolatedOnly);
+      if (!variant.isKick) {
+        const stayed = !this.switchedToFullSinceEntry && this.mode === Mode.isolated;
+        this.count(stayed ? ThreadStat.exitsIsolatedOnly : ThreadStat.exitsLeftIsolation);
+      }
       this.phase = Phase.action;
       return Step.ran;
     }

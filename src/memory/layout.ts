@@ -101,6 +101,7 @@ export const ThreadStat = {
   /** Cycles per mode, indexed from here by mode code (offline .. vmm). */
   modeCyclesBase: 1,
   exits: 8,
+  /** Workload exits whose handler finished without leaving isolation. */
   exitsIsolatedOnly: 9,
   switchesToFull: 10,
   kicksSent: 11,
@@ -116,6 +117,10 @@ export const ThreadStat = {
   entries: 21,
   vmmExits: 22,
   halts: 23,
+  /** Guest cycles of useful work: the guest quanta, without the stalls of its cache misses. */
+  guestUsefulCycles: 24,
+  /** Workload exits whose handler finished after leaving isolation (full or vmm). */
+  exitsLeftIsolation: 25,
   /** Faults per exit reason, indexed from here by catalogue index. */
   faultsByReasonBase: 32,
   count: 64,

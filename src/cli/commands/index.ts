@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { registerBenchCommand } from './bench.js';
 import { registerMachineCommand } from './machine.js';
 
 /**
@@ -6,5 +7,6 @@ import { registerMachineCommand } from './machine.js';
  * command: write `commands/<name>.ts` exporting `register<Name>Command(program)` and add one line below.
  */
 export function registerCommands(program: Command): void {
+  registerBenchCommand(program);
   registerMachineCommand(program);
 }

@@ -1,0 +1,126 @@
+import type { RunResult } from '../backend/result.js';
+import { runSim } from '../backend/sim/run-sim.js';
+import type { RunConfig } from '../config/run-config.js';
+import { builtinMix, type ExitMix } from '../cpu/mixes.js';
+import { type InvariantId, invariantIds } from '../invariants/violation.js';
+import { createMachine } from '../machine.js';
+import { none } from '../policy/none.js';
+import type { Policy } from '../policy/policy.js';
+import { formatTable } from './machine-table.js';
+
+/**
+ * A policy comparison on the sim backend: every policy on every mix, same machine, workload and seed,
+ * with `overheadVsNone` measured against `none` run on the same mix and seed (run as a baseline even
+ * when not asked for).
+ */
+export interface Comparison {
+  results: RunResult[];
+  /** The baselines (`none` per mix), also when `none` was not among the policies asked for. */
+  baselines: RunResult[];
+}
+
+export function compareOnSim(
+  config: RunConfig,
+  policies: Policy[],
+  mixes: ExitMix[],
+  onResult?: (result: RunResult) => void,
+): Comparison {
+  const machine = createMachine(config.machine, { concurrent: false });
+  const results: RunResult[] = [];
+  const baselines: RunResult[] = [];
+  for (const mix of mixes) {
+    const mixConfig: RunConfig = { ...config, workload: { ...config.workload, mix } };
+    const baseline = runSim(mixConfig, none, { machine });
+    baselines.push(baseline);
+    for (const policy of policies) {
+      const result = policy === none ? { ...baseline } : runSim(mixConfig, policy, { machine });
+      result.overheadVsNone = baseline.guestShare > 0 ? 1 - result.guestShare / baseline.guestShare : 0;
+      results.push(result);
+      onResult?.(result);
+    }
+  }
+  return { results, baselines };
+}
+
+export function mixesByName(names: string[], field = '--mix'): ExitMix[] {
+  return names.map((name) => builtinMix(name, field));
+}
+
+const percent = (value: number) => `${(value * 100).toFixed(1)}%`;
+
+/** The invariants a result broke, e.g. `INV-1, INV-2`, or '' when none. */
+export function brokenInvariants(result: RunResult): InvariantId[] {
+  return invariantIds.filter((id) => result.violations[id] > 0);
+}
+
+/** The table a kernel engineer reads at a glance, then one verdict line per policy and mix. */
+export function formatComparison(results: RunResult[]): string {
+  const rows = results.map((result) => {
+    const broken = brokenInvariants(result);
+    return [
+      result.policy,
+      result.mix,
+      percent(result.guestShare),
+      result.overheadVsNone === null ? '-' : percent(result.overheadVsNone),
+      percent(result.isolatedExitShare),
+      result.switchesToFullPer1kExits.toFixed(0),
+      result.kicksPer1kExits.toFixed(0),
+      result.flushes,
+      broken.length === 0 ? '0' : broken.map((id) => `${id}:${result.violations[id]}`).join(' '),
+    ];
+  });
+  const table = formatTable(
+    [
+      'policy',
+      'mix',
+      'guest share',
+      'overhead vs none',
+      'exits in isolation',
+      'to full /1k exits',
+      'kicks /1k exits',
+      'L1D flushes',
+      'violations',
+    ],
+    rows,
+  );
+  const verdicts = results.map((result) => {
+    const broken = brokenInvariants(result);
+    const label = `${result.policy} on ${result.mix}`.padEnd(32);
+    if (broken.length === 0) return `${label} safe: no invariant broken in ${result.exits} exits`;
+    const window =
+      result.exposure.guestSteps > 0
+        ? `; guest ran beside a sibling holding secrets for ${result.exposure.guestSteps} guest steps (${Math.round(result.exposure.cycles)} cycles)`
+        : '';
+    return `${label} UNSAFE: breaks ${broken.join(', ')}${window}`;
+  });
+  return `${table}\n\n${verdicts.join('\n')}`;
+}
+
+/** The stable JSON for scripts (issue 3): `{ results: [ { policy, mix, guestShare, ... } ] }`. */
+export function comparisonJson(comparison: Comparison, meta: Record<string, unknown>): unknown {
+  return {
+    ...meta,
+    results: comparison.results.map((result) => ({
+      policy: result.policy,
+      mix: result.mix,
+      backend: result.backend,
+      seed: result.seed,
+      guestShare: result.guestShare,
+      overheadVsNone: result.overheadVsNone,
+      exits: result.exits,
+      kickExits: result.kickExits,
+      isolatedExitShare: result.isolatedExitShare,
+      switchesToFullPer1kExits: result.switchesToFullPer1kExits,
+      kicksPer1kExits: result.kicksPer1kExits,
+      heldCycles: result.heldCycles,
+      flushes: result.flushes,
+      bufferClears: result.bufferClears,
+      faultsByHandler: result.faultsByHandler,
+      violations: result.violations,
+      exposure: result.exposure,
+      elapsedCycles: result.elapsedCycles,
+      traceHash: result.traceHash,
+      firstViolations: result.violationRecords.slice(0, 3),
+    })),
+  };
+}

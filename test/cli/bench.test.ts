@@ -1,0 +1,189 @@
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { runCli } from './run-cli.js';
+
+describe('asi-emu bench --backend sim (the built binary)', () => {
+  it('writes the documented JSON shape and prints the table and verdicts', () => {
+    const directory = mkdtempSync(join(tmpdir(), 'asi-emu-bench-'));
+    const out = join(directory, 'out.json');
+    const run = runCli([
+      'bench',
+      '--backend',
+      'sim',
+      '--policies',
+      'none,coschedule,asi',
+      '--mix',
+      'sysbench-cpu',
+      '--exits',
+      '3000',
+      '--seed',
+      '1',
+      '--json',
+      out,
+    ]);
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/policy\s+mix\s+guest share\s+overhead vs none/);
+    expect(run.stdout).toMatch(/asi on sysbench-cpu\s+safe/);
+    expect(run.stdout).toMatch(/none on sysbench-cpu\s+UNSAFE: breaks INV-1/);
+    const json = JSON.parse(readFileSync(out, 'utf8'));
+    expect(json.results.map((result: { policy: string }) => result.policy)).toEqual([
+      'none',
+      'coschedule',
+      'asi',
+    ]);
+    for (const result of json.results) {
+      for (const key of [
+        'policy',
+        'mix',
+        'guestShare',
+        'overheadVsNone',
+        'exits',
+        'isolatedExitShare',
+        'switchesToFullPer1kExits',
+        'kicksPer1kExits',
+        'heldCycles',
+        'flushes',
+        'faultsByHandler',
+        'violations',
+      ]) {
+        expect(result, key).toHaveProperty(key);
+      }
+      expect(result.guestShare).toBeGreaterThan(0);
+      expect(result.guestShare).toBeLessThanOrEqual(1);
+      expect(Object.keys(result.violations)).toContain('INV-1');
+    }
+    expect(json.results[0].overheadVsNone).toBe(0);
+    expect(json.results[2].violations['INV-1']).toBe(0);
+    expect(readdirSync(directory)).toEqual(['out.json']); // no temp file left behind
+  });
+
+  it('is deterministic: the same seed writes the same numbers', () => {
+    const directory = mkdtempSync(join(tmpdir(), 'asi-emu-bench-'));
+    const args = ['bench', '--policies', 'asi', '--exits', '1000', '--seed', '9', '--json'];
+    runCli([...args, join(directory, 'a.json')]);
+    runCli([...args, join(directory, 'b.json')]);
+    const a = JSON.parse(readFileSync(join(directory, 'a.json'), 'utf8'));
+    const b = JSON.parse(readFileSync(join(directory, 'b.json'), 'utf8'));
+    expect(a.results).toEqual(b.results);
+  });
+
+  it('takes a config file', () => {
+    const directory = mkdtempSync(join(tmpdir(), 'asi-emu-bench-'));
+    const config = join(directory, 'config.json');
+    writeFileSync(
+      config,
+      JSON.stringify({
+        machine: { cores: 1, smt: 2, memoryMiB: 40, vms: [{ vcpus: 2, guestMemoryMiB: 1 }] },
+        run: { exits: 500 },
+      }),
+    );
+    const run = runCli(['bench', '--config', config, '--policies', 'asi']);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/1 cores x 2 threads, 500 exits per run/);
+  });
+});
+
+describe('bad input: exit 2, one line naming the flag or field and what is accepted, no file written', () => {
+  const directory = mkdtempSync(join(tmpdir(), 'asi-emu-bad-'));
+  const write = (name: string, text: string) => {
+    const path = join(directory, name);
+    writeFileSync(path, text);
+    return path;
+  };
+  const cases: [string, string[], RegExp][] = [
+    ['unknown policy', ['bench', '--policies', 'asi,fast'], /--policies: .*asi.*\(got "fast"\)/],
+    ['empty policy list', ['bench', '--policies', ','], /--policies/],
+    ['unknown mix', ['bench', '--mix', 'netflix'], /--mix: .*sysbench-cpu/],
+    ['exits zero', ['bench', '--exits', '0'], /--exits: an integer 1\.\./],
+    ['exits not a number', ['bench', '--exits', 'many'], /--exits: an integer/],
+    ['negative seed', ['bench', '--seed', '-1'], /--seed/],
+    ['unknown backend', ['bench', '--backend', 'gpu'], /--backend|gpu/],
+    ['--kick on sim', ['bench', '--kick'], /--kick: only with --backend workers/],
+    [
+      'missing config file',
+      ['bench', '--config', join(directory, 'nope.json')],
+      /--config: a readable JSON file/,
+    ],
+    [
+      'config not JSON',
+      ['bench', '--config', write('bad.json', '{ machine: ')],
+      /--config: a file of valid JSON/,
+    ],
+    ['config an array', ['bench', '--config', write('array.json', '[1,2]')], /config|--config/],
+    [
+      'config zero cores',
+      ['bench', '--config', write('cores.json', '{"machine":{"cores":0}}')],
+      /machine\.cores: cores must be 1\.\.256/,
+    ],
+    ['config smt 5', ['bench', '--config', write('smt.json', '{"machine":{"smt":5}}')], /machine\.smt/],
+    [
+      'config l1d sets 48',
+      ['bench', '--config', write('sets.json', '{"machine":{"l1d":{"sets":48}}}')],
+      /machine\.l1d\.sets: .*power of two/,
+    ],
+    [
+      'config memory too small',
+      ['bench', '--config', write('memory.json', '{"machine":{"memoryMiB":4}}')],
+      /machine\.memoryMiB: at least \d+ MiB/,
+    ],
+    [
+      'config unknown mix',
+      ['bench', '--config', write('mix.json', '{"workload":{"mix":"x"}}')],
+      /workload\.mix/,
+    ],
+    [
+      'config unknown exit reason in a mix',
+      [
+        'bench',
+        '--config',
+        write('reason.json', '{"workload":{"mix":{"name":"m","source":"s","weights":{"VMFUNC":1}}}}'),
+      ],
+      /workload\.mix\.weights\.VMFUNC: an exit reason/,
+    ],
+    [
+      'config mix without source',
+      ['bench', '--config', write('source.json', '{"workload":{"mix":{"name":"m","weights":{"HLT":1}}}}')],
+      /workload\.mix\.source/,
+    ],
+    [
+      'config negative cost',
+      ['bench', '--config', write('cost.json', '{"costs":{"ipiDelivery":-5}}')],
+      /costs\.ipiDelivery/,
+    ],
+    ['config unknown cost', ['bench', '--config', write('cost2.json', '{"costs":{"warpDrive":1}}')], /costs/],
+    ['config run exits 0', ['bench', '--config', write('run.json', '{"run":{"exits":0}}')], /run\.exits/],
+    [
+      'config injection on a missing thread',
+      [
+        'bench',
+        '--config',
+        write('inject.json', '{"workload":{"injections":[{"thread":99,"atCycles":1,"vector":"nmi"}]}}'),
+      ],
+      /workload\.injections\[0\]\.thread/,
+    ],
+    [
+      'config bad vector',
+      [
+        'bench',
+        '--config',
+        write('vector.json', '{"workload":{"injections":[{"thread":0,"atCycles":1,"vector":"smi"}]}}'),
+      ],
+      /workload\.injections\[0\]\.vector/,
+    ],
+    ['machine --cores 0', ['machine', '--cores', '0'], /--cores: an integer 1\.\.256/],
+    ['machine --smt 9', ['machine', '--smt', '9'], /--smt: an integer 1\.\.4/],
+    ['unknown option', ['bench', '--fast'], /unknown option '--fast'/],
+    ['unknown command', ['benchmark'], /unknown command/],
+  ];
+  it.each(cases)('%s', (_title, args, message) => {
+    const out = join(directory, `out-${_title.replace(/\W+/g, '-')}.json`);
+    const run = runCli([...args, ...(args[0] === 'bench' ? ['--json', out] : [])]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(message);
+    expect(run.stderr).not.toMatch(/\n\s+at /); // no stack trace
+    expect(existsSync(out)).toBe(false);
+  });
+});
