@@ -95,8 +95,20 @@ export function foreignLinesFromCounts(
   countsI32Index: number,
   domainCount: number,
   vmId: number,
+  atomic = true,
 ): number {
   assertDebug(vmId >= 0 && privateDomain(vmId) < domainCount, 'foreignLines: vmId out of range');
+  if (!atomic) {
+    // One thread drives every hyperthread (sim): plain loads, nobody writes concurrently.
+    return (
+      i32[validLinesI32Index] -
+      i32[countsI32Index + domainFree] -
+      i32[countsI32Index + domainPublic] -
+      i32[countsI32Index + domainKvm] -
+      i32[countsI32Index + vmDomain(vmId)] -
+      i32[countsI32Index + privateDomain(vmId)]
+    );
+  }
   return (
     Atomics.load(i32, validLinesI32Index) -
     Atomics.load(i32, countsI32Index + domainFree) -

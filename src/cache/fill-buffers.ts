@@ -226,6 +226,7 @@ export class CoreFillBuffers implements CoreBuffer {
       this.countsI32Index,
       this.domainCount,
       vmId,
+      this.concurrent,
     );
   }
 

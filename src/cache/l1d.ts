@@ -289,6 +289,7 @@ export class CoreL1d implements CoreBuffer {
       this.countsI32Index,
       this.domainCount,
       vmId,
+      this.concurrent,
     );
   }
 

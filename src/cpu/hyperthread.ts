@@ -487,8 +487,10 @@ export class Hyperthread implements PolicyView {
     const workingSet = Math.min(this.workload.guestWorkingSetPages, this.guestPages);
     const firstPage = (this.vcpu * workingSet) % (this.guestPages - workingSet + 1);
     for (let i = 0; i < this.workload.guestAccessesPerQuantum; i++) {
-      const page = firstPage + Math.floor(this.env.random() * workingSet);
-      const line = Math.floor(this.env.random() * 64);
+      // One draw picks both the page and the line in it.
+      const draw = this.env.random() * workingSet;
+      const page = firstPage + Math.floor(draw);
+      const line = Math.floor((draw - Math.floor(draw)) * 64);
       const pfn = tlb.translate(space, page * pageBytes, Access.read);
       if (pfn < 0) continue; // an unmapped GPA would be an EPT violation; the mix draws those
       this.touchLine(pfn, line);

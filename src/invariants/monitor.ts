@@ -59,17 +59,21 @@ export class Monitor implements Observer {
 
   /** Records a violation (also for the backend's INV-9 watchdog and other checkers). */
   record(violation: Violation): void {
-    this.counts[violation.id]++;
-    this.log?.record(
-      violation.timeCycles,
-      violation.threads[0] ?? -1,
-      EventKind.violation,
-      Number(violation.id.slice(4)),
-      0,
-    );
-    const kept = this.recordsKept.get(violation.id) ?? 0;
-    if (kept >= this.recordsPerInvariant) return;
-    this.recordsKept.set(violation.id, kept + 1);
+    if (this.counted(violation.id, violation.timeCycles, violation.threads[0] ?? -1)) this.keep(violation);
+  }
+
+  /**
+   * Counts a violation; true while records of this id are still kept (the caller then builds one).
+   * Unsafe policies break INV-1/INV-2 at every guest step: counting must stay cheap.
+   */
+  private counted(id: InvariantId, timeCycles: number, thread: number): boolean {
+    this.counts[id]++;
+    this.log?.record(timeCycles, thread, EventKind.violation, Number(id.slice(4)), 0);
+    return (this.recordsKept.get(id) ?? 0) < this.recordsPerInvariant;
+  }
+
+  private keep(violation: Violation): void {
+    this.recordsKept.set(violation.id, (this.recordsKept.get(violation.id) ?? 0) + 1);
     violation.recentEvents = this.log ? this.log.recent(16).map(describeEvent) : [];
     this.records.push(violation);
   }
@@ -122,7 +126,8 @@ export class Monitor implements Observer {
       if (mode === Mode.full || mode === Mode.vmm) {
         this.exposureGuestSteps++;
         this.exposureCycles += thread.workload.guestQuantumCycles;
-        this.record(
+        if (!this.counted('INV-1', thread.clockCycles, thread.thread)) continue;
+        this.keep(
           this.violation(
             'INV-1',
             thread,
@@ -133,7 +138,10 @@ export class Monitor implements Observer {
         );
       }
     }
-    if (foreignLinesOf(this.machine, thread.core, thread.vmId) > 0) {
+    if (
+      foreignLinesOf(this.machine, thread.core, thread.vmId) > 0 &&
+      this.counted('INV-2', thread.clockCycles, thread.thread)
+    ) {
       const line =
         this.machine.l1d[thread.core].firstForeignLine(thread.vmId) ??
         this.machine.fillBuffers[thread.core].firstForeignLine(thread.vmId);
@@ -146,7 +154,7 @@ export class Monitor implements Observer {
       );
       if (line)
         violation.line = { pfn: line.pfn, lineInPage: line.lineInPage, domain: domainName(line.domain) };
-      this.record(violation);
+      this.keep(violation);
     }
   }
 

@@ -86,6 +86,7 @@ export class PageTables {
   /** Roots and formats never change once an address space exists: cached here for the walk. */
   private readonly rootCache: Int32Array;
   private readonly eptCache: Uint8Array;
+  private readonly tlbGenerationBase: number;
 
   constructor(
     private readonly i32: Int32Array,
@@ -104,6 +105,7 @@ export class PageTables {
       'pool holds whole table pages',
     );
     this.rootCache = new Int32Array(layout.addressSpaceCount);
+    this.tlbGenerationBase = addressSpaceFieldIndex(layout, 0, AddressSpaceField.tlbGeneration);
     this.eptCache = new Uint8Array(layout.addressSpaceCount);
   }
 
@@ -149,7 +151,9 @@ export class PageTables {
   }
 
   tlbGeneration(space: number): number {
-    return Atomics.load(this.i32, this.field(space, AddressSpaceField.tlbGeneration));
+    // A plain load: aligned and tear-free; a TLB that reads a generation one step late drops its
+    // entries one step late, as a real shootdown IPI arrives late.
+    return this.i32[this.tlbGenerationBase + space * AddressSpaceField.count];
   }
 
   entryWrites(space: number): number {
