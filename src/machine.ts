@@ -1,6 +1,7 @@
 import { assert } from './assert.js';
 import { CoreFillBuffers } from './cache/fill-buffers.js';
 import { CoreL1d } from './cache/l1d.js';
+import { Rmp } from './coco/rmp.js';
 import {
   type MachineConfig,
   type MachineConfigInput,
@@ -54,6 +55,8 @@ export class Machine {
   /** Hyperthread of each vCPU, per VM. */
   readonly pinning: number[][];
   readonly addresses: RegionAddresses[];
+  /** SNP's reverse map, one entry per frame (all unassigned until a confidential VM converts pages). */
+  readonly rmp: Rmp;
 
   constructor(
     readonly buffer: SharedArrayBuffer,
@@ -102,6 +105,7 @@ export class Machine {
       );
     }
     this.pinning = vcpuPinning(config);
+    this.rmp = new Rmp(this.i32, layout.sections.rmp.offsetI32, layout.frameCount);
     this.addresses = regionAddresses(plan);
   }
 
@@ -132,8 +136,9 @@ export class Machine {
    * comparisons, fuzz cases) without rebuilding its page tables.
    */
   resetDynamicState(): void {
-    const { cores, threads, threadStats } = this.layout.sections;
+    const { cores, threads, threadStats, rmp } = this.layout.sections;
     this.i32.fill(0, cores.offsetI32, cores.offsetI32 + cores.lengthI32);
+    this.i32.fill(0, rmp.offsetI32, rmp.offsetI32 + rmp.lengthI32);
     this.i32.fill(0, threads.offsetI32, threads.offsetI32 + threads.lengthI32);
     this.i32.fill(0, threadStats.offsetI32, threadStats.offsetI32 + threadStats.lengthI32);
   }

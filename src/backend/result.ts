@@ -1,3 +1,4 @@
+import type { ConfidentialVm } from '../coco/confidential-vm.js';
 import type { RunConfig } from '../config/run-config.js';
 import { exitCatalogue } from '../cpu/exits.js';
 import type { Hyperthread } from '../cpu/hyperthread.js';
@@ -49,6 +50,19 @@ export interface RunResult {
   traceHash: string;
   wallSeconds: number;
   perThread: ThreadResult[];
+  /** Confidential VMs: conversions, accepts, remaps, and the host's shared-range trackers. */
+  confidential: ConfidentialResult[];
+}
+
+export interface ConfidentialResult {
+  vmId: number;
+  toPrivate: number;
+  toShared: number;
+  accepts: number;
+  hostileRemaps: number;
+  guestTerminations: number;
+  vmmFaults: number;
+  trackers: { kind: string; overflowed: boolean; memoryBytes: number; entryCount: number }[];
 }
 
 export interface ThreadResult {
@@ -82,6 +96,7 @@ export interface CollectInput {
   steps: number;
   deadlocked: boolean;
   wallSeconds: number;
+  confidential?: (ConfidentialVm | null)[];
 }
 
 export function threadResult(machine: Machine, thread: number): ThreadResult {
@@ -166,5 +181,17 @@ export function collectResult(input: CollectInput): RunResult {
     traceHash: input.log?.hash() ?? '',
     wallSeconds: input.wallSeconds,
     perThread,
+    confidential: (input.confidential ?? [])
+      .filter((vm): vm is ConfidentialVm => vm !== null)
+      .map((vm) => ({
+        vmId: vm.vmId,
+        ...vm.stats,
+        trackers: vm.trackers.map((tracker) => ({
+          kind: tracker.kind,
+          overflowed: tracker.overflowed,
+          memoryBytes: tracker.memoryBytes(),
+          entryCount: tracker.entryCount,
+        })),
+      })),
   };
 }

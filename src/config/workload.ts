@@ -48,6 +48,36 @@ export const workloadSchema = z
     machineCheckIntervalCycles: z.number().min(0).default(0),
     irqIntervalCycles: z.number().min(0).default(0),
     injections: z.array(injectionSchema).max(10000).default([]),
+    /** For VMs with `confidential: true` in the machine config. */
+    confidential: z
+      .object({
+        /** A VMM that remaps a validated private page behind the guest's back on some of its exits. */
+        hostileVmm: z.boolean().default(false),
+        /** Share of VMM exits on which a hostile VMM remaps a page (0..1). */
+        hostileRemapShare: z.number().min(0).max(1).default(0.3),
+        /** Planted guest bug: re-validates a remapped page instead of terminating (breaks INV-11). */
+        guestRevalidates: z.boolean().default(false),
+        /** Planted host bug: a conversion to private keeps the VMM's mapping (breaks INV-10). */
+        keepsVmmMapping: z.boolean().default(false),
+        /** Largest range a conversion request names, in pages. */
+        conversionPagesMax: z
+          .number()
+          .int()
+          .min(1)
+          .max(1 << 18)
+          .default(16),
+        /** Bounds of the host's shared-range trackers (range list in ranges, interval tree in nodes). */
+        rangesMax: z.number().int().min(1).optional(),
+        nodesMax: z.number().int().min(1).optional(),
+      })
+      .strict()
+      .default({
+        hostileVmm: false,
+        hostileRemapShare: 0.3,
+        guestRevalidates: false,
+        keepsVmmMapping: false,
+        conversionPagesMax: 16,
+      }),
   })
   .strict();
 

@@ -37,6 +37,11 @@ export interface HandlerVariant {
   vmmCycles?: number;
   /** The KVM function this path follows. */
   kvmPath: string;
+  /**
+   * Confidential VMs only: the memory operation the exit carries out — a private/shared conversion of
+   * a guest range done by the VMM (`map-gpa-range`, `psc`), or a lazy accept (`accept`).
+   */
+  conversion?: 'map-gpa-range' | 'psc' | 'accept';
 }
 
 export interface ExitReasonSpec {
@@ -168,6 +173,17 @@ export const exitCatalogue: readonly ExitReasonSpec[] = [
         action: 'ipi',
         kvmPath: 'kvm_emulate_hypercall -> kvm_pv_send_ipi / kvm_pv_kick_cpu_op',
       },
+      {
+        name: 'map-gpa-range',
+        weight: 0,
+        // KVM_HC_MAP_GPA_RANGE: the guest asks for a range to become private or shared; KVM exits to
+        // the VMM (KVM_EXIT_HYPERCALL), which converts it with KVM_SET_MEMORY_ATTRIBUTES.
+        ops: [...vcpuState, access('vm-struct', 2048, 128), compute(300)],
+        action: 'vmm',
+        vmmCycles: 15000,
+        conversion: 'map-gpa-range',
+        kvmPath: 'kvm_emulate_hypercall -> KVM_HC_MAP_GPA_RANGE -> KVM_EXIT_HYPERCALL to the VMM',
+      },
     ],
   },
   {
@@ -263,6 +279,35 @@ export const exitCatalogue: readonly ExitReasonSpec[] = [
       },
     ],
     note: 'Assumption: 20% of EPT violations allocate (first touch); the rest are fixed up from existing memory.',
+  },
+  {
+    name: 'VMGEXIT',
+    // SVM exit code 0x403 (SVM_EXIT_VMGEXIT, arch/x86/include/uapi/asm/svm.h); not a VMX reason.
+    vmxCode: 0x403,
+    variants: [
+      {
+        name: 'psc',
+        weight: 1,
+        // An SNP guest's Page State Change request through the GHCB. Since Linux 6.11 KVM forwards it
+        // to the VMM as KVM_HC_MAP_GPA_RANGE (snp_begin_psc in arch/x86/kvm/svm/sev.c).
+        ops: [...vcpuState, access('vcpu-struct', 12288, 256), access('memslots', 0, 128), compute(500)],
+        action: 'vmm',
+        vmmCycles: 15000,
+        conversion: 'psc',
+        kvmPath: 'sev_handle_vmgexit -> snp_begin_psc -> KVM_EXIT_HYPERCALL (MAP_GPA_RANGE) to the VMM',
+      },
+      {
+        name: 'private-accept',
+        weight: 0,
+        // First touch of unaccepted private memory: the guest takes #VC (#VE on TDX) and accepts the
+        // page; KVM faults the guest_memfd folio in (host page allocation) before the guest validates it.
+        ops: [...vcpuState, access('memslots', 0, 128), access('percpu', 2048, 128, true), compute(2000)],
+        action: 'resume',
+        conversion: 'accept',
+        kvmPath: 'kvm_mmu_page_fault -> kvm_gmem_get_pfn; guest: PVALIDATE / TDG.MEM.PAGE.ACCEPT',
+      },
+    ],
+    note: 'Confidential VMs only.',
   },
   {
     name: 'EPT_MISCONFIG',

@@ -19,6 +19,8 @@ export interface CompiledVariant {
   vmmCycles: number;
   /** The exit a sibling kick causes (not a workload exit). */
   isKick: boolean;
+  /** Confidential-VM memory operation (exits.ts `conversion`), or null. */
+  conversion: 'map-gpa-range' | 'psc' | 'accept' | null;
   kinds: Int32Array;
   /** access: first byte VA; compute: 0. */
   vas: Float64Array;
@@ -88,6 +90,7 @@ export function compileCatalogue(
         action: variant.action,
         vmmCycles: variant.vmmCycles ?? 0,
         isKick: spec.name === 'EXTERNAL_INTERRUPT' && variant.name === 'kick',
+        conversion: variant.conversion ?? null,
         kinds,
         vas,
         amounts,

@@ -1,4 +1,5 @@
 import { assert } from '../assert.js';
+import type { ConfidentialVm } from '../coco/confidential-vm.js';
 import type { Workload } from '../config/workload.js';
 import { cacheLineBytes, pageBytes } from '../constants.js';
 import { Mailboxes, type Notifier, Vector } from '../kick/ipi.js';
@@ -169,6 +170,8 @@ export class Hyperthread implements PolicyView {
     readonly observer: Observer,
     readonly env: Environment,
     runningThreads: ReadonlySet<number>,
+    /** The VM's confidential-memory state when it is a confidential VM (sim backend), else null. */
+    readonly confidential: ConfidentialVm | null = null,
   ) {
     const { config, layout } = machine;
     assert(thread >= 0 && thread < layout.threadCount, `thread ${thread} out of range`);
@@ -491,6 +494,7 @@ export class Hyperthread implements PolicyView {
       const draw = this.env.random() * workingSet;
       const page = firstPage + Math.floor(draw);
       const line = Math.floor((draw - Math.floor(draw)) * 64);
+      if (this.confidential !== null) this.confidential.guestTouch(page, this.clockCycles);
       const pfn = tlb.translate(space, page * pageBytes, Access.read);
       if (pfn < 0) continue; // an unmapped GPA would be an EPT violation; the mix draws those
       this.touchLine(pfn, line);
@@ -774,6 +778,9 @@ export class Hyperthread implements PolicyView {
     assert(variant !== null, 'an action ends a handler');
     switch (variant.action) {
       case 'resume':
+        if (variant.conversion === 'accept' && this.confidential !== null) {
+          this.confidential.accept(() => this.env.random(), this.clockCycles);
+        }
         break;
       case 'ipi': {
         if (this.peers.length > 0) {
@@ -813,6 +820,7 @@ export class Hyperthread implements PolicyView {
     const variant = this.variant;
     assert(variant !== null && this.mode === Mode.vmm, 'the VMM runs for an exit');
     this.spend(variant.vmmCycles);
+    if (this.confidential !== null) this.vmmConfidentialWork(variant, this.confidential);
     // KVM_RUN again: back into the kernel, then into isolation.
     this.setMode(Mode.full);
     this.machine.tlbs[this.thread].switchTo(kernelSpace);
@@ -820,6 +828,21 @@ export class Hyperthread implements PolicyView {
     this.returnContinuation = Phase.entry;
     this.phase = Phase.returnIsolated;
     return Step.ran;
+  }
+
+  /** What the VMM does to a confidential VM's memory on this exit. */
+  private vmmConfidentialWork(variant: CompiledVariant, confidential: ConfidentialVm): void {
+    const settings = this.workload.confidential;
+    if (variant.conversion === 'map-gpa-range' || variant.conversion === 'psc') {
+      const gfn = 1 + Math.floor(this.env.random() * (confidential.pages - 1));
+      const npages = 1 + Math.floor(this.env.random() * settings.conversionPagesMax);
+      confidential.convert(gfn, npages, this.env.random() < 0.5, this.clockCycles);
+    }
+    // The VMM touches a virtio buffer in guest memory through its own mapping.
+    confidential.vmmTouch(Math.floor(this.env.random() * confidential.pages));
+    if (settings.hostileVmm && this.env.random() < settings.hostileRemapShare) {
+      confidential.hostileRemap(() => this.env.random(), this.clockCycles);
+    }
   }
 
   private stepReturnIsolated(): number {

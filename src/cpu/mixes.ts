@@ -66,6 +66,22 @@ export const builtinMixes: readonly ExitMix[] = [
     },
   },
   {
+    name: 'snp-guest',
+    description: 'a confidential (SEV-SNP) guest converting memory: page state changes, lazy accepts',
+    source:
+      'synthetic: shaped like the boot-time conversion storm of the SEV live-migration threads (Kalra, kvm list, Feb 2021: ~19,500 page-encryption-status hypercalls in an OVMF boot) on top of light-load',
+    weights: {
+      'VMGEXIT:psc': 6,
+      'VMCALL:map-gpa-range': 3,
+      'VMGEXIT:private-accept': 6,
+      MSR_WRITE: 50,
+      HLT: 25,
+      PREEMPTION_TIMER: 5,
+      EPT_MISCONFIG: 3,
+      EXTERNAL_INTERRUPT: 2,
+    },
+  },
+  {
     name: 'all-fast',
     description: 'synthetic: only exits handled entirely in isolation',
     source: 'synthetic, for benchmarks',

@@ -1,6 +1,7 @@
 import { assert } from '../assert.js';
 import { fillBufferI32s } from '../cache/fill-buffers.js';
 import { l1dI32s } from '../cache/l1d.js';
+import { rmpI32s } from '../coco/rmp.js';
 import type { MachineConfig } from '../config/machine-config.js';
 import { configBytesMax, pageTableI32s, sectionAlignI32s } from '../constants.js';
 import { domainCount } from './domains.js';
@@ -146,7 +147,8 @@ export type SectionName =
   | 'addressSpaces'
   | 'cores'
   | 'threads'
-  | 'threadStats';
+  | 'threadStats'
+  | 'rmp';
 
 export interface Section {
   name: SectionName;
@@ -224,6 +226,8 @@ export function computeLayout(config: MachineConfig, plan: RegionPlan): Layout {
     ['cores', coreCount * coreStrideI32s],
     ['threads', threadCount * threadStrideI32s],
     ['threadStats', threadCount * ThreadStat.count * 2],
+    // SNP's reverse map: one entry per physical frame (coco/rmp.ts).
+    ['rmp', rmpI32s(plan.totalFrames)],
   ];
   const sections = {} as Record<SectionName, Section>;
   let offsetI32 = 0;

@@ -1,4 +1,5 @@
 import { assert } from '../../assert.js';
+import { ConfidentialVm } from '../../coco/confidential-vm.js';
 import type { RunConfig } from '../../config/run-config.js';
 import { type Environment, Hyperthread, Step } from '../../cpu/hyperthread.js';
 import { EventLog } from '../../invariants/event-log.js';
@@ -17,6 +18,8 @@ import { Prng } from './prng.js';
 export interface SimOptions {
   /** Keep every event (for Perfetto traces and replay output). */
   keepEvents?: boolean;
+  /** Record into this log (the caller reads its events afterwards); replaces `keepEvents`. */
+  log?: EventLog;
   /** A machine built earlier from the same machine config, reused after a reset. */
   machine?: Machine;
   /** Called every 65,536 steps with the workload exits so far. */
@@ -36,7 +39,7 @@ export function runSim(config: RunConfig, policy: Policy, options: SimOptions = 
   const machine = options.machine ?? createMachine(config.machine, { concurrent: false });
   if (options.machine) machine.resetDynamicState();
   const prng = new Prng(config.run.seed);
-  const log = new EventLog(64, options.keepEvents ?? false);
+  const log = options.log ?? new EventLog(64, options.keepEvents ?? false);
   const monitor = new Monitor(machine, log);
 
   // nosmt: only sibling 0 of each core runs its vCPU; the others stay offline.
@@ -69,10 +72,31 @@ export function runSim(config: RunConfig, policy: Policy, options: SimOptions = 
       }
     },
   };
-  const threads = order.map(
-    (thread) =>
-      new Hyperthread(machine, thread, policy, config.costs, config.workload, monitor, env, running),
+  const confidential = machine.config.vms.map((vm, vmId) =>
+    vm.confidential
+      ? new ConfidentialVm(
+          machine,
+          vmId,
+          machine.rmp,
+          { asid: vmId + 1, ...config.workload.confidential },
+          (violation) => monitor.record(violation),
+        )
+      : null,
   );
+  const threads = order.map((thread) => {
+    const vmId = machine.pinning.findIndex((pins) => pins.includes(thread));
+    return new Hyperthread(
+      machine,
+      thread,
+      policy,
+      config.costs,
+      config.workload,
+      monitor,
+      env,
+      running,
+      confidential[vmId],
+    );
+  });
 
   const exitsTarget = config.run.exits;
   const stepsMax = exitsTarget * stepsPerExitMax;
@@ -139,6 +163,7 @@ export function runSim(config: RunConfig, policy: Policy, options: SimOptions = 
     steps,
     deadlocked,
     wallSeconds: 0,
+    confidential,
   });
 }
 
