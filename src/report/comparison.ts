@@ -2,6 +2,7 @@ import type { RunResult } from '../backend/result.js';
 import { runSim } from '../backend/sim/run-sim.js';
 import type { RunConfig } from '../config/run-config.js';
 import { builtinMix, type ExitMix } from '../cpu/mixes.js';
+import { EventLog } from '../invariants/event-log.js';
 import { type InvariantId, invariantIds } from '../invariants/violation.js';
 import { createMachine } from '../machine.js';
 import { none } from '../policy/none.js';
@@ -15,6 +16,8 @@ import { formatTable } from './machine-table.js';
  */
 export interface Comparison {
   results: RunResult[];
+  /** Every event of each result's run (same order), when asked for with `keepEvents`. */
+  logs: (EventLog | null)[];
   /** The baselines (`none` per mix), also when `none` was not among the policies asked for. */
   baselines: RunResult[];
 }
@@ -24,22 +27,28 @@ export function compareOnSim(
   policies: Policy[],
   mixes: ExitMix[],
   onResult?: (result: RunResult) => void,
+  keepEvents = false,
 ): Comparison {
   const machine = createMachine(config.machine, { concurrent: false });
   const results: RunResult[] = [];
+  const logs: (EventLog | null)[] = [];
   const baselines: RunResult[] = [];
   for (const mix of mixes) {
     const mixConfig: RunConfig = { ...config, workload: { ...config.workload, mix } };
-    const baseline = runSim(mixConfig, none, { machine });
+    const baselineLog = keepEvents ? new EventLog(64, true) : null;
+    const baseline = runSim(mixConfig, none, { machine, log: baselineLog ?? undefined });
     baselines.push(baseline);
     for (const policy of policies) {
-      const result = policy === none ? { ...baseline } : runSim(mixConfig, policy, { machine });
+      const log = policy === none ? baselineLog : keepEvents ? new EventLog(64, true) : null;
+      const result =
+        policy === none ? { ...baseline } : runSim(mixConfig, policy, { machine, log: log ?? undefined });
+      logs.push(log);
       result.overheadVsNone = baseline.guestShare > 0 ? 1 - result.guestShare / baseline.guestShare : 0;
       results.push(result);
       onResult?.(result);
     }
   }
-  return { results, baselines };
+  return { results, logs, baselines };
 }
 
 export function mixesByName(names: string[], field = '--mix'): ExitMix[] {

@@ -1,0 +1,160 @@
+import { randomBytes } from 'node:crypto';
+import { linkSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { type Command, Option } from 'commander';
+import { machineConfigSchema } from '../../config/machine-config.js';
+import { runSchema } from '../../config/run-config.js';
+import { workloadSchema } from '../../config/workload.js';
+import { costModelSchema } from '../../cpu/costs.js';
+import { builtinMixes } from '../../cpu/mixes.js';
+import { UsageError } from '../../errors.js';
+import { writeFileAtomic } from '../../report/atomic-write.js';
+
+/**
+ * `asi-emu config init [FILE]`: writes an example config a user can edit and load back with
+ * `--config FILE`. JSON has no comments, so the explanations live in one top-level `"$comment"`
+ * object, one entry per field of each section; the loaders read only `machine`, `workload`, `costs`
+ * and `run`, so it loads as is. The values are the schemas' own defaults (parsed from `{}`), so the
+ * file always matches what a run would use without it.
+ */
+export const defaultConfigFile = 'asi-emu.config.json';
+
+/** One line per field, by section. A test holds these to the schemas: no field undocumented. */
+export const configFieldComments: Record<'machine' | 'workload' | 'costs' | 'run', Record<string, string>> = {
+  machine: {
+    cores: 'physical cores, 1..256',
+    smt: 'hyperthreads per core, 1..4',
+    vms: 'VMs: { vcpus, guestMemoryMiB, pin (hyperthread per vCPU, optional), confidential }; vCPUs go to the next free hyperthreads unless pinned',
+    memoryMiB: 'physical memory of the machine in MiB',
+    hostSecretsMiB: 'host-secret memory (page cache, keys, other processes) in MiB',
+    l1d: 'per-core L1D: sets (power of two) x ways of 64-byte lines; replacement lru or plru (plru needs power-of-two ways)',
+    fillBufferEntries: 'line fill buffers per core (MDS), 0..32; Skylake has 10',
+    tlbEntries: 'TLB entries per hyperthread (power of two)',
+    tlbWays: 'TLB associativity (power of two)',
+    pcid: 'tag TLB entries by address space, so a CR3 switch keeps them',
+    directMapLargePages: 'map the kernel direct map with 2 MiB pages where aligned, as Linux does',
+    pageTablePoolPages: 'page-table pages available to all address spaces',
+  },
+  workload: {
+    mix: `exit mix: a built-in name (${builtinMixes.map((mix) => mix.name).join(', ')}; see "asi-emu mixes") or an object { name, description, source, weights }`,
+    exitIntervalCycles: 'mean guest cycles between two exits of a vCPU',
+    guestQuantumCycles: 'guest cycles per step between mailbox checks: bounds how late a kick is seen',
+    guestAccessesPerQuantum: 'guest memory lines touched per guest step, 0..64',
+    guestWorkingSetPages: 'guest pages each vCPU touches (its hot working set)',
+    idleCycles: 'mean cycles a halted vCPU stays idle before its timer fires',
+    nmiIntervalCycles: 'mean cycles between host NMIs per hyperthread (0: none)',
+    machineCheckIntervalCycles: 'mean cycles between machine checks per hyperthread (0: none)',
+    irqIntervalCycles: 'mean cycles between host device interrupts per hyperthread (0: none)',
+    injections: 'exact events: [{ thread, atCycles, vector: "nmi" | "mc" | "irq" }]',
+    confidential:
+      'for VMs with machine.vms[].confidential: { hostileVmm, hostileRemapShare (0..1), guestRevalidates and keepsVmmMapping (planted bugs), conversionPagesMax, rangesMax and nodesMax (tracker bounds, optional) }',
+  },
+  costs: {
+    exitRoundTrip: 'VM exit + entry with an empty handler (kvm-unit-tests vmexit, Skylake-SP)',
+    ipiDelivery: 'IPI from send to the handler running on the target',
+    ipiSend: 'sending an IPI (one x2APIC ICR write)',
+    cr3WithPcid: 'CR3 write with PCID and the no-flush bit',
+    cr3WithoutPcid: 'CR3 write without PCID, with the TLB refill after it',
+    l1dFlush: 'L1D flush (MSR_IA32_FLUSH_CMD or the software fallback)',
+    bufferClear: 'VERW buffer clearing (MDS)',
+    cacheHit: 'L1D hit',
+    cacheMiss: 'L1D miss served by L2/L3',
+    pageWalk: 'page walk after a TLB miss',
+    pageFault: 'taking a host page fault (entry and exit)',
+    guestQuantum: "guest cycles between two of a vCPU's exits on average (cost model view)",
+  },
+  run: {
+    exits: 'stop after this many workload exits (kick exits not counted)',
+    seed: 'seed of every random choice: the same seed gives the same sim trace',
+    maxCycles: 'stop at this virtual time whatever the exits (0: no limit)',
+    waitBoundCycles: 'INV-9: a wait longer than this many virtual cycles is a liveness violation',
+    jitterCycles: 'random extra cycles (0..jitter) after each step, so interleavings differ by seed',
+    stopOnViolation: 'stop at the first violation',
+  },
+};
+
+/** The example config: every field at its default, with the explanations under "$comment". */
+export function exampleConfig(): Record<string, unknown> {
+  return {
+    $comment: {
+      about: [
+        'asi-emu config: load it with --config FILE (asi-emu bench --config FILE, asi-emu machine --config FILE).',
+        'Every field is optional; the values below are the defaults. Costs are virtual cycles of a ~3 GHz core.',
+        'This "$comment" object is ignored when the file is loaded; sections reject unknown fields.',
+      ],
+      ...configFieldComments,
+    },
+    machine: machineConfigSchema.parse({}),
+    workload: workloadSchema.parse({}),
+    costs: costModelSchema.parse({}),
+    run: runSchema.parse({}),
+  };
+}
+
+export function registerConfigInitCommand(program: Command): void {
+  const config =
+    program.commands.find((command) => command.name() === 'config') ??
+    program.command('config').description('work with config files');
+  config
+    .command('init')
+    .description(
+      'write an example config file (every field at its default, each one explained) to edit and load with --config',
+    )
+    .argument('[file]', `where to write it ("-" for standard output)`, defaultConfigFile)
+    .addOption(new Option('--force', 'overwrite FILE if it exists'))
+    .addHelpText(
+      'after',
+      [
+        '',
+        'The file is plain JSON: the explanations are in its top-level "$comment" object, which loading ignores.',
+        'It refuses to replace an existing file unless --force; the write is atomic either way.',
+        '',
+        'Examples:',
+        '  asi-emu config init',
+        '  asi-emu config init my-machine.json && asi-emu bench --config my-machine.json',
+        '  asi-emu config init --force asi-emu.config.json',
+        '  asi-emu config init - | jq .costs',
+        '',
+      ].join('\n'),
+    )
+    .action((file: string, options: { force?: boolean }) => {
+      const text = `${JSON.stringify(exampleConfig(), null, 2)}\n`;
+      if (file === '-') {
+        process.stdout.write(text);
+        return;
+      }
+      if (options.force) writeFileAtomic(file, text);
+      else writeNewFileAtomic(file, text);
+      process.stdout.write(
+        `wrote ${file}: every field at its default, explained under "$comment"; load it with --config ${file}\n`,
+      );
+    });
+}
+
+/**
+ * Writes a file that must not exist yet, atomically: to a temporary file, then a hard link to the
+ * name, which fails if the name exists (so no check-then-write race), then the temporary is removed.
+ */
+function writeNewFileAtomic(path: string, contents: string): void {
+  const directory = dirname(path);
+  mkdirSync(directory, { recursive: true });
+  const temporary = join(
+    directory,
+    `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`,
+  );
+  try {
+    writeFileSync(temporary, contents);
+    linkSync(temporary, path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') {
+      throw new UsageError(
+        'config init FILE',
+        'a file that does not exist yet (or --force to overwrite it)',
+        path,
+      );
+    }
+    throw error;
+  } finally {
+    rmSync(temporary, { force: true });
+  }
+}

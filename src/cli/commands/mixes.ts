@@ -1,0 +1,49 @@
+import type { Command } from 'commander';
+import { builtinMix, builtinMixes, type ExitMix } from '../../cpu/mixes.js';
+import { formatTable } from '../../report/machine-table.js';
+
+/** `asi-emu mixes [name]`: the built-in exit mixes with their sources and weights. */
+export function registerMixesCommand(program: Command): void {
+  program
+    .command('mixes')
+    .description('list the built-in VM-exit mixes: where each comes from and its weights per exit reason')
+    .argument('[name]', 'show only this mix')
+    .option('--json', 'print JSON instead of text (name, description, source, weights)')
+    .addHelpText(
+      'after',
+      [
+        '',
+        'Weights are percentages as published (perf kvm stat style); a run normalizes them, so "share" is',
+        'what a run draws. A key is an exit reason (HLT) or a reason and a handler variant (EPT_VIOLATION:alloc).',
+        '',
+        'Examples:',
+        '  asi-emu mixes',
+        '  asi-emu mixes idle-tracing',
+        '  asi-emu mixes --json > mixes.json',
+        '',
+      ].join('\n'),
+    )
+    .action((name: string | undefined, options: { json?: boolean }) => {
+      const mixes = name === undefined ? builtinMixes : [builtinMix(name, 'mixes [name]')];
+      if (options.json) {
+        process.stdout.write(`${JSON.stringify(mixes, null, 2)}\n`);
+        return;
+      }
+      process.stdout.write(`${mixes.map(formatMix).join('\n\n')}\n`);
+    });
+}
+
+/** One mix for a person: name and description, source, then its weights, largest first. */
+export function formatMix(mix: ExitMix): string {
+  const entries = Object.entries(mix.weights).sort(([, a], [, b]) => b - a);
+  const total = entries.reduce((sum, [, weight]) => sum + weight, 0);
+  const table = formatTable(
+    ['exit', 'weight', 'share'],
+    entries.map(([key, weight]) => [key, weight.toString(), `${((weight / total) * 100).toFixed(1)}%`]),
+  );
+  const indented = table
+    .split('\n')
+    .map((line) => `  ${line}`)
+    .join('\n');
+  return `${mix.name}: ${mix.description}\n  source: ${mix.source}\n${indented}`;
+}

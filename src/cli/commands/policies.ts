@@ -1,0 +1,68 @@
+import type { Command } from 'commander';
+import { type Policy, policies, safePolicyNames } from '../../policy/index.js';
+import { plantedBugs } from '../../policy/planted.js';
+
+/** `asi-emu policies`: the built-in mitigation policies, one line each (and the planted bugs). */
+export function registerPoliciesCommand(program: Command): void {
+  program
+    .command('policies')
+    .description('list the built-in mitigation policies, one line each, and whether each is meant to be safe')
+    .option(
+      '--planted',
+      'also list the planted-bug policies the fuzzer must catch, with the invariants they break',
+    )
+    .option('--json', 'print JSON instead of text (name, safe, description and the policy switches)')
+    .addHelpText(
+      'after',
+      [
+        '',
+        '"safe" policies are held to every invariant by the test suite; "unsafe" ones (none, l1d-flush, ...)',
+        'are baselines that must be caught breaking them.',
+        '',
+        'Examples:',
+        '  asi-emu policies',
+        '  asi-emu policies --planted',
+        "  asi-emu policies --json | jq -r '.[] | select(.safe) | .name'",
+        '',
+      ].join('\n'),
+    )
+    .action((options: { json?: boolean; planted?: boolean }) => {
+      const rows = Object.entries(policies).map(([name, policy]) => ({
+        ...policyJson(name, policy),
+        safe: (safePolicyNames as readonly string[]).includes(name),
+      }));
+      const planted = options.planted
+        ? plantedBugs.map((bug) => ({
+            ...policyJson(bug.policy.name, bug.policy),
+            safe: false,
+            breaks: bug.breaks,
+          }))
+        : [];
+      if (options.json) {
+        process.stdout.write(`${JSON.stringify([...rows, ...planted], null, 2)}\n`);
+        return;
+      }
+      const width = Math.max(...[...rows, ...planted].map((row) => row.name.length));
+      const lines = rows.map(
+        (row) => `${row.name.padEnd(width)}  ${row.safe ? 'safe  ' : 'unsafe'}  ${row.description}`,
+      );
+      if (planted.length > 0) {
+        lines.push('', 'planted bugs (unsafe on purpose: the monitor and the fuzzer must catch them):');
+        for (const row of planted) {
+          lines.push(`${row.name.padEnd(width)}  breaks ${row.breaks.join('/')}  ${row.description}`);
+        }
+      }
+      process.stdout.write(`${lines.join('\n')}\n`);
+    });
+}
+
+function policyJson(name: string, policy: Policy) {
+  return {
+    name,
+    description: policy.description,
+    smt: policy.smt,
+    stun: policy.stun,
+    flushPoint: policy.flushPoint,
+    waitFor: policy.waitFor,
+  };
+}
