@@ -1,6 +1,13 @@
 import { assert, assertDebug } from '../assert.js';
 import { sectionAlignI32s } from '../constants.js';
-import { domainFree, domainKvm, domainPublic, privateDomain, vmDomain } from '../memory/domains.js';
+import {
+  domainFree,
+  domainHost,
+  domainKvm,
+  domainPublic,
+  privateDomain,
+  vmDomain,
+} from '../memory/domains.js';
 
 /**
  * What every per-core buffer of cache lines offers (DESIGN.md "Core resources"): the L1D and the fill
@@ -109,14 +116,17 @@ export function foreignLinesFromCounts(
       i32[countsI32Index + privateDomain(vmId)]
     );
   }
-  return (
-    Atomics.load(i32, validLinesI32Index) -
-    Atomics.load(i32, countsI32Index + domainFree) -
-    Atomics.load(i32, countsI32Index + domainPublic) -
-    Atomics.load(i32, countsI32Index + domainKvm) -
-    Atomics.load(i32, countsI32Index + vmDomain(vmId)) -
-    Atomics.load(i32, countsI32Index + privateDomain(vmId))
-  );
+  // Siblings mutate the counts while a monitor reads them, so several loads are not one snapshot: the
+  // difference above could read a line leaving kvm but not yet arriving in vm:N and report a foreign
+  // line that never existed. Summing only the foreign counts cannot: if no foreign line exists at any
+  // instant, every foreign count reads 0 (workers backend).
+  let foreign = 0;
+  const own = vmDomain(vmId);
+  const ownPrivate = privateDomain(vmId);
+  for (let domain = domainHost; domain < domainCount; domain++) {
+    if (domain !== own && domain !== ownPrivate) foreign += Atomics.load(i32, countsI32Index + domain);
+  }
+  return foreign;
 }
 
 /** The host-side domains (free, public, kvm, host) always exist; each VM adds two. */
@@ -148,4 +158,42 @@ export function assertCoreBufferView(i32: Int32Array, baseI32Index: number, sect
     baseI32Index + sectionI32s <= i32.length,
     `core buffer section [${baseI32Index}, ${baseI32Index + sectionI32s}) past the view's ${i32.length} words`,
   );
+}
+
+/** Valid entries among [firstI32Index, endI32Index): records of `strideI32s` words, owner word at `ownerOffsetI32`. */
+export function countValidEntries(
+  i32: Int32Array,
+  firstI32Index: number,
+  endI32Index: number,
+  strideI32s: number,
+  ownerOffsetI32: number,
+): number {
+  let valid = 0;
+  for (let at = firstI32Index; at < endI32Index; at += strideI32s) {
+    if (i32[at + ownerOffsetI32] !== ownerInvalid) valid++;
+  }
+  return valid;
+}
+
+/**
+ * A flush's paired check, then the reset of the counts: the valid-line total and the per-domain
+ * counts kept at every step must agree with the `dropped` entries found in the section itself.
+ */
+export function checkAndClearCounts(
+  i32: Int32Array,
+  validLinesI32Index: number,
+  countsI32Index: number,
+  domainCount: number,
+  dropped: number,
+  what: string,
+): void {
+  let countedLines = 0;
+  for (let domain = 0; domain < domainCount; domain++)
+    countedLines += Atomics.load(i32, countsI32Index + domain);
+  assert(
+    dropped === Atomics.load(i32, validLinesI32Index) && dropped === countedLines,
+    `${what} flush: valid entries, valid-line total and per-domain counts disagree`,
+  );
+  for (let domain = 0; domain < domainCount; domain++) Atomics.store(i32, countsI32Index + domain, 0);
+  Atomics.store(i32, validLinesI32Index, 0);
 }

@@ -7,6 +7,8 @@ import {
   assertDomainCount,
   type CachedLine,
   type CoreBuffer,
+  checkAndClearCounts,
+  countValidEntries,
   domainOfOwner,
   foreignLinesFromCounts,
   ownerInvalid,
@@ -181,27 +183,22 @@ export class CoreFillBuffers implements CoreBuffer {
     const i32 = this.i32;
     if (this.concurrent) acquireCoreLock(i32, this.lockI32Index);
     const entriesEndI32Index = this.entriesI32Index + this.entries * fillBufferEntryI32s;
-    let dropped = 0;
-    for (
-      let entryI32Index = this.entriesI32Index;
-      entryI32Index < entriesEndI32Index;
-      entryI32Index += fillBufferEntryI32s
-    ) {
-      if (i32[entryI32Index + fillBufferEntryOwnerI32] !== ownerInvalid) dropped++;
-    }
-    // Paired check: the counts kept at every step agree with the entries themselves.
-    let countedLines = 0;
-    for (let domain = 0; domain < this.domainCount; domain++) {
-      countedLines += Atomics.load(i32, this.countsI32Index + domain);
-    }
-    assert(
-      dropped === Atomics.load(i32, this.validLinesI32Index) && dropped === countedLines,
-      'fill buffer flush: valid entries, valid-line total and per-domain counts disagree',
+    const dropped = countValidEntries(
+      i32,
+      this.entriesI32Index,
+      entriesEndI32Index,
+      fillBufferEntryI32s,
+      fillBufferEntryOwnerI32,
+    );
+    checkAndClearCounts(
+      i32,
+      this.validLinesI32Index,
+      this.countsI32Index,
+      this.domainCount,
+      dropped,
+      'fill buffer',
     );
     i32.fill(0, this.entriesI32Index, entriesEndI32Index);
-    for (let domain = 0; domain < this.domainCount; domain++)
-      Atomics.store(i32, this.countsI32Index + domain, 0);
-    Atomics.store(i32, this.validLinesI32Index, 0);
     i32[this.nextSlotI32Index] = 0;
     if (this.concurrent) releaseCoreLock(i32, this.lockI32Index);
     return dropped;

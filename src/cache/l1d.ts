@@ -7,6 +7,8 @@ import {
   assertDomainCount,
   type CachedLine,
   type CoreBuffer,
+  checkAndClearCounts,
+  countValidEntries,
   domainOfOwner,
   foreignLinesFromCounts,
   ownerInvalid,
@@ -241,30 +243,18 @@ export class CoreL1d implements CoreBuffer {
   flush(): number {
     const i32 = this.i32;
     if (this.concurrent) acquireCoreLock(i32, this.lockI32Index);
-    let dropped = 0;
     const linesEndI32Index = this.linesI32Index + this.sets * this.setI32s;
-    for (
-      let lineI32Index = this.linesI32Index;
-      lineI32Index < linesEndI32Index;
-      lineI32Index += l1dLineI32s
-    ) {
-      if (i32[lineI32Index + l1dLineOwnerI32] !== ownerInvalid) dropped++;
-    }
-    // Paired check: the counts kept at every step agree with the lines themselves.
-    let countedLines = 0;
-    for (let domain = 0; domain < this.domainCount; domain++) {
-      countedLines += Atomics.load(i32, this.countsI32Index + domain);
-    }
-    assert(
-      dropped === Atomics.load(i32, this.validLinesI32Index) && dropped === countedLines,
-      'l1d flush: valid lines, valid-line total and per-domain counts disagree',
+    const dropped = countValidEntries(
+      i32,
+      this.linesI32Index,
+      linesEndI32Index,
+      l1dLineI32s,
+      l1dLineOwnerI32,
     );
+    checkAndClearCounts(i32, this.validLinesI32Index, this.countsI32Index, this.domainCount, dropped, 'l1d');
     // Back to the zero state of a fresh cache: lines, stamps, PLRU bits and clock, so replacement after a
     // flush does not depend on what was there before.
     i32.fill(0, this.setStateI32Index, linesEndI32Index);
-    for (let domain = 0; domain < this.domainCount; domain++)
-      Atomics.store(i32, this.countsI32Index + domain, 0);
-    Atomics.store(i32, this.validLinesI32Index, 0);
     i32[this.clockI32Index] = 0;
     if (this.concurrent) releaseCoreLock(i32, this.lockI32Index);
     return dropped;
