@@ -1,6 +1,7 @@
 import { writeFileAtomic } from '../src/report/atomic-write.js';
 import { formatTable } from '../src/report/machine-table.js';
 import { runCacheBench } from './cache.bench.js';
+import { runFuzzBench } from './fuzz.bench.js';
 import { type BenchFigure, benchTimeMs, machineDescription } from './common.js';
 import { runPagingBench } from './paging.bench.js';
 import { runSharedTrackingBench } from './shared-tracking.bench.js';
@@ -14,6 +15,7 @@ import { runSimBench } from './sim.bench.js';
 const suites: Record<string, () => Promise<BenchFigure[]>> = {
   paging: runPagingBench,
   sim: runSimBench,
+  fuzz: runFuzzBench,
   cache: async () =>
     (await runCacheBench({ timeMs: benchTimeMs() })).map((figure) => ({
       suite: 'cache',

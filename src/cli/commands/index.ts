@@ -1,6 +1,11 @@
 import type { Command } from 'commander';
 import { registerBenchCommand } from './bench.js';
+import { registerConfigInitCommand } from './config-init.js';
+import { registerFuzzCommand } from './fuzz.js';
 import { registerMachineCommand } from './machine.js';
+import { registerMixesCommand } from './mixes.js';
+import { registerPoliciesCommand } from './policies.js';
+import { registerReplayCommand } from './replay.js';
 
 /**
  * Every CLI command, one module each under cli/commands/, registered here in help order. Adding a
@@ -9,4 +14,9 @@ import { registerMachineCommand } from './machine.js';
 export function registerCommands(program: Command): void {
   registerBenchCommand(program);
   registerMachineCommand(program);
+  registerMixesCommand(program);
+  registerPoliciesCommand(program);
+  registerConfigInitCommand(program);
+  registerFuzzCommand(program);
+  registerReplayCommand(program);
 }

@@ -1,0 +1,249 @@
+import { availableParallelism } from 'node:os';
+import { resolve } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { MultiBar, Presets } from 'cli-progress';
+import { type Command, Option } from 'commander';
+import { UsageError } from '../../errors.js';
+import { type CampaignProgress, runCampaign } from '../../fuzz/campaign.js';
+import { poolExecutor } from '../../fuzz/executor.js';
+import { fuzzLimits } from '../../fuzz/limits.js';
+import { mergeSummaryFiles } from '../../fuzz/merge.js';
+import { fuzzablePolicyNames, policySpecOf } from '../../fuzz/policy-spec.js';
+import { formatShard, parseShard, type Shard, shardCaseCount, wholeCampaign } from '../../fuzz/shard.js';
+import type { FailureRecord, FuzzSummary } from '../../fuzz/summary.js';
+import { ExitCode } from '../errors.js';
+import { integerFlag } from '../flags.js';
+
+/**
+ * `asi-emu fuzz`: a fuzz campaign on a piscina pool (src/fuzz/campaign.ts), and `asi-emu fuzz merge`.
+ * Exit code 1 when a case broke an invariant, 0 when none did, 2 for bad input.
+ */
+interface FuzzOptions {
+  policy?: string;
+  policyModule?: string;
+  cases?: number;
+  time?: number;
+  seed?: number;
+  jobs?: number;
+  shard?: Shard;
+  out?: string;
+  json?: string;
+  maxFailures?: number;
+  progress?: boolean;
+}
+
+/** `--time`: a duration such as 90, 90s, 1.5m, 2h or 500ms; in milliseconds. */
+export function durationFlag(flag: string) {
+  return (value: string): number => {
+    const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(value.trim());
+    const unitMs = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const;
+    const ms = match ? Number(match[1]) * unitMs[(match[2] ?? 's') as keyof typeof unitMs] : Number.NaN;
+    if (!Number.isFinite(ms) || ms <= 0 || ms > 365 * 86_400_000) {
+      throw new UsageError(flag, 'a duration such as 60s, 90, 1.5m, 2h or 500ms (seconds if no unit)', value);
+    }
+    return ms;
+  };
+}
+
+function formatCount(failures: Partial<Record<string, number>>): string {
+  return Object.entries(failures)
+    .map(([id, count]) => `${id} x${count}`)
+    .join(', ');
+}
+
+function formatSize(failure: FailureRecord): string {
+  const { size } = failure;
+  return `${size.exits} exits, ${size.hyperthreads} hyperthreads, ${size.injectedEvents} injected events, ${size.choices} choices`;
+}
+
+export function registerFuzzCommand(program: Command): void {
+  const fuzz = program
+    .command('fuzz')
+    .description(
+      'fuzz exit-handler mixes against the isolation invariants; shrink and save each failing case',
+    )
+    .enablePositionalOptions()
+    .option('--policy <name>', `policy to fuzz: ${fuzzablePolicyNames().join(', ')}`)
+    .option('--policy-module <file>', 'an ES module exporting your Policy (default export or `policy`)')
+    .addOption(
+      new Option('--cases <n>', 'cases in the whole campaign (all shards)').argParser(
+        integerFlag('--cases', 1, fuzzLimits.casesMax),
+      ),
+    )
+    .addOption(
+      new Option('--time <duration>', 'run for this long instead (60s, 5m, 1h)').argParser(
+        durationFlag('--time'),
+      ),
+    )
+    .addOption(
+      new Option('--seed <n>', 'campaign seed (shards of one campaign share it)').argParser(
+        integerFlag('--seed', 0, Number.MAX_SAFE_INTEGER),
+      ),
+    )
+    .addOption(
+      new Option('--jobs <n>', 'worker threads (default: the CPU count)').argParser(
+        integerFlag('--jobs', 1, 256),
+      ),
+    )
+    .addOption(
+      new Option('--shard <i/n>', 'run shard i of n of the campaign (1-based)').argParser((value) =>
+        parseShard(value),
+      ),
+    )
+    .option('--out <dir>', 'directory for replay files (and summary.json)')
+    .option('--json <file>', 'write the summary here instead of DIR/summary.json')
+    .addOption(
+      new Option('--max-failures <n>', 'stop drawing cases after this many failed').argParser(
+        integerFlag('--max-failures', 1, 1_000_000),
+      ),
+    )
+    .option('--no-progress', 'no progress bar, even on a terminal')
+    .addHelpText(
+      'after',
+      '\nExamples:\n' +
+        '  asi-emu fuzz --policy asi --cases 2000 --seed 7 --out fuzz-out\n' +
+        '  asi-emu fuzz --policy planted-lost-wakeup --time 60s --seed 1 --out fuzz-out --json summary.json\n' +
+        '  asi-emu fuzz --policy-module ./my-policy.js --cases 5000 --seed 3 --shard 2/4 --out fuzz-out\n' +
+        '  asi-emu fuzz merge fuzz-out/summary-shard-*-of-4.json --out merged.json\n' +
+        'Exit code: 1 if a case broke an invariant, 0 if none did, 2 for bad input.\n',
+    )
+    .action(async (options: FuzzOptions) => {
+      process.exitCode = await fuzzAction(options);
+    });
+
+  fuzz
+    .command('merge')
+    .description('merge the summaries of one campaign’s shards into one')
+    .argument('<summary...>', 'summary files written by `asi-emu fuzz` (one per shard)')
+    .option('--out <file>', 'merged summary (JSON, written atomically)')
+    .action((paths: string[], options: { out?: string }, command: Command) => {
+      // Unless the root program has positional options, `fuzz` itself takes `--out` wherever it
+      // stands on the line: look there too.
+      const out = options.out ?? (command.parent?.opts() as FuzzOptions | undefined)?.out;
+      if (!out) throw new UsageError('--out', 'a file for the merged summary (e.g. --out merged.json)');
+      const merged = mergeSummaryFiles(paths, out);
+      process.stdout.write(`${describeSummary(merged)}\nmerged summary: ${out}\n`);
+      process.exitCode = merged.violations > 0 ? ExitCode.violation : ExitCode.ok;
+    });
+}
+
+function describeSummary(summary: FuzzSummary): string {
+  const shards = summary.shards.map((run) => run.shard).join(', ');
+  const failures =
+    summary.violations === 0
+      ? 'no invariant broken'
+      : `${summary.violations} failing case${summary.violations === 1 ? '' : 's'} (${formatCount(summary.byFailure)})`;
+  return `${summary.casesRun} cases (shards ${shards}${summary.complete ? ', complete' : ', incomplete'}): ${failures}`;
+}
+
+async function fuzzAction(options: FuzzOptions): Promise<number> {
+  if ((options.cases === undefined) === (options.time === undefined)) {
+    throw new UsageError(
+      '--cases',
+      'exactly one of --cases N or --time DURATION (e.g. --cases 1000, --time 60s)',
+    );
+  }
+  if (options.seed === undefined) {
+    throw new UsageError(
+      '--seed',
+      'an integer 0..2^53-1 (required: reruns and shards of a campaign draw the same cases)',
+    );
+  }
+  if (options.out === undefined)
+    throw new UsageError('--out', 'a directory for the replay files (e.g. --out fuzz-out)');
+  const policy = await policySpecOf(options.policy, options.policyModule);
+  const shard = options.shard ?? wholeCampaign;
+  const jobs = options.jobs ?? availableParallelism();
+  const out = process.stdout;
+  const size =
+    options.cases !== undefined
+      ? `${options.cases} cases (${shardCaseCount(shard, options.cases)} in this shard)`
+      : `${(options.time ?? 0) / 1000} s`;
+  // The seed first (TigerBeetle): every campaign can be run again.
+  out.write(
+    `fuzz: seed ${options.seed}, policy ${policy.name}${policy.module ? ` (${policy.module})` : ''}, ` +
+      `shard ${formatShard(shard)}, ${size}, ${jobs} jobs, out ${options.out}\n`,
+  );
+
+  // A progress bar on a terminal only: CI logs and pipes get the found / shrunk lines and the summary.
+  const tty = options.progress !== false && process.stderr.isTTY === true && !process.env.CI;
+  const unit = options.cases !== undefined ? 'cases' : 's';
+  const total =
+    options.cases !== undefined
+      ? shardCaseCount(shard, options.cases)
+      : Math.ceil((options.time ?? 0) / 1000);
+  const bars = tty
+    ? new MultiBar(
+        {
+          format:
+            'fuzz |{bar}| {value}/{total} {unit} | {rate} cases/s | {violations} failing | {duration_formatted}',
+          hideCursor: true,
+          clearOnComplete: true,
+        },
+        Presets.shades_classic,
+      )
+    : null;
+  const bar = bars?.create(total, 0, { unit, rate: '0', violations: 0 }) ?? null;
+  const log = (line: string) => {
+    if (bars) bars.log(`${line}\n`);
+    else out.write(`${line}\n`);
+  };
+  const onProgress = (progress: CampaignProgress) => {
+    if (!bar) return;
+    const rate = progress.elapsedMs > 0 ? (progress.casesRun * 1000) / progress.elapsedMs : 0;
+    const value =
+      options.cases !== undefined
+        ? progress.casesRun
+        : Math.min(total, Math.floor(progress.elapsedMs / 1000));
+    bar.update(value, { unit, rate: rate.toFixed(0), violations: progress.violations });
+  };
+
+  // Ctrl-C: draw no more cases, let those in flight finish and their files be written; twice: quit now.
+  const controller = new AbortController();
+  const onSigint = () => {
+    if (controller.signal.aborted) process.exit(130);
+    controller.abort();
+    log('fuzz: interrupted: finishing the cases in flight (Ctrl-C again to quit now)');
+  };
+  process.on('SIGINT', onSigint);
+  const executor = poolExecutor({ jobs });
+  const startMs = performance.now();
+  try {
+    const { summary, summaryPath } = await runCampaign({
+      policy,
+      seed: options.seed,
+      cases: options.cases,
+      timeLimitMs: options.time,
+      clock: () => performance.now(),
+      shard,
+      outDir: resolve(options.out),
+      summaryPath: options.json ? resolve(options.json) : undefined,
+      executor,
+      maxFailures: options.maxFailures,
+      signal: controller.signal,
+      onProgress,
+      onFailure: (failure, stage) => {
+        if (stage === 'found') {
+          log(
+            `found: case ${failure.caseIndex} breaks ${failure.failure}: ${failure.detail} -> ${failure.replay}`,
+          );
+        } else {
+          log(
+            `shrunk: case ${failure.caseIndex} (${failure.failure}) to ${formatSize(failure)} -> ${failure.replay}`,
+          );
+        }
+      },
+    });
+    bars?.stop();
+    const seconds = (performance.now() - startMs) / 1000;
+    out.write(
+      `fuzz: ${describeSummary(summary)}; ${seconds.toFixed(1)} s, ${(summary.casesRun / Math.max(seconds, 1e-9)).toFixed(0)} cases/s\n` +
+        `summary: ${summaryPath}\n`,
+    );
+    return summary.violations > 0 ? ExitCode.violation : ExitCode.ok;
+  } finally {
+    bars?.stop();
+    process.off('SIGINT', onSigint);
+    await executor.close();
+  }
+}

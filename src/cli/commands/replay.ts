@@ -1,0 +1,88 @@
+import type { Command } from 'commander';
+import { replayCase } from '../../fuzz/replay.js';
+import { readReplayFile } from '../../fuzz/replay-format.js';
+import { invariantTitles } from '../../invariants/violation.js';
+import { buildTrace, writeTrace } from '../../report/perfetto.js';
+import { ExitCode } from '../errors.js';
+
+/**
+ * `asi-emu replay FILE`: reruns a fuzz case deterministically and prints the violation and the events
+ * before it; `--trace` writes the whole run as a Perfetto trace. Exit code 1 when the run breaks an
+ * invariant (as recorded or not), 0 when it runs clean (the bug was fixed), 2 for a bad file.
+ */
+export function registerReplayCommand(program: Command): void {
+  program
+    .command('replay')
+    .description('rerun a fuzz replay file and print the violation and the events before it')
+    .argument('<file>', 'a replay file written by `asi-emu fuzz`')
+    .option('--trace <file>', 'write the whole run as a Perfetto / Chrome trace (JSON)')
+    .option('--policy-module <file>', 'load the policy from here (the file records where it was)')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  asi-emu replay fuzz-out/asi-seed7-case42.replay.json\n' +
+        '  asi-emu replay case.replay.json --trace trace.json   (open in ui.perfetto.dev)\n',
+    )
+    .action(async (file: string, options: { trace?: string; policyModule?: string }) => {
+      const document = readReplayFile(file);
+      const outcome = await replayCase(document, {
+        policyModule: options.policyModule,
+        keepEvents: options.trace !== undefined,
+      });
+      const write = (line: string) => process.stdout.write(`${line}\n`);
+      const { origin, size } = document;
+      write(
+        `replay ${file}: policy ${document.policy.name}` +
+          (origin ? `, campaign seed ${origin.campaignSeed} case ${origin.caseIndex}` : '') +
+          `${document.shrink.shrunk ? ', shrunk' : ''} (${size.exits} exits, ${size.hyperthreads} hyperthreads, ` +
+          `${size.injectedEvents} injected events, ${size.choices} choices), written by asi-emu ${document.asiEmuVersion}`,
+      );
+      const { verdict } = outcome;
+      if (verdict.failure === 'error') {
+        write(`the run threw: ${verdict.error}`);
+      } else if (verdict.violation) {
+        const violation = verdict.violation;
+        write(`violation ${violation.id} (${invariantTitles[violation.id]})`);
+        write(
+          `  at t=${Math.round(violation.timeCycles)} cycles, step ${violation.step}: ${violation.detail}`,
+        );
+        write(
+          `  threads: ${violation.threads.map((thread, i) => `ht${thread} (${violation.modes[i] ?? '?'})`).join(', ')}`,
+        );
+        if (violation.address) write(`  address: ${violation.address}`);
+        if (violation.line) {
+          write(
+            `  line: pfn ${violation.line.pfn} line ${violation.line.lineInPage} (${violation.line.domain})`,
+          );
+        }
+        write('last events before it:');
+        for (const event of violation.recentEvents ?? []) write(`  ${event}`);
+      } else {
+        write(`no violation: the run is clean (${verdict.exits} exits)`);
+      }
+      if (!outcome.reproduced)
+        write(`note: the file records ${document.expected.failure}; this run did not break it`);
+      const hashNote = outcome.traceHashMatches
+        ? 'identical to the recorded trace'
+        : outcome.sameVersion
+          ? `DIFFERS from the recorded ${document.expected.traceHash} (same asi-emu version: a determinism bug, please report it)`
+          : `differs from the recorded ${document.expected.traceHash} (written by asi-emu ${document.asiEmuVersion})`;
+      write(`trace hash ${verdict.traceHash}: ${hashNote}`);
+      if (options.trace !== undefined) {
+        const { machine } = document.case;
+        writeTrace(
+          options.trace,
+          buildTrace(outcome.events, {
+            backend: 'sim',
+            threads: machine.cores * machine.smt,
+            smt: machine.smt,
+            policy: outcome.policy.name,
+            mix: document.case.workload.mix.name,
+            timeUnit: 'cycles',
+            violationRecords: outcome.result?.violationRecords ?? [],
+          }),
+        );
+        write(`trace: ${options.trace} (${outcome.events.length} events)`);
+      }
+      process.exitCode = verdict.failure === null ? ExitCode.ok : ExitCode.violation;
+    });
+}

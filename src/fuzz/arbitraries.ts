@@ -1,0 +1,215 @@
+import fc from 'fast-check';
+import { defaultCostModel } from '../cpu/costs.js';
+import { exitCatalogue } from '../cpu/exits.js';
+import type { FuzzCase } from './fuzz-case.js';
+import { type FuzzLimits, fuzzLimits } from './limits.js';
+
+/**
+ * fast-check arbitraries for a whole fuzz case (issue 5): machine (cores, smt, VMs, vCPU placement),
+ * exit mix, interrupt sources and exact NMI / #MC / IRQ injections, halts and wake-ups, exits to the
+ * VMM, cost-model jitter, the scheduler seed and the scheduler's first draws as data.
+ *
+ * Handler programs are not generated: the mix is drawn over the catalogue's (reason:variant) pairs,
+ * which already hold what the issue asks of handlers — accesses outside kvm:N (EPT_VIOLATION:alloc,
+ * PAUSE, EXTERNAL_INTERRUPT:device, EPT_MISCONFIG:ioeventfd), short (150 cycles) and long (4,000) ones,
+ * exits to the VMM (IO_INSTRUCTION:userspace, EPT_MISCONFIG:userspace), halts (HLT) and wake-ups
+ * (VMCALL:send-ipi). Their lengths vary further with the cost jitter.
+ *
+ * Every part is drawn independently and made consistent by one `map` (VMs and vCPUs that do not fit
+ * are dropped, placements and injection targets taken modulo what exists), so fast-check shrinks each
+ * part on its own: fewer exits, cores, siblings, VMs, vCPUs, mix entries, injections and choices, and
+ * rates and jitter back to off.
+ */
+
+/**
+ * Mix keys a case may draw: every variant but the kick exit, the injected-only NMI / #MC handlers, and
+ * the memory conversions of confidential VMs (generated machines have none).
+ */
+export const fuzzMixKeys: readonly string[] = exitCatalogue.flatMap((reason) =>
+  reason.name === 'EXCEPTION_NMI' || reason.name === 'MACHINE_CHECK'
+    ? []
+    : reason.variants
+        .filter((variant) => !(reason.name === 'EXTERNAL_INTERRUPT' && variant.name === 'kick'))
+        .filter((variant) => (variant as { conversion?: string }).conversion === undefined)
+        .map((variant) => `${reason.name}:${variant.name}`),
+);
+
+/** Cost-model fields the jitter scales. */
+export const fuzzCostKeys = Object.keys(defaultCostModel) as (keyof typeof defaultCostModel)[];
+
+const vectors = ['nmi', 'mc', 'irq'] as const;
+
+/** The independent draws; `concreteCase` turns them into one consistent case. */
+export interface RawCase {
+  cores: number;
+  smt: number;
+  vms: { vcpus: number; guestMemoryMiB: number }[];
+  /** Where each vCPU goes: an index into the hyperthreads still free (0: the next one in order). */
+  placement: number[];
+  pcid: boolean;
+  fillBufferEntries: number;
+  mix: [string, number][];
+  exitIntervalCycles: number;
+  guestQuantumCycles: number;
+  guestAccessesPerQuantum: number;
+  idleCycles: number;
+  nmiIntervalCycles: number;
+  machineCheckIntervalCycles: number;
+  irqIntervalCycles: number;
+  injections: { thread: number; atCycles: number; vector: (typeof vectors)[number] }[];
+  /** Percent of each cost's default. */
+  costPercent: Record<string, number>;
+  exits: number;
+  seed: number;
+  jitterCycles: number;
+  choices: number[];
+}
+
+/**
+ * A tuning value: drawn, never shrunk. A shorter exit interval or a smaller weight is not a simpler
+ * case, and shrinking such values one step at a time spent most of a shrink's runs (measured: 60-80%).
+ * Shrinks act on what "smaller" means instead: exits, hyperthreads, injected events, mix entries and
+ * choices (arrays shrink by dropping elements).
+ */
+function tuning(min: number, max: number): fc.Arbitrary<number> {
+  return fc.noShrink(fc.integer({ min, max }));
+}
+
+/** An interrupt source: off (what a shrink goes back to) or a mean interval in the range. */
+function rate(minCycles: number, maxCycles: number): fc.Arbitrary<number> {
+  return fc.option(tuning(minCycles, maxCycles), { nil: 0, freq: 2 });
+}
+
+export function rawCaseArbitrary(limits: FuzzLimits = fuzzLimits): fc.Arbitrary<RawCase> {
+  const costPercent: Record<string, fc.Arbitrary<number>> = {};
+  for (const key of fuzzCostKeys) {
+    costPercent[key] = fc.option(tuning(limits.costScalePercentMin, limits.costScalePercentMax), {
+      nil: 100,
+      freq: 2,
+    });
+  }
+  const threadsMax = limits.coresMax * limits.smtMax;
+  // Key order is shrink order (fast-check shrinks a record's fields first to last): what "smaller"
+  // means first (exits, which also make every later run shorter; hyperthreads; injected events), the
+  // scenario's details after.
+  return fc.record({
+    exits: fc.integer({ min: 1, max: limits.exitsMax }),
+    cores: fc.integer({ min: 1, max: limits.coresMax }),
+    smt: fc.integer({ min: 1, max: limits.smtMax }),
+    vms: fc.array(
+      fc.record({
+        vcpus: fc.integer({ min: 1, max: limits.vcpusPerVmMax }),
+        guestMemoryMiB: fc.integer({ min: 1, max: limits.guestMemoryMiBMax }),
+      }),
+      { minLength: 1, maxLength: limits.vmsMax },
+    ),
+    placement: fc.array(fc.nat({ max: threadsMax - 1 }), { maxLength: threadsMax }),
+    injections: fc.array(
+      fc.noShrink(
+        fc.record({
+          thread: fc.nat({ max: threadsMax - 1 }),
+          atCycles: fc.integer({ min: 0, max: limits.injectionAtCyclesMax }),
+          vector: fc.constantFrom(...vectors),
+        }),
+      ),
+      { maxLength: limits.injectionsMax },
+    ),
+    nmiIntervalCycles: rate(20_000, 400_000),
+    machineCheckIntervalCycles: rate(200_000, 2_000_000),
+    irqIntervalCycles: rate(10_000, 200_000),
+    mix: fc.array(fc.noShrink(fc.tuple(fc.constantFrom(...fuzzMixKeys), fc.integer({ min: 1, max: 100 }))), {
+      minLength: 1,
+      maxLength: limits.mixEntriesMax,
+    }),
+    choices: fc.array(fc.noShrink(fc.integer()), { maxLength: limits.choicesMax }),
+    exitIntervalCycles: tuning(1000, 20_000),
+    guestQuantumCycles: tuning(100, 2000),
+    guestAccessesPerQuantum: tuning(0, 4),
+    idleCycles: tuning(1000, limits.idleCyclesMax),
+    pcid: fc.boolean().map((noPcid) => !noPcid),
+    fillBufferEntries: tuning(0, 10),
+    costPercent: fc.record(costPercent),
+    jitterCycles: tuning(0, 64),
+    // A smaller seed is not a simpler case: never shrunk.
+    seed: fc.noShrink(fc.nat()),
+  });
+}
+
+/** Makes the independent draws one valid case (every field concrete). */
+export function concreteCase(raw: RawCase, limits: FuzzLimits = fuzzLimits): FuzzCase {
+  // Core scheduling: a core runs one VM's vCPUs only (two VMs on one core's siblings is itself a
+  // cross-VM exposure, INV-3, whatever the policy). VM j gets the cores c with c mod (VMs) = j.
+  const vmCount = Math.min(raw.vms.length, raw.cores);
+  let placed = 0;
+  const vms: FuzzCase['machine']['vms'] = [];
+  for (let vmId = 0; vmId < vmCount; vmId++) {
+    const free: number[] = [];
+    for (let core = vmId; core < raw.cores; core += vmCount) {
+      for (let sibling = 0; sibling < raw.smt; sibling++) free.push(core * raw.smt + sibling);
+    }
+    const vcpus = Math.min(raw.vms[vmId].vcpus, free.length);
+    const pin: number[] = [];
+    for (let vcpu = 0; vcpu < vcpus; vcpu++) {
+      const at = (raw.placement[placed] ?? 0) % free.length;
+      pin.push(free[at]);
+      free.splice(at, 1);
+      placed++;
+    }
+    vms.push({ vcpus, guestMemoryMiB: raw.vms[vmId].guestMemoryMiB, pin });
+  }
+  const pinned = vms.flatMap((vm) => vm.pin).sort((a, b) => a - b);
+  const weights: Record<string, number> = {};
+  for (const [key, weight] of raw.mix) weights[key] = (weights[key] ?? 0) + weight;
+  const costs: Record<string, number> = {};
+  for (const key of fuzzCostKeys) {
+    const percent = raw.costPercent[key] ?? 100;
+    if (percent === 100) continue;
+    const scaled = Math.round((defaultCostModel[key] * percent) / 100);
+    // The guest quantum is an integer of at least 10 cycles (costs.ts).
+    costs[key] = key === 'guestQuantum' ? Math.max(10, scaled) : scaled;
+  }
+  const injections = raw.injections
+    .map((injection) => ({
+      thread: pinned[injection.thread % pinned.length],
+      atCycles: injection.atCycles,
+      vector: injection.vector,
+    }))
+    .sort((a, b) => a.atCycles - b.atCycles || a.thread - b.thread);
+  return {
+    machine: {
+      cores: raw.cores,
+      smt: raw.smt,
+      memoryMiB: limits.memoryMiB,
+      pageTablePoolPages: limits.pageTablePoolPages,
+      pcid: raw.pcid,
+      fillBufferEntries: raw.fillBufferEntries,
+      vms,
+    },
+    workload: {
+      mix: { name: 'fuzz', description: 'generated by the fuzzer', source: 'fast-check', weights },
+      exitIntervalCycles: raw.exitIntervalCycles,
+      guestQuantumCycles: raw.guestQuantumCycles,
+      guestAccessesPerQuantum: raw.guestAccessesPerQuantum,
+      idleCycles: raw.idleCycles,
+      nmiIntervalCycles: raw.nmiIntervalCycles,
+      machineCheckIntervalCycles: raw.machineCheckIntervalCycles,
+      irqIntervalCycles: raw.irqIntervalCycles,
+      injections,
+    },
+    costs,
+    run: {
+      exits: raw.exits,
+      seed: raw.seed,
+      jitterCycles: raw.jitterCycles,
+      waitBoundCycles: limits.waitBoundCycles,
+      maxCycles: limits.maxCycles,
+      stopOnViolation: true,
+    },
+    choices: raw.choices.map((choice) => choice >>> 0),
+  };
+}
+
+/** The fuzz case arbitrary: raw draws made consistent (shrinks act on the raw draws). */
+export function fuzzCaseArbitrary(limits: FuzzLimits = fuzzLimits): fc.Arbitrary<FuzzCase> {
+  return rawCaseArbitrary(limits).map((raw) => concreteCase(raw, limits));
+}

@@ -1,0 +1,188 @@
+import type { RunResult } from '../backend/result.js';
+import { runSim } from '../backend/sim/run-sim.js';
+import { parseRunConfig, type RunConfig } from '../config/run-config.js';
+import type { EventLog } from '../invariants/event-log.js';
+import { type InvariantId, invariantIds, type Violation } from '../invariants/violation.js';
+import { createMachine, type Machine } from '../machine.js';
+import type { Policy } from '../policy/policy.js';
+
+/**
+ * A fuzz case: one whole scenario as plain JSON data, the thing a campaign draws, a shrink makes
+ * smaller and a replay file stores. It is a run config (machine, workload, costs, run; every field
+ * concrete, no defaults left to fill) plus the scheduler's first random draws as data (`choices`), so
+ * the interleaving is part of the case and shrinks with it.
+ */
+export interface FuzzCase {
+  machine: {
+    cores: number;
+    smt: number;
+    memoryMiB: number;
+    pageTablePoolPages: number;
+    pcid: boolean;
+    fillBufferEntries: number;
+    vms: { vcpus: number; guestMemoryMiB: number; pin: number[] }[];
+  };
+  workload: {
+    mix: { name: string; description: string; source: string; weights: Record<string, number> };
+    exitIntervalCycles: number;
+    guestQuantumCycles: number;
+    guestAccessesPerQuantum: number;
+    idleCycles: number;
+    nmiIntervalCycles: number;
+    machineCheckIntervalCycles: number;
+    irqIntervalCycles: number;
+    injections: { thread: number; atCycles: number; vector: 'nmi' | 'mc' | 'irq' }[];
+  };
+  /** Overrides of the cost model (the jitter); the rest are defaults. */
+  costs: Record<string, number>;
+  run: {
+    exits: number;
+    seed: number;
+    jitterCycles: number;
+    waitBoundCycles: number;
+    maxCycles: number;
+    stopOnViolation: boolean;
+  };
+  /** Scheduler draws as unsigned 32-bit integers, taken before the seeded PRNG (run-sim.ts). */
+  choices: number[];
+}
+
+/** What "smaller" means for a shrink (the issue: fewest exits, hyperthreads and injected events). */
+export interface CaseSize {
+  exits: number;
+  hyperthreads: number;
+  vcpus: number;
+  /** Exactly timed injections plus interrupt sources left on (NMI, #MC, IRQ rates). */
+  injectedEvents: number;
+  choices: number;
+}
+
+export function caseSize(fuzzCase: FuzzCase): CaseSize {
+  const { workload } = fuzzCase;
+  const sources = [
+    workload.nmiIntervalCycles,
+    workload.machineCheckIntervalCycles,
+    workload.irqIntervalCycles,
+  ];
+  return {
+    exits: fuzzCase.run.exits,
+    hyperthreads: fuzzCase.machine.cores * fuzzCase.machine.smt,
+    vcpus: fuzzCase.machine.vms.reduce((sum, vm) => sum + vm.vcpus, 0),
+    injectedEvents: workload.injections.length + sources.filter((interval) => interval > 0).length,
+    choices: fuzzCase.choices.length,
+  };
+}
+
+/** The run config of a case (validated: a hand-edited replay file gets a ConfigError naming the field). */
+export function runConfigOf(fuzzCase: FuzzCase): RunConfig {
+  return parseRunConfig({
+    machine: fuzzCase.machine,
+    workload: fuzzCase.workload,
+    costs: fuzzCase.costs,
+    run: fuzzCase.run,
+  });
+}
+
+/**
+ * What a case did. `failure` is the key a shrink holds fixed: the first invariant broken, or
+ * `error` when the model itself threw (an assert in the model is a finding too).
+ */
+export interface CaseVerdict {
+  failure: InvariantId | 'error' | null;
+  /** The first violation record (with the events before it), if any. */
+  violation: Violation | null;
+  /** Every invariant the run broke (with stopOnViolation: those broken at the first violation's step). */
+  broken: InvariantId[];
+  /** The model's error message, when `failure` is 'error'. */
+  error: string | null;
+  exits: number;
+  steps: number;
+  traceHash: string;
+}
+
+/**
+ * Machines built per config, reused after a reset (building one costs about as much as running a
+ * case). Bounded: least recently used first out.
+ */
+export class MachineCache {
+  private readonly machines = new Map<string, Machine>();
+
+  constructor(private readonly capacity = 8) {}
+
+  get(config: RunConfig): Machine {
+    const key = JSON.stringify(config.machine);
+    let machine = this.machines.get(key);
+    if (machine) {
+      this.machines.delete(key);
+    } else {
+      machine = createMachine(config.machine, { concurrent: false });
+      if (this.machines.size >= this.capacity) {
+        const oldest = this.machines.keys().next().value as string;
+        this.machines.delete(oldest);
+      }
+    }
+    this.machines.set(key, machine);
+    return machine;
+  }
+
+  /** Drops the machine of `config` (a run threw halfway: its state is not worth a reset). */
+  forget(config: RunConfig): void {
+    this.machines.delete(JSON.stringify(config.machine));
+  }
+}
+
+export interface RunCaseOptions {
+  machines?: MachineCache;
+  /** A fresh log to record into (replay keeps every event this way, for traces). */
+  log?: EventLog;
+}
+
+/** Runs a case on the sim backend. Never throws for a model error: that is a verdict. */
+export function runFuzzCase(
+  fuzzCase: FuzzCase,
+  policy: Policy,
+  options: RunCaseOptions = {},
+): { verdict: CaseVerdict; result: RunResult | null } {
+  const config = runConfigOf(fuzzCase);
+  let result: RunResult;
+  try {
+    const machine = options.machines?.get(config);
+    result = runSim(config, policy, { choices: fuzzCase.choices, log: options.log, machine });
+  } catch (error) {
+    options.machines?.forget(config);
+    const message = error instanceof Error ? error.message : String(error);
+    return {
+      verdict: {
+        failure: 'error',
+        violation: null,
+        broken: [],
+        error: message,
+        exits: 0,
+        steps: 0,
+        traceHash: '',
+      },
+      result: null,
+    };
+  }
+  return { verdict: verdictOf(result), result };
+}
+
+export function verdictOf(result: RunResult): CaseVerdict {
+  // Records are kept in the order the monitor saw them: the first is the first violation.
+  const violation = result.violationRecords[0] ?? null;
+  const broken = invariantIds.filter((id) => result.violations[id] > 0);
+  return {
+    failure: violation?.id ?? broken[0] ?? null,
+    violation,
+    broken,
+    error: null,
+    exits: result.exits,
+    steps: result.steps,
+    traceHash: result.traceHash,
+  };
+}
+
+/** Whether a verdict shows the same failure as `target` (an invariant id, or a model error). */
+export function sameFailure(verdict: CaseVerdict, target: InvariantId | 'error'): boolean {
+  return target === 'error' ? verdict.failure === 'error' : verdict.broken.includes(target);
+}

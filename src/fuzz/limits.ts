@@ -1,0 +1,79 @@
+import { assert } from '../assert.js';
+import { smtMax } from '../constants.js';
+
+/**
+ * Every bound of the fuzzer in one place (STYLE.md, TigerBeetle), with why. A fuzz case is kept small
+ * on purpose: a campaign's worth is cases per second, and the planted bugs all show on one or two
+ * cores within a few hundred exits.
+ */
+export const fuzzLimits = {
+  /** Cores per case: two cores already give cross-core IPIs and two L1Ds. */
+  coresMax: 2,
+  /** Hyperthreads per core: the machine's own limit (one nibble per sibling in the core word). */
+  smtMax,
+  /** VMs per case: two VMs give cross-VM placement on one core (INV-3's cross-VM exposure). */
+  vmsMax: 2,
+  vcpusPerVmMax: 4,
+  /** Guest memory per VM: 1-2 MiB keeps the page tables and the machine buffer small (~1 MiB). */
+  guestMemoryMiBMax: 2,
+  /**
+   * Physical memory of every case: 40 MiB holds kernel text, host secrets (4 MiB), two VMs of 2 MiB,
+   * per-thread regions and the VMM heaps with room to spare (measured: 24 MiB is the least that builds).
+   */
+  memoryMiB: 40,
+  /** Page-table pool: 256 pages hold kernel + kvm:N + guest:N + vmm:N of two small VMs. */
+  pageTablePoolPages: 256,
+  /** Workload exits per case: "hundreds", the issue's size; a run of 300 exits takes ~3-8 ms. */
+  exitsMax: 300,
+  /** Distinct (reason:variant) entries of a generated mix. */
+  mixEntriesMax: 6,
+  /** Exactly timed NMI / #MC / IRQ injections per case. */
+  injectionsMax: 6,
+  /** Latest injection time: a 300-exit run lasts ~1-6 M cycles, so 2 M lands in most runs. */
+  injectionAtCyclesMax: 2_000_000,
+  /**
+   * Scheduler choices as data: the first draws of a run, enough to steer its early interleaving (the
+   * PRNG takes over after them). Longer lists cost shrink time and rarely matter.
+   */
+  choicesMax: 64,
+  /** Cost-model jitter: each cost scaled by 50%..200% of its default. */
+  costScalePercentMin: 50,
+  costScalePercentMax: 200,
+  /**
+   * INV-9's bound for every case. Legitimate waits are far shorter: a held sibling waits out a VMM
+   * exit (20,000-25,000 cycles) or a halted sibling's idle period (exponential, mean <= idleCyclesMax:
+   * P(wait > 1 M) = e^-20). A lost wake-up waits forever and is caught once the others run 1 M on.
+   */
+  waitBoundCycles: 1_000_000,
+  /** Mean idle period of a halted vCPU (see waitBoundCycles). */
+  idleCyclesMax: 50_000,
+  /** Virtual-time cap of a case, a guard against runs that stop making exits (halts, holds). */
+  maxCycles: 50_000_000,
+  /**
+   * Sim runs one shrink may spend (each a few ms, less as the case shrinks); fast-check stops asking
+   * after this. The planted bugs shrink to their fixed point in 90-250 runs (measured).
+   */
+  shrinkRunsMax: 500,
+  /**
+   * How often a campaign rewrites its summary while failures come in (the replay files are written at
+   * once; the summary lists them all, so rewriting it per failure would be quadratic).
+   */
+  summaryRewriteIntervalMs: 1000,
+  summaryRewriteFailuresMax: 64,
+  /** Cases a campaign may ask for (with --cases). */
+  casesMax: 100_000_000,
+} as const;
+
+/** The limits' shape, for callers (tests, benchmarks) that want other values. */
+export type FuzzLimits = { readonly [Key in keyof typeof fuzzLimits]: number };
+
+assert(
+  fuzzLimits.waitBoundCycles >= 20 * fuzzLimits.idleCyclesMax,
+  'idle periods stay far inside INV-9 bound',
+);
+assert(fuzzLimits.maxCycles > 10 * fuzzLimits.waitBoundCycles, 'a lost wake-up is seen before the cap');
+assert(
+  fuzzLimits.vmsMax * fuzzLimits.vcpusPerVmMax >= fuzzLimits.coresMax * fuzzLimits.smtMax,
+  'generated VMs can fill every hyperthread',
+);
+assert(fuzzLimits.costScalePercentMin <= 100 && 100 <= fuzzLimits.costScalePercentMax, 'defaults in range');

@@ -1,0 +1,83 @@
+import fc from 'fast-check';
+import { assert } from '../assert.js';
+import type { InvariantId } from '../invariants/violation.js';
+import type { Policy } from '../policy/policy.js';
+import { fuzzCaseArbitrary } from './arbitraries.js';
+import { type CaseVerdict, type FuzzCase, type MachineCache, runFuzzCase, sameFailure } from './fuzz-case.js';
+import { type FuzzLimits, fuzzLimits } from './limits.js';
+
+/**
+ * Drawing a case and shrinking it, both through fast-check: a campaign's case `i` is the first value
+ * fast-check generates from the case's seed (shard.ts derives it), so a shrink task regenerates the
+ * very same value — with its shrink tree — from that seed alone and lets fast-check shrink it.
+ *
+ * Unbiased draws: fast-check's first run of a check is heavily biased towards small values, and every
+ * case is a first run here; the arbitraries put their own edge cases (rates off, no jitter) in.
+ */
+const checkParameters = (caseSeed: number) => ({ seed: caseSeed, numRuns: 1, unbiased: true }) as const;
+
+export function generateCase(caseSeed: number, limits: FuzzLimits = fuzzLimits): FuzzCase {
+  let drawn: FuzzCase | undefined;
+  fc.check(
+    fc.property(fuzzCaseArbitrary(limits), (fuzzCase) => {
+      drawn = fuzzCase;
+      return true;
+    }),
+    checkParameters(caseSeed),
+  );
+  assert(drawn !== undefined, 'fast-check drew one case');
+  return drawn;
+}
+
+export interface ShrinkOptions {
+  limits?: FuzzLimits;
+  /** Sim runs to spend at most (the first, which reproduces the failure, included). */
+  runsMax?: number;
+  machines?: MachineCache;
+}
+
+export interface ShrinkResult {
+  /** The smallest case found that still breaks `target`. */
+  fuzzCase: FuzzCase;
+  verdict: CaseVerdict;
+  /** Sim runs spent. */
+  runs: number;
+  /** Shrink steps taken (each a smaller case that still failed). */
+  steps: number;
+  /** Whether the budget ran out before fast-check had nothing smaller left to try. */
+  budgetSpent: boolean;
+}
+
+/**
+ * Shrinks the case drawn at `caseSeed` to a minimal one that still breaks `target` (the invariant the
+ * original broke first, or a model error). Greedy, as fast-check shrinks: the first smaller candidate
+ * that still fails becomes the new case. Deterministic: the budget counts runs, not time.
+ */
+export function shrinkCase(
+  caseSeed: number,
+  policy: Policy,
+  target: InvariantId | 'error',
+  options: ShrinkOptions = {},
+): ShrinkResult {
+  const runsMax = options.runsMax ?? fuzzLimits.shrinkRunsMax;
+  assert(runsMax >= 1, 'a shrink runs the case at least once');
+  let runs = 0;
+  let steps = -1;
+  let smallest: { fuzzCase: FuzzCase; verdict: CaseVerdict } | null = null;
+  // Once the budget is spent every candidate "passes": fast-check then finds nothing smaller and stops.
+  const property = fc.property(fuzzCaseArbitrary(options.limits ?? fuzzLimits), (fuzzCase) => {
+    if (runs >= runsMax) return true;
+    runs++;
+    const { verdict } = runFuzzCase(fuzzCase, policy, { machines: options.machines });
+    if (!sameFailure(verdict, target)) return true;
+    // fast-check moves to the first failing candidate: the latest failure is the smallest so far.
+    smallest = { fuzzCase, verdict };
+    steps++;
+    return false;
+  });
+  fc.check(property, checkParameters(caseSeed));
+  const found = smallest as { fuzzCase: FuzzCase; verdict: CaseVerdict } | null;
+  // The sim is deterministic: a case that failed once fails again.
+  assert(found !== null, `case seed ${caseSeed} did not break ${target} again under ${policy.name}`);
+  return { ...found, runs, steps, budgetSpent: runs >= runsMax };
+}

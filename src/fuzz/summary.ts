@@ -1,0 +1,184 @@
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+import { configErrorFromZod } from '../config/schema-error.js';
+import { ConfigError } from '../errors.js';
+import { type InvariantId, invariantIds } from '../invariants/violation.js';
+import { writeFileAtomic } from '../report/atomic-write.js';
+import type { CaseSize } from './fuzz-case.js';
+import type { FuzzLimits } from './limits.js';
+import type { PolicySpec } from './policy-spec.js';
+import { asiEmuVersion } from './version.js';
+
+/**
+ * A campaign's summary (`--json`, and what `fuzz merge` joins). Schema version history:
+ *   1 — first version.
+ * Shards of one campaign share `campaign` exactly; each lists the shards it covers, and for each how
+ * many of its cases ran: a shard runs its case indices in order, so "ran n cases" names them.
+ */
+export const summaryFormat = 'asi-emu-fuzz-summary';
+export const summarySchemaVersion = 1;
+
+export interface CampaignIdentity {
+  policy: PolicySpec;
+  seed: number;
+  /** `--cases N` (the whole campaign's, before sharding), or null for a time-boxed one. */
+  cases: number | null;
+  shardCount: number;
+  limits: FuzzLimits;
+}
+
+export interface ShardRun {
+  /** "i/n". */
+  shard: string;
+  /** Cases run: the shard's first `casesRun` case indices. */
+  casesRun: number;
+  /** Every case asked for ran (always false for a time-boxed or interrupted campaign). */
+  complete: boolean;
+}
+
+export interface FailureRecord {
+  caseIndex: number;
+  caseSeed: number;
+  /** The invariant broken (or `error`: the model threw). */
+  failure: InvariantId | 'error';
+  /** What went wrong, in one line. */
+  detail: string;
+  /** Replay file, relative to the summary's directory. */
+  replay: string;
+  shrunk: boolean;
+  /** The trace hash of the replay file's case. */
+  traceHash: string;
+  size: CaseSize;
+  originalSize: CaseSize;
+}
+
+export interface FuzzSummary {
+  format: typeof summaryFormat;
+  schemaVersion: typeof summarySchemaVersion;
+  asiEmuVersion: string;
+  campaign: CampaignIdentity;
+  shards: ShardRun[];
+  casesRun: number;
+  /** Every case asked for ran, in every shard of the campaign. */
+  complete: boolean;
+  /** Failing cases. */
+  violations: number;
+  byFailure: Partial<Record<InvariantId | 'error', number>>;
+  /** Sorted by case index. */
+  failures: FailureRecord[];
+  /** Wall time and jobs of the run (merged: the slowest shard's time, all jobs; not part of the result). */
+  wallSeconds: number;
+  jobs: number;
+}
+
+export function summaryOf(
+  campaign: CampaignIdentity,
+  shards: ShardRun[],
+  failures: FailureRecord[],
+  timing: { wallSeconds: number; jobs: number },
+): FuzzSummary {
+  const sorted = [...failures].sort((a, b) => a.caseIndex - b.caseIndex);
+  const byFailure: Partial<Record<InvariantId | 'error', number>> = {};
+  for (const failure of sorted) byFailure[failure.failure] = (byFailure[failure.failure] ?? 0) + 1;
+  const sortedShards = [...shards].sort((a, b) => shardOrdinal(a.shard) - shardOrdinal(b.shard));
+  return {
+    format: summaryFormat,
+    schemaVersion: summarySchemaVersion,
+    asiEmuVersion: asiEmuVersion(),
+    campaign,
+    shards: sortedShards,
+    casesRun: shards.reduce((sum, shard) => sum + shard.casesRun, 0),
+    complete: shards.length === campaign.shardCount && shards.every((shard) => shard.complete),
+    violations: sorted.length,
+    byFailure,
+    failures: sorted,
+    wallSeconds: timing.wallSeconds,
+    jobs: timing.jobs,
+  };
+}
+
+function shardOrdinal(shard: string): number {
+  return Number(shard.split('/')[0]);
+}
+
+export function writeSummary(path: string, summary: FuzzSummary): void {
+  writeFileAtomic(path, `${JSON.stringify(summary, null, 2)}\n`);
+}
+
+const sizeSchema = z.object({
+  exits: z.number(),
+  hyperthreads: z.number(),
+  vcpus: z.number(),
+  injectedEvents: z.number(),
+  choices: z.number(),
+});
+const failureKey = z.enum([...invariantIds, 'error']);
+const summarySchema = z.object({
+  format: z.literal(summaryFormat),
+  schemaVersion: z.literal(summarySchemaVersion),
+  asiEmuVersion: z.string(),
+  campaign: z.object({
+    policy: z.object({ name: z.string(), module: z.string().optional() }),
+    seed: z.number().int().min(0),
+    cases: z.number().int().min(1).nullable(),
+    shardCount: z.number().int().min(1),
+    limits: z.record(z.string(), z.number()),
+  }),
+  shards: z.array(
+    z.object({
+      shard: z.string().regex(/^\d+\/\d+$/),
+      casesRun: z.number().int().min(0),
+      complete: z.boolean(),
+    }),
+  ),
+  casesRun: z.number().int().min(0),
+  complete: z.boolean(),
+  violations: z.number().int().min(0),
+  byFailure: z.partialRecord(failureKey, z.number()),
+  failures: z.array(
+    z.object({
+      caseIndex: z.number().int().min(0),
+      caseSeed: z.number().int(),
+      failure: failureKey,
+      detail: z.string(),
+      replay: z.string(),
+      shrunk: z.boolean(),
+      traceHash: z.string(),
+      size: sizeSchema,
+      originalSize: sizeSchema,
+    }),
+  ),
+  wallSeconds: z.number().min(0),
+  jobs: z.number().int().min(0),
+});
+
+export function readSummaryFile(path: string): FuzzSummary {
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (error) {
+    throw new ConfigError(
+      path,
+      'a readable fuzz summary (JSON written by `asi-emu fuzz --json`)',
+      (error as Error).message,
+    );
+  }
+  const envelope = json as Record<string, unknown> | null;
+  if (envelope?.format !== summaryFormat) {
+    throw new ConfigError(
+      `${path}: format`,
+      `"${summaryFormat}" (a summary written by \`asi-emu fuzz\`)`,
+      envelope?.format,
+    );
+  }
+  if (envelope.schemaVersion !== summarySchemaVersion) {
+    throw new ConfigError(
+      `${path}: schemaVersion`,
+      `summary schema version ${summarySchemaVersion} (asi-emu ${asiEmuVersion()}); merge summaries of one asi-emu version`,
+      envelope.schemaVersion,
+    );
+  }
+  const parsed = summarySchema.safeParse(json);
+  if (!parsed.success) throw configErrorFromZod(parsed.error, path);
+  return parsed.data as FuzzSummary;
+}
