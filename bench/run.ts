@@ -1,8 +1,8 @@
 import { writeFileAtomic } from '../src/report/atomic-write.js';
 import { formatTable } from '../src/report/machine-table.js';
 import { runCacheBench } from './cache.bench.js';
-import { runFuzzBench } from './fuzz.bench.js';
 import { type BenchFigure, benchTimeMs, machineDescription } from './common.js';
+import { runFuzzBench } from './fuzz.bench.js';
 import { runPagingBench } from './paging.bench.js';
 import { runSharedTrackingBench } from './shared-tracking.bench.js';
 import { runSimBench } from './sim.bench.js';
