@@ -34,6 +34,13 @@ export const fuzzMixKeys: readonly string[] = exitCatalogue.flatMap((reason) =>
         .map((variant) => `${reason.name}:${variant.name}`),
 );
 
+/** Mix keys of confidential VMs' memory operations (conversions through the VMM, lazy accepts). */
+export const fuzzConversionKeys: readonly string[] = exitCatalogue.flatMap((reason) =>
+  reason.variants
+    .filter((variant) => variant.conversion !== undefined)
+    .map((variant) => `${reason.name}:${variant.name}`),
+);
+
 /** Cost-model fields the jitter scales. */
 export const fuzzCostKeys = Object.keys(defaultCostModel) as (keyof typeof defaultCostModel)[];
 
@@ -63,6 +70,13 @@ export interface RawCase {
   seed: number;
   jitterCycles: number;
   choices: number[];
+  /** The first VM is confidential (shrinks to false). */
+  confidential: boolean;
+  hostileVmm: boolean;
+  hostileRemapPercent: number;
+  conversionPagesMax: number;
+  /** Extra mix entries for a confidential VM's memory operations. */
+  conversions: [string, number][];
 }
 
 /**
@@ -132,6 +146,17 @@ export function rawCaseArbitrary(limits: FuzzLimits = fuzzLimits): fc.Arbitrary<
     jitterCycles: tuning(0, 64),
     // A smaller seed is not a simpler case: never shrunk.
     seed: fc.noShrink(fc.nat()),
+    confidential: fc.integer({ min: 1, max: 100 }).map((percent) => percent <= limits.confidentialPercent),
+    hostileVmm: fc.boolean(),
+    hostileRemapPercent: tuning(5, 100),
+    conversionPagesMax: tuning(1, 64),
+    conversions: fc.array(
+      fc.noShrink(fc.tuple(fc.constantFrom(...fuzzConversionKeys), fc.integer({ min: 1, max: 30 }))),
+      {
+        minLength: 1,
+        maxLength: fuzzConversionKeys.length,
+      },
+    ),
   });
 }
 
@@ -155,11 +180,18 @@ export function concreteCase(raw: RawCase, limits: FuzzLimits = fuzzLimits): Fuz
       free.splice(at, 1);
       placed++;
     }
-    vms.push({ vcpus, guestMemoryMiB: raw.vms[vmId].guestMemoryMiB, pin });
+    vms.push({
+      vcpus,
+      guestMemoryMiB: raw.vms[vmId].guestMemoryMiB,
+      pin,
+      confidential: vmId === 0 && raw.confidential,
+    });
   }
   const pinned = vms.flatMap((vm) => vm.pin).sort((a, b) => a - b);
   const weights: Record<string, number> = {};
   for (const [key, weight] of raw.mix) weights[key] = (weights[key] ?? 0) + weight;
+  if (raw.confidential)
+    for (const [key, weight] of raw.conversions) weights[key] = (weights[key] ?? 0) + weight;
   const costs: Record<string, number> = {};
   for (const key of fuzzCostKeys) {
     const percent = raw.costPercent[key] ?? 100;
@@ -195,6 +227,13 @@ export function concreteCase(raw: RawCase, limits: FuzzLimits = fuzzLimits): Fuz
       machineCheckIntervalCycles: raw.machineCheckIntervalCycles,
       irqIntervalCycles: raw.irqIntervalCycles,
       injections,
+      confidential: {
+        hostileVmm: raw.confidential && raw.hostileVmm,
+        hostileRemapShare: raw.hostileRemapPercent / 100,
+        guestRevalidates: limits.plantedGuestRevalidates === 1,
+        keepsVmmMapping: limits.plantedKeepsVmmMapping === 1,
+        conversionPagesMax: raw.conversionPagesMax,
+      },
     },
     costs,
     run: {

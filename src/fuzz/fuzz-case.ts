@@ -20,7 +20,8 @@ export interface FuzzCase {
     pageTablePoolPages: number;
     pcid: boolean;
     fillBufferEntries: number;
-    vms: { vcpus: number; guestMemoryMiB: number; pin: number[] }[];
+    /** `confidential` VMs (SEV-SNP style memory) are drawn since replay format 1 too; absent = false. */
+    vms: { vcpus: number; guestMemoryMiB: number; pin: number[]; confidential?: boolean }[];
   };
   workload: {
     mix: { name: string; description: string; source: string; weights: Record<string, number> };
@@ -32,6 +33,14 @@ export interface FuzzCase {
     machineCheckIntervalCycles: number;
     irqIntervalCycles: number;
     injections: { thread: number; atCycles: number; vector: 'nmi' | 'mc' | 'irq' }[];
+    /** Confidential-VM behaviour (workload.ts `confidential`); absent = the defaults. */
+    confidential?: {
+      hostileVmm: boolean;
+      hostileRemapShare: number;
+      guestRevalidates: boolean;
+      keepsVmmMapping: boolean;
+      conversionPagesMax: number;
+    };
   };
   /** Overrides of the cost model (the jitter); the rest are defaults. */
   costs: Record<string, number>;

@@ -60,6 +60,18 @@ export const fuzzLimits = {
    */
   summaryRewriteIntervalMs: 1000,
   summaryRewriteFailuresMax: 64,
+  /**
+   * Percent of cases whose first VM is confidential (SEV-SNP style memory: conversions, lazy accepts,
+   * possibly a hostile VMM that remaps validated pages), so INV-10..13 are fuzzed too.
+   */
+  confidentialPercent: 30,
+  /**
+   * Planted confidential-VM bugs, off in real campaigns (0/1): a guest that re-validates a remapped page
+   * (breaks INV-11), a VMM that keeps its mapping of pages turned private (breaks INV-10). Tests turn
+   * them on to show the fuzzer finds and shrinks them.
+   */
+  plantedGuestRevalidates: 0,
+  plantedKeepsVmmMapping: 0,
   /** Cases a campaign may ask for (with --cases). */
   casesMax: 100_000_000,
 } as const;

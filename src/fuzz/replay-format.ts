@@ -61,7 +61,16 @@ const caseSchema = z
         pageTablePoolPages: number,
         pcid: z.boolean(),
         fillBufferEntries: number,
-        vms: z.array(z.object({ vcpus: number, guestMemoryMiB: number, pin: z.array(number) }).strict()),
+        vms: z.array(
+          z
+            .object({
+              vcpus: number,
+              guestMemoryMiB: number,
+              pin: z.array(number),
+              confidential: z.boolean().optional(),
+            })
+            .strict(),
+        ),
       })
       .strict(),
     workload: z
@@ -84,6 +93,16 @@ const caseSchema = z
         injections: z.array(
           z.object({ thread: number, atCycles: number, vector: z.enum(['nmi', 'mc', 'irq']) }).strict(),
         ),
+        confidential: z
+          .object({
+            hostileVmm: z.boolean(),
+            hostileRemapShare: number,
+            guestRevalidates: z.boolean(),
+            keepsVmmMapping: z.boolean(),
+            conversionPagesMax: number,
+          })
+          .strict()
+          .optional(),
       })
       .strict(),
     costs: z.record(z.string(), number),

@@ -1,7 +1,12 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { parseRunConfig } from '../../src/config/run-config.js';
-import { concreteCase, fuzzMixKeys, rawCaseArbitrary } from '../../src/fuzz/arbitraries.js';
+import {
+  concreteCase,
+  fuzzConversionKeys,
+  fuzzMixKeys,
+  rawCaseArbitrary,
+} from '../../src/fuzz/arbitraries.js';
 import { caseSize } from '../../src/fuzz/fuzz-case.js';
 import { fuzzLimits } from '../../src/fuzz/limits.js';
 import { caseSeedOf } from '../../src/fuzz/shard.js';
@@ -32,7 +37,10 @@ describe('fuzz case arbitraries', () => {
         const pinned = new Set(machine.vms.flatMap((vm) => vm.pin));
         for (const injection of fuzzCase.workload.injections) expect(pinned.has(injection.thread)).toBe(true);
         for (const choice of fuzzCase.choices) expect(choice >>> 0).toBe(choice);
-        for (const key of Object.keys(fuzzCase.workload.mix.weights)) expect(fuzzMixKeys).toContain(key);
+        const confidential = machine.vms[0]?.confidential === true;
+        for (const key of Object.keys(fuzzCase.workload.mix.weights)) {
+          expect(confidential ? [...fuzzMixKeys, ...fuzzConversionKeys] : fuzzMixKeys).toContain(key);
+        }
       }),
       { seed, numRuns: 300 },
     );

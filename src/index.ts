@@ -1,0 +1,35 @@
+/**
+ * The public API of asi-emu (`import { ... } from 'asi-emu'`). Matchers for vitest live in
+ * `asi-emu/vitest`.
+ */
+
+export type { ConfidentialResult, RunResult, ThreadResult } from './backend/result.js';
+export { runSim, type SimOptions } from './backend/sim/run-sim.js';
+export { runWorkers } from './backend/workers/run-workers.js';
+export { ConfidentialVm } from './coco/confidential-vm.js';
+export { type MachineConfig, type MachineConfigInput, parseMachineConfig } from './config/machine-config.js';
+export { parseRunConfig, type RunConfig, type RunConfigInput } from './config/run-config.js';
+export type { Workload, WorkloadInput } from './config/workload.js';
+export { type CostModel, defaultCostModel, parseCostModel } from './cpu/costs.js';
+export { type ExitReasonSpec, exitCatalogue, type HandlerOp, type HandlerVariant } from './cpu/exits.js';
+export { builtinMixes as mixes, type ExitMix, parseUserMix } from './cpu/mixes.js';
+export { Mode, type ModeName, modeNames } from './cpu/modes.js';
+export { ConfigError, UsageError } from './errors.js';
+export * from './fuzz/index.js';
+export { type InvariantId, invariantIds, invariantTitles, type Violation } from './invariants/violation.js';
+export { attachMachine, createMachine, Machine, type MachineSummary } from './machine.js';
+export {
+  definePolicy,
+  Flush,
+  flushIfForeign,
+  noSiblingHoldsSecrets,
+  type Policy,
+  type PolicyDefinition,
+  type PolicyView,
+  policies,
+  policyByName,
+  safePolicyNames,
+  siblingsInGuest,
+} from './policy/index.js';
+export { type PlantedBug, plantedBugs } from './policy/planted.js';
+export { compareOnSim, formatComparison } from './report/comparison.js';
