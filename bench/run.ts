@@ -6,6 +6,7 @@ import { runFuzzBench } from './fuzz.bench.js';
 import { runPagingBench } from './paging.bench.js';
 import { runSharedTrackingBench } from './shared-tracking.bench.js';
 import { runSimBench } from './sim.bench.js';
+import { runWorkersBench } from './workers.bench.js';
 
 /**
  * `npm run bench [-- SUITE ...] [--json FILE]`: runs the tinybench suites, prints a table and writes
@@ -16,6 +17,7 @@ const suites: Record<string, () => Promise<BenchFigure[]>> = {
   paging: runPagingBench,
   sim: runSimBench,
   fuzz: runFuzzBench,
+  workers: runWorkersBench,
   cache: async () =>
     (await runCacheBench({ timeMs: benchTimeMs() })).map((figure) => ({
       suite: 'cache',

@@ -1,14 +1,79 @@
+import type { RunResult } from '../../backend/result.js';
+import { runWorkersBenchmarks } from '../../backend/workers/benchmarks.js';
+import { runWorkers } from '../../backend/workers/run-workers.js';
 import type { RunConfig } from '../../config/run-config.js';
 import type { ExitMix } from '../../cpu/mixes.js';
-import { UsageError } from '../../errors.js';
 import type { Policy } from '../../policy/policy.js';
+import { writeFileAtomic } from '../../report/atomic-write.js';
+import { comparisonJson, formatComparison } from '../../report/comparison.js';
+import { formatTable } from '../../report/machine-table.js';
 
-/** `bench --backend workers`: wired to the workers backend once it lands (issue 4). */
+/**
+ * `bench --backend workers`: with `--kick`, the sibling-kick round trip against raw Atomics ping-pongs
+ * measured in the same run, and emulated exits per second per hyperthread (issue 4's JSON); without
+ * it, the policies run on real worker threads, one per hyperthread, and print the same table as the
+ * sim (guest share and overheads in each thread's own cycles: compare policies within one run).
+ */
 export async function runWorkersBenchCommand(
-  _config: RunConfig,
-  _policies: Policy[],
-  _mixes: ExitMix[],
-  _options: { json?: string; kick?: boolean },
+  config: RunConfig,
+  policies: Policy[],
+  mixes: ExitMix[],
+  options: { json?: string; kick?: boolean },
 ): Promise<void> {
-  throw new UsageError('--backend', 'sim (the workers backend is not built yet)', 'workers');
+  if (options.kick) {
+    const report = await runWorkersBenchmarks({
+      kick: true,
+      exits: true,
+      log: process.stdout.isTTY ? (line) => process.stderr.write(`${line}\n`) : undefined,
+    });
+    const rows: (string | number)[][] = [];
+    if (report.kick) {
+      rows.push(['sibling kick round trip (ns)', report.kick.roundTripNs.toFixed(0)]);
+      rows.push(['raw spin ping-pong (ns)', report.kick.rawSpinRoundTripNs.toFixed(0)]);
+      rows.push(['raw wait/notify ping-pong (ns)', report.kick.rawWaitRoundTripNs.toFixed(0)]);
+      rows.push([
+        `ratio (threads ${report.kick.threads}, CPUs ${report.kick.cpus})`,
+        report.kick.ratio.toFixed(2),
+      ]);
+      rows.push(['kicks per second', report.kick.kicksPerSecond.toFixed(0)]);
+    }
+    if (report.exits) {
+      rows.push([
+        `exits per second per hyperthread (${report.exits.threads} threads)`,
+        report.exits.exitsPerSecondPerThread.toFixed(0),
+      ]);
+    }
+    process.stdout.write(
+      `asi-emu bench --backend workers --kick on ${report.machine.cpuModel} (${report.machine.cpus} CPUs), Node ${report.machine.node}\n`,
+    );
+    process.stdout.write(`${formatTable(['measurement', 'value'], rows)}\n`);
+    if (options.json) writeFileAtomic(options.json, `${JSON.stringify(report, null, 2)}\n`);
+    return;
+  }
+  const results: RunResult[] = [];
+  for (const mix of mixes) {
+    const mixConfig: RunConfig = { ...config, workload: { ...config.workload, mix } };
+    let baseline: RunResult | null = null;
+    for (const policy of policies) {
+      const result = await runWorkers(mixConfig, policy);
+      if (policy.name === 'none') baseline = result;
+      results.push(result);
+    }
+    for (const result of results.filter((candidate) => candidate.mix === mix.name)) {
+      result.overheadVsNone =
+        baseline && baseline.guestShare > 0 ? 1 - result.guestShare / baseline.guestShare : null;
+    }
+  }
+  process.stdout.write(
+    `asi-emu bench --backend workers: ${config.machine.cores} cores x ${config.machine.smt} threads on real worker threads, ` +
+      `${config.run.exits} exits per run (each thread's own cycles; wall time in the JSON)\n\n`,
+  );
+  process.stdout.write(`${formatComparison(results)}\n`);
+  if (options.json) {
+    const json = comparisonJson(
+      { results, logs: [], baselines: [] },
+      { backend: 'workers', machine: config.machine, run: config.run },
+    );
+    writeFileAtomic(options.json, `${JSON.stringify(json, null, 2)}\n`);
+  }
 }
