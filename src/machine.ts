@@ -70,7 +70,7 @@ export class Machine {
     this.i32 = new Int32Array(buffer);
     this.u32 = new Uint32Array(buffer);
     this.f64 = new Float64Array(buffer);
-    this.frames = new FrameTable(this.i32, layout, plan.regions);
+    this.frames = new FrameTable(this.i32, layout, plan.regions, concurrent);
     this.pageTables = new PageTables(this.i32, this.u32, layout, this.frames, tableDomainOf);
     const domains = domainCount(config.vms.length);
     const geometry = {
@@ -97,11 +97,14 @@ export class Machine {
     this.tlbs = [];
     for (let thread = 0; thread < layout.threadCount; thread++) {
       this.tlbs.push(
-        new Tlb(this.i32, layout, this.pageTables, thread, {
-          entries: config.tlbEntries,
-          ways: config.tlbWays,
-          pcid: config.pcid,
-        }),
+        new Tlb(
+          this.i32,
+          layout,
+          this.pageTables,
+          thread,
+          { entries: config.tlbEntries, ways: config.tlbWays, pcid: config.pcid },
+          concurrent,
+        ),
       );
     }
     this.pinning = vcpuPinning(config);

@@ -1,4 +1,4 @@
-import { assert, assertDebug } from '../assert.js';
+import { assert, assertDebug, assertDebugEnabled } from '../assert.js';
 import { sectionAlignI32s } from '../constants.js';
 import {
   domainFree,
@@ -8,6 +8,9 @@ import {
   privateDomain,
   vmDomain,
 } from '../memory/domains.js';
+
+/** Debug checks in `foreignLinesFromCounts`, run at every guest step (assert.ts: folded away when off). */
+const debugChecks = assertDebugEnabled;
 
 /**
  * What every per-core buffer of cache lines offers (DESIGN.md "Core resources"): the L1D and the fill
@@ -104,7 +107,8 @@ export function foreignLinesFromCounts(
   vmId: number,
   atomic = true,
 ): number {
-  assertDebug(vmId >= 0 && privateDomain(vmId) < domainCount, 'foreignLines: vmId out of range');
+  if (debugChecks)
+    assertDebug(vmId >= 0 && privateDomain(vmId) < domainCount, 'foreignLines: vmId out of range');
   if (!atomic) {
     // One thread drives every hyperthread (sim): plain loads, nobody writes concurrently.
     return (
@@ -186,14 +190,27 @@ export function checkAndClearCounts(
   domainCount: number,
   dropped: number,
   what: string,
+  atomic = true,
 ): void {
   let countedLines = 0;
-  for (let domain = 0; domain < domainCount; domain++)
-    countedLines += Atomics.load(i32, countsI32Index + domain);
-  assert(
-    dropped === Atomics.load(i32, validLinesI32Index) && dropped === countedLines,
-    `${what} flush: valid entries, valid-line total and per-domain counts disagree`,
-  );
-  for (let domain = 0; domain < domainCount; domain++) Atomics.store(i32, countsI32Index + domain, 0);
-  Atomics.store(i32, validLinesI32Index, 0);
+  let validLines: number;
+  if (atomic) {
+    for (let domain = 0; domain < domainCount; domain++)
+      countedLines += Atomics.load(i32, countsI32Index + domain);
+    validLines = Atomics.load(i32, validLinesI32Index);
+  } else {
+    for (let domain = 0; domain < domainCount; domain++) countedLines += i32[countsI32Index + domain];
+    validLines = i32[validLinesI32Index];
+  }
+  if (dropped !== validLines || dropped !== countedLines) {
+    // The message is built only on failure: flushes are frequent enough that a string per call shows.
+    assert(false, `${what} flush: valid entries, valid-line total and per-domain counts disagree`);
+  }
+  if (atomic) {
+    for (let domain = 0; domain < domainCount; domain++) Atomics.store(i32, countsI32Index + domain, 0);
+    Atomics.store(i32, validLinesI32Index, 0);
+  } else {
+    i32.fill(0, countsI32Index, countsI32Index + domainCount);
+    i32[validLinesI32Index] = 0;
+  }
 }

@@ -249,7 +249,7 @@ export class Rmp {
 
   /** The frame whose entry governs `pfn`: the 2 MiB head when one covers it, else `pfn`. */
   governingPfn(pfn: number): number {
-    assertDebug(Number.isInteger(pfn) && pfn >= 0 && pfn < this.frameCount, `RMP: pfn ${pfn} out of range`);
+    assertDebug(Number.isInteger(pfn) && pfn >= 0 && pfn < this.frameCount, 'RMP: pfn out of range');
     const head = pfn - (pfn % framesPer2M);
     const headFlags = Atomics.load(this.i32, this.entryIndex(head));
     return (headFlags & (flagAssigned | flagSize2M)) === (flagAssigned | flagSize2M) ? head : pfn;

@@ -72,10 +72,13 @@ export function compileCatalogue(
           return;
         }
         const region = regionInstance(machine, op.region, thread, vmId, vcpu);
-        assert(
-          op.offsetBytes + op.bytes <= region.frames * pageBytes,
-          `${spec.name}:${variant.name} reaches past region ${region.name} (${op.offsetBytes}+${op.bytes} > ${region.frames * pageBytes})`,
-        );
+        if (op.offsetBytes + op.bytes > region.frames * pageBytes) {
+          // Built only on failure: every run compiles every handler of every thread.
+          assert(
+            false,
+            `${spec.name}:${variant.name} reaches past region ${region.name} (${op.offsetBytes}+${op.bytes} > ${region.frames * pageBytes})`,
+          );
+        }
         kinds[i] = OpKind.access;
         vas[i] = machine.regionVa(region) + op.offsetBytes;
         amounts[i] = Math.max(1, Math.ceil(op.bytes / cacheLineBytes));
@@ -102,4 +105,31 @@ export function compileCatalogue(
     variantCumulative.push(cumulative);
   });
   return { variants, variantCumulative };
+}
+
+const compiledByMachine = new WeakMap<Machine, Map<number, CompiledCatalogue>>();
+
+/**
+ * A machine's compiled catalogue for one hyperthread, compiled on first use and shared afterwards:
+ * it depends only on what the machine was built with (regions; `vmId` and `vcpu` follow from its
+ * pinning), and nothing writes a compiled variant, so a machine reused across runs (benches, fuzz
+ * cases, policy comparisons) compiles once instead of at every run (~0.1 ms a run, ~1% of a bench run).
+ */
+export function compiledCatalogueOf(
+  machine: Machine,
+  thread: number,
+  vmId: number,
+  vcpu: number,
+): CompiledCatalogue {
+  let byThread = compiledByMachine.get(machine);
+  if (byThread === undefined) {
+    byThread = new Map();
+    compiledByMachine.set(machine, byThread);
+  }
+  let compiled = byThread.get(thread);
+  if (compiled === undefined) {
+    compiled = compileCatalogue(machine, thread, vmId, vcpu);
+    byThread.set(thread, compiled);
+  }
+  return compiled;
 }

@@ -1,10 +1,12 @@
 import { assert } from '../assert.js';
+import type { CoreFillBuffers } from '../cache/fill-buffers.js';
+import type { CoreL1d } from '../cache/l1d.js';
 import type { ConfidentialVm } from '../coco/confidential-vm.js';
 import type { Workload } from '../config/workload.js';
 import { cacheLineBytes, pageBytes } from '../constants.js';
 import { Mailboxes, type Notifier, Vector } from '../kick/ipi.js';
 import type { Machine } from '../machine.js';
-import { foreignLinesOf } from '../memory/core-view.js';
+import type { FrameTable } from '../memory/frames.js';
 import {
   CoreField,
   coreFieldIndex,
@@ -13,12 +15,20 @@ import {
   threadFieldIndex,
   threadStatIndex,
 } from '../memory/layout.js';
+import { addWord, andWord, compareExchangeWord, loadWord, orWord } from '../memory/words.js';
 import { guestSpace, kernelSpace, kvmSpace, vmmSpace } from '../paging/address-space.js';
 import { Access } from '../paging/entry-format.js';
+import type { Tlb } from '../paging/tlb.js';
+import { lineInPageOf } from '../paging/va-layout.js';
 import { Flush, type Policy, type PolicyView } from '../policy/policy.js';
 import type { CostModel } from './costs.js';
 import { exitCatalogue, exitReasonIndex } from './exits.js';
-import { type CompiledCatalogue, type CompiledVariant, compileCatalogue, OpKind } from './handler-program.js';
+import {
+  type CompiledCatalogue,
+  type CompiledVariant,
+  compiledCatalogueOf,
+  OpKind,
+} from './handler-program.js';
 import { type ResolvedMix, resolveMix } from './mixes.js';
 import { Mode, modeOf, stunBit, withMode } from './modes.js';
 
@@ -88,17 +98,25 @@ const Phase = {
 export const phaseNames = Object.keys(Phase);
 
 const interruptVectors = Vector.nmi | Vector.machineCheck | Vector.irq;
+// Module-private copies of the statistics a guest step writes: V8 (Node 20) reloads an imported
+// binding at every use but folds a private `const` into the code.
+const statSteps = ThreadStat.steps;
+const statClockCycles = ThreadStat.clockCycles;
+const statModeCyclesBase = ThreadStat.modeCyclesBase;
+const statGuestSteps = ThreadStat.guestSteps;
+const statGuestUsefulCycles = ThreadStat.guestUsefulCycles;
 const retriesMax = 1_000_000;
 /** `siblingsOutOrWait` result when the condition holds (distinct from every Step code). */
 const satisfied = -1;
 
 export class Hyperthread implements PolicyView {
-  readonly thread: number;
-  readonly core: number;
-  readonly sibling: number;
-  readonly smt: number;
-  readonly vmId: number;
-  readonly vcpu: number;
+  // Fields set in the constructor are `declare`d: memory/words.ts says why (V8 field representations).
+  declare readonly thread: number;
+  declare readonly core: number;
+  declare readonly sibling: number;
+  declare readonly smt: number;
+  declare readonly vmId: number;
+  declare readonly vcpu: number;
 
   /** Virtual time of this thread, in cycles. */
   clockCycles = 0;
@@ -142,37 +160,67 @@ export class Hyperthread implements PolicyView {
   private nextMachineCheckAtCycles = Number.POSITIVE_INFINITY;
   private nextIrqAtCycles = Number.POSITIVE_INFINITY;
   private injectionCursor = 0;
-  private readonly injections: { atCycles: number; vector: number }[];
+  declare private readonly injections: { atCycles: number; vector: number }[];
+  /**
+   * The earliest time any interrupt source (an injection, the NMI, #MC or IRQ clocks) fires: before it,
+   * `arriveInterrupts` has nothing to do. Recomputed whenever one of them moves.
+   */
+  private nextArrivalAtCycles = 0;
 
-  private readonly i32: Int32Array;
-  private readonly f64: Float64Array;
-  private readonly coreIndex: number;
-  private readonly statBase: number;
-  private readonly ackIndex: number;
-  private readonly mailboxes: Mailboxes;
-  private readonly catalogue: CompiledCatalogue;
-  private readonly mix: ResolvedMix;
-  private readonly kickVariant: CompiledVariant;
-  private readonly nmiVariant: CompiledVariant;
-  private readonly machineCheckVariant: CompiledVariant;
-  private readonly irqVariant: CompiledVariant;
-  private readonly guestPages: number;
+  declare private readonly i32: Int32Array;
+  declare private readonly f64: Float64Array;
+  /** Machine.concurrent: siblings and monitors in other threads, so shared words need Atomics (memory/words.ts). */
+  declare private readonly atomic: boolean;
+  declare private readonly coreIndex: number;
+  declare private readonly tlb: Tlb;
+  declare private readonly l1d: CoreL1d;
+  declare private readonly fillBuffers: CoreFillBuffers;
+  declare private readonly frames: FrameTable;
+  /** The guest's address space and this vCPU's working set in it: fixed for the run (touchGuestMemory). */
+  declare private readonly guestSpaceId: number;
+  declare private readonly workingSetPages: number;
+  declare private readonly firstWorkingPage: number;
+  declare private readonly statBase: number;
+  declare private readonly ackIndex: number;
+  declare private readonly mailboxes: Mailboxes;
+  declare private readonly catalogue: CompiledCatalogue;
+  declare private readonly mix: ResolvedMix;
+  declare private readonly kickVariant: CompiledVariant;
+  declare private readonly nmiVariant: CompiledVariant;
+  declare private readonly machineCheckVariant: CompiledVariant;
+  declare private readonly irqVariant: CompiledVariant;
+  declare private readonly guestPages: number;
   /** Threads running other vCPUs of this VM (wake-IPI targets). */
-  private readonly peers: number[];
-  private readonly siblingThreads: number[];
+  declare private readonly peers: number[];
+  declare private readonly siblingThreads: number[];
+
+  declare readonly machine: Machine;
+  declare readonly policy: Policy;
+  declare readonly costs: CostModel;
+  declare readonly workload: Workload;
+  declare readonly observer: Observer;
+  declare readonly env: Environment;
+  declare readonly confidential: ConfidentialVm | null;
 
   constructor(
-    readonly machine: Machine,
+    machine: Machine,
     thread: number,
-    readonly policy: Policy,
-    readonly costs: CostModel,
-    readonly workload: Workload,
-    readonly observer: Observer,
-    readonly env: Environment,
+    policy: Policy,
+    costs: CostModel,
+    workload: Workload,
+    observer: Observer,
+    env: Environment,
     runningThreads: ReadonlySet<number>,
     /** The VM's confidential-memory state when it is a confidential VM (sim backend), else null. */
-    readonly confidential: ConfidentialVm | null = null,
+    confidential: ConfidentialVm | null = null,
   ) {
+    this.machine = machine;
+    this.policy = policy;
+    this.costs = costs;
+    this.workload = workload;
+    this.observer = observer;
+    this.env = env;
+    this.confidential = confidential;
     const { config, layout } = machine;
     assert(thread >= 0 && thread < layout.threadCount, `thread ${thread} out of range`);
     this.thread = thread;
@@ -181,10 +229,15 @@ export class Hyperthread implements PolicyView {
     this.sibling = thread % config.smt;
     this.i32 = machine.i32;
     this.f64 = machine.f64;
+    this.atomic = machine.concurrent;
     this.coreIndex = coreFieldIndex(layout, this.core, CoreField.state);
+    this.tlb = machine.tlbs[thread];
+    this.l1d = machine.l1d[this.core];
+    this.fillBuffers = machine.fillBuffers[this.core];
+    this.frames = machine.frames;
     this.statBase = threadStatIndex(layout, thread, 0);
     this.ackIndex = threadFieldIndex(layout, thread, ThreadField.kickAcks);
-    this.mailboxes = new Mailboxes(machine.i32, machine.f64, layout);
+    this.mailboxes = new Mailboxes(machine.i32, machine.f64, layout, machine.concurrent);
     let vmId = -1;
     let vcpu = -1;
     machine.pinning.forEach((pins, vm) => {
@@ -199,7 +252,7 @@ export class Hyperthread implements PolicyView {
     this.vcpu = vcpu;
     Atomics.store(this.i32, threadFieldIndex(layout, thread, ThreadField.vmId), vmId);
     Atomics.store(this.i32, threadFieldIndex(layout, thread, ThreadField.vcpu), vcpu);
-    this.catalogue = compileCatalogue(machine, thread, vmId, vcpu);
+    this.catalogue = compiledCatalogueOf(machine, thread, vmId, vcpu);
     this.mix = resolveMix(workload.mix, 'workload.mix');
     const variantOf = (reason: string, variant: string) => {
       const reasonIndex = exitReasonIndex(reason);
@@ -214,6 +267,9 @@ export class Hyperthread implements PolicyView {
     this.machineCheckVariant = variantOf('MACHINE_CHECK', 'mce');
     this.irqVariant = variantOf('EXTERNAL_INTERRUPT', 'device');
     this.guestPages = config.vms[vmId].guestMemoryMiB * ((1024 * 1024) / pageBytes);
+    this.guestSpaceId = guestSpace(vmId);
+    this.workingSetPages = Math.min(workload.guestWorkingSetPages, this.guestPages);
+    this.firstWorkingPage = (vcpu * this.workingSetPages) % (this.guestPages - this.workingSetPages + 1);
     this.peers = machine.pinning[vmId].filter((other) => other !== thread && runningThreads.has(other));
     this.siblingThreads = [];
     for (let sibling = 0; sibling < this.smt; sibling++)
@@ -231,16 +287,17 @@ export class Hyperthread implements PolicyView {
     if (workload.machineCheckIntervalCycles > 0)
       this.nextMachineCheckAtCycles = this.exponential(workload.machineCheckIntervalCycles);
     if (workload.irqIntervalCycles > 0) this.nextIrqAtCycles = this.exponential(workload.irqIntervalCycles);
+    this.updateNextArrival();
   }
 
   // ---- PolicyView ---------------------------------------------------------------------------------------
 
   coreWord(): number {
-    return Atomics.load(this.i32, this.coreIndex);
+    return loadWord(this.i32, this.coreIndex, this.atomic);
   }
 
   foreignLines(): number {
-    return foreignLinesOf(this.machine, this.core, this.vmId);
+    return this.l1d.foreignLines(this.vmId) + this.fillBuffers.foreignLines(this.vmId);
   }
 
   // ---- statistics ---------------------------------------------------------------------------------------
@@ -256,8 +313,8 @@ export class Hyperthread implements PolicyView {
   /** Advances this thread's clock, charging the cycles to its current mode. */
   spend(cycles: number): void {
     this.clockCycles += cycles;
-    this.f64[this.statBase + ThreadStat.clockCycles] = this.clockCycles;
-    this.f64[this.statBase + ThreadStat.modeCyclesBase + this.mode] += cycles;
+    this.f64[this.statBase + statClockCycles] = this.clockCycles;
+    this.f64[this.statBase + statModeCyclesBase + this.mode] += cycles;
   }
 
   /** The backend moves the clock forward after a wait (to the waker's time, or the deadline). */
@@ -274,7 +331,8 @@ export class Hyperthread implements PolicyView {
   /** Sets this thread's mode if `allowed(word)` holds for the word it replaces; returns success. */
   private casMode(to: number, expectedWord: number): boolean {
     const next = withMode(expectedWord, this.sibling, to);
-    if (Atomics.compareExchange(this.i32, this.coreIndex, expectedWord, next) !== expectedWord) return false;
+    if (compareExchangeWord(this.i32, this.coreIndex, expectedWord, next, this.atomic) !== expectedWord)
+      return false;
     const from = this.mode;
     this.mode = to;
     this.env.notify(this.coreIndex);
@@ -292,8 +350,8 @@ export class Hyperthread implements PolicyView {
 
   private setStun(on: boolean): void {
     const bit = stunBit(this.sibling);
-    if (on) Atomics.or(this.i32, this.coreIndex, bit);
-    else Atomics.and(this.i32, this.coreIndex, ~bit);
+    if (on) orWord(this.i32, this.coreIndex, bit, this.atomic);
+    else andWord(this.i32, this.coreIndex, ~bit, this.atomic);
     this.stunHeld = on;
     this.env.notify(this.coreIndex);
   }
@@ -309,8 +367,13 @@ export class Hyperthread implements PolicyView {
 
   step(): number {
     this.steps++;
-    this.count(ThreadStat.steps);
+    this.count(statSteps);
+    // The commonest phases first: the cases compare in order (two out of three steps are guest quanta).
     switch (this.phase) {
+      case Phase.guest:
+        return this.stepGuest();
+      case Phase.handler:
+        return this.stepHandler();
       case Phase.start:
         return this.stepStart();
       case Phase.entry:
@@ -319,14 +382,10 @@ export class Hyperthread implements PolicyView {
         return this.stepBarrier();
       case Phase.enterCommit:
         return this.stepEnterCommit();
-      case Phase.guest:
-        return this.stepGuest();
       case Phase.exitKick:
         return this.stepExitKick();
       case Phase.exitWait:
         return this.stepExitWait();
-      case Phase.handler:
-        return this.stepHandler();
       case Phase.leave:
         return this.stepLeave();
       case Phase.leaveWait:
@@ -346,7 +405,7 @@ export class Hyperthread implements PolicyView {
   }
 
   private stepStart(): number {
-    this.machine.tlbs[this.thread].switchTo(kvmSpace(this.vmId));
+    this.tlb.switchTo(kvmSpace(this.vmId));
     this.setMode(Mode.isolated);
     this.phase = Phase.entry;
     return Step.ran;
@@ -411,13 +470,13 @@ export class Hyperthread implements PolicyView {
     if (bits === Flush.none) return;
     let lines = 0;
     if (bits & Flush.l1d) {
-      lines += this.machine.l1d[this.core].flush();
+      lines += this.l1d.flush();
       this.spend(this.costs.l1dFlush);
       this.count(ThreadStat.l1dFlushes);
-      Atomics.add(this.i32, coreFieldIndex(this.machine.layout, this.core, CoreField.flushCount), 1);
+      addWord(this.i32, coreFieldIndex(this.machine.layout, this.core, CoreField.flushCount), 1, this.atomic);
     }
     if (bits & Flush.buffers) {
-      lines += this.machine.fillBuffers[this.core].flush();
+      lines += this.fillBuffers.flush();
       this.spend(this.costs.bufferClear);
       this.count(ThreadStat.bufferClears);
     }
@@ -426,7 +485,10 @@ export class Hyperthread implements PolicyView {
 
   // ---- the guest ----------------------------------------------------------------------------------------
 
-  /** Raises interrupts whose time has come into this thread's own mailbox. */
+  /**
+   * Raises interrupts whose time has come into this thread's own mailbox. Callers skip it before
+   * `nextArrivalAtCycles`, when none has.
+   */
   private arriveInterrupts(): void {
     const now = this.clockCycles;
     while (
@@ -448,29 +510,31 @@ export class Hyperthread implements PolicyView {
       this.mailboxes.send(this.thread, Vector.irq, now, this.env);
       this.nextIrqAtCycles = now + this.exponential(this.workload.irqIntervalCycles);
     }
+    this.updateNextArrival();
   }
 
+  private updateNextArrival(): void {
+    const injection =
+      this.injectionCursor < this.injections.length
+        ? this.injections[this.injectionCursor].atCycles
+        : Number.POSITIVE_INFINITY;
+    this.nextArrivalAtCycles = Math.min(
+      injection,
+      this.nextNmiAtCycles,
+      this.nextMachineCheckAtCycles,
+      this.nextIrqAtCycles,
+    );
+  }
+
+  /**
+   * A guest quantum, or the exit that ends the guest's run. The rare paths (interrupt sources firing,
+   * a pending mailbox) are methods of their own: this one runs at most steps, and what V8 inlines into
+   * it has a budget (the PRNG draw of `touchGuestMemory` must fit, or each draw boxes a double).
+   */
   private stepGuest(): number {
-    this.arriveInterrupts();
+    if (this.clockCycles >= this.nextArrivalAtCycles) this.arriveInterrupts();
     const pending = this.mailboxes.pending(this.thread);
-    if (pending !== 0) {
-      if (pending & Vector.nmi) return this.takeExit(this.nmiVariant, Vector.nmi);
-      if (pending & Vector.machineCheck) return this.takeExit(this.machineCheckVariant, Vector.machineCheck);
-      if (pending & Vector.irq) return this.takeExit(this.irqVariant, Vector.irq);
-      if (
-        pending & Vector.kick &&
-        this.env.ipiVisible(
-          this.clockCycles,
-          this.mailboxes.kickSentAt(this.thread) + this.costs.ipiDelivery,
-        ) &&
-        this.policy.exitOnKick(this)
-      ) {
-        this.count(ThreadStat.kicksReceived);
-        return this.takeExit(this.kickVariant, Vector.kick);
-      }
-      // A wake IPI for a running vCPU is a posted interrupt: no exit.
-      if (pending & Vector.wake) this.mailboxes.take(this.thread, Vector.wake);
-    }
+    if (pending !== 0 && this.exitForPending(pending)) return Step.ran;
     if (this.clockCycles >= this.nextExitAtCycles) return this.takeExit(this.drawExit(), 0);
     const cycles = Math.max(
       1,
@@ -478,17 +542,48 @@ export class Hyperthread implements PolicyView {
     );
     this.touchGuestMemory();
     this.spend(cycles);
-    this.count(ThreadStat.guestUsefulCycles, cycles);
-    this.count(ThreadStat.guestSteps);
+    this.count(statGuestUsefulCycles, cycles);
+    this.count(statGuestSteps);
     this.observer.onGuestStep(this);
     return Step.ran;
   }
 
+  /** Takes the exit a pending vector causes in the guest; false when none does (the guest runs on). */
+  private exitForPending(pending: number): boolean {
+    if (pending & Vector.nmi) {
+      this.takeExit(this.nmiVariant, Vector.nmi);
+      return true;
+    }
+    if (pending & Vector.machineCheck) {
+      this.takeExit(this.machineCheckVariant, Vector.machineCheck);
+      return true;
+    }
+    if (pending & Vector.irq) {
+      this.takeExit(this.irqVariant, Vector.irq);
+      return true;
+    }
+    if (
+      pending & Vector.kick &&
+      this.env.ipiVisible(
+        this.clockCycles,
+        this.mailboxes.kickSentAt(this.thread) + this.costs.ipiDelivery,
+      ) &&
+      this.policy.exitOnKick(this)
+    ) {
+      this.count(ThreadStat.kicksReceived);
+      this.takeExit(this.kickVariant, Vector.kick);
+      return true;
+    }
+    // A wake IPI for a running vCPU is a posted interrupt: no exit.
+    if (pending & Vector.wake) this.mailboxes.take(this.thread, Vector.wake);
+    return false;
+  }
+
   private touchGuestMemory(): void {
-    const tlb = this.machine.tlbs[this.thread];
-    const space = guestSpace(this.vmId);
-    const workingSet = Math.min(this.workload.guestWorkingSetPages, this.guestPages);
-    const firstPage = (this.vcpu * workingSet) % (this.guestPages - workingSet + 1);
+    const tlb = this.tlb;
+    const space = this.guestSpaceId;
+    const workingSet = this.workingSetPages;
+    const firstPage = this.firstWorkingPage;
     for (let i = 0; i < this.workload.guestAccessesPerQuantum; i++) {
       // One draw picks both the page and the line in it.
       const draw = this.env.random() * workingSet;
@@ -502,9 +597,9 @@ export class Hyperthread implements PolicyView {
   }
 
   private touchLine(pfn: number, line: number): void {
-    const owner = this.machine.frames.ownerOf(pfn);
-    const hit = this.machine.l1d[this.core].access(pfn, line, owner);
-    if (!hit) this.machine.fillBuffers[this.core].access(pfn, line, owner);
+    const owner = this.frames.ownerOf(pfn);
+    const hit = this.l1d.access(pfn, line, owner);
+    if (!hit) this.fillBuffers.access(pfn, line, owner);
     this.spend(hit ? this.costs.cacheHit : this.costs.cacheMiss);
   }
 
@@ -530,13 +625,13 @@ export class Hyperthread implements PolicyView {
     this.setMode(Mode.isolated);
     if (vector !== 0) this.mailboxes.take(this.thread, vector);
     if (vector === Vector.kick) {
-      Atomics.add(this.i32, this.ackIndex, 1);
+      addWord(this.i32, this.ackIndex, 1, this.atomic);
       this.env.notify(this.ackIndex);
     }
     if (vector === Vector.nmi) this.nmiSinceEntry = true;
     if (vector !== 0) this.interruptSinceEntry = true;
     // The VMCS host CR3 is kvm:N under ASI: the exit lands in the isolated address space.
-    this.machine.tlbs[this.thread].switchTo(kvmSpace(this.vmId));
+    this.tlb.switchTo(kvmSpace(this.vmId));
     this.spend(this.costs.exitRoundTrip / 2);
     this.count(ThreadStat.exits);
     this.variant = variant;
@@ -556,9 +651,10 @@ export class Hyperthread implements PolicyView {
     for (let sibling = 0; sibling < this.smt; sibling++) {
       if ((targets & (1 << sibling)) === 0 || sibling === this.sibling) continue;
       const target = this.siblingThreads[sibling];
-      this.ackSeen += Atomics.load(
+      this.ackSeen += loadWord(
         this.i32,
         threadFieldIndex(this.machine.layout, target, ThreadField.kickAcks),
+        this.atomic,
       );
       this.spend(this.costs.ipiSend);
       this.mailboxes.send(target, Vector.kick, this.clockCycles, this.env);
@@ -579,9 +675,10 @@ export class Hyperthread implements PolicyView {
     let sum = 0;
     for (let sibling = 0; sibling < this.smt; sibling++) {
       if ((this.kickTargetsMask & (1 << sibling)) === 0 || sibling === this.sibling) continue;
-      sum += Atomics.load(
+      sum += loadWord(
         this.i32,
         threadFieldIndex(this.machine.layout, this.siblingThreads[sibling], ThreadField.kickAcks),
+        this.atomic,
       );
     }
     return sum;
@@ -643,28 +740,33 @@ export class Hyperthread implements PolicyView {
       this.opIndex++;
       return Step.ran;
     }
-    const space = this.machine.tlbs[this.thread].cr3;
+    const tlb = this.tlb;
+    const space = tlb.cr3;
     const access = variant.writes[op] ? Access.write : Access.read;
-    const tlb = this.machine.tlbs[this.thread];
     const firstVa = variant.vas[op];
     for (let line = 0; line < variant.amounts[op]; line++) {
       const va = firstVa + line * cacheLineBytes;
       const pfn = tlb.translate(space, va, access);
-      if (pfn < 0) {
-        // INV-7: reported (handler, VA) and handled by a switch to the full address space; the op is
-        // retried there.
-        this.count(ThreadStat.faults);
-        this.count(ThreadStat.faultsByReasonBase + variant.reason);
-        this.faultedSinceEntry = true;
-        this.spend(this.costs.pageFault);
-        this.observer.onFault(this, va, variant);
-        return this.beginLeave(Mode.full, Phase.handler);
-      }
+      if (pfn < 0) return this.handlerFault(variant, va);
       this.observer.onAccess(this, va, space, pfn);
-      this.touchLine(pfn, Math.floor((va % pageBytes) / cacheLineBytes));
+      this.touchLine(pfn, lineInPageOf(va));
     }
     this.opIndex++;
     return Step.ran;
+  }
+
+  /**
+   * A handler access missed in kvm:N (INV-7): reported (handler, VA) and handled by a switch to the
+   * full address space; the op is retried there. Out of `stepHandler` to keep that one small for V8's
+   * inliner (it weighs the whole bytecode of a function).
+   */
+  private handlerFault(variant: CompiledVariant, va: number): number {
+    this.count(ThreadStat.faults);
+    this.count(ThreadStat.faultsByReasonBase + variant.reason);
+    this.faultedSinceEntry = true;
+    this.spend(this.costs.pageFault);
+    this.observer.onFault(this, va, variant);
+    return this.beginLeave(Mode.full, Phase.handler);
   }
 
   // ---- leaving isolation --------------------------------------------------------------------------------
@@ -709,8 +811,8 @@ export class Hyperthread implements PolicyView {
 
   private switched(fromIsolated: boolean): number {
     const space = this.leaveTarget === Mode.vmm ? vmmSpace(this.vmId) : kernelSpace;
-    if (this.machine.tlbs[this.thread].cr3 !== space) {
-      this.machine.tlbs[this.thread].switchTo(space);
+    if (this.tlb.cr3 !== space) {
+      this.tlb.switchTo(space);
       this.spend(this.machine.config.pcid ? this.costs.cr3WithPcid : this.costs.cr3WithoutPcid);
     }
     if (this.leaveTarget === Mode.full) {
@@ -752,7 +854,7 @@ export class Hyperthread implements PolicyView {
     this.count(ThreadStat.interruptsHandled);
     if (vector === Vector.nmi) this.nmiSinceEntry = true;
     this.interruptSinceEntry = true;
-    const tlb = this.machine.tlbs[this.thread];
+    const tlb = this.tlb;
     for (let op = 0; op < variant.kinds.length; op++) {
       if (variant.kinds[op] === OpKind.compute) {
         this.spend(variant.amounts[op]);
@@ -761,9 +863,9 @@ export class Hyperthread implements PolicyView {
       for (let line = 0; line < variant.amounts[op]; line++) {
         const va = variant.vas[op] + line * cacheLineBytes;
         const pfn = tlb.translate(tlb.cr3, va, variant.writes[op] ? Access.write : Access.read);
-        assert(pfn >= 0, `thread ${this.thread}: interrupt handler access faulted in ${tlb.cr3}`);
+        if (pfn < 0) assert(false, `thread ${this.thread}: interrupt handler access faulted in ${tlb.cr3}`);
         this.observer.onAccess(this, va, tlb.cr3, pfn);
-        this.touchLine(pfn, Math.floor((va % pageBytes) / cacheLineBytes));
+        this.touchLine(pfn, lineInPageOf(va));
       }
     }
     this.returnContinuation = this.interruptContinuation;
@@ -823,7 +925,7 @@ export class Hyperthread implements PolicyView {
     if (this.confidential !== null) this.vmmConfidentialWork(variant, this.confidential);
     // KVM_RUN again: back into the kernel, then into isolation.
     this.setMode(Mode.full);
-    this.machine.tlbs[this.thread].switchTo(kernelSpace);
+    this.tlb.switchTo(kernelSpace);
     this.spend(this.machine.config.pcid ? this.costs.cr3WithPcid : this.costs.cr3WithoutPcid);
     this.returnContinuation = Phase.entry;
     this.phase = Phase.returnIsolated;
@@ -847,7 +949,7 @@ export class Hyperthread implements PolicyView {
 
   private stepReturnIsolated(): number {
     this.setMode(Mode.isolated);
-    this.machine.tlbs[this.thread].switchTo(kvmSpace(this.vmId));
+    this.tlb.switchTo(kvmSpace(this.vmId));
     this.spend(this.machine.config.pcid ? this.costs.cr3WithPcid : this.costs.cr3WithoutPcid);
     if (this.stunHeld) {
       // asi-stun: flush what the full-kernel episode left, then let the siblings back in.
@@ -861,7 +963,7 @@ export class Hyperthread implements PolicyView {
   // ---- idle --------------------------------------------------------------------------------------------
 
   private stepIdle(): number {
-    this.arriveInterrupts();
+    if (this.clockCycles >= this.nextArrivalAtCycles) this.arriveInterrupts();
     const pending = this.mailboxes.pending(this.thread);
     if (pending & Vector.kick) this.mailboxes.take(this.thread, Vector.kick); // not in the guest: nothing to leave
     const woken =

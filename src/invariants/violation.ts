@@ -56,6 +56,11 @@ export interface Violation {
 
 export type ViolationCounts = Record<InvariantId, number>;
 
+/** The number of each id ('INV-7' -> 7), as event-log records carry it; built once, not parsed per event. */
+export const invariantNumbers: Readonly<ViolationCounts> = Object.fromEntries(
+  invariantIds.map((id) => [id, Number(id.slice('INV-'.length))]),
+) as ViolationCounts;
+
 export function zeroCounts(): ViolationCounts {
   return Object.fromEntries(invariantIds.map((id) => [id, 0])) as ViolationCounts;
 }

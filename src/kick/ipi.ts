@@ -1,4 +1,5 @@
 import { type Layout, ThreadField, ThreadStat, threadFieldIndex, threadStatIndex } from '../memory/layout.js';
+import { andWord, loadWord, orWord } from '../memory/words.js';
 
 /**
  * IPI mailboxes: one word of pending-vector bits per hyperthread (DESIGN.md "IPI mailboxes"). A
@@ -26,14 +27,33 @@ export interface Notifier {
 }
 
 export class Mailboxes {
+  // Fields set in the constructor are `declare`d: memory/words.ts says why (V8 field representations).
+  /** Word index of thread 0's mailbox, and the distance between two threads' records. */
+  declare private readonly mailbox0I32Index: number;
+  declare private readonly threadStrideI32s: number;
+
+  declare private readonly i32: Int32Array;
+  declare private readonly f64: Float64Array;
+  declare private readonly layout: Layout;
+  declare private readonly atomic: boolean;
+
   constructor(
-    private readonly i32: Int32Array,
-    private readonly f64: Float64Array,
-    private readonly layout: Layout,
-  ) {}
+    i32: Int32Array,
+    f64: Float64Array,
+    layout: Layout,
+    /** Machine.concurrent: Atomics only where senders run in other threads (memory/words.ts). */
+    atomic = true,
+  ) {
+    this.i32 = i32;
+    this.f64 = f64;
+    this.layout = layout;
+    this.atomic = atomic;
+    this.mailbox0I32Index = threadFieldIndex(layout, 0, ThreadField.mailbox);
+    this.threadStrideI32s = layout.threadStrideI32s;
+  }
 
   index(thread: number): number {
-    return threadFieldIndex(this.layout, thread, ThreadField.mailbox);
+    return this.mailbox0I32Index + thread * this.threadStrideI32s;
   }
 
   /** Sends `vector` to `target` at virtual time `nowCycles` (the sender's clock). */
@@ -41,17 +61,17 @@ export class Mailboxes {
     if (vector === Vector.kick)
       this.f64[threadStatIndex(this.layout, target, ThreadStat.kickSentAtCycles)] = nowCycles;
     const index = this.index(target);
-    Atomics.or(this.i32, index, vector);
+    orWord(this.i32, index, vector, this.atomic);
     notifier.notify(index);
   }
 
   pending(thread: number): number {
-    return Atomics.load(this.i32, this.index(thread));
+    return loadWord(this.i32, this.index(thread), this.atomic);
   }
 
   /** Takes (clears) `vectors` from `thread`'s mailbox; returns the bits that were set. */
   take(thread: number, vectors: number): number {
-    return Atomics.and(this.i32, this.index(thread), ~vectors) & vectors;
+    return andWord(this.i32, this.index(thread), ~vectors, this.atomic) & vectors;
   }
 
   kickSentAt(target: number): number {

@@ -77,6 +77,11 @@ export function isForeignTo(domain: number, vmId: number): boolean {
   return domainVm(domain) !== vmId;
 }
 
+/** Whether `domain` is some VM's `private:` domain (domainKind's 'private', without building a string). */
+export function isPrivateDomain(domain: number): boolean {
+  return domain >= firstVmDomain && (domain - firstVmDomain) % 2 === 1;
+}
+
 /** Whether `domain` may be mapped in the isolated address space `kvm:vmId` (INV-5). */
 export function isAllowedInKvm(domain: number, vmId: number): boolean {
   return domain === domainPublic || domain === domainKvm || domain === vmDomain(vmId);

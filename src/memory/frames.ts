@@ -1,6 +1,10 @@
-import { assert, assertDebug } from '../assert.js';
+import { assert, assertDebug, assertDebugEnabled } from '../assert.js';
 import type { Layout } from './layout.js';
 import type { Region } from './regions.js';
+import { loadWord } from './words.js';
+
+/** Debug checks in `ownerOf`, read at every cache access (assert.ts: a private copy, folded away when off). */
+const debugChecks = assertDebugEnabled;
 
 /**
  * The frame table: one owner domain and one region id per physical frame. Owners change at run time
@@ -8,15 +12,25 @@ import type { Region } from './regions.js';
  * with Atomics: a monitor in another thread reads a consistent owner.
  */
 export class FrameTable {
-  readonly frameCount: number;
-  private readonly ownerBase: number;
-  private readonly regionBase: number;
+  // Fields set in the constructor are `declare`d: memory/words.ts says why (V8 field representations).
+  declare readonly frameCount: number;
+  declare private readonly ownerBase: number;
+  declare private readonly regionBase: number;
+
+  declare private readonly i32: Int32Array;
+  declare private readonly regions: readonly Region[];
+  declare private readonly atomic: boolean;
 
   constructor(
-    private readonly i32: Int32Array,
+    i32: Int32Array,
     layout: Layout,
-    private readonly regions: readonly Region[],
+    regions: readonly Region[],
+    /** Machine.concurrent: owners are read atomically where other threads change them (memory/words.ts). */
+    atomic = true,
   ) {
+    this.i32 = i32;
+    this.regions = regions;
+    this.atomic = atomic;
     this.frameCount = layout.frameCount;
     this.ownerBase = layout.sections.frameOwner.offsetI32;
     this.regionBase = layout.sections.frameRegion.offsetI32;
@@ -34,8 +48,9 @@ export class FrameTable {
   }
 
   ownerOf(pfn: number): number {
-    assertDebug(pfn >= 0 && pfn < this.frameCount, `pfn ${pfn} out of range`);
-    return Atomics.load(this.i32, this.ownerBase + pfn);
+    // A constant message: a template literal would build a string at every call, debug or not.
+    if (debugChecks) assertDebug(pfn >= 0 && pfn < this.frameCount, 'ownerOf: pfn out of range');
+    return loadWord(this.i32, this.ownerBase + pfn, this.atomic);
   }
 
   setOwner(pfn: number, domain: number): void {

@@ -14,6 +14,7 @@ import {
   X86Bit,
   x86NxHigh,
 } from './entry-format.js';
+import { modPowerOfTwo } from './va-layout.js';
 
 /**
  * x86-64 4-level page tables (and EPT, the same radix tree with other permission bits) stored in the
@@ -69,14 +70,15 @@ export interface PageFault {
 }
 
 function tableIndex(va: number, level: number): number {
-  return Math.floor(va / levelBytes[level]) % pageTableEntries;
+  return modPowerOfTwo(Math.floor(va / levelBytes[level]), pageTableEntries);
 }
 
 export class PageTables {
-  private readonly poolBase: number;
-  private readonly ownerBase: number;
-  private readonly poolPages: number;
-  private readonly poolFirstPfn: number;
+  // Fields set in the constructor are `declare`d: memory/words.ts says why (V8 field representations).
+  declare private readonly poolBase: number;
+  declare private readonly ownerBase: number;
+  declare private readonly poolPages: number;
+  declare private readonly poolFirstPfn: number;
   /** Level at which the last walk stopped (for fault records), written by `walk`. */
   lastWalkLevel = 0;
   /** Leaf size of the last successful walk. */
@@ -84,18 +86,29 @@ export class PageTables {
   /** Effective permissions (MapFlag bits, AND over the levels) of the last successful walk. */
   lastWalkFlags = 0;
   /** Roots and formats never change once an address space exists: cached here for the walk. */
-  private readonly rootCache: Int32Array;
-  private readonly eptCache: Uint8Array;
-  private readonly tlbGenerationBase: number;
+  declare private readonly rootCache: Int32Array;
+  declare private readonly eptCache: Uint8Array;
+  declare private readonly tlbGenerationBase: number;
+
+  declare private readonly i32: Int32Array;
+  declare private readonly u32: Uint32Array;
+  declare private readonly layout: Layout;
+  declare private readonly frames: FrameTable;
+  declare private readonly tableDomainOf: (addressSpace: number) => number;
 
   constructor(
-    private readonly i32: Int32Array,
-    private readonly u32: Uint32Array,
-    private readonly layout: Layout,
-    private readonly frames: FrameTable,
+    i32: Int32Array,
+    u32: Uint32Array,
+    layout: Layout,
+    frames: FrameTable,
     /** Owner domain given to a page-table page of each address space. */
-    private readonly tableDomainOf: (addressSpace: number) => number,
+    tableDomainOf: (addressSpace: number) => number,
   ) {
+    this.i32 = i32;
+    this.u32 = u32;
+    this.layout = layout;
+    this.frames = frames;
+    this.tableDomainOf = tableDomainOf;
     this.poolBase = layout.sections.ptPool.offsetI32;
     this.ownerBase = layout.sections.ptPageOwner.offsetI32;
     this.poolPages = layout.ptPoolPages;
@@ -168,7 +181,7 @@ export class PageTables {
 
   private poolPageOf(tablePfn: number): number {
     const page = tablePfn - this.poolFirstPfn;
-    assertDebug(page >= 0 && page < this.poolPages, `frame ${tablePfn} is not a page-table page`);
+    assertDebug(page >= 0 && page < this.poolPages, 'poolPageOf: frame is not a page-table page');
     return page;
   }
 
@@ -513,7 +526,7 @@ export class PageTables {
           (allowUser && !ept ? MapFlag.user : 0) |
           (allowExec ? MapFlag.exec : 0) |
           (!ept && (low & X86Bit.global) !== 0 ? MapFlag.global : 0);
-        return entryPfn(low, high) + Math.floor((va % bytes) / pageBytes);
+        return entryPfn(low, high) + Math.floor(modPowerOfTwo(va, bytes) / pageBytes);
       }
       if (setAccessedDirty) {
         const accessed = ept ? EptBit.accessed : X86Bit.accessed;

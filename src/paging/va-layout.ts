@@ -1,5 +1,5 @@
 import { assert } from '../assert.js';
-import { vaLimit } from '../constants.js';
+import { cacheLineBytes, pageBytes, vaLimit } from '../constants.js';
 
 /**
  * Virtual addresses are kept as 48-bit numbers (the canonical sign extension dropped), because a
@@ -48,4 +48,18 @@ export function parseVa(text: string): number {
 
 export function isKernelVa(va: number): boolean {
   return va >= kernelHalf;
+}
+
+/**
+ * `value % divisor` for an integer 0 <= value < 2^53 and a power-of-two divisor, without `%`: on a
+ * number past 2^31 (every kernel VA) V8 compiles `%` to a call to fmod, which showed in profiles of the
+ * sim. Exact: the division by a power of two, the floor, the product and the difference all are.
+ */
+export function modPowerOfTwo(value: number, divisor: number): number {
+  return value - Math.floor(value / divisor) * divisor;
+}
+
+/** The 64-byte line of its page that `va` falls in (0..63). */
+export function lineInPageOf(va: number): number {
+  return Math.floor(modPowerOfTwo(va, pageBytes) / cacheLineBytes);
 }

@@ -35,6 +35,65 @@ export interface SimOptions {
 const stepsPerExitMax = 100_000;
 const watchdogEverySteps = 1024;
 
+/** Per-thread wait state of the scheduler, indexed like `threads` (a thread's position in run order). */
+interface Parking {
+  /** 1 while the thread waits on a word. */
+  blocked: Uint8Array;
+  waitIndex: Int32Array;
+  /** It waits while the word still holds this value. */
+  waitValue: Int32Array;
+  /** When it next wants to step: its clock, or its deadline while it waits (+Infinity: none). */
+  nextAtCycles: Float64Array;
+}
+
+/**
+ * The sim's Environment: draws from the scheduler choices given as data, then from the run's PRNG,
+ * and wakes parked threads. A class rather than an object of closures: closures made anew for every
+ * run are not inlined by V8 (their call sites see many closures), and `random` runs at every guest
+ * step, where a call that is not inlined also boxes its double result (an allocation per draw).
+ */
+class SimEnvironment implements Environment {
+  // Fields set in the constructor are `declare`d: memory/words.ts says why (V8 field representations).
+  /** Set once the threads exist (each takes this environment in its constructor). */
+  threads: Hyperthread[] = [];
+  /** Run-order index of the thread now stepping: a thread it wakes jumps to its clock. */
+  current = 0;
+  private choiceIndex = 0;
+
+  declare private readonly prng: Prng;
+  declare private readonly choices: readonly number[];
+  declare private readonly i32: Int32Array;
+  declare private readonly parking: Parking;
+
+  constructor(prng: Prng, choices: readonly number[], i32: Int32Array, parking: Parking) {
+    this.prng = prng;
+    this.choices = choices;
+    this.i32 = i32;
+    this.parking = parking;
+  }
+
+  random(): number {
+    if (this.choiceIndex < this.choices.length) return (this.choices[this.choiceIndex++] >>> 0) / 4294967296;
+    return this.prng.random();
+  }
+
+  ipiVisible(nowCycles: number, deliverAtCycles: number): boolean {
+    return nowCycles >= deliverAtCycles;
+  }
+
+  notify(i32Index: number): void {
+    const { blocked, waitIndex, waitValue, nextAtCycles } = this.parking;
+    const threads = this.threads;
+    for (let t = 0; t < threads.length; t++) {
+      if (blocked[t] && waitIndex[t] === i32Index && this.i32[i32Index] !== waitValue[t]) {
+        blocked[t] = 0;
+        threads[t].advanceTo(threads[this.current].clockCycles);
+        nextAtCycles[t] = threads[t].clockCycles;
+      }
+    }
+  }
+}
+
 export function runSim(config: RunConfig, policy: Policy, options: SimOptions = {}): RunResult {
   const machine = options.machine ?? createMachine(config.machine, { concurrent: false });
   if (options.machine) machine.resetDynamicState();
@@ -55,23 +114,14 @@ export function runSim(config: RunConfig, policy: Policy, options: SimOptions = 
   const deadline = new Float64Array(count);
   const waitStart = new Float64Array(count);
   const livenessReported = new Uint8Array(count);
-  let current = 0;
-
-  const choices = options.choices ?? [];
-  let choiceIndex = 0;
-  const env: Environment = {
-    random: () =>
-      choiceIndex < choices.length ? (choices[choiceIndex++] >>> 0) / 4294967296 : prng.random(),
-    ipiVisible: (now, deliverAt) => now >= deliverAt,
-    notify: (index) => {
-      for (let t = 0; t < count; t++) {
-        if (blocked[t] && waitIndex[t] === index && machine.i32[index] !== waitValue[t]) {
-          blocked[t] = 0;
-          threads[t].advanceTo(threads[current].clockCycles);
-        }
-      }
-    },
-  };
+  // Updated wherever a clock or a wait changes (here and in notify), so the pick scans one array.
+  const nextAtCycles = new Float64Array(count);
+  const env = new SimEnvironment(prng, options.choices ?? [], machine.i32, {
+    blocked,
+    waitIndex,
+    waitValue,
+    nextAtCycles,
+  });
   const confidential = machine.config.vms.map((vm, vmId) =>
     vm.confidential
       ? new ConfidentialVm(
@@ -97,9 +147,14 @@ export function runSim(config: RunConfig, policy: Policy, options: SimOptions = 
       confidential[vmId],
     );
   });
+  env.threads = threads;
 
   const exitsTarget = config.run.exits;
   const stepsMax = exitsTarget * stepsPerExitMax;
+  // Read once: the loop below runs millions of times per second.
+  const { maxCycles, jitterCycles, stopOnViolation, waitBoundCycles } = config.run;
+  const onProgress = options.onProgress;
+  const i32 = machine.i32;
   let steps = 0;
   let exitsDone = 0;
   let deadlocked = false;
@@ -107,7 +162,7 @@ export function runSim(config: RunConfig, policy: Policy, options: SimOptions = 
     let best = -1;
     let bestTime = Number.POSITIVE_INFINITY;
     for (let t = 0; t < count; t++) {
-      const time = blocked[t] ? deadline[t] : threads[t].clockCycles;
+      const time = nextAtCycles[t];
       if (time < bestTime) {
         bestTime = time;
         best = t;
@@ -115,26 +170,20 @@ export function runSim(config: RunConfig, policy: Policy, options: SimOptions = 
     }
     if (best < 0) {
       // Every thread waits and none has a deadline: a deadlock (INV-9).
-      for (let t = 0; t < count; t++) {
-        monitor.recordLiveness(
-          threads[t],
-          `deadlock: every thread waits (ht${threads[t].thread} on word ${waitIndex[t]})`,
-          threads[t].clockCycles,
-        );
-      }
+      reportDeadlock(threads, waitIndex, monitor);
       deadlocked = true;
       break;
     }
-    if (config.run.maxCycles > 0 && bestTime > config.run.maxCycles) break;
+    if (maxCycles > 0 && bestTime > maxCycles) break;
     const thread = threads[best];
     if (blocked[best]) {
       blocked[best] = 0;
       thread.advanceTo(deadline[best]);
     }
-    current = best;
+    env.current = best;
     const result = thread.step();
     steps++;
-    if (result === Step.wait && machine.i32[thread.waitIndex] === thread.waitValue) {
+    if (result === Step.wait && i32[thread.waitIndex] === thread.waitValue) {
       blocked[best] = 1;
       waitIndex[best] = thread.waitIndex;
       waitValue[best] = thread.waitValue;
@@ -142,15 +191,16 @@ export function runSim(config: RunConfig, policy: Policy, options: SimOptions = 
       waitStart[best] = thread.clockCycles;
       livenessReported[best] = 0;
     }
-    if (config.run.jitterCycles > 0) thread.spend(prng.int(config.run.jitterCycles + 1));
+    if (jitterCycles > 0) thread.spend(prng.int(jitterCycles + 1));
+    nextAtCycles[best] = blocked[best] ? deadline[best] : thread.clockCycles;
     exitsDone = monitor.workloadExits;
     if ((steps & (watchdogEverySteps - 1)) === 0) {
-      watchdog(threads, blocked, deadline, waitStart, livenessReported, monitor, config.run.waitBoundCycles);
+      watchdog(threads, blocked, deadline, waitStart, livenessReported, monitor, waitBoundCycles);
     }
-    if (config.run.stopOnViolation && monitor.total > 0) break;
-    if (options.onProgress && (steps & 0xffff) === 0) options.onProgress(exitsDone);
+    if (stopOnViolation && monitor.total > 0) break;
+    if (onProgress !== undefined && (steps & 0xffff) === 0) onProgress(exitsDone);
   }
-  watchdog(threads, blocked, deadline, waitStart, livenessReported, monitor, config.run.waitBoundCycles);
+  watchdog(threads, blocked, deadline, waitStart, livenessReported, monitor, waitBoundCycles);
   assert(steps < stepsMax || deadlocked || monitor.total > 0, `sim made no progress in ${stepsMax} steps`);
   return collectResult({
     backend: 'sim',
@@ -165,6 +215,17 @@ export function runSim(config: RunConfig, policy: Policy, options: SimOptions = 
     wallSeconds: 0,
     confidential,
   });
+}
+
+/** INV-9 for every thread: each one waits, and none has a deadline. */
+function reportDeadlock(threads: Hyperthread[], waitIndex: Int32Array, monitor: Monitor): void {
+  for (let t = 0; t < threads.length; t++) {
+    monitor.recordLiveness(
+      threads[t],
+      `deadlock: every thread waits (ht${threads[t].thread} on word ${waitIndex[t]})`,
+      threads[t].clockCycles,
+    );
+  }
 }
 
 /** INV-9: a wait with no deadline that has lasted longer than the bound, measured in virtual time. */
