@@ -238,13 +238,24 @@ function referenceFor(geometry: L1dGeometry): ReferenceCache {
     : new ReferencePlru(geometry.sets, geometry.ways);
 }
 
-/** Runs commands on both, comparing every result and every count after every step. */
-function runDifferential(geometry: L1dGeometry, commands: Command[], clockStart = 0): Fixture {
+/**
+ * Runs commands on both, comparing every result and every count after every step. With `viewOf`, each
+ * command goes to one of two views over the same section (the workers backend's two siblings), as
+ * `viewOf[step]` says: each view keeps its own way hints, which the other view's accesses make stale.
+ */
+function runDifferential(
+  geometry: L1dGeometry,
+  commands: Command[],
+  clockStart = 0,
+  viewOf: readonly boolean[] = [],
+): Fixture {
   const fixture = makeL1d(geometry);
-  const { l1d, i32, baseI32Index } = fixture;
+  const { i32, baseI32Index } = fixture;
+  const views = [fixture.l1d, new CoreL1d(i32, baseI32Index, geometry)];
   i32[baseI32Index + l1dClockI32] = clockStart;
   const reference = referenceFor(geometry);
   commands.forEach((command, step) => {
+    const l1d = views[viewOf[step] ? 1 : 0];
     const where = `step ${step}: ${commandToString(command)}`;
     if (command.kind === 'flush') {
       expect(l1d.flush(), where).toBe(reference.flush());
@@ -290,6 +301,21 @@ describe('CoreL1d differential against reference models', () => {
         runDifferential(geometry, commands);
       }),
       { seed: lruSeed, numRuns: 40 },
+    );
+  });
+
+  const twoViewSeed = 0x2e1d;
+  it(`two views taking turns at random match the models: a stale way hint never makes a hit (seed ${twoViewSeed})`, () => {
+    fc.assert(
+      fc.property(
+        fc.oneof(lruGeometryArbitrary, plruGeometryArbitrary),
+        commandsArbitrary,
+        fc.array(fc.boolean(), { minLength: 1500, maxLength: 1500 }),
+        (geometry, commands, viewOf) => {
+          runDifferential(geometry, commands, 0, viewOf);
+        },
+      ),
+      { seed: twoViewSeed, numRuns: 20 },
     );
   });
 
