@@ -8,6 +8,7 @@ import {
   assertDomainCount,
   type CachedLine,
   type CoreBuffer,
+  type CountsView,
   checkAndClearCounts,
   countValidEntries,
   domainOfOwner,
@@ -297,6 +298,15 @@ export class CoreFillBuffers implements CoreBuffer {
 
   validLines(): number {
     return Atomics.load(this.i32, this.validLinesI32Index);
+  }
+
+  countsView(): CountsView {
+    return {
+      i32: this.i32,
+      validLinesI32Index: this.validLinesI32Index,
+      countsI32Index: this.countsI32Index,
+      domainCount: this.domainCount,
+    };
   }
 
   foreignLines(vmId: number): number {

@@ -1,4 +1,5 @@
 import { assert } from '../assert.js';
+import { CoreForeignLines } from '../cache/core-buffer.js';
 import type { CoreFillBuffers } from '../cache/fill-buffers.js';
 import type { CoreL1d } from '../cache/l1d.js';
 import type { ConfidentialVm } from '../coco/confidential-vm.js';
@@ -176,6 +177,8 @@ export class Hyperthread implements PolicyView {
   declare private readonly l1d: CoreL1d;
   declare private readonly fillBuffers: CoreFillBuffers;
   declare private readonly frames: FrameTable;
+  /** INV-2's count for this thread's VM on its core (the monitor and nosmt ask it at every guest step). */
+  declare private readonly foreign: CoreForeignLines;
   /** The guest's address space and this vCPU's working set in it: fixed for the run (touchGuestMemory). */
   declare private readonly guestSpaceId: number;
   declare private readonly workingSetPages: number;
@@ -250,6 +253,12 @@ export class Hyperthread implements PolicyView {
     assert(vmId >= 0, `thread ${thread} runs no vCPU`);
     this.vmId = vmId;
     this.vcpu = vcpu;
+    this.foreign = new CoreForeignLines(
+      this.l1d.countsView(),
+      this.fillBuffers.countsView(),
+      vmId,
+      machine.concurrent,
+    );
     Atomics.store(this.i32, threadFieldIndex(layout, thread, ThreadField.vmId), vmId);
     Atomics.store(this.i32, threadFieldIndex(layout, thread, ThreadField.vcpu), vcpu);
     this.catalogue = compiledCatalogueOf(machine, thread, vmId, vcpu);
@@ -297,7 +306,7 @@ export class Hyperthread implements PolicyView {
   }
 
   foreignLines(): number {
-    return this.l1d.foreignLines(this.vmId) + this.fillBuffers.foreignLines(this.vmId);
+    return this.foreign.count();
   }
 
   // ---- statistics ---------------------------------------------------------------------------------------
