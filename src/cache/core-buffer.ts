@@ -238,15 +238,10 @@ export class CoreForeignLines {
   declare private readonly vmId: number;
   declare private readonly atomic: boolean;
   declare private readonly l1dI32: Int32Array;
-  declare private readonly l1dValid: number;
-  declare private readonly l1dCounts: number;
-  declare private readonly l1dOwnVm: number;
-  declare private readonly l1dOwnPrivate: number;
+  /** The L1D's valid-line total, then the counts of free, public, kvm, vm:N and private:N (indices in l1dI32). */
+  declare private readonly l1dIndices: Int32Array;
   declare private readonly fillI32: Int32Array;
-  declare private readonly fillValid: number;
-  declare private readonly fillCounts: number;
-  declare private readonly fillOwnVm: number;
-  declare private readonly fillOwnPrivate: number;
+  declare private readonly fillIndices: Int32Array;
 
   /** @param atomic false when one thread drives every hyperthread (sim): plain loads. */
   constructor(l1d: CountsView, fillBuffers: CountsView, vmId: number, atomic: boolean) {
@@ -261,34 +256,15 @@ export class CoreForeignLines {
     this.vmId = vmId;
     this.atomic = atomic;
     this.l1dI32 = l1d.i32;
-    this.l1dValid = l1d.validLinesI32Index;
-    this.l1dCounts = l1d.countsI32Index;
-    this.l1dOwnVm = l1d.countsI32Index + vmDomain(vmId);
-    this.l1dOwnPrivate = l1d.countsI32Index + privateDomain(vmId);
+    this.l1dIndices = ownCountIndices(l1d, vmId);
     this.fillI32 = fillBuffers.i32;
-    this.fillValid = fillBuffers.validLinesI32Index;
-    this.fillCounts = fillBuffers.countsI32Index;
-    this.fillOwnVm = fillBuffers.countsI32Index + vmDomain(vmId);
-    this.fillOwnPrivate = fillBuffers.countsI32Index + privateDomain(vmId);
+    this.fillIndices = ownCountIndices(fillBuffers, vmId);
   }
 
   count(): number {
     if (this.atomic) return this.countAtomic();
-    const l1d = this.l1dI32;
-    const fill = this.fillI32;
     return (
-      l1d[this.l1dValid] -
-      l1d[this.l1dCounts + domainFree] -
-      l1d[this.l1dCounts + domainPublic] -
-      l1d[this.l1dCounts + domainKvm] -
-      l1d[this.l1dOwnVm] -
-      l1d[this.l1dOwnPrivate] +
-      (fill[this.fillValid] -
-        fill[this.fillCounts + domainFree] -
-        fill[this.fillCounts + domainPublic] -
-        fill[this.fillCounts + domainKvm] -
-        fill[this.fillOwnVm] -
-        fill[this.fillOwnPrivate])
+      plainForeignLines(this.l1dI32, this.l1dIndices) + plainForeignLines(this.fillI32, this.fillIndices)
     );
   }
 
@@ -306,4 +282,23 @@ export class CoreForeignLines {
       )
     );
   }
+}
+
+/** The indices `plainForeignLines` reads: the valid-line total, then the counts of the domains not foreign to vmId. */
+function ownCountIndices(view: CountsView, vmId: number): Int32Array {
+  return Int32Array.of(
+    view.validLinesI32Index,
+    view.countsI32Index + domainFree,
+    view.countsI32Index + domainPublic,
+    view.countsI32Index + domainKvm,
+    view.countsI32Index + vmDomain(vmId),
+    view.countsI32Index + privateDomain(vmId),
+  );
+}
+
+/** The valid lines less those not foreign to the VM, read with plain loads (one thread drives the machine). */
+function plainForeignLines(i32: Int32Array, indices: Int32Array): number {
+  return (
+    i32[indices[0]] - i32[indices[1]] - i32[indices[2]] - i32[indices[3]] - i32[indices[4]] - i32[indices[5]]
+  );
 }
