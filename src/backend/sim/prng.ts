@@ -7,6 +7,8 @@ import { assert } from '../../assert.js';
  */
 /** Index of the last output in `Prng.state` (after a, b, c, d). */
 const output = 4;
+/** Draws made ahead at a time (see `Prng.random`). */
+const batch = 64;
 
 export class Prng {
   /**
@@ -17,6 +19,14 @@ export class Prng {
    * 32-bit result, and `int` returns a small integer.
    */
   private readonly state = new Int32Array(5);
+  /**
+   * The next draws, made `batch` at a time, as `random` returns them. `random` is then a load and an
+   * increment, small enough for V8 to inline where the generator itself was not (its inlining budget was
+   * spent): a call that is not inlined boxes its double result, an allocation per draw. Every method
+   * reads from here, so the stream is the same sfc32 stream in the same order.
+   */
+  private readonly ahead = new Float64Array(batch);
+  private aheadIndex = batch;
 
   constructor(seed: number) {
     assert(Number.isSafeInteger(seed), `seed must be an integer, got ${seed}`);
@@ -47,20 +57,28 @@ export class Prng {
     state[output] = t;
   }
 
+  /** The next `batch` outputs of the generator, as uniform doubles in [0, 1) (exact: u32 / 2^32). */
+  private refill(): void {
+    for (let i = 0; i < batch; i++) {
+      this.advance();
+      this.ahead[i] = (this.state[output] >>> 0) / 4294967296;
+    }
+    this.aheadIndex = 0;
+  }
+
   nextU32(): number {
-    this.advance();
-    return this.state[output] >>> 0;
+    // Exact: the double holds u32 / 2^32.
+    return this.random() * 4294967296;
   }
 
   /** Uniform in [0, 1). */
   random(): number {
-    this.advance();
-    return (this.state[output] >>> 0) / 4294967296;
+    if (this.aheadIndex === batch) this.refill();
+    return this.ahead[this.aheadIndex++];
   }
 
   /** Uniform integer in [0, n). */
   int(n: number): number {
-    this.advance();
-    return Math.floor(((this.state[output] >>> 0) / 4294967296) * n);
+    return Math.floor(this.random() * n);
   }
 }
