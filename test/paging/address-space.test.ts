@@ -1,9 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { largePage2MBytes, pageBytes } from '../../src/constants.js';
-import type { Machine } from '../../src/machine.js';
+import { Machine } from '../../src/machine.js';
 import { domainName, isAllowedInKvm } from '../../src/memory/domains.js';
 import {
   addressSpaceName,
+  buildGuestSpace,
+  buildKernelSpace,
+  buildKvmSpace,
+  buildVmmSpace,
   guestSpace,
   kernelSpace,
   kvmSpace,
@@ -118,6 +122,33 @@ describe('address spaces', () => {
     // The checksum can fail: a change to the kernel is seen.
     tables.map(kernelSpace, 0x100000000000, 5, 0);
     expect(tables.checksumTables(kernelSpace)).not.toBe(before);
+  });
+
+  it('INV-6 from the start: building every kvm:N, guest:N and vmm:N leaves the kernel tables as the kernel build left them', () => {
+    const full = twoVmMachine();
+    const { config, plan, layout } = full;
+    // createMachine's steps up to the kernel build, on a buffer of our own with the same header and config.
+    const buffer = new SharedArrayBuffer(layout.totalBytes);
+    const headerBytes = (layout.sections.config.offsetI32 + layout.sections.config.lengthI32) * 4;
+    new Uint8Array(buffer).set(new Uint8Array(full.buffer, 0, headerBytes));
+    const machine = new Machine(buffer, config, plan, layout, true);
+    machine.frames.initialize();
+    machine.pageTables.initializePool();
+    buildKernelSpace(machine.pageTables, config, plan);
+    const tables = machine.pageTables;
+    const kernelBuilt = tables.checksumTables(kernelSpace);
+    const kernelWrites = tables.entryWrites(kernelSpace);
+    config.vms.forEach((_, vmId) => {
+      buildKvmSpace(tables, plan, vmId);
+      buildGuestSpace(tables, plan, vmId);
+      buildVmmSpace(tables, plan, vmId);
+      expect(tables.checksumTables(kernelSpace), `after the spaces of vm:${vmId}`).toBe(kernelBuilt);
+      expect(tables.entryWrites(kernelSpace), `after the spaces of vm:${vmId}`).toBe(kernelWrites);
+      expect(tables.entryWrites(kvmSpace(vmId)), `kvm:${vmId} was built`).toBeGreaterThan(0);
+    });
+    // And createMachine itself ends with the kernel mapping the kernel build made. (Not the same checksum:
+    // the copied header carries the full machine's page-table pool cursor, so table pages sit elsewhere.)
+    expect(full.pageTables.listMapped(kernelSpace)).toEqual(tables.listMapped(kernelSpace));
   });
 
   it('INV-7 at this level: a kvm:N walk of host memory returns a fault record naming address and access, never a frame', () => {
