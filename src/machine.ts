@@ -5,11 +5,12 @@ import { Rmp } from './coco/rmp.js';
 import {
   type MachineConfig,
   type MachineConfigInput,
+  pageTablePoolPagesDefault,
   parseMachineConfig,
   vcpuPinning,
 } from './config/machine-config.js';
 import { configBytesMax } from './constants.js';
-import { ConfigError } from './errors.js';
+import { CapacityError, ConfigError } from './errors.js';
 import { domainCount, domainName } from './memory/domains.js';
 import { FrameTable } from './memory/frames.js';
 import {
@@ -33,7 +34,7 @@ import {
   regionAddresses,
   tableDomainOf,
 } from './paging/address-space.js';
-import { PageTables } from './paging/page-table.js';
+import { PageTables, pageTablePoolResource } from './paging/page-table.js';
 import { Tlb } from './paging/tlb.js';
 
 /**
@@ -253,6 +254,19 @@ export function createMachine(
   new Uint8Array(buffer, layout.sections.config.offsetI32 * 4, configBytes.byteLength).set(configBytes);
 
   const machine = new Machine(buffer, config, plan, layout, options.concurrent ?? true);
+  try {
+    buildPageTables(machine);
+  } catch (error) {
+    if (error instanceof CapacityError && error.resource === pageTablePoolResource) {
+      throw poolTooSmall(input, config.pageTablePoolPages);
+    }
+    throw error;
+  }
+  return machine;
+}
+
+function buildPageTables(machine: Machine): void {
+  const { config, plan } = machine;
   machine.frames.initialize();
   machine.pageTables.initializePool();
   // Fixed build order (gem5): kernel first (kvm:N copies from it, vmm:N shares its upper half).
@@ -262,7 +276,33 @@ export function createMachine(
     buildGuestSpace(machine.pageTables, plan, vmId);
     buildVmmSpace(machine.pageTables, plan, vmId);
   });
-  return machine;
+}
+
+/**
+ * The machine's page tables did not fit its pool: a config error naming the field and the size they take,
+ * measured by building them once more with a pool of the schema's default (or, if that is too small as
+ * well, without the size). Only the page tables' size tells; the layout alone does not.
+ */
+function poolTooSmall(input: unknown, poolPages: number): ConfigError {
+  const measurePages = Math.max(pageTablePoolPagesDefault, poolPages * 4);
+  let needed: number | null = null;
+  try {
+    const measured = createMachine(
+      { ...(input as object), pageTablePoolPages: measurePages },
+      { concurrent: false },
+    );
+    needed = 0;
+    for (let space = 0; space < measured.layout.addressSpaceCount; space++) {
+      needed += measured.pageTables.tablePageCount(space);
+    }
+  } catch {
+    needed = null;
+  }
+  const accepted =
+    needed === null
+      ? `more pages: the page tables of this machine do not fit in ${poolPages}`
+      : `at least ${needed}: the page tables of this machine take ${needed} pages when built (more for mappings made at run time)`;
+  return new ConfigError('machine.pageTablePoolPages', accepted, poolPages);
 }
 
 /** Views over a buffer made by `createMachine` (in this or another thread). Builds nothing. */

@@ -3,6 +3,9 @@ import { coresMax, framesMax, pageBytes, smtMax, vcpusPerVmMax, vmsMax } from '.
 import { ConfigError } from '../errors.js';
 import { configErrorFromZod } from './schema-error.js';
 
+/** Page-table pool pages when the config gives none. */
+export const pageTablePoolPagesDefault = 1024;
+
 /**
  * The machine: cores x smt hyperthreads, VMs with vCPUs pinned to hyperthreads, physical memory, and
  * the geometry of each core's L1D, fill buffers and each hyperthread's TLB.
@@ -97,7 +100,11 @@ export const machineConfigSchema = z
     /** Map the kernel direct map with 2 MiB pages where alignment allows, as Linux does. */
     directMapLargePages: z.boolean().default(true),
     /** Page-table pages available to all address spaces. */
-    pageTablePoolPages: z.number().int().min(16, 'pageTablePoolPages must be at least 16').default(1024),
+    pageTablePoolPages: z
+      .number()
+      .int()
+      .min(16, 'pageTablePoolPages must be at least 16')
+      .default(pageTablePoolPagesDefault),
   })
   .strict();
 

@@ -16,6 +16,9 @@ import {
 } from './entry-format.js';
 import { modPowerOfTwo } from './va-layout.js';
 
+/** The resource a CapacityError names when the page-table pool runs out (createMachine turns it into a ConfigError). */
+export const pageTablePoolResource = 'page-table pool';
+
 /**
  * x86-64 4-level page tables (and EPT, the same radix tree with other permission bits) stored in the
  * machine buffer's page-table pool. Levels: 4 = PML4, 3 = PDPT, 2 = PD, 1 = PT.
@@ -209,7 +212,7 @@ export class PageTables {
         return pfn;
       }
     }
-    throw new CapacityError('page-table pool', this.poolPages, 'raise machine.pageTablePoolPages');
+    throw new CapacityError(pageTablePoolResource, this.poolPages, 'raise machine.pageTablePoolPages');
   }
 
   private freeTable(space: number, tablePfn: number): void {

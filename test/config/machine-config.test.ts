@@ -86,6 +86,26 @@ describe('machine config', () => {
     });
   }
 
+  it('a page-table pool too small for the page tables is a config error naming the field and the size they take', () => {
+    // Only building the tables tells their size, so this one is found after allocating (and says so).
+    const error = (() => {
+      try {
+        createMachine({ pageTablePoolPages: 20 });
+      } catch (thrown) {
+        return thrown;
+      }
+      return null;
+    })();
+    expect(error).toBeInstanceOf(ConfigError);
+    const { field, accepted, got } = error as ConfigError;
+    expect(field).toBe('machine.pageTablePoolPages');
+    const needed = Number(/at least (\d+)/.exec(accepted)?.[1]);
+    expect(needed).toBeGreaterThan(20);
+    expect(got).toBe(20);
+    expect(() => createMachine({ pageTablePoolPages: needed })).not.toThrow();
+    expect(() => createMachine({ pageTablePoolPages: needed - 1 })).toThrow(ConfigError);
+  });
+
   it('a good config allocates exactly one buffer', () => {
     countAllocations();
     createMachine({ cores: 1, smt: 2, memoryMiB: 48, vms: [{ vcpus: 2, guestMemoryMiB: 2 }] });
