@@ -154,6 +154,8 @@ export class Hyperthread implements PolicyView {
   private kickTargetsMask = 0;
   private ackSeen = 0;
   private retries = 0;
+  /** Set once an interrupt was seen pending during the current kick wait (ThreadStat.interruptsDuringKickWait). */
+  private interruptSeenInKickWait = false;
 
   private nextExitAtCycles = 0;
   private nextWakeAtCycles = 0;
@@ -459,7 +461,7 @@ export class Hyperthread implements PolicyView {
     if (this.policy.flushPoint === 'after-barrier') this.flush(this.policy.flushBeforeEntry(this));
     // A kick still pending from before this entry is stale: the kicker waited for us to leave the guest,
     // and we did. (Its acknowledgement is not sent: the ack-waiting planted policy depends on that.)
-    this.mailboxes.take(this.thread, Vector.kick);
+    if (this.mailboxes.take(this.thread, Vector.kick) !== 0) this.count(ThreadStat.kicksWhileOut);
     if (!this.entryPathSpent) this.spend(this.costs.exitRoundTrip / 2);
     this.entryPathSpent = false;
     this.count(ThreadStat.entries);
@@ -675,6 +677,7 @@ export class Hyperthread implements PolicyView {
   private stepExitKick(): number {
     this.sendKicks();
     this.retries = 0;
+    this.interruptSeenInKickWait = false;
     this.phase = this.policy.waitForSiblingsOut(this) ? Phase.exitWait : Phase.handler;
     return Step.ran;
   }
@@ -699,6 +702,10 @@ export class Hyperthread implements PolicyView {
    * the guest with no kick pending, or after setting up a wait on the core word.
    */
   private siblingsOutOrWait(): number {
+    if (!this.interruptSeenInKickWait && (this.mailboxes.pending(this.thread) & interruptVectors) !== 0) {
+      this.interruptSeenInKickWait = true;
+      this.count(ThreadStat.interruptsDuringKickWait);
+    }
     if (this.policy.waitFor === 'ack') {
       if (this.kickTargetsMask === 0 || this.acks() > this.ackSeen) return satisfied;
       // Planted bug: waits on its own mailbox, which no acknowledgement ever changes.
@@ -797,6 +804,7 @@ export class Hyperthread implements PolicyView {
     if (this.policy.stun && !this.stunHeld) this.setStun(true);
     if (this.policy.kickBeforeFull(this)) this.sendKicks();
     this.retries = 0;
+    this.interruptSeenInKickWait = false;
     if (this.policy.waitForSiblingsOut(this)) {
       this.phase = Phase.leaveWait;
       return Step.ran;
@@ -974,7 +982,11 @@ export class Hyperthread implements PolicyView {
   private stepIdle(): number {
     if (this.clockCycles >= this.nextArrivalAtCycles) this.arriveInterrupts();
     const pending = this.mailboxes.pending(this.thread);
-    if (pending & Vector.kick) this.mailboxes.take(this.thread, Vector.kick); // not in the guest: nothing to leave
+    if (pending & Vector.kick) {
+      // Not in the guest: nothing to leave.
+      this.mailboxes.take(this.thread, Vector.kick);
+      this.count(ThreadStat.kicksWhileOut);
+    }
     const woken =
       (pending & (Vector.wake | interruptVectors)) !== 0 || this.clockCycles >= this.nextWakeAtCycles;
     if (!woken)

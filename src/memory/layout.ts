@@ -122,6 +122,13 @@ export const ThreadStat = {
   guestUsefulCycles: 24,
   /** Workload exits whose handler finished after leaving isolation (full or vmm). */
   exitsLeftIsolation: 25,
+  /**
+   * Kicks found pending when the thread was already out of the guest (dropped at the next entry, or in
+   * idle): a sibling kicked it as it left on its own, which is what two siblings kicking at once do.
+   */
+  kicksWhileOut: 26,
+  /** Kick waits (after sending kicks, before the siblings are out) during which an interrupt was pending. */
+  interruptsDuringKickWait: 27,
   /** Faults per exit reason, indexed from here by catalogue index. */
   faultsByReasonBase: 32,
   count: 64,
