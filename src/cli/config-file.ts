@@ -26,7 +26,7 @@ export function machineSection(config: unknown): unknown {
   if (typeof config !== 'object' || config === null || Array.isArray(config)) {
     throw new ConfigError(
       'config',
-      'a JSON object with optional "machine", "workload", "costs" and "policy" fields',
+      'a JSON object with optional "machine", "workload", "costs", "run" and "policies" fields',
       config,
     );
   }

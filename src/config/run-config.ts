@@ -39,7 +39,13 @@ export interface RunConfigInput {
   workload?: unknown;
   costs?: unknown;
   run?: unknown;
+  /** Policies to compare (`asi-emu bench` without --policies); checked by the command that uses them. */
+  policies?: unknown;
+  $comment?: unknown;
 }
+
+/** The top-level fields of a config file. `$comment` holds the explanations `config init` writes. */
+export const configFileFields = ['machine', 'workload', 'costs', 'run', 'policies', '$comment'] as const;
 
 export function parseRunSettings(input: unknown): RunSettings {
   const parsed = runSchema.safeParse(input ?? {});
@@ -52,9 +58,15 @@ export function parseRunConfig(input: RunConfigInput = {}): RunConfig {
   if (typeof input !== 'object' || input === null || Array.isArray(input)) {
     throw new ConfigError(
       'config',
-      'a JSON object with optional machine, workload, costs, run and policy fields',
+      `a JSON object with optional fields ${configFileFields.join(', ')}`,
       input,
     );
+  }
+  // A misspelt section would otherwise be ignored, and the run would use the defaults without a word.
+  for (const key of Object.keys(input)) {
+    if (!(configFileFields as readonly string[]).includes(key)) {
+      throw new ConfigError(key, `not a config field; the fields are ${configFileFields.join(', ')}`);
+    }
   }
   const machine = parseMachineConfig(input.machine ?? {});
   return {

@@ -84,6 +84,35 @@ describe('asi-emu bench --backend sim (the built binary)', () => {
     expect(run.code).toBe(0);
     expect(run.stdout).toMatch(/1 cores x 2 threads, 500 exits per run/);
   });
+
+  it("runs the config file's mix (a user-defined one too) and policies unless --mix and --policies say otherwise", () => {
+    const directory = mkdtempSync(join(tmpdir(), 'asi-emu-bench-'));
+    const config = join(directory, 'config.json');
+    writeFileSync(
+      config,
+      JSON.stringify({
+        workload: {
+          mix: { name: 'my-mix', source: 'made up for this test', weights: { EPT_MISCONFIG: 60, HLT: 40 } },
+        },
+        policies: ['none', 'asi'],
+        run: { exits: 300 },
+      }),
+    );
+    const out = join(directory, 'out.json');
+    expect(runCli(['bench', '--config', config, '--json', out]).code).toBe(0);
+    const fromFile = JSON.parse(readFileSync(out, 'utf8')).results;
+    expect(
+      fromFile.map((result: { policy: string; mix: string }) => `${result.policy}/${result.mix}`),
+    ).toEqual(['none/my-mix', 'asi/my-mix']);
+    expect(
+      runCli(['bench', '--config', config, '--mix', 'all-fast', '--policies', 'coschedule', '--json', out])
+        .code,
+    ).toBe(0);
+    const fromFlags = JSON.parse(readFileSync(out, 'utf8')).results;
+    expect(
+      fromFlags.map((result: { policy: string; mix: string }) => `${result.policy}/${result.mix}`),
+    ).toEqual(['coschedule/all-fast']);
+  });
 });
 
 describe('bad input: exit 2, one line naming the flag or field and what is accepted, no file written', () => {
@@ -100,7 +129,11 @@ describe('bad input: exit 2, one line naming the flag or field and what is accep
     ['exits zero', ['bench', '--exits', '0'], /--exits: an integer 1\.\./],
     ['exits not a number', ['bench', '--exits', 'many'], /--exits: an integer/],
     ['negative seed', ['bench', '--seed', '-1'], /--seed/],
-    ['unknown backend', ['bench', '--backend', 'gpu'], /--backend|gpu/],
+    [
+      'unknown backend',
+      ['bench', '--backend', 'gpu'],
+      /option '--backend <backend>' argument 'gpu' is invalid/,
+    ],
     ['--kick on sim', ['bench', '--kick'], /--kick: only with --backend workers/],
     [
       'missing config file',
@@ -153,7 +186,46 @@ describe('bad input: exit 2, one line naming the flag or field and what is accep
       ['bench', '--config', write('cost.json', '{"costs":{"ipiDelivery":-5}}')],
       /costs\.ipiDelivery/,
     ],
-    ['config unknown cost', ['bench', '--config', write('cost2.json', '{"costs":{"warpDrive":1}}')], /costs/],
+    [
+      'config unknown cost',
+      ['bench', '--config', write('cost2.json', '{"costs":{"warpDrive":1}}')],
+      /costs.*warpDrive|warpDrive.*costs/,
+    ],
+    [
+      'config misspelt section',
+      ['bench', '--config', write('section.json', '{"machin":{"cores":4}}')],
+      /machin: not a config field; the fields are machine, workload, costs, run, policies/,
+    ],
+    [
+      'config unknown policy',
+      ['bench', '--config', write('policies.json', '{"policies":["asi","fast"]}')],
+      /policies\[1\]: a list of policy names .*\(got "fast"\)/,
+    ],
+    [
+      'config policies not a list',
+      ['bench', '--config', write('policies2.json', '{"policies":"asi"}')],
+      /policies: a list of policy names/,
+    ],
+    [
+      'machine --json names a directory',
+      ['machine', '--json', directory],
+      /--json: a file path \(it names a directory\)/,
+    ],
+    [
+      '--report names a directory (the --json file is not written either)',
+      ['bench', '--report', directory],
+      /--report: a file path \(it names a directory\)/,
+    ],
+    [
+      '--trace under a file',
+      ['bench', '--trace', join(write('plain.txt', 'x'), 'trace.json')],
+      /--trace: a path under a directory/,
+    ],
+    [
+      '--trace on the workers backend',
+      ['bench', '--backend', 'workers', '--trace', join(directory, 'trace.json')],
+      /--trace: only with --backend sim/,
+    ],
     ['config run exits 0', ['bench', '--config', write('run.json', '{"run":{"exits":0}}')], /run\.exits/],
     [
       'config injection on a missing thread',
@@ -172,6 +244,11 @@ describe('bad input: exit 2, one line naming the flag or field and what is accep
         write('vector.json', '{"workload":{"injections":[{"thread":0,"atCycles":1,"vector":"smi"}]}}'),
       ],
       /workload\.injections\[0\]\.vector/,
+    ],
+    [
+      'fuzz --out names a file',
+      ['fuzz', '--policy', 'asi', '--cases', '5', '--seed', '1', '--out', write('replays.txt', 'x')],
+      /--out: a directory path \(it names a file\)/,
     ],
     ['machine --cores 0', ['machine', '--cores', '0'], /--cores: an integer 1\.\.256/],
     ['machine --smt 9', ['machine', '--smt', '9'], /--smt: an integer 1\.\.4/],

@@ -1,8 +1,9 @@
 import { type Command, Option } from 'commander';
 import { parseRunConfig, type RunConfig, type RunConfigInput } from '../../config/run-config.js';
-import { builtinMixes } from '../../cpu/mixes.js';
-import { UsageError } from '../../errors.js';
+import { builtinMixes, type ExitMix } from '../../cpu/mixes.js';
+import { ConfigError, UsageError } from '../../errors.js';
 import { policies, policyByName } from '../../policy/index.js';
+import type { Policy } from '../../policy/policy.js';
 import { writeFileAtomic } from '../../report/atomic-write.js';
 import {
   brokenInvariants,
@@ -17,6 +18,7 @@ import { buildTrace, writeTrace } from '../../report/perfetto.js';
 import { readJsonFile } from '../config-file.js';
 import { ExitCode } from '../errors.js';
 import { integerFlag, listFlag } from '../flags.js';
+import { checkOutputPath } from '../outputs.js';
 
 /** Policies compared by default (`npm start`): every built-in one. */
 export const defaultPolicies = [
@@ -67,6 +69,17 @@ function writeTraces(path: string, comparison: Comparison, config: RunConfig): v
   });
 }
 
+/** The config file's `policies`: a list of policy names. */
+function configPolicies(value: unknown): Policy[] {
+  const accepted = `a list of policy names (${Object.keys(policies).join(', ')})`;
+  if (!Array.isArray(value) || value.length === 0) throw new ConfigError('policies', accepted, value);
+  return value.map((name, index) => {
+    if (typeof name !== 'string' || !(name in policies))
+      throw new ConfigError(`policies[${index}]`, accepted, name);
+    return policyByName(name);
+  });
+}
+
 export function registerBenchCommand(program: Command): void {
   program
     .command('bench')
@@ -95,7 +108,10 @@ export function registerBenchCommand(program: Command): void {
         integerFlag('--seed', 0, Number.MAX_SAFE_INTEGER),
       ),
     )
-    .option('--config <file>', 'JSON config (machine, workload, costs, run)')
+    .option(
+      '--config <file>',
+      'JSON config (machine, workload, costs, run, policies); its workload.mix and policies apply unless --mix or --policies is given',
+    )
     .option('--json <file>', 'write the results as JSON (atomically)')
     .option('--kick', 'workers backend: run the sibling-kick and exit-throughput benchmarks')
     .option('--trace <file>', 'Chrome/Perfetto trace of each run (several runs: FILE.<policy>.<mix>.json)')
@@ -115,18 +131,42 @@ export function registerBenchCommand(program: Command): void {
         'expected to break them; the table and verdicts say which did. Exit code 2 for bad input.',
       ].join('\n'),
     )
-    .action(async (options: BenchOptions) => {
+    .action(async (options: BenchOptions, command: Command) => {
       const input = (options.config ? readJsonFile(options.config, '--config') : {}) as RunConfigInput;
       if (typeof input !== 'object' || input === null || Array.isArray(input)) {
-        throw new UsageError('--config', 'a JSON object with machine, workload, costs and run fields');
+        throw new UsageError(
+          '--config',
+          'a JSON object with machine, workload, costs, run and policies fields',
+        );
       }
       const run = { ...((input.run as object) ?? {}) } as Record<string, unknown>;
       if (options.exits !== undefined) run.exits = options.exits;
       if (options.seed !== undefined) run.seed = options.seed;
       const config = parseRunConfig({ ...input, run });
-      const selected = options.policies.map((name) => policyByName(name));
-      const mixes = mixesByName(options.mix);
+      // Flags win; without them the config file's mix (built-in or user-defined) and policies apply.
+      const fromFlags = (flag: string) => command.getOptionValueSource(flag) === 'cli';
+      const useConfigMix =
+        !fromFlags('mix') && (input.workload as { mix?: unknown } | undefined)?.mix !== undefined;
+      const mixes: ExitMix[] = useConfigMix ? [config.workload.mix] : mixesByName(options.mix);
+      const selected =
+        !fromFlags('policies') && input.policies !== undefined
+          ? configPolicies(input.policies)
+          : options.policies.map((name) => policyByName(name));
+      // Every output path is checked before anything runs: a mistake costs nothing and writes nothing.
+      if (options.json) checkOutputPath('--json', options.json);
+      if (options.trace) checkOutputPath('--trace', options.trace);
+      if (options.report) checkOutputPath('--report', options.report);
       if (options.backend === 'workers') {
+        if (options.trace)
+          throw new UsageError(
+            '--trace',
+            'only with --backend sim (the workers backend keeps no event trace)',
+          );
+        if (options.report)
+          throw new UsageError(
+            '--report',
+            'only with --backend sim (the workers backend keeps no event trace)',
+          );
         const { runWorkersBenchCommand } = await import('./bench-workers.js');
         await runWorkersBenchCommand(config, selected, mixes, options);
         return;
@@ -159,7 +199,7 @@ export function registerBenchCommand(program: Command): void {
         const fromCycles = events.length > 0 ? events[0].timeCycles : 0;
         writeHtmlReport(options.report, {
           results: comparison.results,
-          title: `asi-emu: ${options.policies.join(', ')} on ${options.mix.join(', ')}`,
+          title: `asi-emu: ${selected.map((policy) => policy.name).join(', ')} on ${mixes.map((mix) => mix.name).join(', ')}`,
           machine: {
             cores: config.machine.cores,
             smt: config.machine.smt,

@@ -9,6 +9,7 @@ import { costModelSchema } from '../../cpu/costs.js';
 import { builtinMixes } from '../../cpu/mixes.js';
 import { UsageError } from '../../errors.js';
 import { writeFileAtomic } from '../../report/atomic-write.js';
+import { checkOutputPath } from '../outputs.js';
 
 /**
  * `asi-emu config init [FILE]`: writes an example config a user can edit and load back with
@@ -123,6 +124,7 @@ export function registerConfigInitCommand(program: Command): void {
         process.stdout.write(text);
         return;
       }
+      checkOutputPath('config init FILE', file);
       if (options.force) writeFileAtomic(file, text);
       else writeNewFileAtomic(file, text);
       process.stdout.write(

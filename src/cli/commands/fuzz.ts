@@ -13,6 +13,7 @@ import { formatShard, parseShard, type Shard, shardCaseCount, wholeCampaign } fr
 import type { FailureRecord, FuzzSummary } from '../../fuzz/summary.js';
 import { ExitCode } from '../errors.js';
 import { integerFlag } from '../flags.js';
+import { checkOutputPath } from '../outputs.js';
 
 /**
  * `asi-emu fuzz`: a fuzz campaign on a piscina pool (src/fuzz/campaign.ts), and `asi-emu fuzz merge`.
@@ -121,6 +122,7 @@ export function registerFuzzCommand(program: Command): void {
       // stands on the line: look there too.
       const out = options.out ?? (command.parent?.opts() as FuzzOptions | undefined)?.out;
       if (!out) throw new UsageError('--out', 'a file for the merged summary (e.g. --out merged.json)');
+      checkOutputPath('--out', out);
       const merged = mergeSummaryFiles(paths, out);
       process.stdout.write(`${describeSummary(merged)}\nmerged summary: ${out}\n`);
       process.exitCode = merged.violations > 0 ? ExitCode.violation : ExitCode.ok;
@@ -151,6 +153,8 @@ async function fuzzAction(options: FuzzOptions): Promise<number> {
   }
   if (options.out === undefined)
     throw new UsageError('--out', 'a directory for the replay files (e.g. --out fuzz-out)');
+  checkOutputPath('--out', options.out, 'directory');
+  if (options.json) checkOutputPath('--json', options.json);
   const policy = await policySpecOf(options.policy, options.policyModule);
   const shard = options.shard ?? wholeCampaign;
   const jobs = options.jobs ?? availableParallelism();

@@ -4,6 +4,7 @@ import { writeFileAtomic } from '../../report/atomic-write.js';
 import { formatMachineSummary } from '../../report/machine-table.js';
 import { machineSection, readJsonFile } from '../config-file.js';
 import { integerFlag } from '../flags.js';
+import { checkOutputPath } from '../outputs.js';
 
 export function registerMachineCommand(program: Command): void {
   program
@@ -24,6 +25,7 @@ export function registerMachineCommand(program: Command): void {
     )
     .action(
       (options: { config?: string; cores?: number; smt?: number; memoryMib?: number; json?: string }) => {
+        if (options.json) checkOutputPath('--json', options.json);
         const fromFile = options.config ? machineSection(readJsonFile(options.config, '--config')) : {};
         const machineConfig = { ...(fromFile as object) } as Record<string, unknown>;
         if (options.cores !== undefined) machineConfig.cores = options.cores;

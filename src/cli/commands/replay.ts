@@ -4,6 +4,7 @@ import { readReplayFile } from '../../fuzz/replay-format.js';
 import { invariantTitles } from '../../invariants/violation.js';
 import { buildTrace, writeTrace } from '../../report/perfetto.js';
 import { ExitCode } from '../errors.js';
+import { checkOutputPath } from '../outputs.js';
 
 /**
  * `asi-emu replay FILE`: reruns a fuzz case deterministically and prints the violation and the events
@@ -23,6 +24,7 @@ export function registerReplayCommand(program: Command): void {
         '  asi-emu replay case.replay.json --trace trace.json   (open in ui.perfetto.dev)\n',
     )
     .action(async (file: string, options: { trace?: string; policyModule?: string }) => {
+      if (options.trace !== undefined) checkOutputPath('--trace', options.trace);
       const document = readReplayFile(file);
       const outcome = await replayCase(document, {
         policyModule: options.policyModule,
