@@ -22,8 +22,9 @@ import type { CaseRun, ShrinkOutcome } from './tasks.js';
  * A fuzz campaign (issue 5): draws the cases of one seed (of one shard), runs them on an executor
  * (a piscina pool, or this thread), and for every failing case
  *   1. writes its replay file at once, unshrunk (a campaign killed now keeps the case),
- *   2. shrinks it (a task like any other, so shrinks run in parallel with cases; a time-boxed or
- *      interrupted campaign drops the shrinks it has not started when it stops),
+ *   2. shrinks it (a task like any other, so shrinks run in parallel with cases; a time-boxed
+ *      campaign stops drawing cases when its time is up and then finishes the shrinks of what it found,
+ *      each within its shrink budget; an interrupted one drops the shrinks it has not started),
  *   3. overwrites the replay file with the shrunk case.
  * Every file is written atomically (write, then rename): a campaign killed at any instant leaves
  * whole files only. The summary is rewritten at the first failure, then at most once a second (or
@@ -49,7 +50,10 @@ export interface CampaignOptions {
   shrinkRunsMax?: number;
   /** Cases per run task (default 4: a case takes a few ms, a message round trip ~0.1 ms). */
   casesPerTask?: number;
-  /** Stop drawing new cases once this many failed (those in flight still finish and count). */
+  /**
+   * Keep at most this many failures: no new case is drawn once they are found, and failures of cases
+   * already in flight past the bound are counted as run but not kept (no replay file, not shrunk).
+   */
   maxFailures?: number;
   /** Stop drawing new cases (SIGINT); what is in flight finishes, the summary is written. */
   signal?: AbortSignal;
@@ -198,13 +202,15 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
   };
   let runsInFlight = 0;
 
-  // Shrinks wait in a queue of their own, at most one per job in flight, so cases keep flowing. When a
-  // time-boxed campaign's time is up (or it is interrupted), shrinks not yet started are dropped: their
-  // cases keep the unshrunk replay files already written, and `shrunk: false` in the summary.
+  // Shrinks wait in a queue of their own, at most one per job in flight, so cases keep flowing. Every
+  // failure is shrunk: a time-boxed campaign's time bounds the search, not the shrinks of what it found
+  // (each shrink is bounded by its budget). An interrupted campaign (or one whose task failed) drops
+  // the shrinks not yet started: their cases keep the unshrunk replay files already written, and
+  // `shrunk: false` in the summary.
   const shrinkQueue: (() => Promise<void>)[] = [];
   let shrinksInFlight = 0;
   const pumpShrinks = () => {
-    while (shrinksInFlight < executor.jobs && shrinkQueue.length > 0 && !timeUp()) {
+    while (shrinksInFlight < executor.jobs && shrinkQueue.length > 0 && !stopped()) {
       const start = shrinkQueue.shift() as () => Promise<void>;
       shrinksInFlight++;
       track(start().finally(() => shrinksInFlight--));
@@ -219,6 +225,7 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
       while (doneBeyondPrefix.delete(prefix)) prefix++;
       casesRun++;
       if (run.verdict.failure === null) return;
+      if (options.maxFailures !== undefined && failures.size >= options.maxFailures) return;
       assert(run.fuzzCase !== null, 'a failing run returns its case');
       const original = run.fuzzCase;
       const caseIndex = caseIndices[i];
@@ -233,12 +240,12 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
     options.onProgress?.({ casesRun, violations: failures.size, elapsedMs: clock() - startMs });
   };
 
+  /** Interrupted, or a task failed: nothing new starts, not even a shrink. */
+  function stopped(): boolean {
+    return taskError !== null || options.signal?.aborted === true;
+  }
   function timeUp(): boolean {
-    return (
-      taskError !== null ||
-      options.signal?.aborted === true ||
-      (options.timeLimitMs !== undefined && clock() - startMs >= options.timeLimitMs)
-    );
+    return stopped() || (options.timeLimitMs !== undefined && clock() - startMs >= options.timeLimitMs);
   }
   const mayIssue = () =>
     !exhausted && !timeUp() && (options.maxFailures === undefined || failures.size < options.maxFailures);

@@ -142,6 +142,38 @@ describe(`fuzz campaigns (${policy.name}, seed ${seed}, ${cases} cases)`, () => 
     expect(summary.violations).toBe(0);
   });
 
+  it('a time-boxed campaign stops drawing when its time is up, then shrinks every failure it found', async () => {
+    let now = 0;
+    const { summary } = await runCampaign({
+      policy,
+      seed,
+      timeLimitMs: 1000,
+      // 100 ms per reading: time is up after a few batches, while shrinks are still queued.
+      clock: () => (now += 100),
+      outDir: join(root, 'timed-failing'),
+      executor: inProcessExecutor(),
+      shrinkRunsMax,
+    });
+    expect(summary.violations).toBeGreaterThan(1);
+    expect(summary.failures.every((failure) => failure.shrunk)).toBe(true);
+  });
+
+  it('keeps exactly --max-failures failures, even when a batch in flight finds more', async () => {
+    const { summary } = await runCampaign({
+      policy,
+      seed,
+      cases: 200,
+      outDir: join(root, 'max-failures'),
+      executor: inProcessExecutor(),
+      maxFailures: 2,
+      casesPerTask: 16,
+      shrinkRunsMax,
+    });
+    expect(summary.violations).toBe(2);
+    const replays = readdirSync(join(root, 'max-failures')).filter((name) => name.endsWith('.replay.json'));
+    expect(replays).toHaveLength(2);
+  });
+
   it('an aborted campaign finishes what is in flight, writes its summary and stops', async () => {
     const controller = new AbortController();
     const { summary } = await runCampaign({

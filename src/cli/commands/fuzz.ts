@@ -72,9 +72,10 @@ export function registerFuzzCommand(program: Command): void {
       ),
     )
     .addOption(
-      new Option('--time <duration>', 'run for this long instead (60s, 5m, 1h)').argParser(
-        durationFlag('--time'),
-      ),
+      new Option(
+        '--time <duration>',
+        'draw cases for this long instead (60s, 5m, 1h); the failures found are then shrunk (Ctrl-C stops and keeps them unshrunk)',
+      ).argParser(durationFlag('--time')),
     )
     .addOption(
       new Option('--seed <n>', 'campaign seed (shards of one campaign share it)').argParser(
@@ -94,9 +95,10 @@ export function registerFuzzCommand(program: Command): void {
     .option('--out <dir>', 'directory for replay files (and summary.json)')
     .option('--json <file>', 'write the summary here instead of DIR/summary.json')
     .addOption(
-      new Option('--max-failures <n>', 'stop drawing cases after this many failed').argParser(
-        integerFlag('--max-failures', 1, 1_000_000),
-      ),
+      new Option(
+        '--max-failures <n>',
+        'keep at most this many failures (stops drawing cases once found)',
+      ).argParser(integerFlag('--max-failures', 1, 1_000_000)),
     )
     .option('--no-progress', 'no progress bar, even on a terminal')
     .addHelpText(
