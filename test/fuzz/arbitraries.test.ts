@@ -1,13 +1,12 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { parseRunConfig } from '../../src/config/run-config.js';
 import {
   concreteCase,
   fuzzConversionKeys,
   fuzzMixKeys,
   rawCaseArbitrary,
 } from '../../src/fuzz/arbitraries.js';
-import { caseSize } from '../../src/fuzz/fuzz-case.js';
+import { caseSize, runConfigOf } from '../../src/fuzz/fuzz-case.js';
 import { fuzzLimits } from '../../src/fuzz/limits.js';
 import { caseSeedOf } from '../../src/fuzz/shard.js';
 import { generateCase } from '../../src/fuzz/shrink.js';
@@ -19,7 +18,7 @@ describe('fuzz case arbitraries', () => {
     fc.assert(
       fc.property(rawCaseArbitrary(), (raw) => {
         const fuzzCase = concreteCase(raw);
-        const config = parseRunConfig(fuzzCase);
+        const config = runConfigOf(fuzzCase);
         const { machine } = fuzzCase;
         expect(machine.cores).toBeLessThanOrEqual(fuzzLimits.coresMax);
         expect(config.run.exits).toBeLessThanOrEqual(fuzzLimits.exitsMax);
