@@ -1,9 +1,10 @@
 import { z } from 'zod';
 import { type CostModel, parseCostModel } from '../cpu/costs.js';
 import { ConfigError } from '../errors.js';
+import { planRegions } from '../memory/regions.js';
 import { type MachineConfig, parseMachineConfig } from './machine-config.js';
 import { configErrorFromZod } from './schema-error.js';
-import { parseWorkload, type Workload } from './workload.js';
+import { checkHandlersFit, parseWorkload, type Workload } from './workload.js';
 
 /**
  * A run: how long, which seed, and the watchdog's bound. With `machine`, `workload` and `costs`, this
@@ -69,9 +70,11 @@ export function parseRunConfig(input: RunConfigInput = {}): RunConfig {
     }
   }
   const machine = parseMachineConfig(input.machine ?? {});
+  const workload = parseWorkload(input.workload ?? {}, machine.cores * machine.smt);
+  if (workload.handlers.length > 0) checkHandlersFit(workload.handlers, planRegions(machine));
   return {
     machine,
-    workload: parseWorkload(input.workload ?? {}, machine.cores * machine.smt),
+    workload,
     costs: parseCostModel(input.costs ?? {}),
     run: parseRunSettings(input.run ?? {}),
   };

@@ -1,6 +1,9 @@
 import { z } from 'zod';
+import { pageBytes } from '../constants.js';
+import { catalogueWith, type ExitReasonSpec, exitCatalogue, type UserHandler } from '../cpu/exits.js';
 import { builtinMixes, type ExitMix, parseUserMix } from '../cpu/mixes.js';
 import { ConfigError } from '../errors.js';
+import { type RegionKind, type RegionPlan, regionKinds } from '../memory/regions.js';
 import { configErrorFromZod } from './schema-error.js';
 
 /**
@@ -13,6 +16,54 @@ const injectionSchema = z
     thread: z.number().int().min(0),
     atCycles: z.number().min(0),
     vector: z.enum(['nmi', 'mc', 'irq']),
+  })
+  .strict();
+
+/** Region kinds a handler may touch: every kind the machine lays out, except free memory. */
+export const handlerRegionKinds = regionKinds.map((spec) => spec.kind).filter((kind) => kind !== 'free') as [
+  RegionKind,
+  ...RegionKind[],
+];
+
+/**
+ * A user handler program (issue 6; the fuzzer draws them too): accesses to named regions and compute,
+ * then one action, added as a variant of a catalogue exit reason (cpu/exits.ts `catalogueWith`).
+ * Whether it needs the full kernel is not declared: it follows from whether its accesses hit kvm:N.
+ */
+const handlerOpSchema = z.discriminatedUnion('op', [
+  z
+    .object({
+      op: z.literal('access'),
+      region: z.enum(handlerRegionKinds),
+      offsetBytes: z.number().int().min(0).default(0),
+      bytes: z
+        .number()
+        .int()
+        .min(1)
+        .max(1 << 20)
+        .default(64),
+      write: z.boolean().default(false),
+    })
+    .strict(),
+  z
+    .object({
+      op: z.literal('compute'),
+      cycles: z.number().int().min(0).max(100_000_000),
+    })
+    .strict(),
+]);
+
+const handlerSchema = z
+  .object({
+    reason: z.string(),
+    name: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'a name of letters, digits, _ . and -'),
+    weight: z.number().min(0).default(1),
+    ops: z.array(handlerOpSchema).min(1).max(256),
+    action: z.enum(['resume', 'vmm', 'halt', 'ipi']).default('resume'),
+    /** Cycles in the VMM for a `vmm` action. */
+    vmmCycles: z.number().min(0).default(0),
+    /** What KVM path it stands for (shown in reports). */
+    kvmPath: z.string().default('user-defined handler'),
   })
   .strict();
 
@@ -48,6 +99,8 @@ export const workloadSchema = z
     machineCheckIntervalCycles: z.number().min(0).default(0),
     irqIntervalCycles: z.number().min(0).default(0),
     injections: z.array(injectionSchema).max(10000).default([]),
+    /** User handler programs, added to the catalogue's variants of their exit reasons. */
+    handlers: z.array(handlerSchema).max(64).default([]),
     /** For VMs with `confidential: true` in the machine config. */
     confidential: z
       .object({
@@ -82,14 +135,42 @@ export const workloadSchema = z
   .strict();
 
 export type WorkloadInput = z.input<typeof workloadSchema>;
-export interface Workload extends Omit<z.output<typeof workloadSchema>, 'mix'> {
+export interface Workload extends Omit<z.output<typeof workloadSchema>, 'mix' | 'handlers'> {
   mix: ExitMix;
+  handlers: UserHandler[];
+  /** The exit catalogue with `handlers` added (the built-in one when there are none). */
+  catalogue: readonly ExitReasonSpec[];
 }
 
 export function parseWorkload(input: unknown, threads: number): Workload {
   const parsed = workloadSchema.safeParse(input ?? {});
   if (!parsed.success) throw configErrorFromZod(parsed.error, 'workload');
-  const { mix, ...rest } = parsed.data;
+  const { mix, handlers, ...rest } = parsed.data;
+  handlers.forEach((handler, i) => {
+    const spec = exitCatalogue.find((candidate) => candidate.name === handler.reason);
+    if (!spec) {
+      throw new ConfigError(
+        `workload.handlers[${i}].reason`,
+        `an exit reason: ${exitCatalogue.map((candidate) => candidate.name).join(', ')}`,
+        handler.reason,
+      );
+    }
+    const taken = [
+      ...spec.variants.map((variant) => variant.name),
+      ...handlers
+        .slice(0, i)
+        .filter((other) => other.reason === handler.reason)
+        .map((other) => other.name),
+    ];
+    if (taken.includes(handler.name)) {
+      throw new ConfigError(
+        `workload.handlers[${i}].name`,
+        `a name no other variant of ${handler.reason} has (taken: ${taken.join(', ')})`,
+        handler.name,
+      );
+    }
+  });
+  const catalogue = catalogueWith(handlers);
   let resolved: ExitMix;
   if (typeof mix === 'string') {
     const builtin = builtinMixes.find((candidate) => candidate.name === mix);
@@ -101,7 +182,7 @@ export function parseWorkload(input: unknown, threads: number): Workload {
       );
     resolved = builtin;
   } else {
-    resolved = parseUserMix(mix, 'workload.mix');
+    resolved = parseUserMix(mix, 'workload.mix', catalogue);
   }
   rest.injections.forEach((injection, i) => {
     if (injection.thread >= threads) {
@@ -112,5 +193,26 @@ export function parseWorkload(input: unknown, threads: number): Workload {
       );
     }
   });
-  return { ...rest, mix: resolved };
+  return { ...rest, mix: resolved, handlers, catalogue };
+}
+
+/**
+ * User handlers' accesses against the regions of a machine: each must fall inside the smallest
+ * instance of its region kind (a per-VM region is as large in every VM, guest memory is not).
+ */
+export function checkHandlersFit(handlers: readonly UserHandler[], plan: RegionPlan): void {
+  handlers.forEach((handler, i) => {
+    handler.ops.forEach((op, j) => {
+      if (op.op !== 'access') return;
+      const sizes = plan.regions.filter((region) => region.kind === op.region).map((region) => region.frames);
+      const bytes = sizes.length === 0 ? 0 : Math.min(...sizes) * pageBytes;
+      if (op.offsetBytes + op.bytes > bytes) {
+        throw new ConfigError(
+          `workload.handlers[${i}].ops[${j}]`,
+          `an access inside region ${op.region} (offsetBytes + bytes <= ${bytes} on this machine)`,
+          { offsetBytes: op.offsetBytes, bytes: op.bytes },
+        );
+      }
+    });
+  });
 }

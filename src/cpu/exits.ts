@@ -385,3 +385,27 @@ export const exitReasonNames = exitCatalogue.map((reason) => reason.name);
 export function exitReasonIndex(name: string): number {
   return exitCatalogue.findIndex((reason) => reason.name === name);
 }
+
+/** A handler variant the user (or the fuzzer) adds to an exit reason of the catalogue. */
+export interface UserHandler extends Omit<HandlerVariant, 'conversion'> {
+  /** The exit reason it handles (a catalogue name, e.g. EPT_VIOLATION). */
+  reason: string;
+}
+
+/**
+ * The catalogue with user handler variants added after the built-in variants of their reasons: a mix
+ * names one as `REASON:name`, and a mix that names only the reason draws among all its variants by
+ * weight. Without user handlers, the built-in catalogue itself (one object, so compiled catalogues are
+ * shared).
+ */
+export function catalogueWith(handlers: readonly UserHandler[]): readonly ExitReasonSpec[] {
+  if (handlers.length === 0) return exitCatalogue;
+  return exitCatalogue.map((spec) => {
+    const added = handlers.filter((handler) => handler.reason === spec.name);
+    if (added.length === 0) return spec;
+    return {
+      ...spec,
+      variants: [...spec.variants, ...added.map(({ reason: _reason, ...variant }) => variant)],
+    };
+  });
+}

@@ -107,12 +107,15 @@ export function compileCatalogue(
   return { variants, variantCumulative };
 }
 
-const compiledByMachine = new WeakMap<Machine, Map<number, CompiledCatalogue>>();
+const compiledByMachine = new WeakMap<
+  Machine,
+  WeakMap<readonly ExitReasonSpec[], Map<number, CompiledCatalogue>>
+>();
 
 /**
  * A machine's compiled catalogue for one hyperthread, compiled on first use and shared afterwards:
  * it depends only on what the machine was built with (regions; `vmId` and `vcpu` follow from its
- * pinning), and nothing writes a compiled variant, so a machine reused across runs (benches, fuzz
+ * pinning) and the catalogue (built-in, or with a workload's user handlers), and nothing writes a compiled variant, so a machine reused across runs (benches, fuzz
  * cases, policy comparisons) compiles once instead of at every run (~0.1 ms a run, ~1% of a bench run).
  */
 export function compiledCatalogueOf(
@@ -120,15 +123,21 @@ export function compiledCatalogueOf(
   thread: number,
   vmId: number,
   vcpu: number,
+  catalogue: readonly ExitReasonSpec[] = exitCatalogue,
 ): CompiledCatalogue {
-  let byThread = compiledByMachine.get(machine);
+  let byCatalogue = compiledByMachine.get(machine);
+  if (byCatalogue === undefined) {
+    byCatalogue = new WeakMap();
+    compiledByMachine.set(machine, byCatalogue);
+  }
+  let byThread = byCatalogue.get(catalogue);
   if (byThread === undefined) {
     byThread = new Map();
-    compiledByMachine.set(machine, byThread);
+    byCatalogue.set(catalogue, byThread);
   }
   let compiled = byThread.get(thread);
   if (compiled === undefined) {
-    compiled = compileCatalogue(machine, thread, vmId, vcpu);
+    compiled = compileCatalogue(machine, thread, vmId, vcpu, catalogue);
     byThread.set(thread, compiled);
   }
   return compiled;

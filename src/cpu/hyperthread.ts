@@ -263,8 +263,8 @@ export class Hyperthread implements PolicyView {
     );
     Atomics.store(this.i32, threadFieldIndex(layout, thread, ThreadField.vmId), vmId);
     Atomics.store(this.i32, threadFieldIndex(layout, thread, ThreadField.vcpu), vcpu);
-    this.catalogue = compiledCatalogueOf(machine, thread, vmId, vcpu);
-    this.mix = resolveMix(workload.mix, 'workload.mix');
+    this.catalogue = compiledCatalogueOf(machine, thread, vmId, vcpu, workload.catalogue);
+    this.mix = resolveMix(workload.mix, 'workload.mix', workload.catalogue);
     const variantOf = (reason: string, variant: string) => {
       const reasonIndex = exitReasonIndex(reason);
       const found = this.catalogue.variants[reasonIndex].find(

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { configErrorFromZod } from '../config/schema-error.js';
 import { ConfigError } from '../errors.js';
-import { exitCatalogue, exitReasonIndex } from './exits.js';
+import { type ExitReasonSpec, exitCatalogue, exitReasonIndex } from './exits.js';
 
 /**
  * Exit mixes: distributions over exit reasons, each with its source (published `perf kvm stat` style
@@ -115,14 +115,23 @@ const userMixSchema = z
   .strict();
 
 /** Validates a user mix (from a JSON file): names the bad field and the accepted reasons. */
-export function parseUserMix(input: unknown, field = 'mix'): ExitMix {
+export function parseUserMix(
+  input: unknown,
+  field = 'mix',
+  catalogue: readonly ExitReasonSpec[] = exitCatalogue,
+): ExitMix {
   const parsed = userMixSchema.safeParse(input);
   if (!parsed.success) throw configErrorFromZod(parsed.error, field);
-  resolveMix(parsed.data, field);
+  resolveMix(parsed.data, field, catalogue);
   return parsed.data;
 }
 
-export function resolveMix(mix: ExitMix, field = 'mix'): ResolvedMix {
+/** A mix against a catalogue (the built-in one, or one with user handlers: `REASON:name` names them). */
+export function resolveMix(
+  mix: ExitMix,
+  field = 'mix',
+  catalogue: readonly ExitReasonSpec[] = exitCatalogue,
+): ResolvedMix {
   const entries = Object.entries(mix.weights).filter(([, weight]) => weight > 0);
   if (entries.length === 0)
     throw new ConfigError(`${field}.weights`, 'at least one exit reason with a weight > 0', mix.weights);
@@ -142,11 +151,11 @@ export function resolveMix(mix: ExitMix, field = 'mix'): ResolvedMix {
     }
     let variant = -1;
     if (variantName !== undefined) {
-      variant = exitCatalogue[reason].variants.findIndex((candidate) => candidate.name === variantName);
+      variant = catalogue[reason].variants.findIndex((candidate) => candidate.name === variantName);
       if (variant < 0) {
         throw new ConfigError(
           `${field}.weights.${key}`,
-          `a variant of ${reasonName}: ${exitCatalogue[reason].variants.map((candidate) => candidate.name).join(', ')}`,
+          `a variant of ${reasonName}: ${catalogue[reason].variants.map((candidate) => candidate.name).join(', ')}`,
         );
       }
     }

@@ -183,7 +183,7 @@ export function registerBenchCommand(program: Command): void {
         const json = comparisonJson(comparison, {
           backend: 'sim',
           machine: config.machine,
-          workload: { ...config.workload, mix: undefined },
+          workload: { ...config.workload, mix: undefined, catalogue: undefined },
           costs: config.costs,
           run: config.run,
         });

@@ -47,6 +47,8 @@ export const configFieldComments: Record<'machine' | 'workload' | 'costs' | 'run
     machineCheckIntervalCycles: 'mean cycles between machine checks per hyperthread (0: none)',
     irqIntervalCycles: 'mean cycles between host device interrupts per hyperthread (0: none)',
     injections: 'exact events: [{ thread, atCycles, vector: "nmi" | "mc" | "irq" }]',
+    handlers:
+      'user handler programs, added to an exit reason: [{ reason, name, weight, ops: [{ op: "access", region, offsetBytes, bytes, write } | { op: "compute", cycles }], action: resume | vmm | halt | ipi, vmmCycles }]; a mix names one as REASON:name',
     confidential:
       'for VMs with machine.vms[].confidential: { hostileVmm, hostileRemapShare (0..1), guestRevalidates and keepsVmmMapping (planted bugs), conversionPagesMax, rangesMax and nodesMax (tracker bounds, optional) }',
   },
