@@ -4,6 +4,7 @@ import { catalogueWith, type ExitReasonSpec, exitCatalogue, type UserHandler } f
 import { builtinMixes, type ExitMix, parseUserMix } from '../cpu/mixes.js';
 import { ConfigError } from '../errors.js';
 import { type RegionKind, type RegionPlan, regionKinds } from '../memory/regions.js';
+import { isReadOnlyRegion } from '../paging/address-space.js';
 import { configErrorFromZod } from './schema-error.js';
 
 /**
@@ -147,6 +148,15 @@ export function parseWorkload(input: unknown, threads: number): Workload {
   if (!parsed.success) throw configErrorFromZod(parsed.error, 'workload');
   const { mix, handlers, ...rest } = parsed.data;
   handlers.forEach((handler, i) => {
+    handler.ops.forEach((op, j) => {
+      if (op.op === 'access' && op.write && isReadOnlyRegion(op.region)) {
+        throw new ConfigError(
+          `workload.handlers[${i}].ops[${j}].write`,
+          `false: ${op.region} is mapped read-only (a write would fault in the full kernel too)`,
+          true,
+        );
+      }
+    });
     const spec = exitCatalogue.find((candidate) => candidate.name === handler.reason);
     if (!spec) {
       throw new ConfigError(

@@ -31,7 +31,7 @@ import {
   OpKind,
 } from './handler-program.js';
 import { type ResolvedMix, resolveMix } from './mixes.js';
-import { Mode, modeOf, stunBit, withMode } from './modes.js';
+import { Mode, modeNames, modeOf, stunBit, withMode } from './modes.js';
 
 /**
  * The hyperthread state machine (DESIGN.md "The model"; issue 3). One vCPU pinned to one hyperthread
@@ -777,12 +777,22 @@ export class Hyperthread implements PolicyView {
    * inliner (it weighs the whole bytecode of a function).
    */
   private handlerFault(variant: CompiledVariant, va: number): number {
+    // In the full kernel address space nothing is left to switch to: the handler cannot run (a write to
+    // read-only memory, say). An error naming it, not a retry that would loop forever.
+    if (this.mode !== Mode.isolated) this.handlerCannotRun(variant, va);
     this.count(ThreadStat.faults);
     this.count(ThreadStat.faultsByReasonBase + variant.reason);
     this.faultedSinceEntry = true;
     this.spend(this.costs.pageFault);
     this.observer.onFault(this, va, variant);
     return this.beginLeave(Mode.full, Phase.handler);
+  }
+
+  private handlerCannotRun(variant: CompiledVariant, va: number): never {
+    assert(
+      false,
+      `thread ${this.thread}: handler ${variant.name} faulted at 0x${va.toString(16)} in ${modeNames[this.mode]} mode: it cannot run in any address space`,
+    );
   }
 
   // ---- leaving isolation --------------------------------------------------------------------------------

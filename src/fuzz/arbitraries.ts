@@ -1,7 +1,9 @@
 import fc from 'fast-check';
+import { handlerRegionKinds } from '../config/workload.js';
 import { defaultCostModel } from '../cpu/costs.js';
 import { exitCatalogue } from '../cpu/exits.js';
-import type { FuzzCase } from './fuzz-case.js';
+import { isReadOnlyRegion } from '../paging/address-space.js';
+import type { FuzzCase, FuzzHandler } from './fuzz-case.js';
 import { type FuzzLimits, fuzzLimits } from './limits.js';
 
 /**
@@ -9,11 +11,11 @@ import { type FuzzLimits, fuzzLimits } from './limits.js';
  * exit mix, interrupt sources and exact NMI / #MC / IRQ injections, halts and wake-ups, exits to the
  * VMM, cost-model jitter, the scheduler seed and the scheduler's first draws as data.
  *
- * Handler programs are not generated: the mix is drawn over the catalogue's (reason:variant) pairs,
- * which already hold what the issue asks of handlers — accesses outside kvm:N (EPT_VIOLATION:alloc,
- * PAUSE, EXTERNAL_INTERRUPT:device, EPT_MISCONFIG:ioeventfd), short (150 cycles) and long (4,000) ones,
- * exits to the VMM (IO_INSTRUCTION:userspace, EPT_MISCONFIG:userspace), halts (HLT) and wake-ups
- * (VMCALL:send-ipi). Their lengths vary further with the cost jitter.
+ * Handler programs are drawn too (workload.handlers): up to `handlersMax` programs of accesses to any
+ * region kind (those kvm:N maps and those it does not: host secrets, the VMM heap, other processes),
+ * short and long compute, and each action (resume, exit to the VMM, halt, IPI), each added to an exit
+ * reason and to the mix under its own name. The mix also draws the catalogue's (reason:variant) pairs,
+ * whose lengths vary further with the cost jitter.
  *
  * Every part is drawn independently and made consistent by one `map` (VMs and vCPUs that do not fit
  * are dropped, placements and injection targets taken modulo what exists), so fast-check shrinks each
@@ -46,6 +48,51 @@ export const fuzzCostKeys = Object.keys(defaultCostModel) as (keyof typeof defau
 
 const vectors = ['nmi', 'mc', 'irq'] as const;
 
+/** Exit reasons a generated handler joins: those a mix draws (not the injected-only NMI and #MC). */
+export const fuzzHandlerReasons: readonly string[] = exitCatalogue
+  .map((reason) => reason.name)
+  .filter((name) => name !== 'EXCEPTION_NMI' && name !== 'MACHINE_CHECK');
+
+const handlerActions = ['resume', 'vmm', 'halt', 'ipi'] as const;
+
+/** A generated handler before it is named (`concreteCase` names it and adds its mix entry). */
+export interface RawHandler {
+  reason: string;
+  ops: FuzzHandler['ops'];
+  action: (typeof handlerActions)[number];
+  vmmCycles: number;
+  /** Its weight in the mix. */
+  mixWeight: number;
+}
+
+function handlerArbitrary(limits: FuzzLimits): fc.Arbitrary<RawHandler> {
+  const access = fc
+    .record({
+      region: fc.constantFrom(...handlerRegionKinds),
+      bytes: fc.integer({ min: 1, max: limits.handlerAccessBytesMax }),
+      offsetFraction: fc.double({ min: 0, max: 1, noNaN: true }),
+      write: fc.boolean(),
+    })
+    .map(({ region, bytes, offsetFraction, write }) => ({
+      op: 'access' as const,
+      region,
+      offsetBytes: Math.floor(offsetFraction * (limits.handlerAccessBytesMax - bytes)),
+      bytes,
+      // No handler writes kernel text (workload.ts refuses it: it faults in the full kernel too).
+      write: write && !isReadOnlyRegion(region),
+    }));
+  const compute = fc
+    .integer({ min: 10, max: limits.handlerComputeCyclesMax })
+    .map((cycles) => ({ op: 'compute' as const, cycles }));
+  return fc.record({
+    reason: fc.noShrink(fc.constantFrom(...fuzzHandlerReasons)),
+    ops: fc.array(fc.oneof(access, compute), { minLength: 1, maxLength: limits.handlerOpsMax }),
+    action: fc.constantFrom(...handlerActions),
+    vmmCycles: tuning(5000, 30_000),
+    mixWeight: tuning(1, 100),
+  });
+}
+
 /** The independent draws; `concreteCase` turns them into one consistent case. */
 export interface RawCase {
   cores: number;
@@ -77,6 +124,7 @@ export interface RawCase {
   conversionPagesMax: number;
   /** Extra mix entries for a confidential VM's memory operations. */
   conversions: [string, number][];
+  handlers: RawHandler[];
 }
 
 /**
@@ -135,6 +183,7 @@ export function rawCaseArbitrary(limits: FuzzLimits = fuzzLimits): fc.Arbitrary<
       minLength: 1,
       maxLength: limits.mixEntriesMax,
     }),
+    handlers: fc.array(handlerArbitrary(limits), { maxLength: limits.handlersMax }),
     choices: fc.array(fc.noShrink(fc.integer()), { maxLength: limits.choicesMax }),
     exitIntervalCycles: tuning(1000, 20_000),
     guestQuantumCycles: tuning(100, 2000),
@@ -192,6 +241,17 @@ export function concreteCase(raw: RawCase, limits: FuzzLimits = fuzzLimits): Fuz
   for (const [key, weight] of raw.mix) weights[key] = (weights[key] ?? 0) + weight;
   if (raw.confidential)
     for (const [key, weight] of raw.conversions) weights[key] = (weights[key] ?? 0) + weight;
+  const handlers: FuzzHandler[] = raw.handlers.map((handler, i) => ({
+    reason: handler.reason,
+    name: `fuzz-${i}`,
+    weight: 1,
+    ops: handler.ops,
+    action: handler.action,
+    vmmCycles: handler.action === 'vmm' ? handler.vmmCycles : 0,
+  }));
+  raw.handlers.forEach((handler, i) => {
+    weights[`${handler.reason}:fuzz-${i}`] = handler.mixWeight;
+  });
   const costs: Record<string, number> = {};
   for (const key of fuzzCostKeys) {
     const percent = raw.costPercent[key] ?? 100;
@@ -227,6 +287,7 @@ export function concreteCase(raw: RawCase, limits: FuzzLimits = fuzzLimits): Fuz
       machineCheckIntervalCycles: raw.machineCheckIntervalCycles,
       irqIntervalCycles: raw.irqIntervalCycles,
       injections,
+      ...(handlers.length > 0 ? { handlers } : {}),
       confidential: {
         hostileVmm: raw.confidential && raw.hostileVmm,
         hostileRemapShare: raw.hostileRemapPercent / 100,

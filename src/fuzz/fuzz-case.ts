@@ -33,6 +33,8 @@ export interface FuzzCase {
     machineCheckIntervalCycles: number;
     irqIntervalCycles: number;
     injections: { thread: number; atCycles: number; vector: 'nmi' | 'mc' | 'irq' }[];
+    /** Generated handler programs (workload.ts `handlers`), named by the mix; absent = none. */
+    handlers?: FuzzHandler[];
     /** Confidential-VM behaviour (workload.ts `confidential`); absent = the defaults. */
     confidential?: {
       hostileVmm: boolean;
@@ -54,6 +56,19 @@ export interface FuzzCase {
   };
   /** Scheduler draws as unsigned 32-bit integers, taken before the seeded PRNG (run-sim.ts). */
   choices: number[];
+}
+
+/** A generated handler program, as workload.ts `handlers` takes it. */
+export interface FuzzHandler {
+  reason: string;
+  name: string;
+  weight: number;
+  ops: (
+    | { op: 'access'; region: string; offsetBytes: number; bytes: number; write: boolean }
+    | { op: 'compute'; cycles: number }
+  )[];
+  action: 'resume' | 'vmm' | 'halt' | 'ipi';
+  vmmCycles: number;
 }
 
 /** What "smaller" means for a shrink (the issue: fewest exits, hyperthreads and injected events). */

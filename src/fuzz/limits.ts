@@ -27,6 +27,16 @@ export const fuzzLimits = {
   exitsMax: 300,
   /** Distinct (reason:variant) entries of a generated mix. */
   mixEntriesMax: 6,
+  /** Generated handler programs per case (each also a mix entry), and ops per program. */
+  handlersMax: 3,
+  handlerOpsMax: 8,
+  /**
+   * A generated access stays in the first page of its region (offsetBytes + bytes <= 4096): every
+   * region of every fuzz machine has at least one page, so a drawn program fits any drawn machine.
+   */
+  handlerAccessBytesMax: 4096,
+  /** Compute of one generated op: short (tens of cycles) to long (a slow emulation path). */
+  handlerComputeCyclesMax: 20_000,
   /** Exactly timed NMI / #MC / IRQ injections per case. */
   injectionsMax: 6,
   /** Latest injection time: a 300-exit run lasts ~1-6 M cycles, so 2 M lands in most runs. */

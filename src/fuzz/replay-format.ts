@@ -103,6 +103,8 @@ const caseSchema = z
           })
           .strict()
           .optional(),
+        /** Generated handler programs (workload.ts `handlers`, validated there with named fields). */
+        handlers: z.array(z.object({}).passthrough()).optional(),
       })
       .strict(),
     costs: z.record(z.string(), number),

@@ -72,6 +72,15 @@ const aliasWindows: Partial<Record<RegionKind, { va: number; flags: number; guar
   'irq-stack': { va: vmallocVa + 2 ** 30, flags: MapFlag.write, guardPages: 1 },
 };
 
+/**
+ * Whether the kernel maps a region kind without write permission (kernel text): a handler that writes
+ * it would fault in every address space, the full kernel's too (an oops on real hardware).
+ */
+export function isReadOnlyRegion(kind: RegionKind): boolean {
+  const window = aliasWindows[kind];
+  return window !== undefined && (window.flags & MapFlag.write) === 0;
+}
+
 /** The kernel VA through which code reaches a region: its alias window, or the direct map. */
 export interface RegionAddresses {
   region: Region;

@@ -37,8 +37,24 @@ describe('fuzz case arbitraries', () => {
         for (const injection of fuzzCase.workload.injections) expect(pinned.has(injection.thread)).toBe(true);
         for (const choice of fuzzCase.choices) expect(choice >>> 0).toBe(choice);
         const confidential = machine.vms[0]?.confidential === true;
+        const generated = (fuzzCase.workload.handlers ?? []).map(
+          (handler) => `${handler.reason}:${handler.name}`,
+        );
+        expect(generated.length).toBeLessThanOrEqual(fuzzLimits.handlersMax);
         for (const key of Object.keys(fuzzCase.workload.mix.weights)) {
-          expect(confidential ? [...fuzzMixKeys, ...fuzzConversionKeys] : fuzzMixKeys).toContain(key);
+          expect(
+            confidential
+              ? [...fuzzMixKeys, ...fuzzConversionKeys, ...generated]
+              : [...fuzzMixKeys, ...generated],
+          ).toContain(key);
+        }
+        // Every generated handler is in the mix, and none writes read-only kernel text.
+        for (const key of generated) expect(Object.keys(fuzzCase.workload.mix.weights)).toContain(key);
+        for (const handler of fuzzCase.workload.handlers ?? []) {
+          expect(handler.ops.length).toBeLessThanOrEqual(fuzzLimits.handlerOpsMax);
+          for (const op of handler.ops) {
+            if (op.op === 'access') expect(op.region === 'kernel-text' && op.write).toBe(false);
+          }
         }
       }),
       { seed, numRuns: 300 },
@@ -60,16 +76,33 @@ describe('fuzz case arbitraries', () => {
       if (fuzzCase.machine.smt === 4) seen.add('smt 4');
       if (fuzzCase.machine.vms.length === 2) seen.add('two VMs');
       if (fuzzCase.choices.length > 0) seen.add('choices');
+      for (const handler of fuzzCase.workload.handlers ?? []) {
+        seen.add('generated handler');
+        const regions = handler.ops.flatMap((op) => (op.op === 'access' ? [op.region] : []));
+        if (regions.some((region) => ['keys', 'page-cache', 'other-processes', 'vmm-heap'].includes(region)))
+          seen.add('generated handler reading host secrets');
+        const cycles = handler.ops.reduce((sum, op) => sum + (op.op === 'compute' ? op.cycles : 0), 0);
+        if (cycles >= 20_000) seen.add('long generated handler');
+        if (cycles > 0 && cycles <= 500) seen.add('short generated handler');
+        if (handler.action !== 'resume') seen.add(`generated ${handler.action}`);
+      }
     }
     expect([...seen].sort()).toEqual(
       [
         'choices',
         'cost jitter',
+        'generated halt',
+        'generated handler',
+        'generated handler reading host secrets',
+        'generated ipi',
+        'generated vmm',
         'halt',
+        'long generated handler',
         'mc',
         'nmi',
         'outside kvm:N',
         'smt 4',
+        'short generated handler',
         'two VMs',
         'vmm',
         'wake-up',

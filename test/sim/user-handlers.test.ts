@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { runSim } from '../../src/backend/sim/run-sim.js';
 import { parseRunConfig } from '../../src/config/run-config.js';
+import { catalogueWith, type UserHandler } from '../../src/cpu/exits.js';
 import { ConfigError } from '../../src/errors.js';
 import { policies } from '../../src/policy/index.js';
 import { simulate, testConfig } from './helpers.js';
@@ -18,6 +20,7 @@ const handlers = [
 ];
 const mixOf = (variant: string) => ({
   name: `cpuid-${variant}`,
+  description: 'every exit is one handler',
   source: 'a test: every exit is this handler',
   weights: { [`CPUID:${variant}`]: 1 },
 });
@@ -77,6 +80,11 @@ describe('user handler programs', () => {
       /workload\.handlers\[0\]\.ops\[0\]: an access inside region keys \(offsetBytes \+ bytes <= 16384/,
     ],
     ['no ops', [{ ...handlers[0], ops: [] }], /ops/],
+    [
+      'a write to kernel text',
+      [{ ...handlers[0], ops: [{ op: 'access', region: 'kernel-text', write: true }] }],
+      /workload\.handlers\[0\]\.ops\[0\]\.write: false: kernel-text is mapped read-only/,
+    ],
   ];
   it.each(bad)('refuses %s with a ConfigError naming the field', (_title, input, message) => {
     let error: unknown = null;
@@ -87,6 +95,27 @@ describe('user handler programs', () => {
     }
     expect(error).toBeInstanceOf(ConfigError);
     expect((error as Error).message).toMatch(message);
+  });
+
+  it('the model stops with an error naming a handler that faults in the full kernel too (no retry loop)', () => {
+    // Past the config's check: a handler writing read-only kernel text, put in by hand.
+    const config = testConfig({ workload: { handlers, mix: mixOf('vm-only') } });
+    const writesText: UserHandler = {
+      reason: 'CPUID',
+      name: 'writes-text',
+      weight: 1,
+      ops: [{ op: 'access', region: 'kernel-text', offsetBytes: 0, bytes: 64, write: true }],
+      action: 'resume',
+      kvmPath: 'a test',
+    };
+    const catalogue = catalogueWith([writesText]);
+    const broken = {
+      ...config,
+      workload: { ...config.workload, handlers: [writesText], catalogue, mix: mixOf('writes-text') },
+    };
+    expect(() => runSim(broken, policies.asi)).toThrow(
+      /handler CPUID:writes-text faulted at 0x[0-9a-f]+ in full mode: it cannot run in any address space/,
+    );
   });
 
   it('a mix naming a user variant that does not exist names the mix field', () => {
