@@ -19,6 +19,12 @@ export const EventKind = {
   flush: 7,
   guestStep: 8,
   violation: 9,
+  /**
+   * A trace sample, kept only with the full list (traces): a = core, b = lines in the core's L1D foreign
+   * to the VM the sampling hyperthread runs. Not hashed and not in the ring, so a traced run has the
+   * same hash and the same violation records as one that is not.
+   */
+  foreignLines: 10,
 } as const;
 const kindNames = [
   'mode',
@@ -31,6 +37,7 @@ const kindNames = [
   'flush',
   'guest',
   'violation',
+  'foreign',
 ];
 const fields = 5;
 
@@ -103,6 +110,16 @@ export class EventLog {
       return;
     }
     this.record(timeCycles, thread, EventKind.guestStep, 0, 0);
+  }
+
+  /** A trace-only sample (EventKind.foreignLines): kept in the full list, outside the hash and ring. */
+  recordSample(timeCycles: number, thread: number, kind: number, a: number, b: number): void {
+    this.all?.push(timeCycles, thread, kind, a, b);
+  }
+
+  /** Whether every event is kept (a trace is being recorded). */
+  get keepsAll(): boolean {
+    return this.all !== null;
   }
 
   /** The hash of every event so far, as 8 hex digits. */

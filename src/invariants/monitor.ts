@@ -60,6 +60,10 @@ export class Monitor implements Observer {
   private readonly kvmFrontPages: Float64Array[] = [];
   private readonly kvmFrontMapped: Uint8Array[] = [];
   declare private readonly smt: number;
+  /** Whether foreign-line samples are recorded: only when the log keeps every event (traces). */
+  declare private readonly sampling: boolean;
+  /** Per core, the foreign-line count last sampled (-1: none yet). */
+  declare private readonly lastForeignLines: Int32Array;
 
   declare private readonly machine: Machine;
   declare private readonly log: EventLog | null;
@@ -72,6 +76,8 @@ export class Monitor implements Observer {
     this.recordsPerInvariant = recordsPerInvariant;
     this.faultsKept = faultsKept;
     this.smt = machine.config.smt;
+    this.sampling = log?.keepsAll ?? false;
+    this.lastForeignLines = new Int32Array(machine.config.cores).fill(-1);
     for (let vmId = 0; vmId < machine.config.vms.length; vmId++) {
       this.kvmFrontPages.push(new Float64Array(kvmFrontSlots).fill(-1));
       this.kvmFrontMapped.push(new Uint8Array(kvmFrontSlots));
@@ -210,11 +216,24 @@ export class Monitor implements Observer {
 
   onModeChange(thread: Hyperthread, from: number, to: number): void {
     this.log?.record(thread.clockCycles, thread.thread, EventKind.mode, from, to);
+    if (this.sampling) this.sampleForeignLines(thread);
   }
 
   onGuestStep(thread: Hyperthread): void {
     this.log?.recordGuestStep(thread.clockCycles, thread.thread);
     this.checkGuestRuns(thread, 'runs');
+    if (this.sampling) this.sampleForeignLines(thread);
+  }
+
+  /**
+   * For traces: the lines in the thread's core L1D foreign to its VM, recorded when they changed since
+   * the core's last sample (at mode changes, guest steps and flushes: where they matter to INV-2).
+   */
+  private sampleForeignLines(thread: Hyperthread): void {
+    const lines = this.machine.l1d[thread.core].foreignLines(thread.vmId);
+    if (this.lastForeignLines[thread.core] === lines) return;
+    this.lastForeignLines[thread.core] = lines;
+    this.log?.recordSample(thread.clockCycles, thread.thread, EventKind.foreignLines, thread.core, lines);
   }
 
   onEnter(thread: Hyperthread): void {
@@ -388,5 +407,6 @@ export class Monitor implements Observer {
 
   onFlush(thread: Hyperthread, bits: number, lines: number): void {
     this.log?.record(thread.clockCycles, thread.thread, EventKind.flush, bits, lines);
+    if (this.sampling) this.sampleForeignLines(thread);
   }
 }

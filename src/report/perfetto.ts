@@ -24,7 +24,8 @@ import { writeFileAtomic } from './atomic-write.js';
  *   target's kick exit) for every kick the target took as an exit (see `kickPairs`); a kick never
  *   taken (stale at the target's next entry, or the trace ended first) keeps only its instant.
  * Per core, a counter (`C`) of how many hyperthreads are in the guest, hold secrets (full or vmm) and
- * are held: derived from mode changes, since the event log has no L1D occupancy events.
+ * are held, derived from mode changes; and a counter of the lines in the core's L1D foreign to the VM
+ * it runs (INV-2's lines), from the samples the monitor records while a trace is kept.
  *
  * Time: the sim backend's virtual cycles become microseconds at `cyclesPerMicrosecond` (3,000: the
  * ~3 GHz core the cost model's defaults are measured on, cpu/costs.ts); the workers backend logs
@@ -195,6 +196,16 @@ export function buildTrace(events: readonly LoggedEvent[], meta: TraceMeta): Tra
     });
   }
   timed.push(...coreCounters(slices, meta.smt, cores, toMicroseconds));
+  for (const event of events) {
+    if (event.kind !== EventKind.foreignLines) continue;
+    timed.push({
+      name: `core ${event.a} foreign L1D lines`,
+      ph: 'C',
+      ts: toMicroseconds(event.timeCycles),
+      pid: event.a + 1,
+      args: { lines: event.b },
+    });
+  }
 
   const records = new Map<string, Violation>();
   for (const record of meta.violationRecords ?? []) {

@@ -3,10 +3,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
+import { runSim } from '../../src/backend/sim/run-sim.js';
+import { parseRunConfig } from '../../src/config/run-config.js';
 import { exitCatalogue, exitReasonIndex } from '../../src/cpu/exits.js';
 import { Mode, modeNames } from '../../src/cpu/modes.js';
-import { EventKind, type LoggedEvent } from '../../src/invariants/event-log.js';
+import { EventKind, EventLog, type LoggedEvent } from '../../src/invariants/event-log.js';
 import { invariantIds } from '../../src/invariants/violation.js';
+import { policyByName } from '../../src/policy/index.js';
 import {
   buildTrace,
   kickPairs,
@@ -297,7 +300,9 @@ describe('Perfetto trace export', () => {
     const names = trace.traceEvents.filter((event) => event.ph === 'M' && event.name === 'thread_name');
     expect(names.map((event) => event.args?.name)).toEqual(['ht0', 'ht1', 'ht2', 'ht3']);
     expect(names.map((event) => event.pid)).toEqual([1, 1, 2, 2]);
-    const counters = trace.traceEvents.filter((event) => event.ph === 'C');
+    const counters = trace.traceEvents.filter(
+      (event) => event.ph === 'C' && event.name.endsWith(' hyperthreads'),
+    );
     expect(new Set(counters.map((event) => event.pid))).toEqual(new Set([1, 2]));
     for (const counter of counters) {
       for (const value of Object.values(counter.args ?? {}))
@@ -306,6 +311,36 @@ describe('Perfetto trace export', () => {
     }
     // Somewhere a core had both hyperthreads in the guest.
     expect(counters.some((counter) => counter.args?.guest === 2)).toBe(true);
+  });
+
+  it("counts each core's L1D lines foreign to its VM: they rise beside an unsafe policy's full-kernel sibling and fall to 0 at a flush", () => {
+    const foreign = (run: ReturnType<typeof runWithEvents>) =>
+      buildTrace(run.events, metaOf(run)).traceEvents.filter(
+        (event) => event.ph === 'C' && /^core \d foreign L1D lines$/.test(event.name),
+      );
+    const capacity = 64 * 12; // the default L1D: 64 sets x 12 ways
+    for (const run of [unsafe, slow]) {
+      const counters = foreign(run);
+      expect(new Set(counters.map((event) => event.pid))).toEqual(new Set([1, 2]));
+      for (const counter of counters) {
+        expect(counter.args?.lines as number).toBeGreaterThanOrEqual(0);
+        expect(counter.args?.lines as number).toBeLessThanOrEqual(capacity);
+      }
+      expect(counters.some((counter) => (counter.args?.lines as number) > 0)).toBe(true);
+    }
+    // asi flushes before the guest runs again: its foreign lines go back to 0.
+    expect(foreign(slow).some((counter) => counter.args?.lines === 0)).toBe(true);
+  });
+
+  it('the samples change neither the trace hash nor the violation records of a run', () => {
+    const config = parseRunConfig({
+      machine: { cores: 2, smt: 2, memoryMiB: 64, vms: [{ vcpus: 4, guestMemoryMiB: 1 }] },
+      run: { exits: 300, seed: 12 },
+    });
+    const traced = runSim(config, policyByName('none'), { log: new EventLog(64, true) });
+    const plain = runSim(config, policyByName('none'));
+    expect(traced.traceHash).toBe(plain.traceHash);
+    expect(traced.violationRecords).toEqual(plain.violationRecords);
   });
 
   it('sim time is cycles at 3 GHz; workers time is nanoseconds; metadata says which', () => {
