@@ -56,7 +56,7 @@ export const machineConfigSchema = z
     vms: z
       .array(vmSchema)
       .max(vmsMax, `at most ${vmsMax} VMs`)
-      .default([{ vcpus: 4, guestMemoryMiB: 8, confidential: false }]),
+      .default(() => [{ vcpus: 4, guestMemoryMiB: 8, confidential: false }]),
     memoryMiB: z
       .number()
       .int()
@@ -164,6 +164,10 @@ export function parseMachineConfig(input: unknown): MachineConfig {
   const parsed = machineConfigSchema.safeParse(input ?? {});
   if (!parsed.success) throw configErrorFromZod(parsed.error, 'machine');
   const config = parsed.data;
+  // The default VM takes a vCPU per hyperthread, up to its 4: `--cores 1` alone still builds.
+  const givenVms = typeof input === 'object' && input !== null && 'vms' in input;
+  if (!givenVms)
+    config.vms = [{ ...config.vms[0], vcpus: Math.min(config.vms[0].vcpus, config.cores * config.smt) }];
   vcpuPinning(config);
   if ((config.memoryMiB * (1024 * 1024)) / pageBytes > framesMax) {
     throw new ConfigError('machine.memoryMiB', 'at most 8 TiB of frames', config.memoryMiB);

@@ -61,20 +61,29 @@ export class EventLog {
 
   declare readonly ringSize: number;
   declare readonly logGuestSteps: boolean;
+  /** Where event times come from instead of the caller's (the workers backend's wall clock), or null. */
+  declare private readonly clock: (() => number) | null;
 
   constructor(
     ringSize = 64,
     keepAll = false,
     /** Guest steps are many: hash them but keep them out of the ring and the list unless asked. */
     logGuestSteps = false,
+    /**
+     * Stamps every event with this clock's reading instead of the time the caller passes (a thread's
+     * virtual cycles): the workers backend's traces are in wall-clock nanoseconds since the run began.
+     */
+    clock: (() => number) | null = null,
   ) {
     this.ringSize = ringSize;
     this.logGuestSteps = logGuestSteps;
+    this.clock = clock;
     this.ring = new Float64Array(ringSize * fields);
     this.all = keepAll ? [] : null;
   }
 
-  record(timeCycles: number, thread: number, kind: number, a: number, b: number): void {
+  record(eventTime: number, thread: number, kind: number, a: number, b: number): void {
+    const timeCycles = this.clock === null ? eventTime : this.clock();
     this.count++;
     // Guest steps are the bulk of events and follow from the others (their times show in the next
     // exit's time): counted, not hashed, unless asked for.
@@ -113,8 +122,8 @@ export class EventLog {
   }
 
   /** A trace-only sample (EventKind.foreignLines): kept in the full list, outside the hash and ring. */
-  recordSample(timeCycles: number, thread: number, kind: number, a: number, b: number): void {
-    this.all?.push(timeCycles, thread, kind, a, b);
+  recordSample(eventTime: number, thread: number, kind: number, a: number, b: number): void {
+    this.all?.push(this.clock === null ? eventTime : this.clock(), thread, kind, a, b);
   }
 
   /** Whether every event is kept (a trace is being recorded). */

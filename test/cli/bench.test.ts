@@ -222,9 +222,9 @@ describe('bad input: exit 2, one line naming the flag or field and what is accep
       /--trace: a path under a directory/,
     ],
     [
-      '--trace on the workers backend',
-      ['bench', '--backend', 'workers', '--trace', join(directory, 'trace.json')],
-      /--trace: only with --backend sim/,
+      '--trace with the workers kick benchmark',
+      ['bench', '--backend', 'workers', '--kick', '--trace', join(directory, 'trace.json')],
+      /--trace: a policy run, not with --kick/,
     ],
     ['config run exits 0', ['bench', '--config', write('run.json', '{"run":{"exits":0}}')], /run\.exits/],
     [

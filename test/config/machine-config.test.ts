@@ -106,6 +106,15 @@ describe('machine config', () => {
     expect(() => createMachine({ pageTablePoolPages: needed - 1 })).toThrow(ConfigError);
   });
 
+  it('the default VM takes a vCPU per hyperthread up to 4, without changing the default for the next parse', () => {
+    expect(parseMachineConfig({ cores: 1, smt: 1 }).vms[0].vcpus).toBe(1);
+    expect(parseMachineConfig({ cores: 1, smt: 2 }).vms[0].vcpus).toBe(2);
+    expect(parseMachineConfig({}).vms[0].vcpus).toBe(4);
+    expect(parseMachineConfig({ cores: 4, smt: 2 }).vms[0].vcpus).toBe(4);
+    // A VM list given is taken as it is (and refused when it does not fit).
+    expect(() => parseMachineConfig({ cores: 1, smt: 1, vms: [{ vcpus: 2 }] })).toThrow(ConfigError);
+  });
+
   it('a good config allocates exactly one buffer', () => {
     countAllocations();
     createMachine({ cores: 1, smt: 2, memoryMiB: 48, vms: [{ vcpus: 2, guestMemoryMiB: 2 }] });

@@ -110,6 +110,8 @@ export interface RunnerSettings {
   /** Run the invariant monitor (benchmarks of the bare protocol turn it off). */
   monitor: boolean;
   keepEvents: boolean;
+  /** With keepEvents: kept events are stamped in ns since this instant (timeOrigin-based ms). */
+  eventsEpochMs: number;
 }
 
 /** `workerData` of a hyperthread worker: the startup handshake. */

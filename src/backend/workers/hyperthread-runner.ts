@@ -138,7 +138,13 @@ export class HyperthreadRunner {
     this.waitIndexSlot = this.control.slotIndex(this.slot, SlotField.waitIndex);
     Atomics.store(this.control.i32, this.control.slotIndex(this.slot, SlotField.thread), this.thread);
 
-    this.log = setup.settings.monitor ? new EventLog(64, setup.settings.keepEvents) : null;
+    const { keepEvents, eventsEpochMs } = setup.settings;
+    // Kept events (traces) are stamped in wall-clock ns since the run began: each worker's virtual
+    // cycles run at its own pace, so only real time puts the workers' events on one axis.
+    const wallClockNs = () => (performance.timeOrigin + performance.now() - eventsEpochMs) * 1e6;
+    this.log = setup.settings.monitor
+      ? new EventLog(64, keepEvents, false, keepEvents ? wallClockNs : null)
+      : null;
     this.monitor = setup.settings.monitor ? new Monitor(machine, this.log) : null;
     this.counter = this.monitor ? null : new ExitCounter();
     const prng = new Prng(threadSeed(setup.config.run.seed, setup.thread));

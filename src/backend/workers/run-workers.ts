@@ -10,7 +10,7 @@ import { assert } from '../../assert.js';
 import type { RunConfig } from '../../config/run-config.js';
 import { phaseNames } from '../../cpu/hyperthread.js';
 import { modeNames, modeOf } from '../../cpu/modes.js';
-import { EventLog } from '../../invariants/event-log.js';
+import { EventKind, EventLog } from '../../invariants/event-log.js';
 import { Monitor } from '../../invariants/monitor.js';
 import { invariantIds } from '../../invariants/violation.js';
 import { Mailboxes } from '../../kick/ipi.js';
@@ -73,6 +73,11 @@ export interface WorkersOptions {
   watchdogMs?: number;
   /** Keep every event: merged into the log whose hash becomes the result's traceHash. */
   keepEvents?: boolean;
+  /**
+   * Record the kept events into this log (implies keepEvents; the caller reads them afterwards, for a
+   * trace). Their times are wall-clock nanoseconds since the run began.
+   */
+  log?: EventLog;
   /** INV-9 bound on a wait with no deadline, in real ms (default 2 s). */
   livenessBoundMs?: number;
   /** Run the invariant monitor in every worker (default true; benchmarks of the bare protocol turn it off). */
@@ -192,7 +197,8 @@ export class WorkersRun {
       livenessBoundMs: options.livenessBoundMs ?? workersLimits.livenessBoundMs,
       sliceMs: options.sliceMs ?? workersLimits.sliceMs,
       monitor: options.monitor ?? true,
-      keepEvents: options.keepEvents ?? false,
+      keepEvents: options.keepEvents === true || options.log !== undefined,
+      eventsEpochMs: performance.timeOrigin + performance.now(),
     };
     const slots = threads.map((thread, slot) => {
       const setup: WorkerSetup = {
@@ -489,7 +495,7 @@ export class WorkersRun {
       monitor.exposureCycles += entry.exposureCycles;
       monitor.workloadExits += entry.workloadExits;
     }
-    if (this.settings.keepEvents) log = mergeEvents(stats);
+    if (this.settings.keepEvents) log = mergeEvents(stats, this.options.log);
     let stoppedAtMs = 0;
     for (let slot = 0; slot < this.slots.length; slot++) {
       stoppedAtMs = Math.max(stoppedAtMs, control.f64[control.slotF64Index(slot, SlotField.stoppedAtMsF64)]);
@@ -518,8 +524,8 @@ export class WorkersRun {
   }
 }
 
-/** Every worker's events in one log, ordered by virtual time then hyperthread (its hash is the traceHash). */
-function mergeEvents(stats: WorkerStats[]): EventLog {
+/** Every worker's events in one log, ordered by time then hyperthread (its hash is the traceHash). */
+function mergeEvents(stats: WorkerStats[], into?: EventLog): EventLog {
   const fields = 5;
   const events: number[][] = [];
   for (const entry of stats) {
@@ -527,8 +533,11 @@ function mergeEvents(stats: WorkerStats[]): EventLog {
     for (let i = 0; i < list.length; i += fields) events.push(list.slice(i, i + fields));
   }
   events.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
-  const log = new EventLog(64, true, true);
-  for (const [time, thread, kind, a, b] of events) log.record(time, thread, kind, a, b);
+  const log = into ?? new EventLog(64, true, true);
+  for (const [time, thread, kind, a, b] of events) {
+    if (kind === EventKind.foreignLines) log.recordSample(time, thread, kind, a, b);
+    else log.record(time, thread, kind, a, b);
+  }
   return log;
 }
 

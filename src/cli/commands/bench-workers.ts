@@ -3,10 +3,12 @@ import { runWorkersBenchmarks } from '../../backend/workers/benchmarks.js';
 import { runWorkers } from '../../backend/workers/run-workers.js';
 import type { RunConfig } from '../../config/run-config.js';
 import type { ExitMix } from '../../cpu/mixes.js';
+import { EventLog } from '../../invariants/event-log.js';
 import type { Policy } from '../../policy/policy.js';
 import { writeFileAtomic } from '../../report/atomic-write.js';
 import { comparisonJson, formatComparison } from '../../report/comparison.js';
 import { formatTable } from '../../report/machine-table.js';
+import { type RunOutputs, writeReport, writeTraces } from './bench.js';
 
 /**
  * `bench --backend workers`: with `--kick`, the sibling-kick round trip against raw Atomics ping-pongs
@@ -18,7 +20,7 @@ export async function runWorkersBenchCommand(
   config: RunConfig,
   policies: Policy[],
   mixes: ExitMix[],
-  options: { json?: string; kick?: boolean },
+  options: { json?: string; kick?: boolean; trace?: string; report?: string; title: string },
 ): Promise<void> {
   if (options.kick) {
     const report = await runWorkersBenchmarks({
@@ -51,11 +53,15 @@ export async function runWorkersBenchCommand(
     return;
   }
   const results: RunResult[] = [];
+  const logs: (EventLog | null)[] = [];
+  const keepEvents = options.trace !== undefined || options.report !== undefined;
   for (const mix of mixes) {
     const mixConfig: RunConfig = { ...config, workload: { ...config.workload, mix } };
     let baseline: RunResult | null = null;
     for (const policy of policies) {
-      const result = await runWorkers(mixConfig, policy);
+      const log = keepEvents ? new EventLog(64, true) : null;
+      const result = await runWorkers(mixConfig, policy, log ? { log } : {});
+      logs.push(log);
       if (policy.name === 'none') baseline = result;
       results.push(result);
     }
@@ -76,4 +82,7 @@ export async function runWorkersBenchCommand(
     );
     writeFileAtomic(options.json, `${JSON.stringify(json, null, 2)}\n`);
   }
+  const outputs: RunOutputs = { results, logs, backend: 'workers' };
+  if (options.trace) writeTraces(options.trace, outputs, config);
+  if (options.report) writeReport(options.report, outputs, config, `${options.title} (workers backend)`);
 }

@@ -1,13 +1,14 @@
 import { type Command, Option } from 'commander';
+import type { RunResult } from '../../backend/result.js';
 import { parseRunConfig, type RunConfig, type RunConfigInput } from '../../config/run-config.js';
 import { builtinMixes, type ExitMix } from '../../cpu/mixes.js';
 import { ConfigError, UsageError } from '../../errors.js';
+import type { EventLog } from '../../invariants/event-log.js';
 import { policies, policyByName } from '../../policy/index.js';
 import type { Policy } from '../../policy/policy.js';
 import { writeFileAtomic } from '../../report/atomic-write.js';
 import {
   brokenInvariants,
-  type Comparison,
   compareOnSim,
   comparisonJson,
   formatComparison,
@@ -45,28 +46,73 @@ interface BenchOptions {
   report?: string;
 }
 
-/** The mode timeline of the HTML report shows this much virtual time (~100 µs at 3 GHz). */
-const timelineWindowCycles = 300_000;
+/** What the trace and report writers need of a comparison, from either backend. */
+export interface RunOutputs {
+  results: readonly RunResult[];
+  /** Each run's kept events, parallel to `results` (null where none were kept). */
+  logs: readonly (EventLog | null)[];
+  backend: 'sim' | 'workers';
+}
+
+/**
+ * The mode timeline of the HTML report shows ~100 µs: 300,000 virtual cycles at 3 GHz (sim), or
+ * 100,000 ns of wall time (workers).
+ */
+const timelineWindow = {
+  sim: { units: 300_000, perMicrosecond: 3000 },
+  workers: { units: 100_000, perMicrosecond: 1000 },
+};
 
 /** One trace file per run: the path itself for one run, else FILE.<policy>.<mix>.json. */
-function writeTraces(path: string, comparison: Comparison, config: RunConfig): void {
-  const several = comparison.results.length > 1;
-  comparison.results.forEach((result, index) => {
+export function writeTraces(path: string, outputs: RunOutputs, config: RunConfig): void {
+  const several = outputs.results.length > 1;
+  outputs.results.forEach((result, index) => {
     const target = several ? path.replace(/(\.json)?$/, `.${result.policy}.${result.mix}.json`) : path;
     writeTrace(
       target,
-      buildTrace(comparison.logs[index]?.events() ?? [], {
-        backend: 'sim',
+      buildTrace(outputs.logs[index]?.events() ?? [], {
+        backend: outputs.backend,
         threads: config.machine.cores * config.machine.smt,
         smt: config.machine.smt,
         policy: result.policy,
         mix: result.mix,
-        timeUnit: 'cycles',
+        timeUnit: outputs.backend === 'sim' ? 'cycles' : 'ns',
         violationRecords: result.violationRecords,
       }),
     );
     process.stdout.write(`wrote ${target}\n`);
   });
+}
+
+/** The HTML report: charts of every result, and the mode timeline of asi's run (else the first). */
+export function writeReport(path: string, outputs: RunOutputs, config: RunConfig, title: string): void {
+  const index = Math.max(
+    0,
+    outputs.results.findIndex((result) => result.policy === 'asi'),
+  );
+  const events = outputs.logs[index]?.events() ?? [];
+  const fromCycles = events.length > 0 ? events[0].timeCycles : 0;
+  const window = timelineWindow[outputs.backend];
+  writeHtmlReport(path, {
+    results: outputs.results,
+    title,
+    machine: {
+      cores: config.machine.cores,
+      smt: config.machine.smt,
+      vms: config.machine.vms.length,
+      exits: config.run.exits,
+      seed: config.run.seed,
+    },
+    timeline: {
+      events,
+      threads: config.machine.cores * config.machine.smt,
+      fromCycles,
+      toCycles: fromCycles + window.units,
+      unitsPerMicrosecond: window.perMicrosecond,
+      label: `${outputs.results[index]?.policy} on ${outputs.results[index]?.mix}, seed ${config.run.seed}${outputs.backend === 'workers' ? ' (workers, wall time)' : ''}`,
+    },
+  });
+  process.stdout.write(`wrote ${path}\n`);
 }
 
 /** The config file's `policies`: a list of policy names. */
@@ -156,19 +202,16 @@ export function registerBenchCommand(program: Command): void {
       if (options.json) checkOutputPath('--json', options.json);
       if (options.trace) checkOutputPath('--trace', options.trace);
       if (options.report) checkOutputPath('--report', options.report);
+      const title = `asi-emu: ${selected.map((policy) => policy.name).join(', ')} on ${mixes.map((mix) => mix.name).join(', ')}`;
       if (options.backend === 'workers') {
-        if (options.trace)
+        if (options.kick && (options.trace || options.report)) {
           throw new UsageError(
-            '--trace',
-            'only with --backend sim (the workers backend keeps no event trace)',
+            options.trace ? '--trace' : '--report',
+            'a policy run, not with --kick (the kick benchmark runs no policies)',
           );
-        if (options.report)
-          throw new UsageError(
-            '--report',
-            'only with --backend sim (the workers backend keeps no event trace)',
-          );
+        }
         const { runWorkersBenchCommand } = await import('./bench-workers.js');
-        await runWorkersBenchCommand(config, selected, mixes, options);
+        await runWorkersBenchCommand(config, selected, mixes, { ...options, title });
         return;
       }
       if (options.kick) throw new UsageError('--kick', 'only with --backend workers');
@@ -189,34 +232,9 @@ export function registerBenchCommand(program: Command): void {
         });
         writeFileAtomic(options.json, `${JSON.stringify(json, null, 2)}\n`);
       }
-      if (options.trace) writeTraces(options.trace, comparison, config);
-      if (options.report) {
-        const index = Math.max(
-          0,
-          comparison.results.findIndex((result) => result.policy === 'asi'),
-        );
-        const events = comparison.logs[index]?.events() ?? [];
-        const fromCycles = events.length > 0 ? events[0].timeCycles : 0;
-        writeHtmlReport(options.report, {
-          results: comparison.results,
-          title: `asi-emu: ${selected.map((policy) => policy.name).join(', ')} on ${mixes.map((mix) => mix.name).join(', ')}`,
-          machine: {
-            cores: config.machine.cores,
-            smt: config.machine.smt,
-            vms: config.machine.vms.length,
-            exits: config.run.exits,
-            seed: config.run.seed,
-          },
-          timeline: {
-            events,
-            threads: config.machine.cores * config.machine.smt,
-            fromCycles,
-            toCycles: fromCycles + timelineWindowCycles,
-            label: `${comparison.results[index]?.policy} on ${comparison.results[index]?.mix}, seed ${config.run.seed}`,
-          },
-        });
-        process.stdout.write(`wrote ${options.report}\n`);
-      }
+      const outputs: RunOutputs = { results: comparison.results, logs: comparison.logs, backend: 'sim' };
+      if (options.trace) writeTraces(options.trace, outputs, config);
+      if (options.report) writeReport(options.report, outputs, config, title);
       // Violations by unsafe policies are findings, not failures of the command.
       void brokenInvariants;
       process.exitCode = ExitCode.ok;

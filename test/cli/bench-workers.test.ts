@@ -1,0 +1,143 @@
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { runCli } from './run-cli.js';
+
+describe('asi-emu bench --backend workers (the built binary, real worker threads)', () => {
+  it('runs the policies, writes JSON, a wall-time trace per run and the HTML report', () => {
+    const directory = mkdtempSync(join(tmpdir(), 'asi-emu-workers-'));
+    const run = runCli([
+      'bench',
+      '--backend',
+      'workers',
+      '--policies',
+      'none,asi',
+      '--mix',
+      'all-slow',
+      '--exits',
+      '300',
+      '--json',
+      join(directory, 'out.json'),
+      '--trace',
+      join(directory, 'trace.json'),
+      '--report',
+      join(directory, 'report.html'),
+    ]);
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/asi on all-slow\s+safe/);
+    expect(readdirSync(directory).sort()).toEqual([
+      'out.json',
+      'report.html',
+      'trace.asi.all-slow.json',
+      'trace.none.all-slow.json',
+    ]);
+    const json = JSON.parse(readFileSync(join(directory, 'out.json'), 'utf8'));
+    expect(json.results.map((result: { policy: string }) => result.policy)).toEqual(['none', 'asi']);
+    const trace = JSON.parse(readFileSync(join(directory, 'trace.asi.all-slow.json'), 'utf8'));
+    expect(trace.otherData.backend).toBe('workers');
+    expect(trace.otherData.clock).toMatch(/wall-clock/);
+    const phases = new Set(trace.traceEvents.map((event: { ph: string }) => event.ph));
+    for (const phase of ['M', 'X', 'i', 'C']) expect(phases).toContain(phase);
+    // Kicks between the real threads show as flow arrows from the kicker to the exit they caused.
+    expect(phases).toContain('s');
+    const foreign = trace.traceEvents.filter(
+      (event: { ph: string; name: string }) => event.ph === 'C' && event.name.endsWith('foreign L1D lines'),
+    );
+    expect(foreign.length).toBeGreaterThan(0);
+    const html = readFileSync(join(directory, 'report.html'), 'utf8');
+    expect(html).toContain('id="chart-timeline"');
+    expect(html).toContain('(workers, wall time)');
+  });
+
+  it('the kick benchmark writes its JSON (issue 4 shape)', () => {
+    const directory = mkdtempSync(join(tmpdir(), 'asi-emu-kick-'));
+    const out = join(directory, 'kick.json');
+    const run = runCli(['bench', '--backend', 'workers', '--kick', '--json', out], { timeoutMs: 180_000 });
+    expect(run.code).toBe(0);
+    const json = JSON.parse(readFileSync(out, 'utf8'));
+    for (const key of [
+      'roundTripNs',
+      'kicksPerSecond',
+      'rawSpinRoundTripNs',
+      'rawWaitRoundTripNs',
+      'ratio',
+      'threads',
+      'cpus',
+    ]) {
+      expect(json.kick, key).toHaveProperty(key);
+    }
+    for (const key of ['exitsPerSecondPerThread', 'threads']) expect(json.exits, key).toHaveProperty(key);
+  }, 200_000);
+});
+
+describe('the built binary: --version, --help of every command, machine, fuzz merge', () => {
+  it('--version prints the package version', () => {
+    const version = JSON.parse(
+      readFileSync(join(import.meta.dirname, '..', '..', 'package.json'), 'utf8'),
+    ).version;
+    const run = runCli(['--version']);
+    expect(run.code).toBe(0);
+    expect(run.stdout.trim()).toBe(version);
+  });
+
+  const commands = [
+    ['bench'],
+    ['fuzz'],
+    ['fuzz', 'merge'],
+    ['replay'],
+    ['machine'],
+    ['mixes'],
+    ['policies'],
+    ['config', 'init'],
+  ];
+  it.each(commands.map((argv) => [argv.join(' '), argv]))(
+    'asi-emu %s --help: usage and exit 0',
+    (_name, argv) => {
+      const run = runCli([...(argv as string[]), '--help']);
+      expect(run.code).toBe(0);
+      expect(run.stdout).toContain(`Usage: asi-emu ${(argv as string[]).join(' ')}`);
+    },
+  );
+
+  it('machine prints what it built and writes its JSON', () => {
+    const directory = mkdtempSync(join(tmpdir(), 'asi-emu-machine-'));
+    const run = runCli(['machine', '--cores', '1', '--smt', '2', '--json', join(directory, 'machine.json')]);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/kvm:0/);
+    const summary = JSON.parse(readFileSync(join(directory, 'machine.json'), 'utf8'));
+    expect(summary.cores).toBe(1);
+    expect(summary.threads).toBe(2);
+  });
+
+  it('fuzz in two shards, then fuzz merge: the merged summary counts every case', () => {
+    const directory = mkdtempSync(join(tmpdir(), 'asi-emu-merge-'));
+    for (const shard of ['1/2', '2/2']) {
+      const run = runCli([
+        'fuzz',
+        '--policy',
+        'asi',
+        '--cases',
+        '20',
+        '--seed',
+        '3',
+        '--jobs',
+        '1',
+        '--shard',
+        shard,
+        '--out',
+        directory,
+      ]);
+      expect(run.code).toBe(0);
+    }
+    const summaries = readdirSync(directory).filter((name) => name.startsWith('summary-shard'));
+    expect(summaries).toHaveLength(2);
+    const merged = join(directory, 'merged.json');
+    const run = runCli(['fuzz', 'merge', ...summaries.map((name) => join(directory, name)), '--out', merged]);
+    expect(run.code).toBe(0);
+    const summary = JSON.parse(readFileSync(merged, 'utf8'));
+    expect(summary.casesRun).toBe(20);
+    expect(summary.complete).toBe(true);
+  });
+});
