@@ -26,3 +26,55 @@ export function listFlag(flag: string, accepted: readonly string[]) {
     return items;
   };
 }
+
+/** One `--set PATH=VALUE`: a config field by its dotted path, and its value. */
+export interface ConfigSetting {
+  path: string[];
+  value: unknown;
+}
+
+/**
+ * `--set PATH=VALUE` (repeatable): any config field as a flag, e.g. `--set machine.cores=4`,
+ * `--set costs.ipiDelivery=2000`, `--set workload.mix=idle-tracing`, `--set policies=["asi"]`. VALUE
+ * is JSON when it parses as JSON, else a string. The config schema then checks the field as it does in
+ * a file, naming it.
+ */
+export function setFlag(sections: readonly string[]) {
+  return (text: string, previous: ConfigSetting[] = []): ConfigSetting[] => {
+    const equals = text.indexOf('=');
+    const path = equals > 0 ? text.slice(0, equals).split('.') : [];
+    if (equals <= 0 || path.some((part) => part.length === 0) || !sections.includes(path[0])) {
+      throw new UsageError(
+        '--set',
+        `PATH=VALUE with PATH a config field under ${sections.join(', ')} (e.g. machine.cores=4)`,
+        text,
+      );
+    }
+    const raw = text.slice(equals + 1);
+    let value: unknown = raw;
+    try {
+      value = JSON.parse(raw);
+    } catch {
+      // Not JSON: the string itself (a mix name, say).
+    }
+    return [...previous, { path, value }];
+  };
+}
+
+/** A config object with the settings applied (a copy: the input is left as it was). */
+export function applySettings(
+  input: Record<string, unknown>,
+  settings: readonly ConfigSetting[],
+): Record<string, unknown> {
+  const result = structuredClone(input);
+  for (const { path, value } of settings) {
+    let node: Record<string, unknown> = result;
+    for (const key of path.slice(0, -1)) {
+      const next = node[key];
+      if (typeof next !== 'object' || next === null || Array.isArray(next)) node[key] = {};
+      node = node[key] as Record<string, unknown>;
+    }
+    node[path[path.length - 1]] = value;
+  }
+  return result;
+}

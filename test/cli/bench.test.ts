@@ -85,6 +85,29 @@ describe('asi-emu bench --backend sim (the built binary)', () => {
     expect(run.stdout).toMatch(/1 cores x 2 threads, 500 exits per run/);
   });
 
+  it('--set sets any config field, over the config file', () => {
+    const directory = mkdtempSync(join(tmpdir(), 'asi-emu-bench-'));
+    const config = join(directory, 'config.json');
+    writeFileSync(config, JSON.stringify({ machine: { cores: 2 }, run: { exits: 200 } }));
+    const run = runCli([
+      'bench',
+      '--config',
+      config,
+      '--set',
+      'machine.cores=1',
+      '--set',
+      'workload.mix=idle-tracing',
+      '--set',
+      'policies=["none","asi"]',
+      '--set',
+      'costs.ipiDelivery=3000',
+    ]);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/1 cores x 2 threads, 200 exits per run/);
+    expect(run.stdout).toMatch(/^asi\s+idle-tracing/m);
+    expect(run.stdout).not.toMatch(/^coschedule/m);
+  });
+
   it("runs the config file's mix (a user-defined one too) and policies unless --mix and --policies say otherwise", () => {
     const directory = mkdtempSync(join(tmpdir(), 'asi-emu-bench-'));
     const config = join(directory, 'config.json');
@@ -250,6 +273,13 @@ describe('bad input: exit 2, one line naming the flag or field and what is accep
       ['fuzz', '--policy', 'asi', '--cases', '5', '--seed', '1', '--out', write('replays.txt', 'x')],
       /--out: a directory path \(it names a file\)/,
     ],
+    [
+      '--set without a section',
+      ['bench', '--set', 'cores=4'],
+      /--set: PATH=VALUE with PATH a config field under machine/,
+    ],
+    ['--set without a value', ['bench', '--set', 'machine.cores'], /--set: PATH=VALUE/],
+    ['--set a bad value', ['bench', '--set', 'machine.smt=5'], /machine\.smt: smt must be 1\.\.4/],
     ['machine --cores 0', ['machine', '--cores', '0'], /--cores: an integer 1\.\.256/],
     ['machine --smt 9', ['machine', '--smt', '9'], /--smt: an integer 1\.\.4/],
     ['unknown option', ['bench', '--fast'], /unknown option '--fast'/],

@@ -1,6 +1,11 @@
 import { type Command, Option } from 'commander';
 import type { RunResult } from '../../backend/result.js';
-import { parseRunConfig, type RunConfig, type RunConfigInput } from '../../config/run-config.js';
+import {
+  configFileFields,
+  parseRunConfig,
+  type RunConfig,
+  type RunConfigInput,
+} from '../../config/run-config.js';
 import { builtinMixes, type ExitMix } from '../../cpu/mixes.js';
 import { ConfigError, UsageError } from '../../errors.js';
 import type { EventLog } from '../../invariants/event-log.js';
@@ -18,7 +23,7 @@ import { writeHtmlReport } from '../../report/html.js';
 import { buildTrace, writeTrace } from '../../report/perfetto.js';
 import { readJsonFile } from '../config-file.js';
 import { ExitCode } from '../errors.js';
-import { integerFlag, listFlag } from '../flags.js';
+import { applySettings, type ConfigSetting, integerFlag, listFlag, setFlag } from '../flags.js';
 import { checkOutputPath } from '../outputs.js';
 
 /** Policies compared by default (`npm start`): every built-in one. */
@@ -44,6 +49,7 @@ interface BenchOptions {
   kick?: boolean;
   trace?: string;
   report?: string;
+  set?: ConfigSetting[];
 }
 
 /** What the trace and report writers need of a comparison, from either backend. */
@@ -158,6 +164,12 @@ export function registerBenchCommand(program: Command): void {
       '--config <file>',
       'JSON config (machine, workload, costs, run, policies); its workload.mix and policies apply unless --mix or --policies is given',
     )
+    .addOption(
+      new Option(
+        '--set <path=value>',
+        'any config field, as in a config file (repeatable): machine.cores=4, costs.ipiDelivery=2000',
+      ).argParser(setFlag(configFileFields.filter((field) => field !== '$comment'))),
+    )
     .option('--json <file>', 'write the results as JSON (atomically)')
     .option('--kick', 'workers backend: run the sibling-kick and exit-throughput benchmarks')
     .option('--trace <file>', 'Chrome/Perfetto trace of each run (several runs: FILE.<policy>.<mix>.json)')
@@ -170,6 +182,7 @@ export function registerBenchCommand(program: Command): void {
         '  asi-emu bench',
         '  asi-emu bench --backend sim --policies none,coschedule,asi --mix sysbench-cpu --exits 20000 --seed 1 --json out.json',
         '  asi-emu bench --backend sim --mix idle-tracing,light-load --config my-machine.json',
+        '  asi-emu bench --set machine.cores=4 --set machine.smt=2 --set costs.ipiDelivery=2000 --policies asi,coschedule',
         '  asi-emu bench --policies asi,coschedule --exits 2000 --trace trace.json --report report.html',
         '  asi-emu bench --backend workers --kick --json kick.json',
         '',
@@ -178,13 +191,14 @@ export function registerBenchCommand(program: Command): void {
       ].join('\n'),
     )
     .action(async (options: BenchOptions, command: Command) => {
-      const input = (options.config ? readJsonFile(options.config, '--config') : {}) as RunConfigInput;
-      if (typeof input !== 'object' || input === null || Array.isArray(input)) {
+      const fromFile = options.config ? readJsonFile(options.config, '--config') : {};
+      if (typeof fromFile !== 'object' || fromFile === null || Array.isArray(fromFile)) {
         throw new UsageError(
           '--config',
           'a JSON object with machine, workload, costs, run and policies fields',
         );
       }
+      const input = applySettings(fromFile as Record<string, unknown>, options.set ?? []) as RunConfigInput;
       const run = { ...((input.run as object) ?? {}) } as Record<string, unknown>;
       if (options.exits !== undefined) run.exits = options.exits;
       if (options.seed !== undefined) run.seed = options.seed;
