@@ -29,6 +29,40 @@ export function compareOnSim(
   onResult?: (result: RunResult) => void,
   keepEvents = false,
 ): Comparison {
+  const steps = comparisonSteps(config, policies, mixes, keepEvents);
+  for (let step = steps.next(); ; step = steps.next()) {
+    if (step.done) return step.value;
+    onResult?.(step.value);
+  }
+}
+
+/**
+ * `compareOnSim` that gives the event loop a turn after every run, so a progress bar (a timer) can
+ * draw between runs: the CLI's `bench` on a terminal. `onResult` also says how many runs there are.
+ */
+export async function compareOnSimAsync(
+  config: RunConfig,
+  policies: Policy[],
+  mixes: ExitMix[],
+  onResult?: (result: RunResult, done: number, total: number) => void,
+  keepEvents = false,
+): Promise<Comparison> {
+  const total = policies.length * mixes.length;
+  const steps = comparisonSteps(config, policies, mixes, keepEvents);
+  for (let done = 1, step = steps.next(); ; done++, step = steps.next()) {
+    if (step.done) return step.value;
+    onResult?.(step.value, done, total);
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
+/** The comparison's runs one at a time: yields each result, returns the comparison. */
+function* comparisonSteps(
+  config: RunConfig,
+  policies: Policy[],
+  mixes: ExitMix[],
+  keepEvents: boolean,
+): Generator<RunResult, Comparison, void> {
   const machine = createMachine(config.machine, { concurrent: false });
   const results: RunResult[] = [];
   const logs: (EventLog | null)[] = [];
@@ -45,7 +79,7 @@ export function compareOnSim(
       logs.push(log);
       result.overheadVsNone = baseline.guestShare > 0 ? 1 - result.guestShare / baseline.guestShare : 0;
       results.push(result);
-      onResult?.(result);
+      yield result;
     }
   }
   return { results, logs, baselines };

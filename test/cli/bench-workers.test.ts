@@ -1,8 +1,9 @@
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { runCli } from './run-cli.js';
+import { cliPath, runCli } from './run-cli.js';
 
 describe('asi-emu bench --backend workers (the built binary, real worker threads)', () => {
   it('runs the policies, writes JSON, a wall-time trace per run and the HTML report', () => {
@@ -140,4 +141,34 @@ describe('the built binary: --version, --help of every command, machine, fuzz me
     expect(summary.casesRun).toBe(20);
     expect(summary.complete).toBe(true);
   });
+});
+
+describe('progress on a terminal only', () => {
+  const script = '/usr/bin/script';
+  it.skipIf(!existsSync(script))(
+    'bench draws a bar of its runs on a TTY (util-linux script), nothing in a pipe',
+    () => {
+      const command = `${JSON.stringify(process.execPath)} ${JSON.stringify(cliPath)} bench --exits 2000 --policies none,asi --mix sysbench-cpu,idle-tracing`;
+      const env = { ...process.env };
+      delete env.CI;
+      const onTty = spawnSync(script, ['-qc', command, '/dev/null'], {
+        encoding: 'utf8',
+        env,
+        timeout: 120_000,
+      });
+      expect(onTty.status).toBe(0);
+      expect(onTty.stdout).toMatch(/bench \|.*\| 4\/4 runs \| asi on idle-tracing/);
+      const piped = runCli([
+        'bench',
+        '--exits',
+        '2000',
+        '--policies',
+        'none,asi',
+        '--mix',
+        'sysbench-cpu,idle-tracing',
+      ]);
+      expect(piped.stderr).toBe('');
+      expect(piped.stdout).not.toMatch(/runs \|/);
+    },
+  );
 });

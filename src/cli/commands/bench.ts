@@ -14,7 +14,7 @@ import type { Policy } from '../../policy/policy.js';
 import { writeFileAtomic } from '../../report/atomic-write.js';
 import {
   brokenInvariants,
-  compareOnSim,
+  compareOnSimAsync,
   comparisonJson,
   formatComparison,
   mixesByName,
@@ -25,6 +25,7 @@ import { readJsonFile } from '../config-file.js';
 import { ExitCode } from '../errors.js';
 import { applySettings, type ConfigSetting, integerFlag, listFlag, setFlag } from '../flags.js';
 import { checkOutputPath } from '../outputs.js';
+import { runProgress } from '../progress.js';
 
 /** Policies compared by default (`npm start`): every built-in one. */
 export const defaultPolicies = [
@@ -230,7 +231,14 @@ export function registerBenchCommand(program: Command): void {
       }
       if (options.kick) throw new UsageError('--kick', 'only with --backend workers');
       const keepEvents = options.trace !== undefined || options.report !== undefined;
-      const comparison = compareOnSim(config, selected, mixes, undefined, keepEvents);
+      const progress = runProgress('bench', selected.length * mixes.length);
+      const comparison = await compareOnSimAsync(
+        config,
+        selected,
+        mixes,
+        (result) => progress.tick(`${result.policy} on ${result.mix}`),
+        keepEvents,
+      ).finally(() => progress.stop());
       process.stdout.write(
         `asi-emu bench --backend sim: ${config.machine.cores} cores x ${config.machine.smt} threads, ` +
           `${config.run.exits} exits per run, seed ${config.run.seed}, exit interval ${config.workload.exitIntervalCycles} cycles (modelled cycles)\n\n`,
