@@ -1,4 +1,4 @@
-import { exitCatalogue } from '../cpu/exits.js';
+import { type ExitReasonSpec, exitCatalogue } from '../cpu/exits.js';
 import { modeNames } from '../cpu/modes.js';
 import { formatVa } from '../paging/va-layout.js';
 
@@ -171,14 +171,20 @@ export class EventLog {
   }
 }
 
-/** One line per event, for replay output and violation records. */
-export function describeEvent(event: LoggedEvent): string {
+/**
+ * One line per event, for replay output and violation records. `catalogue` names the exit variants:
+ * the run's (with its user handlers), or the built-in one.
+ */
+export function describeEvent(
+  event: LoggedEvent,
+  catalogue: readonly ExitReasonSpec[] = exitCatalogue,
+): string {
   const head = `t=${Math.round(event.timeCycles)} ht${event.thread} ${kindNames[event.kind] ?? event.kind}`;
   switch (event.kind) {
     case EventKind.mode:
       return `${head} ${modeNames[event.a]} -> ${modeNames[event.b]}`;
     case EventKind.exit:
-      return `${head} ${exitCatalogue[event.a]?.name ?? event.a}:${exitCatalogue[event.a]?.variants[event.b]?.name ?? event.b}`;
+      return `${head} ${catalogue[event.a]?.name ?? event.a}:${catalogue[event.a]?.variants[event.b]?.name ?? event.b}`;
     case EventKind.kick:
       return `${head} -> ht${event.a}`;
     case EventKind.switchToFull:

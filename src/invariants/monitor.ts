@@ -1,3 +1,4 @@
+import { type ExitReasonSpec, exitCatalogue } from '../cpu/exits.js';
 import type { CompiledVariant } from '../cpu/handler-program.js';
 import type { Hyperthread, Observer } from '../cpu/hyperthread.js';
 import { describeCoreWord, Mode, modeNames, modeOf } from '../cpu/modes.js';
@@ -84,6 +85,9 @@ export class Monitor implements Observer {
     }
   }
 
+  /** The run's exit catalogue (with its user handlers), for naming exits in violation records. */
+  catalogue: readonly ExitReasonSpec[] = exitCatalogue;
+
   /** Violations of every invariant so far (kept as a running count: the sim reads it every step). */
   total = 0;
 
@@ -114,7 +118,9 @@ export class Monitor implements Observer {
 
   private keep(violation: Violation): void {
     this.recordsKept[violation.id]++;
-    violation.recentEvents = this.log ? this.log.recent(16).map(describeEvent) : [];
+    violation.recentEvents = this.log
+      ? this.log.recent(16).map((event) => describeEvent(event, this.catalogue))
+      : [];
     this.records.push(violation);
   }
 

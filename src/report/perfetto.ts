@@ -1,5 +1,5 @@
 import { assert } from '../assert.js';
-import { exitCatalogue, exitReasonIndex } from '../cpu/exits.js';
+import { type ExitReasonSpec, exitCatalogue, exitReasonIndex } from '../cpu/exits.js';
 import { Mode, modeNames } from '../cpu/modes.js';
 import { EventKind, type LoggedEvent } from '../invariants/event-log.js';
 import { invariantIds, invariantTitles, type Violation } from '../invariants/violation.js';
@@ -41,6 +41,8 @@ export interface TraceMeta {
   /** What `LoggedEvent.timeCycles` counts: virtual cycles (sim) or nanoseconds since start (workers). */
   timeUnit: 'cycles' | 'ns';
   cyclesPerMicrosecond?: number;
+  /** The run's exit catalogue (with its user handlers) to name exit variants; default the built-in one. */
+  catalogue?: readonly ExitReasonSpec[];
   /** The run's violation records: their detail is attached to the matching violation instants. */
   violationRecords?: readonly Violation[];
 }
@@ -223,7 +225,7 @@ export function buildTrace(events: readonly LoggedEvent[], meta: TraceMeta): Tra
     const at = { ph: 'i' as const, s: 't' as const, ts: toMicroseconds(event.timeCycles), pid, tid };
     switch (event.kind) {
       case EventKind.exit: {
-        const spec = exitCatalogue[event.a];
+        const spec = (meta.catalogue ?? exitCatalogue)[event.a];
         const reason = spec?.name ?? `reason ${event.a}`;
         timed.push({
           ...at,

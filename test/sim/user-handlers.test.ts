@@ -41,6 +41,15 @@ describe('user handler programs', () => {
     expect(local.isolatedExitShare).toBe(1);
   });
 
+  it("violation records name a user variant's exits by its name", () => {
+    const result = simulate(
+      testConfig({ workload: { handlers, mix: mixOf('reads-keys') }, run: { exits: 100 } }),
+      policies.none,
+    );
+    const events = result.violationRecords.flatMap((record) => record.recentEvents ?? []);
+    expect(events.some((line) => / exit CPUID:reads-keys$/.test(line))).toBe(true);
+  });
+
   it('a mix naming only the reason draws the user variants by weight with the built-in one', () => {
     const result = simulate(
       testConfig({

@@ -146,6 +146,7 @@ export class HyperthreadRunner {
       ? new EventLog(64, keepEvents, false, keepEvents ? wallClockNs : null)
       : null;
     this.monitor = setup.settings.monitor ? new Monitor(machine, this.log) : null;
+    if (this.monitor) this.monitor.catalogue = setup.config.workload.catalogue;
     this.counter = this.monitor ? null : new ExitCounter();
     const prng = new Prng(threadSeed(setup.config.run.seed, setup.thread));
     const sleepers = this.sleepers;

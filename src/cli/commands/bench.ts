@@ -84,6 +84,7 @@ export function writeTraces(path: string, outputs: RunOutputs, config: RunConfig
         policy: result.policy,
         mix: result.mix,
         timeUnit: outputs.backend === 'sim' ? 'cycles' : 'ns',
+        catalogue: config.workload.catalogue,
         violationRecords: result.violationRecords,
       }),
     );

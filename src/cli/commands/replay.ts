@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { runConfigOf } from '../../fuzz/fuzz-case.js';
 import { replayCase } from '../../fuzz/replay.js';
 import { readReplayFile } from '../../fuzz/replay-format.js';
 import { invariantTitles } from '../../invariants/violation.js';
@@ -80,6 +81,7 @@ export function registerReplayCommand(program: Command): void {
             policy: outcome.policy.name,
             mix: document.case.workload.mix.name,
             timeUnit: 'cycles',
+            catalogue: runConfigOf(document.case).workload.catalogue,
             violationRecords: outcome.result?.violationRecords ?? [],
           }),
         );
