@@ -195,6 +195,9 @@ export class Hyperthread implements PolicyView {
   declare private readonly machineCheckVariant: CompiledVariant;
   declare private readonly irqVariant: CompiledVariant;
   declare private readonly guestPages: number;
+  /** The workload's guest quantum and accesses per quantum, read at every guest step. */
+  declare private readonly guestQuantumCycles: number;
+  declare private readonly guestAccessesPerQuantum: number;
   /** Threads running other vCPUs of this VM (wake-IPI targets). */
   declare private readonly peers: number[];
   declare private readonly siblingThreads: number[];
@@ -279,6 +282,10 @@ export class Hyperthread implements PolicyView {
     this.irqVariant = variantOf('EXTERNAL_INTERRUPT', 'device');
     this.guestPages = config.vms[vmId].guestMemoryMiB * ((1024 * 1024) / pageBytes);
     this.guestSpaceId = guestSpace(vmId);
+    // Guest pages go to the TLB as page numbers below 2^30 (`translatePage`); memory is at most 8 TiB.
+    assert(this.guestPages <= 2 ** 30, 'guest page numbers fit translatePage');
+    this.guestQuantumCycles = workload.guestQuantumCycles;
+    this.guestAccessesPerQuantum = workload.guestAccessesPerQuantum;
     this.workingSetPages = Math.min(workload.guestWorkingSetPages, this.guestPages);
     this.firstWorkingPage = (vcpu * this.workingSetPages) % (this.guestPages - this.workingSetPages + 1);
     this.peers = machine.pinning[vmId].filter((other) => other !== thread && runningThreads.has(other));
@@ -547,10 +554,7 @@ export class Hyperthread implements PolicyView {
     const pending = this.mailboxes.pending(this.thread);
     if (pending !== 0 && this.exitForPending(pending)) return Step.ran;
     if (this.clockCycles >= this.nextExitAtCycles) return this.takeExit(this.drawExit(), 0);
-    const cycles = Math.max(
-      1,
-      Math.min(this.workload.guestQuantumCycles, this.nextExitAtCycles - this.clockCycles),
-    );
+    const cycles = Math.max(1, Math.min(this.guestQuantumCycles, this.nextExitAtCycles - this.clockCycles));
     this.touchGuestMemory();
     this.spend(cycles);
     this.count(statGuestUsefulCycles, cycles);
@@ -595,13 +599,14 @@ export class Hyperthread implements PolicyView {
     const space = this.guestSpaceId;
     const workingSet = this.workingSetPages;
     const firstPage = this.firstWorkingPage;
-    for (let i = 0; i < this.workload.guestAccessesPerQuantum; i++) {
+    for (let i = 0; i < this.guestAccessesPerQuantum; i++) {
       // One draw picks both the page and the line in it.
       const draw = this.env.random() * workingSet;
       const page = firstPage + Math.floor(draw);
       const line = Math.floor((draw - Math.floor(draw)) * 64);
       if (this.confidential !== null) this.confidential.guestTouch(page, this.clockCycles);
-      const pfn = tlb.translate(space, page * pageBytes, Access.read);
+      // The page number itself: guest-physical pages are far below 2^30 (tlb.ts `translatePage`).
+      const pfn = tlb.translatePage(space, page, 0, Access.read);
       if (pfn < 0) continue; // an unmapped GPA would be an EPT violation; the mix draws those
       this.touchLine(pfn, line);
     }

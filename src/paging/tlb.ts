@@ -133,13 +133,20 @@ export class Tlb {
    * entry of this tag (or a global one, for host spaces) allows the access.
    */
   translate(space: number, va: number, access: number): number {
-    const generation = this.tables.tlbGeneration(space);
-    if (this.i32[this.generationsBase + space] !== generation) this.shootDown(space, generation);
     // Divisions by powers of two and the subtraction are exact on doubles (va < 2^48); `%` on a double
     // VPN would be a call to fmod, the slowest part of a hit.
     const vpn = Math.floor(va / pageSize);
     const vpnHigh = Math.floor(vpn / vpnSplit);
-    const vpnLow = vpn - vpnHigh * vpnSplit;
+    return this.translatePage(space, vpn - vpnHigh * vpnSplit, vpnHigh, access);
+  }
+
+  /**
+   * `translate` of the page vpnHigh x 2^30 + vpnLow (both below 2^30): for callers that hold page
+   * numbers (a guest's physical pages), which then skip the divisions.
+   */
+  translatePage(space: number, vpnLow: number, vpnHigh: number, access: number): number {
+    const generation = this.tables.tlbGeneration(space);
+    if (this.i32[this.generationsBase + space] !== generation) this.shootDown(space, generation);
     const set = vpnLow & this.setMask;
     const setBase = this.entriesBase + set * this.setI32s;
     const setEnd = setBase + this.setI32s;
@@ -164,7 +171,7 @@ export class Tlb {
       i32[at + tagFlagsWord] = 0;
       break;
     }
-    return this.miss(space, va, access, setBase, vpnLow, vpnHigh);
+    return this.miss(space, (vpnHigh * vpnSplit + vpnLow) * pageSize, access, setBase, vpnLow, vpnHigh);
   }
 
   // The rare paths of `translate` are methods of their own: V8 weighs a function's whole bytecode when
