@@ -1,5 +1,5 @@
 import { assert, assertDebug, assertDebugEnabled } from '../assert.js';
-import { sectionAlignI32s } from '../constants.js';
+import { framesMax, linesPerPage, sectionAlignI32s } from '../constants.js';
 import {
   domainFree,
   domainHost,
@@ -8,6 +8,7 @@ import {
   privateDomain,
   vmDomain,
 } from '../memory/domains.js';
+import { loadWord, storeWord } from '../memory/words.js';
 
 /** Debug checks in `foreignLinesFromCounts`, run at every guest step (assert.ts: folded away when off). */
 const debugChecks = assertDebugEnabled;
@@ -126,34 +127,21 @@ export function releaseCoreLock(i32: Int32Array, lockI32Index: number): void {
 }
 
 /**
- * Lines foreign to guest `vmId` from the per-domain counts (INV-2): every valid line except those of
- * free, public, kvm, vm:vmId and private:vmId. Five loads and the total, no scan.
+ * Lines foreign to guest `vmId` from the per-domain counts (INV-2): the sum of the foreign domains' counts
+ * (host, other VMs' vm:/private:). With siblings mutating the counts while a monitor reads them, several
+ * loads are not one snapshot, and a difference such as "valid lines less the own domains" could read a
+ * line leaving kvm but not yet arriving in vm:N and report a foreign line that never existed; a sum of
+ * the foreign counts cannot: if no foreign line exists at any instant, every one reads 0. The per-step
+ * question of the sim goes through `CoreForeignLines`, which reads the same counts without Atomics.
  */
 export function foreignLinesFromCounts(
   i32: Int32Array,
-  validLinesI32Index: number,
   countsI32Index: number,
   domainCount: number,
   vmId: number,
-  atomic = true,
 ): number {
   if (debugChecks)
     assertDebug(vmId >= 0 && privateDomain(vmId) < domainCount, 'foreignLines: vmId out of range');
-  if (!atomic) {
-    // One thread drives every hyperthread (sim): plain loads, nobody writes concurrently.
-    return (
-      i32[validLinesI32Index] -
-      i32[countsI32Index + domainFree] -
-      i32[countsI32Index + domainPublic] -
-      i32[countsI32Index + domainKvm] -
-      i32[countsI32Index + vmDomain(vmId)] -
-      i32[countsI32Index + privateDomain(vmId)]
-    );
-  }
-  // Siblings mutate the counts while a monitor reads them, so several loads are not one snapshot: the
-  // difference above could read a line leaving kvm but not yet arriving in vm:N and report a foreign
-  // line that never existed. Summing only the foreign counts cannot: if no foreign line exists at any
-  // instant, every foreign count reads 0 (workers backend).
   let foreign = 0;
   const own = vmDomain(vmId);
   const ownPrivate = privateDomain(vmId);
@@ -161,6 +149,31 @@ export function foreignLinesFromCounts(
     if (domain !== own && domain !== ownPrivate) foreign += Atomics.load(i32, countsI32Index + domain);
   }
   return foreign;
+}
+
+/**
+ * The checks of `access` arguments, shared by the core buffers (ASI_EMU_DEBUG=1 only: callers guard the
+ * call with their `debugChecks`). `what` names the buffer in the message.
+ */
+export function checkLineArguments(
+  what: string,
+  pfn: number,
+  lineInPage: number,
+  domain: number,
+  domainCount: number,
+): void {
+  assertDebug(
+    Number.isInteger(pfn) && pfn >= 0 && pfn <= framesMax,
+    `${what} access: pfn must be an integer 0..framesMax`,
+  );
+  assertDebug(
+    Number.isInteger(lineInPage) && lineInPage >= 0 && lineInPage < linesPerPage,
+    `${what} access: lineInPage must be an integer 0..63`,
+  );
+  assertDebug(
+    Number.isInteger(domain) && domain >= 0 && domain < domainCount,
+    `${what} access: domain must be an integer 0..domainCount-1`,
+  );
 }
 
 /** The host-side domains (free, public, kvm, host) always exist; each VM adds two. */
@@ -223,26 +236,15 @@ export function checkAndClearCounts(
   atomic = true,
 ): void {
   let countedLines = 0;
-  let validLines: number;
-  if (atomic) {
-    for (let domain = 0; domain < domainCount; domain++)
-      countedLines += Atomics.load(i32, countsI32Index + domain);
-    validLines = Atomics.load(i32, validLinesI32Index);
-  } else {
-    for (let domain = 0; domain < domainCount; domain++) countedLines += i32[countsI32Index + domain];
-    validLines = i32[validLinesI32Index];
-  }
+  for (let domain = 0; domain < domainCount; domain++)
+    countedLines += loadWord(i32, countsI32Index + domain, atomic);
+  const validLines = loadWord(i32, validLinesI32Index, atomic);
   if (dropped !== validLines || dropped !== countedLines) {
     // The message is built only on failure: flushes are frequent enough that a string per call shows.
     assert(false, `${what} flush: valid entries, valid-line total and per-domain counts disagree`);
   }
-  if (atomic) {
-    for (let domain = 0; domain < domainCount; domain++) Atomics.store(i32, countsI32Index + domain, 0);
-    Atomics.store(i32, validLinesI32Index, 0);
-  } else {
-    i32.fill(0, countsI32Index, countsI32Index + domainCount);
-    i32[validLinesI32Index] = 0;
-  }
+  for (let domain = 0; domain < domainCount; domain++) storeWord(i32, countsI32Index + domain, 0, atomic);
+  storeWord(i32, validLinesI32Index, 0, atomic);
 }
 
 /**
@@ -292,14 +294,8 @@ export class CoreForeignLines {
   private countAtomic(): number {
     const { l1d, fillBuffers, vmId } = this;
     return (
-      foreignLinesFromCounts(l1d.i32, l1d.validLinesI32Index, l1d.countsI32Index, l1d.domainCount, vmId) +
-      foreignLinesFromCounts(
-        fillBuffers.i32,
-        fillBuffers.validLinesI32Index,
-        fillBuffers.countsI32Index,
-        fillBuffers.domainCount,
-        vmId,
-      )
+      foreignLinesFromCounts(l1d.i32, l1d.countsI32Index, l1d.domainCount, vmId) +
+      foreignLinesFromCounts(fillBuffers.i32, fillBuffers.countsI32Index, fillBuffers.domainCount, vmId)
     );
   }
 }

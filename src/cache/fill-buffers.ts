@@ -1,5 +1,5 @@
 import { assert, assertDebug, assertDebugEnabled } from '../assert.js';
-import { framesMax, linesPerPage, sectionAlignI32s } from '../constants.js';
+import { sectionAlignI32s } from '../constants.js';
 import { isForeignTo, privateDomain } from '../memory/domains.js';
 import { addWord } from '../memory/words.js';
 import {
@@ -10,6 +10,7 @@ import {
   type CoreBuffer,
   type CountsView,
   checkAndClearCounts,
+  checkLineArguments,
   countValidEntries,
   domainOfOwner,
   foreignLinesFromCounts,
@@ -154,26 +155,10 @@ export class CoreFillBuffers implements CoreBuffer {
     this.filterI32Index = viewBaseI32Index + layout.filterI32Offset;
   }
 
-  /** ASI_EMU_DEBUG=1 only. Constant messages: a template literal would build a string at every call. */
-  private checkAccessArguments(pfn: number, lineInPage: number, domain: number): void {
-    assertDebug(
-      Number.isInteger(pfn) && pfn >= 0 && pfn <= framesMax,
-      'fill buffer access: pfn must be an integer 0..framesMax',
-    );
-    assertDebug(
-      Number.isInteger(lineInPage) && lineInPage >= 0 && lineInPage < linesPerPage,
-      'fill buffer access: lineInPage must be an integer 0..63',
-    );
-    assertDebug(
-      Number.isInteger(domain) && domain >= 0 && domain < this.domainCount,
-      'fill buffer access: domain must be an integer 0..domainCount-1',
-    );
-  }
-
   access(pfn: number, lineInPage: number, domain: number): boolean {
     // Out of line: V8 weighs a function's whole bytecode when it decides to inline it, and with these
     // checks written here (switched off) the fill-buffer access replaying a sim trace ran ~1.6x slower.
-    if (debugChecks) this.checkAccessArguments(pfn, lineInPage, domain);
+    if (debugChecks) checkLineArguments('fill buffer', pfn, lineInPage, domain, this.domainCount);
     if (this.entries === 0) return false;
     if (!this.concurrent) return this.accessHeld(pfn, lineInPage, domain);
     acquireCoreLock(this.i32, this.lockI32Index);
@@ -310,14 +295,7 @@ export class CoreFillBuffers implements CoreBuffer {
   }
 
   foreignLines(vmId: number): number {
-    return foreignLinesFromCounts(
-      this.i32,
-      this.validLinesI32Index,
-      this.countsI32Index,
-      this.domainCount,
-      vmId,
-      this.concurrent,
-    );
+    return foreignLinesFromCounts(this.i32, this.countsI32Index, this.domainCount, vmId);
   }
 
   firstForeignLine(vmId: number): CachedLine | null {

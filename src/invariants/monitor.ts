@@ -70,10 +70,19 @@ export class Monitor implements Observer {
   declare private readonly log: EventLog | null;
   declare private readonly recordsPerInvariant: number;
   declare private readonly faultsKept: number;
+  /** The run's exit catalogue (with its user handlers), for naming exits in violation records. */
+  declare private readonly catalogue: readonly ExitReasonSpec[];
 
-  constructor(machine: Machine, log: EventLog | null, recordsPerInvariant = 20, faultsKept = 200) {
+  constructor(
+    machine: Machine,
+    log: EventLog | null,
+    catalogue: readonly ExitReasonSpec[] = exitCatalogue,
+    recordsPerInvariant = 20,
+    faultsKept = 200,
+  ) {
     this.machine = machine;
     this.log = log;
+    this.catalogue = catalogue;
     this.recordsPerInvariant = recordsPerInvariant;
     this.faultsKept = faultsKept;
     this.smt = machine.config.smt;
@@ -84,9 +93,6 @@ export class Monitor implements Observer {
       this.kvmFrontMapped.push(new Uint8Array(kvmFrontSlots));
     }
   }
-
-  /** The run's exit catalogue (with its user handlers), for naming exits in violation records. */
-  catalogue: readonly ExitReasonSpec[] = exitCatalogue;
 
   /** Violations of every invariant so far (kept as a running count: the sim reads it every step). */
   total = 0;
@@ -170,32 +176,20 @@ export class Monitor implements Observer {
    */
   private checkGuestRuns(thread: Hyperthread, at: string): void {
     const word = thread.coreWord();
-    if (this.siblingHoldsSecrets(thread, word)) this.countSiblingExposure(thread, word, at);
+    for (let sibling = 0; sibling < this.smt; sibling++) {
+      if (sibling === thread.sibling) continue;
+      const mode = modeOf(word, sibling);
+      if (mode === Mode.full || mode === Mode.vmm) this.countSiblingExposure(thread, word, sibling, at);
+    }
     if (thread.foreignLines() !== 0) this.countForeignLines(thread, word, at);
   }
 
-  /** Whether a sibling of `thread` is in full or vmm according to the core word. */
-  private siblingHoldsSecrets(thread: Hyperthread, word: number): boolean {
-    for (let sibling = 0; sibling < this.smt; sibling++) {
-      if (sibling === thread.sibling) continue;
-      const mode = modeOf(word, sibling);
-      if (mode === Mode.full || mode === Mode.vmm) return true;
-    }
-    return false;
-  }
-
-  private countSiblingExposure(thread: Hyperthread, word: number, at: string): void {
-    for (let sibling = 0; sibling < this.smt; sibling++) {
-      if (sibling === thread.sibling) continue;
-      const mode = modeOf(word, sibling);
-      if (mode === Mode.full || mode === Mode.vmm) {
-        this.exposureGuestSteps++;
-        this.exposureCycles += thread.workload.guestQuantumCycles;
-        this.counts['INV-1']++;
-        if (this.logged(1, this.recordsKept['INV-1'], thread.clockCycles, thread.thread)) {
-          this.keepSiblingExposure(thread, word, sibling, at);
-        }
-      }
+  private countSiblingExposure(thread: Hyperthread, word: number, sibling: number, at: string): void {
+    this.exposureGuestSteps++;
+    this.exposureCycles += thread.workload.guestQuantumCycles;
+    this.counts['INV-1']++;
+    if (this.logged(1, this.recordsKept['INV-1'], thread.clockCycles, thread.thread)) {
+      this.keepSiblingExposure(thread, word, sibling, at);
     }
   }
 

@@ -4,6 +4,7 @@ import { HeaderField, type Layout, ThreadField, TlbEntryField, threadFieldIndex 
 import { loadWord, storeWord } from '../memory/words.js';
 import { Access, MapFlag } from './entry-format.js';
 import type { PageTables } from './page-table.js';
+import { modPowerOfTwo } from './va-layout.js';
 
 /**
  * A hyperthread's TLB: set-associative, entries tagged by address space (PCID for host address
@@ -133,11 +134,10 @@ export class Tlb {
    * entry of this tag (or a global one, for host spaces) allows the access.
    */
   translate(space: number, va: number, access: number): number {
-    // Divisions by powers of two and the subtraction are exact on doubles (va < 2^48); `%` on a double
-    // VPN would be a call to fmod, the slowest part of a hit.
+    // Divisions by powers of two are exact on doubles (va < 2^48); `%` on a double VPN would be a call
+    // to fmod, the slowest part of a hit.
     const vpn = Math.floor(va / pageSize);
-    const vpnHigh = Math.floor(vpn / vpnSplit);
-    return this.translatePage(space, vpn - vpnHigh * vpnSplit, vpnHigh, access);
+    return this.translatePage(space, modPowerOfTwo(vpn, vpnSplit), Math.floor(vpn / vpnSplit), access);
   }
 
   /**

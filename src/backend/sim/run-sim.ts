@@ -99,8 +99,7 @@ export function runSim(config: RunConfig, policy: Policy, options: SimOptions = 
   if (options.machine) machine.resetDynamicState();
   const prng = new Prng(config.run.seed);
   const log = options.log ?? new EventLog(64, options.keepEvents ?? false);
-  const monitor = new Monitor(machine, log);
-  monitor.catalogue = config.workload.catalogue;
+  const monitor = new Monitor(machine, log, config.workload.catalogue);
 
   // nosmt: only sibling 0 of each core runs its vCPU; the others stay offline.
   const running = new Set<number>();

@@ -145,8 +145,9 @@ export class HyperthreadRunner {
     this.log = setup.settings.monitor
       ? new EventLog(64, keepEvents, false, keepEvents ? wallClockNs : null)
       : null;
-    this.monitor = setup.settings.monitor ? new Monitor(machine, this.log) : null;
-    if (this.monitor) this.monitor.catalogue = setup.config.workload.catalogue;
+    this.monitor = setup.settings.monitor
+      ? new Monitor(machine, this.log, setup.config.workload.catalogue)
+      : null;
     this.counter = this.monitor ? null : new ExitCounter();
     const prng = new Prng(threadSeed(setup.config.run.seed, setup.thread));
     const sleepers = this.sleepers;

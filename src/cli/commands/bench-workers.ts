@@ -9,7 +9,7 @@ import { writeFileAtomic } from '../../report/atomic-write.js';
 import { comparisonJson, formatComparison } from '../../report/comparison.js';
 import { formatTable } from '../../report/machine-table.js';
 import { runProgress } from '../progress.js';
-import { type RunOutputs, writeReport, writeTraces } from './bench.js';
+import { type RunOutputs, writeReport, writeTraces } from '../run-outputs.js';
 
 /**
  * `bench --backend workers`: with `--kick`, the sibling-kick round trip against raw Atomics ping-pongs
@@ -57,26 +57,26 @@ export async function runWorkersBenchCommand(
   const logs: (EventLog | null)[] = [];
   const keepEvents = options.trace !== undefined || options.report !== undefined;
   const progress = runProgress('bench (workers)', policies.length * mixes.length);
-  for (const mix of mixes) {
-    const mixConfig: RunConfig = { ...config, workload: { ...config.workload, mix } };
-    let baseline: RunResult | null = null;
-    for (const policy of policies) {
-      const log = keepEvents ? new EventLog(64, true) : null;
-      const result = await runWorkers(mixConfig, policy, log ? { log } : {}).catch((error: unknown) => {
-        progress.stop();
-        throw error;
-      });
-      progress.tick(`${policy.name} on ${mix.name}`);
-      logs.push(log);
-      if (policy.name === 'none') baseline = result;
-      results.push(result);
+  try {
+    for (const mix of mixes) {
+      const mixConfig: RunConfig = { ...config, workload: { ...config.workload, mix } };
+      let baseline: RunResult | null = null;
+      for (const policy of policies) {
+        const log = keepEvents ? new EventLog(64, true) : null;
+        const result = await runWorkers(mixConfig, policy, log ? { log } : {});
+        progress.tick(`${policy.name} on ${mix.name}`);
+        logs.push(log);
+        if (policy.name === 'none') baseline = result;
+        results.push(result);
+      }
+      for (const result of results.filter((candidate) => candidate.mix === mix.name)) {
+        result.overheadVsNone =
+          baseline && baseline.guestShare > 0 ? 1 - result.guestShare / baseline.guestShare : null;
+      }
     }
-    for (const result of results.filter((candidate) => candidate.mix === mix.name)) {
-      result.overheadVsNone =
-        baseline && baseline.guestShare > 0 ? 1 - result.guestShare / baseline.guestShare : null;
-    }
+  } finally {
+    progress.stop();
   }
-  progress.stop();
   process.stdout.write(
     `asi-emu bench --backend workers: ${config.machine.cores} cores x ${config.machine.smt} threads on real worker threads, ` +
       `${config.run.exits} exits per run (each thread's own cycles; wall time in the JSON)\n\n`,
