@@ -1,3 +1,4 @@
+import { tuneEngineForSim } from '../src/engine-tuning.js';
 import { writeFileAtomic } from '../src/report/atomic-write.js';
 import { formatTable } from '../src/report/machine-table.js';
 import { runCacheBench } from './cache.bench.js';
@@ -57,9 +58,11 @@ async function main(argv: string[]): Promise<number> {
     }
   }
   const names = selected.length > 0 ? selected : Object.keys(suites);
+  // As the CLI does (src/engine-tuning.ts); ASI_EMU_V8_DEFAULTS=1 measures without it.
+  const v8Inlining = tuneEngineForSim() ? 'raised' : 'default';
   const machine = machineDescription();
   process.stdout.write(
-    `asi-emu benchmarks on ${machine.cpuModel} (${machine.cpus} CPUs), Node ${machine.node}\n`,
+    `asi-emu benchmarks on ${machine.cpuModel} (${machine.cpus} CPUs), Node ${machine.node}, V8 inlining budget ${v8Inlining}\n`,
   );
   const figures: BenchFigure[] = [];
   for (const name of names) {
@@ -79,7 +82,7 @@ async function main(argv: string[]): Promise<number> {
   process.stdout.write(`${formatTable(['benchmark', 'ops/s', 'rme', 'notes'], rows)}\n`);
   writeFileAtomic(
     jsonPath,
-    `${JSON.stringify({ machine, date: new Date().toISOString(), figures }, null, 2)}\n`,
+    `${JSON.stringify({ machine, v8Inlining, date: new Date().toISOString(), figures }, null, 2)}\n`,
   );
   process.stdout.write(`wrote ${jsonPath}\n`);
   return 0;

@@ -14,6 +14,12 @@ export { type CostModel, defaultCostModel, parseCostModel } from './cpu/costs.js
 export { type ExitReasonSpec, exitCatalogue, type HandlerOp, type HandlerVariant } from './cpu/exits.js';
 export { builtinMixes as mixes, type ExitMix, parseUserMix } from './cpu/mixes.js';
 export { Mode, type ModeName, modeNames } from './cpu/modes.js';
+export {
+  engineTuningOptOutVariable,
+  inlinedBytecodeCumulativeMax,
+  inlinedBytecodeMax,
+  tuneEngineForSim,
+} from './engine-tuning.js';
 export { ConfigError, UsageError } from './errors.js';
 export * from './fuzz/index.js';
 export { type InvariantId, invariantIds, invariantTitles, type Violation } from './invariants/violation.js';

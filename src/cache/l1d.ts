@@ -256,11 +256,16 @@ export class CoreL1d implements CoreBuffer {
     // Then the hit by a scan: ways in order, up to the line or the first invalid way. Lines are only ever
     // invalidated all at once (flush), and a fill takes the lowest invalid way, so each set's valid
     // lines are a prefix of its ways: an invalid way (stamp 0) ends the search, and is the victim under
-    // both policies. After a flush, when most misses happen, a miss reads one or two ways. No running
-    // minimum here: where a hit lands is random, and the minimum's branches mispredict on every hit.
+    // both policies. After a flush, when most misses happen, a miss reads one or two ways. The same pass
+    // keeps the LRU victim of a full set, without a data-dependent branch (where the oldest way is, is
+    // random, and a plain minimum's branch mispredicted a few times per miss): the smallest key
+    // stamp x 32 + way, taken with a sign mask (keys fit an Int32: stamps are below 2^26).
     let lineI32Index = setI32Index;
+    let minKey = keyMax;
+    let wayKey = 0;
     for (; lineI32Index < setEndI32Index; lineI32Index += lineWords) {
-      if (i32[lineI32Index + stampWord] === 0) {
+      const stamp = i32[lineI32Index + stampWord];
+      if (stamp === 0) {
         if (debugChecks)
           assertDebug(
             i32[lineI32Index + ownerWord] === ownerInvalid,
@@ -273,6 +278,9 @@ export class CoreL1d implements CoreBuffer {
         this.hints[hintIndex] = (lineI32Index - setI32Index) / lineWords + 1;
         return this.hit(set, lineI32Index, owner);
       }
+      const below = ((stamp << wayBits) | wayKey) - minKey;
+      minKey += below & (below >> 31);
+      wayKey++;
     }
     // A miss. In a full set the victim is the least recently used way (LRU: the smallest stamp, the
     // lowest way among equals) or the one the tree points at (PLRU).
@@ -280,7 +288,7 @@ export class CoreL1d implements CoreBuffer {
     if (lineI32Index === setEndI32Index) {
       victimI32Index = this.isPlru
         ? setI32Index + this.plruVictim(set) * lineWords
-        : this.leastRecentlyUsed(setI32Index, setEndI32Index);
+        : setI32Index + (minKey & wayMask) * lineWords;
     }
     if (debugChecks)
       assertDebug(
@@ -469,24 +477,6 @@ export class CoreL1d implements CoreBuffer {
       }
     }
     i32[this.setStateI32Index + set] = bits;
-  }
-
-  /**
-   * The way of a full set with the smallest stamp (the first of equals). Without a data-dependent
-   * branch: a running minimum of keys stamp x 32 + way, taken with a sign mask. The branch of a plain
-   * minimum mispredicted a few times per miss (which way is oldest is random): this ran a miss-heavy
-   * stream ~1.2x faster on the reference machine.
-   */
-  private leastRecentlyUsed(setI32Index: number, setEndI32Index: number): number {
-    const i32 = this.i32;
-    let minKey = keyMax;
-    let way = 0;
-    for (let lineI32Index = setI32Index; lineI32Index < setEndI32Index; lineI32Index += lineWords) {
-      const below = ((i32[lineI32Index + stampWord] << wayBits) | way) - minKey;
-      minKey += below & (below >> 31);
-      way++;
-    }
-    return setI32Index + (minKey & wayMask) * lineWords;
   }
 
   private plruVictim(set: number): number {

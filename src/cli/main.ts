@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
+import { tuneEngineForSim } from '../engine-tuning.js';
 import { registerCommands } from './commands/index.js';
 import { ExitCode, reportError } from './errors.js';
 
@@ -42,6 +43,8 @@ export async function main(argv: string[]): Promise<number> {
 const invokedDirectly =
   process.argv[1] !== undefined && import.meta.url === new URL(`file://${process.argv[1]}`).href;
 if (invokedDirectly || process.argv[1]?.endsWith('/asi-emu')) {
+  // Before any simulation code is hot (engine-tuning.ts says what it buys).
+  tuneEngineForSim();
   main(process.argv.slice(2)).then((code) => {
     process.exitCode = code;
   });
