@@ -149,12 +149,70 @@ export function runSim(config: RunConfig, policy: Policy, options: SimOptions = 
   });
   env.threads = threads;
 
-  const exitsTarget = config.run.exits;
+  const { steps, deadlocked } = schedule({
+    threads,
+    env,
+    prng,
+    monitor,
+    i32: machine.i32,
+    parking: { blocked, waitIndex, waitValue, nextAtCycles },
+    deadline,
+    waitStart,
+    livenessReported,
+    exitsTarget: config.run.exits,
+    maxCycles: config.run.maxCycles,
+    jitterCycles: config.run.jitterCycles,
+    stopOnViolation: config.run.stopOnViolation,
+    waitBoundCycles: config.run.waitBoundCycles,
+    onProgress: options.onProgress ?? null,
+  });
+  return collectResult({
+    backend: 'sim',
+    machine,
+    policy,
+    config,
+    threads,
+    monitor,
+    log,
+    steps,
+    deadlocked,
+    wallSeconds: 0,
+    confidential,
+  });
+}
+
+/** What the scheduler loop reads: set up once per run by `runSim`. */
+interface Schedule {
+  threads: Hyperthread[];
+  env: SimEnvironment;
+  prng: Prng;
+  monitor: Monitor;
+  i32: Int32Array;
+  parking: Parking;
+  deadline: Float64Array;
+  /** When each thread's current wait began (INV-9's watchdog). */
+  waitStart: Float64Array;
+  livenessReported: Uint8Array;
+  exitsTarget: number;
+  maxCycles: number;
+  jitterCycles: number;
+  stopOnViolation: boolean;
+  waitBoundCycles: number;
+  onProgress: ((exits: number) => void) | null;
+}
+
+/**
+ * The scheduler loop, apart from `runSim`'s setup: V8 optimizes a function as a whole, and `runSim`
+ * is entered once per run, its setup taking paths (options given or not, confidential VMs or not) that
+ * deoptimized the loop's code with them, run after run (V8's --trace-deopt). On its own, this loop is
+ * optimized once and entered optimized by every later run.
+ */
+function schedule(run: Schedule): { steps: number; deadlocked: boolean } {
+  const { threads, env, prng, monitor, i32, deadline, waitStart, livenessReported, onProgress } = run;
+  const { blocked, waitIndex, waitValue, nextAtCycles } = run.parking;
+  const { exitsTarget, maxCycles, jitterCycles, stopOnViolation, waitBoundCycles } = run;
+  const count = threads.length;
   const stepsMax = exitsTarget * stepsPerExitMax;
-  // Read once: the loop below runs millions of times per second.
-  const { maxCycles, jitterCycles, stopOnViolation, waitBoundCycles } = config.run;
-  const onProgress = options.onProgress;
-  const i32 = machine.i32;
   let steps = 0;
   let exitsDone = 0;
   let deadlocked = false;
@@ -198,23 +256,11 @@ export function runSim(config: RunConfig, policy: Policy, options: SimOptions = 
       watchdog(threads, blocked, deadline, waitStart, livenessReported, monitor, waitBoundCycles);
     }
     if (stopOnViolation && monitor.total > 0) break;
-    if (onProgress !== undefined && (steps & 0xffff) === 0) onProgress(exitsDone);
+    if (onProgress !== null && (steps & 0xffff) === 0) onProgress(exitsDone);
   }
   watchdog(threads, blocked, deadline, waitStart, livenessReported, monitor, waitBoundCycles);
   assert(steps < stepsMax || deadlocked || monitor.total > 0, `sim made no progress in ${stepsMax} steps`);
-  return collectResult({
-    backend: 'sim',
-    machine,
-    policy,
-    config,
-    threads,
-    monitor,
-    log,
-    steps,
-    deadlocked,
-    wallSeconds: 0,
-    confidential,
-  });
+  return { steps, deadlocked };
 }
 
 /** INV-9 for every thread: each one waits, and none has a deadline. */
