@@ -1,13 +1,6 @@
 import { assert, assertDebug, assertDebugEnabled } from '../assert.js';
 import { framesMax, linesPerPage, sectionAlignI32s } from '../constants.js';
-import {
-  domainFree,
-  domainHost,
-  domainKvm,
-  domainPublic,
-  privateDomain,
-  vmDomain,
-} from '../memory/domains.js';
+import { domainHost, privateDomain, vmDomain } from '../memory/domains.js';
 import { loadWord, storeWord } from '../memory/words.js';
 
 /** Debug checks in `foreignLinesFromCounts`, run at every guest step (assert.ts: folded away when off). */
@@ -249,21 +242,19 @@ export function checkAndClearCounts(
 
 /**
  * INV-2's question for one VM on one core, asked at every guest step: how many lines of the core's L1D and
- * fill buffers are foreign to the VM. The same answer as the two buffers' `foreignLines(vmId)` summed, with
- * every index worked out once: in a sim run the two calls and their index arithmetic cost ~12 ns a guest
- * step (about a tenth of the step) on the 2-CPU reference machine, measured by taking the check out.
+ * fill buffers are foreign to the VM. The same sum of the foreign domains' counts as the two buffers'
+ * `foreignLines(vmId)` (snapshot-safe: see `foreignLinesFromCounts`), with the indices of those counts
+ * worked out once: host, and each other VM's vm: and private: domains, so one load per buffer when the
+ * machine runs one VM. With plain loads when one thread drives the machine (sim), else Atomics.
  */
 export class CoreForeignLines {
   // Fields set in the constructor are `declare`d: memory/words.ts says why (V8 field representations).
-  declare private readonly l1d: CountsView;
-  declare private readonly fillBuffers: CountsView;
-  declare private readonly vmId: number;
   declare private readonly atomic: boolean;
   declare private readonly l1dI32: Int32Array;
-  /** The L1D's valid-line total, then the counts of free, public, kvm, vm:N and private:N (indices in l1dI32). */
-  declare private readonly l1dIndices: Int32Array;
+  /** Indices in l1dI32 of the counts of the domains foreign to the VM. */
+  declare private readonly l1dForeign: Int32Array;
   declare private readonly fillI32: Int32Array;
-  declare private readonly fillIndices: Int32Array;
+  declare private readonly fillForeign: Int32Array;
 
   /** @param atomic false when one thread drives every hyperthread (sim): plain loads. */
   constructor(l1d: CountsView, fillBuffers: CountsView, vmId: number, atomic: boolean) {
@@ -273,48 +264,40 @@ export class CoreForeignLines {
         `CoreForeignLines: no VM ${vmId} among ${view.domainCount} domains`,
       );
     }
-    this.l1d = l1d;
-    this.fillBuffers = fillBuffers;
-    this.vmId = vmId;
     this.atomic = atomic;
     this.l1dI32 = l1d.i32;
-    this.l1dIndices = ownCountIndices(l1d, vmId);
+    this.l1dForeign = foreignCountIndices(l1d, vmId);
     this.fillI32 = fillBuffers.i32;
-    this.fillIndices = ownCountIndices(fillBuffers, vmId);
+    this.fillForeign = foreignCountIndices(fillBuffers, vmId);
   }
 
   count(): number {
-    if (this.atomic) return this.countAtomic();
-    return (
-      plainForeignLines(this.l1dI32, this.l1dIndices) + plainForeignLines(this.fillI32, this.fillIndices)
-    );
-  }
-
-  /** Siblings in other threads change the counts: the snapshot-safe sum (see `foreignLinesFromCounts`). */
-  private countAtomic(): number {
-    const { l1d, fillBuffers, vmId } = this;
-    return (
-      foreignLinesFromCounts(l1d.i32, l1d.countsI32Index, l1d.domainCount, vmId) +
-      foreignLinesFromCounts(fillBuffers.i32, fillBuffers.countsI32Index, fillBuffers.domainCount, vmId)
-    );
+    if (this.atomic) {
+      return sumAtomic(this.l1dI32, this.l1dForeign) + sumAtomic(this.fillI32, this.fillForeign);
+    }
+    return sumPlain(this.l1dI32, this.l1dForeign) + sumPlain(this.fillI32, this.fillForeign);
   }
 }
 
-/** The indices `plainForeignLines` reads: the valid-line total, then the counts of the domains not foreign to vmId. */
-function ownCountIndices(view: CountsView, vmId: number): Int32Array {
-  return Int32Array.of(
-    view.validLinesI32Index,
-    view.countsI32Index + domainFree,
-    view.countsI32Index + domainPublic,
-    view.countsI32Index + domainKvm,
-    view.countsI32Index + vmDomain(vmId),
-    view.countsI32Index + privateDomain(vmId),
-  );
+/** The indices of the per-domain counts of the domains foreign to vmId (`foreignLinesFromCounts`'s). */
+function foreignCountIndices(view: CountsView, vmId: number): Int32Array {
+  const indices: number[] = [];
+  for (let domain = domainHost; domain < view.domainCount; domain++) {
+    if (domain !== vmDomain(vmId) && domain !== privateDomain(vmId))
+      indices.push(view.countsI32Index + domain);
+  }
+  return Int32Array.from(indices);
 }
 
-/** The valid lines less those not foreign to the VM, read with plain loads (one thread drives the machine). */
-function plainForeignLines(i32: Int32Array, indices: Int32Array): number {
-  return (
-    i32[indices[0]] - i32[indices[1]] - i32[indices[2]] - i32[indices[3]] - i32[indices[4]] - i32[indices[5]]
-  );
+/** Apart from `sumAtomic`: Atomics calls compiled into the same function slowed the plain path (l1d.ts). */
+function sumPlain(i32: Int32Array, indices: Int32Array): number {
+  let sum = 0;
+  for (let k = 0; k < indices.length; k++) sum += i32[indices[k]];
+  return sum;
+}
+
+function sumAtomic(i32: Int32Array, indices: Int32Array): number {
+  let sum = 0;
+  for (let k = 0; k < indices.length; k++) sum += Atomics.load(i32, indices[k]);
+  return sum;
 }
