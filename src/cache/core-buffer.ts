@@ -3,7 +3,7 @@ import { framesMax, linesPerPage, sectionAlignI32s } from '../constants.js';
 import { domainHost, privateDomain, vmDomain } from '../memory/domains.js';
 import { loadWord, storeWord } from '../memory/words.js';
 
-/** Debug checks in `foreignLinesFromCounts`, run at every guest step (assert.ts: folded away when off). */
+/** Debug checks in `foreignLinesFromCounts` (assert.ts: folded away when off). */
 const debugChecks = assertDebugEnabled;
 
 /**

@@ -62,7 +62,7 @@ export const l1dWaysMax = 32;
 export const l1dSetsMax = 4096;
 /**
  * When the clock would reach this, stamps are renumbered by rank (once per ~2^26 accesses of a core; a
- * pass over the sets). 2^26 so that an LRU key, stamp x 32 + way, fits an Int32 (`leastRecentlyUsed`).
+ * pass over the sets). 2^26 so that an LRU key, stamp x 32 + way, fits an Int32 (`accessHeld`).
  */
 export const l1dStampMax = 2 ** 26 - 1;
 
