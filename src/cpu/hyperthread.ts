@@ -555,8 +555,7 @@ export class Hyperthread implements PolicyView {
     if (pending !== 0 && this.exitForPending(pending)) return Step.ran;
     if (this.clockCycles >= this.nextExitAtCycles) return this.takeExit(this.drawExit(), 0);
     const cycles = Math.max(1, Math.min(this.guestQuantumCycles, this.nextExitAtCycles - this.clockCycles));
-    this.touchGuestMemory();
-    this.spend(cycles);
+    this.spend(this.touchGuestMemory() + cycles);
     this.count(statGuestUsefulCycles, cycles);
     this.count(statGuestSteps);
     this.observer.onGuestStep(this);
@@ -594,29 +593,41 @@ export class Hyperthread implements PolicyView {
     return false;
   }
 
-  private touchGuestMemory(): void {
+  /**
+   * The guest's memory accesses of one quantum; returns the cycles they took, which the caller spends
+   * with the quantum's own (one clock update per guest step instead of one per access).
+   */
+  private touchGuestMemory(): number {
     const tlb = this.tlb;
     const space = this.guestSpaceId;
     const workingSet = this.workingSetPages;
     const firstPage = this.firstWorkingPage;
+    let cycles = 0;
     for (let i = 0; i < this.guestAccessesPerQuantum; i++) {
       // One draw picks both the page and the line in it.
       const draw = this.env.random() * workingSet;
       const page = firstPage + Math.floor(draw);
       const line = Math.floor((draw - Math.floor(draw)) * 64);
-      if (this.confidential !== null) this.confidential.guestTouch(page, this.clockCycles);
+      // The time of this access: the quantum's earlier accesses are not spent yet.
+      if (this.confidential !== null) this.confidential.guestTouch(page, this.clockCycles + cycles);
       // The page number itself: guest-physical pages are far below 2^30 (tlb.ts `translatePage`).
       const pfn = tlb.translatePage(space, page, 0, Access.read);
       if (pfn < 0) continue; // an unmapped GPA would be an EPT violation; the mix draws those
-      this.touchLine(pfn, line);
+      cycles += this.lineCycles(pfn, line);
     }
+    return cycles;
   }
 
   private touchLine(pfn: number, line: number): void {
+    this.spend(this.lineCycles(pfn, line));
+  }
+
+  /** One line through the L1D (and the fill buffers on a miss); returns what the access cost. */
+  private lineCycles(pfn: number, line: number): number {
     const owner = this.frames.ownerOf(pfn);
     const hit = this.l1d.access(pfn, line, owner);
     if (!hit) this.fillBuffers.access(pfn, line, owner);
-    this.spend(hit ? this.costs.cacheHit : this.costs.cacheMiss);
+    return hit ? this.costs.cacheHit : this.costs.cacheMiss;
   }
 
   private drawExit(): CompiledVariant {
