@@ -385,7 +385,8 @@ export class Hyperthread implements PolicyView {
 
   step(): number {
     this.steps++;
-    this.count(statSteps);
+    // A store of the field, not a second count: the two are the same number.
+    this.f64[this.statBase + statSteps] = this.steps;
     // The commonest phases first: the cases compare in order (two out of three steps are guest quanta).
     switch (this.phase) {
       case Phase.guest:

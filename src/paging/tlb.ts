@@ -151,7 +151,6 @@ export class Tlb {
     const setBase = this.entriesBase + set * this.setI32s;
     const setEnd = setBase + this.setI32s;
     const tag = space + 1;
-    const ept = this.tables.isEpt(space);
     const i32 = this.i32;
     // The page first, both words in one test: the ways of one address space differ only in their page,
     // so a tag test first passes often and its branch mispredicts (measured in profiles of sim runs).
@@ -162,7 +161,10 @@ export class Tlb {
       const tagFlags = i32[at + tagFlagsWord];
       if (tagFlags === 0) continue;
       const flags = tagFlags >>> flagShift;
-      if ((tagFlags & tagMask) !== tag && (ept || (flags & TlbFlag.global) === 0)) continue;
+      // Another space's entry serves only if global, and never for an EPT (asked only then: a hit on
+      // the space's own entry, the common case, skips the question).
+      if ((tagFlags & tagMask) !== tag && ((flags & TlbFlag.global) === 0 || this.tables.isEpt(space)))
+        continue;
       if (this.permits(flags, access)) {
         i32[this.hitsIndex]++;
         return i32[at + pfnWord];
