@@ -7,13 +7,15 @@ import { setFlagsFromString } from 'node:v8';
  * the TLB, the L1D, the fill buffers, the PRNG and the monitor: the default budget is spent part way,
  * and every call left out of line costs a call, and boxes a double result (an allocation per draw).
  *
- * Measured on the sim benchmark's asi / all-fast run (2 cores x 2, Node 20.20.2, AMD EPYC, 2 CPUs):
- * the budget below cuts the instructions per hyperthread step from 2,274 to 1,864 (valgrind, exact
- * counts) and raises steps per second by ~20% (wall clock; that machine's noise is about as large,
- * so the instruction count is the firmer figure). Compiling more inline costs a little at warm-up.
+ * Measured on the sim benchmark's asi / all-fast run (2 cores x 2, Node 20.20.2, AMD EPYC, 2 CPUs),
+ * in instructions per hyperthread step (valgrind, exact counts; that machine's wall clock swung 2-3x
+ * within a day): 2,107 with V8's defaults, 1,669 with the budgets below. Of the budgets tried
+ * (cumulative 2,000 to 10,000, per callee 460 to 2,000) these two together gave the fewest; larger
+ * ones gave more (register pressure in one huge function). Compiling more inline costs a little at
+ * warm-up.
  */
 export const inlinedBytecodeCumulativeMax = 6000;
-/** Per callee (default 460): the L1D's access and the guest step are each above the default. */
+/** Per callee (V8's default 460), raised with the cumulative budget above. */
 export const inlinedBytecodeMax = 1000;
 
 /** Set to 1 to keep V8's defaults (to measure what the tuning buys, or to rule it out). */
@@ -25,11 +27,12 @@ let tuned = false;
  * Raises V8's inlining budgets for this process (V8 flags are per process: worker threads started later
  * share them). Call it first thing in a program that runs long simulations, before the sim's code is hot:
  * TurboFan reads the flags when it optimizes a function, so code optimized earlier keeps its old inlining.
- * The CLI and `npm run bench` call it. Returns whether the flags were set (false when opted out).
+ * The CLI and `npm run bench` call it. Returns whether the budgets are raised (false when opted out).
  */
 export function tuneEngineForSim(env: NodeJS.ProcessEnv = process.env): boolean {
-  if (env[engineTuningOptOutVariable] === '1') return false;
+  // Once raised, raised for good (V8 flags are not taken back): say so even if asked to opt out later.
   if (tuned) return true;
+  if (env[engineTuningOptOutVariable] === '1') return false;
   setFlagsFromString(`--max-inlined-bytecode-size-cumulative=${inlinedBytecodeCumulativeMax}`);
   setFlagsFromString(`--max-inlined-bytecode-size=${inlinedBytecodeMax}`);
   tuned = true;

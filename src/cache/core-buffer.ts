@@ -1,6 +1,6 @@
 import { assert, assertDebug, assertDebugEnabled } from '../assert.js';
 import { framesMax, linesPerPage, sectionAlignI32s } from '../constants.js';
-import { domainHost, privateDomain, vmDomain } from '../memory/domains.js';
+import { isForeignTo, privateDomain } from '../memory/domains.js';
 import { loadWord, storeWord } from '../memory/words.js';
 
 /** Debug checks in `foreignLinesFromCounts` (assert.ts: folded away when off). */
@@ -136,10 +136,8 @@ export function foreignLinesFromCounts(
   if (debugChecks)
     assertDebug(vmId >= 0 && privateDomain(vmId) < domainCount, 'foreignLines: vmId out of range');
   let foreign = 0;
-  const own = vmDomain(vmId);
-  const ownPrivate = privateDomain(vmId);
-  for (let domain = domainHost; domain < domainCount; domain++) {
-    if (domain !== own && domain !== ownPrivate) foreign += Atomics.load(i32, countsI32Index + domain);
+  for (let domain = 0; domain < domainCount; domain++) {
+    if (isForeignTo(domain, vmId)) foreign += Atomics.load(i32, countsI32Index + domain);
   }
   return foreign;
 }
@@ -282,9 +280,8 @@ export class CoreForeignLines {
 /** The indices of the per-domain counts of the domains foreign to vmId (`foreignLinesFromCounts`'s). */
 function foreignCountIndices(view: CountsView, vmId: number): Int32Array {
   const indices: number[] = [];
-  for (let domain = domainHost; domain < view.domainCount; domain++) {
-    if (domain !== vmDomain(vmId) && domain !== privateDomain(vmId))
-      indices.push(view.countsI32Index + domain);
+  for (let domain = 0; domain < view.domainCount; domain++) {
+    if (isForeignTo(domain, vmId)) indices.push(view.countsI32Index + domain);
   }
   return Int32Array.from(indices);
 }

@@ -1,6 +1,6 @@
 import { assert } from '../../assert.js';
 import { ConfidentialVm } from '../../coco/confidential-vm.js';
-import type { RunConfig } from '../../config/run-config.js';
+import type { RunConfig, RunSettings } from '../../config/run-config.js';
 import { type Environment, Hyperthread, Step } from '../../cpu/hyperthread.js';
 import { EventLog } from '../../invariants/event-log.js';
 import { Monitor } from '../../invariants/monitor.js';
@@ -116,12 +116,8 @@ export function runSim(config: RunConfig, policy: Policy, options: SimOptions = 
   const livenessReported = new Uint8Array(count);
   // Updated wherever a clock or a wait changes (here and in notify), so the pick scans one array.
   const nextAtCycles = new Float64Array(count);
-  const env = new SimEnvironment(prng, options.choices ?? [], machine.i32, {
-    blocked,
-    waitIndex,
-    waitValue,
-    nextAtCycles,
-  });
+  const parking: Parking = { blocked, waitIndex, waitValue, nextAtCycles };
+  const env = new SimEnvironment(prng, options.choices ?? [], machine.i32, parking);
   const confidential = machine.config.vms.map((vm, vmId) =>
     vm.confidential
       ? new ConfidentialVm(
@@ -155,15 +151,11 @@ export function runSim(config: RunConfig, policy: Policy, options: SimOptions = 
     prng,
     monitor,
     i32: machine.i32,
-    parking: { blocked, waitIndex, waitValue, nextAtCycles },
+    parking,
     deadline,
     waitStart,
     livenessReported,
-    exitsTarget: config.run.exits,
-    maxCycles: config.run.maxCycles,
-    jitterCycles: config.run.jitterCycles,
-    stopOnViolation: config.run.stopOnViolation,
-    waitBoundCycles: config.run.waitBoundCycles,
+    settings: config.run,
     onProgress: options.onProgress ?? null,
   });
   return collectResult({
@@ -193,11 +185,7 @@ interface Schedule {
   /** When each thread's current wait began (INV-9's watchdog). */
   waitStart: Float64Array;
   livenessReported: Uint8Array;
-  exitsTarget: number;
-  maxCycles: number;
-  jitterCycles: number;
-  stopOnViolation: boolean;
-  waitBoundCycles: number;
+  settings: RunSettings;
   onProgress: ((exits: number) => void) | null;
 }
 
@@ -210,7 +198,9 @@ interface Schedule {
 function schedule(run: Schedule): { steps: number; deadlocked: boolean } {
   const { threads, env, prng, monitor, i32, deadline, waitStart, livenessReported, onProgress } = run;
   const { blocked, waitIndex, waitValue, nextAtCycles } = run.parking;
-  const { exitsTarget, maxCycles, jitterCycles, stopOnViolation, waitBoundCycles } = run;
+  // Read once into locals: the loop below runs millions of times per second.
+  const { maxCycles, jitterCycles, stopOnViolation, waitBoundCycles } = run.settings;
+  const exitsTarget = run.settings.exits;
   const count = threads.length;
   const stepsMax = exitsTarget * stepsPerExitMax;
   let steps = 0;
