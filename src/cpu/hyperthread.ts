@@ -171,7 +171,6 @@ export class Hyperthread implements PolicyView {
   private nextArrivalAtCycles = 0;
 
   declare private readonly i32: Int32Array;
-  declare private readonly f64: Float64Array;
   /** Machine.concurrent: siblings and monitors in other threads, so shared words need Atomics (memory/words.ts). */
   declare private readonly atomic: boolean;
   declare private readonly coreIndex: number;
@@ -185,7 +184,12 @@ export class Hyperthread implements PolicyView {
   declare private readonly guestSpaceId: number;
   declare private readonly workingSetPages: number;
   declare private readonly firstWorkingPage: number;
-  declare private readonly statBase: number;
+  /**
+   * This thread's statistics record in the machine buffer (ThreadStat), as its own view: a stat is then
+   * a constant index, where an offset into the whole buffer cost an add and its overflow check at
+   * every count (a guest step counts five times).
+   */
+  declare private readonly stats: Float64Array;
   declare private readonly ackIndex: number;
   declare private readonly mailboxes: Mailboxes;
   declare private readonly catalogue: CompiledCatalogue;
@@ -236,14 +240,14 @@ export class Hyperthread implements PolicyView {
     this.core = Math.floor(thread / config.smt);
     this.sibling = thread % config.smt;
     this.i32 = machine.i32;
-    this.f64 = machine.f64;
     this.atomic = machine.concurrent;
     this.coreIndex = coreFieldIndex(layout, this.core, CoreField.state);
     this.tlb = machine.tlbs[thread];
     this.l1d = machine.l1d[this.core];
     this.fillBuffers = machine.fillBuffers[this.core];
     this.frames = machine.frames;
-    this.statBase = threadStatIndex(layout, thread, 0);
+    const statBase = threadStatIndex(layout, thread, 0);
+    this.stats = machine.f64.subarray(statBase, statBase + ThreadStat.count);
     this.ackIndex = threadFieldIndex(layout, thread, ThreadField.kickAcks);
     this.mailboxes = new Mailboxes(machine.i32, machine.f64, layout, machine.concurrent);
     let vmId = -1;
@@ -321,18 +325,18 @@ export class Hyperthread implements PolicyView {
   // ---- statistics ---------------------------------------------------------------------------------------
 
   stat(stat: number): number {
-    return this.f64[this.statBase + stat];
+    return this.stats[stat];
   }
 
   private count(stat: number, amount = 1): void {
-    this.f64[this.statBase + stat] += amount;
+    this.stats[stat] += amount;
   }
 
   /** Advances this thread's clock, charging the cycles to its current mode. */
   spend(cycles: number): void {
     this.clockCycles += cycles;
-    this.f64[this.statBase + statClockCycles] = this.clockCycles;
-    this.f64[this.statBase + statModeCyclesBase + this.mode] += cycles;
+    this.stats[statClockCycles] = this.clockCycles;
+    this.stats[statModeCyclesBase + this.mode] += cycles;
   }
 
   /** The backend moves the clock forward after a wait (to the waker's time, or the deadline). */
@@ -386,7 +390,7 @@ export class Hyperthread implements PolicyView {
   step(): number {
     this.steps++;
     // A store of the field, not a second count: the two are the same number.
-    this.f64[this.statBase + statSteps] = this.steps;
+    this.stats[statSteps] = this.steps;
     // The commonest phases first: the cases compare in order (two out of three steps are guest quanta).
     switch (this.phase) {
       case Phase.guest:
