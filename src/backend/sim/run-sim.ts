@@ -47,10 +47,10 @@ interface Parking {
 }
 
 /**
- * The sim's Environment: draws from the scheduler choices given as data, then from the run's PRNG,
- * and wakes parked threads. A class rather than an object of closures: closures made anew for every
- * run are not inlined by V8 (their call sites see many closures), and `random` runs at every guest
- * step, where a call that is not inlined also boxes its double result (an allocation per draw).
+ * The sim's Environment: draws from the run's PRNG and wakes parked threads. A class rather than an
+ * object of closures: closures made anew for every run are not inlined by V8 (their call sites see many
+ * closures), and `random` runs at every guest step, where a call that is not inlined also boxes its
+ * double result (an allocation per draw).
  */
 class SimEnvironment implements Environment {
   // Fields set in the constructor are `declare`d: memory/words.ts says why (V8 field representations).
@@ -58,22 +58,18 @@ class SimEnvironment implements Environment {
   threads: Hyperthread[] = [];
   /** Run-order index of the thread now stepping: a thread it wakes jumps to its clock. */
   current = 0;
-  private choiceIndex = 0;
 
-  declare private readonly prng: Prng;
-  declare private readonly choices: readonly number[];
+  declare protected readonly prng: Prng;
   declare private readonly i32: Int32Array;
   declare private readonly parking: Parking;
 
-  constructor(prng: Prng, choices: readonly number[], i32: Int32Array, parking: Parking) {
+  constructor(prng: Prng, i32: Int32Array, parking: Parking) {
     this.prng = prng;
-    this.choices = choices;
     this.i32 = i32;
     this.parking = parking;
   }
 
   random(): number {
-    if (this.choiceIndex < this.choices.length) return (this.choices[this.choiceIndex++] >>> 0) / 4294967296;
     return this.prng.random();
   }
 
@@ -91,6 +87,26 @@ class SimEnvironment implements Environment {
         nextAtCycles[t] = threads[t].clockCycles;
       }
     }
+  }
+}
+
+/**
+ * The environment of a run given scheduler choices as data (`SimOptions.choices`): each draw takes the
+ * next choice until they run out, then the PRNG. A class of its own, so that runs without choices (every
+ * run but the fuzzer's) do not test for them at every draw.
+ */
+class ChoiceEnvironment extends SimEnvironment {
+  private choiceIndex = 0;
+  declare private readonly choices: readonly number[];
+
+  constructor(prng: Prng, choices: readonly number[], i32: Int32Array, parking: Parking) {
+    super(prng, i32, parking);
+    this.choices = choices;
+  }
+
+  override random(): number {
+    if (this.choiceIndex < this.choices.length) return (this.choices[this.choiceIndex++] >>> 0) / 4294967296;
+    return this.prng.random();
   }
 }
 
@@ -117,7 +133,10 @@ export function runSim(config: RunConfig, policy: Policy, options: SimOptions = 
   // Updated wherever a clock or a wait changes (here and in notify), so the pick scans one array.
   const nextAtCycles = new Float64Array(count);
   const parking: Parking = { blocked, waitIndex, waitValue, nextAtCycles };
-  const env = new SimEnvironment(prng, options.choices ?? [], machine.i32, parking);
+  const env =
+    options.choices !== undefined && options.choices.length > 0
+      ? new ChoiceEnvironment(prng, options.choices, machine.i32, parking)
+      : new SimEnvironment(prng, machine.i32, parking);
   const confidential = machine.config.vms.map((vm, vmId) =>
     vm.confidential
       ? new ConfidentialVm(
