@@ -1,7 +1,7 @@
 import { assert, assertDebug, assertDebugEnabled } from '../assert.js';
 import { sectionAlignI32s } from '../constants.js';
 import { isForeignTo, privateDomain } from '../memory/domains.js';
-import { addWord } from '../memory/words.js';
+import { addWord as importedAddWord } from '../memory/words.js';
 import {
   acquireCoreLock,
   assertCoreBufferView,
@@ -12,12 +12,18 @@ import {
   checkAndClearCounts,
   checkLineArguments,
   countValidEntries,
-  domainOfOwner,
+  domainOfOwner as importedDomainOfOwner,
   foreignLinesFromCounts,
-  ownerInvalid,
-  ownerOf,
+  ownerInvalid as importedOwnerInvalid,
+  ownerOf as importedOwnerOf,
   releaseCoreLock,
 } from './core-buffer.js';
+
+// Imported bindings as module-private constants, for the sim's hot path (memory/words.ts says why).
+const ownerOf = importedOwnerOf;
+const domainOfOwner = importedDomainOfOwner;
+const addWord = importedAddWord;
+const ownerInvalid = importedOwnerInvalid;
 
 /**
  * A core's line fill buffers, as far as MDS (RIDL, ZombieLoad) cares: the last `entries` lines brought
@@ -63,6 +69,8 @@ export const fillBufferFilterBuckets = 64;
 export function fillBufferFilterBucket(pfn: number, lineInPage: number): number {
   return ((Math.imul(pfn, 0x9e3779b1) >>> 26) ^ lineInPage) & (fillBufferFilterBuckets - 1);
 }
+/** This module's copy of its exported hash (an export is a binding V8 checks at each use, as an import is). */
+const filterBucket = fillBufferFilterBucket;
 
 /** Debug checks in `access` (assert.ts: a private copy, folded away when off). */
 const debugChecks = assertDebugEnabled;
@@ -176,7 +184,7 @@ export class CoreFillBuffers implements CoreBuffer {
     const i32 = this.i32;
     const owner = ownerOf(domain);
     const firstI32Index = this.entriesI32Index;
-    const bucketI32Index = this.filterI32Index + fillBufferFilterBucket(pfn, lineInPage);
+    const bucketI32Index = this.filterI32Index + filterBucket(pfn, lineInPage);
     if (i32[bucketI32Index] !== 0) {
       const hitI32Index = this.find(pfn, lineInPage);
       if (hitI32Index >= 0) {
@@ -194,8 +202,7 @@ export class CoreFillBuffers implements CoreBuffer {
     const oldOwner = i32[slotI32Index + ownerWord];
     if (oldOwner !== ownerInvalid) {
       i32[
-        this.filterI32Index +
-          fillBufferFilterBucket(i32[slotI32Index + pfnWord], i32[slotI32Index + lineInPageWord])
+        this.filterI32Index + filterBucket(i32[slotI32Index + pfnWord], i32[slotI32Index + lineInPageWord])
       ]--;
     }
     i32[bucketI32Index]++;

@@ -1,7 +1,7 @@
 import { assert, assertDebug, assertDebugEnabled } from '../assert.js';
 import { linesPerPage, sectionAlignI32s } from '../constants.js';
 import { isForeignTo, privateDomain } from '../memory/domains.js';
-import { addWord } from '../memory/words.js';
+import { addWord as importedAddWord } from '../memory/words.js';
 import {
   acquireCoreLock,
   assertCoreBufferView,
@@ -12,12 +12,18 @@ import {
   checkAndClearCounts,
   checkLineArguments,
   countValidEntries,
-  domainOfOwner,
+  domainOfOwner as importedDomainOfOwner,
   foreignLinesFromCounts,
-  ownerInvalid,
-  ownerOf,
+  ownerInvalid as importedOwnerInvalid,
+  ownerOf as importedOwnerOf,
   releaseCoreLock,
 } from './core-buffer.js';
+
+// Imported bindings as module-private constants, for the sim's hot path (memory/words.ts says why).
+const ownerOf = importedOwnerOf;
+const domainOfOwner = importedDomainOfOwner;
+const addWord = importedAddWord;
+const ownerInvalid = importedOwnerInvalid;
 
 /**
  * A core's L1D: `sets x ways` 64-byte lines, each tagged with its physical frame, its line in the

@@ -4,34 +4,87 @@ import type { CoreFillBuffers } from '../cache/fill-buffers.js';
 import type { CoreL1d } from '../cache/l1d.js';
 import type { ConfidentialVm } from '../coco/confidential-vm.js';
 import type { Workload } from '../config/workload.js';
-import { cacheLineBytes, pageBytes } from '../constants.js';
-import { Mailboxes, type Notifier, Vector } from '../kick/ipi.js';
+import { cacheLineBytes as importedCacheLineBytes, pageBytes as importedPageBytes } from '../constants.js';
+import { Mailboxes, type Notifier, Vector as importedVector } from '../kick/ipi.js';
 import type { Machine } from '../machine.js';
 import type { FrameTable } from '../memory/frames.js';
 import {
-  CoreField,
-  coreFieldIndex,
-  ThreadField,
-  ThreadStat,
-  threadFieldIndex,
-  threadStatIndex,
+  CoreField as importedCoreField,
+  coreFieldIndex as importedCoreFieldIndex,
+  ThreadField as importedThreadField,
+  ThreadStat as importedThreadStat,
+  threadFieldIndex as importedThreadFieldIndex,
+  threadStatIndex as importedThreadStatIndex,
 } from '../memory/layout.js';
-import { addWord, andWord, compareExchangeWord, loadWord, orWord } from '../memory/words.js';
-import { guestSpace, kernelSpace, kvmSpace, vmmSpace } from '../paging/address-space.js';
-import { Access } from '../paging/entry-format.js';
+import {
+  addWord as importedAddWord,
+  andWord as importedAndWord,
+  compareExchangeWord as importedCompareExchangeWord,
+  loadWord as importedLoadWord,
+  orWord as importedOrWord,
+} from '../memory/words.js';
+import {
+  guestSpace as importedGuestSpace,
+  kernelSpace as importedKernelSpace,
+  kvmSpace as importedKvmSpace,
+  vmmSpace as importedVmmSpace,
+} from '../paging/address-space.js';
+import { Access as importedAccess } from '../paging/entry-format.js';
 import type { Tlb } from '../paging/tlb.js';
-import { lineInPageOf } from '../paging/va-layout.js';
-import { Flush, type Policy, type PolicyView } from '../policy/policy.js';
+import { lineInPageOf as importedLineInPageOf } from '../paging/va-layout.js';
+import { Flush as importedFlush, type Policy, type PolicyView } from '../policy/policy.js';
 import type { CostModel } from './costs.js';
-import { exitCatalogue, exitReasonIndex } from './exits.js';
+import {
+  exitCatalogue as importedExitCatalogue,
+  exitReasonIndex as importedExitReasonIndex,
+} from './exits.js';
 import {
   type CompiledCatalogue,
   type CompiledVariant,
-  compiledCatalogueOf,
-  OpKind,
+  compiledCatalogueOf as importedCompiledCatalogueOf,
+  OpKind as importedOpKind,
 } from './handler-program.js';
-import { type ResolvedMix, resolveMix } from './mixes.js';
-import { Mode, modeNames, modeOf, stunBit, withMode } from './modes.js';
+import { type ResolvedMix, resolveMix as importedResolveMix } from './mixes.js';
+import {
+  Mode as importedMode,
+  modeNames as importedModeNames,
+  modeOf as importedModeOf,
+  stunBit as importedStunBit,
+  withMode as importedWithMode,
+} from './modes.js';
+
+// Imported bindings as module-private constants, for the sim's hot path (memory/words.ts says why).
+const cacheLineBytes = importedCacheLineBytes;
+const pageBytes = importedPageBytes;
+const Vector = importedVector;
+const CoreField = importedCoreField;
+const coreFieldIndex = importedCoreFieldIndex;
+const ThreadField = importedThreadField;
+const ThreadStat = importedThreadStat;
+const threadFieldIndex = importedThreadFieldIndex;
+const threadStatIndex = importedThreadStatIndex;
+const addWord = importedAddWord;
+const andWord = importedAndWord;
+const compareExchangeWord = importedCompareExchangeWord;
+const loadWord = importedLoadWord;
+const orWord = importedOrWord;
+const guestSpace = importedGuestSpace;
+const kernelSpace = importedKernelSpace;
+const kvmSpace = importedKvmSpace;
+const vmmSpace = importedVmmSpace;
+const Access = importedAccess;
+const lineInPageOf = importedLineInPageOf;
+const Flush = importedFlush;
+const exitCatalogue = importedExitCatalogue;
+const exitReasonIndex = importedExitReasonIndex;
+const compiledCatalogueOf = importedCompiledCatalogueOf;
+const OpKind = importedOpKind;
+const resolveMix = importedResolveMix;
+const Mode = importedMode;
+const modeNames = importedModeNames;
+const modeOf = importedModeOf;
+const stunBit = importedStunBit;
+const withMode = importedWithMode;
 
 /**
  * The hyperthread state machine (DESIGN.md "The model"; issue 3). One vCPU pinned to one hyperthread
@@ -53,6 +106,8 @@ import { Mode, modeNames, modeOf, stunBit, withMode } from './modes.js';
  * entry it guards are one atomic step, and a sibling's mode is always read atomically.
  */
 export const Step = { ran: 0, wait: 1 } as const;
+/** Step's codes for this module (its own export is a binding V8 checks at each use, as an import is). */
+const StepCode = { ran: Step.ran, wait: Step.wait } as const;
 
 /** What a backend gives the state machine: seeded randomness, wake-ups, and how IPI latency shows. */
 export interface Environment extends Notifier {
@@ -124,7 +179,7 @@ export class Hyperthread implements PolicyView {
   /** The mode this thread last set (its nibble of the core word; only this thread writes it). */
   mode: number = Mode.offline;
   phase: number = Phase.start;
-  /** Set by `step` when it returns Step.wait. */
+  /** Set by `step` when it returns StepCode.wait. */
   waitIndex = 0;
   waitValue = 0;
   waitDeadlineCycles = Number.POSITIVE_INFINITY;
@@ -382,7 +437,7 @@ export class Hyperthread implements PolicyView {
     this.waitIndex = index;
     this.waitValue = value;
     this.waitDeadlineCycles = deadlineCycles;
-    return Step.wait;
+    return StepCode.wait;
   }
 
   // ---- the step ----------------------------------------------------------------------------------------
@@ -431,7 +486,7 @@ export class Hyperthread implements PolicyView {
     this.tlb.switchTo(kvmSpace(this.vmId));
     this.setMode(Mode.isolated);
     this.phase = Phase.entry;
-    return Step.ran;
+    return StepCode.ran;
   }
 
   // ---- entry ------------------------------------------------------------------------------------------
@@ -451,14 +506,14 @@ export class Hyperthread implements PolicyView {
         this.spend(this.costs.exitRoundTrip / 2);
         this.entryPathSpent = true;
         this.phase = Phase.enterCommit;
-        return Step.ran;
+        return StepCode.ran;
       }
       if (this.casMode(Mode.guest, word)) return this.entered();
-      return Step.ran; // the word moved: look again
+      return StepCode.ran; // the word moved: look again
     }
     if (this.mode !== Mode.held) {
       this.casMode(Mode.held, word);
-      return Step.ran;
+      return StepCode.ran;
     }
     return this.wait(this.coreIndex, word);
   }
@@ -486,7 +541,7 @@ export class Hyperthread implements PolicyView {
       this.clockCycles + Math.max(1, this.exponential(this.workload.exitIntervalCycles));
     this.phase = Phase.guest;
     this.observer.onEnter(this);
-    return Step.ran;
+    return StepCode.ran;
   }
 
   private flush(bits: number): void {
@@ -557,14 +612,14 @@ export class Hyperthread implements PolicyView {
   private stepGuest(): number {
     if (this.clockCycles >= this.nextArrivalAtCycles) this.arriveInterrupts();
     const pending = this.mailboxes.pending(this.thread);
-    if (pending !== 0 && this.exitForPending(pending)) return Step.ran;
+    if (pending !== 0 && this.exitForPending(pending)) return StepCode.ran;
     if (this.clockCycles >= this.nextExitAtCycles) return this.takeExit(this.drawExit(), 0);
     const cycles = Math.max(1, Math.min(this.guestQuantumCycles, this.nextExitAtCycles - this.clockCycles));
     this.spend(this.touchGuestMemory() + cycles);
     this.count(statGuestUsefulCycles, cycles);
     this.count(statGuestSteps);
     this.observer.onGuestStep(this);
-    return Step.ran;
+    return StepCode.ran;
   }
 
   /** Takes the exit a pending vector causes in the guest; false when none does (the guest runs on). */
@@ -671,7 +726,7 @@ export class Hyperthread implements PolicyView {
     this.opIndex = 0;
     this.observer.onExit(this, variant);
     this.phase = this.policy.kickOnExit(this) ? Phase.exitKick : Phase.handler;
-    return Step.ran;
+    return StepCode.ran;
   }
 
   /** Kicks the siblings the policy names (those in the guest by default). */
@@ -700,7 +755,7 @@ export class Hyperthread implements PolicyView {
     this.retries = 0;
     this.interruptSeenInKickWait = false;
     this.phase = this.policy.waitForSiblingsOut(this) ? Phase.exitWait : Phase.handler;
-    return Step.ran;
+    return StepCode.ran;
   }
 
   /** Sum of the kick acknowledgements of the siblings last kicked. */
@@ -745,7 +800,7 @@ export class Hyperthread implements PolicyView {
         this.mailboxes.send(target, Vector.kick, this.clockCycles, this.env);
         this.count(ThreadStat.kicksSent);
         this.observer.onKick(this, target);
-        return Step.ran;
+        return StepCode.ran;
       }
     }
     return this.wait(this.coreIndex, word);
@@ -755,7 +810,7 @@ export class Hyperthread implements PolicyView {
     const result = this.siblingsOutOrWait();
     if (result !== satisfied) return result;
     this.phase = Phase.handler;
-    return Step.ran;
+    return StepCode.ran;
   }
 
   private stepHandler(): number {
@@ -769,13 +824,13 @@ export class Hyperthread implements PolicyView {
         this.count(stayed ? ThreadStat.exitsIsolatedOnly : ThreadStat.exitsLeftIsolation);
       }
       this.phase = Phase.action;
-      return Step.ran;
+      return StepCode.ran;
     }
     const op = this.opIndex;
     if (variant.kinds[op] === OpKind.compute) {
       this.spend(variant.amounts[op]);
       this.opIndex++;
-      return Step.ran;
+      return StepCode.ran;
     }
     const tlb = this.tlb;
     const space = tlb.cr3;
@@ -789,7 +844,7 @@ export class Hyperthread implements PolicyView {
       this.touchLine(pfn, lineInPageOf(va));
     }
     this.opIndex++;
-    return Step.ran;
+    return StepCode.ran;
   }
 
   /**
@@ -822,7 +877,7 @@ export class Hyperthread implements PolicyView {
     this.leaveTarget = target;
     this.leaveContinuation = continuation;
     this.phase = Phase.leave;
-    return Step.ran;
+    return StepCode.ran;
   }
 
   private stepLeave(): number {
@@ -838,7 +893,7 @@ export class Hyperthread implements PolicyView {
     this.interruptSeenInKickWait = false;
     if (this.policy.waitForSiblingsOut(this)) {
       this.phase = Phase.leaveWait;
-      return Step.ran;
+      return StepCode.ran;
     }
     this.setMode(this.leaveTarget);
     return this.switched(true);
@@ -853,7 +908,7 @@ export class Hyperthread implements PolicyView {
     }
     // Switch only if the word that satisfied the condition still stands (one CAS).
     const word = this.coreWord();
-    if (!this.policy.siblingsOut(word, this) || !this.casMode(this.leaveTarget, word)) return Step.ran;
+    if (!this.policy.siblingsOut(word, this) || !this.casMode(this.leaveTarget, word)) return StepCode.ran;
     return this.switched(true);
   }
 
@@ -872,7 +927,7 @@ export class Hyperthread implements PolicyView {
     if (fromIsolated) this.observer.onSwitchToFull(this, this.leaveTarget);
     if (fromIsolated && this.policy.kickAfterFull(this)) this.sendKicks();
     this.phase = this.leaveContinuation;
-    return Step.ran;
+    return StepCode.ran;
   }
 
   // ---- interrupts arriving in isolation (INV-8) -------------------------------------------------------------
@@ -883,7 +938,7 @@ export class Hyperthread implements PolicyView {
     this.interruptContinuation = continuation;
     if (this.mode === Mode.full) {
       this.phase = Phase.interrupt;
-      return Step.ran;
+      return StepCode.ran;
     }
     return this.beginLeave(Mode.full, Phase.interrupt);
   }
@@ -918,7 +973,7 @@ export class Hyperthread implements PolicyView {
     }
     this.returnContinuation = this.interruptContinuation;
     this.phase = Phase.returnIsolated;
-    return Step.ran;
+    return StepCode.ran;
   }
 
   // ---- the end of a handler ---------------------------------------------------------------------------------
@@ -945,13 +1000,13 @@ export class Hyperthread implements PolicyView {
           // Back into isolation first; the action runs again from there.
           this.returnContinuation = Phase.action;
           this.phase = Phase.returnIsolated;
-          return Step.ran;
+          return StepCode.ran;
         }
         this.count(ThreadStat.halts);
         this.setMode(Mode.idle);
         this.nextWakeAtCycles = this.clockCycles + Math.max(1, this.exponential(this.workload.idleCycles));
         this.phase = Phase.idle;
-        return Step.ran;
+        return StepCode.ran;
       case 'vmm':
         this.count(ThreadStat.vmmExits);
         this.variant = variant;
@@ -960,10 +1015,10 @@ export class Hyperthread implements PolicyView {
     if (this.mode === Mode.full) {
       this.returnContinuation = Phase.entry;
       this.phase = Phase.returnIsolated;
-      return Step.ran;
+      return StepCode.ran;
     }
     this.phase = Phase.entry;
-    return Step.ran;
+    return StepCode.ran;
   }
 
   private stepVmm(): number {
@@ -977,7 +1032,7 @@ export class Hyperthread implements PolicyView {
     this.spend(this.machine.config.pcid ? this.costs.cr3WithPcid : this.costs.cr3WithoutPcid);
     this.returnContinuation = Phase.entry;
     this.phase = Phase.returnIsolated;
-    return Step.ran;
+    return StepCode.ran;
   }
 
   /** What the VMM does to a confidential VM's memory on this exit. */
@@ -1005,7 +1060,7 @@ export class Hyperthread implements PolicyView {
       this.setStun(false);
     }
     this.phase = this.returnContinuation;
-    return Step.ran;
+    return StepCode.ran;
   }
 
   // ---- idle --------------------------------------------------------------------------------------------
@@ -1031,7 +1086,7 @@ export class Hyperthread implements PolicyView {
     this.spend(this.costs.exitRoundTrip / 2);
     if (pending & interruptVectors) return this.beginInterrupt(pending, Phase.entry);
     this.phase = Phase.entry;
-    return Step.ran;
+    return StepCode.ran;
   }
 
   /** Name of the current phase (for traces and watchdog reports). */

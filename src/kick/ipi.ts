@@ -1,5 +1,21 @@
-import { type Layout, ThreadField, ThreadStat, threadFieldIndex, threadStatIndex } from '../memory/layout.js';
-import { andWord, loadWord, orWord } from '../memory/words.js';
+import {
+  type Layout,
+  ThreadField,
+  ThreadStat as importedThreadStat,
+  threadFieldIndex,
+  threadStatIndex,
+} from '../memory/layout.js';
+import {
+  andWord as importedAndWord,
+  loadWord as importedLoadWord,
+  orWord as importedOrWord,
+} from '../memory/words.js';
+
+// Imported bindings as module-private constants, for the sim's hot path (memory/words.ts says why).
+const loadWord = importedLoadWord;
+const andWord = importedAndWord;
+const orWord = importedOrWord;
+const ThreadStat = importedThreadStat;
 
 /**
  * IPI mailboxes: one word of pending-vector bits per hyperthread (DESIGN.md "IPI mailboxes"). A

@@ -1,7 +1,10 @@
 import { assert, assertDebug, assertDebugEnabled } from '../assert.js';
 import type { Layout } from './layout.js';
 import type { Region } from './regions.js';
-import { loadWord } from './words.js';
+import { loadWord as importedLoadWord } from './words.js';
+
+// Imported bindings as module-private constants, for the sim's hot path (memory/words.ts says why).
+const loadWord = importedLoadWord;
 
 /** Debug checks in `ownerOf`, read at every cache access (assert.ts: a private copy, folded away when off). */
 const debugChecks = assertDebugEnabled;

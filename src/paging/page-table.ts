@@ -2,7 +2,12 @@ import { assert, assertDebug } from '../assert.js';
 import { pageBytes, pageTableEntries, pageTableI32s, vaLimit } from '../constants.js';
 import { CapacityError } from '../errors.js';
 import type { FrameTable } from '../memory/frames.js';
-import { AddressSpaceField, addressSpaceFieldIndex, HeaderField, type Layout } from '../memory/layout.js';
+import {
+  AddressSpaceField as importedAddressSpaceField,
+  addressSpaceFieldIndex,
+  HeaderField,
+  type Layout,
+} from '../memory/layout.js';
 import {
   Access,
   EptBit,
@@ -15,6 +20,9 @@ import {
   x86NxHigh,
 } from './entry-format.js';
 import { modPowerOfTwo } from './va-layout.js';
+
+// Imported bindings as module-private constants, for the sim's hot path (memory/words.ts says why).
+const AddressSpaceField = importedAddressSpaceField;
 
 /** The resource a CapacityError names when the page-table pool runs out (createMachine turns it into a ConfigError). */
 export const pageTablePoolResource = 'page-table pool';

@@ -1,10 +1,28 @@
 import { assert, assertDebug } from '../assert.js';
-import { pageBytes } from '../constants.js';
-import { HeaderField, type Layout, ThreadField, TlbEntryField, threadFieldIndex } from '../memory/layout.js';
-import { loadWord, storeWord } from '../memory/words.js';
-import { Access, MapFlag } from './entry-format.js';
+import { pageBytes as importedPageBytes } from '../constants.js';
+import {
+  HeaderField as importedHeaderField,
+  type Layout,
+  ThreadField as importedThreadField,
+  TlbEntryField as importedTlbEntryField,
+  threadFieldIndex as importedThreadFieldIndex,
+} from '../memory/layout.js';
+import { loadWord as importedLoadWord, storeWord as importedStoreWord } from '../memory/words.js';
+import { Access as importedAccess, MapFlag as importedMapFlag } from './entry-format.js';
 import type { PageTables } from './page-table.js';
-import { modPowerOfTwo } from './va-layout.js';
+import { modPowerOfTwo as importedModPowerOfTwo } from './va-layout.js';
+
+// Imported bindings as module-private constants, for the sim's hot path (memory/words.ts says why).
+const pageBytes = importedPageBytes;
+const HeaderField = importedHeaderField;
+const ThreadField = importedThreadField;
+const TlbEntryField = importedTlbEntryField;
+const threadFieldIndex = importedThreadFieldIndex;
+const loadWord = importedLoadWord;
+const storeWord = importedStoreWord;
+const Access = importedAccess;
+const MapFlag = importedMapFlag;
+const modPowerOfTwo = importedModPowerOfTwo;
 
 /**
  * A hyperthread's TLB: set-associative, entries tagged by address space (PCID for host address

@@ -1,5 +1,14 @@
 import { assert } from '../assert.js';
-import { holdsSecrets, Mode, modeOf } from '../cpu/modes.js';
+import {
+  holdsSecrets as importedHoldsSecrets,
+  Mode as importedMode,
+  modeOf as importedModeOf,
+} from '../cpu/modes.js';
+
+// Imported bindings as module-private constants, for the sim's hot path (memory/words.ts says why).
+const Mode = importedMode;
+const modeOf = importedModeOf;
+const holdsSecrets = importedHoldsSecrets;
 
 /**
  * The mitigation policy interface (DESIGN.md "Policies"). A policy decides; the hyperthread state
@@ -45,6 +54,8 @@ export const Flush = {
   /** VERW: clear fill buffers and other core buffers (MDS). */
   buffers: 2,
 } as const;
+/** Flush's bits for this module's hooks (its own export is a binding V8 checks at each use, as an import is). */
+const FlushBits = Flush;
 
 export interface Policy {
   readonly name: string;
@@ -97,7 +108,7 @@ export function noSiblingHoldsSecrets(word: number, view: PolicyView): boolean {
 
 /** Flush whatever this core holds that is foreign to the VM about to run. */
 export function flushIfForeign(view: PolicyView): number {
-  return view.foreignLines() > 0 ? Flush.l1d | Flush.buffers : Flush.none;
+  return view.foreignLines() > 0 ? FlushBits.l1d | FlushBits.buffers : FlushBits.none;
 }
 
 /** The defaults are those of a correct policy that does nothing extra: no kicks, no flush, no barrier. */
@@ -115,7 +126,7 @@ export function definePolicy(definition: PolicyDefinition): Policy {
     kickAfterFull: () => false,
     kickTargets: siblingsInGuest,
     siblingsOut: (word, view) => siblingsInGuest(word, view) === 0,
-    flushBeforeEntry: () => Flush.none,
+    flushBeforeEntry: () => FlushBits.none,
     mayEnter: () => true,
     exitOnKick: () => true,
     ...definition,

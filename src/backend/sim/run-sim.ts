@@ -1,13 +1,16 @@
 import { assert } from '../../assert.js';
 import { ConfidentialVm } from '../../coco/confidential-vm.js';
 import type { RunConfig, RunSettings } from '../../config/run-config.js';
-import { type Environment, Hyperthread, Step } from '../../cpu/hyperthread.js';
+import { type Environment, Hyperthread, Step as importedStep } from '../../cpu/hyperthread.js';
 import { EventLog } from '../../invariants/event-log.js';
 import { Monitor } from '../../invariants/monitor.js';
 import { createMachine, type Machine } from '../../machine.js';
 import type { Policy } from '../../policy/policy.js';
 import { collectResult, type RunResult } from '../result.js';
 import { Prng } from './prng.js';
+
+// Imported bindings as module-private constants, for the sim's hot path (memory/words.ts says why).
+const Step = importedStep;
 
 /**
  * The `sim` backend: a discrete-event scheduler in one thread (DESIGN.md "Two backends"). The thread
