@@ -88,8 +88,8 @@ const pageLines = linesPerPage;
 /**
  * Way-hint slots per set (a power of two) and the shift that takes a 32-bit hash to one of them. A set
  * holds one line of each of up to `ways` frames (64 sets: a page's lines fall in different sets), and
- * two cores' siblings of one VM bring twice their working set: with 16 slots, frames of one set shared
- * a slot often enough that a third of the hits went to the scan. 64 slots: 3% fewer instructions per
+ * a core's two siblings bring two vCPUs' working sets: with 16 slots, frames of one set shared
+ * a slot often enough that one hit in six went to the scan. 64 slots: 3% fewer instructions per
  * sim step (asi on all-fast, valgrind counts), same results.
  */
 const hintBuckets = 64;
