@@ -5,15 +5,15 @@ import type { CoreL1d } from '../cache/l1d.js';
 import type { ConfidentialVm } from '../coco/confidential-vm.js';
 import type { Workload } from '../config/workload.js';
 import { cacheLineBytes as importedCacheLineBytes, pageBytes as importedPageBytes } from '../constants.js';
-import { Mailboxes, type Notifier, Vector as importedVector } from '../kick/ipi.js';
+import { Vector as importedVector, Mailboxes, type Notifier } from '../kick/ipi.js';
 import type { Machine } from '../machine.js';
 import type { FrameTable } from '../memory/frames.js';
 import {
   CoreField as importedCoreField,
   coreFieldIndex as importedCoreFieldIndex,
   ThreadField as importedThreadField,
-  ThreadStat as importedThreadStat,
   threadFieldIndex as importedThreadFieldIndex,
+  ThreadStat as importedThreadStat,
   threadStatIndex as importedThreadStatIndex,
 } from '../memory/layout.js';
 import {
@@ -44,7 +44,7 @@ import {
   compiledCatalogueOf as importedCompiledCatalogueOf,
   OpKind as importedOpKind,
 } from './handler-program.js';
-import { type ResolvedMix, resolveMix as importedResolveMix } from './mixes.js';
+import { resolveMix as importedResolveMix, type ResolvedMix } from './mixes.js';
 import {
   Mode as importedMode,
   modeNames as importedModeNames,

@@ -21,16 +21,16 @@ import { loadWord as importedLoadWord } from '../memory/words.js';
 import { kvmSpace as importedKvmSpace } from '../paging/address-space.js';
 import { formatVa as importedFormatVa } from '../paging/va-layout.js';
 import {
+  type EventLog,
   describeEvent as importedDescribeEvent,
   EventKind as importedEventKind,
-  type EventLog,
 } from './event-log.js';
 import {
   type InvariantId,
   invariantNumbers as importedInvariantNumbers,
+  zeroCounts as importedZeroCounts,
   type Violation,
   type ViolationCounts,
-  zeroCounts as importedZeroCounts,
 } from './violation.js';
 
 // Imported bindings as module-private constants, for the sim's hot path (memory/words.ts says why).

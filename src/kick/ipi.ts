@@ -1,7 +1,7 @@
 import {
+  ThreadStat as importedThreadStat,
   type Layout,
   ThreadField,
-  ThreadStat as importedThreadStat,
   threadFieldIndex,
   threadStatIndex,
 } from '../memory/layout.js';

@@ -3,9 +3,9 @@ import { pageBytes, pageTableEntries, pageTableI32s, vaLimit } from '../constant
 import { CapacityError } from '../errors.js';
 import type { FrameTable } from '../memory/frames.js';
 import {
-  AddressSpaceField as importedAddressSpaceField,
   addressSpaceFieldIndex,
   HeaderField,
+  AddressSpaceField as importedAddressSpaceField,
   type Layout,
 } from '../memory/layout.js';
 import {

@@ -2,10 +2,10 @@ import { assert, assertDebug } from '../assert.js';
 import { pageBytes as importedPageBytes } from '../constants.js';
 import {
   HeaderField as importedHeaderField,
-  type Layout,
   ThreadField as importedThreadField,
-  TlbEntryField as importedTlbEntryField,
   threadFieldIndex as importedThreadFieldIndex,
+  TlbEntryField as importedTlbEntryField,
+  type Layout,
 } from '../memory/layout.js';
 import { loadWord as importedLoadWord, storeWord as importedStoreWord } from '../memory/words.js';
 import { Access as importedAccess, MapFlag as importedMapFlag } from './entry-format.js';
