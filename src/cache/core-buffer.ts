@@ -1,23 +1,7 @@
 import { assert, assertDebug, assertDebugEnabled } from '../assert.js';
-import {
-  framesMax as importedFramesMax,
-  linesPerPage as importedLinesPerPage,
-  sectionAlignI32s as importedSectionAlignI32s,
-} from '../constants.js';
-import {
-  isForeignTo as importedIsForeignTo,
-  privateDomain as importedPrivateDomain,
-} from '../memory/domains.js';
-import { loadWord as importedLoadWord, storeWord as importedStoreWord } from '../memory/words.js';
-
-// Imported bindings as module-private constants, for the sim's hot path (memory/words.ts says why).
-const framesMax = importedFramesMax;
-const linesPerPage = importedLinesPerPage;
-const sectionAlignI32s = importedSectionAlignI32s;
-const isForeignTo = importedIsForeignTo;
-const privateDomain = importedPrivateDomain;
-const loadWord = importedLoadWord;
-const storeWord = importedStoreWord;
+import { framesMax, linesPerPage, sectionAlignI32s } from '../constants.js';
+import { isForeignTo, privateDomain } from '../memory/domains.js';
+import { loadWord, storeWord } from '../memory/words.js';
 
 /** Debug checks in `foreignLinesFromCounts` (assert.ts: folded away when off). */
 const debugChecks = assertDebugEnabled;

@@ -4,7 +4,7 @@ import type { CoreFillBuffers } from '../cache/fill-buffers.js';
 import type { CoreL1d } from '../cache/l1d.js';
 import type { ConfidentialVm } from '../coco/confidential-vm.js';
 import type { Workload } from '../config/workload.js';
-import { cacheLineBytes as importedCacheLineBytes, pageBytes as importedPageBytes } from '../constants.js';
+import { cacheLineBytes as importedCacheLineBytes, pageBytes } from '../constants.js';
 import { Vector as importedVector, Mailboxes, type Notifier } from '../kick/ipi.js';
 import type { Machine } from '../machine.js';
 import type { FrameTable } from '../memory/frames.js';
@@ -14,7 +14,7 @@ import {
   ThreadField as importedThreadField,
   threadFieldIndex as importedThreadFieldIndex,
   ThreadStat as importedThreadStat,
-  threadStatIndex as importedThreadStatIndex,
+  threadStatIndex,
 } from '../memory/layout.js';
 import {
   addWord as importedAddWord,
@@ -24,7 +24,7 @@ import {
   orWord as importedOrWord,
 } from '../memory/words.js';
 import {
-  guestSpace as importedGuestSpace,
+  guestSpace,
   kernelSpace as importedKernelSpace,
   kvmSpace as importedKvmSpace,
   vmmSpace as importedVmmSpace,
@@ -34,41 +34,35 @@ import type { Tlb } from '../paging/tlb.js';
 import { lineInPageOf as importedLineInPageOf } from '../paging/va-layout.js';
 import { Flush as importedFlush, type Policy, type PolicyView } from '../policy/policy.js';
 import type { CostModel } from './costs.js';
-import {
-  exitCatalogue as importedExitCatalogue,
-  exitReasonIndex as importedExitReasonIndex,
-} from './exits.js';
+import { exitReasonIndex, exitCatalogue as importedExitCatalogue } from './exits.js';
 import {
   type CompiledCatalogue,
   type CompiledVariant,
-  compiledCatalogueOf as importedCompiledCatalogueOf,
+  compiledCatalogueOf,
   OpKind as importedOpKind,
 } from './handler-program.js';
-import { resolveMix as importedResolveMix, type ResolvedMix } from './mixes.js';
+import { type ResolvedMix, resolveMix } from './mixes.js';
 import {
   Mode as importedMode,
-  modeNames as importedModeNames,
   modeOf as importedModeOf,
   stunBit as importedStunBit,
   withMode as importedWithMode,
+  modeNames,
 } from './modes.js';
 
 // Imported bindings as module-private constants, for the sim's hot path (memory/words.ts says why).
 const cacheLineBytes = importedCacheLineBytes;
-const pageBytes = importedPageBytes;
 const Vector = importedVector;
 const CoreField = importedCoreField;
 const coreFieldIndex = importedCoreFieldIndex;
 const ThreadField = importedThreadField;
 const ThreadStat = importedThreadStat;
 const threadFieldIndex = importedThreadFieldIndex;
-const threadStatIndex = importedThreadStatIndex;
 const addWord = importedAddWord;
 const andWord = importedAndWord;
 const compareExchangeWord = importedCompareExchangeWord;
 const loadWord = importedLoadWord;
 const orWord = importedOrWord;
-const guestSpace = importedGuestSpace;
 const kernelSpace = importedKernelSpace;
 const kvmSpace = importedKvmSpace;
 const vmmSpace = importedVmmSpace;
@@ -76,12 +70,8 @@ const Access = importedAccess;
 const lineInPageOf = importedLineInPageOf;
 const Flush = importedFlush;
 const exitCatalogue = importedExitCatalogue;
-const exitReasonIndex = importedExitReasonIndex;
-const compiledCatalogueOf = importedCompiledCatalogueOf;
 const OpKind = importedOpKind;
-const resolveMix = importedResolveMix;
 const Mode = importedMode;
-const modeNames = importedModeNames;
 const modeOf = importedModeOf;
 const stunBit = importedStunBit;
 const withMode = importedWithMode;
@@ -179,7 +169,7 @@ export class Hyperthread implements PolicyView {
   /** The mode this thread last set (its nibble of the core word; only this thread writes it). */
   mode: number = Mode.offline;
   phase: number = Phase.start;
-  /** Set by `step` when it returns StepCode.wait. */
+  /** Set by `step` when it returns Step.wait. */
   waitIndex = 0;
   waitValue = 0;
   waitDeadlineCycles = Number.POSITIVE_INFINITY;

@@ -1,56 +1,36 @@
-import { type ExitReasonSpec, exitCatalogue as importedExitCatalogue } from '../cpu/exits.js';
+import { type ExitReasonSpec, exitCatalogue } from '../cpu/exits.js';
 import type { CompiledVariant } from '../cpu/handler-program.js';
 import type { Hyperthread, Observer } from '../cpu/hyperthread.js';
-import {
-  describeCoreWord as importedDescribeCoreWord,
-  Mode as importedMode,
-  modeNames as importedModeNames,
-  modeOf as importedModeOf,
-} from '../cpu/modes.js';
+import { describeCoreWord, Mode as importedMode, modeOf as importedModeOf, modeNames } from '../cpu/modes.js';
 import { Vector as importedVector } from '../kick/ipi.js';
 import type { Machine } from '../machine.js';
-import {
-  domainName as importedDomainName,
-  isPrivateDomain as importedIsPrivateDomain,
-} from '../memory/domains.js';
+import { domainName, isPrivateDomain as importedIsPrivateDomain } from '../memory/domains.js';
 import {
   ThreadField as importedThreadField,
   threadFieldIndex as importedThreadFieldIndex,
 } from '../memory/layout.js';
 import { loadWord as importedLoadWord } from '../memory/words.js';
 import { kvmSpace as importedKvmSpace } from '../paging/address-space.js';
-import { formatVa as importedFormatVa } from '../paging/va-layout.js';
-import {
-  type EventLog,
-  describeEvent as importedDescribeEvent,
-  EventKind as importedEventKind,
-} from './event-log.js';
+import { formatVa } from '../paging/va-layout.js';
+import { describeEvent, type EventLog, EventKind as importedEventKind } from './event-log.js';
 import {
   type InvariantId,
-  invariantNumbers as importedInvariantNumbers,
-  zeroCounts as importedZeroCounts,
+  invariantNumbers,
   type Violation,
   type ViolationCounts,
+  zeroCounts,
 } from './violation.js';
 
 // Imported bindings as module-private constants, for the sim's hot path (memory/words.ts says why).
-const exitCatalogue = importedExitCatalogue;
-const describeCoreWord = importedDescribeCoreWord;
 const Mode = importedMode;
-const modeNames = importedModeNames;
 const modeOf = importedModeOf;
 const Vector = importedVector;
-const domainName = importedDomainName;
 const isPrivateDomain = importedIsPrivateDomain;
 const ThreadField = importedThreadField;
 const threadFieldIndex = importedThreadFieldIndex;
 const loadWord = importedLoadWord;
 const kvmSpace = importedKvmSpace;
-const formatVa = importedFormatVa;
-const describeEvent = importedDescribeEvent;
 const EventKind = importedEventKind;
-const invariantNumbers = importedInvariantNumbers;
-const zeroCounts = importedZeroCounts;
 
 /**
  * The invariant monitor (DESIGN.md "Invariants"): checks INV-1, 2, 3, 4, 7, 8 (and INV-10 for host

@@ -1,11 +1,11 @@
 import { assert, assertDebug } from '../assert.js';
-import { pageBytes as importedPageBytes } from '../constants.js';
+import { pageBytes } from '../constants.js';
 import {
-  HeaderField as importedHeaderField,
-  ThreadField as importedThreadField,
-  threadFieldIndex as importedThreadFieldIndex,
+  HeaderField,
   TlbEntryField as importedTlbEntryField,
   type Layout,
+  ThreadField,
+  threadFieldIndex,
 } from '../memory/layout.js';
 import { loadWord as importedLoadWord, storeWord as importedStoreWord } from '../memory/words.js';
 import { Access as importedAccess, MapFlag as importedMapFlag } from './entry-format.js';
@@ -13,11 +13,7 @@ import type { PageTables } from './page-table.js';
 import { modPowerOfTwo as importedModPowerOfTwo } from './va-layout.js';
 
 // Imported bindings as module-private constants, for the sim's hot path (memory/words.ts says why).
-const pageBytes = importedPageBytes;
-const HeaderField = importedHeaderField;
-const ThreadField = importedThreadField;
 const TlbEntryField = importedTlbEntryField;
-const threadFieldIndex = importedThreadFieldIndex;
 const loadWord = importedLoadWord;
 const storeWord = importedStoreWord;
 const Access = importedAccess;

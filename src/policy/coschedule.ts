@@ -1,15 +1,9 @@
 import { Mode as importedMode, modeOf as importedModeOf } from '../cpu/modes.js';
-import {
-  definePolicy,
-  flushIfForeign as importedFlushIfForeign,
-  type Policy,
-  type PolicyView,
-} from './policy.js';
+import { definePolicy, flushIfForeign, type Policy, type PolicyView } from './policy.js';
 
 // Imported bindings as module-private constants, for the sim's hot path (memory/words.ts says why).
 const Mode = importedMode;
 const modeOf = importedModeOf;
-const flushIfForeign = importedFlushIfForeign;
 
 /**
  * Coscheduling (core scheduling for VMs): every exit kicks the siblings out of the guest and holds
