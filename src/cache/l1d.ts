@@ -90,7 +90,7 @@ const pageLines = linesPerPage;
  * holds one line of each of up to `ways` frames (64 sets: a page's lines fall in different sets), and
  * a core's two siblings bring two vCPUs' working sets: with 16 slots, frames of one set shared
  * a slot often enough that one hit in six went to the scan. 64 slots: 3% fewer instructions per
- * sim step (asi on all-fast, valgrind counts), same results.
+ * sim step (asi on all-fast, valgrind counts, one run before and one after), same results.
  */
 const hintBuckets = 64;
 const hintShift = 32 - Math.log2(hintBuckets);

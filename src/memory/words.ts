@@ -24,7 +24,7 @@
  * cell and checks it at every use (initialized yet? the function or the object's map expected?), where a
  * private `const` is folded into the optimized code. Measured in exact instruction counts (valgrind, asi
  * on all-fast, the bench's mix of policies warmed first): about 7% fewer per sim step, and a quarter of
- * the branch mispredictions gone.
+ * the branch mispredictions gone (one run before and one after; repeats of a build vary by a few percent).
  */
 
 export function loadWord(i32: Int32Array, i32Index: number, atomic: boolean): number {
