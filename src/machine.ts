@@ -1,4 +1,5 @@
 import { assert } from './assert.js';
+import { CoreCaches } from './cache/core-caches.js';
 import { CoreFillBuffers } from './cache/fill-buffers.js';
 import { CoreL1d } from './cache/l1d.js';
 import { Rmp } from './coco/rmp.js';
@@ -24,6 +25,7 @@ import {
   layoutVersion,
 } from './memory/layout.js';
 import { planRegions, type Region, type RegionPlan } from './memory/regions.js';
+import { allocateSimRegion, holdSimRegion, releaseSimRegion, type SimRegion } from './memory/sim-arena.js';
 import {
   addressSpaceName,
   buildGuestSpace,
@@ -52,25 +54,48 @@ export class Machine {
   readonly pageTables: PageTables;
   readonly l1d: CoreL1d[];
   readonly fillBuffers: CoreFillBuffers[];
+  /** Each core's data-cache path (L1D, then fill buffers): what a hyperthread's accesses go through. */
+  readonly caches: CoreCaches[];
   readonly tlbs: Tlb[];
   /** Hyperthread of each vCPU, per VM. */
   readonly pinning: number[][];
   readonly addresses: RegionAddresses[];
   /** SNP's reverse map, one entry per frame (all unassigned until a confidential VM converts pages). */
   readonly rmp: Rmp;
+  /** Where the machine begins in `buffer`. */
+  readonly byteOffset: number;
+  /** The machine's place in its thread's sim arena, or null (a buffer of its own). */
+  private readonly simRegion: SimRegion | null;
 
   constructor(
+    /**
+     * The buffer that holds the machine, at `byteOffset`: the whole of it, except for a sim machine in
+     * its thread's arena (memory/sim-arena.ts), which only that thread uses (attach a machine made with
+     * `concurrent: true` from another thread, never an arena's).
+     */
     readonly buffer: SharedArrayBuffer,
     readonly config: MachineConfig,
     readonly plan: RegionPlan,
     readonly layout: Layout,
     /** false when one thread drives every hyperthread (the sim): core-buffer locks are skipped. */
     readonly concurrent = true,
+    /**
+     * Where the machine is in a sim arena (memory/sim-arena.ts), whose access kernel its caches then use;
+     * null: the machine is the whole of `buffer`.
+     */
+    region: SimRegion | null = null,
   ) {
-    assert(buffer.byteLength === layout.totalBytes, 'buffer size matches the layout');
-    this.i32 = new Int32Array(buffer);
-    this.u32 = new Uint32Array(buffer);
-    this.f64 = new Float64Array(buffer);
+    const byteOffset = region === null ? 0 : region.byteOffset;
+    this.byteOffset = byteOffset;
+    this.simRegion = region;
+    assert(
+      region === null ? buffer.byteLength === layout.totalBytes : region.byteLength === layout.totalBytes,
+      'buffer size matches the layout',
+    );
+    assert(region === null || !concurrent, 'only a machine one thread drives lives in a sim arena');
+    this.i32 = new Int32Array(buffer, byteOffset, layout.totalI32s);
+    this.u32 = new Uint32Array(buffer, byteOffset, layout.totalI32s);
+    this.f64 = new Float64Array(buffer, byteOffset, layout.totalBytes / Float64Array.BYTES_PER_ELEMENT);
     this.frames = new FrameTable(this.i32, layout, plan.regions, concurrent);
     this.pageTables = new PageTables(this.i32, this.u32, layout, this.frames, tableDomainOf);
     const domains = domainCount(config.vms.length);
@@ -82,6 +107,7 @@ export class Machine {
     };
     this.l1d = [];
     this.fillBuffers = [];
+    this.caches = [];
     for (let core = 0; core < layout.coreCount; core++) {
       const base = coreFieldIndex(layout, core, 0);
       this.l1d.push(new CoreL1d(this.i32, base + layout.coreL1dOffsetI32, geometry, concurrent));
@@ -92,6 +118,14 @@ export class Machine {
           config.fillBufferEntries,
           domains,
           concurrent,
+        ),
+      );
+      this.caches.push(
+        new CoreCaches(
+          this.l1d[core],
+          this.fillBuffers[core],
+          region === null ? null : region.kernel,
+          byteOffset / Int32Array.BYTES_PER_ELEMENT,
         ),
       );
     }
@@ -111,6 +145,15 @@ export class Machine {
     this.pinning = vcpuPinning(config);
     this.rmp = new Rmp(this.i32, layout.sections.rmp.offsetI32, layout.frameCount);
     this.addresses = regionAddresses(plan);
+  }
+
+  /**
+   * Done with the machine: a sim machine's region goes back to its thread's arena now rather than when
+   * the garbage collector gets to it (memory/sim-arena.ts says why that matters). Nothing may use the
+   * machine or its views after. Does nothing for a machine with a buffer of its own.
+   */
+  dispose(): void {
+    if (this.simRegion !== null) releaseSimRegion(this.simRegion, this);
   }
 
   get threadCount(): number {
@@ -237,9 +280,12 @@ export function createMachine(
       configBytes.byteLength,
     );
   }
-  // Everything above can fail on user input; nothing was allocated yet.
-  const buffer = new SharedArrayBuffer(layout.totalBytes);
-  const i32 = new Int32Array(buffer);
+  // Everything above can fail on user input; nothing was allocated yet. A machine one thread drives (the
+  // sim's) goes in the thread's sim arena when it fits, for the access kernel (memory/sim-arena.ts).
+  const concurrent = options.concurrent ?? true;
+  const region = concurrent ? null : allocateSimRegion(layout.totalBytes);
+  const buffer = region === null ? new SharedArrayBuffer(layout.totalBytes) : region.buffer;
+  const i32 = new Int32Array(buffer, region === null ? 0 : region.byteOffset, layout.totalI32s);
   const header = layout.sections.header.offsetI32;
   i32[header + HeaderField.magic] = layoutMagic;
   i32[header + HeaderField.version] = layoutVersion;
@@ -251,9 +297,14 @@ export function createMachine(
   i32[header + HeaderField.addressSpaceCount] = layout.addressSpaceCount;
   i32[header + HeaderField.coreCount] = layout.coreCount;
   i32[header + HeaderField.threadCount] = layout.threadCount;
-  new Uint8Array(buffer, layout.sections.config.offsetI32 * 4, configBytes.byteLength).set(configBytes);
+  new Uint8Array(
+    buffer,
+    (region === null ? 0 : region.byteOffset) + layout.sections.config.offsetI32 * 4,
+    configBytes.byteLength,
+  ).set(configBytes);
 
-  const machine = new Machine(buffer, config, plan, layout, options.concurrent ?? true);
+  const machine = new Machine(buffer, config, plan, layout, concurrent, region);
+  if (region !== null) holdSimRegion(region, machine);
   try {
     buildPageTables(machine);
   } catch (error) {

@@ -120,6 +120,11 @@ export class CoreFillBuffers implements CoreBuffer {
   // Fields set in the constructor are `declare`d: memory/words.ts says why (V8 field representations).
   declare readonly entries: number;
   declare readonly domainCount: number;
+  /**
+   * Where the section begins in the machine buffer's view (the access kernel derives the regions from it,
+   * as fillBufferLayout does); with no entries the section is empty and the views read a private header.
+   */
+  declare readonly baseI32Index: number;
   declare private readonly i32: Int32Array;
   declare private readonly lockI32Index: number;
   declare private readonly validLinesI32Index: number;
@@ -142,6 +147,7 @@ export class CoreFillBuffers implements CoreBuffer {
     const layout = fillBufferLayout(entries, domainCount);
     this.entries = entries;
     this.domainCount = domainCount;
+    this.baseI32Index = baseI32Index;
     let viewI32 = i32;
     let viewBaseI32Index = baseI32Index;
     if (entries === 0) {

@@ -36,10 +36,11 @@ const ownerInvalid = importedOwnerInvalid;
  *   counts    valid lines per domain                                 domainCount
  *   setState  per set: the tree-PLRU bits (unused under LRU)         sets
  *   lines     per set, per way: pfn, lineInPage, owner, stamp        sets x ways x l1dLineI32s
+ *   hints     per set, way hints: way + 1 of a line seen there, or 0   sets x l1dHintSlots
  *   padding   up to a multiple of 16 words (64 bytes)
  *
  * A zero-filled section is an empty cache: owner 0 means invalid (see `ownerOf`), stamps, PLRU bits,
- * counts and the clock all start at 0. Views therefore never initialise memory, and a second view over
+ * counts, the clock and the hints all start at 0. Views therefore never initialise memory, and a second view over
  * the same section sees the same cache.
  */
 
@@ -64,7 +65,10 @@ export const l1dLineI32s = l1dLineStampI32 + 1;
  * word (the machine config caps l1d.ways at 32 for the same reason).
  */
 export const l1dWaysMax = 32;
-/** Real L1Ds have 64 sets; 4096 sets x 32 ways (8 MiB of lines) is far past any, and bounds a core's section at 2 MiB. */
+/**
+ * Real L1Ds have 64 sets; 4096 sets x 32 ways (8 MiB of lines) is far past any, and bounds a core's
+ * section at 3 MiB (2 MiB of lines, 1 MiB of way hints).
+ */
 export const l1dSetsMax = 4096;
 /**
  * When the clock would reach this, stamps are renumbered by rank (once per ~2^26 accesses of a core; a
@@ -86,13 +90,14 @@ const lineWords = l1dLineI32s;
 const stampMax = l1dStampMax;
 const pageLines = linesPerPage;
 /**
- * Way-hint slots per set (a power of two) and the shift that takes a 32-bit hash to one of them. A set
- * holds one line of each of up to `ways` frames (64 sets: a page's lines fall in different sets), and
- * a core's two siblings bring two vCPUs' working sets: with 16 slots, frames of one set shared
- * a slot often enough that one hit in six went to the scan. 64 slots: 3% fewer instructions per
- * sim step (asi on all-fast, valgrind counts, one run before and one after), same results.
+ * Way-hint slots per set (a power of two; access-kernel.wat has the same number) and the shift that takes
+ * a 32-bit hash to one of them. A set holds one line of each of up to `ways` frames (64 sets: a page's
+ * lines fall in different sets), and a core's two siblings bring two vCPUs' working sets: with 16 slots,
+ * frames of one set shared a slot often enough that one hit in six went to the scan. 64 slots: 3% fewer
+ * instructions per sim step (asi on all-fast, valgrind counts, one run before and one after), same results.
  */
-const hintBuckets = 64;
+export const l1dHintSlots = 64;
+const hintBuckets = l1dHintSlots;
 const hintShift = 32 - Math.log2(hintBuckets);
 /** Bits of a way number in an LRU key (stamp << wayBits | way): ways are at most 32. */
 const wayBits = 5;
@@ -114,6 +119,7 @@ export interface L1dLayout {
   countsI32Offset: number;
   setStateI32Offset: number;
   linesI32Offset: number;
+  hintsI32Offset: number;
   sizeI32s: number;
 }
 
@@ -152,10 +158,11 @@ export function l1dLayout(geometry: L1dGeometry): L1dLayout {
   const countsI32Offset = l1dHeaderI32s;
   const setStateI32Offset = countsI32Offset + geometry.domainCount;
   const linesI32Offset = setStateI32Offset + geometry.sets;
-  const endI32Offset = linesI32Offset + geometry.sets * geometry.ways * l1dLineI32s;
+  const hintsI32Offset = linesI32Offset + geometry.sets * geometry.ways * l1dLineI32s;
+  const endI32Offset = hintsI32Offset + geometry.sets * l1dHintSlots;
   const sizeI32s = Math.ceil(endI32Offset / sectionAlignI32s) * sectionAlignI32s;
   assert(sizeI32s % sectionAlignI32s === 0 && sizeI32s >= endI32Offset, 'l1d section padding');
-  return { countsI32Offset, setStateI32Offset, linesI32Offset, sizeI32s };
+  return { countsI32Offset, setStateI32Offset, linesI32Offset, hintsI32Offset, sizeI32s };
 }
 
 /** Int32 words of one core's L1D section, a multiple of 16 (64 bytes). */
@@ -169,6 +176,8 @@ export class CoreL1d implements CoreBuffer {
   declare readonly ways: number;
   declare readonly replacement: L1dReplacement;
   declare readonly domainCount: number;
+  /** Where the section begins in `i32` (the access kernel derives the regions from it, as l1dLayout does). */
+  declare readonly baseI32Index: number;
   declare private readonly i32: Int32Array;
   declare private readonly lockI32Index: number;
   declare private readonly validLinesI32Index: number;
@@ -189,13 +198,13 @@ export class CoreL1d implements CoreBuffer {
   /** Scratch for renumbering LRU stamps; allocated once here so the clock wrap allocates nothing. */
   declare private readonly rankScratch: Int32Array;
   /**
-   * Way hints, private to this view: per set, `hintBuckets` slots indexed by a hash of the frame, each
-   * holding way + 1 of the line last seen there (0: none). A hint is only a guess, checked against the
-   * way before it counts as a hit; a wrong or stale one (the line was evicted or flushed, another view
-   * moved it) falls back to the scan. So hits land without the scan, whose exit at a random way
-   * mispredicted, and the hints need no place in the machine buffer (another view's hints may differ).
+   * Way hints (the section's hints region): per set, `hintBuckets` slots indexed by a hash of the
+   * frame, each holding way + 1 of the line last seen there (0: none). A hint is only a guess, checked
+   * against the way before it counts as a hit; a wrong or stale one (the line was evicted or flushed)
+   * falls back to the scan. So hits land without the scan, whose exit at a random way mispredicted. In
+   * the buffer rather than in each view so the access kernel (access-kernel.wat) sees the same hints.
    */
-  declare private readonly hints: Int32Array;
+  declare private readonly hintsI32Index: number;
 
   declare private readonly concurrent: boolean;
 
@@ -211,6 +220,7 @@ export class CoreL1d implements CoreBuffer {
     this.ways = geometry.ways;
     this.replacement = geometry.replacement;
     this.domainCount = geometry.domainCount;
+    this.baseI32Index = baseI32Index;
     this.i32 = i32;
     this.lockI32Index = baseI32Index + l1dLockI32;
     this.validLinesI32Index = baseI32Index + l1dValidLinesI32;
@@ -223,7 +233,7 @@ export class CoreL1d implements CoreBuffer {
     this.pageMask = Math.max(1, geometry.sets / linesPerPage) - 1;
     this.isPlru = geometry.replacement === 'plru';
     this.rankScratch = new Int32Array(geometry.ways);
-    this.hints = new Int32Array(geometry.sets * hintBuckets);
+    this.hintsI32Index = baseI32Index + layout.hintsI32Offset;
   }
 
   /** The set a line maps to. Non-mutating; tests use it to build conflicting streams. */
@@ -253,8 +263,8 @@ export class CoreL1d implements CoreBuffer {
     const setI32Index = this.linesI32Index + set * this.setI32s;
     const setEndI32Index = setI32Index + this.setI32s;
     const owner = ownerOf(domain);
-    const hintIndex = set * hintBuckets + (Math.imul(pfn, 0x9e3779b1) >>> hintShift);
-    const hintedWay = this.hints[hintIndex] - 1;
+    const hintI32Index = this.hintsI32Index + set * hintBuckets + (Math.imul(pfn, 0x9e3779b1) >>> hintShift);
+    const hintedWay = i32[hintI32Index] - 1;
     if (hintedWay >= 0) {
       const hintedI32Index = setI32Index + hintedWay * lineWords;
       if (
@@ -287,7 +297,7 @@ export class CoreL1d implements CoreBuffer {
       }
       // The frame number is compared first: it alone rejects almost every way.
       if (i32[lineI32Index + pfnWord] === pfn && i32[lineI32Index + lineInPageWord] === lineInPage) {
-        this.hints[hintIndex] = (lineI32Index - setI32Index) / lineWords + 1;
+        i32[hintI32Index] = (lineI32Index - setI32Index) / lineWords + 1;
         return this.hit(set, lineI32Index, owner);
       }
       const below = ((stamp << wayBits) | wayKey) - minKey;
@@ -309,7 +319,7 @@ export class CoreL1d implements CoreBuffer {
       );
     this.fill(victimI32Index, pfn, lineInPage, owner);
     this.touch(set, victimI32Index);
-    this.hints[hintIndex] = (victimI32Index - setI32Index) / lineWords + 1;
+    i32[hintI32Index] = (victimI32Index - setI32Index) / lineWords + 1;
     return false;
   }
 

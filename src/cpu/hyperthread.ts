@@ -1,5 +1,6 @@
 import { assert } from '../assert.js';
 import { CoreForeignLines } from '../cache/core-buffer.js';
+import type { CoreCaches } from '../cache/core-caches.js';
 import type { CoreFillBuffers } from '../cache/fill-buffers.js';
 import type { CoreL1d } from '../cache/l1d.js';
 import type { ConfidentialVm } from '../coco/confidential-vm.js';
@@ -222,6 +223,8 @@ export class Hyperthread implements PolicyView {
   declare private readonly tlb: Tlb;
   declare private readonly l1d: CoreL1d;
   declare private readonly fillBuffers: CoreFillBuffers;
+  /** The core's L1D and fill buffers as one access path (`lineCycles`). */
+  declare private readonly caches: CoreCaches;
   declare private readonly frames: FrameTable;
   /** INV-2's count for this thread's VM on its core (the monitor and nosmt ask it at every guest step). */
   declare private readonly foreign: CoreForeignLines;
@@ -290,6 +293,7 @@ export class Hyperthread implements PolicyView {
     this.tlb = machine.tlbs[thread];
     this.l1d = machine.l1d[this.core];
     this.fillBuffers = machine.fillBuffers[this.core];
+    this.caches = machine.caches[this.core];
     this.frames = machine.frames;
     const statBase = threadStatIndex(layout, thread, 0);
     this.stats = machine.f64.subarray(statBase, statBase + ThreadStat.count);
@@ -674,10 +678,9 @@ export class Hyperthread implements PolicyView {
 
   /** One line through the L1D (and the fill buffers on a miss); returns what the access cost. */
   private lineCycles(pfn: number, line: number): number {
-    const owner = this.frames.ownerOf(pfn);
-    const hit = this.l1d.access(pfn, line, owner);
-    if (!hit) this.fillBuffers.access(pfn, line, owner);
-    return hit ? this.costs.cacheHit : this.costs.cacheMiss;
+    return this.caches.access(pfn, line, this.frames.ownerOf(pfn))
+      ? this.costs.cacheHit
+      : this.costs.cacheMiss;
   }
 
   private drawExit(): CompiledVariant {

@@ -142,6 +142,7 @@ export class MachineCache {
       machine = createMachine(config.machine, { concurrent: false });
       if (this.machines.size >= this.capacity) {
         const oldest = this.machines.keys().next().value as string;
+        this.machines.get(oldest)?.dispose();
         this.machines.delete(oldest);
       }
     }
@@ -151,7 +152,9 @@ export class MachineCache {
 
   /** Drops the machine of `config` (a run threw halfway: its state is not worth a reset). */
   forget(config: RunConfig): void {
-    this.machines.delete(JSON.stringify(config.machine));
+    const key = JSON.stringify(config.machine);
+    this.machines.get(key)?.dispose();
+    this.machines.delete(key);
   }
 }
 

@@ -18,7 +18,7 @@ import type { RegionPlan } from './regions.js';
  */
 
 /** Bumped whenever a field moves: attachMachine refuses a buffer of another layout version. */
-export const layoutVersion = 1;
+export const layoutVersion = 2;
 /** 'ASIE' little-endian: marks a buffer made by createMachine. */
 export const layoutMagic = 0x45495341;
 

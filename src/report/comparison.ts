@@ -82,6 +82,7 @@ function* comparisonSteps(
       yield result;
     }
   }
+  machine.dispose();
   return { results, logs, baselines };
 }
 

@@ -180,7 +180,7 @@ export function runSim(config: RunConfig, policy: Policy, options: SimOptions = 
     settings: config.run,
     onProgress: options.onProgress ?? null,
   });
-  return collectResult({
+  const result = collectResult({
     backend: 'sim',
     machine,
     policy,
@@ -193,6 +193,9 @@ export function runSim(config: RunConfig, policy: Policy, options: SimOptions = 
     wallSeconds: 0,
     confidential,
   });
+  // A machine made here is done with (its sim arena region goes back now; the result is plain data).
+  if (options.machine === undefined) machine.dispose();
+  return result;
 }
 
 /** What the scheduler loop reads: set up once per run by `runSim`. */

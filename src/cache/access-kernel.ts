@@ -1,0 +1,78 @@
+import { assert } from '../assert.js';
+import { linesPerPage } from '../constants.js';
+import { accessKernelWasmBase64 } from './access-kernel-wasm.js';
+import {
+  fillBufferEntryI32s,
+  fillBufferFilterBuckets,
+  fillBufferHeaderI32s,
+  fillBufferNextSlotI32,
+  fillBufferValidLinesI32,
+} from './fill-buffers.js';
+import {
+  l1dClockI32,
+  l1dHeaderI32s,
+  l1dHintSlots,
+  l1dLineI32s,
+  l1dLineOwnerI32,
+  l1dLineStampI32,
+  l1dStampMax,
+  l1dValidLinesI32,
+} from './l1d.js';
+
+// The kernel has the section layouts written in (access-kernel.wat's header): these are what it assumes.
+assert(
+  l1dHeaderI32s === 3 && l1dValidLinesI32 === 1 && l1dClockI32 === 2 && l1dLineI32s === 4,
+  'access kernel: L1D header and line words as in access-kernel.wat',
+);
+assert(
+  l1dLineOwnerI32 === 2 && l1dLineStampI32 === 3 && l1dHintSlots === 64 && l1dStampMax === 0x3ffffff,
+  'access kernel: L1D line fields, hint slots and stamp bound as in access-kernel.wat',
+);
+assert(linesPerPage === 64, 'access kernel: 64 lines a page (the set index)');
+assert(
+  fillBufferHeaderI32s === 3 &&
+    fillBufferValidLinesI32 === 1 &&
+    fillBufferNextSlotI32 === 2 &&
+    fillBufferEntryI32s === 3 &&
+    fillBufferFilterBuckets === 64,
+  'access kernel: fill-buffer layout as in access-kernel.wat',
+);
+
+/**
+ * The access kernel (access-kernel.wat): one cache-line access of a core through its L1D and, on a miss,
+ * its fill buffers, in WebAssembly over a shared memory that holds the machine. `CoreL1d.accessHeld` and
+ * `CoreFillBuffers.accessHeld` are the reference it transcribes (test/cache/access-kernel.test.ts runs
+ * both on the same streams and compares every word); it does their reads and writes, so a run gives the
+ * same results and trace hash with it or without it.
+ *
+ * Why: in JavaScript a guest access took ~440 instructions through those two (valgrind, the sim
+ * benchmark's asi / all-fast run), most of them V8's bounds, overflow and map checks around a few loads
+ * and compares. TurboFan inlines a call from JavaScript to a WebAssembly function it knows (a constant
+ * target), so the kernel costs little more than its own ~60 instructions on a hit. A call whose target
+ * varies (kernels of several memories at one call site) goes through V8's generic wrapper instead, ~100
+ * instructions more: hence one memory, and one kernel, for every sim machine of a thread
+ * (memory/sim-arena.ts).
+ *
+ * Arguments: the Int32 indices of the core's L1D and fill-buffer sections in the memory, their geometry
+ * (sets, ways, domain count, 1 for PLRU, fill-buffer entries), then the line (frame, line in the page,
+ * owner domain of the frame). Returns 1 for an L1D hit, 0 for a miss (the fill buffers took the line),
+ * and -1, having changed nothing, when the LRU clock must be renumbered first: the caller then takes the
+ * reference path (once per ~2^26 accesses of a core).
+ */
+export type AccessKernel = (
+  l1dI32Index: number,
+  sets: number,
+  ways: number,
+  domainCount: number,
+  plru: number,
+  fillBuffersI32Index: number,
+  fillBufferEntries: number,
+  pfn: number,
+  lineInPage: number,
+  domain: number,
+) => number;
+
+/** The kernel's WebAssembly bytes (access-kernel-wasm.ts holds them as base64, generated from the .wat). */
+export function accessKernelBytes(): Uint8Array {
+  return Uint8Array.from(Buffer.from(accessKernelWasmBase64, 'base64'));
+}

@@ -1,0 +1,280 @@
+;; The access kernel: one cache-line access of a core through its L1D and, on a miss, its fill buffers,
+;; over the machine buffer (a shared WebAssembly memory). A transcription of `CoreL1d.accessHeld` and
+;; `CoreFillBuffers.accessHeld` (l1d.ts, fill-buffers.ts), which stay the reference: the differential
+;; test (test/cache/access-kernel.test.ts) runs both on the same streams and compares every word of both
+;; sections. It makes their reads and writes, so a sim run's results and trace hash are the same with it
+;; or without it.
+;;
+;; Addresses are byte addresses (Int32 index x 4). The layouts are l1dLayout's and fillBufferLayout's,
+;; derived here the same way from the section bases and the geometry:
+;;   L1D:          lock, validLines, clock | counts[domains] | setState[sets] |
+;;                 lines[sets][ways] {pfn, lineInPage, owner, stamp} | hints[sets][64]
+;;   fill buffers: lock, validLines, nextSlot | counts[domains] | entries[n] {pfn, lineInPage, owner} |
+;;                 filter[64]
+;; Owners are domain + 1, 0 for an invalid line (core-buffer.ts `ownerOf`). Small helpers are written
+;; out where they are used: V8 (Node 20) does not inline one Wasm function into another.
+;;
+;; Compiled into access-kernel-wasm.ts by `npm run build:wasm` (wabt); a test checks that the bytes there
+;; are this file's.
+(module
+  (import "env" "memory" (memory 0 65536 shared))
+
+  ;; Returns 1 on an L1D hit, 0 on a miss (the fill buffers then took the line), and -1, having changed
+  ;; nothing, when the LRU clock would reach l1dStampMax (2^26 - 1): the caller then takes the reference
+  ;; path, which renumbers the stamps (once per ~2^26 accesses of a core).
+  (func (export "access")
+    (param $l1d i32) (param $sets i32) (param $ways i32) (param $domains i32) (param $plru i32)
+    (param $fb i32) (param $fbEntries i32)
+    (param $pfn i32) (param $line i32) (param $domain i32)
+    (result i32)
+    (local $owner i32) (local $ownerCounts i32) (local $setState i32) (local $lines i32)
+    (local $setBytes i32) (local $set i32) (local $setAt i32) (local $setEnd i32) (local $hintAt i32)
+    (local $at i32) (local $hinted i32) (local $stamp i32) (local $minKey i32) (local $wayKey i32)
+    (local $below i32) (local $old i32) (local $pageMask i32) (local $clock i32) (local $word i32)
+    (local.set $owner (i32.add (local.get $domain) (i32.const 1)))
+    (local.set $l1d (i32.shl (local.get $l1d) (i32.const 2)))
+    (local.set $clock (i32.add (i32.load offset=8 (local.get $l1d)) (i32.const 1)))
+    (if (i32.and (i32.eqz (local.get $plru)) (i32.ge_s (local.get $clock) (i32.const 0x3ffffff)))
+      (then (return (i32.const -1))))
+    ;; counts[domain] at ownerCounts + owner x 4 (the counts begin after the 3 header words)
+    (local.set $ownerCounts (i32.add (local.get $l1d) (i32.const 8)))
+    (local.set $setState
+      (i32.add (local.get $ownerCounts) (i32.shl (i32.add (local.get $domains) (i32.const 1)) (i32.const 2))))
+    (local.set $lines (i32.add (local.get $setState) (i32.shl (local.get $sets) (i32.const 2))))
+    (local.set $setBytes (i32.shl (local.get $ways) (i32.const 4)))
+    ;; set = ((pfn & pageMask) x 64 + line) & (sets - 1), pageMask = max(1, sets / 64) - 1
+    (local.set $pageMask (i32.shr_u (local.get $sets) (i32.const 6)))
+    (if (local.get $pageMask) (then (local.set $pageMask (i32.sub (local.get $pageMask) (i32.const 1)))))
+    (local.set $set
+      (i32.and
+        (i32.add (i32.shl (i32.and (local.get $pfn) (local.get $pageMask)) (i32.const 6)) (local.get $line))
+        (i32.sub (local.get $sets) (i32.const 1))))
+    (local.set $setAt (i32.add (local.get $lines) (i32.mul (local.get $set) (local.get $setBytes))))
+    (local.set $setEnd (i32.add (local.get $setAt) (local.get $setBytes)))
+    ;; hints[set][hash(pfn)], after the lines
+    (local.set $hintAt
+      (i32.add
+        (i32.add (local.get $lines) (i32.mul (local.get $sets) (local.get $setBytes)))
+        (i32.shl
+          (i32.add (i32.shl (local.get $set) (i32.const 6))
+            (i32.shr_u (i32.mul (local.get $pfn) (i32.const 0x9e3779b1)) (i32.const 26)))
+          (i32.const 2))))
+
+    (block $miss
+      (block $hit
+        ;; The hinted way first.
+        (local.set $hinted (i32.sub (i32.load (local.get $hintAt)) (i32.const 1)))
+        (if (i32.ge_s (local.get $hinted) (i32.const 0))
+          (then
+            (local.set $at (i32.add (local.get $setAt) (i32.shl (local.get $hinted) (i32.const 4))))
+            (if (i32.load offset=12 (local.get $at))
+              (then
+                (br_if $hit
+                  (i32.eqz
+                    (i32.or
+                      (i32.xor (i32.load (local.get $at)) (local.get $pfn))
+                      (i32.xor (i32.load offset=4 (local.get $at)) (local.get $line)))))))))
+        ;; The scan: ways in order up to the line or the first invalid way, keeping the smallest LRU key
+        ;; (stamp << 5 | way) without a branch.
+        (local.set $at (local.get $setAt))
+        (local.set $minKey (i32.const 0x7fffffff))
+        (block $scanned
+          (loop $scan
+            (br_if $scanned (i32.ge_u (local.get $at) (local.get $setEnd)))
+            (local.set $stamp (i32.load offset=12 (local.get $at)))
+            (br_if $scanned (i32.eqz (local.get $stamp)))
+            (if (i32.eq (i32.load (local.get $at)) (local.get $pfn))
+              (then
+                (if (i32.eq (i32.load offset=4 (local.get $at)) (local.get $line))
+                  (then
+                    (i32.store (local.get $hintAt)
+                      (i32.add (i32.shr_u (i32.sub (local.get $at) (local.get $setAt)) (i32.const 4))
+                        (i32.const 1)))
+                    (br $hit)))))
+            (local.set $below
+              (i32.sub (i32.or (i32.shl (local.get $stamp) (i32.const 5)) (local.get $wayKey))
+                (local.get $minKey)))
+            (local.set $minKey
+              (i32.add (local.get $minKey)
+                (i32.and (local.get $below) (i32.shr_s (local.get $below) (i32.const 31)))))
+            (local.set $wayKey (i32.add (local.get $wayKey) (i32.const 1)))
+            (local.set $at (i32.add (local.get $at) (i32.const 16)))
+            (br $scan)))
+        ;; A miss: the first invalid way, or in a full set the LRU (or PLRU) victim.
+        (if (i32.eq (local.get $at) (local.get $setEnd))
+          (then
+            (local.set $at
+              (i32.add (local.get $setAt)
+                (i32.shl
+                  (if (result i32) (local.get $plru)
+                    (then
+                      (call $plruVictim
+                        (i32.load (i32.add (local.get $setState) (i32.shl (local.get $set) (i32.const 2))))
+                        (local.get $ways)))
+                    (else (i32.and (local.get $minKey) (i32.const 31))))
+                  (i32.const 4))))))
+        ;; CoreL1d.fill: the evicted line's domain count (or the valid-line total) and the new owner's.
+        (local.set $old (i32.load offset=8 (local.get $at)))
+        (if (i32.eqz (local.get $old))
+          (then
+            (i32.store offset=4 (local.get $l1d) (i32.add (i32.load offset=4 (local.get $l1d)) (i32.const 1))))
+          (else
+            (local.set $word (i32.add (local.get $ownerCounts) (i32.shl (local.get $old) (i32.const 2))))
+            (i32.store (local.get $word) (i32.sub (i32.load (local.get $word)) (i32.const 1)))))
+        (i32.store (local.get $at) (local.get $pfn))
+        (i32.store offset=4 (local.get $at) (local.get $line))
+        (i32.store offset=8 (local.get $at) (local.get $owner))
+        (local.set $word (i32.add (local.get $ownerCounts) (i32.shl (local.get $owner) (i32.const 2))))
+        (i32.store (local.get $word) (i32.add (i32.load (local.get $word)) (i32.const 1)))
+        (i32.store (local.get $hintAt)
+          (i32.add (i32.shr_u (i32.sub (local.get $at) (local.get $setAt)) (i32.const 4)) (i32.const 1)))
+        (br $miss))
+      ;; A hit: retag if the frame changed owner since the line came in (CoreL1d.retag).
+      (local.set $old (i32.load offset=8 (local.get $at)))
+      (if (i32.ne (local.get $old) (local.get $owner))
+        (then
+          (i32.store offset=8 (local.get $at) (local.get $owner))
+          (local.set $word (i32.add (local.get $ownerCounts) (i32.shl (local.get $old) (i32.const 2))))
+          (i32.store (local.get $word) (i32.sub (i32.load (local.get $word)) (i32.const 1)))
+          (local.set $word (i32.add (local.get $ownerCounts) (i32.shl (local.get $owner) (i32.const 2))))
+          (i32.store (local.get $word) (i32.add (i32.load (local.get $word)) (i32.const 1)))))
+      ;; CoreL1d.touch
+      (if (local.get $plru)
+        (then (call $plruTouch (local.get $setState) (local.get $set) (local.get $setAt) (local.get $at)
+                (local.get $ways)))
+        (else
+          (i32.store offset=8 (local.get $l1d) (local.get $clock))
+          (i32.store offset=12 (local.get $at) (local.get $clock))))
+      (return (i32.const 1)))
+    ;; After a miss's fill: CoreL1d.touch, then the fill buffers.
+    (if (local.get $plru)
+      (then (call $plruTouch (local.get $setState) (local.get $set) (local.get $setAt) (local.get $at)
+              (local.get $ways)))
+      (else
+        (i32.store offset=8 (local.get $l1d) (local.get $clock))
+        (i32.store offset=12 (local.get $at) (local.get $clock))))
+    (if (local.get $fbEntries)
+      (then (call $fillBuffers (local.get $fb) (local.get $fbEntries) (local.get $domains)
+              (local.get $pfn) (local.get $line) (local.get $owner))))
+    (i32.const 0))
+
+  ;; CoreL1d.touch under PLRU: a valid line's stamp is 1, and the tree bits on the way's path point away
+  ;; from it (node 1 is the root, node n has children 2n and 2n + 1; bit n set: the victim is right).
+  (func $plruTouch (param $setState i32) (param $set i32) (param $setAt i32) (param $at i32) (param $ways i32)
+    (local $way i32) (local $bitsAt i32) (local $bits i32) (local $node i32) (local $firstWay i32)
+    (local $span i32)
+    (i32.store offset=12 (local.get $at) (i32.const 1))
+    (local.set $way (i32.shr_u (i32.sub (local.get $at) (local.get $setAt)) (i32.const 4)))
+    (local.set $bitsAt (i32.add (local.get $setState) (i32.shl (local.get $set) (i32.const 2))))
+    (local.set $bits (i32.load (local.get $bitsAt)))
+    (local.set $node (i32.const 1))
+    (local.set $span (i32.shr_s (local.get $ways) (i32.const 1)))
+    (block $done
+      (loop $level
+        (br_if $done (i32.lt_s (local.get $span) (i32.const 1)))
+        (if (i32.ge_s (local.get $way) (i32.add (local.get $firstWay) (local.get $span)))
+          (then
+            (local.set $bits
+              (i32.and (local.get $bits) (i32.xor (i32.shl (i32.const 1) (local.get $node)) (i32.const -1))))
+            (local.set $firstWay (i32.add (local.get $firstWay) (local.get $span)))
+            (local.set $node (i32.add (i32.shl (local.get $node) (i32.const 1)) (i32.const 1))))
+          (else
+            (local.set $bits (i32.or (local.get $bits) (i32.shl (i32.const 1) (local.get $node))))
+            (local.set $node (i32.shl (local.get $node) (i32.const 1)))))
+        (local.set $span (i32.shr_s (local.get $span) (i32.const 1)))
+        (br $level)))
+    (i32.store (local.get $bitsAt) (local.get $bits)))
+
+  ;; CoreL1d.plruVictim: the way the tree bits lead to from the root.
+  (func $plruVictim (param $bits i32) (param $ways i32) (result i32)
+    (local $node i32) (local $way i32) (local $span i32)
+    (local.set $node (i32.const 1))
+    (local.set $span (i32.shr_s (local.get $ways) (i32.const 1)))
+    (block $done
+      (loop $level
+        (br_if $done (i32.lt_s (local.get $span) (i32.const 1)))
+        (if (i32.and (local.get $bits) (i32.shl (i32.const 1) (local.get $node)))
+          (then
+            (local.set $way (i32.add (local.get $way) (local.get $span)))
+            (local.set $node (i32.add (i32.shl (local.get $node) (i32.const 1)) (i32.const 1))))
+          (else (local.set $node (i32.shl (local.get $node) (i32.const 1)))))
+        (local.set $span (i32.shr_s (local.get $span) (i32.const 1)))
+        (br $level)))
+    (local.get $way))
+
+  ;; CoreFillBuffers.accessHeld (entries > 0): a hit retags; a miss fills the next slot in order. The
+  ;; filter counts the valid entries per bucket of fillBufferFilterBucket(pfn, line) =
+  ;; ((pfn x 0x9e3779b1) >>> 26 ^ line) & 63.
+  (func $fillBuffers (param $fb i32) (param $entries i32) (param $domains i32) (param $pfn i32)
+    (param $line i32) (param $owner i32)
+    (local $ownerCounts i32) (local $first i32) (local $filter i32) (local $bucketAt i32) (local $at i32)
+    (local $end i32) (local $old i32) (local $slot i32) (local $word i32)
+    (local.set $fb (i32.shl (local.get $fb) (i32.const 2)))
+    (local.set $ownerCounts (i32.add (local.get $fb) (i32.const 8)))
+    (local.set $first
+      (i32.add (local.get $ownerCounts) (i32.shl (i32.add (local.get $domains) (i32.const 1)) (i32.const 2))))
+    (local.set $filter (i32.add (local.get $first) (i32.mul (local.get $entries) (i32.const 12))))
+    (local.set $bucketAt
+      (i32.add (local.get $filter)
+        (i32.shl
+          (i32.and
+            (i32.xor (i32.shr_u (i32.mul (local.get $pfn) (i32.const 0x9e3779b1)) (i32.const 26)) (local.get $line))
+            (i32.const 63))
+          (i32.const 2))))
+    (block $missed
+      (br_if $missed (i32.eqz (i32.load (local.get $bucketAt))))
+      ;; CoreFillBuffers.find: the valid entries are a prefix (filled in order since the last flush).
+      (local.set $at (local.get $first))
+      (local.set $end
+        (i32.add (local.get $first) (i32.mul (i32.load offset=4 (local.get $fb)) (i32.const 12))))
+      (loop $find
+        (br_if $missed (i32.ge_s (local.get $at) (local.get $end)))
+        (if (i32.eqz
+              (i32.or
+                (i32.xor (i32.load (local.get $at)) (local.get $pfn))
+                (i32.xor (i32.load offset=4 (local.get $at)) (local.get $line))))
+          (then
+            (local.set $old (i32.load offset=8 (local.get $at)))
+            (if (i32.ne (local.get $old) (local.get $owner))
+              (then
+                (i32.store offset=8 (local.get $at) (local.get $owner))
+                (call $recount (local.get $fb) (local.get $ownerCounts) (local.get $old) (local.get $owner))))
+            (return)))
+        (local.set $at (i32.add (local.get $at) (i32.const 12)))
+        (br $find)))
+    ;; A miss: the next slot, whose old line leaves the filter.
+    (local.set $slot (i32.load offset=8 (local.get $fb)))
+    (local.set $at (i32.add (local.get $first) (i32.mul (local.get $slot) (i32.const 12))))
+    (local.set $old (i32.load offset=8 (local.get $at)))
+    (if (local.get $old)
+      (then
+        (local.set $word
+          (i32.add (local.get $filter)
+            (i32.shl
+              (i32.and
+                (i32.xor
+                  (i32.shr_u (i32.mul (i32.load (local.get $at)) (i32.const 0x9e3779b1)) (i32.const 26))
+                  (i32.load offset=4 (local.get $at)))
+                (i32.const 63))
+              (i32.const 2))))
+        (i32.store (local.get $word) (i32.sub (i32.load (local.get $word)) (i32.const 1)))))
+    (i32.store (local.get $bucketAt) (i32.add (i32.load (local.get $bucketAt)) (i32.const 1)))
+    (i32.store (local.get $at) (local.get $pfn))
+    (i32.store offset=4 (local.get $at) (local.get $line))
+    (i32.store offset=8 (local.get $at) (local.get $owner))
+    (local.set $slot (i32.add (local.get $slot) (i32.const 1)))
+    (i32.store offset=8 (local.get $fb)
+      (select (i32.const 0) (local.get $slot) (i32.eq (local.get $slot) (local.get $entries))))
+    (call $recount (local.get $fb) (local.get $ownerCounts) (local.get $old) (local.get $owner)))
+
+  ;; CoreFillBuffers.recount: an entry went from owner $old (0: empty) to $new.
+  (func $recount (param $fb i32) (param $ownerCounts i32) (param $old i32) (param $new i32)
+    (local $word i32)
+    (if (i32.eqz (local.get $old))
+      (then (i32.store offset=4 (local.get $fb) (i32.add (i32.load offset=4 (local.get $fb)) (i32.const 1))))
+      (else
+        (local.set $word (i32.add (local.get $ownerCounts) (i32.shl (local.get $old) (i32.const 2))))
+        (i32.store (local.get $word) (i32.sub (i32.load (local.get $word)) (i32.const 1)))))
+    (local.set $word (i32.add (local.get $ownerCounts) (i32.shl (local.get $new) (i32.const 2))))
+    (i32.store (local.get $word) (i32.add (i32.load (local.get $word)) (i32.const 1))))
+)

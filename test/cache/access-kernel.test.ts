@@ -1,0 +1,204 @@
+import fc from 'fast-check';
+import { describe, expect, test } from 'vitest';
+import type { AccessKernel } from '../../src/cache/access-kernel.js';
+import { CoreCaches } from '../../src/cache/core-caches.js';
+import { CoreFillBuffers, fillBufferI32s } from '../../src/cache/fill-buffers.js';
+import { CoreL1d, type L1dReplacement, l1dI32s, l1dStampMax } from '../../src/cache/l1d.js';
+import { allocateSimRegion, type SimRegion } from '../../src/memory/sim-arena.js';
+
+/**
+ * The access kernel (src/cache/access-kernel.wat) against the reference it transcribes, CoreL1d and
+ * CoreFillBuffers in JavaScript: the same command streams on two copies of a core's sections, one in a
+ * sim arena region through the kernel, one in a plain SharedArrayBuffer through the reference, must leave
+ * every word the same and answer every access the same (fast-check prints the seed and the shrunk stream
+ * of a failure).
+ */
+
+interface Geometry {
+  sets: number;
+  ways: number;
+  replacement: L1dReplacement;
+  domainCount: number;
+  fillBufferEntries: number;
+}
+
+type Command =
+  | { kind: 'access'; pfn: number; lineInPage: number; domain: number }
+  | { kind: 'flush-l1d' }
+  | { kind: 'flush-buffers' };
+
+/** One core's L1D and fill buffers side by side, with a guard word before and after. */
+interface Core {
+  i32: Int32Array;
+  caches: CoreCaches;
+}
+
+const guardI32s = 16;
+
+function sectionsI32s(geometry: Geometry): { l1dI32s: number; fillBufferI32s: number; total: number } {
+  const l1d = l1dI32s(geometry);
+  const fillBuffers = fillBufferI32s(geometry.fillBufferEntries, geometry.domainCount);
+  return { l1dI32s: l1d, fillBufferI32s: fillBuffers, total: guardI32s + l1d + fillBuffers + guardI32s };
+}
+
+function makeCore(geometry: Geometry, region: SimRegion | null): Core {
+  const { l1dI32s: l1dWords, total } = sectionsI32s(geometry);
+  const i32 =
+    region === null
+      ? new Int32Array(new SharedArrayBuffer(total * 4))
+      : new Int32Array(region.buffer, region.byteOffset, total);
+  const l1d = new CoreL1d(i32, guardI32s, geometry, false);
+  const fillBuffers = new CoreFillBuffers(
+    i32,
+    guardI32s + l1dWords,
+    geometry.fillBufferEntries,
+    geometry.domainCount,
+    false,
+  );
+  const kernel = region === null ? null : region.kernel;
+  const memoryI32Offset = region === null ? 0 : region.byteOffset / 4;
+  return { i32, caches: new CoreCaches(l1d, fillBuffers, kernel, memoryI32Offset) };
+}
+
+function apply(core: Core, command: Command): boolean | number {
+  switch (command.kind) {
+    case 'access':
+      return core.caches.access(command.pfn, command.lineInPage, command.domain);
+    case 'flush-l1d':
+      return core.caches.l1d.flush();
+    case 'flush-buffers':
+      return core.caches.fillBuffers.flush();
+  }
+}
+
+/** Runs `commands` on both copies; returns the index of the first command after which they differ, or -1. */
+function firstDifference(
+  geometry: Geometry,
+  commands: Command[],
+  clockStart: number,
+  plant: (kernel: AccessKernel) => AccessKernel = (kernel) => kernel,
+): number {
+  const region = allocateSimRegion(sectionsI32s(geometry).total * 4);
+  expect(region).not.toBeNull();
+  const kernelCore = makeCore(geometry, region === null ? null : { ...region, kernel: plant(region.kernel) });
+  const referenceCore = makeCore(geometry, null);
+  // The LRU clock (header word 2) set near its bound, so the kernel hands renumbering to the reference.
+  kernelCore.i32[guardI32s + 2] = clockStart;
+  referenceCore.i32[guardI32s + 2] = clockStart;
+  for (let i = 0; i < commands.length; i++) {
+    const kernelAnswer = apply(kernelCore, commands[i]);
+    const referenceAnswer = apply(referenceCore, commands[i]);
+    if (kernelAnswer !== referenceAnswer) return i;
+    for (let word = 0; word < kernelCore.i32.length; word++) {
+      if (kernelCore.i32[word] !== referenceCore.i32[word]) return i;
+    }
+  }
+  return -1;
+}
+
+const geometryArbitrary: fc.Arbitrary<Geometry> = fc
+  .record({
+    sets: fc.constantFrom(1, 2, 8, 64, 128, 256),
+    waysLog2: fc.integer({ min: 0, max: 4 }),
+    twelve: fc.boolean(),
+    replacement: fc.constantFrom<L1dReplacement>('lru', 'plru'),
+    // 4 host domains and 2 per VM (memory/domains.ts), 1-3 VMs.
+    domainCount: fc.constantFrom(6, 8, 10),
+    fillBufferEntries: fc.constantFrom(0, 1, 4, 10, 12, 32),
+  })
+  .map(({ sets, waysLog2, twelve, replacement, domainCount, fillBufferEntries }) => ({
+    sets,
+    // PLRU takes a power of two; LRU also 12, as Skylake's L1D.
+    ways: replacement === 'lru' && twelve ? 12 : 2 ** waysLog2,
+    replacement,
+    domainCount,
+    fillBufferEntries,
+  }));
+
+function commandArbitrary(geometry: Geometry): fc.Arbitrary<Command> {
+  // Few frames (hits, conflicts, full sets) and a few far ones (high bits in the set index and hashes).
+  const pfn = fc.oneof(
+    { weight: 8, arbitrary: fc.integer({ min: 100, max: 140 }) },
+    { weight: 1, arbitrary: fc.integer({ min: 0, max: 2 ** 31 - 1 }) },
+  );
+  return fc.oneof(
+    {
+      weight: 30,
+      arbitrary: fc.record({
+        kind: fc.constant('access' as const),
+        pfn,
+        lineInPage: fc.oneof(fc.integer({ min: 0, max: 3 }), fc.integer({ min: 0, max: 63 })),
+        domain: fc.integer({ min: 0, max: geometry.domainCount - 1 }),
+      }),
+    },
+    { weight: 1, arbitrary: fc.constant({ kind: 'flush-l1d' as const }) },
+    { weight: 1, arbitrary: fc.constant({ kind: 'flush-buffers' as const }) },
+  );
+}
+
+describe('access kernel', () => {
+  test('leaves the same L1D and fill buffers as the reference, answer by answer', () => {
+    fc.assert(
+      fc.property(
+        geometryArbitrary.chain((geometry) =>
+          fc.record({
+            geometry: fc.constant(geometry),
+            commands: fc.array(commandArbitrary(geometry), { minLength: 1, maxLength: 400 }),
+            clockStart: fc.oneof(fc.constant(0), fc.integer({ min: l1dStampMax - 40, max: l1dStampMax - 1 })),
+          }),
+        ),
+        ({ geometry, commands, clockStart }) => firstDifference(geometry, commands, clockStart) === -1,
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  test('a long stream of a busy core (Skylake L1D, 12 fill buffers) stays identical', () => {
+    const geometry: Geometry = {
+      sets: 64,
+      ways: 12,
+      replacement: 'lru',
+      domainCount: 6,
+      fillBufferEntries: 12,
+    };
+    // A fixed LCG stream over 24 frames (twice the cache), one flush every 2,000 accesses.
+    let state = 7;
+    const next = () => {
+      state = (Math.imul(state, 1103515245) + 12345) | 0;
+      return (state >>> 8) / 16777216;
+    };
+    const commands: Command[] = [];
+    for (let i = 0; i < 20_000; i++) {
+      if (i % 2000 === 1999) commands.push({ kind: i % 4000 === 3999 ? 'flush-buffers' : 'flush-l1d' });
+      else
+        commands.push({
+          kind: 'access',
+          pfn: 1000 + Math.floor(next() * 24),
+          lineInPage: Math.floor(next() * 64),
+          domain: next() < 0.9 ? 4 : Math.floor(next() * 6),
+        });
+    }
+    expect(firstDifference(geometry, commands, 0)).toBe(-1);
+  });
+
+  test('the comparison catches a planted kernel bug: lines tagged with the wrong owner', () => {
+    const geometry: Geometry = {
+      sets: 64,
+      ways: 8,
+      replacement: 'lru',
+      domainCount: 6,
+      fillBufferEntries: 4,
+    };
+    const commands: Command[] = [
+      { kind: 'access', pfn: 5, lineInPage: 3, domain: 0 },
+      { kind: 'access', pfn: 6, lineInPage: 3, domain: 4 },
+    ];
+    expect(firstDifference(geometry, commands, 0)).toBe(-1);
+    // Every line tagged as domain 0: the second access's owner (and INV-2's counts) differ.
+    const wrongOwner =
+      (kernel: AccessKernel): AccessKernel =>
+      (l1d, sets, ways, domains, plru, fb, entries, pfn, line) =>
+        kernel(l1d, sets, ways, domains, plru, fb, entries, pfn, line, 0);
+    expect(firstDifference(geometry, commands, 0, wrongOwner)).toBe(1);
+  });
+});

@@ -1,0 +1,103 @@
+import { execFileSync } from 'node:child_process';
+import { describe, expect, test } from 'vitest';
+import { runSim } from '../../src/backend/sim/run-sim.js';
+import { parseRunConfig } from '../../src/config/run-config.js';
+import { createMachine } from '../../src/machine.js';
+import { allocateSimRegion, simArenaBytesMax, simArenaPages } from '../../src/memory/sim-arena.js';
+import { policies } from '../../src/policy/index.js';
+
+/**
+ * The sim arena (src/memory/sim-arena.ts): sim machines live in one shared WebAssembly memory per
+ * thread, whose access kernel their caches use. A run must not tell where its machine lives.
+ */
+describe('sim arena', () => {
+  test('regions are whole pages apart, zeroed, and each machine views only its own', () => {
+    const first = allocateSimRegion(100_000)!;
+    const second = allocateSimRegion(3)!;
+    expect(first.byteOffset % 65536).toBe(0);
+    expect(second.byteOffset % 65536).toBe(0);
+    const [low, high] = first.byteOffset < second.byteOffset ? [first, second] : [second, first];
+    expect(high.byteOffset).toBeGreaterThanOrEqual(
+      low.byteOffset + Math.ceil(low.byteLength / 65536) * 65536,
+    );
+    expect(new Uint8Array(second.buffer, second.byteOffset, 3)).toEqual(new Uint8Array(3));
+
+    const machine = createMachine({}, { concurrent: false });
+    expect(machine.byteOffset % 65536).toBe(0);
+    expect(machine.i32.byteOffset).toBe(machine.byteOffset);
+    expect(machine.i32.length * 4).toBe(machine.layout.totalBytes);
+  });
+
+  test('a disposed machine gives its pages back at once, and the next machine reuses them', () => {
+    const machine = createMachine({}, { concurrent: false });
+    const pages = Math.ceil(machine.layout.totalBytes / 65536);
+    const before = simArenaPages();
+    machine.dispose();
+    machine.dispose(); // a second dispose does nothing
+    expect(simArenaPages().used).toBe(before.used - pages);
+    const next = createMachine({}, { concurrent: false });
+    expect(simArenaPages()).toEqual(before);
+    // Zeroed before reuse: the new machine's dynamic state is that of a fresh one.
+    expect(next.l1d[0].validLines()).toBe(0);
+  });
+
+  test('a region larger than the arena can hold is refused (the machine then gets its own buffer)', () => {
+    expect(allocateSimRegion(simArenaBytesMax + 1)).toBeNull();
+  });
+
+  test.each([
+    ['asi', 'sysbench-cpu', 'lru', false],
+    ['coschedule', 'idle-tracing', 'plru', false],
+    ['none', 'light-load', 'lru', true],
+  ] as const)(
+    '%s on %s (%s, confidential %s): same results in the arena (kernel) and in a buffer of its own (reference)',
+    (policy, mix, replacement, confidential) => {
+      const config = parseRunConfig({
+        machine: {
+          cores: 2,
+          smt: 2,
+          memoryMiB: 48,
+          l1d: { sets: 64, ways: replacement === 'plru' ? 8 : 12, replacement },
+          vms: [{ vcpus: 4, guestMemoryMiB: 2, ...(confidential ? { confidential: true } : {}) }],
+        },
+        workload: { mix, guestAccessesPerQuantum: 3 },
+        run: { exits: 600, seed: 3 },
+      });
+      const inArena = runSim(config, policies[policy]);
+      // A machine made for threads is a SharedArrayBuffer of its own, with no kernel: the reference path.
+      const ownBuffer = runSim(config, policies[policy], {
+        machine: createMachine(config.machine, { concurrent: true }),
+      });
+      const { wallSeconds: _a, ...arenaResult } = inArena;
+      const { wallSeconds: _b, ...referenceResult } = ownBuffer;
+      expect(arenaResult).toEqual(referenceResult);
+    },
+  );
+
+  test('machines collected by the garbage collector give their regions back', () => {
+    // In a child process with --expose-gc: 60 machines made one after another, the garbage collector
+    // run every 10. Without reuse the arena would hold all 60.
+    const script = `
+      const { createMachine } = await import('./dist/src/machine.js');
+      const { simArenaPages } = await import('./dist/src/memory/sim-arena.js');
+      let pagesPerMachine = 0;
+      for (let i = 0; i < 60; i++) {
+        const machine = createMachine({}, { concurrent: false });
+        pagesPerMachine = Math.ceil(machine.layout.totalBytes / 65536);
+        if (i % 10 === 9) {
+          globalThis.gc();
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+      }
+      console.log(JSON.stringify({ pagesPerMachine, ...simArenaPages() }));
+    `;
+    const output = execFileSync(process.execPath, ['--expose-gc', '--input-type=module', '-e', script], {
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    const { pagesPerMachine, total, used } = JSON.parse(output.trim().split('\n').at(-1) ?? '{}');
+    expect(pagesPerMachine).toBeGreaterThan(0);
+    expect(used).toBeLessThanOrEqual(total);
+    expect(total).toBeLessThan(30 * pagesPerMachine);
+  });
+});
