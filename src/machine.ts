@@ -124,7 +124,7 @@ export class Machine {
         new CoreCaches(
           this.l1d[core],
           this.fillBuffers[core],
-          region === null ? null : region.kernel,
+          region === null ? null : region.kernels.access,
           byteOffset / Int32Array.BYTES_PER_ELEMENT,
         ),
       );
@@ -139,6 +139,8 @@ export class Machine {
           thread,
           { entries: config.tlbEntries, ways: config.tlbWays, pcid: config.pcid },
           concurrent,
+          region === null ? null : region.kernels.translate,
+          byteOffset / Int32Array.BYTES_PER_ELEMENT,
         ),
       );
     }

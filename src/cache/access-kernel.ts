@@ -72,6 +72,33 @@ export type AccessKernel = (
   domain: number,
 ) => number;
 
+/**
+ * The kernel's TLB hit (`translate` in access-kernel.wat; the reference is `Tlb.translatePage`). Arguments:
+ * Int32 indices in the memory of the TLB's entries, then its set mask and ways, the generation the TLB
+ * last saw for the space and the space's generation now, the thread's hit counter; then the space, the
+ * page (vpnLow, vpnHigh: page = vpnHigh x 2^30 + vpnLow) and the Access bits. Returns the frame of a hit
+ * (the hit counted), or -1, having changed nothing, for anything else: the caller then takes the
+ * reference path, which does it all (a walk, a shootdown, a permission miss).
+ */
+export type TranslateKernel = (
+  entriesI32Index: number,
+  setMask: number,
+  ways: number,
+  seenGenerationI32Index: number,
+  generationI32Index: number,
+  hitsI32Index: number,
+  space: number,
+  vpnLow: number,
+  vpnHigh: number,
+  access: number,
+) => number;
+
+/** The kernel's exports over one memory. */
+export interface AccessKernels {
+  access: AccessKernel;
+  translate: TranslateKernel;
+}
+
 /** The kernel's WebAssembly bytes (access-kernel-wasm.ts holds them as base64, generated from the .wat). */
 export function accessKernelBytes(): Uint8Array {
   return Uint8Array.from(Buffer.from(accessKernelWasmBase64, 'base64'));

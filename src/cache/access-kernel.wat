@@ -1,16 +1,19 @@
-;; The access kernel: one cache-line access of a core through its L1D and, on a miss, its fill buffers,
-;; over the machine buffer (a shared WebAssembly memory). A transcription of `CoreL1d.accessHeld` and
-;; `CoreFillBuffers.accessHeld` (l1d.ts, fill-buffers.ts), which stay the reference: the differential
-;; test (test/cache/access-kernel.test.ts) runs both on the same streams and compares every word of both
-;; sections. It makes their reads and writes, so a sim run's results and trace hash are the same with it
-;; or without it.
+;; The access kernel: a memory access's hot path over the machine buffer (a shared WebAssembly memory).
+;; `translate` is a TLB hit (`Tlb.translatePage`, paging/tlb.ts, which does everything else); `access` is
+;; one cache-line access of a core through its L1D and, on a miss, its fill buffers (`CoreL1d.accessHeld`
+;; and `CoreFillBuffers.accessHeld`, l1d.ts and fill-buffers.ts). Those stay the reference: differential
+;; tests (test/cache/access-kernel.test.ts, test/paging/tlb-kernel.test.ts) run both on the same streams
+;; and compare every word. The kernel makes their reads and writes, so a sim run's results and trace hash
+;; are the same with it or without it.
 ;;
-;; Addresses are byte addresses (Int32 index x 4). The layouts are l1dLayout's and fillBufferLayout's,
+;; Addresses are byte addresses (Int32 index x 4). The cache layouts are l1dLayout's and fillBufferLayout's,
 ;; derived here the same way from the section bases and the geometry:
 ;;   L1D:          lock, validLines, clock | counts[domains] | setState[sets] |
 ;;                 lines[sets][ways] {pfn, lineInPage, owner, stamp} | hints[sets][64]
 ;;   fill buffers: lock, validLines, nextSlot | counts[domains] | entries[n] {pfn, lineInPage, owner} |
 ;;                 filter[64]
+;;   TLB (a thread's record, memory/layout.ts): entries[sets][ways] {tagFlags, vpnLow, vpnHigh, pfn}, with
+;;         tagFlags = address space + 1 in bits 0..15 (0: invalid) and the flags from bit 16
 ;; Owners are domain + 1, 0 for an invalid line (core-buffer.ts `ownerOf`). Small helpers are written
 ;; out where they are used: V8 (Node 20) does not inline one Wasm function into another.
 ;;
@@ -157,6 +160,62 @@
       (then (call $fillBuffers (local.get $fb) (local.get $fbEntries) (local.get $domains)
               (local.get $pfn) (local.get $line) (local.get $owner))))
     (i32.const 0))
+
+  ;; A TLB hit of page vpnHigh x 2^30 + vpnLow in address space $space for $access (Access bits: 1 write,
+  ;; 2 user, 4 exec): the frame, with the thread's hit count bumped. -1, having changed nothing, for
+  ;; everything else, which the caller hands to `Tlb.translatePage`: a generation that moved (shootdown),
+  ;; an entry of another space that is global (it may serve, unless the space is an EPT), a permission
+  ;; miss, a miss.
+  (func (export "translate")
+    (param $entries i32) (param $setMask i32) (param $ways i32) (param $seenGeneration i32)
+    (param $generation i32) (param $hits i32) (param $space i32) (param $vpnLow i32) (param $vpnHigh i32)
+    (param $access i32)
+    (result i32)
+    (local $at i32) (local $end i32) (local $tagFlags i32) (local $flags i32)
+    (if (i32.ne (i32.load (i32.shl (local.get $seenGeneration) (i32.const 2)))
+                (i32.load (i32.shl (local.get $generation) (i32.const 2))))
+      (then (return (i32.const -1))))
+    (local.set $at
+      (i32.shl
+        (i32.add (local.get $entries)
+          (i32.shl (i32.mul (i32.and (local.get $vpnLow) (local.get $setMask)) (local.get $ways)) (i32.const 2)))
+        (i32.const 2)))
+    (local.set $end (i32.add (local.get $at) (i32.shl (local.get $ways) (i32.const 4))))
+    (block $none
+      (loop $way
+        (br_if $none (i32.ge_u (local.get $at) (local.get $end)))
+        (if (i32.eqz
+              (i32.or
+                (i32.xor (i32.load offset=4 (local.get $at)) (local.get $vpnLow))
+                (i32.xor (i32.load offset=8 (local.get $at)) (local.get $vpnHigh))))
+          (then
+            (local.set $tagFlags (i32.load (local.get $at)))
+            (if (local.get $tagFlags)
+              (then
+                (local.set $flags (i32.shr_u (local.get $tagFlags) (i32.const 16)))
+                (if (i32.ne (i32.and (local.get $tagFlags) (i32.const 0xffff))
+                            (i32.add (local.get $space) (i32.const 1)))
+                  (then
+                    ;; Another space's entry: skipped unless global (TlbFlag.global = 8), which the
+                    ;; reference decides (it asks whether the space is an EPT).
+                    (br_if $none (i32.and (local.get $flags) (i32.const 8))))
+                  (else
+                    ;; Tlb.permits: a write needs write and dirty (1 | 16), user needs 2, exec needs 4.
+                    (br_if $none
+                      (i32.and (i32.and (local.get $access) (i32.const 1))
+                        (i32.ne (i32.and (local.get $flags) (i32.const 17)) (i32.const 17))))
+                    (br_if $none
+                      (i32.and (i32.ne (i32.and (local.get $access) (i32.const 2)) (i32.const 0))
+                        (i32.eqz (i32.and (local.get $flags) (i32.const 2)))))
+                    (br_if $none
+                      (i32.and (i32.ne (i32.and (local.get $access) (i32.const 4)) (i32.const 0))
+                        (i32.eqz (i32.and (local.get $flags) (i32.const 4)))))
+                    (local.set $hits (i32.shl (local.get $hits) (i32.const 2)))
+                    (i32.store (local.get $hits) (i32.add (i32.load (local.get $hits)) (i32.const 1)))
+                    (return (i32.load offset=12 (local.get $at)))))))))
+        (local.set $at (i32.add (local.get $at) (i32.const 16)))
+        (br $way)))
+    (i32.const -1))
 
   ;; CoreL1d.touch under PLRU: a valid line's stamp is 1, and the tree bits on the way's path point away
   ;; from it (node 1 is the root, node n has children 2n and 2n + 1; bit n set: the victim is right).

@@ -40,8 +40,8 @@ const ownerInvalid = importedOwnerInvalid;
  *   padding   up to a multiple of 16 words (64 bytes)
  *
  * A zero-filled section is an empty cache: owner 0 means invalid (see `ownerOf`), stamps, PLRU bits,
- * counts, the clock and the hints all start at 0. Views therefore never initialise memory, and a second view over
- * the same section sees the same cache.
+ * counts, the clock and the hints all start at 0. Views therefore never initialise memory, and a second
+ * view over the same section sees the same cache.
  */
 
 /** Header words. */

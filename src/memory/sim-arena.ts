@@ -1,5 +1,10 @@
 import { assert } from '../assert.js';
-import { type AccessKernel, accessKernelBytes } from '../cache/access-kernel.js';
+import {
+  type AccessKernel,
+  type AccessKernels,
+  accessKernelBytes,
+  type TranslateKernel,
+} from '../cache/access-kernel.js';
 
 /**
  * Where the sim backend's machines live: one shared WebAssembly memory per thread, carved into regions,
@@ -36,7 +41,7 @@ export interface SimRegion {
   readonly byteOffset: number;
   readonly byteLength: number;
   /** The access kernel over the arena's memory. */
-  readonly kernel: AccessKernel;
+  readonly kernels: AccessKernels;
   /** Its pages in the arena. */
   readonly range: HeldRange;
 }
@@ -53,7 +58,7 @@ interface HeldRange extends FreeRange {
 
 interface Arena {
   memory: WebAssembly.Memory;
-  kernel: AccessKernel;
+  kernels: AccessKernels;
   /** Free page ranges, by first page, none adjacent to another (they merge when freed). */
   free: FreeRange[];
   registry: FinalizationRegistry<HeldRange>;
@@ -71,11 +76,12 @@ function openArena(): Arena | false {
     return false;
   }
   const instance = new WebAssembly.Instance(new WebAssembly.Module(accessKernelBytes()), { env: { memory } });
-  const kernel = instance.exports.access;
-  assert(typeof kernel === 'function', 'the access kernel exports access');
+  const { access, translate } = instance.exports;
+  assert(typeof access === 'function' && typeof translate === 'function', 'the access kernel exports');
   const free: FreeRange[] = [];
   const registry = new FinalizationRegistry<HeldRange>((range) => release(opened, range));
-  const opened: Arena = { memory, kernel: kernel as AccessKernel, free, registry };
+  const kernels = { access: access as AccessKernel, translate: translate as TranslateKernel };
+  const opened: Arena = { memory, kernels, free, registry };
   return opened;
 }
 
@@ -93,7 +99,13 @@ export function allocateSimRegion(byteLength: number): SimRegion | null {
   const buffer = arena.memory.buffer;
   const byteOffset = firstPage * pageBytes;
   new Uint8Array(buffer, byteOffset, pages * pageBytes).fill(0);
-  return { buffer, byteOffset, byteLength, kernel: arena.kernel, range: { firstPage, pages, released: false } };
+  return {
+    buffer,
+    byteOffset,
+    byteLength,
+    kernels: arena.kernels,
+    range: { firstPage, pages, released: false },
+  };
 }
 
 /** The region goes back to the arena when `owner` (its machine) is garbage-collected, if not before. */

@@ -174,6 +174,11 @@ export class PageTables {
     return this.eptCache[space] === 1;
   }
 
+  /** Where space `space`'s TLB generation is in the machine buffer (spaces are AddressSpaceField.count apart). */
+  tlbGenerationI32Index(space: number): number {
+    return this.tlbGenerationBase + space * AddressSpaceField.count;
+  }
+
   tlbGeneration(space: number): number {
     // A plain load: aligned and tear-free; a TLB that reads a generation one step late drops its
     // entries one step late, as a real shootdown IPI arrives late.

@@ -1,6 +1,8 @@
-import { assert, assertDebug } from '../assert.js';
+import { assert, assertDebug, assertDebugEnabled } from '../assert.js';
+import type { TranslateKernel } from '../cache/access-kernel.js';
 import { pageBytes } from '../constants.js';
 import {
+  AddressSpaceField,
   HeaderField,
   TlbEntryField as importedTlbEntryField,
   type Layout,
@@ -19,6 +21,7 @@ const storeWord = importedStoreWord;
 const Access = importedAccess;
 const MapFlag = importedMapFlag;
 const modPowerOfTwo = importedModPowerOfTwo;
+const addressSpaceFields = AddressSpaceField.count;
 
 /**
  * A hyperthread's TLB: set-associative, entries tagged by address space (PCID for host address
@@ -52,6 +55,25 @@ const accessExec = Access.exec;
 const flagShift = 16;
 const vpnSplit = 2 ** 30;
 const pageSize = pageBytes;
+/** With ASI_EMU_DEBUG=1 translations take the reference path (as core-caches.ts). */
+const debugChecks = assertDebugEnabled;
+// The kernel (cache/access-kernel.wat) has these written in.
+assert(
+  tagFlagsWord === 0 && vpnLowWord === 1 && vpnHighWord === 2 && pfnWord === 3 && entryWords === 4,
+  'TLB entry words as in access-kernel.wat',
+);
+assert(
+  TlbFlag.write === 1 &&
+    TlbFlag.user === 2 &&
+    TlbFlag.exec === 4 &&
+    TlbFlag.global === 8 &&
+    TlbFlag.dirty === 16,
+  'TLB flags as in access-kernel.wat',
+);
+assert(
+  accessWrite === 1 && accessUser === 2 && accessExec === 4 && tagMask === 0xffff && flagShift === 16,
+  'Access bits and tag layout as in access-kernel.wat',
+);
 
 /** A CR3 write without PCID keeps global entries only (a module function: no closure per switch). */
 function isNonGlobal(tagFlags: number): boolean {
@@ -82,6 +104,12 @@ export class Tlb {
   declare readonly thread: number;
   declare private readonly geometry: TlbGeometry;
   declare private readonly atomic: boolean;
+  /** The access kernel's TLB hit, when the machine is in a sim arena, and its indices (memory words). */
+  declare private readonly kernel: TranslateKernel | null;
+  declare private readonly kernelEntriesI32Index: number;
+  declare private readonly kernelGenerationsI32Index: number;
+  declare private readonly kernelTableGenerationsI32Index: number;
+  declare private readonly kernelHitsI32Index: number;
 
   constructor(
     i32: Int32Array,
@@ -91,6 +119,10 @@ export class Tlb {
     geometry: TlbGeometry,
     /** Machine.concurrent: CR3 is read by monitors in other threads (memory/words.ts). */
     atomic = true,
+    /** The access kernel's TLB hit over the memory that holds `i32` (a sim machine), or null. */
+    kernel: TranslateKernel | null = null,
+    /** Where index 0 of `i32` is in the kernel's memory, in Int32 words. */
+    memoryI32Offset = 0,
   ) {
     this.i32 = i32;
     this.tables = tables;
@@ -114,6 +146,11 @@ export class Tlb {
     this.hitsIndex = threadFieldIndex(layout, thread, ThreadField.tlbHits);
     this.missesIndex = threadFieldIndex(layout, thread, ThreadField.tlbMisses);
     this.flushesIndex = threadFieldIndex(layout, thread, ThreadField.tlbFlushes);
+    this.kernel = debugChecks ? null : kernel;
+    this.kernelEntriesI32Index = memoryI32Offset + this.entriesBase;
+    this.kernelGenerationsI32Index = memoryI32Offset + this.generationsBase;
+    this.kernelTableGenerationsI32Index = memoryI32Offset + tables.tlbGenerationI32Index(0);
+    this.kernelHitsI32Index = memoryI32Offset + this.hitsIndex;
   }
 
   /** The address space in CR3. */
@@ -159,6 +196,27 @@ export class Tlb {
    * numbers (a guest's physical pages), which then skip the divisions.
    */
   translatePage(space: number, vpnLow: number, vpnHigh: number, access: number): number {
+    const kernel = this.kernel;
+    if (kernel !== null) {
+      const pfn = kernel(
+        this.kernelEntriesI32Index,
+        this.setMask,
+        this.geometry.ways,
+        this.kernelGenerationsI32Index + space,
+        this.kernelTableGenerationsI32Index + space * addressSpaceFields,
+        this.kernelHitsI32Index,
+        space,
+        vpnLow,
+        vpnHigh,
+        access,
+      );
+      if (pfn >= 0) return pfn;
+    }
+    return this.translatePageReference(space, vpnLow, vpnHigh, access);
+  }
+
+  /** `translatePage` in JavaScript: the reference the kernel's hit path transcribes, and every other path. */
+  private translatePageReference(space: number, vpnLow: number, vpnHigh: number, access: number): number {
     const generation = this.tables.tlbGeneration(space);
     if (this.i32[this.generationsBase + space] !== generation) this.shootDown(space, generation);
     const set = vpnLow & this.setMask;

@@ -55,7 +55,7 @@ function makeCore(geometry: Geometry, region: SimRegion | null): Core {
     geometry.domainCount,
     false,
   );
-  const kernel = region === null ? null : region.kernel;
+  const kernel = region === null ? null : region.kernels.access;
   const memoryI32Offset = region === null ? 0 : region.byteOffset / 4;
   return { i32, caches: new CoreCaches(l1d, fillBuffers, kernel, memoryI32Offset) };
 }
@@ -80,7 +80,12 @@ function firstDifference(
 ): number {
   const region = allocateSimRegion(sectionsI32s(geometry).total * 4);
   expect(region).not.toBeNull();
-  const kernelCore = makeCore(geometry, region === null ? null : { ...region, kernel: plant(region.kernel) });
+  const kernelCore = makeCore(
+    geometry,
+    region === null
+      ? null
+      : { ...region, kernels: { ...region.kernels, access: plant(region.kernels.access) } },
+  );
   const referenceCore = makeCore(geometry, null);
   // The LRU clock (header word 2) set near its bound, so the kernel hands renumbering to the reference.
   kernelCore.i32[guardI32s + 2] = clockStart;
