@@ -25,7 +25,13 @@ import {
   layoutVersion,
 } from './memory/layout.js';
 import { planRegions, type Region, type RegionPlan } from './memory/regions.js';
-import { allocateSimRegion, holdSimRegion, releaseSimRegion, type SimRegion } from './memory/sim-arena.js';
+import {
+  allocateSimRegion,
+  holdSimRegion,
+  isSimArenaBuffer,
+  releaseSimRegion,
+  type SimRegion,
+} from './memory/sim-arena.js';
 import {
   addressSpaceName,
   buildGuestSpace,
@@ -155,7 +161,7 @@ export class Machine {
    * machine or its views after. Does nothing for a machine with a buffer of its own.
    */
   dispose(): void {
-    if (this.simRegion !== null) releaseSimRegion(this.simRegion, this);
+    if (this.simRegion !== null) releaseSimRegion(this.simRegion);
   }
 
   get threadCount(): number {
@@ -305,11 +311,18 @@ export function createMachine(
     configBytes.byteLength,
   ).set(configBytes);
 
-  const machine = new Machine(buffer, config, plan, layout, concurrent, region);
-  if (region !== null) holdSimRegion(region, machine);
+  let machine: Machine;
+  try {
+    machine = new Machine(buffer, config, plan, layout, concurrent, region);
+  } catch (error) {
+    if (region !== null) releaseSimRegion(region);
+    throw error;
+  }
+  if (region !== null) holdSimRegion(region, [machine, machine.i32, machine.u32, machine.f64]);
   try {
     buildPageTables(machine);
   } catch (error) {
+    machine.dispose();
     if (error instanceof CapacityError && error.resource === pageTablePoolResource) {
       throw poolTooSmall(input, config.pageTablePoolPages);
     }
@@ -348,6 +361,7 @@ function poolTooSmall(input: unknown, poolPages: number): ConfigError {
     for (let space = 0; space < measured.layout.addressSpaceCount; space++) {
       needed += measured.pageTables.tablePageCount(space);
     }
+    measured.dispose();
   } catch {
     needed = null;
   }
@@ -361,6 +375,10 @@ function poolTooSmall(input: unknown, poolPages: number): ConfigError {
 /** Views over a buffer made by `createMachine` (in this or another thread). Builds nothing. */
 export function attachMachine(buffer: SharedArrayBuffer): Machine {
   assert(buffer instanceof SharedArrayBuffer, 'attachMachine takes the SharedArrayBuffer of a machine');
+  assert(
+    !isSimArenaBuffer(buffer),
+    'attachMachine takes the buffer of a machine made with concurrent: true (a sim machine shares its arena)',
+  );
   const i32 = new Int32Array(buffer);
   const header = headerOffsetI32;
   assert(i32[header + HeaderField.magic] === layoutMagic, 'not a machine buffer (bad magic)');

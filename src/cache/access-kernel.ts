@@ -17,6 +17,7 @@ import {
   l1dLineStampI32,
   l1dStampMax,
   l1dValidLinesI32,
+  l1dWaysMax,
 } from './l1d.js';
 
 // The kernel has the section layouts written in (access-kernel.wat's header): these are what it assumes.
@@ -29,6 +30,7 @@ assert(
   'access kernel: L1D line fields, hint slots and stamp bound as in access-kernel.wat',
 );
 assert(linesPerPage === 64, 'access kernel: 64 lines a page (the set index)');
+assert(l1dWaysMax <= 32, 'access kernel: a way fits the 5 bits of an LRU key and a 32-bit PLRU tree');
 assert(
   fillBufferHeaderI32s === 3 &&
     fillBufferValidLinesI32 === 1 &&

@@ -20,7 +20,9 @@
 ;; Compiled into access-kernel-wasm.ts by `npm run build:wasm` (wabt); a test checks that the bytes there
 ;; are this file's.
 (module
-  (import "env" "memory" (memory 0 65536 shared))
+  ;; At most 8192 pages (512 MiB, memory/sim-arena.ts `simArenaBytesMax`, which asserts the two agree):
+  ;; every byte address is below 2^31.
+  (import "env" "memory" (memory 0 8192 shared))
 
   ;; Returns 1 on an L1D hit, 0 on a miss (the fill buffers then took the line), and -1, having changed
   ;; nothing, when the LRU clock would reach l1dStampMax (2^26 - 1): the caller then takes the reference
@@ -287,7 +289,7 @@
       (local.set $end
         (i32.add (local.get $first) (i32.mul (i32.load offset=4 (local.get $fb)) (i32.const 12))))
       (loop $find
-        (br_if $missed (i32.ge_s (local.get $at) (local.get $end)))
+        (br_if $missed (i32.ge_u (local.get $at) (local.get $end)))
         (if (i32.eqz
               (i32.or
                 (i32.xor (i32.load (local.get $at)) (local.get $pfn))

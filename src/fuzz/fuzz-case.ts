@@ -139,12 +139,13 @@ export class MachineCache {
     if (machine) {
       this.machines.delete(key);
     } else {
-      machine = createMachine(config.machine, { concurrent: false });
+      // The oldest out first: its sim arena region can then serve the new machine.
       if (this.machines.size >= this.capacity) {
         const oldest = this.machines.keys().next().value as string;
         this.machines.get(oldest)?.dispose();
         this.machines.delete(oldest);
       }
+      machine = createMachine(config.machine, { concurrent: false });
     }
     this.machines.set(key, machine);
     return machine;

@@ -23,7 +23,8 @@ import {
  * threads share a buffer that the kernel, which takes no locks, must not touch.
  */
 
-const pageBytes = 65536;
+/** A WebAssembly page. */
+const wasmPageBytes = 65536;
 /**
  * 512 MiB. V8 reserves a shared memory's maximum up front as address space, but pages are memory once
  * touched, and V8 does not count the arena's use as memory pressure: machines dropped without `dispose`
@@ -33,7 +34,10 @@ const pageBytes = 65536;
  * own. A default sim machine takes ~4.5 MiB, one the fuzzer draws ~1 MiB.
  */
 export const simArenaBytesMax = 2 ** 29;
-const pagesMax = simArenaBytesMax / pageBytes;
+const pagesMax = simArenaBytesMax / wasmPageBytes;
+/** The memory's maximum as access-kernel.wat declares it (an import may not exceed it). */
+const kernelPagesMax = 8192;
+assert(pagesMax === kernelPagesMax, 'the arena is as large as access-kernel.wat declares its memory');
 
 export interface SimRegion {
   /** The arena's buffer (as large as the arena when the region was made); the region is inside it. */
@@ -51,8 +55,9 @@ interface FreeRange {
   pages: number;
 }
 
-/** A region's pages, and whether they went back to the arena. */
+/** A region's pages, how many of its holders are alive, and whether they went back to the arena. */
 interface HeldRange extends FreeRange {
+  holders: number;
   released: boolean;
 }
 
@@ -62,6 +67,8 @@ interface Arena {
   /** Free page ranges, by first page, none adjacent to another (they merge when freed). */
   free: FreeRange[];
   registry: FinalizationRegistry<HeldRange>;
+  /** Every buffer the memory has had (a new one after each grow): `isSimArenaBuffer`. */
+  buffers: WeakSet<SharedArrayBuffer>;
 }
 
 /** null until the first region; false when this thread cannot make a shared WebAssembly memory. */
@@ -79,9 +86,13 @@ function openArena(): Arena | false {
   const { access, translate } = instance.exports;
   assert(typeof access === 'function' && typeof translate === 'function', 'the access kernel exports');
   const free: FreeRange[] = [];
-  const registry = new FinalizationRegistry<HeldRange>((range) => release(opened, range));
+  // A holder collected: the region goes back when the last of them is.
+  const registry = new FinalizationRegistry<HeldRange>((range) => {
+    range.holders--;
+    if (range.holders === 0) release(opened, range);
+  });
   const kernels = { access: access as AccessKernel, translate: translate as TranslateKernel };
-  const opened: Arena = { memory, kernels, free, registry };
+  const opened: Arena = { memory, kernels, free, registry, buffers: new WeakSet() };
   return opened;
 }
 
@@ -93,35 +104,47 @@ export function allocateSimRegion(byteLength: number): SimRegion | null {
   assert(Number.isSafeInteger(byteLength) && byteLength > 0, `region size ${byteLength}`);
   if (arena === null) arena = openArena();
   if (arena === false) return null;
-  const pages = Math.ceil(byteLength / pageBytes);
+  const pages = Math.ceil(byteLength / wasmPageBytes);
   const firstPage = take(arena, pages);
   if (firstPage < 0) return null;
   const buffer = arena.memory.buffer;
-  const byteOffset = firstPage * pageBytes;
-  new Uint8Array(buffer, byteOffset, pages * pageBytes).fill(0);
+  arena.buffers.add(buffer);
+  const byteOffset = firstPage * wasmPageBytes;
+  new Uint8Array(buffer, byteOffset, pages * wasmPageBytes).fill(0);
   return {
     buffer,
     byteOffset,
     byteLength,
     kernels: arena.kernels,
-    range: { firstPage, pages, released: false },
+    range: { firstPage, pages, holders: 0, released: false },
   };
 }
 
-/** The region goes back to the arena when `owner` (its machine) is garbage-collected, if not before. */
-export function holdSimRegion(region: SimRegion, owner: object): void {
+/**
+ * The region goes back to the arena once every one of `holders` is garbage-collected, if not before:
+ * its machine and the machine's views, which its parts (TLBs, caches, page tables) keep without the
+ * machine, so that a part kept alone keeps its words.
+ */
+export function holdSimRegion(region: SimRegion, holders: readonly object[]): void {
   assert(arena !== null && arena !== false, 'a region comes from the arena');
-  arena.registry.register(owner, region.range, owner);
+  assert(region.range.holders === 0 && holders.length > 0, 'a region is held once, by at least one holder');
+  region.range.holders = holders.length;
+  for (const holder of holders) arena.registry.register(holder, region.range, region.range);
 }
 
 /**
  * The region goes back to the arena now (its machine is disposed of): nothing may use its views after.
  * A second release of the same region does nothing.
  */
-export function releaseSimRegion(region: SimRegion, owner: object): void {
+export function releaseSimRegion(region: SimRegion): void {
   assert(arena !== null && arena !== false, 'a region comes from the arena');
-  arena.registry.unregister(owner);
+  arena.registry.unregister(region.range);
   release(arena, region.range);
+}
+
+/** Whether `buffer` is a sim arena's (a machine in it is not alone in it: `attachMachine` refuses it). */
+export function isSimArenaBuffer(buffer: SharedArrayBuffer): boolean {
+  return arena !== null && arena !== false && arena.buffers.has(buffer);
 }
 
 /** First fit from the free list, else the memory grows; -1 when it cannot. */
@@ -136,13 +159,18 @@ function take(from: Arena, pages: number): number {
     return firstPage;
   }
   // Grow by what is missing past a free range at the end, at least doubling (few grows, few buffers).
-  const sizePages = from.memory.buffer.byteLength / pageBytes;
+  const sizePages = from.memory.buffer.byteLength / wasmPageBytes;
   const last = from.free.at(-1);
   const tailFree = last !== undefined && last.firstPage + last.pages === sizePages ? last.pages : 0;
   const missing = pages - tailFree;
   const growPages = Math.min(Math.max(missing, sizePages), pagesMax - sizePages);
   if (growPages < missing) return -1;
-  from.memory.grow(growPages);
+  try {
+    from.memory.grow(growPages);
+  } catch {
+    // No memory for it now (RangeError): the machine gets a buffer of its own.
+    return -1;
+  }
   if (tailFree > 0) from.free.pop();
   const firstPage = sizePages - tailFree;
   if (growPages > missing) from.free.push({ firstPage: firstPage + pages, pages: growPages - missing });
@@ -175,7 +203,7 @@ function release(to: Arena, range: HeldRange): void {
 /** The arena's pages in use and in all (for tests). */
 export function simArenaPages(): { used: number; total: number } {
   if (arena === null || arena === false) return { used: 0, total: 0 };
-  const total = arena.memory.buffer.byteLength / pageBytes;
+  const total = arena.memory.buffer.byteLength / wasmPageBytes;
   const free = arena.free.reduce((sum, range) => sum + range.pages, 0);
   return { used: total - free, total };
 }

@@ -2,8 +2,13 @@ import { execFileSync } from 'node:child_process';
 import { describe, expect, test } from 'vitest';
 import { runSim } from '../../src/backend/sim/run-sim.js';
 import { parseRunConfig } from '../../src/config/run-config.js';
-import { createMachine } from '../../src/machine.js';
-import { allocateSimRegion, simArenaBytesMax, simArenaPages } from '../../src/memory/sim-arena.js';
+import { attachMachine, createMachine } from '../../src/machine.js';
+import {
+  allocateSimRegion,
+  releaseSimRegion,
+  simArenaBytesMax,
+  simArenaPages,
+} from '../../src/memory/sim-arena.js';
 import { policies } from '../../src/policy/index.js';
 
 /**
@@ -28,17 +33,46 @@ describe('sim arena', () => {
     expect(machine.i32.length * 4).toBe(machine.layout.totalBytes);
   });
 
-  test('a disposed machine gives its pages back at once, and the next machine reuses them', () => {
-    const machine = createMachine({}, { concurrent: false });
+  test('a disposed machine gives its pages back at once; the next machine reuses them, zeroed', () => {
+    const config = parseRunConfig({ workload: { mix: 'sysbench-cpu' }, run: { exits: 50, seed: 1 } });
+    const machine = createMachine(config.machine, { concurrent: false });
+    runSim(config, policies.asi, { machine });
+    expect(machine.l1d[0].validLines()).toBeGreaterThan(0);
     const pages = Math.ceil(machine.layout.totalBytes / 65536);
     const before = simArenaPages();
     machine.dispose();
     machine.dispose(); // a second dispose does nothing
     expect(simArenaPages().used).toBe(before.used - pages);
-    const next = createMachine({}, { concurrent: false });
+    const next = createMachine(config.machine, { concurrent: false });
     expect(simArenaPages()).toEqual(before);
-    // Zeroed before reuse: the new machine's dynamic state is that of a fresh one.
-    expect(next.l1d[0].validLines()).toBe(0);
+    // Whatever pages it got, the dynamic state is a fresh machine's: every core and thread word zero.
+    const { cores, threads } = next.layout.sections;
+    for (const section of [cores, threads]) {
+      const words = next.i32.subarray(section.offsetI32, section.offsetI32 + section.lengthI32);
+      expect(words.every((word) => word === 0)).toBe(true);
+    }
+    next.dispose();
+  });
+
+  test('freed neighbours merge: three released regions serve one of their combined size', () => {
+    const [a, b, c] = [allocateSimRegion(65536)!, allocateSimRegion(65536)!, allocateSimRegion(65536)!];
+    expect(b.byteOffset).toBe(a.byteOffset + 65536);
+    expect(c.byteOffset).toBe(b.byteOffset + 65536);
+    const used = simArenaPages().used;
+    releaseSimRegion(a);
+    releaseSimRegion(c);
+    releaseSimRegion(b); // merges with both
+    releaseSimRegion(b); // a second release does nothing
+    expect(simArenaPages().used).toBe(used - 3);
+    const combined = allocateSimRegion(3 * 65536)!;
+    expect(combined.byteOffset).toBeLessThanOrEqual(a.byteOffset);
+    releaseSimRegion(combined);
+  });
+
+  test('attachMachine refuses a sim arena buffer (its offset 0 is not this machine)', () => {
+    const machine = createMachine({}, { concurrent: false });
+    expect(() => attachMachine(machine.buffer)).toThrow(/concurrent: true/);
+    machine.dispose();
   });
 
   test('a region larger than the arena can hold is refused (the machine then gets its own buffer)', () => {

@@ -114,7 +114,18 @@ class ChoiceEnvironment extends SimEnvironment {
 }
 
 export function runSim(config: RunConfig, policy: Policy, options: SimOptions = {}): RunResult {
-  const machine = options.machine ?? createMachine(config.machine, { concurrent: false });
+  if (options.machine !== undefined) return runOn(options.machine, config, policy, options);
+  // A machine made here is done with after the run (its sim arena region goes back now; the result is
+  // plain data), whether the run ends or throws.
+  const machine = createMachine(config.machine, { concurrent: false });
+  try {
+    return runOn(machine, config, policy, options);
+  } finally {
+    machine.dispose();
+  }
+}
+
+function runOn(machine: Machine, config: RunConfig, policy: Policy, options: SimOptions): RunResult {
   if (options.machine) machine.resetDynamicState();
   const prng = new Prng(config.run.seed);
   const log = options.log ?? new EventLog(64, options.keepEvents ?? false);
@@ -180,7 +191,7 @@ export function runSim(config: RunConfig, policy: Policy, options: SimOptions = 
     settings: config.run,
     onProgress: options.onProgress ?? null,
   });
-  const result = collectResult({
+  return collectResult({
     backend: 'sim',
     machine,
     policy,
@@ -193,9 +204,6 @@ export function runSim(config: RunConfig, policy: Policy, options: SimOptions = 
     wallSeconds: 0,
     confidential,
   });
-  // A machine made here is done with (its sim arena region goes back now; the result is plain data).
-  if (options.machine === undefined) machine.dispose();
-  return result;
 }
 
 /** What the scheduler loop reads: set up once per run by `runSim`. */
