@@ -10,17 +10,18 @@ import {
  * Where the sim backend's machines live: one shared WebAssembly memory per thread, carved into regions,
  * one machine buffer each, and one access kernel over it (cache/access-kernel.ts). One memory, so that
  * the hyperthread's call into the kernel has one target however many machines a thread makes (the bench
- * makes four, a fuzz campaign one per case): V8 inlines the call then, where a target that varies goes
- * through its generic wrapper, ~100 instructions more per cache access (valgrind, the sim benchmark with
- * four machines: 1,395 instructions a step with a kernel per machine, 1,201 with one kernel).
+ * makes four, the fuzzer one per machine config): V8 inlines the call then, where a target that varies goes
+ * through its generic wrapper, ~100 instructions more per cache access (valgrind, asi on all-fast after
+ * the bench's warm-up on three more machines: 1,395 instructions a step with a kernel per machine,
+ * 1,323 with one kernel; 1,212 with one machine).
  *
  * A region is a machine's whole buffer (views with a byte offset); nothing in the model sees where it
  * is. Regions are whole 64 KiB pages, zeroed when handed out, and go back to a free list when their
  * machine is disposed of (`Machine.dispose`), or else garbage-collected (a FinalizationRegistry). The
- * memory grows as needed, up to
- * `simArenaBytesMax`; a machine that does not fit gets a SharedArrayBuffer of its own and no kernel (the
- * reference path in JavaScript: the same results, slower), as do machines of the workers backend, whose
- * threads share a buffer that the kernel, which takes no locks, must not touch.
+ * memory grows as needed, up to `simArenaBytesMax`; a machine that does not fit gets a SharedArrayBuffer
+ * of its own and no kernel (the reference path in JavaScript: the same results, slower), as do machines
+ * of the workers backend, whose threads share a buffer that the kernel, which takes no locks, must not
+ * touch.
  */
 
 /** A WebAssembly page. */
