@@ -116,7 +116,16 @@ export class Machine {
     this.caches = [];
     for (let core = 0; core < layout.coreCount; core++) {
       const base = coreFieldIndex(layout, core, 0);
-      this.l1d.push(new CoreL1d(this.i32, base + layout.coreL1dOffsetI32, geometry, concurrent));
+      this.l1d.push(
+        new CoreL1d(
+          this.i32,
+          base + layout.coreL1dOffsetI32,
+          geometry,
+          concurrent,
+          region === null ? null : region.kernels.flushLines,
+          byteOffset / Int32Array.BYTES_PER_ELEMENT,
+        ),
+      );
       this.fillBuffers.push(
         new CoreFillBuffers(
           this.i32,

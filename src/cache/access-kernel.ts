@@ -95,10 +95,23 @@ export type TranslateKernel = (
   access: number,
 ) => number;
 
+/**
+ * The line loop of an L1D flush (`flushLines`; the reference is `CoreL1d.flushHeld`): zeroes each set's
+ * valid lines and returns how many. Arguments: the Int32 index of the L1D section in the memory, then its
+ * sets, ways and domain count. The caller checks and clears the counts.
+ */
+export type FlushLinesKernel = (
+  l1dI32Index: number,
+  sets: number,
+  ways: number,
+  domainCount: number,
+) => number;
+
 /** The kernel's exports over one memory. */
 export interface AccessKernels {
   access: AccessKernel;
   translate: TranslateKernel;
+  flushLines: FlushLinesKernel;
 }
 
 /** The kernel's WebAssembly bytes (access-kernel-wasm.ts holds them as base64, generated from the .wat). */

@@ -1,7 +1,8 @@
 ;; The access kernel: a memory access's hot path over the machine buffer (a shared WebAssembly memory).
 ;; `translate` is a TLB hit (`Tlb.translatePage`, paging/tlb.ts, which does everything else); `access` is
 ;; one cache-line access of a core through its L1D and, on a miss, its fill buffers (`CoreL1d.accessHeld`
-;; and `CoreFillBuffers.accessHeld`, l1d.ts and fill-buffers.ts). Those stay the reference: differential
+;; and `CoreFillBuffers.accessHeld`, l1d.ts and fill-buffers.ts); `flushLines` is the line loop of an L1D
+;; flush (`CoreL1d.flushHeld`). Those stay the reference: differential
 ;; tests (test/cache/access-kernel.test.ts, test/paging/tlb-kernel.test.ts) run both on the same streams
 ;; and compare every word. The kernel makes their reads and writes, so a sim run's results and trace hash
 ;; are the same with it or without it.
@@ -218,6 +219,36 @@
         (local.set $at (i32.add (local.get $at) (i32.const 16)))
         (br $way)))
     (i32.const -1))
+
+  ;; The line loop of `CoreL1d.flushHeld`: each set's valid lines (a prefix of its ways, stamp nonzero)
+  ;; zeroed; returns how many. The caller checks and clears the counts as the reference does.
+  (func (export "flushLines")
+    (param $l1d i32) (param $sets i32) (param $ways i32) (param $domains i32)
+    (result i32)
+    (local $at i32) (local $setEnd i32) (local $end i32) (local $setBytes i32) (local $dropped i32)
+    ;; lines = header (3) + counts (domains) + setState (sets), in bytes
+    (local.set $at
+      (i32.shl
+        (i32.add (i32.add (local.get $l1d) (i32.const 3)) (i32.add (local.get $domains) (local.get $sets)))
+        (i32.const 2)))
+    (local.set $setBytes (i32.shl (local.get $ways) (i32.const 4)))
+    (local.set $end (i32.add (local.get $at) (i32.mul (local.get $sets) (local.get $setBytes))))
+    (block $done
+      (loop $set
+        (br_if $done (i32.ge_u (local.get $at) (local.get $end)))
+        (local.set $setEnd (i32.add (local.get $at) (local.get $setBytes)))
+        (block $setDone
+          (loop $line
+            (br_if $setDone (i32.ge_u (local.get $at) (local.get $setEnd)))
+            (br_if $setDone (i32.eqz (i32.load offset=12 (local.get $at))))
+            (i64.store (local.get $at) (i64.const 0))
+            (i64.store offset=8 (local.get $at) (i64.const 0))
+            (local.set $dropped (i32.add (local.get $dropped) (i32.const 1)))
+            (local.set $at (i32.add (local.get $at) (i32.const 16)))
+            (br $line)))
+        (local.set $at (local.get $setEnd))
+        (br $set)))
+    (local.get $dropped))
 
   ;; CoreL1d.touch under PLRU: a valid line's stamp is 1, and the tree bits on the way's path point away
   ;; from it (node 1 is the root, node n has children 2n and 2n + 1; bit n set: the victim is right).

@@ -2,6 +2,7 @@ import { assert, assertDebug, assertDebugEnabled } from '../assert.js';
 import { linesPerPage, sectionAlignI32s } from '../constants.js';
 import { isForeignTo, privateDomain } from '../memory/domains.js';
 import { addWord as importedAddWord } from '../memory/words.js';
+import type { FlushLinesKernel } from './access-kernel.js';
 import {
   acquireCoreLock,
   assertCoreBufferView,
@@ -207,12 +208,24 @@ export class CoreL1d implements CoreBuffer {
   declare private readonly hintsI32Index: number;
 
   declare private readonly concurrent: boolean;
+  /** The access kernel's flush loop over the memory that holds `i32` (a sim machine), or null. */
+  declare private readonly flushKernel: FlushLinesKernel | null;
+  declare private readonly kernelI32Index: number;
 
   /**
    * @param concurrent false when one thread drives every hyperthread (the sim backend): the core lock
    *   is then skipped. The workers backend attaches with true.
+   * @param flushKernel the access kernel's `flushLines` over the memory that holds `i32`, or null
+   * @param memoryI32Offset where index 0 of `i32` is in that memory, in Int32 words
    */
-  constructor(i32: Int32Array, baseI32Index: number, geometry: L1dGeometry, concurrent = true) {
+  constructor(
+    i32: Int32Array,
+    baseI32Index: number,
+    geometry: L1dGeometry,
+    concurrent = true,
+    flushKernel: FlushLinesKernel | null = null,
+    memoryI32Offset = 0,
+  ) {
     this.concurrent = concurrent;
     const layout = l1dLayout(geometry);
     assertCoreBufferView(i32, baseI32Index, layout.sizeI32s);
@@ -234,6 +247,8 @@ export class CoreL1d implements CoreBuffer {
     this.isPlru = geometry.replacement === 'plru';
     this.rankScratch = new Int32Array(geometry.ways);
     this.hintsI32Index = baseI32Index + layout.hintsI32Offset;
+    this.flushKernel = debugChecks || concurrent ? null : flushKernel;
+    this.kernelI32Index = memoryI32Offset + baseI32Index;
   }
 
   /** The set a line maps to. Non-mutating; tests use it to build conflicting streams. */
@@ -344,20 +359,10 @@ export class CoreL1d implements CoreBuffer {
   /** `flush` with the core lock held, or none needed (apart from the lock's Atomics: see `accessHeld`). */
   private flushHeld(): number {
     const i32 = this.i32;
-    // Valid lines are a prefix of each set's ways (see `accessHeld`) and an invalid line is all zeros,
-    // so counting and zeroing each set's prefix leaves the zero state of a fresh cache (lines and
-    // stamps) without reading or writing the empty ways: a flush comes every few hundred steps under asi.
-    let dropped = 0;
-    for (let set = 0; set < this.sets; set++) {
-      const setI32Index = this.linesI32Index + set * this.setI32s;
-      const setEndI32Index = setI32Index + this.setI32s;
-      let lineI32Index = setI32Index;
-      while (lineI32Index < setEndI32Index && i32[lineI32Index + stampWord] !== 0) {
-        for (let word = 0; word < lineWords; word++) i32[lineI32Index + word] = 0;
-        lineI32Index += lineWords;
-        dropped++;
-      }
-    }
+    const dropped =
+      this.flushKernel !== null
+        ? this.flushKernel(this.kernelI32Index, this.sets, this.ways, this.domainCount)
+        : this.flushLines();
     checkAndClearCounts(
       i32,
       this.validLinesI32Index,
@@ -376,6 +381,28 @@ export class CoreL1d implements CoreBuffer {
     // does not depend on what was there before.
     if (this.isPlru) i32.fill(0, this.setStateI32Index, this.setStateI32Index + this.sets);
     i32[this.clockI32Index] = 0;
+    return dropped;
+  }
+
+  /**
+   * Zeroes every valid line; returns how many (the loop the access kernel's `flushLines` transcribes).
+   * Valid lines are a prefix of each set's ways (see `accessHeld`) and an invalid line is all zeros, so
+   * zeroing each set's prefix leaves the zero state of a fresh cache (lines and stamps) without reading
+   * or writing the empty ways: a flush comes every few hundred steps under asi.
+   */
+  private flushLines(): number {
+    const i32 = this.i32;
+    let dropped = 0;
+    for (let set = 0; set < this.sets; set++) {
+      const setI32Index = this.linesI32Index + set * this.setI32s;
+      const setEndI32Index = setI32Index + this.setI32s;
+      let lineI32Index = setI32Index;
+      while (lineI32Index < setEndI32Index && i32[lineI32Index + stampWord] !== 0) {
+        for (let word = 0; word < lineWords; word++) i32[lineI32Index + word] = 0;
+        lineI32Index += lineWords;
+        dropped++;
+      }
+    }
     return dropped;
   }
 

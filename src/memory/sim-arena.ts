@@ -3,6 +3,7 @@ import {
   type AccessKernel,
   type AccessKernels,
   accessKernelBytes,
+  type FlushLinesKernel,
   type TranslateKernel,
 } from '../cache/access-kernel.js';
 
@@ -84,15 +85,22 @@ function openArena(): Arena | false {
     return false;
   }
   const instance = new WebAssembly.Instance(new WebAssembly.Module(accessKernelBytes()), { env: { memory } });
-  const { access, translate } = instance.exports;
-  assert(typeof access === 'function' && typeof translate === 'function', 'the access kernel exports');
+  const { access, translate, flushLines } = instance.exports;
+  assert(
+    typeof access === 'function' && typeof translate === 'function' && typeof flushLines === 'function',
+    'the access kernel exports',
+  );
   const free: FreeRange[] = [];
   // A holder collected: the region goes back when the last of them is.
   const registry = new FinalizationRegistry<HeldRange>((range) => {
     range.holders--;
     if (range.holders === 0) release(opened, range);
   });
-  const kernels = { access: access as AccessKernel, translate: translate as TranslateKernel };
+  const kernels = {
+    access: access as AccessKernel,
+    translate: translate as TranslateKernel,
+    flushLines: flushLines as FlushLinesKernel,
+  };
   const opened: Arena = { memory, kernels, free, registry, buffers: new WeakSet() };
   return opened;
 }

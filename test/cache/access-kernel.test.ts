@@ -47,7 +47,14 @@ function makeCore(geometry: Geometry, region: SimRegion | null): Core {
     region === null
       ? new Int32Array(new SharedArrayBuffer(total * 4))
       : new Int32Array(region.buffer, region.byteOffset, total);
-  const l1d = new CoreL1d(i32, guardI32s, geometry, false);
+  const l1d = new CoreL1d(
+    i32,
+    guardI32s,
+    geometry,
+    false,
+    region === null ? null : region.kernels.flushLines,
+    region === null ? 0 : region.byteOffset / 4,
+  );
   const fillBuffers = new CoreFillBuffers(
     i32,
     guardI32s + l1dWords,
