@@ -1,4 +1,4 @@
-import { assert } from './assert.js';
+import { assert, assertDebugEnabled } from './assert.js';
 import { CoreCaches } from './cache/core-caches.js';
 import { CoreFillBuffers } from './cache/fill-buffers.js';
 import { CoreL1d } from './cache/l1d.js';
@@ -93,6 +93,10 @@ export class Machine {
   ) {
     const byteOffset = region === null ? 0 : region.byteOffset;
     this.byteOffset = byteOffset;
+    // The access kernel for the machine's parts, or null: a machine with a buffer of its own, or a debug
+    // run (ASI_EMU_DEBUG=1), whose asserts only the JavaScript reference has.
+    const kernels = region === null || assertDebugEnabled ? null : region.kernels;
+    const memoryI32Offset = byteOffset / Int32Array.BYTES_PER_ELEMENT;
     this.simRegion = region;
     assert(
       region === null ? buffer.byteLength === layout.totalBytes : region.byteLength === layout.totalBytes,
@@ -122,8 +126,8 @@ export class Machine {
           base + layout.coreL1dOffsetI32,
           geometry,
           concurrent,
-          region === null ? null : region.kernels.flushLines,
-          byteOffset / Int32Array.BYTES_PER_ELEMENT,
+          kernels === null ? null : kernels.flushLines,
+          memoryI32Offset,
         ),
       );
       this.fillBuffers.push(
@@ -139,8 +143,8 @@ export class Machine {
         new CoreCaches(
           this.l1d[core],
           this.fillBuffers[core],
-          region === null ? null : region.kernels.access,
-          byteOffset / Int32Array.BYTES_PER_ELEMENT,
+          kernels === null ? null : kernels.access,
+          memoryI32Offset,
         ),
       );
     }
@@ -154,8 +158,8 @@ export class Machine {
           thread,
           { entries: config.tlbEntries, ways: config.tlbWays, pcid: config.pcid },
           concurrent,
-          region === null ? null : region.kernels.translate,
-          byteOffset / Int32Array.BYTES_PER_ELEMENT,
+          kernels === null ? null : kernels.translate,
+          memoryI32Offset,
         ),
       );
     }
@@ -302,7 +306,8 @@ export function createMachine(
   const concurrent = options.concurrent ?? true;
   const region = concurrent ? null : allocateSimRegion(layout.totalBytes);
   const buffer = region === null ? new SharedArrayBuffer(layout.totalBytes) : region.buffer;
-  const i32 = new Int32Array(buffer, region === null ? 0 : region.byteOffset, layout.totalI32s);
+  const byteOffset = region === null ? 0 : region.byteOffset;
+  const i32 = new Int32Array(buffer, byteOffset, layout.totalI32s);
   const header = layout.sections.header.offsetI32;
   i32[header + HeaderField.magic] = layoutMagic;
   i32[header + HeaderField.version] = layoutVersion;
@@ -314,11 +319,9 @@ export function createMachine(
   i32[header + HeaderField.addressSpaceCount] = layout.addressSpaceCount;
   i32[header + HeaderField.coreCount] = layout.coreCount;
   i32[header + HeaderField.threadCount] = layout.threadCount;
-  new Uint8Array(
-    buffer,
-    (region === null ? 0 : region.byteOffset) + layout.sections.config.offsetI32 * 4,
-    configBytes.byteLength,
-  ).set(configBytes);
+  new Uint8Array(buffer, byteOffset + layout.sections.config.offsetI32 * 4, configBytes.byteLength).set(
+    configBytes,
+  );
 
   let machine: Machine;
   try {

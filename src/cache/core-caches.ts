@@ -1,10 +1,6 @@
-import { assertDebugEnabled } from '../assert.js';
 import type { AccessKernel } from './access-kernel.js';
 import type { CoreFillBuffers } from './fill-buffers.js';
 import type { CoreL1d } from './l1d.js';
-
-/** With ASI_EMU_DEBUG=1 accesses take the reference path, whose debug checks the kernel does not have. */
-const debugChecks = assertDebugEnabled;
 
 /**
  * A core's data-cache path: a line goes to the L1D and, on a miss, to the fill buffers (DESIGN.md "Core
@@ -38,7 +34,7 @@ export class CoreCaches {
   ) {
     this.l1d = l1d;
     this.fillBuffers = fillBuffers;
-    this.kernel = debugChecks ? null : kernel;
+    this.kernel = kernel;
     this.l1dI32Index = memoryI32Offset + l1d.baseI32Index;
     this.sets = l1d.sets;
     this.ways = l1d.ways;

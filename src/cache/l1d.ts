@@ -247,7 +247,7 @@ export class CoreL1d implements CoreBuffer {
     this.isPlru = geometry.replacement === 'plru';
     this.rankScratch = new Int32Array(geometry.ways);
     this.hintsI32Index = baseI32Index + layout.hintsI32Offset;
-    this.flushKernel = debugChecks || concurrent ? null : flushKernel;
+    this.flushKernel = flushKernel;
     this.kernelI32Index = memoryI32Offset + baseI32Index;
   }
 

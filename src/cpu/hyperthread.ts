@@ -1,8 +1,6 @@
 import { assert } from '../assert.js';
 import { CoreForeignLines } from '../cache/core-buffer.js';
 import type { CoreCaches } from '../cache/core-caches.js';
-import type { CoreFillBuffers } from '../cache/fill-buffers.js';
-import type { CoreL1d } from '../cache/l1d.js';
 import type { ConfidentialVm } from '../coco/confidential-vm.js';
 import type { Workload } from '../config/workload.js';
 import { cacheLineBytes as importedCacheLineBytes, pageBytes } from '../constants.js';
@@ -221,9 +219,7 @@ export class Hyperthread implements PolicyView {
   declare private readonly atomic: boolean;
   declare private readonly coreIndex: number;
   declare private readonly tlb: Tlb;
-  declare private readonly l1d: CoreL1d;
-  declare private readonly fillBuffers: CoreFillBuffers;
-  /** The core's L1D and fill buffers as one access path (`lineCycles`). */
+  /** The core's L1D and fill buffers, and the access path through them (`lineCycles`). */
   declare private readonly caches: CoreCaches;
   declare private readonly frames: FrameTable;
   /** INV-2's count for this thread's VM on its core (the monitor and nosmt ask it at every guest step). */
@@ -291,8 +287,6 @@ export class Hyperthread implements PolicyView {
     this.atomic = machine.concurrent;
     this.coreIndex = coreFieldIndex(layout, this.core, CoreField.state);
     this.tlb = machine.tlbs[thread];
-    this.l1d = machine.l1d[this.core];
-    this.fillBuffers = machine.fillBuffers[this.core];
     this.caches = machine.caches[this.core];
     this.frames = machine.frames;
     const statBase = threadStatIndex(layout, thread, 0);
@@ -312,8 +306,8 @@ export class Hyperthread implements PolicyView {
     this.vmId = vmId;
     this.vcpu = vcpu;
     this.foreign = new CoreForeignLines(
-      this.l1d.countsView(),
-      this.fillBuffers.countsView(),
+      this.caches.l1d.countsView(),
+      this.caches.fillBuffers.countsView(),
       vmId,
       machine.concurrent,
     );
@@ -542,13 +536,13 @@ export class Hyperthread implements PolicyView {
     if (bits === Flush.none) return;
     let lines = 0;
     if (bits & Flush.l1d) {
-      lines += this.l1d.flush();
+      lines += this.caches.l1d.flush();
       this.spend(this.costs.l1dFlush);
       this.count(ThreadStat.l1dFlushes);
       addWord(this.i32, coreFieldIndex(this.machine.layout, this.core, CoreField.flushCount), 1, this.atomic);
     }
     if (bits & Flush.buffers) {
-      lines += this.fillBuffers.flush();
+      lines += this.caches.fillBuffers.flush();
       this.spend(this.costs.bufferClear);
       this.count(ThreadStat.bufferClears);
     }

@@ -182,7 +182,7 @@ export class PageTables {
   tlbGeneration(space: number): number {
     // A plain load: aligned and tear-free; a TLB that reads a generation one step late drops its
     // entries one step late, as a real shootdown IPI arrives late.
-    return this.i32[this.tlbGenerationBase + space * AddressSpaceField.count];
+    return this.i32[this.tlbGenerationI32Index(space)];
   }
 
   entryWrites(space: number): number {

@@ -1,8 +1,7 @@
-import { assert, assertDebug, assertDebugEnabled } from '../assert.js';
+import { assert, assertDebug } from '../assert.js';
 import type { TranslateKernel } from '../cache/access-kernel.js';
 import { pageBytes } from '../constants.js';
 import {
-  AddressSpaceField,
   HeaderField,
   TlbEntryField as importedTlbEntryField,
   type Layout,
@@ -21,7 +20,6 @@ const storeWord = importedStoreWord;
 const Access = importedAccess;
 const MapFlag = importedMapFlag;
 const modPowerOfTwo = importedModPowerOfTwo;
-const addressSpaceFields = AddressSpaceField.count;
 
 /**
  * A hyperthread's TLB: set-associative, entries tagged by address space (PCID for host address
@@ -55,8 +53,6 @@ const accessExec = Access.exec;
 const flagShift = 16;
 const vpnSplit = 2 ** 30;
 const pageSize = pageBytes;
-/** With ASI_EMU_DEBUG=1 translations take the reference path (as core-caches.ts). */
-const debugChecks = assertDebugEnabled;
 // The kernel (cache/access-kernel.wat) has these written in.
 assert(
   tagFlagsWord === 0 && vpnLowWord === 1 && vpnHighWord === 2 && pfnWord === 3 && entryWords === 4,
@@ -108,7 +104,8 @@ export class Tlb {
   declare private readonly kernel: TranslateKernel | null;
   declare private readonly kernelEntriesI32Index: number;
   declare private readonly kernelGenerationsI32Index: number;
-  declare private readonly kernelTableGenerationsI32Index: number;
+  /** Where index 0 of `i32` is in the kernel's memory (the space's generation is the page tables'). */
+  declare private readonly memoryI32Offset: number;
   declare private readonly kernelHitsI32Index: number;
 
   constructor(
@@ -146,10 +143,10 @@ export class Tlb {
     this.hitsIndex = threadFieldIndex(layout, thread, ThreadField.tlbHits);
     this.missesIndex = threadFieldIndex(layout, thread, ThreadField.tlbMisses);
     this.flushesIndex = threadFieldIndex(layout, thread, ThreadField.tlbFlushes);
-    this.kernel = debugChecks ? null : kernel;
+    this.kernel = kernel;
     this.kernelEntriesI32Index = memoryI32Offset + this.entriesBase;
     this.kernelGenerationsI32Index = memoryI32Offset + this.generationsBase;
-    this.kernelTableGenerationsI32Index = memoryI32Offset + tables.tlbGenerationI32Index(0);
+    this.memoryI32Offset = memoryI32Offset;
     this.kernelHitsI32Index = memoryI32Offset + this.hitsIndex;
   }
 
@@ -203,7 +200,7 @@ export class Tlb {
         this.setMask,
         this.geometry.ways,
         this.kernelGenerationsI32Index + space,
-        this.kernelTableGenerationsI32Index + space * addressSpaceFields,
+        this.memoryI32Offset + this.tables.tlbGenerationI32Index(space),
         this.kernelHitsI32Index,
         space,
         vpnLow,
