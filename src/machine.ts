@@ -1,4 +1,5 @@
 import { assert, assertDebugEnabled } from './assert.js';
+import { type GuestAccessKernel, guestAccessDescriptorI32s } from './cache/access-kernel.js';
 import { CoreCaches } from './cache/core-caches.js';
 import { CoreFillBuffers } from './cache/fill-buffers.js';
 import { CoreL1d } from './cache/l1d.js';
@@ -72,6 +73,13 @@ export class Machine {
   readonly byteOffset: number;
   /** The machine's place in its thread's sim arena, or null (a buffer of its own). */
   private readonly simRegion: SimRegion | null;
+  /**
+   * The access kernel's guest read (TLB, owner, caches in one call) for the machine's threads, or null
+   * where the machine has no kernel (its own buffer, or ASI_EMU_DEBUG=1).
+   */
+  readonly guestAccess: GuestAccessKernel | null;
+  /** Where thread 0's `guestAccess` descriptor is in the kernel's memory (Int32 index): after the layout. */
+  private readonly guestAccessDescriptorsI32Index: number;
 
   constructor(
     /**
@@ -99,7 +107,9 @@ export class Machine {
     const memoryI32Offset = byteOffset / Int32Array.BYTES_PER_ELEMENT;
     this.simRegion = region;
     assert(
-      region === null ? buffer.byteLength === layout.totalBytes : region.byteLength === layout.totalBytes,
+      region === null
+        ? buffer.byteLength === layout.totalBytes
+        : region.byteLength === simRegionBytes(layout),
       'buffer size matches the layout',
     );
     assert(region === null || !concurrent, 'only a machine one thread drives lives in a sim arena');
@@ -163,6 +173,22 @@ export class Machine {
         ),
       );
     }
+    this.guestAccess = kernels === null ? null : kernels.guestAccess;
+    this.guestAccessDescriptorsI32Index = memoryI32Offset + layout.totalI32s;
+    if (kernels !== null) {
+      // The descriptors follow the machine in its region (simRegionBytes): the kernel's, not the layout's.
+      const words = new Int32Array(
+        buffer,
+        byteOffset + layout.totalBytes,
+        layout.threadCount * guestAccessDescriptorI32s,
+      );
+      for (let thread = 0; thread < layout.threadCount; thread++) {
+        const at = thread * guestAccessDescriptorI32s;
+        this.tlbs[thread].writeKernelDescriptor(words, at);
+        words[at + 7] = memoryI32Offset + layout.sections.frameOwner.offsetI32;
+        this.caches[this.coreOf(thread)].writeKernelDescriptor(words, at + 8);
+      }
+    }
     this.pinning = vcpuPinning(config);
     this.rmp = new Rmp(this.i32, layout.sections.rmp.offsetI32, layout.frameCount);
     this.addresses = regionAddresses(plan);
@@ -175,6 +201,11 @@ export class Machine {
    */
   dispose(): void {
     if (this.simRegion !== null) releaseSimRegion(this.simRegion);
+  }
+
+  /** Where thread `thread`'s `guestAccess` descriptor is in the kernel's memory (with `guestAccess` only). */
+  guestAccessDescriptorI32Index(thread: number): number {
+    return this.guestAccessDescriptorsI32Index + thread * guestAccessDescriptorI32s;
   }
 
   get threadCount(): number {
@@ -304,7 +335,7 @@ export function createMachine(
   // Everything above can fail on user input; nothing was allocated yet. A machine one thread drives (the
   // sim's) goes in the thread's sim arena when it fits, for the access kernel (memory/sim-arena.ts).
   const concurrent = options.concurrent ?? true;
-  const region = concurrent ? null : allocateSimRegion(layout.totalBytes);
+  const region = concurrent ? null : allocateSimRegion(simRegionBytes(layout));
   const buffer = region === null ? new SharedArrayBuffer(layout.totalBytes) : region.buffer;
   const byteOffset = region === null ? 0 : region.byteOffset;
   const i32 = new Int32Array(buffer, byteOffset, layout.totalI32s);
@@ -341,6 +372,11 @@ export function createMachine(
     throw error;
   }
   return machine;
+}
+
+/** A sim machine's region: the machine, then each thread's `guestAccess` descriptor (access-kernel.wat). */
+function simRegionBytes(layout: Layout): number {
+  return layout.totalBytes + layout.threadCount * guestAccessDescriptorI32s * Int32Array.BYTES_PER_ELEMENT;
 }
 
 function buildPageTables(machine: Machine): void {

@@ -107,10 +107,30 @@ export type FlushLinesKernel = (
   domainCount: number,
 ) => number;
 
+/**
+ * A guest's read of one line of a page through its thread's TLB and its core's caches (`guestAccess` in
+ * access-kernel.wat: `translate`, the frame's owner, then `access`, in one call). Arguments: the Int32
+ * index in the memory of the thread's descriptor (machine.ts `Machine.guestAccessDescriptorI32Index`),
+ * the address space, the page (below 2^30) and the line in it. Returns 1 for an L1D hit, 0 for a miss;
+ * -1, having changed nothing, when the translation is not a plain TLB hit (the caller then does it all
+ * through `Tlb.translatePage` and `CoreCaches.access`); -2 - pfn when the page translated to frame pfn
+ * (the hit counted) and the access was handed back (the caller then makes it through `CoreCaches.access`).
+ */
+export type GuestAccessKernel = (
+  descriptorI32Index: number,
+  space: number,
+  vpn: number,
+  lineInPage: number,
+) => number;
+
+/** The words of a thread's `guestAccess` descriptor (access-kernel.wat lists them). */
+export const guestAccessDescriptorI32s = 16;
+
 /** The kernel's exports over one memory. */
 export interface AccessKernels {
   access: AccessKernel;
   translate: TranslateKernel;
+  guestAccess: GuestAccessKernel;
   flushLines: FlushLinesKernel;
 }
 

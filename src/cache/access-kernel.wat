@@ -1,8 +1,8 @@
 ;; The access kernel: a memory access's hot path over the machine buffer (a shared WebAssembly memory).
 ;; `translate` is a TLB hit (`Tlb.translatePage`, paging/tlb.ts, which does everything else); `access` is
 ;; one cache-line access of a core through its L1D and, on a miss, its fill buffers (`CoreL1d.accessHeld`
-;; and `CoreFillBuffers.accessHeld`, l1d.ts and fill-buffers.ts); `flushLines` is the line loop of an L1D
-;; flush (`CoreL1d.flushHeld`). Those stay the reference: differential
+;; and `CoreFillBuffers.accessHeld`, l1d.ts and fill-buffers.ts); `guestAccess` is the two for a guest's
+;; read; `flushLines` is the line loop of an L1D flush (`CoreL1d.flushHeld`). Those stay the reference: differential
 ;; tests (test/cache/access-kernel.test.ts, test/paging/tlb-kernel.test.ts) run both on the same streams
 ;; and compare every word. The kernel makes their reads and writes, so a sim run's results and trace hash
 ;; are the same with it or without it.
@@ -28,7 +28,7 @@
   ;; Returns 1 on an L1D hit, 0 on a miss (the fill buffers then took the line), and -1, having changed
   ;; nothing, when the LRU clock would reach l1dStampMax (2^26 - 1): the caller then takes the reference
   ;; path, which renumbers the stamps (once per ~2^26 accesses of a core).
-  (func (export "access")
+  (func $access (export "access")
     (param $l1d i32) (param $sets i32) (param $ways i32) (param $domains i32) (param $plru i32)
     (param $fb i32) (param $fbEntries i32)
     (param $pfn i32) (param $line i32) (param $domain i32)
@@ -169,7 +169,7 @@
   ;; everything else, which the caller hands to `Tlb.translatePage`: a generation that moved (shootdown),
   ;; an entry of another space that is global (it may serve, unless the space is an EPT), a permission
   ;; miss, a miss.
-  (func (export "translate")
+  (func $translate (export "translate")
     (param $entries i32) (param $setMask i32) (param $ways i32) (param $seenGeneration i32)
     (param $generation i32) (param $hits i32) (param $space i32) (param $vpnLow i32) (param $vpnHigh i32)
     (param $access i32)
@@ -219,6 +219,44 @@
         (local.set $at (i32.add (local.get $at) (i32.const 16)))
         (br $way)))
     (i32.const -1))
+
+;; A guest's memory access as `Hyperthread.touchGuestMemory` makes it: the read of line $line of guest page
+  ;; $vpn (below 2^30) in address space $space through the thread's TLB, then through its core's caches
+  ;; with the frame's owner from the frame table (`Tlb.translatePage`, `FrameTable.ownerOf`,
+  ;; `CoreCaches.access`), in one call from JavaScript where there were two and an owner lookup between.
+  ;; $d is the Int32 index of the thread's descriptor (machine.ts `guestAccessDescriptorI32s` words):
+  ;;   0 TLB entries, 1 set mask, 2 ways, 3 the TLB's seen generations (+ space),
+  ;;   4 the page tables' generation of space 0, 5 the stride between spaces' generations, 6 hit counter,
+  ;;   7 the frame table's owners (+ pfn), 8 L1D, 9 sets, 10 ways, 11 domains, 12 1 for PLRU,
+  ;;   13 fill buffers, 14 fill-buffer entries.
+  ;; Returns `access`'s 1 (L1D hit) or 0 (miss); -1, having changed nothing, when `translate` hands the
+  ;; page back (the caller then does it all in JavaScript); and -2 - pfn when the page translated (its hit
+  ;; counted) but `access` handed the line back (the caller then makes the access alone).
+  (func (export "guestAccess")
+    (param $d i32) (param $space i32) (param $vpn i32) (param $line i32)
+    (result i32)
+    (local $pfn i32) (local $hit i32)
+    (local.set $d (i32.shl (local.get $d) (i32.const 2)))
+    (local.set $pfn
+      (call $translate
+        (i32.load (local.get $d)) (i32.load offset=4 (local.get $d)) (i32.load offset=8 (local.get $d))
+        (i32.add (i32.load offset=12 (local.get $d)) (local.get $space))
+        (i32.add (i32.load offset=16 (local.get $d))
+          (i32.mul (local.get $space) (i32.load offset=20 (local.get $d))))
+        (i32.load offset=24 (local.get $d))
+        (local.get $space) (local.get $vpn) (i32.const 0) (i32.const 0)))
+    (if (i32.lt_s (local.get $pfn) (i32.const 0)) (then (return (i32.const -1))))
+    (local.set $hit
+      (call $access
+        (i32.load offset=32 (local.get $d)) (i32.load offset=36 (local.get $d))
+        (i32.load offset=40 (local.get $d)) (i32.load offset=44 (local.get $d))
+        (i32.load offset=48 (local.get $d)) (i32.load offset=52 (local.get $d))
+        (i32.load offset=56 (local.get $d))
+        (local.get $pfn) (local.get $line)
+        (i32.load (i32.shl (i32.add (i32.load offset=28 (local.get $d)) (local.get $pfn)) (i32.const 2)))))
+    (if (i32.lt_s (local.get $hit) (i32.const 0))
+      (then (return (i32.sub (i32.const -2) (local.get $pfn)))))
+    (local.get $hit))
 
   ;; The line loop of `CoreL1d.flushHeld`: each set's valid lines (a prefix of its ways, stamp nonzero)
   ;; zeroed; returns how many. The caller checks and clears the counts as the reference does.

@@ -44,6 +44,17 @@ export class CoreCaches {
     this.fillBufferEntries = fillBuffers.entries;
   }
 
+  /** Words 8-14 of a `guestAccess` descriptor (access-kernel.wat) at `words[at]`: `access`'s arguments. */
+  writeKernelDescriptor(words: Int32Array, at: number): void {
+    words[at] = this.l1dI32Index;
+    words[at + 1] = this.sets;
+    words[at + 2] = this.ways;
+    words[at + 3] = this.domainCount;
+    words[at + 4] = this.plru;
+    words[at + 5] = this.fillBuffersI32Index;
+    words[at + 6] = this.fillBufferEntries;
+  }
+
   /** One line of frame `pfn` owned by `domain`: true on an L1D hit. */
   access(pfn: number, lineInPage: number, domain: number): boolean {
     const kernel = this.kernel;

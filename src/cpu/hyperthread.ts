@@ -1,4 +1,5 @@
 import { assert } from '../assert.js';
+import type { GuestAccessKernel } from '../cache/access-kernel.js';
 import { CoreForeignLines } from '../cache/core-buffer.js';
 import type { CoreCaches } from '../cache/core-caches.js';
 import type { ConfidentialVm } from '../coco/confidential-vm.js';
@@ -229,6 +230,12 @@ export class Hyperthread implements PolicyView {
   declare private readonly workingSetPages: number;
   declare private readonly firstWorkingPage: number;
   /**
+   * The access kernel's guest read and this thread's descriptor for it (Machine.guestAccess), or null
+   * where the machine has no kernel or the VM is confidential (its touch comes before the translation).
+   */
+  declare private readonly guestAccess: GuestAccessKernel | null;
+  declare private readonly guestAccessDescriptor: number;
+  /**
    * This thread's statistics record in the machine buffer (ThreadStat), as its own view: a stat is then
    * a constant index, where an offset into the whole buffer cost an add and its overflow check at
    * every count (a guest step counts five times).
@@ -289,6 +296,8 @@ export class Hyperthread implements PolicyView {
     this.tlb = machine.tlbs[thread];
     this.caches = machine.caches[this.core];
     this.frames = machine.frames;
+    this.guestAccess = confidential === null ? machine.guestAccess : null;
+    this.guestAccessDescriptor = machine.guestAccessDescriptorI32Index(thread);
     const statBase = threadStatIndex(layout, thread, 0);
     this.stats = machine.f64.subarray(statBase, statBase + ThreadStat.count);
     this.ackIndex = threadFieldIndex(layout, thread, ThreadField.kickAcks);
@@ -646,7 +655,7 @@ export class Hyperthread implements PolicyView {
    * with the quantum's own (one clock update per guest step instead of one per access).
    */
   private touchGuestMemory(): number {
-    const tlb = this.tlb;
+    const kernel = this.guestAccess;
     const space = this.guestSpaceId;
     const workingSet = this.workingSetPages;
     const firstPage = this.firstWorkingPage;
@@ -656,14 +665,26 @@ export class Hyperthread implements PolicyView {
       const draw = this.env.random() * workingSet;
       const page = firstPage + Math.floor(draw);
       const line = Math.floor((draw - Math.floor(draw)) * 64);
-      // The time of this access: the quantum's earlier accesses are not spent yet.
-      if (this.confidential !== null) this.confidential.guestTouch(page, this.clockCycles + cycles);
-      // The page number itself: guest-physical pages are far below 2^30 (tlb.ts `translatePage`).
-      const pfn = tlb.translatePage(space, page, 0, Access.read);
-      if (pfn < 0) continue; // an unmapped GPA would be an EPT violation; the mix draws those
-      cycles += this.lineCycles(pfn, line);
+      // A plain TLB hit, the frame's owner and the cache access in one kernel call where there is one.
+      const done = kernel === null ? -1 : kernel(this.guestAccessDescriptor, space, page, line);
+      if (done >= 0) cycles += done === 1 ? this.costs.cacheHit : this.costs.cacheMiss;
+      else cycles += this.touchGuestLine(done, page, line, cycles);
     }
     return cycles;
+  }
+
+  /**
+   * One access of `touchGuestMemory` the kernel did not make (`done` is -1) or made half of (-2 - pfn:
+   * translated, the line handed back); `cycles`: what the quantum's earlier accesses took.
+   */
+  private touchGuestLine(done: number, page: number, line: number, cycles: number): number {
+    if (done <= -2) return this.lineCycles(-2 - done, line);
+    // The time of this access: the quantum's earlier accesses are not spent yet.
+    if (this.confidential !== null) this.confidential.guestTouch(page, this.clockCycles + cycles);
+    // The page number itself: guest-physical pages are far below 2^30 (tlb.ts `translatePage`).
+    const pfn = this.tlb.translatePage(this.guestSpaceId, page, 0, Access.read);
+    // An unmapped GPA would be an EPT violation; the mix draws those.
+    return pfn < 0 ? 0 : this.lineCycles(pfn, line);
   }
 
   private touchLine(pfn: number, line: number): void {

@@ -4,6 +4,7 @@ import {
   type AccessKernels,
   accessKernelBytes,
   type FlushLinesKernel,
+  type GuestAccessKernel,
   type TranslateKernel,
 } from '../cache/access-kernel.js';
 
@@ -85,9 +86,12 @@ function openArena(): Arena | false {
     return false;
   }
   const instance = new WebAssembly.Instance(new WebAssembly.Module(accessKernelBytes()), { env: { memory } });
-  const { access, translate, flushLines } = instance.exports;
+  const { access, translate, guestAccess, flushLines } = instance.exports;
   assert(
-    typeof access === 'function' && typeof translate === 'function' && typeof flushLines === 'function',
+    typeof access === 'function' &&
+      typeof translate === 'function' &&
+      typeof guestAccess === 'function' &&
+      typeof flushLines === 'function',
     'the access kernel exports',
   );
   const free: FreeRange[] = [];
@@ -99,6 +103,7 @@ function openArena(): Arena | false {
   const kernels = {
     access: access as AccessKernel,
     translate: translate as TranslateKernel,
+    guestAccess: guestAccess as GuestAccessKernel,
     flushLines: flushLines as FlushLinesKernel,
   };
   const opened: Arena = { memory, kernels, free, registry, buffers: new WeakSet() };

@@ -150,6 +150,22 @@ export class Tlb {
     this.kernelHitsI32Index = memoryI32Offset + this.hitsIndex;
   }
 
+  /**
+   * Words 0-6 of the thread's `guestAccess` descriptor (access-kernel.wat) at `words[at]`: the indices
+   * and geometry `translatePage` passes the kernel, with the page tables' generations as the one of
+   * space 0 and the stride between spaces.
+   */
+  writeKernelDescriptor(words: Int32Array, at: number): void {
+    const generation0 = this.tables.tlbGenerationI32Index(0);
+    words[at] = this.kernelEntriesI32Index;
+    words[at + 1] = this.setMask;
+    words[at + 2] = this.geometry.ways;
+    words[at + 3] = this.kernelGenerationsI32Index;
+    words[at + 4] = this.memoryI32Offset + generation0;
+    words[at + 5] = this.tables.tlbGenerationI32Index(1) - generation0;
+    words[at + 6] = this.kernelHitsI32Index;
+  }
+
   /** The address space in CR3. */
   get cr3(): number {
     return loadWord(this.i32, this.cr3Index, this.atomic);
