@@ -1,5 +1,9 @@
 import { assert, assertDebugEnabled } from './assert.js';
-import { type GuestAccessKernel, guestAccessDescriptorI32s } from './cache/access-kernel.js';
+import {
+  type GuestAccessKernel,
+  kernelDescriptorI32s,
+  type LineAccessKernel,
+} from './cache/access-kernel.js';
 import { CoreCaches } from './cache/core-caches.js';
 import { CoreFillBuffers } from './cache/fill-buffers.js';
 import { CoreL1d } from './cache/l1d.js';
@@ -74,12 +78,13 @@ export class Machine {
   /** The machine's place in its thread's sim arena, or null (a buffer of its own). */
   private readonly simRegion: SimRegion | null;
   /**
-   * The access kernel's guest read (TLB, owner, caches in one call) for the machine's threads, or null
-   * where the machine has no kernel (its own buffer, or ASI_EMU_DEBUG=1).
+   * The access kernel's guest read and handler line access (TLB, owner, caches in one call) for the
+   * machine's threads, or null where the machine has no kernel (its own buffer, or ASI_EMU_DEBUG=1).
    */
   readonly guestAccess: GuestAccessKernel | null;
-  /** Where thread 0's `guestAccess` descriptor is in the kernel's memory (Int32 index): after the layout. */
-  private readonly guestAccessDescriptorsI32Index: number;
+  readonly lineAccess: LineAccessKernel | null;
+  /** Where thread 0's kernel descriptor is in the kernel's memory (Int32 index): after the layout. */
+  private readonly kernelDescriptorsI32Index: number;
 
   constructor(
     /**
@@ -174,16 +179,17 @@ export class Machine {
       );
     }
     this.guestAccess = kernels === null ? null : kernels.guestAccess;
-    this.guestAccessDescriptorsI32Index = memoryI32Offset + layout.totalI32s;
+    this.lineAccess = kernels === null ? null : kernels.lineAccess;
+    this.kernelDescriptorsI32Index = memoryI32Offset + layout.totalI32s;
     if (kernels !== null) {
       // The descriptors follow the machine in its region (simRegionBytes): the kernel's, not the layout's.
       const words = new Int32Array(
         buffer,
         byteOffset + layout.totalBytes,
-        layout.threadCount * guestAccessDescriptorI32s,
+        layout.threadCount * kernelDescriptorI32s,
       );
       for (let thread = 0; thread < layout.threadCount; thread++) {
-        const at = thread * guestAccessDescriptorI32s;
+        const at = thread * kernelDescriptorI32s;
         this.tlbs[thread].writeKernelDescriptor(words, at);
         words[at + 7] = memoryI32Offset + layout.sections.frameOwner.offsetI32;
         this.caches[this.coreOf(thread)].writeKernelDescriptor(words, at + 8);
@@ -203,9 +209,9 @@ export class Machine {
     if (this.simRegion !== null) releaseSimRegion(this.simRegion);
   }
 
-  /** Where thread `thread`'s `guestAccess` descriptor is in the kernel's memory (with `guestAccess` only). */
-  guestAccessDescriptorI32Index(thread: number): number {
-    return this.guestAccessDescriptorsI32Index + thread * guestAccessDescriptorI32s;
+  /** Where thread `thread`'s kernel descriptor is in the kernel's memory (where `guestAccess` is not null). */
+  kernelDescriptorI32Index(thread: number): number {
+    return this.kernelDescriptorsI32Index + thread * kernelDescriptorI32s;
   }
 
   get threadCount(): number {
@@ -374,9 +380,9 @@ export function createMachine(
   return machine;
 }
 
-/** A sim machine's region: the machine, then each thread's `guestAccess` descriptor (access-kernel.wat). */
+/** A sim machine's region: the machine, then each thread's kernel descriptor (access-kernel.wat). */
 function simRegionBytes(layout: Layout): number {
-  return layout.totalBytes + layout.threadCount * guestAccessDescriptorI32s * Int32Array.BYTES_PER_ELEMENT;
+  return layout.totalBytes + layout.threadCount * kernelDescriptorI32s * Int32Array.BYTES_PER_ELEMENT;
 }
 
 function buildPageTables(machine: Machine): void {

@@ -110,7 +110,7 @@ export type FlushLinesKernel = (
 /**
  * A guest's read of one line of a page through its thread's TLB and its core's caches (`guestAccess` in
  * access-kernel.wat: `translate`, the frame's owner, then `access`, in one call). Arguments: the Int32
- * index in the memory of the thread's descriptor (machine.ts `Machine.guestAccessDescriptorI32Index`),
+ * index in the memory of the thread's descriptor (machine.ts `Machine.kernelDescriptorI32Index`),
  * the address space, the page (below 2^30) and the line in it. Returns 1 for an L1D hit, 0 for a miss;
  * -1, having changed nothing, when the translation is not a plain TLB hit (the caller then does it all
  * through `Tlb.translatePage` and `CoreCaches.access`); -2 - pfn when the page translated to frame pfn
@@ -123,14 +123,30 @@ export type GuestAccessKernel = (
   lineInPage: number,
 ) => number;
 
-/** The words of a thread's `guestAccess` descriptor (access-kernel.wat lists them). */
-export const guestAccessDescriptorI32s = 16;
+/**
+ * A handler's access to the line at `va` through its thread's TLB and its core's caches (`lineAccess` in
+ * access-kernel.wat: `translate` of the address, the frame's owner, then `access`). Arguments: the
+ * thread's descriptor (as `GuestAccessKernel`'s), the address space, the address (48 bits, a double) and
+ * the Access bits. Returns pfn x 2 + 1 for an L1D hit, pfn x 2 for a miss; -1, having changed nothing,
+ * when the translation is not a plain TLB hit (the caller then does it all through `Tlb.translate` and
+ * `CoreCaches.access`); -2 - pfn as `GuestAccessKernel` does.
+ */
+export type LineAccessKernel = (
+  descriptorI32Index: number,
+  space: number,
+  va: number,
+  access: number,
+) => number;
+
+/** The words of a thread's descriptor for `guestAccess` and `lineAccess` (access-kernel.wat lists them). */
+export const kernelDescriptorI32s = 16;
 
 /** The kernel's exports over one memory. */
 export interface AccessKernels {
   access: AccessKernel;
   translate: TranslateKernel;
   guestAccess: GuestAccessKernel;
+  lineAccess: LineAccessKernel;
   flushLines: FlushLinesKernel;
 }
 

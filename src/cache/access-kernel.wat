@@ -1,8 +1,8 @@
 ;; The access kernel: a memory access's hot path over the machine buffer (a shared WebAssembly memory).
 ;; `translate` is a TLB hit (`Tlb.translatePage`, paging/tlb.ts, which does everything else); `access` is
 ;; one cache-line access of a core through its L1D and, on a miss, its fill buffers (`CoreL1d.accessHeld`
-;; and `CoreFillBuffers.accessHeld`, l1d.ts and fill-buffers.ts); `guestAccess` is the two for a guest's
-;; read; `flushLines` is the line loop of an L1D flush (`CoreL1d.flushHeld`). Those stay the reference: differential
+;; and `CoreFillBuffers.accessHeld`, l1d.ts and fill-buffers.ts); `guestAccess` and `lineAccess` are the
+;; two for a guest's read and for a handler's access; `flushLines` is the line loop of an L1D flush (`CoreL1d.flushHeld`). Those stay the reference: differential
 ;; tests (test/cache/access-kernel.test.ts, test/paging/tlb-kernel.test.ts) run both on the same streams
 ;; and compare every word. The kernel makes their reads and writes, so a sim run's results and trace hash
 ;; are the same with it or without it.
@@ -224,7 +224,7 @@
   ;; $vpn (below 2^30) in address space $space through the thread's TLB, then through its core's caches
   ;; with the frame's owner from the frame table (`Tlb.translatePage`, `FrameTable.ownerOf`,
   ;; `CoreCaches.access`), in one call from JavaScript where there were two and an owner lookup between.
-  ;; $d is the Int32 index of the thread's descriptor (machine.ts `guestAccessDescriptorI32s` words):
+  ;; $d is the Int32 index of the thread's descriptor (access-kernel.ts `kernelDescriptorI32s` words):
   ;;   0 TLB entries, 1 set mask, 2 ways, 3 the TLB's seen generations (+ space),
   ;;   4 the page tables' generation of space 0, 5 the stride between spaces' generations, 6 hit counter,
   ;;   7 the frame table's owners (+ pfn), 8 L1D, 9 sets, 10 ways, 11 domains, 12 1 for PLRU,
@@ -257,6 +257,44 @@
     (if (i32.lt_s (local.get $hit) (i32.const 0))
       (then (return (i32.sub (i32.const -2) (local.get $pfn)))))
     (local.get $hit))
+
+;; A handler's access to one line: `Tlb.translate` of $va (a 48-bit address, exact in a double) in $space
+  ;; for $access through the thread's TLB (a plain hit, as `translate`), then the line through the core's
+  ;; caches with the frame's owner (`CoreCaches.access`, as `guestAccess`). $d: the thread's descriptor.
+  ;; Returns pfn x 2 + 1 for an L1D hit, pfn x 2 for a miss (frames are below 2^30); -1, having changed
+  ;; nothing, when `translate` hands the page back; -2 - pfn when the page translated (its hit counted)
+  ;; and `access` handed the line back.
+  (func (export "lineAccess")
+    (param $d i32) (param $space i32) (param $va f64) (param $access i32)
+    (result i32)
+    (local $vpn i64) (local $pfn i32) (local $hit i32)
+    (local.set $d (i32.shl (local.get $d) (i32.const 2)))
+    (local.set $vpn (i64.shr_u (i64.trunc_f64_u (local.get $va)) (i64.const 12)))
+    (local.set $pfn
+      (call $translate
+        (i32.load (local.get $d)) (i32.load offset=4 (local.get $d)) (i32.load offset=8 (local.get $d))
+        (i32.add (i32.load offset=12 (local.get $d)) (local.get $space))
+        (i32.add (i32.load offset=16 (local.get $d))
+          (i32.mul (local.get $space) (i32.load offset=20 (local.get $d))))
+        (i32.load offset=24 (local.get $d))
+        (local.get $space)
+        (i32.wrap_i64 (i64.and (local.get $vpn) (i64.const 0x3fffffff)))
+        (i32.wrap_i64 (i64.shr_u (local.get $vpn) (i64.const 30)))
+        (local.get $access)))
+    (if (i32.lt_s (local.get $pfn) (i32.const 0)) (then (return (i32.const -1))))
+    (local.set $hit
+      (call $access
+        (i32.load offset=32 (local.get $d)) (i32.load offset=36 (local.get $d))
+        (i32.load offset=40 (local.get $d)) (i32.load offset=44 (local.get $d))
+        (i32.load offset=48 (local.get $d)) (i32.load offset=52 (local.get $d))
+        (i32.load offset=56 (local.get $d))
+        (local.get $pfn)
+        ;; the line in the page: bits 6..11 of the address
+        (i32.and (i32.wrap_i64 (i64.shr_u (i64.trunc_f64_u (local.get $va)) (i64.const 6))) (i32.const 63))
+        (i32.load (i32.shl (i32.add (i32.load offset=28 (local.get $d)) (local.get $pfn)) (i32.const 2)))))
+    (if (i32.lt_s (local.get $hit) (i32.const 0))
+      (then (return (i32.sub (i32.const -2) (local.get $pfn)))))
+    (i32.or (i32.shl (local.get $pfn) (i32.const 1)) (local.get $hit)))
 
   ;; The line loop of `CoreL1d.flushHeld`: each set's valid lines (a prefix of its ways, stamp nonzero)
   ;; zeroed; returns how many. The caller checks and clears the counts as the reference does.

@@ -44,7 +44,7 @@ export class CoreCaches {
     this.fillBufferEntries = fillBuffers.entries;
   }
 
-  /** Words 8-14 of a `guestAccess` descriptor (access-kernel.wat) at `words[at]`: `access`'s arguments. */
+  /** Words 8-14 of a thread's kernel descriptor (access-kernel.wat) at `words[at]`: `access`'s arguments. */
   writeKernelDescriptor(words: Int32Array, at: number): void {
     words[at] = this.l1dI32Index;
     words[at + 1] = this.sets;

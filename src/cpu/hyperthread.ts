@@ -1,5 +1,5 @@
 import { assert } from '../assert.js';
-import type { GuestAccessKernel } from '../cache/access-kernel.js';
+import type { GuestAccessKernel, LineAccessKernel } from '../cache/access-kernel.js';
 import { CoreForeignLines } from '../cache/core-buffer.js';
 import type { CoreCaches } from '../cache/core-caches.js';
 import type { ConfidentialVm } from '../coco/confidential-vm.js';
@@ -230,11 +230,14 @@ export class Hyperthread implements PolicyView {
   declare private readonly workingSetPages: number;
   declare private readonly firstWorkingPage: number;
   /**
-   * The access kernel's guest read and this thread's descriptor for it (Machine.guestAccess), or null
-   * where the machine has no kernel or the VM is confidential (its touch comes before the translation).
+   * The access kernel's guest read (Machine.guestAccess), or null where the machine has no kernel or the
+   * VM is confidential (its touch comes before the translation).
    */
   declare private readonly guestAccess: GuestAccessKernel | null;
-  declare private readonly guestAccessDescriptor: number;
+  /** The access kernel's handler line access (Machine.lineAccess), or null. */
+  declare private readonly lineAccess: LineAccessKernel | null;
+  /** This thread's descriptor for the two (Machine.kernelDescriptorI32Index). */
+  declare private readonly kernelDescriptor: number;
   /**
    * This thread's statistics record in the machine buffer (ThreadStat), as its own view: a stat is then
    * a constant index, where an offset into the whole buffer cost an add and its overflow check at
@@ -297,7 +300,8 @@ export class Hyperthread implements PolicyView {
     this.caches = machine.caches[this.core];
     this.frames = machine.frames;
     this.guestAccess = confidential === null ? machine.guestAccess : null;
-    this.guestAccessDescriptor = machine.guestAccessDescriptorI32Index(thread);
+    this.lineAccess = machine.lineAccess;
+    this.kernelDescriptor = machine.kernelDescriptorI32Index(thread);
     const statBase = threadStatIndex(layout, thread, 0);
     this.stats = machine.f64.subarray(statBase, statBase + ThreadStat.count);
     this.ackIndex = threadFieldIndex(layout, thread, ThreadField.kickAcks);
@@ -666,7 +670,7 @@ export class Hyperthread implements PolicyView {
       const page = firstPage + Math.floor(draw);
       const line = Math.floor((draw - Math.floor(draw)) * 64);
       // A plain TLB hit, the frame's owner and the cache access in one kernel call where there is one.
-      const done = kernel === null ? -1 : kernel(this.guestAccessDescriptor, space, page, line);
+      const done = kernel === null ? -1 : kernel(this.kernelDescriptor, space, page, line);
       if (done >= 0) cycles += done === 1 ? this.costs.cacheHit : this.costs.cacheMiss;
       else cycles += this.touchGuestLine(done, page, line, cycles);
     }
@@ -840,19 +844,36 @@ export class Hyperthread implements PolicyView {
       this.opIndex++;
       return StepCode.ran;
     }
-    const tlb = this.tlb;
-    const space = tlb.cr3;
+    const kernel = this.lineAccess;
+    const space = this.tlb.cr3;
     const access = variant.writes[op] ? Access.write : Access.read;
     const firstVa = variant.vas[op];
     for (let line = 0; line < variant.amounts[op]; line++) {
       const va = firstVa + line * cacheLineBytes;
-      const pfn = tlb.translate(space, va, access);
-      if (pfn < 0) return this.handlerFault(variant, va);
-      this.observer.onAccess(this, va, space, pfn);
-      this.touchLine(pfn, lineInPageOf(va));
+      // A plain TLB hit, the frame's owner and the cache access in one kernel call where there is one.
+      // The monitor sees the access after the kernel made it: it reads owners and page tables, not caches.
+      const done = kernel === null ? -1 : kernel(this.kernelDescriptor, space, va, access);
+      if (done >= 0) {
+        this.observer.onAccess(this, va, space, done >>> 1);
+        this.spend((done & 1) === 1 ? this.costs.cacheHit : this.costs.cacheMiss);
+      } else if (!this.handlerLine(done, space, va, access)) {
+        return this.handlerFault(variant, va);
+      }
     }
     this.opIndex++;
     return StepCode.ran;
+  }
+
+  /**
+   * One line of `stepHandler` the kernel did not make (`done` is -1) or made half of (-2 - pfn: translated,
+   * the line handed back); false when the address faults.
+   */
+  private handlerLine(done: number, space: number, va: number, access: number): boolean {
+    const pfn = done === -1 ? this.tlb.translate(space, va, access) : -2 - done;
+    if (pfn < 0) return false;
+    this.observer.onAccess(this, va, space, pfn);
+    this.touchLine(pfn, lineInPageOf(va));
+    return true;
   }
 
   /**

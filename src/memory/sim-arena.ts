@@ -5,6 +5,7 @@ import {
   accessKernelBytes,
   type FlushLinesKernel,
   type GuestAccessKernel,
+  type LineAccessKernel,
   type TranslateKernel,
 } from '../cache/access-kernel.js';
 
@@ -86,11 +87,12 @@ function openArena(): Arena | false {
     return false;
   }
   const instance = new WebAssembly.Instance(new WebAssembly.Module(accessKernelBytes()), { env: { memory } });
-  const { access, translate, guestAccess, flushLines } = instance.exports;
+  const { access, translate, guestAccess, lineAccess, flushLines } = instance.exports;
   assert(
     typeof access === 'function' &&
       typeof translate === 'function' &&
       typeof guestAccess === 'function' &&
+      typeof lineAccess === 'function' &&
       typeof flushLines === 'function',
     'the access kernel exports',
   );
@@ -104,6 +106,7 @@ function openArena(): Arena | false {
     access: access as AccessKernel,
     translate: translate as TranslateKernel,
     guestAccess: guestAccess as GuestAccessKernel,
+    lineAccess: lineAccess as LineAccessKernel,
     flushLines: flushLines as FlushLinesKernel,
   };
   const opened: Arena = { memory, kernels, free, registry, buffers: new WeakSet() };

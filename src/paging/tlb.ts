@@ -151,7 +151,7 @@ export class Tlb {
   }
 
   /**
-   * Words 0-6 of the thread's `guestAccess` descriptor (access-kernel.wat) at `words[at]`: the indices
+   * Words 0-6 of the thread's kernel descriptor (access-kernel.wat) at `words[at]`: the indices
    * and geometry `translatePage` passes the kernel, with the page tables' generations as the one of
    * space 0 and the stride between spaces.
    */

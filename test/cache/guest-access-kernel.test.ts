@@ -1,11 +1,12 @@
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
-import type { GuestAccessKernel } from '../../src/cache/access-kernel.js';
+import type { GuestAccessKernel, LineAccessKernel } from '../../src/cache/access-kernel.js';
 import { l1dClockI32, l1dStampMax } from '../../src/cache/l1d.js';
-import { pageBytes } from '../../src/constants.js';
+import { cacheLineBytes, pageBytes } from '../../src/constants.js';
 import { createMachine, type Machine } from '../../src/machine.js';
-import { guestSpace, kvmSpace } from '../../src/paging/address-space.js';
+import { guestSpace, kernelSpace, kvmSpace } from '../../src/paging/address-space.js';
 import { Access, MapFlag } from '../../src/paging/entry-format.js';
+import { lineInPageOf } from '../../src/paging/va-layout.js';
 
 /**
  * The access kernel's guest read (`guestAccess` in src/cache/access-kernel.wat: a TLB hit, the frame's
@@ -31,15 +32,15 @@ const lines = [0, 1, 2, 63];
 
 type Command =
   | { kind: 'guest'; thread: number; page: number; line: number }
-  | { kind: 'host'; thread: number; line: number }
+  | { kind: 'line'; thread: number; space: number; va: number; line: number; access: number }
   | { kind: 'unmap' }
   | { kind: 'map'; writable: boolean }
   | { kind: 'owner'; page: number; domain: number }
   | { kind: 'flush'; core: number }
   | { kind: 'clock'; core: number };
 
-/** What an access came to: 'hit', 'miss', or 'unmapped'. */
-type Answer = 'hit' | 'miss' | 'unmapped' | 'done';
+/** What an access came to: 'hit', 'miss', 'unmapped'; a handler's line: the frame and hit or miss, or the fault. */
+type Answer = 'hit' | 'miss' | 'unmapped' | string | number;
 
 function reference(machine: Machine, thread: number, page: number, line: number): Answer {
   const pfn = machine.tlbs[thread].translatePage(guestSpace(0), page, 0, Access.read);
@@ -50,9 +51,43 @@ function reference(machine: Machine, thread: number, page: number, line: number)
 }
 
 interface Served {
-  /** Accesses the kernel answered whole, and those it translated and handed the line back. */
+  /** Guest reads and handler lines the kernel answered whole, and those it translated and handed back. */
   whole: number;
+  lines: number;
   lineHandedBack: number;
+}
+
+/** A handler's line as `Tlb.translate` and `CoreCaches.access` make it: frame and hit or miss, or the fault. */
+function referenceLine(machine: Machine, thread: number, space: number, va: number, access: number): Answer {
+  const pfn = machine.tlbs[thread].translate(space, va, access);
+  if (pfn < 0) return pfn;
+  return `${pfn}:${cacheAccess(machine, thread, pfn, lineInPageOf(va))}`;
+}
+
+function cacheAccess(machine: Machine, thread: number, pfn: number, line: number): Answer {
+  return machine.caches[machine.coreOf(thread)].access(pfn, line, machine.frames.ownerOf(pfn))
+    ? 'hit'
+    : 'miss';
+}
+
+/** `Hyperthread.stepHandler`'s use of the `lineAccess` kernel (`handlerLine` for what it hands back). */
+function lineThroughKernel(
+  machine: Machine,
+  kernel: LineAccessKernel,
+  served: Served,
+  thread: number,
+  space: number,
+  va: number,
+  access: number,
+): Answer {
+  const done = kernel(machine.kernelDescriptorI32Index(thread), space, va, access);
+  if (done >= 0) {
+    served.lines++;
+    return `${done >>> 1}:${(done & 1) === 1 ? 'hit' : 'miss'}`;
+  }
+  if (done === -1) return referenceLine(machine, thread, space, va, access);
+  served.lineHandedBack++;
+  return `${-2 - done}:${cacheAccess(machine, thread, -2 - done, lineInPageOf(va))}`;
 }
 
 /** `Hyperthread.touchGuestMemory`'s use of the kernel. */
@@ -64,7 +99,7 @@ function throughKernel(
   page: number,
   line: number,
 ): Answer {
-  const done = kernel(machine.guestAccessDescriptorI32Index(thread), guestSpace(0), page, line);
+  const done = kernel(machine.kernelDescriptorI32Index(thread), guestSpace(0), page, line);
   if (done >= 0) {
     served.whole++;
     return done === 1 ? 'hit' : 'miss';
@@ -77,26 +112,32 @@ function throughKernel(
     : 'miss';
 }
 
+interface Kernels {
+  guest: (thread: number, page: number, line: number) => Answer;
+  line: (thread: number, space: number, va: number, access: number) => Answer;
+}
+
 function apply(
   machine: Machine,
   command: Command,
-  guestAccess: ((thread: number, page: number, line: number) => Answer) | null,
+  kernels: Kernels | null,
+  vas: number[],
 ): Answer | number | boolean {
   switch (command.kind) {
     case 'guest':
-      return (guestAccess ?? ((t, p, l) => reference(machine, t, p, l)))(
+      return (kernels?.guest ?? ((t, p, l) => reference(machine, t, p, l)))(
         command.thread,
         command.page,
         command.line,
       );
-    case 'host': {
-      // A host line in the core's caches (a handler's access): another owner in the sets.
-      const va = machine.regionVa(machine.region('kernel-text'));
-      const pfn = machine.tlbs[command.thread].translate(kvmSpace(0), va, Access.read);
-      return machine.caches[machine.coreOf(command.thread)].access(
-        pfn,
-        command.line,
-        machine.frames.ownerOf(pfn),
+    case 'line': {
+      // A handler's line: kernel and host frames, another owner in the cache sets, and faults.
+      const va = vas[command.va] + command.line * cacheLineBytes;
+      return (kernels?.line ?? ((t, sp, v, a) => referenceLine(machine, t, sp, v, a)))(
+        command.thread,
+        command.space,
+        va,
+        command.access,
       );
     }
     case 'unmap':
@@ -126,6 +167,13 @@ function apply(
   }
 }
 
+/** Regions a handler reaches (kernel text is read-only, keys are not in kvm:0), and past them an unmapped VA. */
+const handlerRegions = ['kernel-text', 'vcpu-struct:0/0', 'percpu-kvm/0', 'keys', 'page-cache'];
+
+function vasOf(machine: Machine): number[] {
+  return [...handlerRegions.map((name) => machine.regionVa(machine.region(name))), 0x7000_0000_0000];
+}
+
 function commandArbitrary(replacement: 'lru' | 'plru'): fc.Arbitrary<Command> {
   const thread = fc.integer({ min: 0, max: 3 });
   const core = fc.integer({ min: 0, max: 1 });
@@ -140,8 +188,15 @@ function commandArbitrary(replacement: 'lru' | 'plru'): fc.Arbitrary<Command> {
       }),
     },
     {
-      weight: 3,
-      arbitrary: fc.record({ kind: fc.constant('host' as const), thread, line: fc.constantFrom(...lines) }),
+      weight: 20,
+      arbitrary: fc.record({
+        kind: fc.constant('line' as const),
+        thread,
+        space: fc.constantFrom(kernelSpace, kvmSpace(0)),
+        va: fc.integer({ min: 0, max: handlerRegions.length }),
+        line: fc.constantFrom(0, 1, 63, 64),
+        access: fc.constantFrom(Access.read, Access.write),
+      }),
     },
     { weight: 1, arbitrary: fc.constant({ kind: 'unmap' as const }) },
     { weight: 1, arbitrary: fc.record({ kind: fc.constant('map' as const), writable: fc.boolean() }) },
@@ -172,25 +227,31 @@ function firstDifference(
   replacement: 'lru' | 'plru',
   served: Served,
   plant: (words: Int32Array, at: number) => void = () => {},
+  wrapLine: (kernel: LineAccessKernel) => LineAccessKernel = (kernel) => kernel,
 ): number {
   const kernelMachine = createMachine(config(replacement), { concurrent: false });
   const referenceMachine = createMachine(config(replacement), { concurrent: true });
   try {
-    const kernel = kernelMachine.guestAccess;
-    if (kernel === null) throw new Error('a sim machine in the arena has the guest-access kernel');
+    const { guestAccess, lineAccess } = kernelMachine;
+    if (guestAccess === null || lineAccess === null)
+      throw new Error('a sim machine in the arena has the kernel');
     // The descriptors are in the kernel's memory after the machine (the arena's buffer, whole).
     const memory = new Int32Array(kernelMachine.buffer);
     for (let thread = 0; thread < kernelMachine.threadCount; thread++)
-      plant(memory, kernelMachine.guestAccessDescriptorI32Index(thread));
-    const guestAccess = (thread: number, page: number, line: number) =>
-      throughKernel(kernelMachine, kernel, served, thread, page, line);
+      plant(memory, kernelMachine.kernelDescriptorI32Index(thread));
+    const kernels: Kernels = {
+      guest: (thread, page, line) => throughKernel(kernelMachine, guestAccess, served, thread, page, line),
+      line: (thread, space, va, access) =>
+        lineThroughKernel(kernelMachine, wrapLine(lineAccess), served, thread, space, va, access),
+    };
+    const vas = vasOf(kernelMachine);
     const sections = (machine: Machine) =>
       [machine.layout.sections.cores, machine.layout.sections.threads].map(({ offsetI32, lengthI32 }) =>
         machine.i32.subarray(offsetI32, offsetI32 + lengthI32),
       );
     for (let i = 0; i < commands.length; i++) {
-      const kernelAnswer = apply(kernelMachine, commands[i], guestAccess);
-      const referenceAnswer = apply(referenceMachine, commands[i], null);
+      const kernelAnswer = apply(kernelMachine, commands[i], kernels, vas);
+      const referenceAnswer = apply(referenceMachine, commands[i], null, vas);
       if (kernelAnswer !== referenceAnswer) return i;
       const [kernelSections, referenceSections] = [sections(kernelMachine), sections(referenceMachine)];
       for (let s = 0; s < kernelSections.length; s++) {
@@ -204,11 +265,11 @@ function firstDifference(
   }
 }
 
-describe('access kernel: a guest read in one call', () => {
+describe('access kernel: a guest read and a handler line in one call', () => {
   test.each(['lru', 'plru'] as const)(
     'answers and leaves the machine as the reference does (%s)',
     (replacement) => {
-      const served: Served = { whole: 0, lineHandedBack: 0 };
+      const served: Served = { whole: 0, lines: 0, lineHandedBack: 0 };
       fc.assert(
         fc.property(
           fc.array(commandArbitrary(replacement), { minLength: 1, maxLength: 200, size: 'max' }),
@@ -218,7 +279,8 @@ describe('access kernel: a guest read in one call', () => {
       );
       // The kernel answered (a kernel that handed everything back would compare the reference with itself),
       // and under LRU the clock's bound made it hand lines back.
-      expect(served.whole).toBeGreaterThan(500);
+      expect(served.whole).toBeGreaterThan(150);
+      expect(served.lines).toBeGreaterThan(30);
       if (replacement === 'lru') expect(served.lineHandedBack).toBeGreaterThan(0);
     },
   );
@@ -231,7 +293,7 @@ describe('access kernel: a guest read in one call', () => {
       { kind: 'guest', thread: 0, page: 1, line: 2 },
       { kind: 'guest', thread: 0, page: 1, line: 2 },
     ];
-    const served: Served = { whole: 0, lineHandedBack: 0 };
+    const served: Served = { whole: 0, lines: 0, lineHandedBack: 0 };
     expect(firstDifference(commands, 'lru', served)).toBe(-1);
     expect(served.whole).toBe(1); // the first read misses in the TLB: the reference path walks
     const ownerOffByOne = (words: Int32Array, at: number) => {
@@ -246,12 +308,26 @@ describe('access kernel: a guest read in one call', () => {
       { kind: 'unmap' },
       { kind: 'guest', thread: 0, page: remappedPage, line: 0 },
     ];
-    const served: Served = { whole: 0, lineHandedBack: 0 };
+    const served: Served = { whole: 0, lines: 0, lineHandedBack: 0 };
     expect(firstDifference(commands, 'plru', served)).toBe(-1);
     const seenAsNow = (words: Int32Array, at: number) => {
       words[at + 4] = words[at + 3];
       words[at + 5] = 1;
     };
     expect(firstDifference(commands, 'plru', served, seenAsNow)).toBe(2);
+  });
+
+  test('the comparison catches a planted bug: a handler write asked as a read (no walk to set D)', () => {
+    const commands: Command[] = [
+      { kind: 'line', thread: 0, space: kvmSpace(0), va: 1, line: 0, access: Access.read },
+      { kind: 'line', thread: 0, space: kvmSpace(0), va: 1, line: 1, access: Access.write },
+    ];
+    const served: Served = { whole: 0, lines: 0, lineHandedBack: 0 };
+    expect(firstDifference(commands, 'lru', served)).toBe(-1);
+    const writeAsRead =
+      (kernel: LineAccessKernel): LineAccessKernel =>
+      (descriptor, space, va) =>
+        kernel(descriptor, space, va, Access.read);
+    expect(firstDifference(commands, 'lru', served, undefined, writeAsRead)).not.toBe(-1);
   });
 });
