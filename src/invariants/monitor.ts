@@ -1,7 +1,14 @@
 import { type ExitReasonSpec, exitCatalogue } from '../cpu/exits.js';
 import type { CompiledVariant } from '../cpu/handler-program.js';
 import type { Hyperthread, Observer } from '../cpu/hyperthread.js';
-import { describeCoreWord, Mode as importedMode, modeOf as importedModeOf, modeNames } from '../cpu/modes.js';
+import {
+  describeCoreWord,
+  anySiblingHoldsSecrets as importedAnySiblingHoldsSecrets,
+  holdsSecrets as importedHoldsSecrets,
+  Mode as importedMode,
+  modeOf as importedModeOf,
+  modeNames,
+} from '../cpu/modes.js';
 import { Vector as importedVector } from '../kick/ipi.js';
 import type { Machine } from '../machine.js';
 import { domainName, isPrivateDomain as importedIsPrivateDomain } from '../memory/domains.js';
@@ -24,6 +31,8 @@ import {
 // Imported bindings as module-private constants, for the sim's hot path (memory/words.ts says why).
 const Mode = importedMode;
 const modeOf = importedModeOf;
+const anySiblingHoldsSecrets = importedAnySiblingHoldsSecrets;
+const holdsSecrets = importedHoldsSecrets;
 const Vector = importedVector;
 const isPrivateDomain = importedIsPrivateDomain;
 const ThreadField = importedThreadField;
@@ -195,12 +204,15 @@ export class Monitor implements Observer {
    */
   private checkGuestRuns(thread: Hyperthread, at: string): void {
     const word = thread.coreWord();
-    for (let sibling = 0; sibling < this.smt; sibling++) {
-      if (sibling === thread.sibling) continue;
-      const mode = modeOf(word, sibling);
-      if (mode === Mode.full || mode === Mode.vmm) this.countSiblingExposure(thread, word, sibling, at);
-    }
+    if (anySiblingHoldsSecrets(word, thread.sibling, this.smt)) this.countSiblingExposures(thread, word, at);
     if (thread.foreignLines() !== 0) this.countForeignLines(thread, word, at);
+  }
+
+  private countSiblingExposures(thread: Hyperthread, word: number, at: string): void {
+    for (let sibling = 0; sibling < this.smt; sibling++) {
+      if (sibling !== thread.sibling && holdsSecrets(modeOf(word, sibling)))
+        this.countSiblingExposure(thread, word, sibling, at);
+    }
   }
 
   private countSiblingExposure(thread: Hyperthread, word: number, sibling: number, at: string): void {

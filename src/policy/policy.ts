@@ -1,6 +1,6 @@
 import { assert } from '../assert.js';
 import {
-  holdsSecrets as importedHoldsSecrets,
+  anySiblingHoldsSecrets as importedAnySiblingHoldsSecrets,
   Mode as importedMode,
   modeOf as importedModeOf,
 } from '../cpu/modes.js';
@@ -8,7 +8,7 @@ import {
 // Imported bindings as module-private constants, for the sim's hot path (memory/words.ts says why).
 const Mode = importedMode;
 const modeOf = importedModeOf;
-const holdsSecrets = importedHoldsSecrets;
+const anySiblingHoldsSecrets = importedAnySiblingHoldsSecrets;
 
 /**
  * The mitigation policy interface (DESIGN.md "Policies"). A policy decides; the hyperthread state
@@ -100,10 +100,7 @@ export function siblingsInGuest(word: number, view: PolicyView): number {
 
 /** INV-1 / INV-3 barrier: no sibling holds secrets (full or vmm). */
 export function noSiblingHoldsSecrets(word: number, view: PolicyView): boolean {
-  for (let sibling = 0; sibling < view.smt; sibling++) {
-    if (sibling !== view.sibling && holdsSecrets(modeOf(word, sibling))) return false;
-  }
-  return true;
+  return !anySiblingHoldsSecrets(word, view.sibling, view.smt);
 }
 
 /** Flush whatever this core holds that is foreign to the VM about to run. */
