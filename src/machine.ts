@@ -381,7 +381,7 @@ export function createMachine(
 }
 
 /** A sim machine's region: the machine, then each thread's kernel descriptor (access-kernel.wat). */
-function simRegionBytes(layout: Layout): number {
+export function simRegionBytes(layout: Layout): number {
   return layout.totalBytes + layout.threadCount * kernelDescriptorI32s * Int32Array.BYTES_PER_ELEMENT;
 }
 

@@ -2,9 +2,10 @@
 ;; `translate` is a TLB hit (`Tlb.translatePage`, paging/tlb.ts, which does everything else); `access` is
 ;; one cache-line access of a core through its L1D and, on a miss, its fill buffers (`CoreL1d.accessHeld`
 ;; and `CoreFillBuffers.accessHeld`, l1d.ts and fill-buffers.ts); `guestAccess` and `lineAccess` are the
-;; two for a guest's read and for a handler's access; `flushLines` is the line loop of an L1D flush (`CoreL1d.flushHeld`). Those stay the reference: differential
-;; tests (test/cache/access-kernel.test.ts, test/paging/tlb-kernel.test.ts) run both on the same streams
-;; and compare every word. The kernel makes their reads and writes, so a sim run's results and trace hash
+;; two, with the frame's owner between, for a guest's read and a handler's line (one call from JavaScript
+;; each); `flushLines` is the line loop of an L1D flush (`CoreL1d.flushHeld`). Those stay the reference:
+;; differential tests (test/cache/access-kernel.test.ts, test/paging/tlb-kernel.test.ts,
+;; test/cache/guest-access-kernel.test.ts) run both on the same streams and compare every word. The kernel makes their reads and writes, so a sim run's results and trace hash
 ;; are the same with it or without it.
 ;;
 ;; Addresses are byte addresses (Int32 index x 4). The cache layouts are l1dLayout's and fillBufferLayout's,
@@ -16,7 +17,9 @@
 ;;   TLB (a thread's record, memory/layout.ts): entries[sets][ways] {tagFlags, vpnLow, vpnHigh, pfn}, with
 ;;         tagFlags = address space + 1 in bits 0..15 (0: invalid) and the flags from bit 16
 ;; Owners are domain + 1, 0 for an invalid line (core-buffer.ts `ownerOf`). Small helpers are written
-;; out where they are used: V8 (Node 20) does not inline one Wasm function into another.
+;; out where they are used: V8 (Node 20) does not inline one Wasm function into another. `guestAccess` and
+;; `lineAccess` do call `translate` and `access` (a call inside the kernel is cheaper than a second call
+;; from JavaScript, and the two bodies stay written once).
 ;;
 ;; Compiled into access-kernel-wasm.ts by `npm run build:wasm` (wabt); a test checks that the bytes there
 ;; are this file's.
@@ -293,7 +296,7 @@
         (br $way)))
     (i32.const -1))
 
-;; A guest's memory access as `Hyperthread.touchGuestMemory` makes it: the read of line $line of guest page
+  ;; A guest's memory access as `Hyperthread.touchGuestMemory` makes it: the read of line $line of guest page
   ;; $vpn (below 2^30) in address space $space through the thread's TLB, then through its core's caches
   ;; with the frame's owner from the frame table (`Tlb.translatePage`, `FrameTable.ownerOf`,
   ;; `CoreCaches.access`), in one call from JavaScript where there were two and an owner lookup between.
@@ -331,7 +334,7 @@
       (then (return (i32.sub (i32.const -2) (local.get $pfn)))))
     (local.get $hit))
 
-;; A handler's access to one line: `Tlb.translate` of $va (a 48-bit address, exact in a double) in $space
+  ;; A handler's access to one line: `Tlb.translate` of $va (a 48-bit address, exact in a double) in $space
   ;; for $access through the thread's TLB (a plain hit, as `translate`), then the line through the core's
   ;; caches with the frame's owner (`CoreCaches.access`, as `guestAccess`). $d: the thread's descriptor.
   ;; Returns pfn x 2 + 1 for an L1D hit, pfn x 2 for a miss (frames are below 2^30); -1, having changed

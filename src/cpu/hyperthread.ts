@@ -118,6 +118,10 @@ export interface Observer {
   onExit(thread: Hyperthread, variant: CompiledVariant): void;
   onKick(thread: Hyperthread, target: number): void;
   onSwitchToFull(thread: Hyperthread, to: number): void;
+  /**
+   * A handler's access to a line of frame `pfn`: with the access kernel, after the cache access was made
+   * (before it otherwise), so an observer reads owners and page tables here, never cache state.
+   */
   onAccess(thread: Hyperthread, va: number, space: number, pfn: number): void;
   onFault(thread: Hyperthread, va: number, variant: CompiledVariant): void;
   onInterrupt(thread: Hyperthread, vector: number): void;

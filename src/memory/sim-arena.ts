@@ -18,8 +18,8 @@ import {
  * the bench's warm-up on three more machines: 1,395 instructions a step with a kernel per machine,
  * 1,323 with one kernel; 1,212 with one machine).
  *
- * A region is a machine's whole buffer (views with a byte offset); nothing in the model sees where it
- * is. Regions are whole 64 KiB pages, zeroed when handed out, and go back to a free list when their
+ * A region is a machine's whole buffer (views with a byte offset), followed by each thread's kernel
+ * descriptor (machine.ts `simRegionBytes`); nothing in the model sees where it is. Regions are whole 64 KiB pages, zeroed when handed out, and go back to a free list when their
  * machine is disposed of (`Machine.dispose`), or else garbage-collected (a FinalizationRegistry). The
  * memory grows as needed, up to `simArenaBytesMax`; a machine that does not fit gets a SharedArrayBuffer
  * of its own and no kernel (the reference path in JavaScript: the same results, slower), as do machines

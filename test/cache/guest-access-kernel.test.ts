@@ -9,12 +9,13 @@ import { Access, MapFlag } from '../../src/paging/entry-format.js';
 import { lineInPageOf } from '../../src/paging/va-layout.js';
 
 /**
- * The access kernel's guest read (`guestAccess` in src/cache/access-kernel.wat: a TLB hit, the frame's
- * owner and the cache access in one call) against the JavaScript it stands for (`Tlb.translatePage`,
- * `FrameTable.ownerOf`, `CoreCaches.access`): the same commands on a sim machine (in the sim arena, with
- * the kernel) and a machine made for threads (its own buffer, no kernel) must give the same answers and
- * leave the same buffer. The kernel machine follows the protocol of `Hyperthread.touchGuestLine` for
- * what the kernel hands back. fast-check prints the seed and the shrunk commands of a failure.
+ * The access kernel's guest read and handler line (`guestAccess` and `lineAccess` in
+ * src/cache/access-kernel.wat: a TLB hit, the frame's owner and the cache access in one call) against the
+ * JavaScript they stand for (`Tlb.translatePage` / `Tlb.translate`, `FrameTable.ownerOf`,
+ * `CoreCaches.access`): the same commands on a sim machine (in the sim arena, with the kernel) and a
+ * machine made for threads (its own buffer, no kernel) must give the same answers and leave the same
+ * buffer. The kernel machine follows the protocol of `Hyperthread.touchGuestLine` and `handlerLine` for
+ * what the kernel hands back (test/memory/sim-arena.test.ts runs the hyperthread itself both ways). fast-check prints the seed and the shrunk commands of a failure.
  */
 
 const config = (replacement: 'lru' | 'plru') => ({
@@ -54,7 +55,7 @@ interface Served {
   /** Guest reads and handler lines the kernel answered whole, and those it translated and handed back. */
   whole: number;
   lines: number;
-  lineHandedBack: number;
+  handedBack: number;
 }
 
 /** A handler's line as `Tlb.translate` and `CoreCaches.access` make it: frame and hit or miss, or the fault. */
@@ -86,7 +87,7 @@ function lineThroughKernel(
     return `${done >>> 1}:${(done & 1) === 1 ? 'hit' : 'miss'}`;
   }
   if (done === -1) return referenceLine(machine, thread, space, va, access);
-  served.lineHandedBack++;
+  served.handedBack++;
   return `${-2 - done}:${cacheAccess(machine, thread, -2 - done, lineInPageOf(va))}`;
 }
 
@@ -105,7 +106,7 @@ function throughKernel(
     return done === 1 ? 'hit' : 'miss';
   }
   if (done === -1) return reference(machine, thread, page, line);
-  served.lineHandedBack++;
+  served.handedBack++;
   const pfn = -2 - done;
   return machine.caches[machine.coreOf(thread)].access(pfn, line, machine.frames.ownerOf(pfn))
     ? 'hit'
@@ -269,7 +270,7 @@ describe('access kernel: a guest read and a handler line in one call', () => {
   test.each(['lru', 'plru'] as const)(
     'answers and leaves the machine as the reference does (%s)',
     (replacement) => {
-      const served: Served = { whole: 0, lines: 0, lineHandedBack: 0 };
+      const served: Served = { whole: 0, lines: 0, handedBack: 0 };
       fc.assert(
         fc.property(
           fc.array(commandArbitrary(replacement), { minLength: 1, maxLength: 200, size: 'max' }),
@@ -281,7 +282,7 @@ describe('access kernel: a guest read and a handler line in one call', () => {
       // and under LRU the clock's bound made it hand lines back.
       expect(served.whole).toBeGreaterThan(150);
       expect(served.lines).toBeGreaterThan(30);
-      if (replacement === 'lru') expect(served.lineHandedBack).toBeGreaterThan(0);
+      if (replacement === 'lru') expect(served.handedBack).toBeGreaterThan(0);
     },
   );
 
@@ -293,7 +294,7 @@ describe('access kernel: a guest read and a handler line in one call', () => {
       { kind: 'guest', thread: 0, page: 1, line: 2 },
       { kind: 'guest', thread: 0, page: 1, line: 2 },
     ];
-    const served: Served = { whole: 0, lines: 0, lineHandedBack: 0 };
+    const served: Served = { whole: 0, lines: 0, handedBack: 0 };
     expect(firstDifference(commands, 'lru', served)).toBe(-1);
     expect(served.whole).toBe(1); // the first read misses in the TLB: the reference path walks
     const ownerOffByOne = (words: Int32Array, at: number) => {
@@ -308,7 +309,7 @@ describe('access kernel: a guest read and a handler line in one call', () => {
       { kind: 'unmap' },
       { kind: 'guest', thread: 0, page: remappedPage, line: 0 },
     ];
-    const served: Served = { whole: 0, lines: 0, lineHandedBack: 0 };
+    const served: Served = { whole: 0, lines: 0, handedBack: 0 };
     expect(firstDifference(commands, 'plru', served)).toBe(-1);
     const seenAsNow = (words: Int32Array, at: number) => {
       words[at + 4] = words[at + 3];
@@ -322,7 +323,7 @@ describe('access kernel: a guest read and a handler line in one call', () => {
       { kind: 'line', thread: 0, space: kvmSpace(0), va: 1, line: 0, access: Access.read },
       { kind: 'line', thread: 0, space: kvmSpace(0), va: 1, line: 1, access: Access.write },
     ];
-    const served: Served = { whole: 0, lines: 0, lineHandedBack: 0 };
+    const served: Served = { whole: 0, lines: 0, handedBack: 0 };
     expect(firstDifference(commands, 'lru', served)).toBe(-1);
     const writeAsRead =
       (kernel: LineAccessKernel): LineAccessKernel =>

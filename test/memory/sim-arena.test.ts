@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { describe, expect, test } from 'vitest';
 import { runSim } from '../../src/backend/sim/run-sim.js';
 import { parseRunConfig } from '../../src/config/run-config.js';
-import { attachMachine, createMachine } from '../../src/machine.js';
+import { attachMachine, createMachine, simRegionBytes } from '../../src/machine.js';
 import {
   allocateSimRegion,
   releaseSimRegion,
@@ -38,7 +38,7 @@ describe('sim arena', () => {
     const machine = createMachine(config.machine, { concurrent: false });
     runSim(config, policies.asi, { machine });
     expect(machine.l1d[0].validLines()).toBeGreaterThan(0);
-    const pages = Math.ceil(machine.layout.totalBytes / 65536);
+    const pages = Math.ceil(simRegionBytes(machine.layout) / 65536);
     const before = simArenaPages();
     machine.dispose();
     machine.dispose(); // a second dispose does nothing
@@ -112,12 +112,12 @@ describe('sim arena', () => {
     // In a child process with --expose-gc: 60 machines made one after another, the garbage collector
     // run every 10. Without reuse the arena would hold all 60.
     const script = `
-      const { createMachine } = await import('./dist/src/machine.js');
+      const { createMachine, simRegionBytes } = await import('./dist/src/machine.js');
       const { simArenaPages } = await import('./dist/src/memory/sim-arena.js');
       let pagesPerMachine = 0;
       for (let i = 0; i < 60; i++) {
         const machine = createMachine({}, { concurrent: false });
-        pagesPerMachine = Math.ceil(machine.layout.totalBytes / 65536);
+        pagesPerMachine = Math.ceil(simRegionBytes(machine.layout) / 65536);
         if (i % 10 === 9) {
           globalThis.gc();
           await new Promise((resolve) => setTimeout(resolve, 20));
