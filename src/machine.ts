@@ -1,6 +1,8 @@
 import { assert, assertDebugEnabled } from './assert.js';
 import {
+  cacheDescriptorI32s,
   type GuestAccessKernel,
+  KernelDescriptorWord,
   kernelDescriptorI32s,
   type LineAccessKernel,
 } from './cache/access-kernel.js';
@@ -154,12 +156,20 @@ export class Machine {
           concurrent,
         ),
       );
+      // Each core's cache descriptor follows the threads' descriptors (simRegionBytes).
+      const descriptorAt = layout.totalI32s + (layout.threadCount + core) * cacheDescriptorI32s;
       this.caches.push(
         new CoreCaches(
           this.l1d[core],
           this.fillBuffers[core],
           kernels === null ? null : kernels.access,
           memoryI32Offset,
+          kernels === null
+            ? null
+            : {
+                words: new Int32Array(buffer, byteOffset + descriptorAt * 4, cacheDescriptorI32s),
+                i32Index: memoryI32Offset + descriptorAt,
+              },
         ),
       );
     }
@@ -191,8 +201,9 @@ export class Machine {
       for (let thread = 0; thread < layout.threadCount; thread++) {
         const at = thread * kernelDescriptorI32s;
         this.tlbs[thread].writeKernelDescriptor(words, at);
-        words[at + 7] = memoryI32Offset + layout.sections.frameOwner.offsetI32;
-        this.caches[this.coreOf(thread)].writeKernelDescriptor(words, at + 8);
+        words[at + KernelDescriptorWord.frameOwners] = memoryI32Offset + layout.sections.frameOwner.offsetI32;
+        words[at + KernelDescriptorWord.cacheDescriptor] =
+          this.caches[this.coreOf(thread)].descriptorI32Index;
       }
     }
     this.pinning = vcpuPinning(config);
@@ -380,9 +391,13 @@ export function createMachine(
   return machine;
 }
 
-/** A sim machine's region: the machine, then each thread's kernel descriptor (access-kernel.wat). */
+/**
+ * A sim machine's region: the machine, then each thread's kernel descriptor, then each core's cache
+ * descriptor (access-kernel.wat).
+ */
 export function simRegionBytes(layout: Layout): number {
-  return layout.totalBytes + layout.threadCount * kernelDescriptorI32s * Int32Array.BYTES_PER_ELEMENT;
+  const descriptorI32s = layout.threadCount * kernelDescriptorI32s + layout.coreCount * cacheDescriptorI32s;
+  return layout.totalBytes + descriptorI32s * Int32Array.BYTES_PER_ELEMENT;
 }
 
 function buildPageTables(machine: Machine): void {

@@ -55,24 +55,58 @@ assert(
  * instructions more: hence one memory, and one kernel, for every sim machine of a thread
  * (memory/sim-arena.ts).
  *
- * Arguments: the Int32 indices of the core's L1D and fill-buffer sections in the memory, their geometry
- * (sets, ways, domain count, 1 for PLRU, fill-buffer entries), then the line (frame, line in the page,
- * owner domain of the frame). Returns 1 for an L1D hit, 0 for a miss (the fill buffers took the line),
- * and -1, having changed nothing, when the LRU clock must be renumbered first: the caller then takes the
- * reference path (once per ~2^26 accesses of a core).
+ * Arguments: the Int32 index in the memory of the core's cache descriptor (`CacheDescriptorWord`, written
+ * by `CoreCaches`), then the line (frame, line in the page, owner domain of the frame). Returns 1 for an
+ * L1D hit, 0 for a miss (the fill buffers took the line), and -1, having changed nothing, when the LRU
+ * clock must be renumbered first: the caller then takes the reference path (once per ~2^26 accesses of a
+ * core).
  */
 export type AccessKernel = (
-  l1dI32Index: number,
-  sets: number,
-  ways: number,
-  domainCount: number,
-  plru: number,
-  fillBuffersI32Index: number,
-  fillBufferEntries: number,
+  cacheDescriptorI32Index: number,
   pfn: number,
   lineInPage: number,
   domain: number,
 ) => number;
+
+/**
+ * The words of a core's cache descriptor, `access`'s first argument (access-kernel.wat lists them): byte
+ * addresses in the kernel's memory of the core's L1D and fill-buffer parts, and the geometry the kernel
+ * would otherwise derive at every access.
+ */
+export const CacheDescriptorWord = {
+  l1d: 0,
+  setMask: 1,
+  pageMask: 2,
+  setBytes: 3,
+  lines: 4,
+  hints: 5,
+  setState: 6,
+  ways: 7,
+  plru: 8,
+  fillBuffers: 9,
+  fillBufferEntries: 10,
+  fillBufferFirst: 11,
+  fillBufferFilter: 12,
+} as const;
+/** Int32 words of a cache descriptor (13 used, padded to 64 bytes). */
+export const cacheDescriptorI32s = 16;
+
+/**
+ * The words of a thread's descriptor, `guestAccess`'s and `lineAccess`'s first argument
+ * (access-kernel.wat lists them): its TLB's arguments to `translate`, where the frame owners are, and
+ * its core's cache descriptor.
+ */
+export const KernelDescriptorWord = {
+  tlbEntries: 0,
+  tlbSetMask: 1,
+  tlbWays: 2,
+  seenGenerations: 3,
+  generation0: 4,
+  generationStride: 5,
+  tlbHits: 6,
+  frameOwners: 7,
+  cacheDescriptor: 8,
+} as const;
 
 /**
  * The kernel's TLB hit (`translate` in access-kernel.wat; the reference is `Tlb.translatePage`). Arguments:
@@ -138,7 +172,7 @@ export type LineAccessKernel = (
   access: number,
 ) => number;
 
-/** The words of a thread's descriptor for `guestAccess` and `lineAccess` (access-kernel.wat lists them). */
+/** Int32 words of a thread's descriptor (`KernelDescriptorWord`; 9 used, padded to 64 bytes). */
 export const kernelDescriptorI32s = 16;
 
 /** The kernel's exports over one memory. */

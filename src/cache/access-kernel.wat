@@ -28,44 +28,51 @@
   ;; every byte address is below 2^31.
   (import "env" "memory" (memory 0 8192 shared))
 
-  ;; Returns 1 on an L1D hit, 0 on a miss (the fill buffers then took the line), and -1, having changed
-  ;; nothing, when the LRU clock would reach l1dStampMax (2^26 - 1): the caller then takes the reference
-  ;; path, which renumbers the stamps (once per ~2^26 accesses of a core).
+  ;; A core's cache descriptor (access-kernel.ts `CacheDescriptorWord`, written by `CoreCaches`): byte
+  ;; addresses of its sections and the geometry derived from them once, where `access` derived them from
+  ;; the sections' indices and the geometry at every call (ten arguments, half of them passed on the stack
+  ;; and spilled: ~60 instructions an access before the first line was read, valgrind). Words:
+  ;;   0 L1D header, 1 sets - 1, 2 page mask (max(1, sets / 64) - 1), 3 bytes of a set (ways x 16),
+  ;;   4 lines, 5 hints, 6 set states, 7 ways, 8 1 for PLRU, 9 fill-buffer header, 10 fill-buffer
+  ;;   entries (0: none), 11 first fill-buffer entry, 12 fill-buffer filter.
+  ;;
+  ;; `access`: one line (frame, line in the page, owner domain) through the core of descriptor $c (its
+  ;; Int32 index). Returns 1 on an L1D hit, 0 on a miss (the fill buffers then took the line), and -1,
+  ;; having changed nothing, when the LRU clock would reach l1dStampMax (2^26 - 1): the caller then takes
+  ;; the reference path, which renumbers the stamps (once per ~2^26 accesses of a core).
   (func $access (export "access")
-    (param $l1d i32) (param $sets i32) (param $ways i32) (param $domains i32) (param $plru i32)
-    (param $fb i32) (param $fbEntries i32)
-    (param $pfn i32) (param $line i32) (param $domain i32)
+    (param $c i32) (param $pfn i32) (param $line i32) (param $domain i32)
     (result i32)
-    (local $owner i32) (local $ownerCounts i32) (local $setState i32) (local $lines i32)
+    (local $l1d i32) (local $plru i32)
+    (local $owner i32) (local $ownerCounts i32) (local $lines i32)
     (local $setBytes i32) (local $set i32) (local $setAt i32) (local $setEnd i32) (local $hintAt i32)
     (local $at i32) (local $hinted i32) (local $stamp i32) (local $minKey i32) (local $wayKey i32)
-    (local $below i32) (local $old i32) (local $pageMask i32) (local $clock i32) (local $word i32)
+    (local $below i32) (local $old i32) (local $clock i32) (local $word i32)
+    (local $fb i32) (local $fbEntries i32)
     (local $fbCounts i32) (local $first i32) (local $filter i32) (local $bucketAt i32) (local $fbAt i32)
     (local $fbEnd i32) (local $fbOld i32) (local $slot i32)
+    (local.set $c (i32.shl (local.get $c) (i32.const 2)))
+    (local.set $l1d (i32.load (local.get $c)))
+    (local.set $plru (i32.load offset=32 (local.get $c)))
     (local.set $owner (i32.add (local.get $domain) (i32.const 1)))
-    (local.set $l1d (i32.shl (local.get $l1d) (i32.const 2)))
     (local.set $clock (i32.add (i32.load offset=8 (local.get $l1d)) (i32.const 1)))
     (if (i32.and (i32.eqz (local.get $plru)) (i32.ge_s (local.get $clock) (i32.const 0x3ffffff)))
       (then (return (i32.const -1))))
     ;; counts[domain] at ownerCounts + owner x 4 (the counts begin after the 3 header words)
     (local.set $ownerCounts (i32.add (local.get $l1d) (i32.const 8)))
-    (local.set $setState
-      (i32.add (local.get $ownerCounts) (i32.shl (i32.add (local.get $domains) (i32.const 1)) (i32.const 2))))
-    (local.set $lines (i32.add (local.get $setState) (i32.shl (local.get $sets) (i32.const 2))))
-    (local.set $setBytes (i32.shl (local.get $ways) (i32.const 4)))
-    ;; set = ((pfn & pageMask) x 64 + line) & (sets - 1), pageMask = max(1, sets / 64) - 1
-    (local.set $pageMask (i32.shr_u (local.get $sets) (i32.const 6)))
-    (if (local.get $pageMask) (then (local.set $pageMask (i32.sub (local.get $pageMask) (i32.const 1)))))
+    (local.set $lines (i32.load offset=16 (local.get $c)))
+    (local.set $setBytes (i32.load offset=12 (local.get $c)))
+    ;; set = ((pfn & pageMask) x 64 + line) & (sets - 1)
     (local.set $set
       (i32.and
-        (i32.add (i32.shl (i32.and (local.get $pfn) (local.get $pageMask)) (i32.const 6)) (local.get $line))
-        (i32.sub (local.get $sets) (i32.const 1))))
+        (i32.add (i32.shl (i32.and (local.get $pfn) (i32.load offset=8 (local.get $c))) (i32.const 6))
+          (local.get $line))
+        (i32.load offset=4 (local.get $c))))
     (local.set $setAt (i32.add (local.get $lines) (i32.mul (local.get $set) (local.get $setBytes))))
     (local.set $setEnd (i32.add (local.get $setAt) (local.get $setBytes)))
-    ;; hints[set][hash(pfn)], after the lines
+    ;; hints[set][hash(pfn)]
     (local.set $hintAt
-      (i32.add
-        (i32.add (local.get $lines) (i32.mul (local.get $sets) (local.get $setBytes)))
+      (i32.add (i32.load offset=20 (local.get $c))
         (i32.shl
           (i32.add (i32.shl (local.get $set) (i32.const 6))
             (i32.shr_u (i32.mul (local.get $pfn) (i32.const 0x9e3779b1)) (i32.const 26)))
@@ -120,8 +127,9 @@
                   (if (result i32) (local.get $plru)
                     (then
                       (call $plruVictim
-                        (i32.load (i32.add (local.get $setState) (i32.shl (local.get $set) (i32.const 2))))
-                        (local.get $ways)))
+                        (i32.load
+                          (i32.add (i32.load offset=24 (local.get $c)) (i32.shl (local.get $set) (i32.const 2))))
+                        (i32.load offset=28 (local.get $c))))
                     (else (i32.and (local.get $minKey) (i32.const 31))))
                   (i32.const 4))))))
         ;; CoreL1d.fill: the evicted line's domain count (or the valid-line total) and the new owner's.
@@ -151,16 +159,16 @@
           (i32.store (local.get $word) (i32.add (i32.load (local.get $word)) (i32.const 1)))))
       ;; CoreL1d.touch
       (if (local.get $plru)
-        (then (call $plruTouch (local.get $setState) (local.get $set) (local.get $setAt) (local.get $at)
-                (local.get $ways)))
+        (then (call $plruTouch (i32.load offset=24 (local.get $c)) (local.get $set) (local.get $setAt)
+                (local.get $at) (i32.load offset=28 (local.get $c))))
         (else
           (i32.store offset=8 (local.get $l1d) (local.get $clock))
           (i32.store offset=12 (local.get $at) (local.get $clock))))
       (return (i32.const 1)))
     ;; After a miss's fill: CoreL1d.touch, then the fill buffers.
     (if (local.get $plru)
-      (then (call $plruTouch (local.get $setState) (local.get $set) (local.get $setAt) (local.get $at)
-              (local.get $ways)))
+      (then (call $plruTouch (i32.load offset=24 (local.get $c)) (local.get $set) (local.get $setAt)
+              (local.get $at) (i32.load offset=28 (local.get $c))))
       (else
         (i32.store offset=8 (local.get $l1d) (local.get $clock))
         (i32.store offset=12 (local.get $at) (local.get $clock))))
@@ -169,12 +177,12 @@
     ;; times in five): a hit retags; a miss fills the next slot in order. The filter counts the valid
     ;; entries per bucket of fillBufferFilterBucket(pfn, line) = ((pfn x 0x9e3779b1) >>> 26 ^ line) & 63.
     (block $fbDone
+      (local.set $fbEntries (i32.load offset=40 (local.get $c)))
       (br_if $fbDone (i32.eqz (local.get $fbEntries)))
-      (local.set $fb (i32.shl (local.get $fb) (i32.const 2)))
+      (local.set $fb (i32.load offset=36 (local.get $c)))
       (local.set $fbCounts (i32.add (local.get $fb) (i32.const 8)))
-      (local.set $first
-        (i32.add (local.get $fbCounts) (i32.shl (i32.add (local.get $domains) (i32.const 1)) (i32.const 2))))
-      (local.set $filter (i32.add (local.get $first) (i32.mul (local.get $fbEntries) (i32.const 12))))
+      (local.set $first (i32.load offset=44 (local.get $c)))
+      (local.set $filter (i32.load offset=48 (local.get $c)))
       (local.set $bucketAt
         (i32.add (local.get $filter)
           (i32.shl
@@ -250,7 +258,7 @@
     (param $generation i32) (param $hits i32) (param $space i32) (param $vpnLow i32) (param $vpnHigh i32)
     (param $access i32)
     (result i32)
-    (local $at i32) (local $end i32) (local $tagFlags i32) (local $flags i32)
+    (local $at i32) (local $end i32) (local $tagFlags i32) (local $flags i32) (local $need i32)
     (if (i32.ne (i32.load (i32.shl (local.get $seenGeneration) (i32.const 2)))
                 (i32.load (i32.shl (local.get $generation) (i32.const 2))))
       (then (return (i32.const -1))))
@@ -279,16 +287,13 @@
                     ;; reference decides (it asks whether the space is an EPT).
                     (br_if $none (i32.and (local.get $flags) (i32.const 8))))
                   (else
-                    ;; Tlb.permits: a write needs write and dirty (1 | 16), user needs 2, exec needs 4.
+                    ;; Tlb.permits: a write needs write and dirty (1 | 16), user needs 2, exec needs 4:
+                    ;; the flags must hold every bit of need = (access & 1) x 17 | access & 6.
+                    (local.set $need
+                      (i32.or (i32.mul (i32.and (local.get $access) (i32.const 1)) (i32.const 17))
+                        (i32.and (local.get $access) (i32.const 6))))
                     (br_if $none
-                      (i32.and (i32.and (local.get $access) (i32.const 1))
-                        (i32.ne (i32.and (local.get $flags) (i32.const 17)) (i32.const 17))))
-                    (br_if $none
-                      (i32.and (i32.ne (i32.and (local.get $access) (i32.const 2)) (i32.const 0))
-                        (i32.eqz (i32.and (local.get $flags) (i32.const 2)))))
-                    (br_if $none
-                      (i32.and (i32.ne (i32.and (local.get $access) (i32.const 4)) (i32.const 0))
-                        (i32.eqz (i32.and (local.get $flags) (i32.const 4)))))
+                      (i32.ne (i32.and (local.get $flags) (local.get $need)) (local.get $need)))
                     (local.set $hits (i32.shl (local.get $hits) (i32.const 2)))
                     (i32.store (local.get $hits) (i32.add (i32.load (local.get $hits)) (i32.const 1)))
                     (return (i32.load offset=12 (local.get $at)))))))))
@@ -303,8 +308,8 @@
   ;; $d is the Int32 index of the thread's descriptor (access-kernel.ts `kernelDescriptorI32s` words):
   ;;   0 TLB entries, 1 set mask, 2 ways, 3 the TLB's seen generations (+ space),
   ;;   4 the page tables' generation of space 0, 5 the stride between spaces' generations, 6 hit counter,
-  ;;   7 the frame table's owners (+ pfn), 8 L1D, 9 sets, 10 ways, 11 domains, 12 1 for PLRU,
-  ;;   13 fill buffers, 14 fill-buffer entries.
+  ;;   7 the frame table's owners (+ pfn), 8 the Int32 index of its core's cache descriptor (`access`'s
+  ;;   first argument); 9 to 15 unused.
   ;; Returns `access`'s 1 (L1D hit) or 0 (miss); -1, having changed nothing, when `translate` hands the
   ;; page back (the caller then does it all in JavaScript); and -2 - pfn when the page translated (its hit
   ;; counted) but `access` handed the line back (the caller then makes the access alone).
@@ -323,11 +328,7 @@
         (local.get $space) (local.get $vpn) (i32.const 0) (i32.const 0)))
     (if (i32.lt_s (local.get $pfn) (i32.const 0)) (then (return (i32.const -1))))
     (local.set $hit
-      (call $access
-        (i32.load offset=32 (local.get $d)) (i32.load offset=36 (local.get $d))
-        (i32.load offset=40 (local.get $d)) (i32.load offset=44 (local.get $d))
-        (i32.load offset=48 (local.get $d)) (i32.load offset=52 (local.get $d))
-        (i32.load offset=56 (local.get $d))
+      (call $access (i32.load offset=32 (local.get $d))
         (local.get $pfn) (local.get $line)
         (i32.load (i32.shl (i32.add (i32.load offset=28 (local.get $d)) (local.get $pfn)) (i32.const 2)))))
     (if (i32.lt_s (local.get $hit) (i32.const 0))
@@ -359,11 +360,7 @@
         (local.get $access)))
     (if (i32.lt_s (local.get $pfn) (i32.const 0)) (then (return (i32.const -1))))
     (local.set $hit
-      (call $access
-        (i32.load offset=32 (local.get $d)) (i32.load offset=36 (local.get $d))
-        (i32.load offset=40 (local.get $d)) (i32.load offset=44 (local.get $d))
-        (i32.load offset=48 (local.get $d)) (i32.load offset=52 (local.get $d))
-        (i32.load offset=56 (local.get $d))
+      (call $access (i32.load offset=32 (local.get $d))
         (local.get $pfn)
         ;; the line in the page: bits 6..11 of the address
         (i32.and (i32.wrap_i64 (i64.shr_u (i64.trunc_f64_u (local.get $va)) (i64.const 6))) (i32.const 63))

@@ -1,6 +1,13 @@
-import type { AccessKernel } from './access-kernel.js';
-import type { CoreFillBuffers } from './fill-buffers.js';
-import type { CoreL1d } from './l1d.js';
+import { assert } from '../assert.js';
+import { type AccessKernel, CacheDescriptorWord, cacheDescriptorI32s } from './access-kernel.js';
+import { type CoreFillBuffers, fillBufferLayout } from './fill-buffers.js';
+import { type CoreL1d, l1dLayout, l1dLineI32s } from './l1d.js';
+
+/** Where a core's cache descriptor is: its words (a view of the kernel's memory) and their Int32 index there. */
+export interface CacheDescriptor {
+  words: Int32Array;
+  i32Index: number;
+}
 
 /**
  * A core's data-cache path: a line goes to the L1D and, on a miss, to the fill buffers (DESIGN.md "Core
@@ -13,64 +20,40 @@ export class CoreCaches {
   declare readonly l1d: CoreL1d;
   declare readonly fillBuffers: CoreFillBuffers;
   declare private readonly kernel: AccessKernel | null;
-  /** The kernel's arguments: section indices in the kernel's memory, and the geometry. */
-  declare private readonly l1dI32Index: number;
-  declare private readonly sets: number;
-  declare private readonly ways: number;
-  declare private readonly domainCount: number;
-  declare private readonly plru: number;
-  declare private readonly fillBuffersI32Index: number;
-  declare private readonly fillBufferEntries: number;
+  /** The Int32 index of the core's cache descriptor in the kernel's memory (-1 without a kernel). */
+  declare readonly descriptorI32Index: number;
 
   /**
    * @param kernel the access kernel over the memory that holds both sections, or null
    * @param memoryI32Offset where index 0 of the sections' view is in the kernel's memory, in Int32 words
+   * @param descriptor where this core's cache descriptor goes in the kernel's memory (with a kernel):
+   *   written here, read by every kernel access of the core
    */
   constructor(
     l1d: CoreL1d,
     fillBuffers: CoreFillBuffers,
     kernel: AccessKernel | null,
     memoryI32Offset: number,
+    descriptor: CacheDescriptor | null,
   ) {
     this.l1d = l1d;
     this.fillBuffers = fillBuffers;
     this.kernel = kernel;
-    this.l1dI32Index = memoryI32Offset + l1d.baseI32Index;
-    this.sets = l1d.sets;
-    this.ways = l1d.ways;
-    this.domainCount = l1d.domainCount;
-    this.plru = l1d.replacement === 'plru' ? 1 : 0;
-    this.fillBuffersI32Index = memoryI32Offset + fillBuffers.baseI32Index;
-    this.fillBufferEntries = fillBuffers.entries;
-  }
-
-  /** Words 8-14 of a thread's kernel descriptor (access-kernel.wat) at `words[at]`: `access`'s arguments. */
-  writeKernelDescriptor(words: Int32Array, at: number): void {
-    words[at] = this.l1dI32Index;
-    words[at + 1] = this.sets;
-    words[at + 2] = this.ways;
-    words[at + 3] = this.domainCount;
-    words[at + 4] = this.plru;
-    words[at + 5] = this.fillBuffersI32Index;
-    words[at + 6] = this.fillBufferEntries;
+    this.descriptorI32Index = -1;
+    if (kernel === null) return;
+    assert(
+      descriptor !== null && descriptor.words.length >= cacheDescriptorI32s,
+      'CoreCaches: a kernel needs a cache descriptor',
+    );
+    this.descriptorI32Index = descriptor.i32Index;
+    writeCacheDescriptor(descriptor.words, l1d, fillBuffers, memoryI32Offset);
   }
 
   /** One line of frame `pfn` owned by `domain`: true on an L1D hit. */
   access(pfn: number, lineInPage: number, domain: number): boolean {
     const kernel = this.kernel;
     if (kernel !== null) {
-      const hit = kernel(
-        this.l1dI32Index,
-        this.sets,
-        this.ways,
-        this.domainCount,
-        this.plru,
-        this.fillBuffersI32Index,
-        this.fillBufferEntries,
-        pfn,
-        lineInPage,
-        domain,
-      );
+      const hit = kernel(this.descriptorI32Index, pfn, lineInPage, domain);
       if (hit >= 0) return hit === 1;
     }
     return this.accessReference(pfn, lineInPage, domain);
@@ -82,4 +65,35 @@ export class CoreCaches {
     if (!hit) this.fillBuffers.access(pfn, lineInPage, domain);
     return hit;
   }
+}
+
+/**
+ * A core's cache descriptor (access-kernel.wat): byte addresses of its L1D's and fill buffers' parts in
+ * the kernel's memory, from the same layouts their classes use, and the geometry.
+ */
+function writeCacheDescriptor(
+  words: Int32Array,
+  l1d: CoreL1d,
+  fillBuffers: CoreFillBuffers,
+  memoryI32Offset: number,
+): void {
+  const bytes = Int32Array.BYTES_PER_ELEMENT;
+  const word = CacheDescriptorWord;
+  const l1dAt = memoryI32Offset + l1d.baseI32Index;
+  const l1dParts = l1dLayout(l1d);
+  words[word.l1d] = l1dAt * bytes;
+  words[word.setMask] = l1d.sets - 1;
+  words[word.pageMask] = l1d.pageMask;
+  words[word.setBytes] = l1d.ways * l1dLineI32s * bytes;
+  words[word.lines] = (l1dAt + l1dParts.linesI32Offset) * bytes;
+  words[word.hints] = (l1dAt + l1dParts.hintsI32Offset) * bytes;
+  words[word.setState] = (l1dAt + l1dParts.setStateI32Offset) * bytes;
+  words[word.ways] = l1d.ways;
+  words[word.plru] = l1d.replacement === 'plru' ? 1 : 0;
+  const fillAt = memoryI32Offset + fillBuffers.baseI32Index;
+  const fillParts = fillBufferLayout(fillBuffers.entries, fillBuffers.domainCount);
+  words[word.fillBuffers] = fillAt * bytes;
+  words[word.fillBufferEntries] = fillBuffers.entries;
+  words[word.fillBufferFirst] = (fillAt + fillParts.entriesI32Offset) * bytes;
+  words[word.fillBufferFilter] = (fillAt + fillParts.filterI32Offset) * bytes;
 }

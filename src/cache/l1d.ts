@@ -194,7 +194,7 @@ export class CoreL1d implements CoreBuffer {
    * and pfn itself is at most framesMax = 2^31 - 1, so `pfn & pageMask` is exact. The result,
    * (pfn & pageMask) x 64 + lineInPage, is below max(sets, 64): safe for the 32-bit set mask.
    */
-  declare private readonly pageMask: number;
+  declare readonly pageMask: number;
   declare private readonly isPlru: boolean;
   /** Scratch for renumbering LRU stamps; allocated once here so the clock wrap allocates nothing. */
   declare private readonly rankScratch: Int32Array;

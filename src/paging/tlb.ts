@@ -1,5 +1,5 @@
 import { assert, assertDebug } from '../assert.js';
-import type { TranslateKernel } from '../cache/access-kernel.js';
+import { KernelDescriptorWord, type TranslateKernel } from '../cache/access-kernel.js';
 import { pageBytes } from '../constants.js';
 import {
   HeaderField,
@@ -151,19 +151,20 @@ export class Tlb {
   }
 
   /**
-   * Words 0-6 of the thread's kernel descriptor (access-kernel.wat) at `words[at]`: the indices
+   * The TLB's words of the thread's kernel descriptor (`KernelDescriptorWord`) at `words[at]`: the indices
    * and geometry `translatePage` passes the kernel, with the page tables' generations as the one of
    * space 0 and the stride between spaces.
    */
   writeKernelDescriptor(words: Int32Array, at: number): void {
     const generation0 = this.tables.tlbGenerationI32Index(0);
-    words[at] = this.kernelEntriesI32Index;
-    words[at + 1] = this.setMask;
-    words[at + 2] = this.geometry.ways;
-    words[at + 3] = this.kernelGenerationsI32Index;
-    words[at + 4] = this.memoryI32Offset + generation0;
-    words[at + 5] = this.tables.tlbGenerationI32Index(1) - generation0;
-    words[at + 6] = this.kernelHitsI32Index;
+    const word = KernelDescriptorWord;
+    words[at + word.tlbEntries] = this.kernelEntriesI32Index;
+    words[at + word.tlbSetMask] = this.setMask;
+    words[at + word.tlbWays] = this.geometry.ways;
+    words[at + word.seenGenerations] = this.kernelGenerationsI32Index;
+    words[at + word.generation0] = this.memoryI32Offset + generation0;
+    words[at + word.generationStride] = this.tables.tlbGenerationI32Index(1) - generation0;
+    words[at + word.tlbHits] = this.kernelHitsI32Index;
   }
 
   /** The address space in CR3. */

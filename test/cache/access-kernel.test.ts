@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
-import type { AccessKernel } from '../../src/cache/access-kernel.js';
+import { type AccessKernel, cacheDescriptorI32s } from '../../src/cache/access-kernel.js';
 import { CoreCaches } from '../../src/cache/core-caches.js';
 import { CoreFillBuffers, fillBufferI32s } from '../../src/cache/fill-buffers.js';
 import { CoreL1d, type L1dReplacement, l1dClockI32, l1dI32s, l1dStampMax } from '../../src/cache/l1d.js';
@@ -41,6 +41,11 @@ function sectionsI32s(geometry: Geometry): { l1dI32s: number; fillBufferI32s: nu
   return { l1dI32s: l1d, fillBufferI32s: fillBuffers, total: guardI32s + l1d + fillBuffers + guardI32s };
 }
 
+/** The region holds the core's cache descriptor after the sections (compared words stop before it). */
+function regionI32s(geometry: Geometry): number {
+  return sectionsI32s(geometry).total + cacheDescriptorI32s;
+}
+
 function makeCore(geometry: Geometry, region: SimRegion | null): Core {
   const { l1dI32s: l1dWords, total } = sectionsI32s(geometry);
   const i32 =
@@ -64,7 +69,14 @@ function makeCore(geometry: Geometry, region: SimRegion | null): Core {
   );
   const kernel = region === null ? null : region.kernels.access;
   const memoryI32Offset = region === null ? 0 : region.byteOffset / 4;
-  return { i32, caches: new CoreCaches(l1d, fillBuffers, kernel, memoryI32Offset) };
+  const descriptor =
+    region === null
+      ? null
+      : {
+          words: new Int32Array(region.buffer, region.byteOffset + total * 4, cacheDescriptorI32s),
+          i32Index: memoryI32Offset + total,
+        };
+  return { i32, caches: new CoreCaches(l1d, fillBuffers, kernel, memoryI32Offset, descriptor) };
 }
 
 function apply(core: Core, command: Command): boolean | number {
@@ -93,7 +105,7 @@ function compare(
   clockStart: number,
   plant: (kernel: AccessKernel) => AccessKernel = (kernel) => kernel,
 ): Comparison {
-  const region = allocateSimRegion(sectionsI32s(geometry).total * 4);
+  const region = allocateSimRegion(regionI32s(geometry) * 4);
   expect(region).not.toBeNull();
   if (region === null) throw new Error('no sim arena region');
   const comparison = { firstDifference: -1, kernelAnswers: 0, handedBack: 0 };
@@ -242,8 +254,8 @@ describe('access kernel', () => {
     // Every line tagged as domain 0: the second access's owner (and INV-2's counts) differ.
     const wrongOwner =
       (kernel: AccessKernel): AccessKernel =>
-      (l1d, sets, ways, domains, plru, fb, entries, pfn, line) =>
-        kernel(l1d, sets, ways, domains, plru, fb, entries, pfn, line, 0);
+      (descriptor, pfn, line) =>
+        kernel(descriptor, pfn, line, 0);
     expect(compare(geometry, commands, 0, wrongOwner).firstDifference).toBe(1);
   });
 });
