@@ -1,4 +1,5 @@
 import { assert, assertDebugEnabled } from './assert.js';
+import { type PrngArea, prngBatch } from './backend/sim/prng.js';
 import {
   cacheDescriptorI32s,
   type GuestAccessKernel,
@@ -85,6 +86,11 @@ export class Machine {
    */
   readonly guestAccess: GuestAccessKernel | null;
   readonly lineAccess: LineAccessKernel | null;
+  /**
+   * Where the sim's PRNG can keep its state and draws for the kernel to make its batches (a machine in
+   * a sim arena, one run at a time), or null.
+   */
+  readonly prngArea: PrngArea | null;
   /** Where thread 0's kernel descriptor is in the kernel's memory (Int32 index): after the layout. */
   private readonly kernelDescriptorsI32Index: number;
 
@@ -205,6 +211,19 @@ export class Machine {
         words[at + KernelDescriptorWord.cacheDescriptor] =
           this.caches[this.coreOf(thread)].descriptorI32Index;
       }
+    }
+    if (kernels === null) this.prngArea = null;
+    else {
+      const at = prngAreaI32Index(layout);
+      const aheadAt = at + prngStateI32s;
+      assert((memoryI32Offset + aheadAt) % 2 === 0, 'the PRNG draws are 8-byte aligned');
+      this.prngArea = {
+        sfc32: kernels.sfc32,
+        state: new Int32Array(buffer, byteOffset + at * 4, 4),
+        stateI32Index: memoryI32Offset + at,
+        ahead: new Float64Array(buffer, byteOffset + aheadAt * 4, prngBatch),
+        aheadF64Index: (memoryI32Offset + aheadAt) / 2,
+      };
     }
     this.pinning = vcpuPinning(config);
     this.rmp = new Rmp(this.i32, layout.sections.rmp.offsetI32, layout.frameCount);
@@ -393,11 +412,21 @@ export function createMachine(
 
 /**
  * A sim machine's region: the machine, then each thread's kernel descriptor, then each core's cache
- * descriptor (access-kernel.wat).
+ * descriptor (access-kernel.wat), then the sim's PRNG area (`Machine.prngArea`).
  */
 export function simRegionBytes(layout: Layout): number {
-  const descriptorI32s = layout.threadCount * kernelDescriptorI32s + layout.coreCount * cacheDescriptorI32s;
-  return layout.totalBytes + descriptorI32s * Int32Array.BYTES_PER_ELEMENT;
+  return (prngAreaI32Index(layout) + prngAreaI32s) * Int32Array.BYTES_PER_ELEMENT;
+}
+
+/** The PRNG area: 4 state words padded to 64 bytes, then a batch of doubles. */
+const prngStateI32s = 16;
+const prngAreaI32s = prngStateI32s + prngBatch * 2;
+
+/** Where the PRNG area begins in a sim machine's region (Int32 index; 64-byte aligned). */
+function prngAreaI32Index(layout: Layout): number {
+  return (
+    layout.totalI32s + layout.threadCount * kernelDescriptorI32s + layout.coreCount * cacheDescriptorI32s
+  );
 }
 
 function buildPageTables(machine: Machine): void {

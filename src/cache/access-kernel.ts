@@ -175,6 +175,13 @@ export type LineAccessKernel = (
 /** Int32 words of a thread's descriptor (`KernelDescriptorWord`; 9 used, padded to 64 bytes). */
 export const kernelDescriptorI32s = 16;
 
+/**
+ * `count` outputs of the sfc32 generator whose state (a, b, c, d) is at Int32 index `stateI32Index`, as
+ * doubles u32 x 2^-32 from Float64 index `outF64Index`, the state written back (`sfc32` in
+ * access-kernel.wat; the reference is backend/sim/prng.ts's JavaScript loop, the same stream).
+ */
+export type Sfc32Kernel = (stateI32Index: number, outF64Index: number, count: number) => void;
+
 /** The kernel's exports over one memory. */
 export interface AccessKernels {
   access: AccessKernel;
@@ -182,6 +189,7 @@ export interface AccessKernels {
   guestAccess: GuestAccessKernel;
   lineAccess: LineAccessKernel;
   flushLines: FlushLinesKernel;
+  sfc32: Sfc32Kernel;
 }
 
 /** The kernel's WebAssembly bytes (access-kernel-wasm.ts holds them as base64, generated from the .wat). */

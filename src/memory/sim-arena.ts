@@ -6,6 +6,7 @@ import {
   type FlushLinesKernel,
   type GuestAccessKernel,
   type LineAccessKernel,
+  type Sfc32Kernel,
   type TranslateKernel,
 } from '../cache/access-kernel.js';
 
@@ -87,13 +88,14 @@ function openArena(): Arena | false {
     return false;
   }
   const instance = new WebAssembly.Instance(new WebAssembly.Module(accessKernelBytes()), { env: { memory } });
-  const { access, translate, guestAccess, lineAccess, flushLines } = instance.exports;
+  const { access, translate, guestAccess, lineAccess, flushLines, sfc32 } = instance.exports;
   assert(
     typeof access === 'function' &&
       typeof translate === 'function' &&
       typeof guestAccess === 'function' &&
       typeof lineAccess === 'function' &&
-      typeof flushLines === 'function',
+      typeof flushLines === 'function' &&
+      typeof sfc32 === 'function',
     'the access kernel exports',
   );
   const free: FreeRange[] = [];
@@ -108,6 +110,7 @@ function openArena(): Arena | false {
     guestAccess: guestAccess as GuestAccessKernel,
     lineAccess: lineAccess as LineAccessKernel,
     flushLines: flushLines as FlushLinesKernel,
+    sfc32: sfc32 as Sfc32Kernel,
   };
   const opened: Arena = { memory, kernels, free, registry, buffers: new WeakSet() };
   return opened;

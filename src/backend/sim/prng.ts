@@ -1,4 +1,5 @@
 import { assert } from '../../assert.js';
+import type { Sfc32Kernel } from '../../cache/access-kernel.js';
 
 /**
  * sfc32 (Chris Doty-Humphrey's Small Fast Counting generator, PractRand-tested): 128 bits of state,
@@ -6,9 +7,25 @@ import { assert } from '../../assert.js';
  * choice from one of these, so the same seed gives the same run.
  */
 /** Draws made ahead at a time (see `Prng.random`). */
-const batch = 64;
+export const prngBatch = 64;
+const batch = prngBatch;
 /** 2^-32: a product by it is exact (a power of two), as the quotient by 2^32 is. */
 const twoToMinus32 = 2 ** -32;
+
+/**
+ * Where a generator may keep its state and its draws in the access kernel's memory, so that the kernel
+ * makes each batch (`sfc32` in access-kernel.wat, ~3x fewer instructions an output than the loop here):
+ * a sim machine's (Machine.prngArea). The stream is the same either way (test/backend/prng.test.ts).
+ */
+export interface PrngArea {
+  sfc32: Sfc32Kernel;
+  /** The generator's 4 state words, and their Int32 index in the kernel's memory. */
+  state: Int32Array;
+  stateI32Index: number;
+  /** `prngBatch` doubles, and their Float64 index in the kernel's memory. */
+  ahead: Float64Array;
+  aheadF64Index: number;
+}
 
 export class Prng {
   /**
@@ -16,18 +33,29 @@ export class Prng {
    * boxed in a field defined before the constructor runs (ES2022 class fields), so every draw allocated
    * (a draw took ~7 ns that way, ~1.2 ns now, measured on Node 20).
    */
-  private readonly state = new Int32Array(4);
+  declare private readonly state: Int32Array;
   /**
    * The next draws, made `batch` at a time, as `random` returns them. `random` is then a load and an
    * increment, small enough for V8 to inline where the generator itself was not (its inlining budget was
    * spent): a call that is not inlined boxes its double result, an allocation per draw. Every method
    * reads from here, so the stream is the same sfc32 stream in the same order.
    */
-  private readonly ahead = new Float64Array(batch);
+  declare private readonly ahead: Float64Array;
   private aheadIndex = batch;
+  /** The kernel that makes a batch where the generator lives in its memory, else null (the loop here). */
+  declare private readonly kernel: Sfc32Kernel | null;
+  declare private readonly stateI32Index: number;
+  declare private readonly aheadF64Index: number;
 
-  constructor(seed: number) {
+  /** @param area where the kernel can make the batches (a sim machine's), or null: in JavaScript */
+  constructor(seed: number, area: PrngArea | null = null) {
     assert(Number.isSafeInteger(seed), `seed must be an integer, got ${seed}`);
+    assert(area === null || (area.state.length === 4 && area.ahead.length === batch), 'prng area size');
+    this.state = area === null ? new Int32Array(4) : area.state;
+    this.ahead = area === null ? new Float64Array(batch) : area.ahead;
+    this.kernel = area === null ? null : area.sfc32;
+    this.stateI32Index = area === null ? 0 : area.stateI32Index;
+    this.aheadF64Index = area === null ? 0 : area.aheadF64Index;
     let s = (seed ^ Math.floor(seed / 4294967296)) >>> 0;
     const next = () => {
       s = (s + 0x9e3779b9) | 0;
@@ -43,12 +71,23 @@ export class Prng {
   }
 
   /**
-   * The next `batch` sfc32 outputs into `ahead`, each a uniform double in [0, 1) (exact: u32 x 2^-32).
-   * The state lives in locals for the batch (read and written through the array at every step it took
-   * ~3x the instructions), and the loop has nothing else to test: with the warm-up's no-output case in
-   * the same loop, V8 re-checked the output array at every step (~36 instructions an output, valgrind).
+   * The next `batch` sfc32 outputs into `ahead`, each a uniform double in [0, 1) (exact: u32 x 2^-32),
+   * by the kernel where the generator lives in its memory.
    */
   private refill(): void {
+    const kernel = this.kernel;
+    if (kernel !== null) kernel(this.stateI32Index, this.aheadF64Index, batch);
+    else this.refillHere();
+    this.aheadIndex = 0;
+  }
+
+  /**
+   * `refill` in JavaScript: the reference the kernel's `sfc32` transcribes. The state lives in locals for
+   * the batch (read and written through the array at every step it took ~3x the instructions), and the
+   * loop has nothing else to test: with the warm-up's no-output case in the same loop, V8 re-checked the
+   * output array at every step (~36 instructions an output, valgrind).
+   */
+  private refillHere(): void {
     const state = this.state;
     const ahead = this.ahead;
     let a = state[0];
@@ -67,7 +106,6 @@ export class Prng {
     state[1] = b;
     state[2] = c;
     state[3] = d;
-    this.aheadIndex = 0;
   }
 
   nextU32(): number {

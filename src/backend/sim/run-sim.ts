@@ -127,7 +127,7 @@ export function runSim(config: RunConfig, policy: Policy, options: SimOptions = 
 
 function runOn(machine: Machine, config: RunConfig, policy: Policy, options: SimOptions): RunResult {
   if (options.machine) machine.resetDynamicState();
-  const prng = new Prng(config.run.seed);
+  const prng = new Prng(config.run.seed, machine.prngArea);
   const log = options.log ?? new EventLog(64, options.keepEvents ?? false);
   const monitor = new Monitor(machine, log, config.workload.catalogue);
 
