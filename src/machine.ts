@@ -179,6 +179,17 @@ export class Machine {
         ),
       );
     }
+    // The threads' descriptors follow the machine in its region (simRegionBytes): the kernel's, not the
+    // layout's.
+    this.kernelDescriptorsI32Index = memoryI32Offset + layout.totalI32s;
+    const threadDescriptor = (thread: number) => ({
+      words: new Int32Array(
+        buffer,
+        byteOffset + (layout.totalI32s + thread * kernelDescriptorI32s) * 4,
+        kernelDescriptorI32s,
+      ),
+      i32Index: this.kernelDescriptorI32Index(thread),
+    });
     this.tlbs = [];
     for (let thread = 0; thread < layout.threadCount; thread++) {
       this.tlbs.push(
@@ -191,25 +202,18 @@ export class Machine {
           concurrent,
           kernels === null ? null : kernels.translate,
           memoryI32Offset,
+          kernels === null ? null : threadDescriptor(thread),
         ),
       );
     }
     this.guestAccess = kernels === null ? null : kernels.guestAccess;
     this.lineAccess = kernels === null ? null : kernels.lineAccess;
-    this.kernelDescriptorsI32Index = memoryI32Offset + layout.totalI32s;
     if (kernels !== null) {
-      // The descriptors follow the machine in its region (simRegionBytes): the kernel's, not the layout's.
-      const words = new Int32Array(
-        buffer,
-        byteOffset + layout.totalBytes,
-        layout.threadCount * kernelDescriptorI32s,
-      );
+      // The rest of each thread's descriptor (its TLB wrote its own words).
       for (let thread = 0; thread < layout.threadCount; thread++) {
-        const at = thread * kernelDescriptorI32s;
-        this.tlbs[thread].writeKernelDescriptor(words, at);
-        words[at + KernelDescriptorWord.frameOwners] = memoryI32Offset + layout.sections.frameOwner.offsetI32;
-        words[at + KernelDescriptorWord.cacheDescriptor] =
-          this.caches[this.coreOf(thread)].descriptorI32Index;
+        const { words } = threadDescriptor(thread);
+        words[KernelDescriptorWord.frameOwners] = memoryI32Offset + layout.sections.frameOwner.offsetI32;
+        words[KernelDescriptorWord.cacheDescriptor] = this.caches[this.coreOf(thread)].descriptorI32Index;
       }
     }
     if (kernels === null) this.prngArea = null;

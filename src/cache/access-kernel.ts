@@ -110,19 +110,14 @@ export const KernelDescriptorWord = {
 
 /**
  * The kernel's TLB hit (`translate` in access-kernel.wat; the reference is `Tlb.translatePage`). Arguments:
- * Int32 indices in the memory of the TLB's entries, then its set mask and ways, the generation the TLB
- * last saw for the space and the space's generation now, the thread's hit counter; then the space, the
- * page (vpnLow, vpnHigh: page = vpnHigh x 2^30 + vpnLow) and the Access bits. Returns the frame of a hit
- * (the hit counted), or -1, having changed nothing, for anything else: the caller then takes the
- * reference path, which does it all (a walk, a shootdown, a permission miss).
+ * the Int32 index in the memory of the thread's descriptor (`KernelDescriptorWord`: its TLB's words, written
+ * by `Tlb`), then the address space, the page (vpnLow, vpnHigh: page = vpnHigh x 2^30 + vpnLow) and the
+ * Access bits. Returns the frame of a hit (the hit counted), or -1, having changed nothing, for anything
+ * else: the caller then takes the reference path, which does it all (a walk, a shootdown, a permission
+ * miss).
  */
 export type TranslateKernel = (
-  entriesI32Index: number,
-  setMask: number,
-  ways: number,
-  seenGenerationI32Index: number,
-  generationI32Index: number,
-  hitsI32Index: number,
+  descriptorI32Index: number,
   space: number,
   vpnLow: number,
   vpnHigh: number,

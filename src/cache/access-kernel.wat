@@ -249,23 +249,33 @@
     (i32.const 0))
 
   ;; A TLB hit of page vpnHigh x 2^30 + vpnLow in address space $space for $access (Access bits: 1 write,
-  ;; 2 user, 4 exec): the frame, with the thread's hit count bumped. -1, having changed nothing, for
+  ;; 2 user, 4 exec) through the TLB of the thread whose descriptor is at Int32 index $d (its words 0-6,
+  ;; below): the frame, with the thread's hit count bumped. -1, having changed nothing, for
   ;; everything else, which the caller hands to `Tlb.translatePage`: a generation that moved (shootdown),
   ;; an entry of another space that is global (it may serve, unless the space is an EPT), a permission
   ;; miss, a miss.
   (func $translate (export "translate")
-    (param $entries i32) (param $setMask i32) (param $ways i32) (param $seenGeneration i32)
-    (param $generation i32) (param $hits i32) (param $space i32) (param $vpnLow i32) (param $vpnHigh i32)
-    (param $access i32)
+    (param $d i32) (param $space i32) (param $vpnLow i32) (param $vpnHigh i32) (param $access i32)
     (result i32)
     (local $at i32) (local $end i32) (local $tagFlags i32) (local $flags i32) (local $need i32)
-    (if (i32.ne (i32.load (i32.shl (local.get $seenGeneration) (i32.const 2)))
-                (i32.load (i32.shl (local.get $generation) (i32.const 2))))
+    (local $ways i32)
+    (local.set $d (i32.shl (local.get $d) (i32.const 2)))
+    ;; the generation the TLB last saw for the space, and the page tables' generation of it now
+    (if (i32.ne
+          (i32.load (i32.shl (i32.add (i32.load offset=12 (local.get $d)) (local.get $space)) (i32.const 2)))
+          (i32.load
+            (i32.shl
+              (i32.add (i32.load offset=16 (local.get $d))
+                (i32.mul (local.get $space) (i32.load offset=20 (local.get $d))))
+              (i32.const 2))))
       (then (return (i32.const -1))))
+    (local.set $ways (i32.load offset=8 (local.get $d)))
     (local.set $at
       (i32.shl
-        (i32.add (local.get $entries)
-          (i32.shl (i32.mul (i32.and (local.get $vpnLow) (local.get $setMask)) (local.get $ways)) (i32.const 2)))
+        (i32.add (i32.load (local.get $d))
+          (i32.shl
+            (i32.mul (i32.and (local.get $vpnLow) (i32.load offset=4 (local.get $d))) (local.get $ways))
+            (i32.const 2)))
         (i32.const 2)))
     (local.set $end (i32.add (local.get $at) (i32.shl (local.get $ways) (i32.const 4))))
     (block $none
@@ -294,8 +304,8 @@
                         (i32.and (local.get $access) (i32.const 6))))
                     (br_if $none
                       (i32.ne (i32.and (local.get $flags) (local.get $need)) (local.get $need)))
-                    (local.set $hits (i32.shl (local.get $hits) (i32.const 2)))
-                    (i32.store (local.get $hits) (i32.add (i32.load (local.get $hits)) (i32.const 1)))
+                    (local.set $d (i32.shl (i32.load offset=24 (local.get $d)) (i32.const 2)))
+                    (i32.store (local.get $d) (i32.add (i32.load (local.get $d)) (i32.const 1)))
                     (return (i32.load offset=12 (local.get $at)))))))))
         (local.set $at (i32.add (local.get $at) (i32.const 16)))
         (br $way)))
@@ -317,16 +327,9 @@
     (param $d i32) (param $space i32) (param $vpn i32) (param $line i32)
     (result i32)
     (local $pfn i32) (local $hit i32)
-    (local.set $d (i32.shl (local.get $d) (i32.const 2)))
-    (local.set $pfn
-      (call $translate
-        (i32.load (local.get $d)) (i32.load offset=4 (local.get $d)) (i32.load offset=8 (local.get $d))
-        (i32.add (i32.load offset=12 (local.get $d)) (local.get $space))
-        (i32.add (i32.load offset=16 (local.get $d))
-          (i32.mul (local.get $space) (i32.load offset=20 (local.get $d))))
-        (i32.load offset=24 (local.get $d))
-        (local.get $space) (local.get $vpn) (i32.const 0) (i32.const 0)))
+    (local.set $pfn (call $translate (local.get $d) (local.get $space) (local.get $vpn) (i32.const 0) (i32.const 0)))
     (if (i32.lt_s (local.get $pfn) (i32.const 0)) (then (return (i32.const -1))))
+    (local.set $d (i32.shl (local.get $d) (i32.const 2)))
     (local.set $hit
       (call $access (i32.load offset=32 (local.get $d))
         (local.get $pfn) (local.get $line)
@@ -345,20 +348,14 @@
     (param $d i32) (param $space i32) (param $va f64) (param $access i32)
     (result i32)
     (local $vpn i64) (local $pfn i32) (local $hit i32)
-    (local.set $d (i32.shl (local.get $d) (i32.const 2)))
     (local.set $vpn (i64.shr_u (i64.trunc_f64_u (local.get $va)) (i64.const 12)))
     (local.set $pfn
-      (call $translate
-        (i32.load (local.get $d)) (i32.load offset=4 (local.get $d)) (i32.load offset=8 (local.get $d))
-        (i32.add (i32.load offset=12 (local.get $d)) (local.get $space))
-        (i32.add (i32.load offset=16 (local.get $d))
-          (i32.mul (local.get $space) (i32.load offset=20 (local.get $d))))
-        (i32.load offset=24 (local.get $d))
-        (local.get $space)
+      (call $translate (local.get $d) (local.get $space)
         (i32.wrap_i64 (i64.and (local.get $vpn) (i64.const 0x3fffffff)))
         (i32.wrap_i64 (i64.shr_u (local.get $vpn) (i64.const 30)))
         (local.get $access)))
     (if (i32.lt_s (local.get $pfn) (i32.const 0)) (then (return (i32.const -1))))
+    (local.set $d (i32.shl (local.get $d) (i32.const 2)))
     (local.set $hit
       (call $access (i32.load offset=32 (local.get $d))
         (local.get $pfn)

@@ -100,13 +100,9 @@ export class Tlb {
   declare readonly thread: number;
   declare private readonly geometry: TlbGeometry;
   declare private readonly atomic: boolean;
-  /** The access kernel's TLB hit, when the machine is in a sim arena, and its indices (memory words). */
+  /** The access kernel's TLB hit, when the machine is in a sim arena, and the thread's descriptor for it. */
   declare private readonly kernel: TranslateKernel | null;
-  declare private readonly kernelEntriesI32Index: number;
-  declare private readonly kernelGenerationsI32Index: number;
-  /** Where index 0 of `i32` is in the kernel's memory (the space's generation is the page tables'). */
-  declare private readonly memoryI32Offset: number;
-  declare private readonly kernelHitsI32Index: number;
+  declare private readonly descriptorI32Index: number;
 
   constructor(
     i32: Int32Array,
@@ -120,6 +116,11 @@ export class Tlb {
     kernel: TranslateKernel | null = null,
     /** Where index 0 of `i32` is in the kernel's memory, in Int32 words. */
     memoryI32Offset = 0,
+    /**
+     * The thread's kernel descriptor in the kernel's memory (with a kernel): its TLB words
+     * (`KernelDescriptorWord` 0-6) are written here, and `translate` reads them.
+     */
+    descriptor: { words: Int32Array; i32Index: number } | null = null,
   ) {
     this.i32 = i32;
     this.tables = tables;
@@ -144,27 +145,22 @@ export class Tlb {
     this.missesIndex = threadFieldIndex(layout, thread, ThreadField.tlbMisses);
     this.flushesIndex = threadFieldIndex(layout, thread, ThreadField.tlbFlushes);
     this.kernel = kernel;
-    this.kernelEntriesI32Index = memoryI32Offset + this.entriesBase;
-    this.kernelGenerationsI32Index = memoryI32Offset + this.generationsBase;
-    this.memoryI32Offset = memoryI32Offset;
-    this.kernelHitsI32Index = memoryI32Offset + this.hitsIndex;
-  }
-
-  /**
-   * The TLB's words of the thread's kernel descriptor (`KernelDescriptorWord`) at `words[at]`: the indices
-   * and geometry `translatePage` passes the kernel, with the page tables' generations as the one of
-   * space 0 and the stride between spaces.
-   */
-  writeKernelDescriptor(words: Int32Array, at: number): void {
-    const generation0 = this.tables.tlbGenerationI32Index(0);
+    this.descriptorI32Index = -1;
+    if (kernel === null) return;
+    assert(descriptor !== null, 'Tlb: a kernel needs the thread descriptor');
+    this.descriptorI32Index = descriptor.i32Index;
+    // The TLB's words of the descriptor: the indices (in the kernel's memory) and geometry `translate`
+    // reads, with the page tables' generations as the one of space 0 and the stride between spaces.
+    const words = descriptor.words;
     const word = KernelDescriptorWord;
-    words[at + word.tlbEntries] = this.kernelEntriesI32Index;
-    words[at + word.tlbSetMask] = this.setMask;
-    words[at + word.tlbWays] = this.geometry.ways;
-    words[at + word.seenGenerations] = this.kernelGenerationsI32Index;
-    words[at + word.generation0] = this.memoryI32Offset + generation0;
-    words[at + word.generationStride] = this.tables.tlbGenerationI32Index(1) - generation0;
-    words[at + word.tlbHits] = this.kernelHitsI32Index;
+    const generation0 = this.tables.tlbGenerationI32Index(0);
+    words[word.tlbEntries] = memoryI32Offset + this.entriesBase;
+    words[word.tlbSetMask] = this.setMask;
+    words[word.tlbWays] = geometry.ways;
+    words[word.seenGenerations] = memoryI32Offset + this.generationsBase;
+    words[word.generation0] = memoryI32Offset + generation0;
+    words[word.generationStride] = this.tables.tlbGenerationI32Index(1) - generation0;
+    words[word.tlbHits] = memoryI32Offset + this.hitsIndex;
   }
 
   /** The address space in CR3. */
@@ -212,18 +208,7 @@ export class Tlb {
   translatePage(space: number, vpnLow: number, vpnHigh: number, access: number): number {
     const kernel = this.kernel;
     if (kernel !== null) {
-      const pfn = kernel(
-        this.kernelEntriesI32Index,
-        this.setMask,
-        this.geometry.ways,
-        this.kernelGenerationsI32Index + space,
-        this.memoryI32Offset + this.tables.tlbGenerationI32Index(space),
-        this.kernelHitsI32Index,
-        space,
-        vpnLow,
-        vpnHigh,
-        access,
-      );
+      const pfn = kernel(this.descriptorI32Index, space, vpnLow, vpnHigh, access);
       if (pfn >= 0) return pfn;
     }
     return this.translatePageReference(space, vpnLow, vpnHigh, access);

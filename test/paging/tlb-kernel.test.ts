@@ -1,6 +1,10 @@
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
-import type { AccessKernels, TranslateKernel } from '../../src/cache/access-kernel.js';
+import {
+  type AccessKernels,
+  kernelDescriptorI32s,
+  type TranslateKernel,
+} from '../../src/cache/access-kernel.js';
 import { pageBytes } from '../../src/constants.js';
 import { createMachine, type Machine } from '../../src/machine.js';
 import { allocateSimRegion, releaseSimRegion } from '../../src/memory/sim-arena.js';
@@ -91,6 +95,12 @@ function arenaKernels(): AccessKernels {
   return region.kernels;
 }
 
+/** A sim machine's descriptor of `thread` (its TLB's words are rewritten by the Tlb made around it). */
+function threadDescriptorOf(machine: Machine, thread: number): { words: Int32Array; i32Index: number } {
+  const i32Index = machine.kernelDescriptorI32Index(thread);
+  return { words: new Int32Array(machine.i32.buffer, i32Index * 4, kernelDescriptorI32s), i32Index };
+}
+
 /**
  * Runs `commands` on a sim machine and a threads machine; true when every answer, the thread records
  * after every command and the whole buffers at the end agree. `plant` wraps the sim machine's kernel
@@ -120,6 +130,7 @@ function sameAsReference(
         false,
         counted,
         kernelMachine.byteOffset / 4,
+        threadDescriptorOf(kernelMachine, thread),
       ),
   );
   const vas = vasOf(kernelMachine);
@@ -166,7 +177,7 @@ describe('access kernel: TLB hits', () => {
     const writeAsRead =
       (kernel: TranslateKernel): TranslateKernel =>
       (...args) => {
-        args[9] = Access.read;
+        args[4] = Access.read;
         return kernel(...args);
       };
     expect(sameAsReference(commands, true, writeAsRead)).toBe(false);
