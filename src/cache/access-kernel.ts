@@ -108,6 +108,21 @@ export const KernelDescriptorWord = {
   cacheDescriptor: 8,
 } as const;
 
+// The descriptors' word numbers as access-kernel.wat reads them (its `offset=` is the word x 4).
+assert(
+  Object.values(CacheDescriptorWord).join() === '0,1,2,3,4,5,6,7,8,9,10,11,12' &&
+    CacheDescriptorWord.l1d === 0 &&
+    CacheDescriptorWord.plru === 8 &&
+    CacheDescriptorWord.fillBufferFilter === 12,
+  'access kernel: cache descriptor words as in access-kernel.wat',
+);
+assert(
+  Object.values(KernelDescriptorWord).join() === '0,1,2,3,4,5,6,7,8' &&
+    KernelDescriptorWord.frameOwners === 7 &&
+    KernelDescriptorWord.cacheDescriptor === 8,
+  'access kernel: thread descriptor words as in access-kernel.wat',
+);
+
 /**
  * The kernel's TLB hit (`translate` in access-kernel.wat; the reference is `Tlb.translatePage`). Arguments:
  * the Int32 index in the memory of the thread's descriptor (`KernelDescriptorWord`: its TLB's words, written

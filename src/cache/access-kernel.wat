@@ -3,19 +3,23 @@
 ;; one cache-line access of a core through its L1D and, on a miss, its fill buffers (`CoreL1d.accessHeld`
 ;; and `CoreFillBuffers.accessHeld`, l1d.ts and fill-buffers.ts); `guestAccess` and `lineAccess` are the
 ;; two, with the frame's owner between, for a guest's read and a handler's line (one call from JavaScript
-;; each); `flushLines` is the line loop of an L1D flush (`CoreL1d.flushHeld`). Those stay the reference:
-;; differential tests (test/cache/access-kernel.test.ts, test/paging/tlb-kernel.test.ts,
-;; test/cache/guest-access-kernel.test.ts) run both on the same streams and compare every word. The kernel makes their reads and writes, so a sim run's results and trace hash
-;; are the same with it or without it.
+;; each); `flushLines` is the line loop of an L1D flush (`CoreL1d.flushHeld`); `sfc32` makes a batch of
+;; the sim's random draws (backend/sim/prng.ts). Those stay the reference: differential tests
+;; (test/cache/access-kernel.test.ts, test/paging/tlb-kernel.test.ts, test/cache/guest-access-kernel.test.ts,
+;; test/sim/prng.test.ts) run both on the same streams and compare every word. The kernel makes their
+;; reads and writes, so a sim run's results and trace hash are the same with it or without it.
 ;;
-;; Addresses are byte addresses (Int32 index x 4). The cache layouts are l1dLayout's and fillBufferLayout's,
-;; derived here the same way from the section bases and the geometry:
+;; Addresses are byte addresses (Int32 index x 4). The cache layouts are l1dLayout's and fillBufferLayout's:
 ;;   L1D:          lock, validLines, clock | counts[domains] | setState[sets] |
 ;;                 lines[sets][ways] {pfn, lineInPage, owner, stamp} | hints[sets][64]
 ;;   fill buffers: lock, validLines, nextSlot | counts[domains] | entries[n] {pfn, lineInPage, owner} |
 ;;                 filter[64]
 ;;   TLB (a thread's record, memory/layout.ts): entries[sets][ways] {tagFlags, vpnLow, vpnHigh, pfn}, with
 ;;         tagFlags = address space + 1 in bits 0..15 (0: invalid) and the flags from bit 16
+;; A core's cache descriptor (below, `access`) holds where its parts begin and its geometry, written once by
+;; `CoreCaches`; a thread's descriptor (`translate`, `guestAccess`) its TLB's, written by `Tlb` and the
+;; machine. Their word numbers are access-kernel.ts `CacheDescriptorWord` and `KernelDescriptorWord`, which
+;; assert that they are the offsets used here.
 ;; Owners are domain + 1, 0 for an invalid line (core-buffer.ts `ownerOf`). Small helpers are written
 ;; out where they are used: V8 (Node 20) does not inline one Wasm function into another. `guestAccess` and
 ;; `lineAccess` do call `translate` and `access` (a call inside the kernel is cheaper than a second call
@@ -315,7 +319,7 @@
   ;; $vpn (below 2^30) in address space $space through the thread's TLB, then through its core's caches
   ;; with the frame's owner from the frame table (`Tlb.translatePage`, `FrameTable.ownerOf`,
   ;; `CoreCaches.access`), in one call from JavaScript where there were two and an owner lookup between.
-  ;; $d is the Int32 index of the thread's descriptor (access-kernel.ts `kernelDescriptorI32s` words):
+  ;; $d is the Int32 index of the thread's descriptor (access-kernel.ts `KernelDescriptorWord`):
   ;;   0 TLB entries, 1 set mask, 2 ways, 3 the TLB's seen generations (+ space),
   ;;   4 the page tables' generation of space 0, 5 the stride between spaces' generations, 6 hit counter,
   ;;   7 the frame table's owners (+ pfn), 8 the Int32 index of its core's cache descriptor (`access`'s
