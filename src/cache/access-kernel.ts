@@ -92,9 +92,9 @@ export const CacheDescriptorWord = {
 export const cacheDescriptorI32s = 16;
 
 /**
- * The words of a thread's descriptor, `guestAccess`'s and `lineAccess`'s first argument
- * (access-kernel.wat lists them): its TLB's arguments to `translate`, where the frame owners are, and
- * its core's cache descriptor.
+ * The words of a thread's descriptor, the first argument of `translate`, `guestAccess` and `lineAccess`
+ * (access-kernel.wat lists them): where its TLB's entries, generations and hit counter are and the TLB's
+ * geometry (written by `Tlb`), where the frame owners are, and its core's cache descriptor.
  */
 export const KernelDescriptorWord = {
   tlbEntries: 0,
