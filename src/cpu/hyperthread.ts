@@ -250,6 +250,8 @@ export class Hyperthread implements PolicyView {
   declare private readonly stats: Float64Array;
   declare private readonly ackIndex: number;
   declare private readonly mailboxes: Mailboxes;
+  /** This thread's mailbox word (`Mailboxes.index`): polled at every guest and handler step. */
+  declare private readonly mailboxIndex: number;
   declare private readonly catalogue: CompiledCatalogue;
   declare private readonly mix: ResolvedMix;
   declare private readonly kickVariant: CompiledVariant;
@@ -310,6 +312,7 @@ export class Hyperthread implements PolicyView {
     this.stats = machine.f64.subarray(statBase, statBase + ThreadStat.count);
     this.ackIndex = threadFieldIndex(layout, thread, ThreadField.kickAcks);
     this.mailboxes = new Mailboxes(machine.i32, machine.f64, layout, machine.concurrent);
+    this.mailboxIndex = this.mailboxes.index(thread);
     let vmId = -1;
     let vcpu = -1;
     machine.pinning.forEach((pins, vm) => {
@@ -380,6 +383,11 @@ export class Hyperthread implements PolicyView {
 
   foreignLines(): number {
     return this.foreign.count();
+  }
+
+  /** This thread's pending vectors (`Mailboxes.pending` of its own mailbox, its index kept). */
+  private ownPending(): number {
+    return loadWord(this.i32, this.mailboxIndex, this.atomic);
   }
 
   // ---- statistics ---------------------------------------------------------------------------------------
@@ -616,7 +624,7 @@ export class Hyperthread implements PolicyView {
    */
   private stepGuest(): number {
     if (this.clockCycles >= this.nextArrivalAtCycles) this.arriveInterrupts();
-    const pending = this.mailboxes.pending(this.thread);
+    const pending = this.ownPending();
     if (pending !== 0 && this.exitForPending(pending)) return StepCode.ran;
     if (this.clockCycles >= this.nextExitAtCycles) return this.takeExit(this.drawExit(), 0);
     const cycles = Math.max(1, Math.min(this.guestQuantumCycles, this.nextExitAtCycles - this.clockCycles));
@@ -797,14 +805,14 @@ export class Hyperthread implements PolicyView {
    * the guest with no kick pending, or after setting up a wait on the core word.
    */
   private siblingsOutOrWait(): number {
-    if (!this.interruptSeenInKickWait && (this.mailboxes.pending(this.thread) & interruptVectors) !== 0) {
+    if (!this.interruptSeenInKickWait && (this.ownPending() & interruptVectors) !== 0) {
       this.interruptSeenInKickWait = true;
       this.count(ThreadStat.interruptsDuringKickWait);
     }
     if (this.policy.waitFor === 'ack') {
       if (this.kickTargetsMask === 0 || this.acks() > this.ackSeen) return satisfied;
       // Planted bug: waits on its own mailbox, which no acknowledgement ever changes.
-      return this.wait(this.mailboxes.index(this.thread), this.mailboxes.pending(this.thread));
+      return this.wait(this.mailboxIndex, this.ownPending());
     }
     const word = this.coreWord();
     if (this.policy.siblingsOut(word, this)) return satisfied;
@@ -835,7 +843,7 @@ export class Hyperthread implements PolicyView {
   private stepHandler(): number {
     const variant = this.variant;
     assert(variant !== null, 'a handler runs for an exit');
-    const pending = this.mailboxes.pending(this.thread);
+    const pending = this.ownPending();
     if (pending & interruptVectors) return this.beginInterrupt(pending, Phase.handler);
     if (this.opIndex >= variant.kinds.length) {
       if (!variant.isKick) {
@@ -1103,7 +1111,7 @@ export class Hyperthread implements PolicyView {
 
   private stepIdle(): number {
     if (this.clockCycles >= this.nextArrivalAtCycles) this.arriveInterrupts();
-    const pending = this.mailboxes.pending(this.thread);
+    const pending = this.ownPending();
     if (pending & Vector.kick) {
       // Not in the guest: nothing to leave.
       this.mailboxes.take(this.thread, Vector.kick);
@@ -1111,12 +1119,7 @@ export class Hyperthread implements PolicyView {
     }
     const woken =
       (pending & (Vector.wake | interruptVectors)) !== 0 || this.clockCycles >= this.nextWakeAtCycles;
-    if (!woken)
-      return this.wait(
-        this.mailboxes.index(this.thread),
-        this.mailboxes.pending(this.thread),
-        this.nextWakeAtCycles,
-      );
+    if (!woken) return this.wait(this.mailboxIndex, this.ownPending(), this.nextWakeAtCycles);
     this.mailboxes.take(this.thread, Vector.wake);
     this.setMode(Mode.isolated);
     this.spend(this.costs.exitRoundTrip / 2);
