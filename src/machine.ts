@@ -1,11 +1,12 @@
 import { assert, assertDebugEnabled } from './assert.js';
-import { type PrngArea, prngBatch } from './backend/sim/prng.js';
 import {
-  cacheDescriptorI32s,
+  type DescriptorView,
+  descriptorI32s,
   type GuestAccessKernel,
   KernelDescriptorWord,
-  kernelDescriptorI32s,
   type LineAccessKernel,
+  type Sfc32Area,
+  sfc32AreaDraws,
 } from './cache/access-kernel.js';
 import { CoreCaches } from './cache/core-caches.js';
 import { CoreFillBuffers } from './cache/fill-buffers.js';
@@ -90,7 +91,7 @@ export class Machine {
    * Where the sim's PRNG can keep its state and draws for the kernel to make its batches (a machine in
    * a sim arena, one run at a time), or null.
    */
-  readonly prngArea: PrngArea | null;
+  readonly prngArea: Sfc32Area | null;
   /** Where thread 0's kernel descriptor is in the kernel's memory (Int32 index): after the layout. */
   private readonly kernelDescriptorsI32Index: number;
 
@@ -138,6 +139,12 @@ export class Machine {
       replacement: config.l1d.replacement,
       domainCount: domains,
     };
+    // The kernel's part of a sim region after the machine (simRegionParts): descriptors and the PRNG area.
+    const parts = simRegionParts(layout);
+    const descriptorAt = (at: number): DescriptorView => ({
+      words: new Int32Array(buffer, byteOffset + at * Int32Array.BYTES_PER_ELEMENT, descriptorI32s),
+      i32Index: memoryI32Offset + at,
+    });
     this.l1d = [];
     this.fillBuffers = [];
     this.caches = [];
@@ -162,36 +169,28 @@ export class Machine {
           concurrent,
         ),
       );
-      // Each core's cache descriptor follows the threads' descriptors (simRegionBytes).
-      const descriptorAt = layout.totalI32s + (layout.threadCount + core) * cacheDescriptorI32s;
       this.caches.push(
         new CoreCaches(
           this.l1d[core],
           this.fillBuffers[core],
           kernels === null ? null : kernels.access,
           memoryI32Offset,
-          kernels === null
-            ? null
-            : {
-                words: new Int32Array(buffer, byteOffset + descriptorAt * 4, cacheDescriptorI32s),
-                i32Index: memoryI32Offset + descriptorAt,
-              },
+          kernels === null ? null : descriptorAt(parts.cacheDescriptorsI32 + core * descriptorI32s),
         ),
       );
     }
-    // The threads' descriptors follow the machine in its region (simRegionBytes): the kernel's, not the
-    // layout's.
-    this.kernelDescriptorsI32Index = memoryI32Offset + layout.totalI32s;
-    const threadDescriptor = (thread: number) => ({
-      words: new Int32Array(
-        buffer,
-        byteOffset + (layout.totalI32s + thread * kernelDescriptorI32s) * 4,
-        kernelDescriptorI32s,
-      ),
-      i32Index: this.kernelDescriptorI32Index(thread),
-    });
+    this.kernelDescriptorsI32Index = memoryI32Offset + parts.threadDescriptorsI32;
     this.tlbs = [];
     for (let thread = 0; thread < layout.threadCount; thread++) {
+      // The thread's descriptor: the frame owners and its core's caches here, its TLB's words by the Tlb.
+      let descriptor: DescriptorView | null = null;
+      if (kernels !== null) {
+        descriptor = descriptorAt(parts.threadDescriptorsI32 + thread * descriptorI32s);
+        descriptor.words[KernelDescriptorWord.frameOwners] =
+          memoryI32Offset + layout.sections.frameOwner.offsetI32;
+        descriptor.words[KernelDescriptorWord.cacheDescriptor] =
+          this.caches[this.coreOf(thread)].descriptorI32Index;
+      }
       this.tlbs.push(
         new Tlb(
           this.i32,
@@ -202,31 +201,23 @@ export class Machine {
           concurrent,
           kernels === null ? null : kernels.translate,
           memoryI32Offset,
-          kernels === null ? null : threadDescriptor(thread),
+          descriptor,
         ),
       );
     }
     this.guestAccess = kernels === null ? null : kernels.guestAccess;
     this.lineAccess = kernels === null ? null : kernels.lineAccess;
-    if (kernels !== null) {
-      // The rest of each thread's descriptor (its TLB wrote its own words).
-      for (let thread = 0; thread < layout.threadCount; thread++) {
-        const { words } = threadDescriptor(thread);
-        words[KernelDescriptorWord.frameOwners] = memoryI32Offset + layout.sections.frameOwner.offsetI32;
-        words[KernelDescriptorWord.cacheDescriptor] = this.caches[this.coreOf(thread)].descriptorI32Index;
-      }
-    }
     if (kernels === null) this.prngArea = null;
     else {
-      const at = prngAreaI32Index(layout);
-      const aheadAt = at + prngStateI32s;
-      assert((memoryI32Offset + aheadAt) % 2 === 0, 'the PRNG draws are 8-byte aligned');
+      const state = descriptorAt(parts.prngStateI32);
+      const drawsAt = memoryI32Offset + parts.prngDrawsI32;
+      assert(drawsAt % 2 === 0, 'the PRNG draws are 8-byte aligned');
       this.prngArea = {
         sfc32: kernels.sfc32,
-        state: new Int32Array(buffer, byteOffset + at * 4, 4),
-        stateI32Index: memoryI32Offset + at,
-        ahead: new Float64Array(buffer, byteOffset + aheadAt * 4, prngBatch),
-        aheadF64Index: (memoryI32Offset + aheadAt) / 2,
+        state: state.words.subarray(0, 4),
+        stateI32Index: state.i32Index,
+        ahead: new Float64Array(buffer, byteOffset + parts.prngDrawsI32 * 4, sfc32AreaDraws),
+        aheadF64Index: drawsAt / 2,
       };
     }
     this.pinning = vcpuPinning(config);
@@ -245,7 +236,7 @@ export class Machine {
 
   /** Where thread `thread`'s kernel descriptor is in the kernel's memory (where `guestAccess` is not null). */
   kernelDescriptorI32Index(thread: number): number {
-    return this.kernelDescriptorsI32Index + thread * kernelDescriptorI32s;
+    return this.kernelDescriptorsI32Index + thread * descriptorI32s;
   }
 
   get threadCount(): number {
@@ -415,22 +406,28 @@ export function createMachine(
 }
 
 /**
- * A sim machine's region: the machine, then each thread's kernel descriptor, then each core's cache
- * descriptor (access-kernel.wat), then the sim's PRNG area (`Machine.prngArea`).
+ * Where the kernel's parts of a sim machine's region begin (Int32 indices from the region's start, each
+ * 64-byte aligned): after the machine, each thread's descriptor, each core's cache descriptor
+ * (access-kernel.wat), then the sim PRNG's state (4 words, padded) and its draws (`Machine.prngArea`).
  */
-export function simRegionBytes(layout: Layout): number {
-  return (prngAreaI32Index(layout) + prngAreaI32s) * Int32Array.BYTES_PER_ELEMENT;
+function simRegionParts(layout: Layout): {
+  threadDescriptorsI32: number;
+  cacheDescriptorsI32: number;
+  prngStateI32: number;
+  prngDrawsI32: number;
+  endI32: number;
+} {
+  const threadDescriptorsI32 = layout.totalI32s;
+  const cacheDescriptorsI32 = threadDescriptorsI32 + layout.threadCount * descriptorI32s;
+  const prngStateI32 = cacheDescriptorsI32 + layout.coreCount * descriptorI32s;
+  const prngDrawsI32 = prngStateI32 + descriptorI32s;
+  const endI32 = prngDrawsI32 + sfc32AreaDraws * 2;
+  return { threadDescriptorsI32, cacheDescriptorsI32, prngStateI32, prngDrawsI32, endI32 };
 }
 
-/** The PRNG area: 4 state words padded to 64 bytes, then a batch of doubles. */
-const prngStateI32s = 16;
-const prngAreaI32s = prngStateI32s + prngBatch * 2;
-
-/** Where the PRNG area begins in a sim machine's region (Int32 index; 64-byte aligned). */
-function prngAreaI32Index(layout: Layout): number {
-  return (
-    layout.totalI32s + layout.threadCount * kernelDescriptorI32s + layout.coreCount * cacheDescriptorI32s
-  );
+/** A sim machine's region: the machine, then the kernel's parts (simRegionParts). */
+export function simRegionBytes(layout: Layout): number {
+  return simRegionParts(layout).endI32 * Int32Array.BYTES_PER_ELEMENT;
 }
 
 function buildPageTables(machine: Machine): void {

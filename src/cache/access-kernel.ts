@@ -88,8 +88,8 @@ export const CacheDescriptorWord = {
   fillBufferFirst: 11,
   fillBufferFilter: 12,
 } as const;
-/** Int32 words of a cache descriptor (13 used, padded to 64 bytes). */
-export const cacheDescriptorI32s = 16;
+/** Int32 words of a descriptor, a thread's or a core's cache's (at most 13 used, padded to 64 bytes). */
+export const descriptorI32s = 16;
 
 /**
  * The words of a thread's descriptor, the first argument of `translate`, `guestAccess` and `lineAccess`
@@ -108,20 +108,20 @@ export const KernelDescriptorWord = {
   cacheDescriptor: 8,
 } as const;
 
-// The descriptors' word numbers as access-kernel.wat reads them (its `offset=` is the word x 4).
+// The descriptors' words are numbered in the order access-kernel.wat lists them (its `offset=` is the
+// word x 4): a word added or moved here must move there too.
 assert(
   Object.values(CacheDescriptorWord).join() === '0,1,2,3,4,5,6,7,8,9,10,11,12' &&
-    CacheDescriptorWord.l1d === 0 &&
-    CacheDescriptorWord.plru === 8 &&
-    CacheDescriptorWord.fillBufferFilter === 12,
-  'access kernel: cache descriptor words as in access-kernel.wat',
+    Object.values(KernelDescriptorWord).join() === '0,1,2,3,4,5,6,7,8' &&
+    descriptorI32s >= Object.keys(CacheDescriptorWord).length,
+  'access kernel: descriptor words as in access-kernel.wat',
 );
-assert(
-  Object.values(KernelDescriptorWord).join() === '0,1,2,3,4,5,6,7,8' &&
-    KernelDescriptorWord.frameOwners === 7 &&
-    KernelDescriptorWord.cacheDescriptor === 8,
-  'access kernel: thread descriptor words as in access-kernel.wat',
-);
+
+/** A descriptor in the kernel's memory: a view of its words, and the Int32 index the kernel is given. */
+export interface DescriptorView {
+  words: Int32Array;
+  i32Index: number;
+}
 
 /**
  * The kernel's TLB hit (`translate` in access-kernel.wat; the reference is `Tlb.translatePage`). Arguments:
@@ -182,15 +182,27 @@ export type LineAccessKernel = (
   access: number,
 ) => number;
 
-/** Int32 words of a thread's descriptor (`KernelDescriptorWord`; 9 used, padded to 64 bytes). */
-export const kernelDescriptorI32s = 16;
-
 /**
  * `count` outputs of the sfc32 generator whose state (a, b, c, d) is at Int32 index `stateI32Index`, as
  * doubles u32 x 2^-32 from Float64 index `outF64Index`, the state written back (`sfc32` in
  * access-kernel.wat; the reference is backend/sim/prng.ts's JavaScript loop, the same stream).
  */
 export type Sfc32Kernel = (stateI32Index: number, outF64Index: number, count: number) => void;
+
+/** The draws an sfc32 area holds: the sim PRNG's batch (backend/sim/prng.ts). */
+export const sfc32AreaDraws = 64;
+
+/**
+ * Where the kernel's `sfc32` makes a generator's batches: its 4 state words and `sfc32AreaDraws` doubles
+ * in the kernel's memory (a sim machine's, `Machine.prngArea`), as views and as the indices `sfc32` takes.
+ */
+export interface Sfc32Area {
+  sfc32: Sfc32Kernel;
+  state: Int32Array;
+  stateI32Index: number;
+  ahead: Float64Array;
+  aheadF64Index: number;
+}
 
 /** The kernel's exports over one memory. */
 export interface AccessKernels {

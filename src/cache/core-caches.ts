@@ -1,13 +1,12 @@
 import { assert } from '../assert.js';
-import { type AccessKernel, CacheDescriptorWord, cacheDescriptorI32s } from './access-kernel.js';
+import {
+  type AccessKernel,
+  CacheDescriptorWord,
+  type DescriptorView,
+  descriptorI32s,
+} from './access-kernel.js';
 import { type CoreFillBuffers, fillBufferLayout } from './fill-buffers.js';
 import { type CoreL1d, l1dLayout, l1dLineI32s } from './l1d.js';
-
-/** Where a core's cache descriptor is: its words (a view of the kernel's memory) and their Int32 index there. */
-export interface CacheDescriptor {
-  words: Int32Array;
-  i32Index: number;
-}
 
 /**
  * A core's data-cache path: a line goes to the L1D and, on a miss, to the fill buffers (DESIGN.md "Core
@@ -34,7 +33,7 @@ export class CoreCaches {
     fillBuffers: CoreFillBuffers,
     kernel: AccessKernel | null,
     memoryI32Offset: number,
-    descriptor: CacheDescriptor | null,
+    descriptor: DescriptorView | null,
   ) {
     this.l1d = l1d;
     this.fillBuffers = fillBuffers;
@@ -42,7 +41,7 @@ export class CoreCaches {
     this.descriptorI32Index = -1;
     if (kernel === null) return;
     assert(
-      descriptor !== null && descriptor.words.length >= cacheDescriptorI32s,
+      descriptor !== null && descriptor.words.length >= descriptorI32s,
       'CoreCaches: a kernel needs a cache descriptor',
     );
     this.descriptorI32Index = descriptor.i32Index;

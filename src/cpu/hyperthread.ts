@@ -387,7 +387,7 @@ export class Hyperthread implements PolicyView {
 
   /** This thread's pending vectors (`Mailboxes.pending` of its own mailbox, its index kept). */
   private ownPending(): number {
-    return loadWord(this.i32, this.mailboxIndex, this.atomic);
+    return this.mailboxes.pendingAt(this.mailboxIndex);
   }
 
   // ---- statistics ---------------------------------------------------------------------------------------

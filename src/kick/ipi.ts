@@ -82,7 +82,12 @@ export class Mailboxes {
   }
 
   pending(thread: number): number {
-    return loadWord(this.i32, this.index(thread), this.atomic);
+    return this.pendingAt(this.index(thread));
+  }
+
+  /** `pending` of the mailbox at `index` (`index(thread)`), for a thread that polls its own and keeps it. */
+  pendingAt(index: number): number {
+    return loadWord(this.i32, index, this.atomic);
   }
 
   /** Takes (clears) `vectors` from `thread`'s mailbox; returns the bits that were set. */

@@ -1,5 +1,5 @@
 import { assert, assertDebug } from '../assert.js';
-import { KernelDescriptorWord, type TranslateKernel } from '../cache/access-kernel.js';
+import { type DescriptorView, KernelDescriptorWord, type TranslateKernel } from '../cache/access-kernel.js';
 import { pageBytes } from '../constants.js';
 import {
   HeaderField,
@@ -120,7 +120,7 @@ export class Tlb {
      * The thread's kernel descriptor in the kernel's memory (with a kernel): its TLB words
      * (`KernelDescriptorWord` 0-6) are written here, and `translate` reads them.
      */
-    descriptor: { words: Int32Array; i32Index: number } | null = null,
+    descriptor: DescriptorView | null = null,
   ) {
     this.i32 = i32;
     this.tables = tables;

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
-import { type AccessKernel, cacheDescriptorI32s } from '../../src/cache/access-kernel.js';
+import { type AccessKernel, descriptorI32s } from '../../src/cache/access-kernel.js';
 import { CoreCaches } from '../../src/cache/core-caches.js';
 import { CoreFillBuffers, fillBufferI32s } from '../../src/cache/fill-buffers.js';
 import { CoreL1d, type L1dReplacement, l1dClockI32, l1dI32s, l1dStampMax } from '../../src/cache/l1d.js';
@@ -43,7 +43,7 @@ function sectionsI32s(geometry: Geometry): { l1dI32s: number; fillBufferI32s: nu
 
 /** The region holds the core's cache descriptor after the sections (compared words stop before it). */
 function regionI32s(geometry: Geometry): number {
-  return sectionsI32s(geometry).total + cacheDescriptorI32s;
+  return sectionsI32s(geometry).total + descriptorI32s;
 }
 
 function makeCore(geometry: Geometry, region: SimRegion | null): Core {
@@ -73,7 +73,7 @@ function makeCore(geometry: Geometry, region: SimRegion | null): Core {
     region === null
       ? null
       : {
-          words: new Int32Array(region.buffer, region.byteOffset + total * 4, cacheDescriptorI32s),
+          words: new Int32Array(region.buffer, region.byteOffset + total * 4, descriptorI32s),
           i32Index: memoryI32Offset + total,
         };
   return { i32, caches: new CoreCaches(l1d, fillBuffers, kernel, memoryI32Offset, descriptor) };

@@ -2,7 +2,8 @@ import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import {
   type AccessKernels,
-  kernelDescriptorI32s,
+  type DescriptorView,
+  descriptorI32s,
   type TranslateKernel,
 } from '../../src/cache/access-kernel.js';
 import { pageBytes } from '../../src/constants.js';
@@ -96,9 +97,9 @@ function arenaKernels(): AccessKernels {
 }
 
 /** A sim machine's descriptor of `thread` (its TLB's words are rewritten by the Tlb made around it). */
-function threadDescriptorOf(machine: Machine, thread: number): { words: Int32Array; i32Index: number } {
+function threadDescriptorOf(machine: Machine, thread: number): DescriptorView {
   const i32Index = machine.kernelDescriptorI32Index(thread);
-  return { words: new Int32Array(machine.i32.buffer, i32Index * 4, kernelDescriptorI32s), i32Index };
+  return { words: new Int32Array(machine.i32.buffer, i32Index * 4, descriptorI32s), i32Index };
 }
 
 /**

@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
-import { Prng, type PrngArea, prngBatch } from '../../src/backend/sim/prng.js';
+import { Prng } from '../../src/backend/sim/prng.js';
+import { type Sfc32Area, sfc32AreaDraws } from '../../src/cache/access-kernel.js';
 import { createMachine } from '../../src/machine.js';
 
 /**
@@ -10,7 +11,7 @@ import { createMachine } from '../../src/machine.js';
  */
 
 /** A sim machine's PRNG area (the test fails if the machine has none: it must be in a sim arena). */
-function areaOfSimMachine(): PrngArea {
+function areaOfSimMachine(): Sfc32Area {
   const machine = createMachine(
     { cores: 1, smt: 2, memoryMiB: 16, vms: [{ vcpus: 2, guestMemoryMiB: 2 }] },
     { concurrent: false },
@@ -31,7 +32,7 @@ describe('sim PRNG', () => {
     fc.assert(
       fc.property(
         fc.integer({ min: -(2 ** 53) + 1, max: 2 ** 53 - 1 }),
-        fc.array(fc.integer({ min: 0, max: 2 }), { minLength: 1, maxLength: 3 * prngBatch }),
+        fc.array(fc.integer({ min: 0, max: 2 }), { minLength: 1, maxLength: 3 * sfc32AreaDraws }),
         (seed, kinds) => {
           expect(draws(new Prng(seed, area), kinds)).toEqual(draws(new Prng(seed), kinds));
         },
@@ -49,14 +50,14 @@ describe('sim PRNG', () => {
 
   test('the comparison catches a planted kernel bug: one output in a batch off by one', () => {
     const area = areaOfSimMachine();
-    const planted: PrngArea = {
+    const planted: Sfc32Area = {
       ...area,
       sfc32: (state, out, count) => {
         area.sfc32(state, out, count);
         area.ahead[7] += 2 ** -32;
       },
     };
-    const kinds = Array(2 * prngBatch).fill(2);
+    const kinds = Array(2 * sfc32AreaDraws).fill(2);
     expect(draws(new Prng(5, planted), kinds)).not.toEqual(draws(new Prng(5), kinds));
   });
 });

@@ -1,31 +1,15 @@
 import { assert } from '../../assert.js';
-import type { Sfc32Kernel } from '../../cache/access-kernel.js';
+import { type Sfc32Area, sfc32AreaDraws } from '../../cache/access-kernel.js';
 
 /**
  * sfc32 (Chris Doty-Humphrey's Small Fast Counting generator, PractRand-tested): 128 bits of state,
  * 32-bit output. Seeded through splitmix32 so nearby seeds give unrelated streams. The sim draws every
  * choice from one of these, so the same seed gives the same run.
  */
-/** Draws made ahead at a time (see `Prng.random`). */
-export const prngBatch = 64;
-const batch = prngBatch;
+/** Draws made ahead at a time (see `Prng.random`): as many as a kernel's sfc32 area holds. */
+const batch = sfc32AreaDraws;
 /** 2^-32: a product by it is exact (a power of two), as the quotient by 2^32 is. */
 const twoToMinus32 = 2 ** -32;
-
-/**
- * Where a generator may keep its state and its draws in the access kernel's memory, so that the kernel
- * makes each batch (`sfc32` in access-kernel.wat, ~3x fewer instructions an output than the loop here):
- * a sim machine's (Machine.prngArea). The stream is the same either way (test/backend/prng.test.ts).
- */
-export interface PrngArea {
-  sfc32: Sfc32Kernel;
-  /** The generator's 4 state words, and their Int32 index in the kernel's memory. */
-  state: Int32Array;
-  stateI32Index: number;
-  /** `prngBatch` doubles, and their Float64 index in the kernel's memory. */
-  ahead: Float64Array;
-  aheadF64Index: number;
-}
 
 export class Prng {
   /**
@@ -42,20 +26,20 @@ export class Prng {
    */
   declare private readonly ahead: Float64Array;
   private aheadIndex = batch;
-  /** The kernel that makes a batch where the generator lives in its memory, else null (the loop here). */
-  declare private readonly kernel: Sfc32Kernel | null;
-  declare private readonly stateI32Index: number;
-  declare private readonly aheadF64Index: number;
+  /** Where the kernel makes the batches (state and draws live there), else null: the loop here. */
+  declare private readonly area: Sfc32Area | null;
 
-  /** @param area where the kernel can make the batches (a sim machine's), or null: in JavaScript */
-  constructor(seed: number, area: PrngArea | null = null) {
+  /**
+   * @param area a sim machine's sfc32 area (Machine.prngArea): its kernel makes the batches, ~20
+   *   instructions an output against ~30 for the loop here; the stream is the same either way
+   *   (test/sim/prng.test.ts). Null: the loop here.
+   */
+  constructor(seed: number, area: Sfc32Area | null = null) {
     assert(Number.isSafeInteger(seed), `seed must be an integer, got ${seed}`);
     assert(area === null || (area.state.length === 4 && area.ahead.length === batch), 'prng area size');
+    this.area = area;
     this.state = area === null ? new Int32Array(4) : area.state;
     this.ahead = area === null ? new Float64Array(batch) : area.ahead;
-    this.kernel = area === null ? null : area.sfc32;
-    this.stateI32Index = area === null ? 0 : area.stateI32Index;
-    this.aheadF64Index = area === null ? 0 : area.aheadF64Index;
     let s = (seed ^ Math.floor(seed / 4294967296)) >>> 0;
     const next = () => {
       s = (s + 0x9e3779b9) | 0;
@@ -75,8 +59,8 @@ export class Prng {
    * by the kernel where the generator lives in its memory.
    */
   private refill(): void {
-    const kernel = this.kernel;
-    if (kernel !== null) kernel(this.stateI32Index, this.aheadF64Index, batch);
+    const area = this.area;
+    if (area !== null) area.sfc32(area.stateI32Index, area.aheadF64Index, batch);
     else this.refillHere();
     this.aheadIndex = 0;
   }
