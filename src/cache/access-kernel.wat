@@ -262,7 +262,7 @@
     (param $d i32) (param $space i32) (param $vpnLow i32) (param $vpnHigh i32) (param $access i32)
     (result i32)
     (local $at i32) (local $end i32) (local $tagFlags i32) (local $flags i32) (local $need i32)
-    (local $ways i32)
+    (local $ways i32) (local $hitsAt i32)
     (local.set $d (i32.shl (local.get $d) (i32.const 2)))
     ;; the generation the TLB last saw for the space, and the page tables' generation of it now
     (if (i32.ne
@@ -308,8 +308,9 @@
                         (i32.and (local.get $access) (i32.const 6))))
                     (br_if $none
                       (i32.ne (i32.and (local.get $flags) (local.get $need)) (local.get $need)))
-                    (local.set $d (i32.shl (i32.load offset=24 (local.get $d)) (i32.const 2)))
-                    (i32.store (local.get $d) (i32.add (i32.load (local.get $d)) (i32.const 1)))
+                    ;; the thread's hit counter (descriptor word 6)
+                    (local.set $hitsAt (i32.shl (i32.load offset=24 (local.get $d)) (i32.const 2)))
+                    (i32.store (local.get $hitsAt) (i32.add (i32.load (local.get $hitsAt)) (i32.const 1)))
                     (return (i32.load offset=12 (local.get $at)))))))))
         (local.set $at (i32.add (local.get $at) (i32.const 16)))
         (br $way)))
