@@ -167,6 +167,8 @@ export class Machine {
           config.fillBufferEntries,
           domains,
           concurrent,
+          kernels === null ? null : kernels.flushFillBuffers,
+          memoryI32Offset,
         ),
       );
       this.caches.push(

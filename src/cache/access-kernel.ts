@@ -152,6 +152,19 @@ export type FlushLinesKernel = (
 ) => number;
 
 /**
+ * The entry work of a fill-buffer flush (`flushFillBuffers`; the reference is `CoreFillBuffers.flush`):
+ * counts the valid entries and sums the filter's buckets, zeroes entries and filter, and restarts the ring
+ * at slot 0. Arguments: the Int32 index of the fill-buffer section in the memory, then its entries and the
+ * domain count. Returns the valid entries when the buckets add up to them, else -1 - that count; the
+ * caller checks and clears the counts.
+ */
+export type FlushFillBuffersKernel = (
+  fillBuffersI32Index: number,
+  entries: number,
+  domainCount: number,
+) => number;
+
+/**
  * A guest's read of one line of a page through its thread's TLB and its core's caches (`guestAccess` in
  * access-kernel.wat: `translate`, the frame's owner, then `access`, in one call). Arguments: the Int32
  * index in the memory of the thread's descriptor (machine.ts `Machine.kernelDescriptorI32Index`),
@@ -211,6 +224,7 @@ export interface AccessKernels {
   guestAccess: GuestAccessKernel;
   lineAccess: LineAccessKernel;
   flushLines: FlushLinesKernel;
+  flushFillBuffers: FlushFillBuffersKernel;
   sfc32: Sfc32Kernel;
 }
 

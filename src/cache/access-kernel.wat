@@ -3,8 +3,9 @@
 ;; one cache-line access of a core through its L1D and, on a miss, its fill buffers (`CoreL1d.accessHeld`
 ;; and `CoreFillBuffers.accessHeld`, l1d.ts and fill-buffers.ts); `guestAccess` and `lineAccess` are the
 ;; two, with the frame's owner between, for a guest's read and a handler's line (one call from JavaScript
-;; each); `flushLines` is the line loop of an L1D flush (`CoreL1d.flushHeld`); `sfc32` makes a batch of
-;; the sim's random draws (backend/sim/prng.ts). Those stay the reference: differential tests
+;; each); `flushLines` is the line loop of an L1D flush (`CoreL1d.flushHeld`) and `flushFillBuffers` the
+;; entry work of a fill-buffer flush (`CoreFillBuffers.flush`); `sfc32` makes a batch of the sim's random
+;; draws (backend/sim/prng.ts). Those stay the reference: differential tests
 ;; (test/cache/access-kernel.test.ts, test/paging/tlb-kernel.test.ts, test/cache/guest-access-kernel.test.ts,
 ;; test/sim/prng.test.ts) run both on the same streams and compare every word. The kernel makes their
 ;; reads and writes, so a sim run's results and trace hash are the same with it or without it.
@@ -401,7 +402,53 @@
         (br $set)))
     (local.get $dropped))
 
-;; sfc32 (backend/sim/prng.ts, the reference): $count outputs of the generator whose state (a, b, c, d)
+;; The entry work of `CoreFillBuffers.flush` (the reference): the valid entries counted, the filter's
+  ;; buckets summed, entries and filter zeroed, the ring restarted at slot 0. $fb: the Int32 index of the
+  ;; fill-buffer section, whose entries begin after the header (3 words) and the counts ($domains words),
+  ;; the filter (64 buckets) right after the entries. Returns the valid entries when the filter's buckets
+  ;; add up to them, else -1 - that count; the caller checks and clears the counts as the reference does.
+  ;; In JavaScript a flush cost ~3,500 instructions, most of them `TypedArray.prototype.fill`'s call into
+  ;; the runtime and the 64-bucket sum (valgrind, asi / sysbench-cpu flushes every ~140 steps).
+  (func (export "flushFillBuffers")
+    (param $fb i32) (param $entries i32) (param $domains i32)
+    (result i32)
+    (local $first i32) (local $at i32) (local $filter i32) (local $valid i32) (local $sum v128)
+    (local.set $fb (i32.shl (local.get $fb) (i32.const 2)))
+    (local.set $first (i32.add (local.get $fb) (i32.shl (i32.add (local.get $domains) (i32.const 3)) (i32.const 2))))
+    (local.set $filter (i32.add (local.get $first) (i32.mul (local.get $entries) (i32.const 12))))
+    ;; the valid entries: owner (word 2) nonzero
+    (local.set $at (local.get $first))
+    (block $counted
+      (loop $entry
+        (br_if $counted (i32.ge_u (local.get $at) (local.get $filter)))
+        (local.set $valid
+          (i32.add (local.get $valid) (i32.ne (i32.load offset=8 (local.get $at)) (i32.const 0))))
+        (local.set $at (i32.add (local.get $at) (i32.const 12)))
+        (br $entry)))
+    ;; the 64 buckets, four lanes at a time, in four rounds of four loads
+    (block $summed
+      (loop $buckets
+        (br_if $summed (i32.ge_u (local.get $at) (i32.add (local.get $filter) (i32.const 256))))
+        (local.set $sum
+          (i32x4.add
+            (i32x4.add (local.get $sum) (v128.load (local.get $at)))
+            (i32x4.add (v128.load offset=16 (local.get $at))
+              (i32x4.add (v128.load offset=32 (local.get $at)) (v128.load offset=48 (local.get $at))))))
+        (local.set $at (i32.add (local.get $at) (i32.const 64)))
+        (br $buckets)))
+    ;; entries and filter in one fill, and the next slot (header word 2) back to 0
+    (memory.fill (local.get $first) (i32.const 0)
+      (i32.add (i32.mul (local.get $entries) (i32.const 12)) (i32.const 256)))
+    (i32.store offset=8 (local.get $fb) (i32.const 0))
+    (if (result i32)
+      (i32.eq (local.get $valid)
+        (i32.add
+          (i32.add (i32x4.extract_lane 0 (local.get $sum)) (i32x4.extract_lane 1 (local.get $sum)))
+          (i32.add (i32x4.extract_lane 2 (local.get $sum)) (i32x4.extract_lane 3 (local.get $sum)))))
+      (then (local.get $valid))
+      (else (i32.sub (i32.const -1) (local.get $valid)))))
+
+  ;; sfc32 (backend/sim/prng.ts, the reference): $count outputs of the generator whose state (a, b, c, d)
   ;; is at Int32 index $state, each stored as a double u32 x 2^-32 in [0, 1) from Float64 index $out, the
   ;; state written back. The sim draws ~2 numbers a step; in JavaScript a batch cost ~30 instructions an
   ;; output, most of them the conversion, the bounds check and the store around the generator's 8.

@@ -2,6 +2,7 @@ import { assert, assertDebug, assertDebugEnabled } from '../assert.js';
 import { sectionAlignI32s } from '../constants.js';
 import { isForeignTo, privateDomain } from '../memory/domains.js';
 import { addWord as importedAddWord } from '../memory/words.js';
+import type { FlushFillBuffersKernel } from './access-kernel.js';
 import {
   acquireCoreLock,
   assertCoreBufferView,
@@ -134,16 +135,28 @@ export class CoreFillBuffers implements CoreBuffer {
   declare private readonly filterI32Index: number;
 
   declare private readonly concurrent: boolean;
+  /** The access kernel's `flushFillBuffers` over the memory that holds `i32` (a sim machine), or null. */
+  declare private readonly flushKernel: FlushFillBuffersKernel | null;
+  /** Where the section begins in that memory (Int32 index). */
+  declare private readonly kernelI32Index: number;
 
-  /** @param concurrent false when one thread drives every hyperthread (sim): the core lock is skipped. */
+  /**
+   * @param concurrent false when one thread drives every hyperthread (sim): the core lock is skipped.
+   * @param flushKernel the access kernel's `flushFillBuffers` over the memory that holds `i32`, or null
+   * @param memoryI32Offset where index 0 of `i32` is in that memory, in Int32 words
+   */
   constructor(
     i32: Int32Array,
     baseI32Index: number,
     entries: number,
     domainCount: number,
     concurrent = true,
+    flushKernel: FlushFillBuffersKernel | null = null,
+    memoryI32Offset = 0,
   ) {
     this.concurrent = concurrent;
+    this.flushKernel = entries === 0 ? null : flushKernel;
+    this.kernelI32Index = memoryI32Offset + baseI32Index;
     const layout = fillBufferLayout(entries, domainCount);
     this.entries = entries;
     this.domainCount = domainCount;
@@ -257,14 +270,12 @@ export class CoreFillBuffers implements CoreBuffer {
     if (this.entries === 0) return 0;
     const i32 = this.i32;
     if (this.concurrent) acquireCoreLock(i32, this.lockI32Index);
-    const entriesEndI32Index = this.entriesI32Index + this.entries * fillBufferEntryI32s;
-    const dropped = countValidEntries(
-      i32,
-      this.entriesI32Index,
-      entriesEndI32Index,
-      fillBufferEntryI32s,
-      fillBufferEntryOwnerI32,
-    );
+    const counted =
+      this.flushKernel !== null
+        ? this.flushKernel(this.kernelI32Index, this.entries, this.domainCount)
+        : this.flushEntries();
+    // The valid entries, whether or not the filter's buckets added up to them.
+    const dropped = counted >= 0 ? counted : -1 - counted;
     checkAndClearCounts(
       i32,
       this.validLinesI32Index,
@@ -274,16 +285,34 @@ export class CoreFillBuffers implements CoreBuffer {
       'fill buffer',
       this.concurrent,
     );
-    // The paired check of the filter: its buckets count the same valid entries.
+    // The paired check of the filter: its buckets counted the same valid entries.
+    if (counted < 0) assert(false, 'fill buffer flush: filter buckets and valid entries disagree');
+    if (this.concurrent) releaseCoreLock(i32, this.lockI32Index);
+    return dropped;
+  }
+
+  /**
+   * Counts the valid entries and sums the filter's buckets, then zeroes entries and filter and restarts
+   * the ring at slot 0. Returns the valid entries when the buckets add up to them, else -1 - that count
+   * (the work the access kernel's `flushFillBuffers` transcribes).
+   */
+  private flushEntries(): number {
+    const i32 = this.i32;
+    const entriesEndI32Index = this.entriesI32Index + this.entries * fillBufferEntryI32s;
+    const valid = countValidEntries(
+      i32,
+      this.entriesI32Index,
+      entriesEndI32Index,
+      fillBufferEntryI32s,
+      fillBufferEntryOwnerI32,
+    );
     let filtered = 0;
     for (let bucket = 0; bucket < fillBufferFilterBuckets; bucket++)
       filtered += i32[this.filterI32Index + bucket];
-    if (filtered !== dropped) assert(false, 'fill buffer flush: filter buckets and valid entries disagree');
     // Entries and the filter after them, in one fill.
     i32.fill(0, this.entriesI32Index, this.filterI32Index + fillBufferFilterBuckets);
     i32[this.nextSlotI32Index] = 0;
-    if (this.concurrent) releaseCoreLock(i32, this.lockI32Index);
-    return dropped;
+    return filtered === valid ? valid : -1 - valid;
   }
 
   count(domain: number): number {

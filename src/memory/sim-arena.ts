@@ -3,6 +3,7 @@ import {
   type AccessKernel,
   type AccessKernels,
   accessKernelBytes,
+  type FlushFillBuffersKernel,
   type FlushLinesKernel,
   type GuestAccessKernel,
   type LineAccessKernel,
@@ -88,13 +89,15 @@ function openArena(): Arena | false {
     return false;
   }
   const instance = new WebAssembly.Instance(new WebAssembly.Module(accessKernelBytes()), { env: { memory } });
-  const { access, translate, guestAccess, lineAccess, flushLines, sfc32 } = instance.exports;
+  const { access, translate, guestAccess, lineAccess, flushLines, flushFillBuffers, sfc32 } =
+    instance.exports;
   assert(
     typeof access === 'function' &&
       typeof translate === 'function' &&
       typeof guestAccess === 'function' &&
       typeof lineAccess === 'function' &&
       typeof flushLines === 'function' &&
+      typeof flushFillBuffers === 'function' &&
       typeof sfc32 === 'function',
     'the access kernel exports',
   );
@@ -110,6 +113,7 @@ function openArena(): Arena | false {
     guestAccess: guestAccess as GuestAccessKernel,
     lineAccess: lineAccess as LineAccessKernel,
     flushLines: flushLines as FlushLinesKernel,
+    flushFillBuffers: flushFillBuffers as FlushFillBuffersKernel,
     sfc32: sfc32 as Sfc32Kernel,
   };
   const opened: Arena = { memory, kernels, free, registry, buffers: new WeakSet() };

@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import { type AccessKernel, descriptorI32s } from '../../src/cache/access-kernel.js';
 import { CoreCaches } from '../../src/cache/core-caches.js';
-import { CoreFillBuffers, fillBufferI32s } from '../../src/cache/fill-buffers.js';
+import { CoreFillBuffers, fillBufferI32s, fillBufferLayout } from '../../src/cache/fill-buffers.js';
 import { CoreL1d, type L1dReplacement, l1dClockI32, l1dI32s, l1dStampMax } from '../../src/cache/l1d.js';
 import { allocateSimRegion, releaseSimRegion, type SimRegion } from '../../src/memory/sim-arena.js';
 
@@ -66,6 +66,8 @@ function makeCore(geometry: Geometry, region: SimRegion | null): Core {
     geometry.fillBufferEntries,
     geometry.domainCount,
     false,
+    region === null ? null : region.kernels.flushFillBuffers,
+    region === null ? 0 : region.byteOffset / 4,
   );
   const kernel = region === null ? null : region.kernels.access;
   const memoryI32Offset = region === null ? 0 : region.byteOffset / 4;
@@ -257,5 +259,33 @@ describe('access kernel', () => {
       (descriptor, pfn, line) =>
         kernel(descriptor, pfn, line, 0);
     expect(compare(geometry, commands, 0, wrongOwner).firstDifference).toBe(1);
+  });
+
+  test('a fill-buffer flush finds a filter that disagrees with the entries, through the kernel as through the reference', () => {
+    const geometry: Geometry = {
+      sets: 64,
+      ways: 8,
+      replacement: 'lru',
+      domainCount: 6,
+      fillBufferEntries: 10,
+    };
+    const region = allocateSimRegion(regionI32s(geometry) * 4);
+    if (region === null) throw new Error('no sim arena region');
+    try {
+      for (const core of [makeCore(geometry, region), makeCore(geometry, null)]) {
+        const filterI32Index =
+          guardI32s + l1dI32s(geometry) + fillBufferLayout(10, geometry.domainCount).filterI32Offset;
+        for (let pfn = 0; pfn < 3; pfn++) core.caches.access(100 + pfn, 7, 4);
+        expect(core.caches.fillBuffers.flush()).toBe(3);
+        for (let pfn = 0; pfn < 3; pfn++) core.caches.access(200 + pfn, 9, 4);
+        // A bucket counting one entry too many: the flush still empties the buffers, and says so.
+        core.i32[filterI32Index + 5]++;
+        expect(() => core.caches.fillBuffers.flush()).toThrow(/filter buckets and valid entries disagree/);
+        expect(core.caches.fillBuffers.peek()).toEqual([]);
+        expect(core.i32[filterI32Index + 5]).toBe(0);
+      }
+    } finally {
+      releaseSimRegion(region);
+    }
   });
 });
