@@ -48,11 +48,13 @@
   (func $access (export "access")
     (param $c i32) (param $pfn i32) (param $line i32) (param $domain i32)
     (result i32)
-    (local $l1d i32) (local $plru i32)
+    (local $l1d i32) (local $plru i32) (local $hit i32)
     (local $owner i32) (local $ownerCounts i32) (local $lines i32)
     (local $setBytes i32) (local $set i32) (local $setAt i32) (local $setEnd i32) (local $hintAt i32)
     (local $at i32) (local $hinted i32) (local $stamp i32) (local $minKey i32) (local $wayKey i32)
     (local $below i32) (local $old i32) (local $clock i32) (local $word i32)
+    (local $bitsAt i32) (local $bits i32) (local $node i32) (local $way i32) (local $span i32)
+    (local $firstWay i32)
     (local $fb i32) (local $fbEntries i32)
     (local $fbCounts i32) (local $first i32) (local $filter i32) (local $bucketAt i32) (local $fbAt i32)
     (local $fbEnd i32) (local $fbOld i32) (local $slot i32)
@@ -83,8 +85,8 @@
             (i32.shr_u (i32.mul (local.get $pfn) (i32.const 0x9e3779b1)) (i32.const 26)))
           (i32.const 2))))
 
-    (block $miss
-      (block $hit
+    (block $touch
+      (block $found
         ;; The hinted way first.
         (local.set $hinted (i32.sub (i32.load (local.get $hintAt)) (i32.const 1)))
         (if (i32.ge_s (local.get $hinted) (i32.const 0))
@@ -92,7 +94,7 @@
             (local.set $at (i32.add (local.get $setAt) (i32.shl (local.get $hinted) (i32.const 4))))
             (if (i32.load offset=12 (local.get $at))
               (then
-                (br_if $hit
+                (br_if $found
                   (i32.eqz
                     (i32.or
                       (i32.xor (i32.load (local.get $at)) (local.get $pfn))
@@ -113,7 +115,7 @@
                     (i32.store (local.get $hintAt)
                       (i32.add (i32.shr_u (i32.sub (local.get $at) (local.get $setAt)) (i32.const 4))
                         (i32.const 1)))
-                    (br $hit)))))
+                    (br $found)))))
             (local.set $below
               (i32.sub (i32.or (i32.shl (local.get $stamp) (i32.const 5)) (local.get $wayKey))
                 (local.get $minKey)))
@@ -123,20 +125,30 @@
             (local.set $wayKey (i32.add (local.get $wayKey) (i32.const 1)))
             (local.set $at (i32.add (local.get $at) (i32.const 16)))
             (br $scan)))
-        ;; A miss: the first invalid way, or in a full set the LRU (or PLRU) victim.
+        ;; A miss: the first invalid way, or in a full set the LRU victim or the way the PLRU tree bits
+        ;; lead to from the root (CoreL1d.plruVictim: bit n set, the victim is right of node n).
         (if (i32.eq (local.get $at) (local.get $setEnd))
           (then
-            (local.set $at
-              (i32.add (local.get $setAt)
-                (i32.shl
-                  (if (result i32) (local.get $plru)
-                    (then
-                      (call $plruVictim
-                        (i32.load
-                          (i32.add (i32.load offset=24 (local.get $c)) (i32.shl (local.get $set) (i32.const 2))))
-                        (i32.load offset=28 (local.get $c))))
-                    (else (i32.and (local.get $minKey) (i32.const 31))))
-                  (i32.const 4))))))
+            (if (local.get $plru)
+              (then
+                (local.set $bits
+                  (i32.load
+                    (i32.add (i32.load offset=24 (local.get $c)) (i32.shl (local.get $set) (i32.const 2)))))
+                (local.set $node (i32.const 1))
+                (local.set $way (i32.const 0))
+                (local.set $span (i32.shr_s (i32.load offset=28 (local.get $c)) (i32.const 1)))
+                (block $chosen
+                  (loop $level
+                    (br_if $chosen (i32.lt_s (local.get $span) (i32.const 1)))
+                    (if (i32.and (local.get $bits) (i32.shl (i32.const 1) (local.get $node)))
+                      (then
+                        (local.set $way (i32.add (local.get $way) (local.get $span)))
+                        (local.set $node (i32.add (i32.shl (local.get $node) (i32.const 1)) (i32.const 1))))
+                      (else (local.set $node (i32.shl (local.get $node) (i32.const 1)))))
+                    (local.set $span (i32.shr_s (local.get $span) (i32.const 1)))
+                    (br $level))))
+              (else (local.set $way (i32.and (local.get $minKey) (i32.const 31)))))
+            (local.set $at (i32.add (local.get $setAt) (i32.shl (local.get $way) (i32.const 4))))))
         ;; CoreL1d.fill: the evicted line's domain count (or the valid-line total) and the new owner's.
         (local.set $old (i32.load offset=8 (local.get $at)))
         (if (i32.eqz (local.get $old))
@@ -152,8 +164,9 @@
         (i32.store (local.get $word) (i32.add (i32.load (local.get $word)) (i32.const 1)))
         (i32.store (local.get $hintAt)
           (i32.add (i32.shr_u (i32.sub (local.get $at) (local.get $setAt)) (i32.const 4)) (i32.const 1)))
-        (br $miss))
+        (br $touch))
       ;; A hit: retag if the frame changed owner since the line came in (CoreL1d.retag).
+      (local.set $hit (i32.const 1))
       (local.set $old (i32.load offset=8 (local.get $at)))
       (if (i32.ne (local.get $old) (local.get $owner))
         (then
@@ -161,22 +174,39 @@
           (local.set $word (i32.add (local.get $ownerCounts) (i32.shl (local.get $old) (i32.const 2))))
           (i32.store (local.get $word) (i32.sub (i32.load (local.get $word)) (i32.const 1)))
           (local.set $word (i32.add (local.get $ownerCounts) (i32.shl (local.get $owner) (i32.const 2))))
-          (i32.store (local.get $word) (i32.add (i32.load (local.get $word)) (i32.const 1)))))
-      ;; CoreL1d.touch
-      (if (local.get $plru)
-        (then (call $plruTouch (i32.load offset=24 (local.get $c)) (local.get $set) (local.get $setAt)
-                (local.get $at) (i32.load offset=28 (local.get $c))))
-        (else
-          (i32.store offset=8 (local.get $l1d) (local.get $clock))
-          (i32.store offset=12 (local.get $at) (local.get $clock))))
-      (return (i32.const 1)))
-    ;; After a miss's fill: CoreL1d.touch, then the fill buffers.
+          (i32.store (local.get $word) (i32.add (i32.load (local.get $word)) (i32.const 1))))))
+    ;; CoreL1d.touch, after a hit or a miss's fill: under LRU a fresh stamp; under PLRU the line's stamp is
+    ;; 1 and the tree bits on the way's path point away from it (node 1 is the root, node n has children
+    ;; 2n and 2n + 1; bit n set: the victim is right).
     (if (local.get $plru)
-      (then (call $plruTouch (i32.load offset=24 (local.get $c)) (local.get $set) (local.get $setAt)
-              (local.get $at) (i32.load offset=28 (local.get $c))))
+      (then
+        (i32.store offset=12 (local.get $at) (i32.const 1))
+        (local.set $way (i32.shr_u (i32.sub (local.get $at) (local.get $setAt)) (i32.const 4)))
+        (local.set $bitsAt
+          (i32.add (i32.load offset=24 (local.get $c)) (i32.shl (local.get $set) (i32.const 2))))
+        (local.set $bits (i32.load (local.get $bitsAt)))
+        (local.set $node (i32.const 1))
+        (local.set $firstWay (i32.const 0))
+        (local.set $span (i32.shr_s (i32.load offset=28 (local.get $c)) (i32.const 1)))
+        (block $pointed
+          (loop $path
+            (br_if $pointed (i32.lt_s (local.get $span) (i32.const 1)))
+            (if (i32.ge_s (local.get $way) (i32.add (local.get $firstWay) (local.get $span)))
+              (then
+                (local.set $bits
+                  (i32.and (local.get $bits) (i32.xor (i32.shl (i32.const 1) (local.get $node)) (i32.const -1))))
+                (local.set $firstWay (i32.add (local.get $firstWay) (local.get $span)))
+                (local.set $node (i32.add (i32.shl (local.get $node) (i32.const 1)) (i32.const 1))))
+              (else
+                (local.set $bits (i32.or (local.get $bits) (i32.shl (i32.const 1) (local.get $node))))
+                (local.set $node (i32.shl (local.get $node) (i32.const 1)))))
+            (local.set $span (i32.shr_s (local.get $span) (i32.const 1)))
+            (br $path)))
+        (i32.store (local.get $bitsAt) (local.get $bits)))
       (else
         (i32.store offset=8 (local.get $l1d) (local.get $clock))
         (i32.store offset=12 (local.get $at) (local.get $clock))))
+    (if (local.get $hit) (then (return (i32.const 1))))
     ;; CoreFillBuffers.accessHeld (entries > 0), written out here (a call from one Wasm function to
     ;; another is not inlined, and this runs at most accesses: the model's guests miss in the L1D four
     ;; times in five): a hit retags; a miss fills the next slot in order. The filter counts the valid
@@ -476,48 +506,4 @@
     (i32.store (local.get $state) (local.get $a))
     (i32.store offset=4 (local.get $state) (local.get $b))
     (i32.store offset=8 (local.get $state) (local.get $c))
-    (i32.store offset=12 (local.get $state) (local.get $d)))
-
-    ;; CoreL1d.touch under PLRU: a valid line's stamp is 1, and the tree bits on the way's path point away
-  ;; from it (node 1 is the root, node n has children 2n and 2n + 1; bit n set: the victim is right).
-  (func $plruTouch (param $setState i32) (param $set i32) (param $setAt i32) (param $at i32) (param $ways i32)
-    (local $way i32) (local $bitsAt i32) (local $bits i32) (local $node i32) (local $firstWay i32)
-    (local $span i32)
-    (i32.store offset=12 (local.get $at) (i32.const 1))
-    (local.set $way (i32.shr_u (i32.sub (local.get $at) (local.get $setAt)) (i32.const 4)))
-    (local.set $bitsAt (i32.add (local.get $setState) (i32.shl (local.get $set) (i32.const 2))))
-    (local.set $bits (i32.load (local.get $bitsAt)))
-    (local.set $node (i32.const 1))
-    (local.set $span (i32.shr_s (local.get $ways) (i32.const 1)))
-    (block $done
-      (loop $level
-        (br_if $done (i32.lt_s (local.get $span) (i32.const 1)))
-        (if (i32.ge_s (local.get $way) (i32.add (local.get $firstWay) (local.get $span)))
-          (then
-            (local.set $bits
-              (i32.and (local.get $bits) (i32.xor (i32.shl (i32.const 1) (local.get $node)) (i32.const -1))))
-            (local.set $firstWay (i32.add (local.get $firstWay) (local.get $span)))
-            (local.set $node (i32.add (i32.shl (local.get $node) (i32.const 1)) (i32.const 1))))
-          (else
-            (local.set $bits (i32.or (local.get $bits) (i32.shl (i32.const 1) (local.get $node))))
-            (local.set $node (i32.shl (local.get $node) (i32.const 1)))))
-        (local.set $span (i32.shr_s (local.get $span) (i32.const 1)))
-        (br $level)))
-    (i32.store (local.get $bitsAt) (local.get $bits)))
-
-  ;; CoreL1d.plruVictim: the way the tree bits lead to from the root.
-  (func $plruVictim (param $bits i32) (param $ways i32) (result i32)
-    (local $node i32) (local $way i32) (local $span i32)
-    (local.set $node (i32.const 1))
-    (local.set $span (i32.shr_s (local.get $ways) (i32.const 1)))
-    (block $done
-      (loop $level
-        (br_if $done (i32.lt_s (local.get $span) (i32.const 1)))
-        (if (i32.and (local.get $bits) (i32.shl (i32.const 1) (local.get $node)))
-          (then
-            (local.set $way (i32.add (local.get $way) (local.get $span)))
-            (local.set $node (i32.add (i32.shl (local.get $node) (i32.const 1)) (i32.const 1))))
-          (else (local.set $node (i32.shl (local.get $node) (i32.const 1)))))
-        (local.set $span (i32.shr_s (local.get $span) (i32.const 1)))
-        (br $level)))
-    (local.get $way)))
+    (i32.store offset=12 (local.get $state) (local.get $d))))
