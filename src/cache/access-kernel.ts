@@ -198,12 +198,14 @@ export type LineAccessKernel = (
 /**
  * `count` outputs of the sfc32 generator whose state (a, b, c, d) is at Int32 index `stateI32Index`, as
  * doubles u32 x 2^-32 from Float64 index `outF64Index`, the state written back (`sfc32` in
- * access-kernel.wat; the reference is backend/sim/prng.ts's JavaScript loop, the same stream).
+ * access-kernel.wat; the reference is backend/sim/prng.ts's JavaScript loop, the same stream). `count` is
+ * a multiple of 4 (the kernel makes four a turn).
  */
 export type Sfc32Kernel = (stateI32Index: number, outF64Index: number, count: number) => void;
 
 /** The draws an sfc32 area holds: the sim PRNG's batch (backend/sim/prng.ts). */
 export const sfc32AreaDraws = 64;
+assert(sfc32AreaDraws % 4 === 0, 'access kernel: sfc32 makes four draws a turn');
 
 /**
  * Where the kernel's `sfc32` makes a generator's batches: its 4 state words and `sfc32AreaDraws` doubles

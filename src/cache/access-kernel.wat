@@ -480,8 +480,10 @@
 
   ;; sfc32 (backend/sim/prng.ts, the reference): $count outputs of the generator whose state (a, b, c, d)
   ;; is at Int32 index $state, each stored as a double u32 x 2^-32 in [0, 1) from Float64 index $out, the
-  ;; state written back. The sim draws ~2 numbers a step; in JavaScript a batch cost ~30 instructions an
-  ;; output, most of them the conversion, the bounds check and the store around the generator's 8.
+  ;; state written back. $count is a multiple of 4 (the sim's batch is 64, access-kernel.ts asserts it):
+  ;; the loop makes four outputs a turn, one bound test and one stack check for four. The sim draws ~2
+  ;; numbers a step; in JavaScript a batch cost ~30 instructions an output, most of them the conversion,
+  ;; the bounds check and the store around the generator's 8.
   (func (export "sfc32") (param $state i32) (param $out i32) (param $count i32)
     (local $a i32) (local $b i32) (local $c i32) (local $d i32) (local $t i32) (local $end i32)
     (local.set $state (i32.shl (local.get $state) (i32.const 2)))
@@ -499,9 +501,30 @@
         (local.set $a (i32.xor (local.get $b) (i32.shr_u (local.get $b) (i32.const 9))))
         (local.set $b (i32.add (local.get $c) (i32.shl (local.get $c) (i32.const 3))))
         (local.set $c (i32.add (i32.rotl (local.get $c) (i32.const 21)) (local.get $t)))
-        (f64.store (local.get $out)
+        (f64.store offset=0 (local.get $out)
           (f64.mul (f64.convert_i32_u (local.get $t)) (f64.const 0x1p-32)))
-        (local.set $out (i32.add (local.get $out) (i32.const 8)))
+        (local.set $t (i32.add (i32.add (local.get $a) (local.get $b)) (local.get $d)))
+        (local.set $d (i32.add (local.get $d) (i32.const 1)))
+        (local.set $a (i32.xor (local.get $b) (i32.shr_u (local.get $b) (i32.const 9))))
+        (local.set $b (i32.add (local.get $c) (i32.shl (local.get $c) (i32.const 3))))
+        (local.set $c (i32.add (i32.rotl (local.get $c) (i32.const 21)) (local.get $t)))
+        (f64.store offset=8 (local.get $out)
+          (f64.mul (f64.convert_i32_u (local.get $t)) (f64.const 0x1p-32)))
+        (local.set $t (i32.add (i32.add (local.get $a) (local.get $b)) (local.get $d)))
+        (local.set $d (i32.add (local.get $d) (i32.const 1)))
+        (local.set $a (i32.xor (local.get $b) (i32.shr_u (local.get $b) (i32.const 9))))
+        (local.set $b (i32.add (local.get $c) (i32.shl (local.get $c) (i32.const 3))))
+        (local.set $c (i32.add (i32.rotl (local.get $c) (i32.const 21)) (local.get $t)))
+        (f64.store offset=16 (local.get $out)
+          (f64.mul (f64.convert_i32_u (local.get $t)) (f64.const 0x1p-32)))
+        (local.set $t (i32.add (i32.add (local.get $a) (local.get $b)) (local.get $d)))
+        (local.set $d (i32.add (local.get $d) (i32.const 1)))
+        (local.set $a (i32.xor (local.get $b) (i32.shr_u (local.get $b) (i32.const 9))))
+        (local.set $b (i32.add (local.get $c) (i32.shl (local.get $c) (i32.const 3))))
+        (local.set $c (i32.add (i32.rotl (local.get $c) (i32.const 21)) (local.get $t)))
+        (f64.store offset=24 (local.get $out)
+          (f64.mul (f64.convert_i32_u (local.get $t)) (f64.const 0x1p-32)))
+        (local.set $out (i32.add (local.get $out) (i32.const 32)))
         (br $next)))
     (i32.store (local.get $state) (local.get $a))
     (i32.store offset=4 (local.get $state) (local.get $b))
