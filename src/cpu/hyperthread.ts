@@ -48,6 +48,7 @@ import {
   stunBit as importedStunBit,
   withMode as importedWithMode,
   modeNames,
+  siblingFieldsMask,
 } from './modes.js';
 
 // Imported bindings as module-private constants, for the sim's hot path (memory/words.ts says why).
@@ -164,6 +165,8 @@ export class Hyperthread implements PolicyView {
   declare readonly thread: number;
   declare readonly core: number;
   declare readonly sibling: number;
+  /** The siblings' mode fields of the core word (`siblingFieldsMask`). */
+  declare readonly siblingFields: number;
   declare readonly smt: number;
   declare readonly vmId: number;
   declare readonly vcpu: number;
@@ -299,6 +302,7 @@ export class Hyperthread implements PolicyView {
     this.smt = config.smt;
     this.core = Math.floor(thread / config.smt);
     this.sibling = thread % config.smt;
+    this.siblingFields = siblingFieldsMask(this.sibling, config.smt);
     this.i32 = machine.i32;
     this.atomic = machine.concurrent;
     this.coreIndex = coreFieldIndex(layout, this.core, CoreField.state);

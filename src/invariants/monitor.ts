@@ -3,10 +3,10 @@ import type { CompiledVariant } from '../cpu/handler-program.js';
 import type { Hyperthread, Observer } from '../cpu/hyperthread.js';
 import {
   describeCoreWord,
-  anySiblingHoldsSecrets as importedAnySiblingHoldsSecrets,
   holdsSecrets as importedHoldsSecrets,
   Mode as importedMode,
   modeOf as importedModeOf,
+  siblingsHoldSecrets as importedSiblingsHoldSecrets,
   modeNames,
 } from '../cpu/modes.js';
 import { Vector as importedVector } from '../kick/ipi.js';
@@ -31,7 +31,7 @@ import {
 // Imported bindings as module-private constants, for the sim's hot path (memory/words.ts says why).
 const Mode = importedMode;
 const modeOf = importedModeOf;
-const anySiblingHoldsSecrets = importedAnySiblingHoldsSecrets;
+const siblingsHoldSecrets = importedSiblingsHoldSecrets;
 const holdsSecrets = importedHoldsSecrets;
 const Vector = importedVector;
 const isPrivateDomain = importedIsPrivateDomain;
@@ -204,7 +204,7 @@ export class Monitor implements Observer {
    */
   private checkGuestRuns(thread: Hyperthread, at: string): void {
     const word = thread.coreWord();
-    if (anySiblingHoldsSecrets(word, thread.sibling, this.smt)) this.countSiblingExposures(thread, word, at);
+    if (siblingsHoldSecrets(word, thread.siblingFields)) this.countSiblingExposures(thread, word, at);
     if (thread.foreignLines() !== 0) this.countForeignLines(thread, word, at);
   }
 
