@@ -7,6 +7,7 @@ import {
   type LineAccessKernel,
   type Sfc32Area,
   sfc32AreaDraws,
+  type ZeroWordsKernel,
 } from './cache/access-kernel.js';
 import { CoreCaches } from './cache/core-caches.js';
 import { CoreFillBuffers } from './cache/fill-buffers.js';
@@ -94,6 +95,10 @@ export class Machine {
   readonly prngArea: Sfc32Area | null;
   /** Where thread 0's kernel descriptor is in the kernel's memory (Int32 index): after the layout. */
   private readonly kernelDescriptorsI32Index: number;
+  /** The kernel's `zeroWords` over the memory that holds the machine, or null. */
+  private readonly zeroWords: ZeroWordsKernel | null;
+  /** Where index 0 of `i32` is in that memory (Int32 words). */
+  private readonly memoryI32Offset: number;
 
   constructor(
     /**
@@ -207,6 +212,8 @@ export class Machine {
         ),
       );
     }
+    this.zeroWords = kernels === null ? null : kernels.zeroWords;
+    this.memoryI32Offset = memoryI32Offset;
     this.guestAccess = kernels === null ? null : kernels.guestAccess;
     this.lineAccess = kernels === null ? null : kernels.lineAccess;
     if (kernels === null) this.prngArea = null;
@@ -269,10 +276,12 @@ export class Machine {
    */
   resetDynamicState(): void {
     const { cores, threads, threadStats, rmp } = this.layout.sections;
-    this.i32.fill(0, cores.offsetI32, cores.offsetI32 + cores.lengthI32);
-    this.i32.fill(0, rmp.offsetI32, rmp.offsetI32 + rmp.lengthI32);
-    this.i32.fill(0, threads.offsetI32, threads.offsetI32 + threads.lengthI32);
-    this.i32.fill(0, threadStats.offsetI32, threadStats.offsetI32 + threadStats.lengthI32);
+    for (const section of [cores, rmp, threads, threadStats]) {
+      // The kernel's memory.fill where there is one: `fill` over a shared buffer stores a word at a time.
+      if (this.zeroWords !== null)
+        this.zeroWords(this.memoryI32Offset + section.offsetI32, section.lengthI32);
+      else this.i32.fill(0, section.offsetI32, section.offsetI32 + section.lengthI32);
+    }
   }
 
   /** A plain-data summary of what was built (for `npm start` and tests). */

@@ -203,6 +203,9 @@ export type LineAccessKernel = (
  */
 export type Sfc32Kernel = (stateI32Index: number, outF64Index: number, count: number) => void;
 
+/** Zeroes `count` Int32 words of the memory from Int32 index `i32Index` (`zeroWords` in access-kernel.wat). */
+export type ZeroWordsKernel = (i32Index: number, count: number) => void;
+
 /** The draws an sfc32 area holds: the sim PRNG's batch (backend/sim/prng.ts). */
 export const sfc32AreaDraws = 64;
 assert(sfc32AreaDraws % 4 === 0, 'access kernel: sfc32 makes four draws a turn');
@@ -228,6 +231,7 @@ export interface AccessKernels {
   flushLines: FlushLinesKernel;
   flushFillBuffers: FlushFillBuffersKernel;
   sfc32: Sfc32Kernel;
+  zeroWords: ZeroWordsKernel;
 }
 
 /** The kernel's WebAssembly bytes (access-kernel-wasm.ts holds them as base64, generated from the .wat). */

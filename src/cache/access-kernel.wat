@@ -5,7 +5,7 @@
 ;; two, with the frame's owner between, for a guest's read and a handler's line (one call from JavaScript
 ;; each); `flushLines` is the line loop of an L1D flush (`CoreL1d.flushHeld`) and `flushFillBuffers` the
 ;; entry work of a fill-buffer flush (`CoreFillBuffers.flush`); `sfc32` makes a batch of the sim's random
-;; draws (backend/sim/prng.ts). Those stay the reference: differential tests
+;; draws (backend/sim/prng.ts); `zeroWords` zeroes a run of words. Those stay the reference: differential tests
 ;; (test/cache/access-kernel.test.ts, test/paging/tlb-kernel.test.ts, test/cache/guest-access-kernel.test.ts,
 ;; test/sim/prng.test.ts) run both on the same streams and compare every word. The kernel makes their
 ;; reads and writes, so a sim run's results and trace hash are the same with it or without it.
@@ -477,6 +477,12 @@
           (i32.add (i32x4.extract_lane 2 (local.get $sum)) (i32x4.extract_lane 3 (local.get $sum)))))
       (then (local.get $valid))
       (else (i32.sub (i32.const -1) (local.get $valid)))))
+
+  ;; Zeroes $count Int32 words from Int32 index $at: a machine's reset between sim runs (`Machine.resetDynamicState`
+  ;; zeroes ~170 KiB a run, where `TypedArray.prototype.fill` over a shared buffer stores element by element,
+  ;; ~4 instructions a word).
+  (func (export "zeroWords") (param $at i32) (param $count i32)
+    (memory.fill (i32.shl (local.get $at) (i32.const 2)) (i32.const 0) (i32.shl (local.get $count) (i32.const 2))))
 
   ;; sfc32 (backend/sim/prng.ts, the reference): $count outputs of the generator whose state (a, b, c, d)
   ;; is at Int32 index $state, each stored as a double u32 x 2^-32 in [0, 1) from Float64 index $out, the

@@ -9,6 +9,7 @@ import {
   type LineAccessKernel,
   type Sfc32Kernel,
   type TranslateKernel,
+  type ZeroWordsKernel,
 } from '../cache/access-kernel.js';
 
 /**
@@ -89,7 +90,7 @@ function openArena(): Arena | false {
     return false;
   }
   const instance = new WebAssembly.Instance(new WebAssembly.Module(accessKernelBytes()), { env: { memory } });
-  const { access, translate, guestAccess, lineAccess, flushLines, flushFillBuffers, sfc32 } =
+  const { access, translate, guestAccess, lineAccess, flushLines, flushFillBuffers, sfc32, zeroWords } =
     instance.exports;
   assert(
     typeof access === 'function' &&
@@ -98,7 +99,8 @@ function openArena(): Arena | false {
       typeof lineAccess === 'function' &&
       typeof flushLines === 'function' &&
       typeof flushFillBuffers === 'function' &&
-      typeof sfc32 === 'function',
+      typeof sfc32 === 'function' &&
+      typeof zeroWords === 'function',
     'the access kernel exports',
   );
   const free: FreeRange[] = [];
@@ -115,6 +117,7 @@ function openArena(): Arena | false {
     flushLines: flushLines as FlushLinesKernel,
     flushFillBuffers: flushFillBuffers as FlushFillBuffersKernel,
     sfc32: sfc32 as Sfc32Kernel,
+    zeroWords: zeroWords as ZeroWordsKernel,
   };
   const opened: Arena = { memory, kernels, free, registry, buffers: new WeakSet() };
   return opened;

@@ -54,6 +54,29 @@ describe('sim arena', () => {
     next.dispose();
   });
 
+  test("a reset zeroes a run's sections (cores, threads, statistics, RMP) through the kernel and keeps the rest", () => {
+    const config = parseRunConfig({ workload: { mix: 'sysbench-cpu' }, run: { exits: 200, seed: 3 } });
+    const machine = createMachine(config.machine, { concurrent: false });
+    const first = runSim(config, policies.asi, { machine });
+    const before = machine.i32.slice();
+    const { cores, threads, threadStats, rmp } = machine.layout.sections;
+    const dynamic = [cores, threads, threadStats, rmp];
+    expect(
+      dynamic.some((s) => before.subarray(s.offsetI32, s.offsetI32 + s.lengthI32).some((w) => w !== 0)),
+    ).toBe(true);
+    machine.resetDynamicState();
+    const inDynamic = (index: number) =>
+      dynamic.some((s) => index >= s.offsetI32 && index < s.offsetI32 + s.lengthI32);
+    let wrong = -1;
+    for (let index = 0; index < before.length && wrong < 0; index++) {
+      if (machine.i32[index] !== (inDynamic(index) ? 0 : before[index])) wrong = index;
+    }
+    expect(wrong).toBe(-1);
+    // And the machine runs as a fresh one.
+    expect(runSim(config, policies.asi, { machine }).traceHash).toBe(first.traceHash);
+    machine.dispose();
+  });
+
   test('freed neighbours merge: three released regions serve one of their combined size', () => {
     const [a, b, c] = [allocateSimRegion(65536)!, allocateSimRegion(65536)!, allocateSimRegion(65536)!];
     expect(b.byteOffset).toBe(a.byteOffset + 65536);
