@@ -72,22 +72,28 @@ export class Monitor implements Observer {
   workloadExits = 0;
   /** Records kept per id (a plain record, not a Map: `counted` reads it at every violation). */
   private readonly recordsKept: ViolationCounts = zeroCounts();
-  /** INV-7 answers per VM: VA page -> mapped in kvm:N, valid while kvm:N's TLB generation stands. */
-  private readonly kvmMapped: Map<number, boolean>[] = [];
-  private readonly kvmMappedGeneration: number[] = [];
+  /**
+   * INV-7 answers per VM: the VA pages kvm:N maps, valid while kvm:N's TLB generation stands (an unmap
+   * moves it). Only "mapped" is kept: a map needs no TLB shootdown, so the generation stays when kvm:N
+   * maps a page it did not, and a kept "unmapped" would then report a mapped page. An access kvm:N does
+   * not map is INV-7's violation, rare: it walks every time.
+   */
+  private readonly kvmMapped: Set<number>[] = [];
+  /** Per VM, the generation `kvmMapped` holds answers for (NaN: none yet). */
+  declare private readonly kvmMappedGeneration: Float64Array;
   /**
    * Fault reports' addresses as text, by VA: a handler faults at the same few addresses run after run,
    * and formatting each took ~1.5% of a sim run's time (CPU profile, asi / sysbench-cpu, 200 reports).
    */
   private readonly vaTexts = new Map<number, string>();
   /**
-   * A direct-mapped front of `kvmMapped`, per VM: slot `page mod kvmFrontSlots` holds a page (-1: empty)
-   * and the Map's answer for it. Kernel VA pages are past 2^30, so a Map lookup boxes its key (an
-   * allocation); the front answers repeated handler accesses without one. It only ever copies the
-   * Map and is cleared with it, so the answers are the Map's.
+   * A direct-mapped front of `kvmMapped`: VM v's slot for a page is v x kvmFrontSlots + page mod
+   * kvmFrontSlots, and holds a page of the Set, or NaN (equal to nothing). Kernel VA pages are past 2^30,
+   * so a Set lookup boxes its key (an allocation); the front answers repeated handler accesses without
+   * one, in one load (a page array and an answer array per VM cost ~33 instructions a sim step, valgrind,
+   * asi / sysbench-cpu). It only ever copies the Set and is cleared with it, so the answers are the Set's.
    */
-  private readonly kvmFrontPages: Float64Array[] = [];
-  private readonly kvmFrontMapped: Uint8Array[] = [];
+  declare private readonly kvmFront: Float64Array;
   declare private readonly smt: number;
   /** Whether foreign-line samples are recorded: only when the log keeps every event (traces). */
   declare private readonly sampling: boolean;
@@ -116,10 +122,10 @@ export class Monitor implements Observer {
     this.smt = machine.config.smt;
     this.sampling = log?.keepsAll ?? false;
     this.lastForeignLines = new Int32Array(machine.config.cores).fill(-1);
-    for (let vmId = 0; vmId < machine.config.vms.length; vmId++) {
-      this.kvmFrontPages.push(new Float64Array(kvmFrontSlots).fill(-1));
-      this.kvmFrontMapped.push(new Uint8Array(kvmFrontSlots));
-    }
+    const vms = machine.config.vms.length;
+    for (let vmId = 0; vmId < vms; vmId++) this.kvmMapped.push(new Set());
+    this.kvmMappedGeneration = new Float64Array(vms).fill(Number.NaN);
+    this.kvmFront = new Float64Array(vms * kvmFrontSlots).fill(Number.NaN);
   }
 
   /** Violations of every invariant so far (kept as a running count: the sim reads it every step). */
@@ -402,29 +408,31 @@ export class Monitor implements Observer {
   }
 
   private mappedInKvm(vmId: number, va: number): boolean {
-    const space = kvmSpace(vmId);
-    const generation = this.machine.pageTables.tlbGeneration(space);
-    const frontPages = this.kvmFrontPages[vmId];
-    const frontMapped = this.kvmFrontMapped[vmId];
-    let cache = this.kvmMapped[vmId];
-    if (cache === undefined || this.kvmMappedGeneration[vmId] !== generation) {
-      cache = new Map();
-      this.kvmMapped[vmId] = cache;
-      this.kvmMappedGeneration[vmId] = generation;
-      frontPages.fill(-1);
-    }
+    const generation = this.machine.pageTables.tlbGeneration(kvmSpace(vmId));
+    if (this.kvmMappedGeneration[vmId] !== generation) this.forgetKvmMapped(vmId, generation);
     const page = Math.floor(va / 4096);
     // `page & mask` takes the low 32 bits of an exact integer: a valid slot for pages past 2^32 too.
-    const slot = page & (kvmFrontSlots - 1);
-    if (frontPages[slot] === page) return frontMapped[slot] === 1;
-    let mapped = cache.get(page);
-    if (mapped === undefined) {
-      mapped = this.machine.pageTables.walk(space, va, 0, false) >= 0;
-      cache.set(page, mapped);
+    const slot = vmId * kvmFrontSlots + (page & (kvmFrontSlots - 1));
+    if (this.kvmFront[slot] === page) return true;
+    return this.mappedInKvmSet(vmId, va, page, slot);
+  }
+
+  /** kvm:N's page tables changed (its TLB generation moved): every answer for it is dropped. */
+  private forgetKvmMapped(vmId: number, generation: number): void {
+    this.kvmMapped[vmId].clear();
+    this.kvmMappedGeneration[vmId] = generation;
+    this.kvmFront.fill(Number.NaN, vmId * kvmFrontSlots, (vmId + 1) * kvmFrontSlots);
+  }
+
+  /** `mappedInKvm` past its front: the Set's answer, else a walk; a mapped page goes into both. */
+  private mappedInKvmSet(vmId: number, va: number, page: number, slot: number): boolean {
+    const mapped = this.kvmMapped[vmId];
+    if (!mapped.has(page)) {
+      if (this.machine.pageTables.walk(kvmSpace(vmId), va, 0, false) < 0) return false;
+      mapped.add(page);
     }
-    frontPages[slot] = page;
-    frontMapped[slot] = mapped ? 1 : 0;
-    return mapped;
+    this.kvmFront[slot] = page;
+    return true;
   }
 
   onFault(thread: Hyperthread, va: number, variant: CompiledVariant): void {

@@ -6,7 +6,7 @@ import { EventLog } from '../../src/invariants/event-log.js';
 import { Monitor } from '../../src/invariants/monitor.js';
 import { createMachine } from '../../src/machine.js';
 import { privateDomain } from '../../src/memory/domains.js';
-import { kernelSpace } from '../../src/paging/address-space.js';
+import { kernelSpace, kvmSpace } from '../../src/paging/address-space.js';
 import { MapFlag } from '../../src/paging/entry-format.js';
 import { policies } from '../../src/policy/index.js';
 import { testConfig } from '../sim/helpers.js';
@@ -42,6 +42,44 @@ describe('INV-7: an access in isolation to an address kvm:N does not map is neve
     const record = planted.violationRecords.find((violation) => violation.id === 'INV-7');
     expect(record?.address).toMatch(/^0xffff888/);
     expect(record?.detail).toMatch(/served silently/);
+  });
+
+  it('its answers follow kvm:N: a page kvm:N stops mapping is caught at the next access, again once remapped (checker driven directly)', () => {
+    const machine = createMachine(testConfig().machine, { concurrent: false });
+    const monitor = new Monitor(machine, new EventLog());
+    const thread = {
+      thread: 0,
+      core: 0,
+      sibling: 0,
+      vmId: 0,
+      mode: Mode.isolated,
+      clockCycles: 5,
+      steps: 9,
+      coreWord: () => 0x22,
+    } as unknown as Hyperthread;
+    const range = machine.pageTables.listMapped(kvmSpace(0)).find((r) => r.leafBytes === 4096);
+    if (range === undefined) throw new Error('kvm:0 maps no 4 KiB page');
+    const va = range.vaStart;
+    const pfn = range.pfnStart;
+    // Mapped: quiet, twice (the second answer from the monitor's cache).
+    monitor.onAccess(thread, va, kvmSpace(0), pfn);
+    monitor.onAccess(thread, va + 64, kvmSpace(0), pfn);
+    expect(monitor.counts['INV-7']).toBe(0);
+    // Unmapped under the cached answer: the next access is caught, and every one after it.
+    machine.pageTables.unmap(kvmSpace(0), va);
+    monitor.onAccess(thread, va, kvmSpace(0), pfn);
+    monitor.onAccess(thread, va + 128, kvmSpace(0), pfn);
+    expect(monitor.counts['INV-7']).toBe(2);
+    // Mapped again (no shootdown, so kvm:N's TLB generation stays): quiet again.
+    machine.pageTables.map(kvmSpace(0), va, pfn, MapFlag.write);
+    monitor.onAccess(thread, va, kvmSpace(0), pfn);
+    expect(monitor.counts['INV-7']).toBe(2);
+    // A page that shares the monitor's front slot with it (256 pages on) is answered for itself.
+    const neighbour = va + 256 * 4096;
+    monitor.onAccess(thread, neighbour, kvmSpace(0), pfn);
+    expect(monitor.counts['INV-7']).toBe(
+      machine.pageTables.walk(kvmSpace(0), neighbour, 0, false) >= 0 ? 2 : 3,
+    );
   });
 
   it('every fault in isolation is reported with its handler and address', () => {
