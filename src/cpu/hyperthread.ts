@@ -429,7 +429,7 @@ export class Hyperthread implements PolicyView {
       return false;
     const from = this.mode;
     this.mode = to;
-    this.env.notify(this.coreIndex);
+    this.env.notify(this.coreIndex, this.clockCycles);
     this.observer.onModeChange(this, from, to);
     return true;
   }
@@ -447,7 +447,7 @@ export class Hyperthread implements PolicyView {
     if (on) orWord(this.i32, this.coreIndex, bit, this.atomic);
     else andWord(this.i32, this.coreIndex, ~bit, this.atomic);
     this.stunHeld = on;
-    this.env.notify(this.coreIndex);
+    this.env.notify(this.coreIndex, this.clockCycles);
   }
 
   private wait(index: number, value: number, deadlineCycles = Number.POSITIVE_INFINITY): number {
@@ -744,7 +744,7 @@ export class Hyperthread implements PolicyView {
     if (vector !== 0) this.mailboxes.take(this.thread, vector);
     if (vector === Vector.kick) {
       addWord(this.i32, this.ackIndex, 1, this.atomic);
-      this.env.notify(this.ackIndex);
+      this.env.notify(this.ackIndex, this.clockCycles);
     }
     if (vector === Vector.nmi) this.nmiSinceEntry = true;
     if (vector !== 0) this.interruptSinceEntry = true;

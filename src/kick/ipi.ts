@@ -39,7 +39,11 @@ export const Vector = {
 } as const;
 
 export interface Notifier {
-  notify(i32Index: number): void;
+  /**
+   * Word `i32Index` changed: wake whoever waits on it. `nowCycles` is the notifying thread's clock (the
+   * sim moves a thread it wakes to that time; the workers backend has real time and ignores it).
+   */
+  notify(i32Index: number, nowCycles: number): void;
 }
 
 export class Mailboxes {
@@ -78,7 +82,7 @@ export class Mailboxes {
       this.f64[threadStatIndex(this.layout, target, ThreadStat.kickSentAtCycles)] = nowCycles;
     const index = this.index(target);
     orWord(this.i32, index, vector, this.atomic);
-    notifier.notify(index);
+    notifier.notify(index, nowCycles);
   }
 
   pending(thread: number): number {

@@ -59,8 +59,6 @@ class SimEnvironment implements Environment {
   // Fields set in the constructor are `declare`d: memory/words.ts says why (V8 field representations).
   /** Set once the threads exist (each takes this environment in its constructor). */
   threads: Hyperthread[] = [];
-  /** Run-order index of the thread now stepping: a thread it wakes jumps to its clock. */
-  current = 0;
 
   declare protected readonly prng: Prng;
   declare private readonly i32: Int32Array;
@@ -80,13 +78,14 @@ class SimEnvironment implements Environment {
     return nowCycles >= deliverAtCycles;
   }
 
-  notify(i32Index: number): void {
+  /** A thread woken jumps to the notifier's clock (`nowCycles`): it waited until then. */
+  notify(i32Index: number, nowCycles: number): void {
     const { blocked, waitIndex, waitValue, nextAtCycles } = this.parking;
     const threads = this.threads;
     for (let t = 0; t < threads.length; t++) {
       if (blocked[t] && waitIndex[t] === i32Index && this.i32[i32Index] !== waitValue[t]) {
         blocked[t] = 0;
-        threads[t].advanceTo(threads[this.current].clockCycles);
+        threads[t].advanceTo(nowCycles);
         nextAtCycles[t] = threads[t].clockCycles;
       }
     }
@@ -180,7 +179,6 @@ function runOn(machine: Machine, config: RunConfig, policy: Policy, options: Sim
 
   const { steps, deadlocked } = schedule({
     threads,
-    env,
     prng,
     monitor,
     i32: machine.i32,
@@ -209,7 +207,6 @@ function runOn(machine: Machine, config: RunConfig, policy: Policy, options: Sim
 /** What the scheduler loop reads: set up once per run by `runSim`. */
 interface Schedule {
   threads: Hyperthread[];
-  env: SimEnvironment;
   prng: Prng;
   monitor: Monitor;
   i32: Int32Array;
@@ -229,7 +226,7 @@ interface Schedule {
  * optimized once and entered optimized by every later run.
  */
 function schedule(run: Schedule): { steps: number; deadlocked: boolean } {
-  const { threads, env, prng, monitor, i32, deadline, waitStart, livenessReported, onProgress } = run;
+  const { threads, prng, monitor, i32, deadline, waitStart, livenessReported, onProgress } = run;
   const { blocked, waitIndex, waitValue, nextAtCycles } = run.parking;
   // Read once into locals: the loop below runs millions of times per second.
   const { maxCycles, jitterCycles, stopOnViolation, waitBoundCycles } = run.settings;
@@ -261,7 +258,6 @@ function schedule(run: Schedule): { steps: number; deadlocked: boolean } {
       blocked[best] = 0;
       thread.advanceTo(deadline[best]);
     }
-    env.current = best;
     const result = thread.step();
     steps++;
     if (result === Step.wait && i32[thread.waitIndex] === thread.waitValue) {
