@@ -94,6 +94,12 @@ export class Monitor implements Observer {
    * asi / sysbench-cpu). It only ever copies the Set and is cleared with it, so the answers are the Set's.
    */
   declare private readonly kvmFront: Float64Array;
+  /**
+   * The address a front miss hands to `mappedInKvmSet`, through this field rather than as an argument:
+   * TurboFan boxed a double argument of that rare call at every `mappedInKvm`, taken or not (an
+   * allocation per handler access, over half of a sim run's garbage: heap sampling, asi / sysbench-cpu).
+   */
+  declare private missedVa: number;
   declare private readonly smt: number;
   /** Whether foreign-line samples are recorded: only when the log keeps every event (traces). */
   declare private readonly sampling: boolean;
@@ -126,6 +132,7 @@ export class Monitor implements Observer {
     for (let vmId = 0; vmId < vms; vmId++) this.kvmMapped.push(new Set());
     this.kvmMappedGeneration = new Float64Array(vms).fill(Number.NaN);
     this.kvmFront = new Float64Array(vms * kvmFrontSlots).fill(Number.NaN);
+    this.missedVa = Number.NaN;
   }
 
   /** Violations of every invariant so far (kept as a running count: the sim reads it every step). */
@@ -414,7 +421,8 @@ export class Monitor implements Observer {
     // `page & mask` takes the low 32 bits of an exact integer: a valid slot for pages past 2^32 too.
     const slot = vmId * kvmFrontSlots + (page & (kvmFrontSlots - 1));
     if (this.kvmFront[slot] === page) return true;
-    return this.mappedInKvmSet(vmId, va, page, slot);
+    this.missedVa = va;
+    return this.mappedInKvmSet(vmId, slot);
   }
 
   /** kvm:N's page tables changed (its TLB generation moved): every answer for it is dropped. */
@@ -424,8 +432,13 @@ export class Monitor implements Observer {
     this.kvmFront.fill(Number.NaN, vmId * kvmFrontSlots, (vmId + 1) * kvmFrontSlots);
   }
 
-  /** `mappedInKvm` past its front: the Set's answer, else a walk; a mapped page goes into both. */
-  private mappedInKvmSet(vmId: number, va: number, page: number, slot: number): boolean {
+  /**
+   * `mappedInKvm` past its front for `missedVa`: the Set's answer, else a walk; a mapped page goes into
+   * both.
+   */
+  private mappedInKvmSet(vmId: number, slot: number): boolean {
+    const va = this.missedVa;
+    const page = Math.floor(va / 4096);
     const mapped = this.kvmMapped[vmId];
     if (!mapped.has(page)) {
       if (this.machine.pageTables.walk(kvmSpace(vmId), va, 0, false) < 0) return false;
