@@ -4,7 +4,7 @@ import type { Hyperthread } from '../../src/cpu/hyperthread.js';
 import { Mode } from '../../src/cpu/modes.js';
 import { EventLog } from '../../src/invariants/event-log.js';
 import { Monitor } from '../../src/invariants/monitor.js';
-import { createMachine } from '../../src/machine.js';
+import { createMachine, type Machine } from '../../src/machine.js';
 import { privateDomain } from '../../src/memory/domains.js';
 import { kernelSpace, kvmSpace } from '../../src/paging/address-space.js';
 import { MapFlag } from '../../src/paging/entry-format.js';
@@ -16,6 +16,27 @@ import { testConfig } from '../sim/helpers.js';
  * serve an unmapped access or handle an interrupt in isolation): each is shown to fire on a planted
  * machine bug, and to stay quiet on the same run without it.
  */
+
+/**
+ * A monitor driven directly, and the thread it watches: thread 0 of VM 0, isolated (both siblings'
+ * fields read isolated), at cycle 5 and step 9.
+ */
+function checkerOnIsolatedThread(): { machine: Machine; monitor: Monitor; thread: Hyperthread } {
+  const machine = createMachine(testConfig().machine, { concurrent: false });
+  const monitor = new Monitor(machine, new EventLog());
+  const thread = {
+    thread: 0,
+    core: 0,
+    sibling: 0,
+    vmId: 0,
+    mode: Mode.isolated,
+    clockCycles: 5,
+    steps: 9,
+    coreWord: () => 0x22,
+  } as unknown as Hyperthread;
+  return { machine, monitor, thread };
+}
+
 describe('INV-7: an access in isolation to an address kvm:N does not map is never served silently', () => {
   it('fires when the kernel maps host memory global (a TLB entry survives the switch into kvm:N)', () => {
     const config = testConfig({ workload: { mix: 'all-slow' }, run: { exits: 400, seed: 3 } });
@@ -45,18 +66,7 @@ describe('INV-7: an access in isolation to an address kvm:N does not map is neve
   });
 
   it('its answers follow kvm:N: a page kvm:N stops mapping is caught at the next access, again once remapped (checker driven directly)', () => {
-    const machine = createMachine(testConfig().machine, { concurrent: false });
-    const monitor = new Monitor(machine, new EventLog());
-    const thread = {
-      thread: 0,
-      core: 0,
-      sibling: 0,
-      vmId: 0,
-      mode: Mode.isolated,
-      clockCycles: 5,
-      steps: 9,
-      coreWord: () => 0x22,
-    } as unknown as Hyperthread;
+    const { machine, monitor, thread } = checkerOnIsolatedThread();
     const range = machine.pageTables.listMapped(kvmSpace(0)).find((r) => r.leafBytes === 4096);
     if (range === undefined) throw new Error('kvm:0 maps no 4 KiB page');
     const va = range.vaStart;
@@ -114,18 +124,7 @@ describe('INV-8: interrupts arriving in isolation are handled in full, after a k
   });
 
   it('the checker fires for an interrupt handled in isolated mode (checker driven directly)', () => {
-    const machine = createMachine(testConfig().machine, { concurrent: false });
-    const monitor = new Monitor(machine, new EventLog());
-    const thread = {
-      thread: 0,
-      core: 0,
-      sibling: 0,
-      vmId: 0,
-      mode: Mode.isolated,
-      clockCycles: 5,
-      steps: 9,
-      coreWord: () => 0x22,
-    } as unknown as Hyperthread;
+    const { monitor, thread } = checkerOnIsolatedThread();
     monitor.onInterrupt(thread, 4);
     expect(monitor.counts['INV-8']).toBe(1);
     expect(monitor.records[0]).toMatchObject({
