@@ -155,7 +155,7 @@ export class CoreFillBuffers implements CoreBuffer {
     memoryI32Offset = 0,
   ) {
     this.concurrent = concurrent;
-    this.flushKernel = entries === 0 ? null : flushKernel;
+    this.flushKernel = flushKernel;
     this.kernelI32Index = memoryI32Offset + baseI32Index;
     const layout = fillBufferLayout(entries, domainCount);
     this.entries = entries;
