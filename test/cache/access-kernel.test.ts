@@ -146,16 +146,18 @@ const geometryArbitrary: fc.Arbitrary<Geometry> = fc
     sets: fc.constantFrom(1, 2, 8, 64, 128, 256, 1024),
     // Up to 32 ways: the widest LRU key (5 bits of way) and PLRU tree (node 31).
     waysLog2: fc.integer({ min: 0, max: 5 }),
-    twelve: fc.boolean(),
+    // LRU also takes 12 (Skylake's L1D) and any other count: the kernel scans four ways a turn and the
+    // rest (ways % 4) one at a time, so 5, 6, 7 and 13 ways take both paths.
+    lruWays: fc.constantFrom(null, 12, 5, 6, 7, 13, 30),
     replacement: fc.constantFrom<L1dReplacement>('lru', 'plru'),
     // 4 host domains and 2 per VM (memory/domains.ts), 1-3 VMs.
     domainCount: fc.constantFrom(6, 8, 10),
     fillBufferEntries: fc.constantFrom(0, 1, 4, 10, 12, 32),
   })
-  .map(({ sets, waysLog2, twelve, replacement, domainCount, fillBufferEntries }) => ({
+  .map(({ sets, waysLog2, lruWays, replacement, domainCount, fillBufferEntries }) => ({
     sets,
-    // PLRU takes a power of two; LRU also 12, as Skylake's L1D.
-    ways: replacement === 'lru' && twelve ? 12 : 2 ** waysLog2,
+    // PLRU takes a power of two.
+    ways: replacement === 'lru' && lruWays !== null ? lruWays : 2 ** waysLog2,
     replacement,
     domainCount,
     fillBufferEntries,
@@ -165,6 +167,8 @@ function commandArbitrary(geometry: Geometry): fc.Arbitrary<Command> {
   // Few frames (hits, conflicts, full sets) and a few far ones (high bits in the set index and hashes).
   const pfn = fc.oneof(
     { weight: 8, arbitrary: fc.integer({ min: 100, max: 140 }) },
+    // Frame 0 at line 0 has the words of an invalid (zeroed) way: an invalid way must not match.
+    { weight: 1, arbitrary: fc.integer({ min: 0, max: 1 }) },
     { weight: 1, arbitrary: fc.integer({ min: 0, max: 2 ** 31 - 1 }) },
   );
   return fc.oneof(
