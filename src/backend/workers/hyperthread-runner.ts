@@ -153,7 +153,11 @@ export class HyperthreadRunner {
     const sleepers = this.sleepers;
     const env: Environment = {
       random: () => prng.random(),
-      notify: (index) => sleepers.notify(index),
+      notify: (index) => {
+        // A woken sibling reads this thread's clock (catchUp): published before the wake.
+        this.hyperthread.publishClock();
+        sleepers.notify(index);
+      },
       // Real latency: a kick is visible once its bit is.
       ipiVisible: () => true,
     };
@@ -289,7 +293,9 @@ export class HyperthreadRunner {
     for (;;) {
       for (let i = 0; i < stepsPerCheck; i++) {
         control[this.phaseIndex] = ht.phase;
-        if (ht.step() === Step.ran) {
+        const result = ht.step();
+        ht.publishClock();
+        if (result === Step.ran) {
           if (this.waitSinceMs !== 0) this.endWaitEpisode();
           continue;
         }
@@ -333,8 +339,10 @@ export class HyperthreadRunner {
       this.publishWait(index);
       const result = this.waiter.block(index, value, sleeper, timeoutMs);
       this.publishWait(-1);
-      if (result === WaitResult.timedOut || Atomics.load(this.i32, index) === value) ht.advanceTo(deadline);
-      else this.catchUp(deadline);
+      if (result === WaitResult.timedOut || Atomics.load(this.i32, index) === value) {
+        ht.advanceTo(deadline);
+        ht.publishClock();
+      } else this.catchUp(deadline);
       return true;
     }
     const nowMs = performance.now();
@@ -353,6 +361,7 @@ export class HyperthreadRunner {
     let latest = 0;
     for (const index of this.siblingClockIndexes) latest = Math.max(latest, this.f64[index]);
     this.hyperthread.advanceTo(Math.min(latest, capCycles));
+    this.hyperthread.publishClock();
   }
 
   private endWaitEpisode(): void {

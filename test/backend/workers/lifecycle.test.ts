@@ -25,7 +25,20 @@ describe.skipIf(!distBuilt)('workers backend: lifecycle (seed 1)', () => {
     expect(result.deadlocked).toBe(false);
     expect(result.wallSeconds).toBeGreaterThan(0);
     expect(result.perThread.map((stats) => stats.thread)).toEqual([0, 1]);
-    for (const stats of result.perThread) expect(stats.steps).toBeGreaterThan(0);
+    for (const stats of result.perThread) {
+      expect(stats.steps).toBeGreaterThan(0);
+      // Every spend charges a mode, and the runner publishes the clock after every step and wait: the
+      // clock in the buffer is the sum of the modes' cycles.
+      const modes =
+        stats.guestCycles +
+        stats.isolatedCycles +
+        stats.fullCycles +
+        stats.heldCycles +
+        stats.idleCycles +
+        stats.vmmCycles;
+      expect(stats.clockCycles).toBeGreaterThan(0);
+      expect(stats.clockCycles).toBeCloseTo(modes, 3);
+    }
     expect(brokenIds(result)).toEqual([]);
     const sim = runSim(workersConfig({ run: { exits: 50 } }), policyByName('asi'));
     expect(Object.keys(result).sort()).toEqual(Object.keys(sim).sort());
