@@ -397,7 +397,8 @@ export class Hyperthread implements PolicyView {
   // ---- statistics ---------------------------------------------------------------------------------------
 
   stat(stat: number): number {
-    return stat === statClockCycles ? this.clockCycles : this.stats[stat];
+    if (stat === statClockCycles) return this.clockCycles;
+    return stat === statSteps ? this.steps : this.stats[stat];
   }
 
   private count(stat: number, amount = 1): void {
@@ -406,7 +407,7 @@ export class Hyperthread implements PolicyView {
 
   /**
    * Advances this thread's clock, charging the cycles to its current mode. The clock's word in the
-   * buffer is written by `publishClock`, not here.
+   * buffer is written by `publishCounters`, not here.
    */
   spend(cycles: number): void {
     this.clockCycles += cycles;
@@ -414,14 +415,16 @@ export class Hyperthread implements PolicyView {
   }
 
   /**
-   * Writes the clock to this thread's stats in the buffer (`ThreadStat.clockCycles`), where other
-   * threads, the workers' controller and a run's result read it. The backend calls it where such a
-   * reader may look: the sim at the end of a run (nothing reads the word during one), the workers after
-   * every step and wait and before every wake. Written at every `spend` instead, it was one of a guest
-   * step's two stores of the clock, ~21 instructions a step (valgrind, asi / sysbench-cpu).
+   * Writes the clock and the step count to this thread's stats in the buffer (`ThreadStat.clockCycles`,
+   * `ThreadStat.steps`), where other threads, the workers' controller and a run's result read them. The
+   * backend calls it where such a reader may look: the sim at the end of a run (nothing reads the words
+   * during one), the workers after every step and wait and before every wake. Written as they changed
+   * instead (the clock at every `spend`, the steps at every step), they cost ~35 instructions a step
+   * (valgrind, asi / sysbench-cpu).
    */
-  publishClock(): void {
+  publishCounters(): void {
     this.stats[statClockCycles] = this.clockCycles;
+    this.stats[statSteps] = this.steps;
   }
 
   /** The backend moves the clock forward after a wait (to the waker's time, or the deadline). */
@@ -474,8 +477,6 @@ export class Hyperthread implements PolicyView {
 
   step(): number {
     this.steps++;
-    // A store of the field, not a second count: the two are the same number.
-    this.stats[statSteps] = this.steps;
     // The commonest phases first: the cases compare in order (two out of three steps are guest quanta).
     switch (this.phase) {
       case Phase.guest:

@@ -189,7 +189,7 @@ function runOn(machine: Machine, config: RunConfig, policy: Policy, options: Sim
     settings: config.run,
     onProgress: options.onProgress ?? null,
   });
-  for (const thread of threads) thread.publishClock();
+  for (const thread of threads) thread.publishCounters();
   return collectResult({
     backend: 'sim',
     machine,

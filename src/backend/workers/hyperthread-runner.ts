@@ -155,7 +155,7 @@ export class HyperthreadRunner {
       random: () => prng.random(),
       notify: (index) => {
         // A woken sibling reads this thread's clock (catchUp): published before the wake.
-        this.hyperthread.publishClock();
+        this.hyperthread.publishCounters();
         sleepers.notify(index);
       },
       // Real latency: a kick is visible once its bit is.
@@ -294,7 +294,7 @@ export class HyperthreadRunner {
       for (let i = 0; i < stepsPerCheck; i++) {
         control[this.phaseIndex] = ht.phase;
         const result = ht.step();
-        ht.publishClock();
+        ht.publishCounters();
         if (result === Step.ran) {
           if (this.waitSinceMs !== 0) this.endWaitEpisode();
           continue;
@@ -341,7 +341,7 @@ export class HyperthreadRunner {
       this.publishWait(-1);
       if (result === WaitResult.timedOut || Atomics.load(this.i32, index) === value) {
         ht.advanceTo(deadline);
-        ht.publishClock();
+        ht.publishCounters();
       } else this.catchUp(deadline);
       return true;
     }
@@ -361,7 +361,7 @@ export class HyperthreadRunner {
     let latest = 0;
     for (const index of this.siblingClockIndexes) latest = Math.max(latest, this.f64[index]);
     this.hyperthread.advanceTo(Math.min(latest, capCycles));
-    this.hyperthread.publishClock();
+    this.hyperthread.publishCounters();
   }
 
   private endWaitEpisode(): void {
