@@ -399,21 +399,6 @@ export class Hyperthread implements PolicyView {
 
   // ---- statistics ---------------------------------------------------------------------------------------
 
-  stat(stat: number): number {
-    switch (stat) {
-      case statClockCycles:
-        return this.clockCycles;
-      case statSteps:
-        return this.steps;
-      case statGuestSteps:
-        return this.guestSteps;
-      case statGuestUsefulCycles:
-        return this.guestUsefulCycles;
-      default:
-        return this.stats[stat];
-    }
-  }
-
   private count(stat: number, amount = 1): void {
     this.stats[stat] += amount;
   }
