@@ -182,6 +182,8 @@ export class Hyperthread implements PolicyView {
   waitDeadlineCycles = Number.POSITIVE_INFINITY;
   /** Steps taken (all phases). */
   steps = 0;
+  /** The clock when the current mode's cycles were last charged (at the mode change, or a publish). */
+  private modeSinceCycles = 0;
   /** Guest quanta run, and their cycles without the cache stalls (ThreadStat's, published). */
   private guestSteps = 0;
   private guestUsefulCycles = 0;
@@ -404,23 +406,30 @@ export class Hyperthread implements PolicyView {
   }
 
   /**
-   * Advances this thread's clock, charging the cycles to its current mode. The clock's word in the
-   * buffer is written by `publishCounters`, not here.
+   * Advances this thread's clock. The cycles are charged to the current mode when it changes (`casMode`)
+   * or the counters are published, and the clock's word in the buffer is written by `publishCounters`.
    */
   spend(cycles: number): void {
     this.clockCycles += cycles;
-    this.stats[statModeCyclesBase + this.mode] += cycles;
+  }
+
+  /** Charges the cycles since the last charge to the current mode (ThreadStat's cycles per mode). */
+  private chargeMode(): void {
+    this.stats[statModeCyclesBase + this.mode] += this.clockCycles - this.modeSinceCycles;
+    this.modeSinceCycles = this.clockCycles;
   }
 
   /**
    * Writes the counters a step moves every time to this thread's stats in the buffer (`ThreadStat`'s
-   * clockCycles, steps, guestSteps, guestUsefulCycles), where other threads, the workers' controller
-   * and a run's result read them. The backend calls it where such a reader may look: the sim at the end
-   * of a run (nothing reads the words during one), the workers after every step and wait and before
-   * every wake. Written as they changed instead (the clock at every `spend`, the rest at every step),
-   * they cost ~45 instructions a step (valgrind, asi / sysbench-cpu).
+   * clockCycles, steps, guestSteps, guestUsefulCycles) and charges the current mode's cycles, where
+   * other threads, the workers' controller and a run's result read them. The backend calls it where
+   * such a reader may look: the sim at the end of a run (nothing reads the words during one), the
+   * workers after every step and wait and before every wake. Written as they changed instead (the clock
+   * and the mode's cycles at every `spend`, the rest at every step), they cost ~65 instructions a step
+   * (valgrind, asi / sysbench-cpu).
    */
   publishCounters(): void {
+    this.chargeMode();
     const stats = this.stats;
     stats[statClockCycles] = this.clockCycles;
     stats[statSteps] = this.steps;
@@ -445,6 +454,7 @@ export class Hyperthread implements PolicyView {
     if (compareExchangeWord(this.i32, this.coreIndex, expectedWord, next, this.atomic) !== expectedWord)
       return false;
     const from = this.mode;
+    this.chargeMode();
     this.mode = to;
     this.env.notify(this.coreIndex, this.clockCycles);
     this.observer.onModeChange(this, from, to);
