@@ -155,14 +155,18 @@ export class Machine {
     this.caches = [];
     for (let core = 0; core < layout.coreCount; core++) {
       const base = coreFieldIndex(layout, core, 0);
+      // The core's cache descriptor, whose words its L1D and fill buffers each write.
+      const descriptor =
+        kernels === null ? null : descriptorAt(parts.cacheDescriptorsI32 + core * descriptorI32s);
       this.l1d.push(
         new CoreL1d(
           this.i32,
           base + layout.coreL1dOffsetI32,
           geometry,
           concurrent,
-          kernels === null ? null : kernels.flushLines,
-          memoryI32Offset,
+          kernels === null || descriptor === null
+            ? null
+            : { kernel: kernels.flushLines, memoryI32Offset, descriptor },
         ),
       );
       this.fillBuffers.push(
@@ -172,18 +176,13 @@ export class Machine {
           config.fillBufferEntries,
           domains,
           concurrent,
-          kernels === null ? null : kernels.flushFillBuffers,
-          memoryI32Offset,
+          kernels === null || descriptor === null
+            ? null
+            : { kernel: kernels.flushFillBuffers, memoryI32Offset, descriptor },
         ),
       );
       this.caches.push(
-        new CoreCaches(
-          this.l1d[core],
-          this.fillBuffers[core],
-          kernels === null ? null : kernels.access,
-          memoryI32Offset,
-          kernels === null ? null : descriptorAt(parts.cacheDescriptorsI32 + core * descriptorI32s),
-        ),
+        new CoreCaches(this.l1d[core], this.fillBuffers[core], kernels === null ? null : kernels.access),
       );
     }
     this.kernelDescriptorsI32Index = memoryI32Offset + parts.threadDescriptorsI32;

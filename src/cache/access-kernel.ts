@@ -8,6 +8,7 @@ import {
   fillBufferNextSlotI32,
   fillBufferValidLinesI32,
 } from './fill-buffers.js';
+import { CacheDescriptorWord, descriptorI32s, KernelDescriptorWord } from './kernel-descriptor.js';
 import {
   l1dClockI32,
   l1dHeaderI32s,
@@ -19,6 +20,14 @@ import {
   l1dValidLinesI32,
   l1dWaysMax,
 } from './l1d.js';
+
+export {
+  CacheDescriptorWord,
+  type DescriptorView,
+  descriptorI32s,
+  KernelDescriptorWord,
+  type KernelSeat,
+} from './kernel-descriptor.js';
 
 // The kernel has the section layouts written in (access-kernel.wat's header): these are what it assumes.
 assert(
@@ -56,7 +65,7 @@ assert(
  * (memory/sim-arena.ts).
  *
  * Arguments: the Int32 index in the memory of the core's cache descriptor (`CacheDescriptorWord`, written
- * by `CoreCaches`), then the line (frame, line in the page, owner domain of the frame). Returns 1 for an
+ * by `CoreL1d` and `CoreFillBuffers`), then the line (frame, line in the page, owner domain of the frame). Returns 1 for an
  * L1D hit, 0 for a miss (the fill buffers took the line), and -1, having changed nothing, when the LRU
  * clock must be renumbered first: the caller then takes the reference path (once per ~2^26 accesses of a
  * core).
@@ -68,46 +77,6 @@ export type AccessKernel = (
   domain: number,
 ) => number;
 
-/**
- * The words of a core's cache descriptor, `access`'s first argument (access-kernel.wat lists them): byte
- * addresses in the kernel's memory of the core's L1D and fill-buffer parts, and the geometry the kernel
- * would otherwise derive at every access.
- */
-export const CacheDescriptorWord = {
-  l1d: 0,
-  setMask: 1,
-  pageMask: 2,
-  setBytes: 3,
-  lines: 4,
-  hints: 5,
-  setState: 6,
-  ways: 7,
-  plru: 8,
-  fillBuffers: 9,
-  fillBufferEntries: 10,
-  fillBufferFirst: 11,
-  fillBufferFilter: 12,
-} as const;
-/** Int32 words of a descriptor, a thread's or a core's cache's (at most 13 used, padded to 64 bytes). */
-export const descriptorI32s = 16;
-
-/**
- * The words of a thread's descriptor, the first argument of `translate`, `guestAccess` and `lineAccess`
- * (access-kernel.wat lists them): where its TLB's entries, generations and hit counter are and the TLB's
- * geometry (written by `Tlb`), where the frame owners are, and its core's cache descriptor.
- */
-export const KernelDescriptorWord = {
-  tlbEntries: 0,
-  tlbSetMask: 1,
-  tlbWays: 2,
-  seenGenerations: 3,
-  generation0: 4,
-  generationStride: 5,
-  tlbHits: 6,
-  frameOwners: 7,
-  cacheDescriptor: 8,
-} as const;
-
 // The descriptors' words are numbered in the order access-kernel.wat lists them (its `offset=` is the
 // word x 4): a word added or moved here must move there too.
 assert(
@@ -116,12 +85,6 @@ assert(
     descriptorI32s >= Object.keys(CacheDescriptorWord).length,
   'access kernel: descriptor words as in access-kernel.wat',
 );
-
-/** A descriptor in the kernel's memory: a view of its words, and the Int32 index the kernel is given. */
-export interface DescriptorView {
-  words: Int32Array;
-  i32Index: number;
-}
 
 /**
  * The kernel's TLB hit (`translate` in access-kernel.wat; the reference is `Tlb.translatePage`). Arguments:
@@ -141,28 +104,20 @@ export type TranslateKernel = (
 
 /**
  * The line loop of an L1D flush (`flushLines`; the reference is `CoreL1d.flushHeld`): zeroes each set's
- * valid lines and returns how many. Arguments: the Int32 index of the L1D section in the memory, then its
- * sets, ways and domain count. The caller checks and clears the counts.
+ * valid lines and returns how many. Argument: the Int32 index in the memory of the core's cache
+ * descriptor (its L1D words place the lines and give the geometry). The caller checks and clears the
+ * counts.
  */
-export type FlushLinesKernel = (
-  l1dI32Index: number,
-  sets: number,
-  ways: number,
-  domainCount: number,
-) => number;
+export type FlushLinesKernel = (cacheDescriptorI32Index: number) => number;
 
 /**
  * The entry work of a fill-buffer flush (`flushFillBuffers`; the reference is `CoreFillBuffers.flush`):
  * counts the valid entries and sums the filter's buckets, zeroes entries and filter, and restarts the ring
- * at slot 0. Arguments: the Int32 index of the fill-buffer section in the memory, then its entries and the
- * domain count. Returns the valid entries when the buckets add up to them, else -1 - that count; the
- * caller checks and clears the counts.
+ * at slot 0. Argument: the Int32 index in the memory of the core's cache descriptor (its fill-buffer
+ * words). Returns the valid entries when the buckets add up to them, else -1 - that count; the caller
+ * checks and clears the counts.
  */
-export type FlushFillBuffersKernel = (
-  fillBuffersI32Index: number,
-  entries: number,
-  domainCount: number,
-) => number;
+export type FlushFillBuffersKernel = (cacheDescriptorI32Index: number) => number;
 
 /**
  * A guest's read of one line of a page through its thread's TLB and its core's caches (`guestAccess` in

@@ -18,9 +18,10 @@
 ;;   TLB (a thread's record, memory/layout.ts): entries[sets][ways] {tagFlags, vpnLow, vpnHigh, pfn}, with
 ;;         tagFlags = address space + 1 in bits 0..15 (0: invalid) and the flags from bit 16
 ;; A core's cache descriptor (below, `access`) holds where its parts begin and its geometry, written once by
-;; `CoreCaches`; a thread's descriptor (`translate`, `guestAccess`) its TLB's, written by `Tlb` and the
-;; machine. Their word numbers are access-kernel.ts `CacheDescriptorWord` and `KernelDescriptorWord`, which
-;; assert that they are the offsets used here.
+;; `CoreL1d` and `CoreFillBuffers` (their words each), and the flushes take it too; a thread's descriptor
+;; (`translate`, `guestAccess`) its TLB's, written by `Tlb` and the machine. Their word numbers are
+;; kernel-descriptor.ts `CacheDescriptorWord` and `KernelDescriptorWord`, which access-kernel.ts asserts
+;; are the offsets used here.
 ;; Owners are domain + 1, 0 for an invalid line (core-buffer.ts `ownerOf`). Small helpers are written
 ;; out where they are used: V8 (Node 20) does not inline one Wasm function into another. `guestAccess` and
 ;; `lineAccess` do call `translate` and `access` (a call inside the kernel is cheaper than a second call
@@ -33,7 +34,8 @@
   ;; every byte address is below 2^31.
   (import "env" "memory" (memory 0 8192 shared))
 
-  ;; A core's cache descriptor (access-kernel.ts `CacheDescriptorWord`, written by `CoreCaches`): byte
+  ;; A core's cache descriptor (kernel-descriptor.ts `CacheDescriptorWord`, written by `CoreL1d`, words
+  ;; 0-8, and `CoreFillBuffers`, words 9-12): byte
   ;; addresses of its sections and the geometry derived from them once, where `access` derived them from
   ;; the sections' indices and the geometry at every call (ten arguments, half of them passed on the stack
   ;; and spilled: ~60 instructions an access before the first line was read, valgrind). Words:
@@ -478,18 +480,19 @@
     (i32.or (i32.shl (local.get $pfn) (i32.const 1)) (local.get $hit)))
 
   ;; The line loop of `CoreL1d.flushHeld`: each set's valid lines (a prefix of its ways, stamp nonzero)
-  ;; zeroed; returns how many. The caller checks and clears the counts as the reference does.
+  ;; zeroed; returns how many. $c: the Int32 index of the core's cache descriptor (as `access`). The
+  ;; caller checks and clears the counts as the reference does.
   (func (export "flushLines")
-    (param $l1d i32) (param $sets i32) (param $ways i32) (param $domains i32)
+    (param $c i32)
     (result i32)
     (local $at i32) (local $setEnd i32) (local $end i32) (local $setBytes i32) (local $dropped i32)
-    ;; lines = header (3) + counts (domains) + setState (sets), in bytes
-    (local.set $at
-      (i32.shl
-        (i32.add (i32.add (local.get $l1d) (i32.const 3)) (i32.add (local.get $domains) (local.get $sets)))
-        (i32.const 2)))
-    (local.set $setBytes (i32.shl (local.get $ways) (i32.const 4)))
-    (local.set $end (i32.add (local.get $at) (i32.mul (local.get $sets) (local.get $setBytes))))
+    ;; from the core's cache descriptor $c: the lines, a set's bytes, and sets = set mask + 1
+    (local.set $c (i32.shl (local.get $c) (i32.const 2)))
+    (local.set $at (i32.load offset=16 (local.get $c)))
+    (local.set $setBytes (i32.load offset=12 (local.get $c)))
+    (local.set $end
+      (i32.add (local.get $at)
+        (i32.mul (i32.add (i32.load offset=4 (local.get $c)) (i32.const 1)) (local.get $setBytes))))
     (block $done
       (loop $set
         (br_if $done (i32.ge_u (local.get $at) (local.get $end)))
@@ -507,20 +510,24 @@
         (br $set)))
     (local.get $dropped))
 
-;; The entry work of `CoreFillBuffers.flush` (the reference): the valid entries counted, the filter's
-  ;; buckets summed, entries and filter zeroed, the ring restarted at slot 0. $fb: the Int32 index of the
-  ;; fill-buffer section, whose entries begin after the header (3 words) and the counts ($domains words),
-  ;; the filter (64 buckets) right after the entries. Returns the valid entries when the filter's buckets
+  ;; The entry work of `CoreFillBuffers.flush` (the reference): the valid entries counted, the filter's
+  ;; buckets summed, entries and filter zeroed, the ring restarted at slot 0. $c: the Int32 index of the
+  ;; core's cache descriptor (as `access`), whose words 9-12 place the section, its entries and the
+  ;; filter (64 buckets, right after the entries). Returns the valid entries when the filter's buckets
   ;; add up to them, else -1 - that count; the caller checks and clears the counts as the reference does.
   ;; In JavaScript a flush cost ~3,500 instructions, most of them `TypedArray.prototype.fill`'s call into
   ;; the runtime and the 64-bucket sum (valgrind, asi / sysbench-cpu flushes every ~140 steps).
   (func (export "flushFillBuffers")
-    (param $fb i32) (param $entries i32) (param $domains i32)
+    (param $c i32)
     (result i32)
-    (local $first i32) (local $at i32) (local $filter i32) (local $valid i32) (local $sum v128)
-    (local.set $fb (i32.shl (local.get $fb) (i32.const 2)))
-    (local.set $first (i32.add (local.get $fb) (i32.shl (i32.add (local.get $domains) (i32.const 3)) (i32.const 2))))
-    (local.set $filter (i32.add (local.get $first) (i32.mul (local.get $entries) (i32.const 12))))
+    (local $fb i32) (local $entries i32) (local $first i32) (local $at i32) (local $filter i32)
+    (local $valid i32) (local $sum v128)
+    ;; from the core's cache descriptor $c: the section, its entries, the first entry and the filter
+    (local.set $c (i32.shl (local.get $c) (i32.const 2)))
+    (local.set $fb (i32.load offset=36 (local.get $c)))
+    (local.set $entries (i32.load offset=40 (local.get $c)))
+    (local.set $first (i32.load offset=44 (local.get $c)))
+    (local.set $filter (i32.load offset=48 (local.get $c)))
     ;; the valid entries: owner (word 2) nonzero
     (local.set $at (local.get $first))
     (block $counted

@@ -19,6 +19,7 @@ import {
   ownerOf as importedOwnerOf,
   releaseCoreLock,
 } from './core-buffer.js';
+import { CacheDescriptorWord, type KernelSeat } from './kernel-descriptor.js';
 
 // Imported bindings as module-private constants, for the sim's hot path (memory/words.ts says why).
 const ownerOf = importedOwnerOf;
@@ -137,13 +138,13 @@ export class CoreFillBuffers implements CoreBuffer {
   declare private readonly concurrent: boolean;
   /** The access kernel's `flushFillBuffers` over the memory that holds `i32` (a sim machine), or null. */
   declare private readonly flushKernel: FlushFillBuffersKernel | null;
-  /** Where the section begins in that memory (Int32 index). */
-  declare private readonly kernelI32Index: number;
+  /** The Int32 index of the core's cache descriptor in the kernel's memory (-1 without a kernel). */
+  declare readonly descriptorI32Index: number;
 
   /**
    * @param concurrent false when one thread drives every hyperthread (sim): the core lock is skipped.
-   * @param flushKernel the access kernel's `flushFillBuffers` over the memory that holds `i32`, or null
-   * @param memoryI32Offset where index 0 of `i32` is in that memory, in Int32 words
+   * @param seat the access kernel's `flushFillBuffers` over the memory that holds `i32`, and the core's
+   *   cache descriptor, whose fill-buffer words are written here; null without a kernel
    */
   constructor(
     i32: Int32Array,
@@ -151,13 +152,24 @@ export class CoreFillBuffers implements CoreBuffer {
     entries: number,
     domainCount: number,
     concurrent = true,
-    flushKernel: FlushFillBuffersKernel | null = null,
-    memoryI32Offset = 0,
+    seat: KernelSeat<FlushFillBuffersKernel> | null = null,
   ) {
     this.concurrent = concurrent;
-    this.flushKernel = flushKernel;
-    this.kernelI32Index = memoryI32Offset + baseI32Index;
+    this.flushKernel = seat === null ? null : seat.kernel;
+    this.descriptorI32Index = seat === null ? -1 : seat.descriptor.i32Index;
     const layout = fillBufferLayout(entries, domainCount);
+    if (seat !== null) {
+      // Byte addresses in the kernel's memory of the section and its parts (none with 0 entries: the
+      // kernel's `access` then skips the buffers and `flush` returns before its kernel).
+      const words = seat.descriptor.words;
+      const word = CacheDescriptorWord;
+      const bytes = Int32Array.BYTES_PER_ELEMENT;
+      const at = seat.memoryI32Offset + baseI32Index;
+      words[word.fillBuffers] = at * bytes;
+      words[word.fillBufferEntries] = entries;
+      words[word.fillBufferFirst] = (at + layout.entriesI32Offset) * bytes;
+      words[word.fillBufferFilter] = (at + layout.filterI32Offset) * bytes;
+    }
     this.entries = entries;
     this.domainCount = domainCount;
     this.baseI32Index = baseI32Index;
@@ -271,9 +283,7 @@ export class CoreFillBuffers implements CoreBuffer {
     const i32 = this.i32;
     if (this.concurrent) acquireCoreLock(i32, this.lockI32Index);
     const counted =
-      this.flushKernel !== null
-        ? this.flushKernel(this.kernelI32Index, this.entries, this.domainCount)
-        : this.flushEntries();
+      this.flushKernel !== null ? this.flushKernel(this.descriptorI32Index) : this.flushEntries();
     // The valid entries, whether or not the filter's buckets added up to them.
     const dropped = counted >= 0 ? counted : -1 - counted;
     checkAndClearCounts(

@@ -19,6 +19,7 @@ import {
   ownerOf as importedOwnerOf,
   releaseCoreLock,
 } from './core-buffer.js';
+import { CacheDescriptorWord, type KernelSeat } from './kernel-descriptor.js';
 
 // Imported bindings as module-private constants, for the sim's hot path (memory/words.ts says why).
 const ownerOf = importedOwnerOf;
@@ -210,21 +211,21 @@ export class CoreL1d implements CoreBuffer {
   declare private readonly concurrent: boolean;
   /** The access kernel's flush loop over the memory that holds `i32` (a sim machine), or null. */
   declare private readonly flushKernel: FlushLinesKernel | null;
-  declare private readonly kernelI32Index: number;
+  /** The Int32 index of the core's cache descriptor in the kernel's memory (-1 without a kernel). */
+  declare readonly descriptorI32Index: number;
 
   /**
    * @param concurrent false when one thread drives every hyperthread (the sim backend): the core lock
    *   is then skipped. The workers backend attaches with true.
-   * @param flushKernel the access kernel's `flushLines` over the memory that holds `i32`, or null
-   * @param memoryI32Offset where index 0 of `i32` is in that memory, in Int32 words
+   * @param seat the access kernel's `flushLines` over the memory that holds `i32`, and the core's cache
+   *   descriptor, whose L1D words are written here; null without a kernel
    */
   constructor(
     i32: Int32Array,
     baseI32Index: number,
     geometry: L1dGeometry,
     concurrent = true,
-    flushKernel: FlushLinesKernel | null = null,
-    memoryI32Offset = 0,
+    seat: KernelSeat<FlushLinesKernel> | null = null,
   ) {
     this.concurrent = concurrent;
     const layout = l1dLayout(geometry);
@@ -247,8 +248,24 @@ export class CoreL1d implements CoreBuffer {
     this.isPlru = geometry.replacement === 'plru';
     this.rankScratch = new Int32Array(geometry.ways);
     this.hintsI32Index = baseI32Index + layout.hintsI32Offset;
-    this.flushKernel = flushKernel;
-    this.kernelI32Index = memoryI32Offset + baseI32Index;
+    this.flushKernel = seat === null ? null : seat.kernel;
+    this.descriptorI32Index = seat === null ? -1 : seat.descriptor.i32Index;
+    if (seat !== null) {
+      // Byte addresses in the kernel's memory of the section's parts, and the geometry.
+      const words = seat.descriptor.words;
+      const word = CacheDescriptorWord;
+      const bytes = Int32Array.BYTES_PER_ELEMENT;
+      const at = seat.memoryI32Offset + baseI32Index;
+      words[word.l1d] = at * bytes;
+      words[word.setMask] = this.setMask;
+      words[word.pageMask] = this.pageMask;
+      words[word.setBytes] = this.setI32s * bytes;
+      words[word.lines] = (at + layout.linesI32Offset) * bytes;
+      words[word.hints] = (at + layout.hintsI32Offset) * bytes;
+      words[word.setState] = (at + layout.setStateI32Offset) * bytes;
+      words[word.ways] = this.ways;
+      words[word.plru] = this.isPlru ? 1 : 0;
+    }
   }
 
   /** The set a line maps to. Non-mutating; tests use it to build conflicting streams. */
@@ -359,10 +376,7 @@ export class CoreL1d implements CoreBuffer {
   /** `flush` with the core lock held, or none needed (apart from the lock's Atomics: see `accessHeld`). */
   private flushHeld(): number {
     const i32 = this.i32;
-    const dropped =
-      this.flushKernel !== null
-        ? this.flushKernel(this.kernelI32Index, this.sets, this.ways, this.domainCount)
-        : this.flushLines();
+    const dropped = this.flushKernel !== null ? this.flushKernel(this.descriptorI32Index) : this.flushLines();
     checkAndClearCounts(
       i32,
       this.validLinesI32Index,

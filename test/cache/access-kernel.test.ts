@@ -52,24 +52,6 @@ function makeCore(geometry: Geometry, region: SimRegion | null): Core {
     region === null
       ? new Int32Array(new SharedArrayBuffer(total * 4))
       : new Int32Array(region.buffer, region.byteOffset, total);
-  const l1d = new CoreL1d(
-    i32,
-    guardI32s,
-    geometry,
-    false,
-    region === null ? null : region.kernels.flushLines,
-    region === null ? 0 : region.byteOffset / 4,
-  );
-  const fillBuffers = new CoreFillBuffers(
-    i32,
-    guardI32s + l1dWords,
-    geometry.fillBufferEntries,
-    geometry.domainCount,
-    false,
-    region === null ? null : region.kernels.flushFillBuffers,
-    region === null ? 0 : region.byteOffset / 4,
-  );
-  const kernel = region === null ? null : region.kernels.access;
   const memoryI32Offset = region === null ? 0 : region.byteOffset / 4;
   const descriptor =
     region === null
@@ -78,7 +60,27 @@ function makeCore(geometry: Geometry, region: SimRegion | null): Core {
           words: new Int32Array(region.buffer, region.byteOffset + total * 4, descriptorI32s),
           i32Index: memoryI32Offset + total,
         };
-  return { i32, caches: new CoreCaches(l1d, fillBuffers, kernel, memoryI32Offset, descriptor) };
+  const l1d = new CoreL1d(
+    i32,
+    guardI32s,
+    geometry,
+    false,
+    region === null || descriptor === null
+      ? null
+      : { kernel: region.kernels.flushLines, memoryI32Offset, descriptor },
+  );
+  const fillBuffers = new CoreFillBuffers(
+    i32,
+    guardI32s + l1dWords,
+    geometry.fillBufferEntries,
+    geometry.domainCount,
+    false,
+    region === null || descriptor === null
+      ? null
+      : { kernel: region.kernels.flushFillBuffers, memoryI32Offset, descriptor },
+  );
+  const kernel = region === null ? null : region.kernels.access;
+  return { i32, caches: new CoreCaches(l1d, fillBuffers, kernel) };
 }
 
 function apply(core: Core, command: Command): boolean | number {
