@@ -19,7 +19,7 @@ import {
   ownerOf as importedOwnerOf,
   releaseCoreLock,
 } from './core-buffer.js';
-import { CacheDescriptorWord, type KernelSeat } from './kernel-descriptor.js';
+import { CacheDescriptorWord, type KernelSeat, seatWords } from './kernel-descriptor.js';
 
 // Imported bindings as module-private constants, for the sim's hot path (memory/words.ts says why).
 const ownerOf = importedOwnerOf;
@@ -161,7 +161,7 @@ export class CoreFillBuffers implements CoreBuffer {
     if (seat !== null) {
       // Byte addresses in the kernel's memory of the section and its parts (none with 0 entries: the
       // kernel's `access` then skips the buffers and `flush` returns before its kernel).
-      const words = seat.descriptor.words;
+      const words = seatWords(seat);
       const word = CacheDescriptorWord;
       const bytes = Int32Array.BYTES_PER_ELEMENT;
       const at = seat.memoryI32Offset + baseI32Index;

@@ -1,7 +1,9 @@
+import { assert } from '../assert.js';
+
 /**
  * The access kernel's descriptors (access-kernel.wat reads them): a core's cache descriptor and a
  * thread's, words in the kernel's memory written once by the classes whose parts they place. A module of
- * its own, importing nothing, so that `CoreL1d`, `CoreFillBuffers` and `Tlb` can write their words
+ * its own, importing no cache module, so that `CoreL1d`, `CoreFillBuffers` and `Tlb` can write their words
  * without importing access-kernel.ts, which imports their layouts (access-kernel.ts asserts the word
  * numbers are the kernel's and re-exports these).
  */
@@ -62,4 +64,10 @@ export interface KernelSeat<Kernel> {
   kernel: Kernel;
   memoryI32Offset: number;
   descriptor: DescriptorView;
+}
+
+/** The words of a seat's descriptor, for its class to write (a whole descriptor: every word it may use). */
+export function seatWords<Kernel>(seat: KernelSeat<Kernel>): Int32Array {
+  assert(seat.descriptor.words.length >= descriptorI32s, 'a kernel seat needs a whole descriptor');
+  return seat.descriptor.words;
 }
