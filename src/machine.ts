@@ -4,6 +4,7 @@ import {
   descriptorI32s,
   type GuestAccessKernel,
   KernelDescriptorWord,
+  type KernelSeat,
   type LineAccessKernel,
   type Sfc32Area,
   sfc32AreaDraws,
@@ -155,20 +156,16 @@ export class Machine {
     this.caches = [];
     for (let core = 0; core < layout.coreCount; core++) {
       const base = coreFieldIndex(layout, core, 0);
-      // The core's cache descriptor, whose words its L1D and fill buffers each write.
-      const descriptor =
-        kernels === null ? null : descriptorAt(parts.cacheDescriptorsI32 + core * descriptorI32s);
-      this.l1d.push(
-        new CoreL1d(
-          this.i32,
-          base + layout.coreL1dOffsetI32,
-          geometry,
-          concurrent,
-          kernels === null || descriptor === null
-            ? null
-            : { kernel: kernels.flushLines, memoryI32Offset, descriptor },
-        ),
-      );
+      // The core's seat at the kernel: its cache descriptor, whose words its L1D and fill buffers write.
+      const seat: KernelSeat | null =
+        kernels === null
+          ? null
+          : {
+              kernels,
+              memoryI32Offset,
+              descriptor: descriptorAt(parts.cacheDescriptorsI32 + core * descriptorI32s),
+            };
+      this.l1d.push(new CoreL1d(this.i32, base + layout.coreL1dOffsetI32, geometry, concurrent, seat));
       this.fillBuffers.push(
         new CoreFillBuffers(
           this.i32,
@@ -176,14 +173,10 @@ export class Machine {
           config.fillBufferEntries,
           domains,
           concurrent,
-          kernels === null || descriptor === null
-            ? null
-            : { kernel: kernels.flushFillBuffers, memoryI32Offset, descriptor },
+          seat,
         ),
       );
-      this.caches.push(
-        new CoreCaches(this.l1d[core], this.fillBuffers[core], kernels === null ? null : kernels.access),
-      );
+      this.caches.push(new CoreCaches(this.l1d[core], this.fillBuffers[core], seat));
     }
     this.kernelDescriptorsI32Index = memoryI32Offset + parts.threadDescriptorsI32;
     this.tlbs = [];

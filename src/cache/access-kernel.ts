@@ -65,10 +65,10 @@ assert(
  * (memory/sim-arena.ts).
  *
  * Arguments: the Int32 index in the memory of the core's cache descriptor (`CacheDescriptorWord`, written
- * by `CoreL1d` and `CoreFillBuffers`), then the line (frame, line in the page, owner domain of the frame). Returns 1 for an
- * L1D hit, 0 for a miss (the fill buffers took the line), and -1, having changed nothing, when the LRU
- * clock must be renumbered first: the caller then takes the reference path (once per ~2^26 accesses of a
- * core).
+ * by `CoreL1d` and `CoreFillBuffers`), then the line (frame, line in the page, owner domain of the
+ * frame). Returns 1 for an L1D hit, 0 for a miss (the fill buffers took the line), and -1, having
+ * changed nothing, when the LRU clock must be renumbered first: the caller then takes the reference path
+ * (once per ~2^26 accesses of a core).
  */
 export type AccessKernel = (
   cacheDescriptorI32Index: number,

@@ -1,6 +1,7 @@
 import { assert } from '../assert.js';
 import type { AccessKernel } from './access-kernel.js';
 import type { CoreFillBuffers } from './fill-buffers.js';
+import type { KernelSeat } from './kernel-descriptor.js';
 import type { CoreL1d } from './l1d.js';
 
 /**
@@ -18,18 +19,18 @@ export class CoreCaches {
   declare readonly descriptorI32Index: number;
 
   /**
-   * @param kernel the access kernel over the memory that holds both sections, or null. With one, the
-   *   L1D and the fill buffers are seated on the core's cache descriptor (each wrote its words of it).
+   * @param seat the core's seat at the access kernel (the one its L1D and fill buffers were built with:
+   *   each wrote its words of the descriptor), or null without a kernel
    */
-  constructor(l1d: CoreL1d, fillBuffers: CoreFillBuffers, kernel: AccessKernel | null) {
+  constructor(l1d: CoreL1d, fillBuffers: CoreFillBuffers, seat: KernelSeat | null) {
     this.l1d = l1d;
     this.fillBuffers = fillBuffers;
-    this.kernel = kernel;
-    this.descriptorI32Index = kernel === null ? -1 : l1d.descriptorI32Index;
+    this.kernel = seat === null ? null : seat.kernels.access;
+    this.descriptorI32Index = seat === null ? -1 : seat.descriptor.i32Index;
     assert(
-      kernel === null ||
-        (l1d.descriptorI32Index >= 0 && fillBuffers.descriptorI32Index === l1d.descriptorI32Index),
-      'CoreCaches: a kernel needs the L1D and the fill buffers seated on one cache descriptor',
+      l1d.descriptorI32Index === this.descriptorI32Index &&
+        fillBuffers.descriptorI32Index === this.descriptorI32Index,
+      "CoreCaches: the L1D and the fill buffers sit on the core's seat",
     );
   }
 

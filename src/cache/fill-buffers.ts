@@ -19,7 +19,7 @@ import {
   ownerOf as importedOwnerOf,
   releaseCoreLock,
 } from './core-buffer.js';
-import { CacheDescriptorWord, type KernelSeat, seatWords } from './kernel-descriptor.js';
+import { CacheDescriptorWord, type KernelSeat, seatByteAddress, seatWords } from './kernel-descriptor.js';
 
 // Imported bindings as module-private constants, for the sim's hot path (memory/words.ts says why).
 const ownerOf = importedOwnerOf;
@@ -143,8 +143,8 @@ export class CoreFillBuffers implements CoreBuffer {
 
   /**
    * @param concurrent false when one thread drives every hyperthread (sim): the core lock is skipped.
-   * @param seat the access kernel's `flushFillBuffers` over the memory that holds `i32`, and the core's
-   *   cache descriptor, whose fill-buffer words are written here; null without a kernel
+   * @param seat the access kernel over the memory that holds `i32` (its `flushFillBuffers` flushes) and
+   *   the core's cache descriptor, whose fill-buffer words are written here; null without a kernel
    */
   constructor(
     i32: Int32Array,
@@ -152,10 +152,10 @@ export class CoreFillBuffers implements CoreBuffer {
     entries: number,
     domainCount: number,
     concurrent = true,
-    seat: KernelSeat<FlushFillBuffersKernel> | null = null,
+    seat: KernelSeat | null = null,
   ) {
     this.concurrent = concurrent;
-    this.flushKernel = seat === null ? null : seat.kernel;
+    this.flushKernel = seat === null ? null : seat.kernels.flushFillBuffers;
     this.descriptorI32Index = seat === null ? -1 : seat.descriptor.i32Index;
     const layout = fillBufferLayout(entries, domainCount);
     if (seat !== null) {
@@ -163,12 +163,10 @@ export class CoreFillBuffers implements CoreBuffer {
       // kernel's `access` then skips the buffers and `flush` returns before its kernel).
       const words = seatWords(seat);
       const word = CacheDescriptorWord;
-      const bytes = Int32Array.BYTES_PER_ELEMENT;
-      const at = seat.memoryI32Offset + baseI32Index;
-      words[word.fillBuffers] = at * bytes;
+      words[word.fillBuffers] = seatByteAddress(seat, baseI32Index);
       words[word.fillBufferEntries] = entries;
-      words[word.fillBufferFirst] = (at + layout.entriesI32Offset) * bytes;
-      words[word.fillBufferFilter] = (at + layout.filterI32Offset) * bytes;
+      words[word.fillBufferFirst] = seatByteAddress(seat, baseI32Index + layout.entriesI32Offset);
+      words[word.fillBufferFilter] = seatByteAddress(seat, baseI32Index + layout.filterI32Offset);
     }
     this.entries = entries;
     this.domainCount = domainCount;

@@ -1,9 +1,10 @@
 import { assert } from '../assert.js';
+import type { AccessKernels } from './access-kernel.js';
 
 /**
  * The access kernel's descriptors (access-kernel.wat reads them): a core's cache descriptor and a
  * thread's, words in the kernel's memory written once by the classes whose parts they place. A module of
- * its own, importing no cache module, so that `CoreL1d`, `CoreFillBuffers` and `Tlb` can write their words
+ * its own, importing no cache module at run time, so that `CoreL1d`, `CoreFillBuffers` and `Tlb` can write their words
  * without importing access-kernel.ts, which imports their layouts (access-kernel.ts asserts the word
  * numbers are the kernel's and re-exports these).
  */
@@ -55,19 +56,25 @@ export interface DescriptorView {
 }
 
 /**
- * Where a core's cache class meets the access kernel: its kernel over the memory that holds the class's
- * view, where index 0 of that view is in the memory (Int32 words), and the core's cache descriptor. Each
- * class writes its own words of the descriptor (`CoreL1d` l1d..plru, `CoreFillBuffers`
- * fillBuffers..fillBufferFilter), as `Tlb` writes its words of a thread's, and its flush kernel reads them.
+ * Where a core's caches meet the access kernel, one per core: the kernels over the memory that holds the
+ * caches' views, where index 0 of those views is in the memory (Int32 words), and the core's cache
+ * descriptor. `CoreL1d` and `CoreFillBuffers` each write their own words of the descriptor (l1d..plru,
+ * fillBuffers..fillBufferFilter), as `Tlb` writes its words of a thread's; their flush kernels and
+ * `CoreCaches`' access kernel read them.
  */
-export interface KernelSeat<Kernel> {
-  kernel: Kernel;
+export interface KernelSeat {
+  kernels: AccessKernels;
   memoryI32Offset: number;
   descriptor: DescriptorView;
 }
 
-/** The words of a seat's descriptor, for its class to write (a whole descriptor: every word it may use). */
-export function seatWords<Kernel>(seat: KernelSeat<Kernel>): Int32Array {
+/** The words of a seat's descriptor, for a class to write (a whole descriptor: every word it may use). */
+export function seatWords(seat: KernelSeat): Int32Array {
   assert(seat.descriptor.words.length >= descriptorI32s, 'a kernel seat needs a whole descriptor');
   return seat.descriptor.words;
+}
+
+/** The byte address in the kernel's memory of Int32 index `i32Index` of the seat's views. */
+export function seatByteAddress(seat: KernelSeat, i32Index: number): number {
+  return (seat.memoryI32Offset + i32Index) * Int32Array.BYTES_PER_ELEMENT;
 }

@@ -19,7 +19,7 @@ import {
   ownerOf as importedOwnerOf,
   releaseCoreLock,
 } from './core-buffer.js';
-import { CacheDescriptorWord, type KernelSeat, seatWords } from './kernel-descriptor.js';
+import { CacheDescriptorWord, type KernelSeat, seatByteAddress, seatWords } from './kernel-descriptor.js';
 
 // Imported bindings as module-private constants, for the sim's hot path (memory/words.ts says why).
 const ownerOf = importedOwnerOf;
@@ -217,15 +217,15 @@ export class CoreL1d implements CoreBuffer {
   /**
    * @param concurrent false when one thread drives every hyperthread (the sim backend): the core lock
    *   is then skipped. The workers backend attaches with true.
-   * @param seat the access kernel's `flushLines` over the memory that holds `i32`, and the core's cache
-   *   descriptor, whose L1D words are written here; null without a kernel
+   * @param seat the access kernel over the memory that holds `i32` (its `flushLines` flushes) and the
+   *   core's cache descriptor, whose L1D words are written here; null without a kernel
    */
   constructor(
     i32: Int32Array,
     baseI32Index: number,
     geometry: L1dGeometry,
     concurrent = true,
-    seat: KernelSeat<FlushLinesKernel> | null = null,
+    seat: KernelSeat | null = null,
   ) {
     this.concurrent = concurrent;
     const layout = l1dLayout(geometry);
@@ -248,21 +248,19 @@ export class CoreL1d implements CoreBuffer {
     this.isPlru = geometry.replacement === 'plru';
     this.rankScratch = new Int32Array(geometry.ways);
     this.hintsI32Index = baseI32Index + layout.hintsI32Offset;
-    this.flushKernel = seat === null ? null : seat.kernel;
+    this.flushKernel = seat === null ? null : seat.kernels.flushLines;
     this.descriptorI32Index = seat === null ? -1 : seat.descriptor.i32Index;
     if (seat !== null) {
       // Byte addresses in the kernel's memory of the section's parts, and the geometry.
       const words = seatWords(seat);
       const word = CacheDescriptorWord;
-      const bytes = Int32Array.BYTES_PER_ELEMENT;
-      const at = seat.memoryI32Offset + baseI32Index;
-      words[word.l1d] = at * bytes;
+      words[word.l1d] = seatByteAddress(seat, baseI32Index);
       words[word.setMask] = this.setMask;
       words[word.pageMask] = this.pageMask;
-      words[word.setBytes] = this.setI32s * bytes;
-      words[word.lines] = (at + layout.linesI32Offset) * bytes;
-      words[word.hints] = (at + layout.hintsI32Offset) * bytes;
-      words[word.setState] = (at + layout.setStateI32Offset) * bytes;
+      words[word.setBytes] = this.setI32s * Int32Array.BYTES_PER_ELEMENT;
+      words[word.lines] = seatByteAddress(seat, this.linesI32Index);
+      words[word.hints] = seatByteAddress(seat, this.hintsI32Index);
+      words[word.setState] = seatByteAddress(seat, this.setStateI32Index);
       words[word.ways] = this.ways;
       words[word.plru] = this.isPlru ? 1 : 0;
     }

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
-import { type AccessKernel, descriptorI32s } from '../../src/cache/access-kernel.js';
+import { type AccessKernel, descriptorI32s, type KernelSeat } from '../../src/cache/access-kernel.js';
 import { CoreCaches } from '../../src/cache/core-caches.js';
 import { CoreFillBuffers, fillBufferI32s, fillBufferLayout } from '../../src/cache/fill-buffers.js';
 import { CoreL1d, type L1dReplacement, l1dClockI32, l1dI32s, l1dStampMax } from '../../src/cache/l1d.js';
@@ -52,35 +52,27 @@ function makeCore(geometry: Geometry, region: SimRegion | null): Core {
     region === null
       ? new Int32Array(new SharedArrayBuffer(total * 4))
       : new Int32Array(region.buffer, region.byteOffset, total);
-  const memoryI32Offset = region === null ? 0 : region.byteOffset / 4;
-  const descriptor =
+  const seat: KernelSeat | null =
     region === null
       ? null
       : {
-          words: new Int32Array(region.buffer, region.byteOffset + total * 4, descriptorI32s),
-          i32Index: memoryI32Offset + total,
+          kernels: region.kernels,
+          memoryI32Offset: region.byteOffset / 4,
+          descriptor: {
+            words: new Int32Array(region.buffer, region.byteOffset + total * 4, descriptorI32s),
+            i32Index: region.byteOffset / 4 + total,
+          },
         };
-  const l1d = new CoreL1d(
-    i32,
-    guardI32s,
-    geometry,
-    false,
-    region === null || descriptor === null
-      ? null
-      : { kernel: region.kernels.flushLines, memoryI32Offset, descriptor },
-  );
+  const l1d = new CoreL1d(i32, guardI32s, geometry, false, seat);
   const fillBuffers = new CoreFillBuffers(
     i32,
     guardI32s + l1dWords,
     geometry.fillBufferEntries,
     geometry.domainCount,
     false,
-    region === null || descriptor === null
-      ? null
-      : { kernel: region.kernels.flushFillBuffers, memoryI32Offset, descriptor },
+    seat,
   );
-  const kernel = region === null ? null : region.kernels.access;
-  return { i32, caches: new CoreCaches(l1d, fillBuffers, kernel) };
+  return { i32, caches: new CoreCaches(l1d, fillBuffers, seat) };
 }
 
 function apply(core: Core, command: Command): boolean | number {
