@@ -339,10 +339,8 @@ export class HyperthreadRunner {
       this.publishWait(index);
       const result = this.waiter.block(index, value, sleeper, timeoutMs);
       this.publishWait(-1);
-      if (result === WaitResult.timedOut || Atomics.load(this.i32, index) === value) {
-        ht.advanceTo(deadline);
-        ht.publishCounters();
-      } else this.catchUp(deadline);
+      if (result === WaitResult.timedOut || Atomics.load(this.i32, index) === value) this.advanceTo(deadline);
+      else this.catchUp(deadline);
       return true;
     }
     const nowMs = performance.now();
@@ -360,7 +358,12 @@ export class HyperthreadRunner {
   private catchUp(capCycles: number): void {
     let latest = 0;
     for (const index of this.siblingClockIndexes) latest = Math.max(latest, this.f64[index]);
-    this.hyperthread.advanceTo(Math.min(latest, capCycles));
+    this.advanceTo(Math.min(latest, capCycles));
+  }
+
+  /** Moves the clock after a wait and publishes it: a sibling's catchUp reads it. */
+  private advanceTo(cycles: number): void {
+    this.hyperthread.advanceTo(cycles);
     this.hyperthread.publishCounters();
   }
 
