@@ -50,6 +50,7 @@ import {
   modeNames,
   siblingFieldsMask,
 } from './modes.js';
+import { ThreadPolicyView } from './policy-view.js';
 
 // Imported bindings as module-private constants, for the sim's hot path (memory/words.ts says why).
 const cacheLineBytes = importedCacheLineBytes;
@@ -276,6 +277,8 @@ export class Hyperthread implements PolicyView {
 
   declare readonly machine: Machine;
   declare readonly policy: Policy;
+  /** What the policy's hooks see of this thread: read-only (policy-view.ts says why). */
+  declare private readonly view: ThreadPolicyView;
   declare readonly costs: CostModel;
   declare readonly workload: Workload;
   declare readonly observer: Observer;
@@ -296,6 +299,7 @@ export class Hyperthread implements PolicyView {
   ) {
     this.machine = machine;
     this.policy = policy;
+    this.view = new ThreadPolicyView(this);
     this.costs = costs;
     this.workload = workload;
     this.observer = observer;
@@ -534,14 +538,14 @@ export class Hyperthread implements PolicyView {
   // ---- entry ------------------------------------------------------------------------------------------
 
   private stepEntry(): number {
-    if (this.policy.flushPoint === 'before-barrier') this.flush(this.policy.flushBeforeEntry(this));
+    if (this.policy.flushPoint === 'before-barrier') this.flush(this.policy.flushBeforeEntry(this.view));
     this.phase = Phase.barrier;
     return this.stepBarrier();
   }
 
   private stepBarrier(): number {
     const word = this.coreWord();
-    if (this.policy.mayEnter(word, this)) {
+    if (this.policy.mayEnter(word, this.view)) {
       if (!this.policy.atomicEntry) {
         // Planted race: the barrier said yes; the entry path runs (half an exit round trip, as in
         // `entered`) and commits in a later step, unchecked.
@@ -567,7 +571,7 @@ export class Hyperthread implements PolicyView {
 
   /** The entry is committed (mode is guest): flush, then VM entry. */
   private entered(): number {
-    if (this.policy.flushPoint === 'after-barrier') this.flush(this.policy.flushBeforeEntry(this));
+    if (this.policy.flushPoint === 'after-barrier') this.flush(this.policy.flushBeforeEntry(this.view));
     // A kick still pending from before this entry is stale: the kicker waited for us to leave the guest,
     // and we did. (Its acknowledgement is not sent: the ack-waiting planted policy depends on that.)
     if (this.mailboxes.take(this.thread, Vector.kick) !== 0) this.count(ThreadStat.kicksWhileOut);
@@ -684,7 +688,7 @@ export class Hyperthread implements PolicyView {
         this.clockCycles,
         this.mailboxes.kickSentAt(this.thread) + this.costs.ipiDelivery,
       ) &&
-      this.policy.exitOnKick(this)
+      this.policy.exitOnKick(this.view)
     ) {
       this.count(ThreadStat.kicksReceived);
       this.takeExit(this.kickVariant, Vector.kick);
@@ -781,13 +785,13 @@ export class Hyperthread implements PolicyView {
     this.exitReasonName = exitCatalogue[variant.reason].name;
     this.opIndex = 0;
     this.observer.onExit(this, variant);
-    this.phase = this.policy.kickOnExit(this) ? Phase.exitKick : Phase.handler;
+    this.phase = this.policy.kickOnExit(this.view) ? Phase.exitKick : Phase.handler;
     return StepCode.ran;
   }
 
   /** Kicks the siblings the policy names (those in the guest by default). */
   private sendKicks(): void {
-    const targets = this.policy.kickTargets(this.coreWord(), this);
+    const targets = this.policy.kickTargets(this.coreWord(), this.view);
     this.kickTargetsMask = targets;
     if (targets === 0) return;
     this.ackSeen = 0;
@@ -810,7 +814,7 @@ export class Hyperthread implements PolicyView {
     this.sendKicks();
     this.retries = 0;
     this.interruptSeenInKickWait = false;
-    this.phase = this.policy.waitForSiblingsOut(this) ? Phase.exitWait : Phase.handler;
+    this.phase = this.policy.waitForSiblingsOut(this.view) ? Phase.exitWait : Phase.handler;
     return StepCode.ran;
   }
 
@@ -844,7 +848,7 @@ export class Hyperthread implements PolicyView {
       return this.wait(this.mailboxIndex, this.ownPending());
     }
     const word = this.coreWord();
-    if (this.policy.siblingsOut(word, this)) return satisfied;
+    if (this.policy.siblingsOut(word, this.view)) return satisfied;
     for (let sibling = 0; sibling < this.smt; sibling++) {
       if (sibling === this.sibling || modeOf(word, sibling) !== Mode.guest) continue;
       const target = this.siblingThreads[sibling];
@@ -961,10 +965,10 @@ export class Hyperthread implements PolicyView {
       return this.switched(false);
     }
     if (this.policy.stun && !this.stunHeld) this.setStun(true);
-    if (this.policy.kickBeforeFull(this)) this.sendKicks();
+    if (this.policy.kickBeforeFull(this.view)) this.sendKicks();
     this.retries = 0;
     this.interruptSeenInKickWait = false;
-    if (this.policy.waitForSiblingsOut(this)) {
+    if (this.policy.waitForSiblingsOut(this.view)) {
       this.phase = Phase.leaveWait;
       return StepCode.ran;
     }
@@ -981,7 +985,8 @@ export class Hyperthread implements PolicyView {
     }
     // Switch only if the word that satisfied the condition still stands (one CAS).
     const word = this.coreWord();
-    if (!this.policy.siblingsOut(word, this) || !this.casMode(this.leaveTarget, word)) return StepCode.ran;
+    if (!this.policy.siblingsOut(word, this.view) || !this.casMode(this.leaveTarget, word))
+      return StepCode.ran;
     return this.switched(true);
   }
 
@@ -998,7 +1003,7 @@ export class Hyperthread implements PolicyView {
       this.vmmSinceEntry = true;
     }
     if (fromIsolated) this.observer.onSwitchToFull(this, this.leaveTarget);
-    if (fromIsolated && this.policy.kickAfterFull(this)) this.sendKicks();
+    if (fromIsolated && this.policy.kickAfterFull(this.view)) this.sendKicks();
     this.phase = this.leaveContinuation;
     return StepCode.ran;
   }
@@ -1129,7 +1134,7 @@ export class Hyperthread implements PolicyView {
     this.spend(this.machine.config.pcid ? this.costs.cr3WithPcid : this.costs.cr3WithoutPcid);
     if (this.stunHeld) {
       // asi-stun: flush what the full-kernel episode left, then let the siblings back in.
-      this.flush(this.policy.flushBeforeEntry(this));
+      this.flush(this.policy.flushBeforeEntry(this.view));
       this.setStun(false);
     }
     this.phase = this.returnContinuation;

@@ -1,8 +1,7 @@
 import { join, relative } from 'node:path';
 import { assert } from '../assert.js';
-import type { InvariantId } from '../invariants/violation.js';
 import type { FuzzExecutor } from './executor.js';
-import { caseSize, type FuzzCase } from './fuzz-case.js';
+import { caseSize, type FailureKind, type FuzzCase } from './fuzz-case.js';
 import { type FuzzLimits, fuzzLimits } from './limits.js';
 import type { PolicySpec } from './policy-spec.js';
 import { replayDocumentOf } from './replay.js';
@@ -15,8 +14,9 @@ import {
   shardCaseIndices,
   wholeCampaign,
 } from './shard.js';
+import type { ShrinkResult } from './shrink.js';
 import { type FailureRecord, type FuzzSummary, summaryOf, writeSummary } from './summary.js';
-import type { CaseRun, ShrinkOutcome } from './tasks.js';
+import type { CaseRun } from './tasks.js';
 
 /**
  * A fuzz campaign (issue 5): draws the cases of one seed (of one shard), runs them on an executor
@@ -58,7 +58,8 @@ export interface CampaignOptions {
   /** Stop drawing new cases (SIGINT); what is in flight finishes, the summary is written. */
   signal?: AbortSignal;
   onProgress?: (progress: CampaignProgress) => void;
-  onFailure?: (failure: FailureRecord, stage: 'found' | 'shrunk') => void;
+  /** 'repeat': a later case failed as this one did (counted in `repeats`, not filed). */
+  onFailure?: (failure: FailureRecord, stage: 'found' | 'shrunk' | 'shrink-stopped' | 'repeat') => void;
 }
 
 export interface CampaignProgress {
@@ -85,10 +86,25 @@ export function replayFileName(policy: string, seed: number, caseIndex: number):
   return `${safePolicy}-seed${seed}-case${caseIndex}.replay.json`;
 }
 
-function failureDetail(failure: InvariantId | 'error', run: { verdict: CaseRun['verdict'] }): string {
+function failureDetail(failure: FailureKind, run: { verdict: CaseRun['verdict'] }): string {
   if (failure === 'error') return `the run threw: ${run.verdict.error ?? 'unknown error'}`;
+  if (failure === 'hang') return run.verdict.error ?? 'hang';
   return run.verdict.violation?.detail ?? failure;
 }
+
+/**
+ * Errors and hangs are filed once per hook and message: a hook that always throws (or loops) breaks
+ * every case the same way, and a replay file per case says nothing more. Invariant failures are all
+ * filed (each is its own interleaving). null: file it.
+ */
+function repeatKey(verdict: CaseRun['verdict']): string | null {
+  if (verdict.failure !== 'error' && verdict.failure !== 'hang') return null;
+  const message = verdict.failure === 'hang' ? '' : (verdict.error ?? '').split('\n')[0];
+  return `${verdict.failure}:${verdict.hook ?? ''}:${message}`;
+}
+
+/** The summary follows every failure at once up to this many; past it, within the rewrite interval. */
+const summaryEveryFailureMax = 256;
 
 export async function runCampaign(options: CampaignOptions): Promise<CampaignResult> {
   const shard = options.shard ?? wholeCampaign;
@@ -114,6 +130,8 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
 
   const startMs = clock();
   const failures = new Map<number, FailureRecord>();
+  /** The case index first filed for each repeat key (`repeatKey`). */
+  const firstOfRepeat = new Map<string, number>();
   const indices = shardCaseIndices(shard, options.cases);
   let issued = 0;
   let exhausted = false;
@@ -144,6 +162,7 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
   const saveSummarySoon = () => {
     failuresSinceSummary++;
     if (
+      failures.size <= summaryEveryFailureMax ||
       clock() - summarySavedMs >= limits.summaryRewriteIntervalMs ||
       failuresSinceSummary >= limits.summaryRewriteFailuresMax
     ) {
@@ -151,12 +170,7 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
     }
   };
 
-  const record = (
-    caseIndex: number,
-    caseSeed: number,
-    original: FuzzCase,
-    found: CaseRun | ShrinkOutcome,
-  ) => {
+  const record = (caseIndex: number, caseSeed: number, original: FuzzCase, found: CaseRun | ShrinkResult) => {
     const failure = found.verdict.failure;
     assert(failure !== null, 'a failure record is of a failing case');
     const shrink = 'runs' in found ? found : null;
@@ -176,6 +190,8 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
       caseIndex,
       caseSeed,
       failure,
+      hook: found.verdict.hook,
+      repeats: failures.get(caseIndex)?.repeats ?? 0,
       detail: failureDetail(failure, found),
       replay: relative(summaryDirectory, replayPath),
       shrunk: shrink !== null,
@@ -195,6 +211,8 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
   const track = (work: Promise<void>) => {
     const tracked: Promise<void> = work
       .catch((error: unknown) => {
+        // A task aborted by an interrupt is dropped (its cases are not counted as run), not an error.
+        if (options.signal?.aborted) return;
         taskError ??= { error };
       })
       .finally(() => inFlight.delete(tracked));
@@ -217,24 +235,51 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
     }
   };
 
-  const finishRun = (ordinals: number[], caseIndices: number[], runs: CaseRun[]) => {
+  const finishRun = (ordinals: number[], caseIndices: number[], caseSeeds: number[], runs: CaseRun[]) => {
     runsInFlight--;
-    runs.forEach((run, i) => {
+    // A task may come back with some of its cases only (a hang at the end of a time-boxed campaign
+    // leaves the rest unrun): a run finds its place by its seed.
+    runs.forEach((run) => {
+      const i = caseSeeds.indexOf(run.caseSeed);
+      assert(i >= 0, 'a run of a case of the task');
       const ordinal = ordinals[i];
       doneBeyondPrefix.add(ordinal);
       while (doneBeyondPrefix.delete(prefix)) prefix++;
       casesRun++;
       if (run.verdict.failure === null) return;
+      const key = repeatKey(run.verdict);
+      const first = key === null ? undefined : failures.get(firstOfRepeat.get(key) ?? -1);
+      if (first !== undefined) {
+        first.repeats = (first.repeats ?? 0) + 1;
+        options.onFailure?.(first, 'repeat');
+        return;
+      }
       if (options.maxFailures !== undefined && failures.size >= options.maxFailures) return;
       assert(run.fuzzCase !== null, 'a failing run returns its case');
       const original = run.fuzzCase;
       const caseIndex = caseIndices[i];
+      if (key !== null) firstOfRepeat.set(key, caseIndex);
       record(caseIndex, run.caseSeed, original, run);
       const target = run.verdict.failure;
+      // A hang is not shrunk: every smaller candidate that still hangs costs a whole time limit.
+      if (target === 'hang') return;
       shrinkQueue.push(() =>
         executor
-          .shrink({ kind: 'shrink', policy, caseSeed: run.caseSeed, target, limits, runsMax: shrinkRunsMax })
-          .then((shrunk) => record(caseIndex, run.caseSeed, original, shrunk)),
+          .shrink(
+            { kind: 'shrink', policy, caseSeed: run.caseSeed, target, limits, runsMax: shrinkRunsMax },
+            { signal: options.signal },
+          )
+          .then((shrunk) => {
+            if ('stopped' in shrunk) {
+              const entry = failures.get(caseIndex);
+              if (entry === undefined) return;
+              entry.shrinkNote = `shrink stopped (${shrunk.stopped}): ${shrunk.detail}`;
+              saveSummary();
+              options.onFailure?.(entry, 'shrink-stopped');
+              return;
+            }
+            record(caseIndex, run.caseSeed, original, shrunk);
+          }),
       );
     });
     options.onProgress?.({ casesRun, violations: failures.size, elapsedMs: clock() - startMs });
@@ -268,8 +313,11 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
       const caseSeeds = caseIndices.map((index) => caseSeedOf(seed, index));
       track(
         executor
-          .run({ kind: 'run', policy, caseSeeds, limits })
-          .then((runs) => finishRun(ordinals, caseIndices, runs)),
+          .run(
+            { kind: 'run', policy, caseSeeds, limits },
+            { signal: options.signal, mayContinue: () => !timeUp() },
+          )
+          .then((runs) => finishRun(ordinals, caseIndices, caseSeeds, runs)),
       );
     }
     pumpShrinks();

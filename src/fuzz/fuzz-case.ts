@@ -5,6 +5,7 @@ import type { EventLog } from '../invariants/event-log.js';
 import { type InvariantId, invariantIds, type Violation } from '../invariants/violation.js';
 import { createMachine, type Machine } from '../machine.js';
 import type { Policy } from '../policy/policy.js';
+import { PolicyHookError } from '../policy/policy-module.js';
 
 /**
  * A fuzz case: one whole scenario as plain JSON data, the thing a campaign draws, a shrink makes
@@ -108,17 +109,29 @@ export function runConfigOf(fuzzCase: FuzzCase): RunConfig {
 }
 
 /**
+ * What a failing case did: an invariant broken, `error` (the model or a policy hook threw, or a hook
+ * returned a value of the wrong type), or `hang` (a case made no progress within the per-case wall
+ * time: a hook or the model looped; the pool's watchdog, fuzz/executor.ts, stopped it).
+ */
+export const failureKinds = [...invariantIds, 'error', 'hang'] as const;
+export type FailureKind = (typeof failureKinds)[number];
+
+/**
  * What a case did. `failure` is the key a shrink holds fixed: the first invariant broken, or
  * `error` when the model itself threw (an assert in the model is a finding too).
  */
 export interface CaseVerdict {
-  failure: InvariantId | 'error' | null;
+  failure: FailureKind | null;
   /** The first violation record (with the events before it), if any. */
   violation: Violation | null;
   /** Every invariant the run broke (with stopOnViolation: those broken at the first violation's step). */
   broken: InvariantId[];
-  /** The model's error message, when `failure` is 'error'. */
+  /** The model's or the hook's error message, when `failure` is 'error' or 'hang'. */
   error: string | null;
+  /** The policy hook that threw, returned a bad value or hung (null: the model, or none). */
+  hook: string | null;
+  /** The hook's own error stack, when a hook threw (where in the user's module). */
+  errorStack: string | null;
   exits: number;
   steps: number;
   traceHash: string;
@@ -179,12 +192,16 @@ export function runFuzzCase(
   } catch (error) {
     options.machines?.forget(config);
     const message = error instanceof Error ? error.message : String(error);
+    const hookError = error instanceof PolicyHookError ? error : null;
+    const cause = hookError?.cause;
     return {
       verdict: {
         failure: 'error',
         violation: null,
         broken: [],
         error: message,
+        hook: hookError?.hook ?? null,
+        errorStack: cause instanceof Error ? (cause.stack ?? null) : null,
         exits: 0,
         steps: 0,
         traceHash: '',
@@ -204,13 +221,32 @@ export function verdictOf(result: RunResult): CaseVerdict {
     violation,
     broken,
     error: null,
+    hook: null,
+    errorStack: null,
     exits: result.exits,
     steps: result.steps,
     traceHash: result.traceHash,
   };
 }
 
+/** The verdict of a case the pool's watchdog stopped (fuzz/executor.ts): no progress within the limit. */
+export function hangVerdict(hook: string | null, limitMs: number): CaseVerdict {
+  return {
+    failure: 'hang',
+    violation: null,
+    broken: [],
+    error: `hang in ${hook === null ? 'the model (no policy hook was running)' : `hook ${hook}`}: no progress for ${limitMs / 1000} s`,
+    hook,
+    errorStack: null,
+    exits: 0,
+    steps: 0,
+    traceHash: '',
+  };
+}
+
 /** Whether a verdict shows the same failure as `target` (an invariant id, or a model error). */
-export function sameFailure(verdict: CaseVerdict, target: InvariantId | 'error'): boolean {
-  return target === 'error' ? verdict.failure === 'error' : verdict.broken.includes(target);
+export function sameFailure(verdict: CaseVerdict, target: FailureKind): boolean {
+  return target === 'error' || target === 'hang'
+    ? verdict.failure === target
+    : verdict.broken.includes(target);
 }

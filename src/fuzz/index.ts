@@ -26,7 +26,6 @@ export { type FuzzLimits, fuzzLimits } from './limits.js';
 export { mergeSummaries, mergeSummaryFiles } from './merge.js';
 export {
   fuzzablePolicyNames,
-  loadPolicyModule,
   namedPolicy,
   type PolicySpec,
   policySpecOf,

@@ -86,6 +86,24 @@ export const fuzzLimits = {
   casesMax: 100_000_000,
 } as const;
 
+/**
+ * Wall-clock limits of the pool that runs cases (fuzz/executor.ts), apart from `fuzzLimits` because
+ * they are not part of what a campaign draws (merged shards need not agree on them).
+ */
+export const fuzzWallLimits = {
+  /**
+   * A case (or one run of a shrink, or a replay) that makes no progress for this long is stopped and
+   * reported as a hang. Cases take 3-8 ms and a shrink run less (measured, 2 CPUs); 5 s leaves room for
+   * a machine under heavy load, and bounds what one stuck hook costs a campaign.
+   */
+  caseTimeLimitMsDefault: 5_000,
+  /** `--case-timeout` bounds: below 100 ms a loaded machine would report honest cases as hangs. */
+  caseTimeLimitMsMin: 100,
+  caseTimeLimitMsMax: 600_000,
+  /** The watchdog looks this many times per limit: a hang is reported within 1.25x the limit. */
+  watchdogPollsPerLimit: 4,
+} as const;
+
 /** The limits' shape, for callers (tests, benchmarks) that want other values. */
 export type FuzzLimits = { readonly [Key in keyof typeof fuzzLimits]: number };
 

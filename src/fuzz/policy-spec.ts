@@ -1,10 +1,9 @@
-import { existsSync } from 'node:fs';
-import { resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { probePolicyModule } from '../backend/workers/policy-probe.js';
 import { ConfigError } from '../errors.js';
 import { policies } from '../policy/index.js';
 import { plantedBugs } from '../policy/planted.js';
 import type { Policy } from '../policy/policy.js';
+import { loadPolicyModule } from '../policy/policy-module.js';
 
 /**
  * Which policy a campaign fuzzes, as data that crosses to pool workers and into replay files: a
@@ -15,6 +14,11 @@ export interface PolicySpec {
   name: string;
   /** Absolute path of an ES module exporting a Policy (default export or named `policy`). */
   module?: string;
+  /**
+   * SHA-256 of the module's bytes when the campaign started: a replay whose module differs says so,
+   * instead of calling a changed trace a determinism bug. Absent in files written before it existed.
+   */
+  moduleSha256?: string;
 }
 
 /** Every policy `--policy` accepts: the built-ins, then the planted bugs. */
@@ -30,63 +34,38 @@ export function namedPolicy(name: string, field = '--policy'): Policy {
   throw new ConfigError(field, `one of ${fuzzablePolicyNames().join(', ')}`, name);
 }
 
-const hooks = [
-  'kickOnExit',
-  'kickBeforeFull',
-  'waitForSiblingsOut',
-  'kickAfterFull',
-  'kickTargets',
-  'siblingsOut',
-  'flushBeforeEntry',
-  'mayEnter',
-  'exitOnKick',
-] as const;
+const loadedModules = new Map<string, Promise<Policy>>();
 
-/** Whether `value` has the shape `definePolicy` gives (a name, every hook a function). */
-export function isPolicy(value: unknown): value is Policy {
-  if (typeof value !== 'object' || value === null) return false;
-  const candidate = value as Record<string, unknown>;
-  return (
-    typeof candidate.name === 'string' &&
-    candidate.name.length > 0 &&
-    hooks.every((hook) => typeof candidate[hook] === 'function')
-  );
-}
-
-const moduleAccepted =
-  'an ES module (.js or .mjs) exporting a Policy built with definePolicy, as its default export or as `policy`';
-
-/** Loads a user policy module by path (relative paths from the current directory). */
-export async function loadPolicyModule(path: string, field = '--policy-module'): Promise<Policy> {
-  const absolute = resolve(path);
-  if (!existsSync(absolute)) throw new ConfigError(field, moduleAccepted, `${path} (no such file)`);
-  let loaded: Record<string, unknown>;
-  try {
-    loaded = (await import(pathToFileURL(absolute).href)) as Record<string, unknown>;
-  } catch (error) {
-    throw new ConfigError(field, moduleAccepted, `${path} (${(error as Error).message})`);
+/**
+ * The policy a spec names. A module is imported once per thread, through the one loader
+ * (policy/policy-module.ts), and must hold the policy the spec names. Call it only off the CLI's main
+ * thread for a module (pool workers do): importing runs the module's code.
+ */
+export async function resolvePolicy(spec: PolicySpec): Promise<Policy> {
+  if (spec.module === undefined) return namedPolicy(spec.name);
+  const module = spec.module;
+  let loading = loadedModules.get(module);
+  if (!loading) {
+    loading = loadPolicyModule(module).then(({ policy }) => policy);
+    loadedModules.set(module, loading);
+    // A failed load is not cached: the next call reports the error again.
+    loading.catch(() => loadedModules.delete(module));
   }
-  const policy = isPolicy(loaded.default) ? loaded.default : loaded.policy;
-  if (!isPolicy(policy)) throw new ConfigError(field, moduleAccepted, `${path} (no Policy exported)`);
+  const policy = await loading;
+  if (policy.name !== spec.name) {
+    throw new ConfigError(
+      '--policy-module',
+      `a module whose policy is named ${spec.name} (the name the campaign or replay file records)`,
+      `${module} (its policy is named ${policy.name})`,
+    );
+  }
   return policy;
 }
 
-const loadedModules = new Map<string, Promise<Policy>>();
-
-/** The policy a spec names; a module is imported once per thread. */
-export async function resolvePolicy(spec: PolicySpec): Promise<Policy> {
-  if (spec.module === undefined) return namedPolicy(spec.name);
-  let loading = loadedModules.get(spec.module);
-  if (!loading) {
-    loading = loadPolicyModule(spec.module);
-    loadedModules.set(spec.module, loading);
-    // A failed load is not cached: the next call reports the error again.
-    loading.catch(() => loadedModules.delete(spec.module as string));
-  }
-  return loading;
-}
-
-/** The spec for a `--policy` / `--policy-module` pair (a module's policy name must match `--policy`). */
+/**
+ * The spec for a `--policy` / `--policy-module` pair (a module's policy name must match `--policy`).
+ * The module is loaded in a worker under a time limit (backend/workers/policy-probe.ts), never here.
+ */
 export async function policySpecOf(
   name: string | undefined,
   module: string | undefined,
@@ -98,13 +77,13 @@ export async function policySpecOf(
     namedPolicy(name);
     return { name };
   }
-  const policy = await loadPolicyModule(module);
-  if (name !== undefined && name !== policy.name) {
+  const probed = await probePolicyModule(module);
+  if (name !== undefined && name !== probed.name) {
     throw new ConfigError(
       '--policy',
-      `the name of the policy in --policy-module (${policy.name}), or nothing`,
+      `the name of the policy in --policy-module (${probed.name}), or nothing`,
       name,
     );
   }
-  return { name: policy.name, module: resolve(module) };
+  return { name: probed.name, module: probed.path, moduleSha256: probed.sha256 };
 }

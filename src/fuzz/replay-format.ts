@@ -2,9 +2,9 @@ import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { configErrorFromZod } from '../config/schema-error.js';
 import { ConfigError } from '../errors.js';
-import { type InvariantId, invariantIds, type Violation } from '../invariants/violation.js';
+import { invariantIds, type Violation } from '../invariants/violation.js';
 import { writeFileAtomic } from '../report/atomic-write.js';
-import type { CaseSize, FuzzCase } from './fuzz-case.js';
+import { type CaseSize, type FailureKind, type FuzzCase, failureKinds } from './fuzz-case.js';
 import type { PolicySpec } from './policy-spec.js';
 import { asiEmuVersion } from './version.js';
 
@@ -30,13 +30,15 @@ export interface ReplayDocument {
   size: CaseSize;
   case: FuzzCase;
   expected: {
-    /** The invariant the case breaks (or `error`: the model threw). */
-    failure: InvariantId | 'error';
+    /** The invariant the case breaks, `error` (the model or a hook threw), or `hang` (no progress in time). */
+    failure: FailureKind;
     traceHash: string;
     exits: number;
     steps: number;
     violation: Violation | null;
     error: string | null;
+    /** The policy hook that threw or hung (absent: none, or a file written before it was recorded). */
+    hook?: string | null;
   };
 }
 
@@ -141,7 +143,9 @@ const replaySchema = z
     format: z.literal(replayFormat),
     schemaVersion: z.literal(replaySchemaVersion),
     asiEmuVersion: z.string(),
-    policy: z.object({ name: z.string().min(1), module: z.string().optional() }).strict(),
+    policy: z
+      .object({ name: z.string().min(1), module: z.string().optional(), moduleSha256: z.string().optional() })
+      .strict(),
     origin: z.object({ campaignSeed: number, caseIndex: number, caseSeed: number }).strict().nullable(),
     shrink: z
       .object({
@@ -156,12 +160,13 @@ const replaySchema = z
     case: caseSchema,
     expected: z
       .object({
-        failure: z.enum([...invariantIds, 'error']),
+        failure: z.enum(failureKinds),
         traceHash: z.string(),
         exits: number,
         steps: number,
         violation: violationSchema.nullable(),
         error: z.string().nullable(),
+        hook: z.string().nullable().optional(),
       })
       .strict(),
   })

@@ -1,9 +1,11 @@
 import { assert } from '../assert.js';
 import type { RunResult } from '../backend/result.js';
-import { EventLog, type LoggedEvent } from '../invariants/event-log.js';
-import type { Policy } from '../policy/policy.js';
-import { type CaseVerdict, caseSize, type FuzzCase, runFuzzCase, sameFailure } from './fuzz-case.js';
-import { type PolicySpec, resolvePolicy } from './policy-spec.js';
+import { probePolicyModule } from '../backend/workers/policy-probe.js';
+import { ConfigError } from '../errors.js';
+import type { LoggedEvent } from '../invariants/event-log.js';
+import { type FuzzExecutor, inProcessExecutor } from './executor.js';
+import { type CaseVerdict, caseSize, type FuzzCase, sameFailure } from './fuzz-case.js';
+import { namedPolicy, type PolicySpec } from './policy-spec.js';
 import { type ReplayDocument, replayFormat, replaySchemaVersion } from './replay-format.js';
 import type { ShrinkResult } from './shrink.js';
 import { asiEmuVersion } from './version.js';
@@ -51,14 +53,16 @@ export function replayDocumentOf(
       steps: verdict.steps,
       violation: verdict.violation,
       error: verdict.error,
+      hook: verdict.hook,
     },
   };
 }
 
 export interface ReplayOutcome {
-  policy: Policy;
+  /** The policy that ran (its name). */
+  policyName: string;
   verdict: CaseVerdict;
-  /** null when the model threw (verdict.failure is 'error'). */
+  /** null when the run threw or hung (verdict.failure is 'error' or 'hang'). */
   result: RunResult | null;
   /** Every event of the run (for `--trace`). */
   events: LoggedEvent[];
@@ -68,33 +72,69 @@ export interface ReplayOutcome {
   traceHashMatches: boolean;
   /** The file was written by this asi-emu version. */
   sameVersion: boolean;
+  /**
+   * For a module policy: whether the module given has the bytes the file records (null: the file
+   * records no hash, or the policy is built in). A changed module explains a changed trace.
+   */
+  moduleMatches: boolean | null;
 }
 
 export interface ReplayOptions {
-  /** Load the policy from this module instead of the path the file records (moved or another machine). */
+  /**
+   * The user's own policy module, for a file made with one. Replay never loads a module named inside
+   * a file (a file from a bug report is data, not code): without this option such a file is refused.
+   */
   policyModule?: string;
   /** Keep every event (for a trace); the hash is computed either way. */
   keepEvents?: boolean;
+  /** Where the case runs: a pool (the CLI: a worker under the hang watchdog) or this thread (default). */
+  executor?: FuzzExecutor;
 }
 
 export async function replayCase(
   document: ReplayDocument,
   options: ReplayOptions = {},
 ): Promise<ReplayOutcome> {
-  const spec: PolicySpec =
-    options.policyModule !== undefined
-      ? { name: document.policy.name, module: options.policyModule }
-      : document.policy;
-  const policy = await resolvePolicy(spec);
-  const log = new EventLog(64, options.keepEvents ?? false);
-  const { verdict, result } = runFuzzCase(document.case, policy, { log });
+  const recorded = document.policy;
+  let spec: PolicySpec = { name: recorded.name };
+  let moduleMatches: boolean | null = null;
+  if (options.policyModule === undefined) {
+    if (recorded.module !== undefined) {
+      throw new ConfigError(
+        '--policy-module',
+        `the policy module this replay file was made with (policy ${recorded.name}): replay never loads a module named in a file, so pass --policy-module PATH yourself`,
+        recorded.module,
+      );
+    }
+    namedPolicy(recorded.name, 'policy.name');
+  } else {
+    // Loaded in a worker under a time limit (its top-level code may loop), never on this thread.
+    const probed = await probePolicyModule(options.policyModule);
+    if (probed.name !== recorded.name) {
+      throw new ConfigError(
+        '--policy-module',
+        `a module whose policy is named ${recorded.name} (the replay file's policy)`,
+        `${options.policyModule} (its policy is named ${probed.name})`,
+      );
+    }
+    spec = { name: probed.name, module: probed.path };
+    moduleMatches = recorded.moduleSha256 === undefined ? null : recorded.moduleSha256 === probed.sha256;
+  }
+  const executor = options.executor ?? inProcessExecutor();
+  const { verdict, result, events } = await executor.replay({
+    kind: 'replay',
+    policy: spec,
+    fuzzCase: document.case,
+    keepEvents: options.keepEvents ?? false,
+  });
   return {
-    policy,
+    policyName: spec.name,
     verdict,
     result,
-    events: log.events(),
+    events,
     reproduced: sameFailure(verdict, document.expected.failure),
     traceHashMatches: verdict.traceHash === document.expected.traceHash,
     sameVersion: document.asiEmuVersion === asiEmuVersion(),
+    moduleMatches,
   };
 }

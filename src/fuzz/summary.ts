@@ -2,9 +2,8 @@ import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { configErrorFromZod } from '../config/schema-error.js';
 import { ConfigError } from '../errors.js';
-import { type InvariantId, invariantIds } from '../invariants/violation.js';
 import { writeFileAtomic } from '../report/atomic-write.js';
-import type { CaseSize } from './fuzz-case.js';
+import { type CaseSize, type FailureKind, failureKinds } from './fuzz-case.js';
 import type { FuzzLimits } from './limits.js';
 import type { PolicySpec } from './policy-spec.js';
 import { asiEmuVersion } from './version.js';
@@ -39,8 +38,17 @@ export interface ShardRun {
 export interface FailureRecord {
   caseIndex: number;
   caseSeed: number;
-  /** The invariant broken (or `error`: the model threw). */
-  failure: InvariantId | 'error';
+  /** The invariant broken, `error` (the model or a policy hook threw), or `hang` (stopped by the watchdog). */
+  failure: FailureKind;
+  /** The policy hook that threw, returned a bad value or hung (absent: the model, or an invariant). */
+  hook?: string | null;
+  /**
+   * Later cases that failed the same way (an error or hang with the same hook and message): counted
+   * here, not filed again (one throwing hook used to file a replay file per case).
+   */
+  repeats?: number;
+  /** Why the shrink stopped early (its case did not fail again, or a shrink run hung). */
+  shrinkNote?: string;
   /** What went wrong, in one line. */
   detail: string;
   /** Replay file, relative to the summary's directory. */
@@ -63,7 +71,7 @@ export interface FuzzSummary {
   complete: boolean;
   /** Failing cases. */
   violations: number;
-  byFailure: Partial<Record<InvariantId | 'error', number>>;
+  byFailure: Partial<Record<FailureKind, number>>;
   /** Sorted by case index. */
   failures: FailureRecord[];
   /** Wall time and jobs of the run (merged: the slowest shard's time, all jobs; not part of the result). */
@@ -78,7 +86,7 @@ export function summaryOf(
   timing: { wallSeconds: number; jobs: number },
 ): FuzzSummary {
   const sorted = [...failures].sort((a, b) => a.caseIndex - b.caseIndex);
-  const byFailure: Partial<Record<InvariantId | 'error', number>> = {};
+  const byFailure: Partial<Record<FailureKind, number>> = {};
   for (const failure of sorted) byFailure[failure.failure] = (byFailure[failure.failure] ?? 0) + 1;
   const sortedShards = [...shards].sort((a, b) => shardOrdinal(a.shard) - shardOrdinal(b.shard));
   return {
@@ -112,13 +120,17 @@ const sizeSchema = z.object({
   injectedEvents: z.number(),
   choices: z.number(),
 });
-const failureKey = z.enum([...invariantIds, 'error']);
+const failureKey = z.enum(failureKinds);
 const summarySchema = z.object({
   format: z.literal(summaryFormat),
   schemaVersion: z.literal(summarySchemaVersion),
   asiEmuVersion: z.string(),
   campaign: z.object({
-    policy: z.object({ name: z.string(), module: z.string().optional() }),
+    policy: z.object({
+      name: z.string(),
+      module: z.string().optional(),
+      moduleSha256: z.string().optional(),
+    }),
     seed: z.number().int().min(0),
     cases: z.number().int().min(1).nullable(),
     shardCount: z.number().int().min(1),
@@ -140,6 +152,9 @@ const summarySchema = z.object({
       caseIndex: z.number().int().min(0),
       caseSeed: z.number().int(),
       failure: failureKey,
+      hook: z.string().nullable().optional(),
+      repeats: z.number().int().min(0).optional(),
+      shrinkNote: z.string().optional(),
       detail: z.string(),
       replay: z.string(),
       shrunk: z.boolean(),

@@ -1,32 +1,47 @@
-import type { InvariantId } from '../invariants/violation.js';
-import { type CaseVerdict, type FuzzCase, MachineCache, runFuzzCase } from './fuzz-case.js';
+import type { RunResult } from '../backend/result.js';
+import { EventLog, type LoggedEvent } from '../invariants/event-log.js';
+import { trackHooks } from '../policy/policy-module.js';
+import { ActivityWord, activityLoading, activityStarts } from './activity.js';
+import { type CaseVerdict, type FailureKind, type FuzzCase, MachineCache, runFuzzCase } from './fuzz-case.js';
 import type { FuzzLimits } from './limits.js';
 import { type PolicySpec, resolvePolicy } from './policy-spec.js';
 import { generateCase, type ShrinkResult, shrinkCase } from './shrink.js';
 
 /**
- * The jobs a campaign hands out, as plain data (they cross to pool workers by structured clone), and
- * the one function that does them — in a pool worker (workers/fuzz-case.worker.ts) or in this thread.
- * A task names its case by seed only: the worker draws the case itself.
+ * The jobs a campaign (or a replay) hands out, as plain data (they cross to pool workers by structured
+ * clone), and the one function that does them — in a pool worker (workers/fuzz-case.worker.ts) or in
+ * this thread. A task names its case by seed only: the worker draws the case itself. A task may carry
+ * an activity buffer (fuzz/activity.ts) that the pool's watchdog reads to stop a case that hangs.
  */
-export interface RunTask {
-  kind: 'run';
+interface TaskBase {
   policy: PolicySpec;
+  /** fuzz/activity.ts; absent in this thread (no watchdog). */
+  activity?: SharedArrayBuffer;
+}
+
+export interface RunTask extends TaskBase {
+  kind: 'run';
   /** Several cases per task: a case takes milliseconds, so one message per case would cost too much. */
   caseSeeds: number[];
   limits: FuzzLimits;
 }
 
-export interface ShrinkTask {
+export interface ShrinkTask extends TaskBase {
   kind: 'shrink';
-  policy: PolicySpec;
   caseSeed: number;
-  target: InvariantId | 'error';
+  target: FailureKind;
   limits: FuzzLimits;
   runsMax: number;
 }
 
-export type FuzzTask = RunTask | ShrinkTask;
+/** Rerun one case as a replay file holds it, keeping every event if asked (for a trace). */
+export interface ReplayTask extends TaskBase {
+  kind: 'replay';
+  fuzzCase: FuzzCase;
+  keepEvents: boolean;
+}
+
+export type FuzzTask = RunTask | ShrinkTask | ReplayTask;
 
 export interface CaseRun {
   caseSeed: number;
@@ -35,30 +50,77 @@ export interface CaseRun {
   fuzzCase: FuzzCase | null;
 }
 
-export type ShrinkOutcome = ShrinkResult;
+/** A shrink found a smaller case, or stopped: its case did not fail again, or a run hung. */
+export type ShrinkOutcome = ShrinkResult | { stopped: 'not-reproduced' | 'hang'; detail: string };
+
+export interface ReplayRun {
+  verdict: CaseVerdict;
+  /** null when the run threw. */
+  result: RunResult | null;
+  events: LoggedEvent[];
+}
 
 /** Machines of this thread, reused across the cases and shrink runs it does. */
 const machines = new MachineCache();
 
+function activityOf(task: TaskBase): Int32Array | null {
+  const activity = task.activity ? new Int32Array(task.activity) : null;
+  trackHooks(activity, ActivityWord.hook);
+  activityLoading(activity);
+  return activity;
+}
+
 export async function runTask(task: RunTask): Promise<CaseRun[]> {
-  const policy = await resolvePolicy(task.policy);
-  return task.caseSeeds.map((caseSeed) => {
-    const fuzzCase = generateCase(caseSeed, task.limits);
-    const { verdict } = runFuzzCase(fuzzCase, policy, { machines });
-    return { caseSeed, verdict, fuzzCase: verdict.failure === null ? null : fuzzCase };
-  });
+  const activity = activityOf(task);
+  try {
+    const policy = await resolvePolicy(task.policy);
+    return task.caseSeeds.map((caseSeed, ordinal) => {
+      activityStarts(activity, ordinal);
+      const fuzzCase = generateCase(caseSeed, task.limits);
+      const { verdict } = runFuzzCase(fuzzCase, policy, { machines });
+      return { caseSeed, verdict, fuzzCase: verdict.failure === null ? null : fuzzCase };
+    });
+  } finally {
+    trackHooks(null);
+  }
 }
 
 export async function shrinkTask(task: ShrinkTask): Promise<ShrinkOutcome> {
-  const policy = await resolvePolicy(task.policy);
-  return shrinkCase(task.caseSeed, policy, task.target, {
-    limits: task.limits,
-    runsMax: task.runsMax,
-    machines,
-  });
+  const activity = activityOf(task);
+  try {
+    const policy = await resolvePolicy(task.policy);
+    const shrunk = shrinkCase(task.caseSeed, policy, task.target, {
+      limits: task.limits,
+      runsMax: task.runsMax,
+      machines,
+      onRun: () => activityStarts(activity),
+    });
+    return (
+      shrunk ?? {
+        stopped: 'not-reproduced',
+        detail: `the case did not break ${task.target} again under ${policy.name} (a policy whose hooks keep state across runs?)`,
+      }
+    );
+  } finally {
+    trackHooks(null);
+  }
+}
+
+export async function replayTask(task: ReplayTask): Promise<ReplayRun> {
+  const activity = activityOf(task);
+  try {
+    const policy = await resolvePolicy(task.policy);
+    activityStarts(activity);
+    const log = new EventLog(64, task.keepEvents);
+    const { verdict, result } = runFuzzCase(task.fuzzCase, policy, { log });
+    return { verdict, result, events: log.events() };
+  } finally {
+    trackHooks(null);
+  }
 }
 
 /** The pool worker's entry: one task in, its result out. */
-export async function doFuzzTask(task: FuzzTask): Promise<CaseRun[] | ShrinkOutcome> {
-  return task.kind === 'run' ? runTask(task) : shrinkTask(task);
+export async function doFuzzTask(task: FuzzTask): Promise<CaseRun[] | ShrinkOutcome | ReplayRun> {
+  if (task.kind === 'run') return runTask(task);
+  return task.kind === 'shrink' ? shrinkTask(task) : replayTask(task);
 }

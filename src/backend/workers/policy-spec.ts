@@ -1,9 +1,9 @@
 import { isAbsolute, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { ConfigError } from '../../errors.js';
 import { policies } from '../../policy/index.js';
 import { plantedBugs } from '../../policy/planted.js';
-import { definePolicy, type Policy, type PolicyDefinition } from '../../policy/policy.js';
+import type { Policy } from '../../policy/policy.js';
+import { loadPolicyModule } from '../../policy/policy-module.js';
 import type { PolicySpec } from './control.js';
 
 /**
@@ -46,35 +46,8 @@ export async function loadPolicy(spec: PolicySpec): Promise<Policy> {
       throw new ConfigError('policy', `one of ${[...namedPolicies().keys()].join(', ')}`, spec.name);
     return policy;
   }
-  const module = (await import(pathToFileURL(spec.path).href)) as Record<string, unknown>;
-  const candidates = Object.entries(module).filter(([, value]) => isPolicyLike(value));
-  let chosen: unknown;
-  if (spec.name !== undefined) {
-    chosen = candidates.find(
-      ([key, value]) => key === spec.name || (value as { name: string }).name === spec.name,
-    )?.[1];
-  } else if (isPolicyLike(module.default)) {
-    chosen = module.default;
-  } else if (candidates.length === 1) {
-    chosen = candidates[0][1];
-  }
-  if (chosen === undefined) {
-    throw new ConfigError(
-      spec.name === undefined ? 'policy module' : 'policy name',
-      `a module whose default export (or only policy export${spec.name === undefined ? '' : `, or export named ${spec.name}`}) ` +
-        'is a policy: { name, description, ...hooks } (see definePolicy)',
-      spec.path,
-    );
-  }
-  // A module may export a finished Policy or a definition; definePolicy fills the defaults of either.
-  return definePolicy(chosen as PolicyDefinition);
-}
-
-function isPolicyLike(value: unknown): boolean {
-  return (
-    typeof value === 'object' &&
-    value !== null &&
-    typeof (value as { name?: unknown }).name === 'string' &&
-    typeof (value as { description?: unknown }).description === 'string'
-  );
+  // The one loader of every command (policy/policy-module.ts): the same checks and defaults as fuzz
+  // and replay, so one module behaves the same on both backends.
+  const { policy } = await loadPolicyModule(spec.path, { field: 'policy module', name: spec.name });
+  return policy;
 }

@@ -1,8 +1,5 @@
-import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { basename, dirname, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import * as Comlink from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
@@ -49,6 +46,7 @@ import {
 import { loadPolicy, type PolicyInput, policySpecOf } from './policy-spec.js';
 import { Sleepers } from './waiter.js';
 import { Watchdog } from './watchdog.js';
+import { workerScriptPath } from './worker-script.js';
 
 /**
  * The `workers` backend, main side (DESIGN.md "Two backends"): one worker thread per running
@@ -96,20 +94,7 @@ const runStateIndex = headerOffsetI32 + HeaderField.runState;
 const workloadExitsIndex = headerOffsetI32 + HeaderField.workloadExits;
 const failedThreadIndex = headerOffsetI32 + HeaderField.failedThread;
 
-/**
- * Path of a compiled worker entry (`dist/workers/<name>.js`). Node 20 cannot start a `.ts` worker, so
- * when this module runs from source (vitest) the workers still come from the build.
- */
-export function workerScriptPath(name: string): string {
-  const here = dirname(fileURLToPath(import.meta.url));
-  const base = resolve(here, '../../..');
-  const path =
-    basename(base) === 'dist'
-      ? join(base, 'workers', `${name}.js`)
-      : join(base, 'dist', 'workers', `${name}.js`);
-  if (!existsSync(path)) throw new WorkersStartupError(-1, `${path} is missing: run \`npm run build\` first`);
-  return path;
-}
+export { workerScriptPath };
 
 interface Slot {
   thread: number;

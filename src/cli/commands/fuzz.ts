@@ -1,12 +1,13 @@
+import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { MultiBar, Presets } from 'cli-progress';
 import { type Command, Option } from 'commander';
 import { UsageError } from '../../errors.js';
-import { type CampaignProgress, runCampaign } from '../../fuzz/campaign.js';
+import { type CampaignProgress, defaultSummaryPath, runCampaign } from '../../fuzz/campaign.js';
 import { poolExecutor } from '../../fuzz/executor.js';
-import { fuzzLimits } from '../../fuzz/limits.js';
+import { fuzzLimits, fuzzWallLimits } from '../../fuzz/limits.js';
 import { mergeSummaryFiles } from '../../fuzz/merge.js';
 import { fuzzablePolicyNames, policySpecOf } from '../../fuzz/policy-spec.js';
 import { formatShard, parseShard, type Shard, shardCaseCount, wholeCampaign } from '../../fuzz/shard.js';
@@ -31,16 +32,27 @@ interface FuzzOptions {
   json?: string;
   maxFailures?: number;
   progress?: boolean;
+  caseTimeout?: number;
+  force?: boolean;
+}
+
+function formatMs(ms: number): string {
+  if (ms < 1000) return `${ms} ms`;
+  return ms < 3_600_000 ? `${ms / 1000} s` : `${ms / 3_600_000} h`;
 }
 
 /** `--time`: a duration such as 90, 90s, 1.5m, 2h or 500ms; in milliseconds. */
-export function durationFlag(flag: string) {
+export function durationFlag(flag: string, minMs = 1, maxMs = 365 * 86_400_000) {
   return (value: string): number => {
     const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(value.trim());
     const unitMs = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const;
     const ms = match ? Number(match[1]) * unitMs[(match[2] ?? 's') as keyof typeof unitMs] : Number.NaN;
-    if (!Number.isFinite(ms) || ms <= 0 || ms > 365 * 86_400_000) {
-      throw new UsageError(flag, 'a duration such as 60s, 90, 1.5m, 2h or 500ms (seconds if no unit)', value);
+    if (!Number.isFinite(ms) || ms < minMs || ms > maxMs) {
+      throw new UsageError(
+        flag,
+        `a duration such as 60s, 90, 1.5m, 2h or 500ms (seconds if no unit), from ${formatMs(minMs)} to ${formatMs(maxMs)}`,
+        value,
+      );
     }
     return ms;
   };
@@ -101,6 +113,15 @@ export function registerFuzzCommand(program: Command): void {
       ).argParser(integerFlag('--max-failures', 1, 1_000_000)),
     )
     .option('--no-progress', 'no progress bar, even on a terminal')
+    .addOption(
+      new Option(
+        '--case-timeout <duration>',
+        `stop a case (or a shrink run) that makes no progress this long and report it as a hang (default ${fuzzWallLimits.caseTimeLimitMsDefault / 1000}s)`,
+      ).argParser(
+        durationFlag('--case-timeout', fuzzWallLimits.caseTimeLimitMsMin, fuzzWallLimits.caseTimeLimitMsMax),
+      ),
+    )
+    .option('--force', 'start over in an --out directory that holds an earlier campaign’s summary')
     .addHelpText(
       'after',
       '\nExamples:\n' +
@@ -159,6 +180,16 @@ async function fuzzAction(options: FuzzOptions): Promise<number> {
   if (options.json) checkOutputPath('--json', options.json);
   const policy = await policySpecOf(options.policy, options.policyModule);
   const shard = options.shard ?? wholeCampaign;
+  const summaryPath = resolve(options.json ?? defaultSummaryPath(options.out, shard));
+  // A second campaign into the same place would mix its replay files with the first's and drop the
+  // first's summary: refuse unless asked to start over.
+  if (existsSync(summaryPath) && options.force !== true) {
+    throw new UsageError(
+      '--out',
+      'a directory without an earlier campaign’s summary (or --force to start over, or another --out)',
+      `${options.out} (it holds ${summaryPath})`,
+    );
+  }
   const jobs = options.jobs ?? availableParallelism();
   const out = process.stdout;
   const size =
@@ -204,18 +235,20 @@ async function fuzzAction(options: FuzzOptions): Promise<number> {
     bar.update(value, { unit, rate: rate.toFixed(0), violations: progress.violations });
   };
 
-  // Ctrl-C: draw no more cases, let those in flight finish and their files be written; twice: quit now.
+  // Ctrl-C: draw no more cases and stop those in flight (their workers are terminated, so this takes
+  // no longer than a worker's teardown), keep the replay files already written (unshrunk ones stay
+  // unshrunk), write the summary; twice: quit now.
   const controller = new AbortController();
   const onSigint = () => {
     if (controller.signal.aborted) process.exit(130);
     controller.abort();
-    log('fuzz: interrupted: finishing the cases in flight (Ctrl-C again to quit now)');
+    log('fuzz: interrupted: stopping the cases in flight and writing the summary (Ctrl-C again to quit now)');
   };
   process.on('SIGINT', onSigint);
-  const executor = poolExecutor({ jobs });
+  const executor = poolExecutor({ jobs, caseTimeLimitMs: options.caseTimeout });
   const startMs = performance.now();
   try {
-    const { summary, summaryPath } = await runCampaign({
+    const { summary } = await runCampaign({
       policy,
       seed: options.seed,
       cases: options.cases,
@@ -223,16 +256,26 @@ async function fuzzAction(options: FuzzOptions): Promise<number> {
       clock: () => performance.now(),
       shard,
       outDir: resolve(options.out),
-      summaryPath: options.json ? resolve(options.json) : undefined,
+      summaryPath,
       executor,
       maxFailures: options.maxFailures,
       signal: controller.signal,
       onProgress,
       onFailure: (failure, stage) => {
         if (stage === 'found') {
-          log(
-            `found: case ${failure.caseIndex} breaks ${failure.failure}: ${failure.detail} -> ${failure.replay}`,
-          );
+          const what =
+            failure.failure === 'hang' || failure.failure === 'error'
+              ? failure.failure
+              : `breaks ${failure.failure}`;
+          log(`found: case ${failure.caseIndex} ${what}: ${failure.detail} -> ${failure.replay}`);
+        } else if (stage === 'repeat') {
+          if (failure.repeats === 1) {
+            log(
+              `repeat: later cases fail as case ${failure.caseIndex} did (counted in its repeats, not filed again)`,
+            );
+          }
+        } else if (stage === 'shrink-stopped') {
+          log(`shrink: case ${failure.caseIndex}: ${failure.shrinkNote} (the unshrunk replay file stays)`);
         } else {
           log(
             `shrunk: case ${failure.caseIndex} (${failure.failure}) to ${formatSize(failure)} -> ${failure.replay}`,

@@ -1,11 +1,14 @@
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
+import { poolExecutor } from '../../fuzz/executor.js';
 import { runConfigOf } from '../../fuzz/fuzz-case.js';
-import { replayCase } from '../../fuzz/replay.js';
+import { fuzzWallLimits } from '../../fuzz/limits.js';
+import { type ReplayOutcome, replayCase } from '../../fuzz/replay.js';
 import { readReplayFile } from '../../fuzz/replay-format.js';
 import { invariantTitles } from '../../invariants/violation.js';
 import { buildTrace, writeTrace } from '../../report/perfetto.js';
 import { ExitCode } from '../errors.js';
 import { checkOutputPath } from '../outputs.js';
+import { durationFlag } from './fuzz.js';
 
 /**
  * `asi-emu replay FILE`: reruns a fuzz case deterministically and prints the violation and the events
@@ -18,75 +21,103 @@ export function registerReplayCommand(program: Command): void {
     .description('rerun a fuzz replay file and print the violation and the events before it')
     .argument('<file>', 'a replay file written by `asi-emu fuzz`')
     .option('--trace <file>', 'write the whole run as a Perfetto / Chrome trace (JSON)')
-    .option('--policy-module <file>', 'load the policy from here (the file records where it was)')
+    .option(
+      '--policy-module <file>',
+      'your policy module, for a file made with one (replay never loads a module named in the file)',
+    )
+    .addOption(
+      new Option(
+        '--case-timeout <duration>',
+        `stop the run if it makes no progress this long and report a hang (default ${fuzzWallLimits.caseTimeLimitMsDefault / 1000}s)`,
+      ).argParser(
+        durationFlag('--case-timeout', fuzzWallLimits.caseTimeLimitMsMin, fuzzWallLimits.caseTimeLimitMsMax),
+      ),
+    )
     .addHelpText(
       'after',
       '\nExamples:\n  asi-emu replay fuzz-out/asi-seed7-case42.replay.json\n' +
         '  asi-emu replay case.replay.json --trace trace.json   (open in ui.perfetto.dev)\n',
     )
-    .action(async (file: string, options: { trace?: string; policyModule?: string }) => {
-      if (options.trace !== undefined) checkOutputPath('--trace', options.trace);
-      const document = readReplayFile(file);
-      const outcome = await replayCase(document, {
-        policyModule: options.policyModule,
-        keepEvents: options.trace !== undefined,
-      });
-      const write = (line: string) => process.stdout.write(`${line}\n`);
-      const { origin, size } = document;
-      write(
-        `replay ${file}: policy ${document.policy.name}` +
-          (origin ? `, campaign seed ${origin.campaignSeed} case ${origin.caseIndex}` : '') +
-          `${document.shrink.shrunk ? ', shrunk' : ''} (${size.exits} exits, ${size.hyperthreads} hyperthreads, ` +
-          `${size.injectedEvents} injected events, ${size.choices} choices), written by asi-emu ${document.asiEmuVersion}`,
-      );
-      const { verdict } = outcome;
-      if (verdict.failure === 'error') {
-        write(`the run threw: ${verdict.error}`);
-      } else if (verdict.violation) {
-        const violation = verdict.violation;
-        write(`violation ${violation.id} (${invariantTitles[violation.id]})`);
-        write(
-          `  at t=${Math.round(violation.timeCycles)} cycles, step ${violation.step}: ${violation.detail}`,
-        );
-        write(
-          `  threads: ${violation.threads.map((thread, i) => `ht${thread} (${violation.modes[i] ?? '?'})`).join(', ')}`,
-        );
-        if (violation.address) write(`  address: ${violation.address}`);
-        if (violation.line) {
-          write(
-            `  line: pfn ${violation.line.pfn} line ${violation.line.lineInPage} (${violation.line.domain})`,
-          );
+    .action(
+      async (file: string, options: { trace?: string; policyModule?: string; caseTimeout?: number }) => {
+        if (options.trace !== undefined) checkOutputPath('--trace', options.trace);
+        const document = readReplayFile(file);
+        // The case runs in a pool worker under the hang watchdog: a user hook may loop forever.
+        const executor = poolExecutor({ jobs: 1, caseTimeLimitMs: options.caseTimeout });
+        let outcome: ReplayOutcome;
+        try {
+          outcome = await replayCase(document, {
+            policyModule: options.policyModule,
+            keepEvents: options.trace !== undefined,
+            executor,
+          });
+        } finally {
+          await executor.close();
         }
-        write('last events before it:');
-        for (const event of violation.recentEvents ?? []) write(`  ${event}`);
-      } else {
-        write(`no violation: the run is clean (${verdict.exits} exits)`);
-      }
-      if (!outcome.reproduced)
-        write(`note: the file records ${document.expected.failure}; this run did not break it`);
-      const hashNote = outcome.traceHashMatches
-        ? 'identical to the recorded trace'
-        : outcome.sameVersion
-          ? `DIFFERS from the recorded ${document.expected.traceHash} (same asi-emu version: a determinism bug, please report it)`
-          : `differs from the recorded ${document.expected.traceHash} (written by asi-emu ${document.asiEmuVersion})`;
-      write(`trace hash ${verdict.traceHash}: ${hashNote}`);
-      if (options.trace !== undefined) {
-        const { machine } = document.case;
-        writeTrace(
-          options.trace,
-          buildTrace(outcome.events, {
-            backend: 'sim',
-            threads: machine.cores * machine.smt,
-            smt: machine.smt,
-            policy: outcome.policy.name,
-            mix: document.case.workload.mix.name,
-            timeUnit: 'cycles',
-            catalogue: runConfigOf(document.case).workload.catalogue,
-            violationRecords: outcome.result?.violationRecords ?? [],
-          }),
+        const write = (line: string) => process.stdout.write(`${line}\n`);
+        const { origin, size } = document;
+        write(
+          `replay ${file}: policy ${document.policy.name}` +
+            (origin ? `, campaign seed ${origin.campaignSeed} case ${origin.caseIndex}` : '') +
+            `${document.shrink.shrunk ? ', shrunk' : ''} (${size.exits} exits, ${size.hyperthreads} hyperthreads, ` +
+            `${size.injectedEvents} injected events, ${size.choices} choices), written by asi-emu ${document.asiEmuVersion}`,
         );
-        write(`trace: ${options.trace} (${outcome.events.length} events)`);
-      }
-      process.exitCode = verdict.failure === null ? ExitCode.ok : ExitCode.violation;
-    });
+        const { verdict } = outcome;
+        if (verdict.failure === 'hang') {
+          write(`the run hung: ${verdict.error}`);
+        } else if (verdict.failure === 'error') {
+          write(`the run threw: ${verdict.error}`);
+          if (verdict.errorStack !== null) write(`the hook's stack:\n${verdict.errorStack}`);
+        } else if (verdict.violation) {
+          const violation = verdict.violation;
+          write(`violation ${violation.id} (${invariantTitles[violation.id]})`);
+          write(
+            `  at t=${Math.round(violation.timeCycles)} cycles, step ${violation.step}: ${violation.detail}`,
+          );
+          write(
+            `  threads: ${violation.threads.map((thread, i) => `ht${thread} (${violation.modes[i] ?? '?'})`).join(', ')}`,
+          );
+          if (violation.address) write(`  address: ${violation.address}`);
+          if (violation.line) {
+            write(
+              `  line: pfn ${violation.line.pfn} line ${violation.line.lineInPage} (${violation.line.domain})`,
+            );
+          }
+          write('last events before it:');
+          for (const event of violation.recentEvents ?? []) write(`  ${event}`);
+        } else {
+          write(`no violation: the run is clean (${verdict.exits} exits)`);
+        }
+        if (!outcome.reproduced)
+          write(`note: the file records ${document.expected.failure}; this run did not break it`);
+        const hashNote = outcome.traceHashMatches
+          ? 'identical to the recorded trace'
+          : outcome.moduleMatches === false
+            ? `differs from the recorded ${document.expected.traceHash}: the policy module given is not the one that recorded it (its contents changed)`
+            : options.policyModule !== undefined && outcome.moduleMatches === null
+              ? `differs from the recorded ${document.expected.traceHash} (the file records no module hash: the module given may not be the one that recorded it)`
+              : outcome.sameVersion
+                ? `DIFFERS from the recorded ${document.expected.traceHash} (same asi-emu version: a determinism bug, please report it)`
+                : `differs from the recorded ${document.expected.traceHash} (written by asi-emu ${document.asiEmuVersion})`;
+        write(`trace hash ${verdict.traceHash}: ${hashNote}`);
+        if (options.trace !== undefined) {
+          const { machine } = document.case;
+          writeTrace(
+            options.trace,
+            buildTrace(outcome.events, {
+              backend: 'sim',
+              threads: machine.cores * machine.smt,
+              smt: machine.smt,
+              policy: outcome.policyName,
+              mix: document.case.workload.mix.name,
+              timeUnit: 'cycles',
+              catalogue: runConfigOf(document.case).workload.catalogue,
+              violationRecords: outcome.result?.violationRecords ?? [],
+            }),
+          );
+          write(`trace: ${options.trace} (${outcome.events.length} events)`);
+        }
+        process.exitCode = verdict.failure === null ? ExitCode.ok : ExitCode.violation;
+      },
+    );
 }

@@ -81,7 +81,9 @@ describe.skipIf(!distBuilt)('workers backend: lifecycle (seed 1)', () => {
     expect(error.step).toBeGreaterThan(0);
     // The phase the step began in: an entry runs into the barrier (mayEnter) within one step.
     expect(['entry', 'barrier']).toContain(error.phase);
-    expect(error.message).toMatch(/hyperthread ht1 failed at step \d+ \(phase \w+\): Error: planted crash/);
+    expect(error.message).toMatch(
+      /hyperthread ht1 failed at step \d+ \(phase \w+\): PolicyHookError: policy crash-at-entry: hook mayEnter threw: planted crash/,
+    );
   });
 
   it("reports a worker that stops answering, with every hyperthread's last mode, and terminates it", async () => {

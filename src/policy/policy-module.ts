@@ -1,0 +1,281 @@
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { ConfigError } from '../errors.js';
+import { definePolicy, type Policy, type PolicyDefinition } from './policy.js';
+
+/**
+ * The one loader of a user's policy module (issue 18), for every command and backend: `fuzz` and
+ * `replay` (in pool workers), and the workers backend (in each hyperthread's worker). A module is
+ * imported only here, and this runs only off the CLI's main thread (`probePolicyModule` in
+ * backend/workers/policy-probe.ts loads it in a worker under a time limit first), because a module's
+ * top-level code may loop forever or do anything at all.
+ *
+ * What a module must export is checked as data before it is used: every key is known, every setting
+ * has an accepted value, every hook is a function. A plain object and one made with `definePolicy`
+ * then both go through `definePolicy`, so one module behaves the same everywhere. Its hooks are
+ * wrapped (`checkedPolicy`): a return value of the wrong type, or a throw, is a `PolicyHookError`
+ * naming the hook, and the hook running now is published for a watchdog (`trackHooks`).
+ */
+
+/** The hooks of a Policy, in the order of `Policy`'s declaration; a hook's id is its index + 1. */
+export const policyHookNames = [
+  'kickOnExit',
+  'kickBeforeFull',
+  'waitForSiblingsOut',
+  'kickAfterFull',
+  'kickTargets',
+  'siblingsOut',
+  'flushBeforeEntry',
+  'mayEnter',
+  'exitOnKick',
+] as const;
+export type PolicyHookName = (typeof policyHookNames)[number];
+
+/** What each hook must return: a boolean, or a non-negative integer bit mask. */
+const hookReturns: Record<PolicyHookName, 'boolean' | 'mask'> = {
+  kickOnExit: 'boolean',
+  kickBeforeFull: 'boolean',
+  waitForSiblingsOut: 'boolean',
+  kickAfterFull: 'boolean',
+  kickTargets: 'mask',
+  siblingsOut: 'boolean',
+  flushBeforeEntry: 'mask',
+  mayEnter: 'boolean',
+  exitOnKick: 'boolean',
+};
+
+/** The settings a definition may carry, with their accepted values. */
+const settingValues = {
+  smt: [true, false],
+  stun: [true, false],
+  atomicEntry: [true, false],
+  flushPoint: ['after-barrier', 'before-barrier'],
+  waitFor: ['mode', 'ack'],
+} as const;
+
+const knownKeys = ['name', 'description', ...Object.keys(settingValues), ...policyHookNames];
+
+/** Policy names become file names and table cells: short, printable, no path separators. */
+const policyNameMaxChars = 64;
+const policyNamePattern = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+
+/** A policy hook threw, or returned a value of the wrong type: the user's policy is broken. */
+export class PolicyHookError extends Error {
+  override name = 'PolicyHookError';
+  constructor(
+    readonly policy: string,
+    readonly hook: PolicyHookName,
+    readonly problem: string,
+    /** The hook's own error (its stack says where in the module), when it threw. */
+    override readonly cause?: unknown,
+  ) {
+    super(`policy ${policy}: hook ${hook} ${problem}`);
+  }
+}
+
+/** A value as a ConfigError's `got` (which quotes strings itself). */
+function gotOf(value: unknown): unknown {
+  return typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean'
+    ? value
+    : describe(value);
+}
+
+function describe(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'function') return 'a function';
+  if (Array.isArray(value)) return 'an array';
+  if (value === null || value === undefined) return String(value);
+  return typeof value === 'object' ? 'an object' : `${typeof value} ${String(value)}`;
+}
+
+/**
+ * Checks a module's export as a policy definition; a ConfigError names the key (`field.key`) and what
+ * it accepts. Returns the definition unchanged.
+ */
+export function checkPolicyDefinition(value: unknown, field: string): PolicyDefinition {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new ConfigError(
+      field,
+      'a policy object: { name, description, ...hooks } (see definePolicy)',
+      gotOf(value),
+    );
+  }
+  const definition = value as Record<string, unknown>;
+  for (const key of Object.keys(definition)) {
+    if (!knownKeys.includes(key)) {
+      throw new ConfigError(`${field}.${key}`, `a known policy key: one of ${knownKeys.join(', ')}`, key);
+    }
+  }
+  const { name, description } = definition;
+  if (typeof name !== 'string' || name.length > policyNameMaxChars || !policyNamePattern.test(name)) {
+    throw new ConfigError(
+      `${field}.name`,
+      `a name of 1..${policyNameMaxChars} letters, digits, '.', '_' or '-', starting with a letter or digit`,
+      typeof name === 'string' ? name : gotOf(name),
+    );
+  }
+  if (typeof description !== 'string') {
+    throw new ConfigError(
+      `${field}.description`,
+      'a string (one line for `asi-emu policies`)',
+      gotOf(description),
+    );
+  }
+  for (const [key, accepted] of Object.entries(settingValues)) {
+    const setting = definition[key];
+    if (setting !== undefined && !(accepted as readonly unknown[]).includes(setting)) {
+      throw new ConfigError(
+        `${field}.${key}`,
+        `one of ${accepted.map((choice) => JSON.stringify(choice)).join(', ')}`,
+        gotOf(setting),
+      );
+    }
+  }
+  for (const hook of policyHookNames) {
+    const hookValue = definition[hook];
+    if (hookValue !== undefined && typeof hookValue !== 'function') {
+      throw new ConfigError(
+        `${field}.${hook}`,
+        `a function (view) => ${hookReturns[hook]}`,
+        gotOf(hookValue),
+      );
+    }
+  }
+  return definition as unknown as PolicyDefinition;
+}
+
+// ---- which hook runs now, for a watchdog in another thread --------------------------------------------
+
+let hookSlot: Int32Array | null = null;
+let hookSlotIndex = 0;
+
+/**
+ * Publishes the id of the user hook running now (0: none) into `slot[index]` of a shared array, so
+ * a watchdog in another thread can name the hook a stuck case is in (`hookNameOf`). Null: stop.
+ */
+export function trackHooks(slot: Int32Array | null, index = 0): void {
+  hookSlot = slot;
+  hookSlotIndex = index;
+}
+
+/** The hook a published id names; `null` for 0 (no hook was running: the model or the module's import). */
+export function hookNameOf(id: number): PolicyHookName | null {
+  return policyHookNames[id - 1] ?? null;
+}
+
+function publishHook(id: number): void {
+  if (hookSlot !== null) Atomics.store(hookSlot, hookSlotIndex, id);
+}
+
+function checkedHook(
+  policyName: string,
+  hook: PolicyHookName,
+  fn: (...args: unknown[]) => unknown,
+): (...args: unknown[]) => unknown {
+  const id = policyHookNames.indexOf(hook) + 1;
+  const returns = hookReturns[hook];
+  return (...args: unknown[]) => {
+    publishHook(id);
+    let value: unknown;
+    try {
+      value = fn(...args);
+    } catch (error) {
+      publishHook(0);
+      const message = error instanceof Error ? error.message : String(error);
+      throw new PolicyHookError(policyName, hook, `threw: ${message}`, error);
+    }
+    publishHook(0);
+    const ok =
+      returns === 'boolean' ? typeof value === 'boolean' : Number.isInteger(value) && (value as number) >= 0;
+    if (!ok) {
+      throw new PolicyHookError(
+        policyName,
+        hook,
+        `returned ${describe(value)}; it must return ${returns === 'boolean' ? 'true or false' : 'a non-negative integer bit mask'}`,
+      );
+    }
+    return value;
+  };
+}
+
+/** `policy` with every hook checked (see the file comment). For user policies: built-ins need none. */
+export function checkedPolicy(policy: Policy): Policy {
+  const checked: Record<string, unknown> = { ...policy };
+  for (const hook of policyHookNames) {
+    checked[hook] = checkedHook(policy.name, hook, policy[hook] as (...args: unknown[]) => unknown);
+  }
+  return checked as unknown as Policy;
+}
+
+// ---- loading --------------------------------------------------------------------------------------------
+
+export const policyModuleAccepted =
+  'an ES module (.js or .mjs) exporting a policy ({ name, description, ...hooks }, see definePolicy) as its default export, as `policy`, or as its only export';
+
+export interface LoadedPolicyModule {
+  policy: Policy;
+  /** Absolute path. */
+  path: string;
+  /** SHA-256 of the module file's bytes (a replay tells a changed module from a determinism bug). */
+  sha256: string;
+}
+
+export function moduleSha256(path: string): string {
+  return createHash('sha256').update(readFileSync(path)).digest('hex');
+}
+
+function chooseExport(loaded: Record<string, unknown>, name: string | undefined): unknown {
+  const looksLikePolicy = (value: unknown) =>
+    typeof value === 'object' && value !== null && typeof (value as { name?: unknown }).name === 'string';
+  if (name !== undefined) {
+    return Object.entries(loaded).find(
+      ([key, value]) => looksLikePolicy(value) && (key === name || (value as { name: string }).name === name),
+    )?.[1];
+  }
+  if (loaded.default !== undefined) return loaded.default;
+  if (loaded.policy !== undefined) return loaded.policy;
+  const candidates = Object.values(loaded).filter(looksLikePolicy);
+  return candidates.length === 1 ? candidates[0] : undefined;
+}
+
+/**
+ * Imports a user policy module and checks it (the file comment). `name` picks a named export (or the
+ * export whose policy has that name) in a module with several. Runs the module's code: call it only
+ * off the main thread.
+ */
+export async function loadPolicyModule(
+  path: string,
+  options: { field?: string; name?: string } = {},
+): Promise<LoadedPolicyModule> {
+  const field = options.field ?? '--policy-module';
+  const absolute = resolve(path);
+  let sha256: string;
+  try {
+    sha256 = moduleSha256(absolute);
+  } catch (error) {
+    throw new ConfigError(
+      field,
+      policyModuleAccepted,
+      `${path} (${(error as NodeJS.ErrnoException).code ?? 'unreadable'})`,
+    );
+  }
+  let loaded: Record<string, unknown>;
+  try {
+    loaded = (await import(pathToFileURL(absolute).href)) as Record<string, unknown>;
+  } catch (error) {
+    const message = error instanceof Error ? error.message.split('\n')[0] : String(error);
+    throw new ConfigError(field, policyModuleAccepted, `${path} (importing it threw: ${message})`);
+  }
+  const chosen = chooseExport(loaded, options.name);
+  if (chosen === undefined) {
+    throw new ConfigError(
+      field,
+      policyModuleAccepted,
+      `${path} (${options.name === undefined ? 'no policy exported' : `no policy named ${options.name}`})`,
+    );
+  }
+  const definition = checkPolicyDefinition(chosen, `${field} ${path}: policy`);
+  return { policy: checkedPolicy(definePolicy(definition)), path: absolute, sha256 };
+}
