@@ -102,7 +102,13 @@ describe(`replay files (${policyName}, campaign seed ${seed})`, () => {
 
   it('a hand-edited case that is no valid machine fails with the field named', async () => {
     const edited = JSON.parse(JSON.stringify(document));
+    edited.case.machine.cores = 0;
+    await expect(replayCase(parseReplay(edited, 'edited.json'))).rejects.toThrow(/machine\.cores/);
+  });
+
+  it("a hand-edited case past the fuzzer's own limits is refused on reading, naming the field", () => {
+    const edited = JSON.parse(JSON.stringify(document));
     edited.case.machine.smt = 9;
-    await expect(replayCase(parseReplay(edited, 'edited.json'))).rejects.toThrow(/machine\.smt/);
+    expect(() => parseReplay(edited, 'edited.json')).toThrow(/case\.machine\.smt: at most 4/);
   });
 });
