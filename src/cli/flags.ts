@@ -53,7 +53,11 @@ export function setFlag(sections: readonly string[]) {
   return (text: string, previous: ConfigSetting[] = []): ConfigSetting[] => {
     const equals = text.indexOf('=');
     const path = equals > 0 ? text.slice(0, equals).split('.') : [];
-    if (equals <= 0 || path.some((part) => part.length === 0) || !sections.includes(path[0])) {
+    // A path is data: `__proto__` and friends would reach Object.prototype through applySettings.
+    const unsafe = path.some(
+      (part) => part === '__proto__' || part === 'constructor' || part === 'prototype',
+    );
+    if (equals <= 0 || unsafe || path.some((part) => part.length === 0) || !sections.includes(path[0])) {
       throw new UsageError(
         '--set',
         `PATH=VALUE with PATH a config field under ${sections.join(', ')} (e.g. machine.cores=4)`,
@@ -89,7 +93,7 @@ export function applySettings(
   for (const { path, value } of settings) {
     let node: Record<string, unknown> = result;
     for (const key of path.slice(0, -1)) {
-      const next = node[key];
+      const next = Object.hasOwn(node, key) ? node[key] : undefined;
       if (typeof next !== 'object' || next === null || Array.isArray(next)) node[key] = {};
       node = node[key] as Record<string, unknown>;
     }
