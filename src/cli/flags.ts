@@ -1,3 +1,4 @@
+import { inputLimits, jsonDepth } from '../config/input-limits.js';
 import { UsageError } from '../errors.js';
 
 /** commander argument parsers that throw a UsageError naming the flag and what it accepts. */
@@ -5,12 +6,18 @@ export function integerFlag(flag: string, min: number, max: number) {
   return (value: string): number => {
     const parsed = Number(value);
     if (!/^\d+$/.test(value) || !Number.isSafeInteger(parsed) || parsed < min || parsed > max) {
-      throw new UsageError(flag, `an integer ${min}..${max}`, value);
+      throw new UsageError(flag, `an integer ${min}..${boundText(max)}`, value);
     }
     return parsed;
   };
 }
 
+/** A bound as a user reads it: 2^53-1 rather than its 16 digits. */
+export function boundText(bound: number): string {
+  return bound === Number.MAX_SAFE_INTEGER ? '2^53-1' : String(bound);
+}
+
+/** A comma-separated list of distinct names from `accepted` (a repeat would run the same thing twice). */
 export function listFlag(flag: string, accepted: readonly string[]) {
   return (value: string): string[] => {
     const items = value
@@ -23,6 +30,9 @@ export function listFlag(flag: string, accepted: readonly string[]) {
       if (!accepted.includes(item))
         throw new UsageError(flag, `a comma-separated list of ${accepted.join(', ')}`, item);
     }
+    const repeated = items.find((item, index) => items.indexOf(item) !== index);
+    if (repeated !== undefined)
+      throw new UsageError(flag, 'a list without repeats (each runs once)', repeated);
     return items;
   };
 }
@@ -43,7 +53,11 @@ export function setFlag(sections: readonly string[]) {
   return (text: string, previous: ConfigSetting[] = []): ConfigSetting[] => {
     const equals = text.indexOf('=');
     const path = equals > 0 ? text.slice(0, equals).split('.') : [];
-    if (equals <= 0 || path.some((part) => part.length === 0) || !sections.includes(path[0])) {
+    // A path is data: `__proto__` and friends would reach Object.prototype through applySettings.
+    const unsafe = path.some(
+      (part) => part === '__proto__' || part === 'constructor' || part === 'prototype',
+    );
+    if (equals <= 0 || unsafe || path.some((part) => part.length === 0) || !sections.includes(path[0])) {
       throw new UsageError(
         '--set',
         `PATH=VALUE with PATH a config field under ${sections.join(', ')} (e.g. machine.cores=4)`,
@@ -51,6 +65,15 @@ export function setFlag(sections: readonly string[]) {
       );
     }
     const raw = text.slice(equals + 1);
+    // The path's parts nest too: the whole setting stays within the depth a config file may have.
+    const depth = path.length + jsonDepth(raw);
+    if (depth > inputLimits.jsonDepthMax) {
+      throw new UsageError(
+        '--set',
+        `a PATH=VALUE nested at most ${inputLimits.jsonDepthMax} levels deep, path included (the input depth limit)`,
+        `${path.slice(0, 3).join('.')}${path.length > 3 ? '...' : ''}: ${depth} levels`,
+      );
+    }
     let value: unknown = raw;
     try {
       value = JSON.parse(raw);
@@ -70,7 +93,7 @@ export function applySettings(
   for (const { path, value } of settings) {
     let node: Record<string, unknown> = result;
     for (const key of path.slice(0, -1)) {
-      const next = node[key];
+      const next = Object.hasOwn(node, key) ? node[key] : undefined;
       if (typeof next !== 'object' || next === null || Array.isArray(next)) node[key] = {};
       node = node[key] as Record<string, unknown>;
     }

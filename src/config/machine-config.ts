@@ -1,5 +1,15 @@
 import { z } from 'zod';
-import { coresMax, framesMax, pageBytes, smtMax, vcpusPerVmMax, vmsMax } from '../constants.js';
+import {
+  coresMax,
+  framesMax,
+  memoryMiBMax,
+  pageBytes,
+  pageTablePoolPagesMax,
+  smtMax,
+  tlbEntriesMax,
+  vcpusPerVmMax,
+  vmsMax,
+} from '../constants.js';
 import { ConfigError } from '../errors.js';
 import { configErrorFromZod } from './schema-error.js';
 
@@ -30,7 +40,7 @@ const vmSchema = z
       .number()
       .int()
       .min(1, 'guestMemoryMiB must be at least 1')
-      .max(1 << 20)
+      .max(memoryMiBMax, `guestMemoryMiB must be at most ${memoryMiBMax} (machine.memoryMiB's maximum)`)
       .default(8),
     /** Hyperthread index each vCPU is pinned to; default: the next free hyperthreads in order. */
     pin: z.array(z.number().int().min(0)).optional(),
@@ -55,16 +65,22 @@ export const machineConfigSchema = z
       .default(2),
     vms: z
       .array(vmSchema)
+      .min(1, 'at least one VM (a machine without vCPUs runs nothing)')
       .max(vmsMax, `at most ${vmsMax} VMs`)
       .default(() => [{ vcpus: 4, guestMemoryMiB: 8, confidential: false }]),
     memoryMiB: z
       .number()
       .int()
-      .min(1, 'memoryMiB must be at least 1')
-      .max(framesMax / 256)
+      .min(1, `memoryMiB must be 1..${memoryMiBMax}`)
+      .max(memoryMiBMax, `memoryMiB must be 1..${memoryMiBMax} (512 GiB)`)
       .default(128),
     /** Host secrets: page cache, keys, other processes. */
-    hostSecretsMiB: z.number().int().min(1, 'hostSecretsMiB must be at least 1').default(4),
+    hostSecretsMiB: z
+      .number()
+      .int()
+      .min(1, `hostSecretsMiB must be 1..${memoryMiBMax}`)
+      .max(memoryMiBMax, `hostSecretsMiB must be 1..${memoryMiBMax} (machine.memoryMiB's maximum)`)
+      .default(4),
     l1d: z
       .object({
         // 4096 sets x 32 ways is far past any real L1D (64 sets) and bounds a core's section at 2 MiB.
@@ -94,8 +110,12 @@ export const machineConfigSchema = z
       .min(0, 'fillBufferEntries must be 0..32')
       .max(32, 'fillBufferEntries must be 0..32')
       .default(10),
-    tlbEntries: powerOfTwo('tlbEntries').default(64),
-    tlbWays: powerOfTwo('tlbWays').default(4),
+    tlbEntries: powerOfTwo('tlbEntries')
+      .refine((entries) => entries <= tlbEntriesMax, `tlbEntries must be at most ${tlbEntriesMax}`)
+      .default(64),
+    tlbWays: powerOfTwo('tlbWays')
+      .refine((ways) => ways <= tlbEntriesMax, `tlbWays must be at most ${tlbEntriesMax}`)
+      .default(4),
     pcid: z.boolean().default(true),
     /** Map the kernel direct map with 2 MiB pages where alignment allows, as Linux does. */
     directMapLargePages: z.boolean().default(true),
@@ -103,7 +123,8 @@ export const machineConfigSchema = z
     pageTablePoolPages: z
       .number()
       .int()
-      .min(16, 'pageTablePoolPages must be at least 16')
+      .min(16, `pageTablePoolPages must be 16..${pageTablePoolPagesMax}`)
+      .max(pageTablePoolPagesMax, `pageTablePoolPages must be 16..${pageTablePoolPagesMax}`)
       .default(pageTablePoolPagesDefault),
   })
   .strict();

@@ -28,6 +28,15 @@ export const runSchema = z
 
 export type RunSettings = z.output<typeof runSchema>;
 
+/**
+ * Most guest quanta between two exits, on average (workload.exitIntervalCycles / guestQuantumCycles).
+ * A vCPU checks for an exit once per quantum, and the sim gives a run 100,000 steps per exit before it
+ * calls the run stuck (backend/sim/run-sim.ts stepsPerExitMax, asserted there to stay 10x above this):
+ * 10,000 quanta is 10 s of a 3 GHz guest per exit at the default quantum, far past any published rate.
+ * An interval beyond it is a run that makes no progress, refused up front instead of spinning.
+ */
+export const exitIntervalQuantaMax = 10_000;
+
 export interface RunConfig {
   machine: MachineConfig;
   workload: Workload;
@@ -55,7 +64,15 @@ export function parseRunSettings(input: unknown): RunSettings {
 }
 
 /** Validates a whole config (each part names its own fields in errors). */
-export function parseRunConfig(input: RunConfigInput = {}): RunConfig {
+export interface ParseRunOptions {
+  /**
+   * The caller ends the run by time, not by exits (the kick benchmark's guest never exits on its own):
+   * the exit interval is not held to exitIntervalQuantaMax. Never set for a user's config.
+   */
+  endsByTime?: boolean;
+}
+
+export function parseRunConfig(input: RunConfigInput = {}, options: ParseRunOptions = {}): RunConfig {
   if (typeof input !== 'object' || input === null || Array.isArray(input)) {
     throw new ConfigError(
       'config',
@@ -71,6 +88,14 @@ export function parseRunConfig(input: RunConfigInput = {}): RunConfig {
   }
   const machine = parseMachineConfig(input.machine ?? {});
   const workload = parseWorkload(input.workload ?? {}, machine.cores * machine.smt);
+  const intervalMax = exitIntervalQuantaMax * workload.guestQuantumCycles;
+  if (workload.exitIntervalCycles > intervalMax && options.endsByTime !== true) {
+    throw new ConfigError(
+      'workload.exitIntervalCycles',
+      `at most ${intervalMax} (${exitIntervalQuantaMax} x workload.guestQuantumCycles ${workload.guestQuantumCycles}): a vCPU that almost never exits makes no progress`,
+      workload.exitIntervalCycles,
+    );
+  }
   if (workload.handlers.length > 0) checkHandlersFit(workload.handlers, planRegions(machine));
   return {
     machine,

@@ -8,5 +8,7 @@ export function configErrorFromZod(error: z.ZodError, root: string): ConfigError
     .filter((part) => part !== '')
     .join('.')
     .replace(/\.\[/g, '[');
-  return new ConfigError(path || root, issue.message, 'input' in issue ? issue.input : undefined);
+  // zod's default bound of an int is the largest exact double: say it as a user reads it.
+  const message = issue.message.replaceAll(String(Number.MAX_SAFE_INTEGER), '2^53-1');
+  return new ConfigError(path || root, message, 'input' in issue ? issue.input : undefined);
 }

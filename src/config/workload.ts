@@ -5,6 +5,7 @@ import { builtinMixes, type ExitMix, parseUserMix } from '../cpu/mixes.js';
 import { ConfigError } from '../errors.js';
 import { type RegionKind, type RegionPlan, regionKinds } from '../memory/regions.js';
 import { isReadOnlyRegion } from '../paging/address-space.js';
+import { inputLimits } from './input-limits.js';
 import { configErrorFromZod } from './schema-error.js';
 
 /**
@@ -58,7 +59,11 @@ const handlerSchema = z
   .object({
     reason: z.string(),
     name: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'a name of letters, digits, _ . and -'),
-    weight: z.number().min(0).default(1),
+    weight: z
+      .number()
+      .min(0, `a relative weight 0..${inputLimits.mixWeightMax}`)
+      .max(inputLimits.mixWeightMax, `a relative weight 0..${inputLimits.mixWeightMax}`)
+      .default(1),
     ops: z.array(handlerOpSchema).min(1).max(256),
     action: z.enum(['resume', 'vmm', 'halt', 'ipi']).default('resume'),
     /** Cycles in the VMM for a `vmm` action. */

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { inputLimits } from '../config/input-limits.js';
 import { configErrorFromZod } from '../config/schema-error.js';
 import { ConfigError } from '../errors.js';
 import { type ExitReasonSpec, exitCatalogue, exitReasonIndex } from './exits.js';
@@ -110,7 +111,13 @@ const userMixSchema = z
     name: z.string().min(1, 'a mix needs a name'),
     description: z.string().default('user-defined mix'),
     source: z.string().min(1, 'say where the numbers come from'),
-    weights: z.record(z.string(), z.number().min(0, 'weights are percentages >= 0')),
+    weights: z.record(
+      z.string(),
+      z
+        .number()
+        .min(0, `weights are relative numbers 0..${inputLimits.mixWeightMax}`)
+        .max(inputLimits.mixWeightMax, `weights are relative numbers 0..${inputLimits.mixWeightMax}`),
+    ),
   })
   .strict();
 
@@ -136,6 +143,13 @@ export function resolveMix(
   if (entries.length === 0)
     throw new ConfigError(`${field}.weights`, 'at least one exit reason with a weight > 0', mix.weights);
   const total = entries.reduce((sum, [, weight]) => sum + weight, 0);
+  // Each weight is bounded by the schema; a mix built in code is checked here too.
+  if (!Number.isFinite(total))
+    throw new ConfigError(
+      `${field}.weights`,
+      `weights of a finite sum (each 0..${inputLimits.mixWeightMax})`,
+      mix.weights,
+    );
   const cumulative = new Float64Array(entries.length);
   const reasons = new Int32Array(entries.length);
   const variants = new Int32Array(entries.length);

@@ -1,10 +1,11 @@
-import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { readJsonInput } from '../config/input-limits.js';
 import { configErrorFromZod } from '../config/schema-error.js';
 import { ConfigError } from '../errors.js';
 import { invariantIds, type Violation } from '../invariants/violation.js';
 import { writeFileAtomic } from '../report/atomic-write.js';
 import { type CaseSize, type FailureKind, type FuzzCase, failureKinds } from './fuzz-case.js';
+import { fuzzLimits } from './limits.js';
 import type { PolicySpec } from './policy-spec.js';
 import { asiEmuVersion } from './version.js';
 
@@ -12,6 +13,8 @@ import { asiEmuVersion } from './version.js';
  * The replay file: one failing (usually shrunk) fuzz case with everything needed to rerun it
  * deterministically, versioned. Schema version history:
  *   1 — first version: policy, origin, shrink, size, case (run config + choices), expected.
+ *       Later, without a bump because every addition is optional and every file written before still
+ *       reads the same: policy.moduleSha256, expected.hook, and the failure kind `hang` (issue 18).
  * A reader refuses any other version with a message that says which one it reads; bump the version
  * (and say what changed above) whenever a field changes meaning, appears or goes.
  */
@@ -207,26 +210,73 @@ export function parseReplay(input: unknown, source = 'replay file'): ReplayDocum
   }
   const parsed = replaySchema.safeParse(input);
   if (!parsed.success) throw configErrorFromZod(parsed.error, source);
-  return parsed.data as ReplayDocument;
+  const document = parsed.data as ReplayDocument;
+  checkCaseLimits(document.case, source);
+  return document;
 }
 
-export function readReplayFile(path: string): ReplayDocument {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (error) {
+/**
+ * The fuzzer never writes a case beyond its own limits (limits.ts; arbitraries.ts draws inside them and
+ * shrinking only makes a case smaller), so a replay file past one was made or edited by hand: refused,
+ * naming the field and the limit, before it runs for minutes (100 M exits) or builds a large machine.
+ */
+export function checkCaseLimits(fuzzCase: FuzzCase, source: string): void {
+  const { machine, workload, run } = fuzzCase;
+  const bounds: [field: string, value: number, max: number][] = [
+    ['run.exits', run.exits, fuzzLimits.exitsMax],
+    ['run.maxCycles', run.maxCycles, fuzzLimits.maxCycles],
+    ['run.waitBoundCycles', run.waitBoundCycles, fuzzLimits.waitBoundCycles],
+    ['machine.cores', machine.cores, fuzzLimits.coresMax],
+    ['machine.smt', machine.smt, fuzzLimits.smtMax],
+    ['machine.memoryMiB', machine.memoryMiB, fuzzLimits.memoryMiB],
+    ['machine.pageTablePoolPages', machine.pageTablePoolPages, fuzzLimits.pageTablePoolPages],
+    ['machine.vms (count)', machine.vms.length, fuzzLimits.vmsMax],
+    ['workload.idleCycles', workload.idleCycles, fuzzLimits.idleCyclesMax],
+    ['workload.injections (count)', workload.injections.length, fuzzLimits.injectionsMax],
+    ['workload.handlers (count)', workload.handlers?.length ?? 0, fuzzLimits.handlersMax],
+    ['choices (count)', fuzzCase.choices.length, fuzzLimits.choicesMax],
+  ];
+  machine.vms.forEach((vm, vmId) => {
+    bounds.push([`machine.vms[${vmId}].vcpus`, vm.vcpus, fuzzLimits.vcpusPerVmMax]);
+    bounds.push([`machine.vms[${vmId}].guestMemoryMiB`, vm.guestMemoryMiB, fuzzLimits.guestMemoryMiBMax]);
+  });
+  workload.injections.forEach((injection, i) => {
+    bounds.push([`workload.injections[${i}].atCycles`, injection.atCycles, fuzzLimits.injectionAtCyclesMax]);
+  });
+  (workload.handlers ?? []).forEach((handler, i) => {
+    const ops = (handler as { ops?: unknown }).ops;
+    bounds.push([
+      `workload.handlers[${i}].ops (count)`,
+      Array.isArray(ops) ? ops.length : 0,
+      fuzzLimits.handlerOpsMax,
+    ]);
+  });
+  for (const [field, value, max] of bounds) {
+    if (!(value <= max)) {
+      throw new ConfigError(
+        `${source}: case.${field}`,
+        `at most ${max}, the fuzzer's own limit (fuzz cases never pass it: this file was edited by hand)`,
+        value,
+      );
+    }
+  }
+  // maxCycles 0 means no cap: a fuzz case always has one (limits.ts maxCycles), so a run always ends.
+  if (run.maxCycles <= 0)
     throw new ConfigError(
-      path,
-      'a readable replay file',
-      (error as NodeJS.ErrnoException).code ?? 'unreadable',
+      `${source}: case.run.maxCycles`,
+      `1..${fuzzLimits.maxCycles} (a fuzz case always has a cap)`,
+      run.maxCycles,
     );
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (error) {
-    throw new ConfigError(path, 'a replay file of valid JSON', (error as Error).message);
-  }
+  if (!Number.isSafeInteger(run.seed) || run.seed < 0)
+    throw new ConfigError(`${source}: case.run.seed`, 'an integer 0..2^53-1', run.seed);
+}
+
+/**
+ * Reads a replay file through the one bounded reader (config/input-limits.ts): size and depth capped,
+ * then the schema, then the fuzzer's own limits (`checkCaseLimits`).
+ */
+export function readReplayFile(path: string): ReplayDocument {
+  const json = readJsonInput(path, 'replay file', (accepted, got) => new ConfigError(path, accepted, got));
   return parseReplay(json, path);
 }
 

@@ -1,5 +1,5 @@
-import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { readJsonInput } from '../config/input-limits.js';
 import { configErrorFromZod } from '../config/schema-error.js';
 import { ConfigError } from '../errors.js';
 import { writeFileAtomic } from '../report/atomic-write.js';
@@ -168,16 +168,8 @@ const summarySchema = z.object({
 });
 
 export function readSummaryFile(path: string): FuzzSummary {
-  let json: unknown;
-  try {
-    json = JSON.parse(readFileSync(path, 'utf8'));
-  } catch (error) {
-    throw new ConfigError(
-      path,
-      'a readable fuzz summary (JSON written by `asi-emu fuzz --json`)',
-      (error as Error).message,
-    );
-  }
+  // `asi-emu fuzz --json` wrote it; merge reads it through the one bounded reader.
+  const json = readJsonInput(path, 'fuzz summary', (accepted, got) => new ConfigError(path, accepted, got));
   const envelope = json as Record<string, unknown> | null;
   if (envelope?.format !== summaryFormat) {
     throw new ConfigError(

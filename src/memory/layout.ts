@@ -3,7 +3,8 @@ import { fillBufferI32s } from '../cache/fill-buffers.js';
 import { l1dI32s } from '../cache/l1d.js';
 import { rmpI32s } from '../coco/rmp.js';
 import type { MachineConfig } from '../config/machine-config.js';
-import { configBytesMax, pageTableI32s, sectionAlignI32s } from '../constants.js';
+import { configBytesMax, machineBufferBytesMax, pageTableI32s, sectionAlignI32s } from '../constants.js';
+import { ConfigError } from '../errors.js';
 import { domainCount } from './domains.js';
 import type { RegionPlan } from './regions.js';
 
@@ -260,6 +261,15 @@ export function computeLayout(config: MachineConfig, plan: RegionPlan): Layout {
     threadTlbOffsetI32,
     threadTlbGenerationsOffsetI32,
   };
+  if (layout.totalBytes >= machineBufferBytesMax) {
+    // The schema's maxima keep memory and the page-table pool inside; many large cores, L1Ds or TLBs
+    // together can still pass it, and that is the user's config, not a bug.
+    throw new ConfigError(
+      'machine',
+      `a machine whose buffer stays under ${machineBufferBytesMax / 2 ** 30} GiB: use fewer or smaller cores (l1d, tlbEntries), less memoryMiB or fewer pageTablePoolPages`,
+      `${(layout.totalBytes / 2 ** 30).toFixed(1)} GiB`,
+    );
+  }
   assertLayout(layout);
   assert(sections.header.offsetI32 === headerOffsetI32, 'the header is the first section');
   assert(sections.config.offsetI32 === configOffsetI32, 'the config section follows the header');

@@ -1,6 +1,6 @@
 import { assert } from '../assert.js';
 import type { MachineConfig } from '../config/machine-config.js';
-import { largePage2MBytes, pageBytes } from '../constants.js';
+import { largePage2MBytes, memoryMiBMax, pageBytes } from '../constants.js';
 import { ConfigError } from '../errors.js';
 import { domainHost, domainKvm, domainPublic, vmDomain } from './domains.js';
 
@@ -298,9 +298,13 @@ export function planRegions(config: MachineConfig): RegionPlan {
   const usedFrames = nextPfn;
   if (usedFrames > totalFrames) {
     const neededMiB = Math.ceil(usedFrames / framesPerMiB);
+    const layoutParts = `kernel, KVM, host secrets, ${config.vms.length} VM(s) with their guest memory, page-table pool`;
+    // Never suggest a size the schema refuses: past the maximum, the layout itself must shrink.
     throw new ConfigError(
       'machine.memoryMiB',
-      `at least ${neededMiB} MiB for this layout (kernel, KVM, host secrets, ${config.vms.length} VM(s) with their guest memory, page-table pool)`,
+      neededMiB <= memoryMiBMax
+        ? `at least ${neededMiB} MiB for this layout (${layoutParts})`
+        : `a layout that fits ${memoryMiBMax} MiB, the most a machine has: this one needs ${neededMiB} MiB (${layoutParts}); give the VMs less guestMemoryMiB or the host less hostSecretsMiB`,
       config.memoryMiB,
     );
   }

@@ -161,12 +161,12 @@ describe('bad input: exit 2, one line naming the flag or field and what is accep
     [
       'missing config file',
       ['bench', '--config', join(directory, 'nope.json')],
-      /--config: a readable JSON file/,
+      /--config: a readable config file/,
     ],
     [
       'config not JSON',
       ['bench', '--config', write('bad.json', '{ machine: ')],
-      /--config: a file of valid JSON/,
+      /--config: a config file of valid JSON/,
     ],
     ['config an array', ['bench', '--config', write('array.json', '[1,2]')], /config|--config/],
     [

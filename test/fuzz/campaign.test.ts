@@ -2,6 +2,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { assert } from '../../src/assert.js';
 import { ConfigError } from '../../src/errors.js';
 import { runCampaign } from '../../src/fuzz/campaign.js';
 import { inProcessExecutor, poolExecutor } from '../../src/fuzz/executor.js';
@@ -250,6 +251,7 @@ describe('a run that throws is a finding too', () => {
       if (verdict.failure === null) continue;
       expect(verdict).toMatchObject({ failure: 'error', error: 'policy bug', violation: null });
       const shrunk = shrinkCase(caseSeed, throwing, 'error', { runsMax: 50 });
+      assert(shrunk !== null, 'a deterministic policy fails again');
       expect(shrunk.verdict.failure).toBe('error');
       expect(shrunk.fuzzCase.run.exits).toBeLessThanOrEqual(generateCase(caseSeed).run.exits);
       return;

@@ -2,6 +2,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { assert } from '../../src/assert.js';
 import { ConfigError } from '../../src/errors.js';
 import { runFuzzCase } from '../../src/fuzz/fuzz-case.js';
 import { replayCase, replayDocumentOf } from '../../src/fuzz/replay.js';
@@ -29,6 +30,7 @@ beforeAll(() => {
     const { verdict } = runFuzzCase(original, policy);
     if (verdict.failure === null) continue;
     const shrunk = shrinkCase(caseSeed, policy, verdict.failure);
+    assert(shrunk !== null, 'a built-in policy fails again');
     document = replayDocumentOf(
       { name: policyName },
       { campaignSeed: seed, caseIndex, caseSeed },
@@ -102,7 +104,13 @@ describe(`replay files (${policyName}, campaign seed ${seed})`, () => {
 
   it('a hand-edited case that is no valid machine fails with the field named', async () => {
     const edited = JSON.parse(JSON.stringify(document));
+    edited.case.machine.cores = 0;
+    await expect(replayCase(parseReplay(edited, 'edited.json'))).rejects.toThrow(/machine\.cores/);
+  });
+
+  it("a hand-edited case past the fuzzer's own limits is refused on reading, naming the field", () => {
+    const edited = JSON.parse(JSON.stringify(document));
     edited.case.machine.smt = 9;
-    await expect(replayCase(parseReplay(edited, 'edited.json'))).rejects.toThrow(/machine\.smt/);
+    expect(() => parseReplay(edited, 'edited.json')).toThrow(/case\.machine\.smt: at most 4/);
   });
 });

@@ -1,6 +1,6 @@
 import { assert } from '../../assert.js';
 import { ConfidentialVm } from '../../coco/confidential-vm.js';
-import type { RunConfig, RunSettings } from '../../config/run-config.js';
+import { exitIntervalQuantaMax, type RunConfig, type RunSettings } from '../../config/run-config.js';
 import { type Environment, Hyperthread, Step as importedStep } from '../../cpu/hyperthread.js';
 import { EventLog } from '../../invariants/event-log.js';
 import { Monitor } from '../../invariants/monitor.js';
@@ -35,7 +35,12 @@ export interface SimOptions {
   choices?: readonly number[];
 }
 
+/** Steps a run may spend per workload exit before it is called stuck (an assert: the config bounds it). */
 const stepsPerExitMax = 100_000;
+assert(
+  stepsPerExitMax >= 10 * exitIntervalQuantaMax,
+  'the longest accepted exit interval takes a tenth of the steps a run may spend per exit',
+);
 const watchdogEverySteps = 1024;
 
 /** Per-thread wait state of the scheduler, indexed like `threads` (a thread's position in run order). */

@@ -222,13 +222,16 @@ interface KickRig {
 async function startKickRig(oversubscribed: boolean, plan: Plan, monitor: boolean): Promise<KickRig> {
   const pins = oversubscribed ? [1, 2, 3] : [1];
   const cores = oversubscribed ? 2 : 1;
-  const config = parseRunConfig({
-    machine: { cores, smt: 2, memoryMiB: 64, vms: [{ vcpus: pins.length, guestMemoryMiB: 4, pin: pins }] },
-    // B's guest steps touch no guest memory: a kick is seen at the next step boundary, and the L1D
-    // model's cost per step is the workload's, not the protocol's (hardware takes the IPI at once).
-    workload: { mix: 'all-fast', exitIntervalCycles: neverExitCycles, guestAccessesPerQuantum: 0 },
-    run: { exits: exitsUnbounded },
-  });
+  const config = parseRunConfig(
+    {
+      machine: { cores, smt: 2, memoryMiB: 64, vms: [{ vcpus: pins.length, guestMemoryMiB: 4, pin: pins }] },
+      // B's guest steps touch no guest memory: a kick is seen at the next step boundary, and the L1D
+      // model's cost per step is the workload's, not the protocol's (hardware takes the IPI at once).
+      workload: { mix: 'all-fast', exitIntervalCycles: neverExitCycles, guestAccessesPerQuantum: 0 },
+      run: { exits: exitsUnbounded },
+    },
+    { endsByTime: true },
+  );
   const threads = pins.length + 1;
   const spinChecks = defaultSpinChecks(threads, plan.cpus);
   const run = await WorkersRun.start(config, policyByName('asi'), { monitor, spinChecks, cpus: plan.cpus });

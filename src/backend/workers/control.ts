@@ -79,6 +79,19 @@ export const workersLimits = {
   idleWaitMsMax: 1,
   /** Events kept per worker with keepEvents (5 numbers each): bounds a worker's memory. */
   keptEventsMax: 1_000_000,
+  /**
+   * Most hyperthreads running a vCPU (one worker thread each). A worker is a V8 isolate of ~20 MB
+   * that takes tens of ms to start: 64 start in ~6 s at ~1.4 GB on a 2-CPU box (measured), 256 ran
+   * past the start-up timeout after 39 s at 3.6 GB (issue 18). A fixed number rather than a multiple
+   * of the CPU count, so a config valid on one machine is valid on another.
+   */
+  hyperthreadsMax: 64,
+  /**
+   * A run whose workload exit count has not moved for this long is ended (reason 'stalled'): with the
+   * exit interval bounded (config/run-config.ts exitIntervalQuantaMax), a healthy run takes exits
+   * every few ms, so a minute without one is a stuck run, not a slow one.
+   */
+  noProgressMs: 60_000,
 } as const;
 
 assert(
@@ -88,6 +101,10 @@ assert(
 assert(workersLimits.parkWaitMs < workersLimits.watchdogMs, 'a parked worker beats before the watchdog');
 assert(workersLimits.sliceMs < workersLimits.watchdogMs, 'a slice ends before the watchdog');
 assert(workersLimits.waitTimeoutMs < workersLimits.livenessBoundMs, 'INV-9 spans many wait timeouts');
+assert(
+  workersLimits.noProgressMs > workersLimits.watchdogMs + workersLimits.livenessBoundMs,
+  'a hang or a lost wake-up is reported as such before the run is called stalled',
+);
 assert(
   workersLimits.spinChecksOversubscribed < workersLimits.spinChecksFitting,
   'oversubscribed runs spin less',

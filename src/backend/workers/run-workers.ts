@@ -7,6 +7,7 @@ import { assert } from '../../assert.js';
 import type { RunConfig } from '../../config/run-config.js';
 import { phaseNames } from '../../cpu/hyperthread.js';
 import { modeNames, modeOf } from '../../cpu/modes.js';
+import { ConfigError } from '../../errors.js';
 import { EventKind, EventLog } from '../../invariants/event-log.js';
 import { Monitor } from '../../invariants/monitor.js';
 import { invariantIds } from '../../invariants/violation.js';
@@ -87,7 +88,15 @@ export interface WorkersOptions {
 }
 
 /** Why a run ended. */
-export type EndReason = 'exits' | 'time' | 'stopped' | 'violation' | 'deadlock' | 'failed' | 'hung';
+export type EndReason =
+  | 'exits'
+  | 'time'
+  | 'stalled'
+  | 'stopped'
+  | 'violation'
+  | 'deadlock'
+  | 'failed'
+  | 'hung';
 
 const defaultTimeMs = 10 * 60 * 1000;
 const runStateIndex = headerOffsetI32 + HeaderField.runState;
@@ -117,6 +126,31 @@ function withTimeout<T>(promise: Promise<T>, ms: number, onTimeout: () => Error)
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
+/**
+ * What the workers backend refuses up front, naming the field: more vCPUs than it has workers for,
+ * and confidential VMs (their memory model, coco/, runs on the sim backend only).
+ */
+export function checkWorkersMachine(config: RunConfig): void {
+  let vcpus = 0;
+  config.machine.vms.forEach((vm, vmId) => {
+    if (vm.confidential) {
+      throw new ConfigError(
+        `machine.vms[${vmId}].confidential`,
+        'false on the workers backend (confidential-VM memory runs on the sim backend: --backend sim)',
+        true,
+      );
+    }
+    vcpus += vm.vcpus;
+    if (vcpus > workersLimits.hyperthreadsMax) {
+      throw new ConfigError(
+        `machine.vms[${vmId}].vcpus`,
+        `at most ${workersLimits.hyperthreadsMax} vCPUs in all on the workers backend (one worker thread per hyperthread; --backend sim has no such limit)`,
+        vm.vcpus,
+      );
+    }
+  });
+}
+
 /** The hyperthreads that run a vCPU under `policy` (nosmt: sibling 0 of each core only, as the sim). */
 export function runningThreadsOf(machine: Machine, policy: Policy): number[] {
   const running: number[] = [];
@@ -138,6 +172,9 @@ export class WorkersRun {
   private endReason: EndReason | null = null;
   private hungSlots: number[] = [];
   private finished = false;
+  /** The workload exit count at the last look, and when it last moved (real ms): the stall bound. */
+  private exitsSeen = 0;
+  private exitsMovedAtMs = 0;
 
   private constructor(
     readonly config: RunConfig,
@@ -166,6 +203,7 @@ export class WorkersRun {
     policyInput: PolicyInput,
     options: WorkersOptions = {},
   ): Promise<WorkersRun> {
+    checkWorkersMachine(config);
     const spec = policySpecOf(policyInput);
     const policy = await loadPolicy(spec);
     const script = workerScriptPath('hyperthread.worker');
@@ -363,6 +401,11 @@ export class WorkersRun {
       stalled += Atomics.load(this.control.i32, this.control.slotIndex(slot, SlotField.stalled));
     if (stalled === this.slots.length) return 'deadlock';
     if (this.elapsedMs() >= deadlineMs) return 'time';
+    const exits = this.workloadExits;
+    if (exits !== this.exitsSeen || this.exitsMovedAtMs === 0) {
+      this.exitsSeen = exits;
+      this.exitsMovedAtMs = now;
+    } else if (now - this.exitsMovedAtMs > workersLimits.noProgressMs) return 'stalled';
     return null;
   }
 

@@ -1,6 +1,6 @@
 import type { RunResult } from '../../backend/result.js';
 import { runWorkersBenchmarks } from '../../backend/workers/benchmarks.js';
-import { runWorkers } from '../../backend/workers/run-workers.js';
+import { checkWorkersMachine, runWorkers } from '../../backend/workers/run-workers.js';
 import type { RunConfig } from '../../config/run-config.js';
 import type { ExitMix } from '../../cpu/mixes.js';
 import { EventLog } from '../../invariants/event-log.js';
@@ -56,13 +56,16 @@ export async function runWorkersBenchCommand(
   const results: RunResult[] = [];
   const logs: (EventLog | null)[] = [];
   const keepEvents = options.trace !== undefined || options.report !== undefined;
-  const progress = runProgress('bench (workers)', policies.length * mixes.length);
+  // Refused before the first worker starts (and before the bar shows): too many vCPUs, confidential VMs.
+  checkWorkersMachine(config);
+  const progress = runProgress('bench (workers)', policies.length * mixes.length, { singleRun: true });
   try {
     for (const mix of mixes) {
       const mixConfig: RunConfig = { ...config, workload: { ...config.workload, mix } };
       let baseline: RunResult | null = null;
       for (const policy of policies) {
         const log = keepEvents ? new EventLog(64, true) : null;
+        progress.begin(`${policy.name} on ${mix.name}`);
         const result = await runWorkers(mixConfig, policy, log ? { log } : {});
         progress.tick(`${policy.name} on ${mix.name}`);
         logs.push(log);

@@ -12,7 +12,7 @@ import {
   formatComparison,
   mixesByName,
 } from '../../report/comparison.js';
-import { readJsonFile } from '../config-file.js';
+import { configObject, readJsonFile } from '../config-file.js';
 import { ExitCode } from '../errors.js';
 import { applySettings, type ConfigSetting, integerFlag, listFlag, setFlag } from '../flags.js';
 import { checkOutputPath } from '../outputs.js';
@@ -50,8 +50,10 @@ function configPolicies(value: unknown): Policy[] {
   const accepted = `a list of policy names (${Object.keys(policies).join(', ')})`;
   if (!Array.isArray(value) || value.length === 0) throw new ConfigError('policies', accepted, value);
   return value.map((name, index) => {
-    if (typeof name !== 'string' || !(name in policies))
+    if (typeof name !== 'string' || !Object.hasOwn(policies, name))
       throw new ConfigError(`policies[${index}]`, accepted, name);
+    if (value.indexOf(name) !== index)
+      throw new ConfigError(`policies[${index}]`, 'a list without repeats (each policy runs once)', name);
     return policyByName(name);
   });
 }
@@ -115,14 +117,8 @@ export function registerBenchCommand(program: Command): void {
       ].join('\n'),
     )
     .action(async (options: BenchOptions, command: Command) => {
-      const fromFile = options.config ? readJsonFile(options.config, '--config') : {};
-      if (typeof fromFile !== 'object' || fromFile === null || Array.isArray(fromFile)) {
-        throw new UsageError(
-          '--config',
-          'a JSON object with machine, workload, costs, run and policies fields',
-        );
-      }
-      const input = applySettings(fromFile as Record<string, unknown>, options.set ?? []) as RunConfigInput;
+      const fromFile = options.config ? configObject(readJsonFile(options.config, '--config')) : {};
+      const input = applySettings(fromFile, options.set ?? []) as RunConfigInput;
       const run = { ...((input.run as object) ?? {}) } as Record<string, unknown>;
       if (options.exits !== undefined) run.exits = options.exits;
       if (options.seed !== undefined) run.seed = options.seed;

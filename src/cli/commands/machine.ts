@@ -1,4 +1,6 @@
 import { type Command, Option } from 'commander';
+import { memoryMiBMax } from '../../constants.js';
+import { ConfigError } from '../../errors.js';
 import { createMachine } from '../../machine.js';
 import { writeFileAtomic } from '../../report/atomic-write.js';
 import { formatMachineSummary } from '../../report/machine-table.js';
@@ -14,8 +16,8 @@ export function registerMachineCommand(program: Command): void {
     .addOption(new Option('--cores <n>', 'cores (1..256)').argParser(integerFlag('--cores', 1, 256)))
     .addOption(new Option('--smt <n>', 'hyperthreads per core (1..4)').argParser(integerFlag('--smt', 1, 4)))
     .addOption(
-      new Option('--memory-mib <n>', 'physical memory in MiB').argParser(
-        integerFlag('--memory-mib', 1, 1 << 22),
+      new Option('--memory-mib <n>', `physical memory in MiB (1..${memoryMiBMax})`).argParser(
+        integerFlag('--memory-mib', 1, memoryMiBMax),
       ),
     )
     .option('--json <file>', 'also write the summary as JSON (atomically)')
@@ -27,7 +29,9 @@ export function registerMachineCommand(program: Command): void {
       (options: { config?: string; cores?: number; smt?: number; memoryMib?: number; json?: string }) => {
         if (options.json) checkOutputPath('--json', options.json);
         const fromFile = options.config ? machineSection(readJsonFile(options.config, '--config')) : {};
-        const machineConfig = { ...(fromFile as object) } as Record<string, unknown>;
+        if (typeof fromFile !== 'object' || fromFile === null || Array.isArray(fromFile))
+          throw new ConfigError('machine', 'a JSON object of machine fields', fromFile);
+        const machineConfig = { ...fromFile } as Record<string, unknown>;
         if (options.cores !== undefined) machineConfig.cores = options.cores;
         if (options.smt !== undefined) machineConfig.smt = options.smt;
         if (options.memoryMib !== undefined) machineConfig.memoryMiB = options.memoryMib;

@@ -1,7 +1,12 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { RunResult } from '../../../src/backend/result.js';
-import { parseRunConfig, type RunConfig, type RunConfigInput } from '../../../src/config/run-config.js';
+import {
+  type ParseRunOptions,
+  parseRunConfig,
+  type RunConfig,
+  type RunConfigInput,
+} from '../../../src/config/run-config.js';
 
 /**
  * Shared by the workers-backend tests. They start real worker threads from dist/ (Node 20 cannot
@@ -14,19 +19,22 @@ export const builtWorker = fileURLToPath(
 export const distBuilt = existsSync(builtWorker);
 
 /** A small workers config: 1 core x 2 threads, one VM of 2 vCPUs; overrides merge per section. */
-export function workersConfig(overrides: RunConfigInput = {}): RunConfig {
-  return parseRunConfig({
-    machine: {
-      cores: 1,
-      smt: 2,
-      memoryMiB: 40,
-      vms: [{ vcpus: 2, guestMemoryMiB: 1 }],
-      ...(overrides.machine as object),
+export function workersConfig(overrides: RunConfigInput = {}, options: ParseRunOptions = {}): RunConfig {
+  return parseRunConfig(
+    {
+      machine: {
+        cores: 1,
+        smt: 2,
+        memoryMiB: 40,
+        vms: [{ vcpus: 2, guestMemoryMiB: 1 }],
+        ...(overrides.machine as object),
+      },
+      workload: { mix: 'sysbench-cpu', ...(overrides.workload as object) },
+      costs: overrides.costs ?? {},
+      run: { exits: 2000, seed: 1, ...(overrides.run as object) },
     },
-    workload: { mix: 'sysbench-cpu', ...(overrides.workload as object) },
-    costs: overrides.costs ?? {},
-    run: { exits: 2000, seed: 1, ...(overrides.run as object) },
-  });
+    options,
+  );
 }
 
 /** Polls `condition` every few ms; throws (naming `what`) if it does not hold within `boundMs`. */

@@ -17,12 +17,16 @@ import { brokenIds, distBuilt, runTimeMs, safeLivenessBoundMs, waitUntil, worker
  * so the test (or the benchmark's driver worker) plays the kicker there.
  */
 const kickConfig = () =>
-  workersConfig({
-    machine: { cores: 1, smt: 2, vms: [{ vcpus: 1, guestMemoryMiB: 1, pin: [1] }] },
-    // No workload exits: B leaves the guest only when kicked.
-    workload: { mix: 'all-fast', exitIntervalCycles: 1e15 },
-    run: { exits: 100_000_000 },
-  });
+  workersConfig(
+    {
+      machine: { cores: 1, smt: 2, vms: [{ vcpus: 1, guestMemoryMiB: 1, pin: [1] }] },
+      // No workload exits: B leaves the guest only when kicked.
+      workload: { mix: 'all-fast', exitIntervalCycles: 1e15 },
+      run: { exits: 100_000_000 },
+    },
+    // The test ends the run; B's guest never exits on its own.
+    { endsByTime: true },
+  );
 
 describe.skipIf(!distBuilt)('workers backend: kicks (seed 1)', () => {
   it('a kick sent to a hyperthread in the guest makes it leave the guest', async () => {
