@@ -3,7 +3,6 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadPolicy } from '../../src/backend/workers/policy-spec.js';
 import { ThreadPolicyView } from '../../src/cpu/policy-view.js';
-import { readReplayFile } from '../../src/fuzz/replay-format.js';
 import { readSummaryFile } from '../../src/fuzz/summary.js';
 import { loadPolicyModule, PolicyHookError } from '../../src/policy/policy-module.js';
 import { expectCleanError, hostileRoot, runHostile } from './harness.js';
