@@ -1,6 +1,7 @@
 import { join, relative } from 'node:path';
 import { assert } from '../assert.js';
 import type { InvariantId } from '../invariants/violation.js';
+import { safeFileNamePart } from '../report/file-names.js';
 import type { FuzzExecutor } from './executor.js';
 import { caseSize, type FuzzCase } from './fuzz-case.js';
 import { type FuzzLimits, fuzzLimits } from './limits.js';
@@ -80,9 +81,9 @@ export function defaultSummaryPath(outDir: string, shard: Shard): string {
   );
 }
 
+/** A replay file's name; the policy's name is data (a user's module names it), made safe first. */
 export function replayFileName(policy: string, seed: number, caseIndex: number): string {
-  const safePolicy = policy.replace(/[^A-Za-z0-9._-]/g, '_');
-  return `${safePolicy}-seed${seed}-case${caseIndex}.replay.json`;
+  return `${safeFileNamePart(policy)}-seed${seed}-case${caseIndex}.replay.json`;
 }
 
 function failureDetail(failure: InvariantId | 'error', run: { verdict: CaseRun['verdict'] }): string {
