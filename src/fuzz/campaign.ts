@@ -135,7 +135,7 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
       wallSeconds: (clock() - startMs) / 1000,
       jobs: executor.jobs,
     });
-    writeSummary(summaryPath, summary);
+    writeSummary(summaryPath, summary, options.summaryPath ? '--json' : '--out');
     summarySavedMs = clock();
     failuresSinceSummary = 0;
     return summary;

@@ -3,9 +3,10 @@ import { runConfigOf } from '../../fuzz/fuzz-case.js';
 import { replayCase } from '../../fuzz/replay.js';
 import { readReplayFile } from '../../fuzz/replay-format.js';
 import { invariantTitles } from '../../invariants/violation.js';
-import { buildTrace, writeTrace } from '../../report/perfetto.js';
+import { writeOutputs } from '../../report/output-files.js';
+import { buildTrace, traceJson } from '../../report/perfetto.js';
 import { ExitCode } from '../errors.js';
-import { checkOutputPath } from '../outputs.js';
+import { checkOutputs } from '../outputs.js';
 
 /**
  * `asi-emu replay FILE`: reruns a fuzz case deterministically and prints the violation and the events
@@ -17,7 +18,7 @@ export function registerReplayCommand(program: Command): void {
     .command('replay')
     .description('rerun a fuzz replay file and print the violation and the events before it')
     .argument('<file>', 'a replay file written by `asi-emu fuzz`')
-    .option('--trace <file>', 'write the whole run as a Perfetto / Chrome trace (JSON)')
+    .option('--trace <file>', 'write the whole run as a Perfetto / Chrome trace (JSON; - for stdout)')
     .option('--policy-module <file>', 'load the policy from here (the file records where it was)')
     .addHelpText(
       'after',
@@ -25,13 +26,16 @@ export function registerReplayCommand(program: Command): void {
         '  asi-emu replay case.replay.json --trace trace.json   (open in ui.perfetto.dev)\n',
     )
     .action(async (file: string, options: { trace?: string; policyModule?: string }) => {
-      if (options.trace !== undefined) checkOutputPath('--trace', options.trace);
+      // Checked before the run; with `--trace -` the text goes to stderr and stdout holds the trace.
+      const { say } = checkOutputs(
+        options.trace !== undefined ? [{ flag: '--trace', path: options.trace }] : [],
+      );
       const document = readReplayFile(file);
       const outcome = await replayCase(document, {
         policyModule: options.policyModule,
         keepEvents: options.trace !== undefined,
       });
-      const write = (line: string) => process.stdout.write(`${line}\n`);
+      const write = (line: string) => say(`${line}\n`);
       const { origin, size } = document;
       write(
         `replay ${file}: policy ${document.policy.name}` +
@@ -72,19 +76,17 @@ export function registerReplayCommand(program: Command): void {
       write(`trace hash ${verdict.traceHash}: ${hashNote}`);
       if (options.trace !== undefined) {
         const { machine } = document.case;
-        writeTrace(
-          options.trace,
-          buildTrace(outcome.events, {
-            backend: 'sim',
-            threads: machine.cores * machine.smt,
-            smt: machine.smt,
-            policy: outcome.policy.name,
-            mix: document.case.workload.mix.name,
-            timeUnit: 'cycles',
-            catalogue: runConfigOf(document.case).workload.catalogue,
-            violationRecords: outcome.result?.violationRecords ?? [],
-          }),
-        );
+        const trace = buildTrace(outcome.events, {
+          backend: 'sim',
+          threads: machine.cores * machine.smt,
+          smt: machine.smt,
+          policy: outcome.policy.name,
+          mix: document.case.workload.mix.name,
+          timeUnit: 'cycles',
+          catalogue: runConfigOf(document.case).workload.catalogue,
+          violationRecords: outcome.result?.violationRecords ?? [],
+        });
+        await writeOutputs([{ flag: '--trace', path: options.trace, contents: () => traceJson(trace) }]);
         write(`trace: ${options.trace} (${outcome.events.length} events)`);
       }
       process.exitCode = verdict.failure === null ? ExitCode.ok : ExitCode.violation;
