@@ -28,6 +28,22 @@ export class UsageError extends Error {
   }
 }
 
+/**
+ * An output (a `--json`, `--trace`, `--report` or `--out` file) could not be written: `flag` names the
+ * flag, `path` the path as given, `reason` the system's errno and its meaning ("ENOSPC (no space left
+ * on device)"). A user's environment, not a bug: the CLI prints one line and exits 2.
+ */
+export class OutputError extends Error {
+  override name = 'OutputError';
+  constructor(
+    readonly flag: string,
+    readonly path: string,
+    readonly reason: string,
+  ) {
+    super(`${flag}: cannot write ${formatGot(path)}: ${reason}`);
+  }
+}
+
 /** The page-table pool (or another fixed-capacity section of the machine buffer) is full. */
 export class CapacityError extends Error {
   override name = 'CapacityError';

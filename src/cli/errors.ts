@@ -1,18 +1,18 @@
 import { CommanderError } from 'commander';
-import { ConfigError, UsageError } from '../errors.js';
+import { ConfigError, OutputError, UsageError } from '../errors.js';
 
 /** Exit codes (issue 6): 0 success, 1 a violation found, 2 bad input. */
 export const ExitCode = { ok: 0, violation: 1, badInput: 2, internal: 3 } as const;
 
 /**
- * Maps an error to one line and an exit code: user mistakes (bad flag, bad config field) get exit 2
- * and no stack trace; anything else is a bug and keeps its stack.
+ * Maps an error to one line and an exit code: user mistakes (bad flag, bad config field) and outputs
+ * the environment refuses (a full disk, a read-only file system) get exit 2 and no stack trace; anything else is a bug and keeps its stack.
  */
 export function reportError(
   error: unknown,
   write: (text: string) => void = (text) => process.stderr.write(text),
 ): number {
-  if (error instanceof ConfigError || error instanceof UsageError) {
+  if (error instanceof ConfigError || error instanceof UsageError || error instanceof OutputError) {
     write(`asi-emu: error: ${error.message}\n`);
     return ExitCode.badInput;
   }

@@ -40,11 +40,33 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
+/**
+ * A reader that closes standard output early (`asi-emu replay FILE | head`) makes the next write fail
+ * with EPIPE, emitted on process.stdout; unhandled, Node prints a stack and exits. Such a reader chose
+ * to read no more: stdout is dropped from then on, quietly, and the command goes on, so the files it
+ * writes (`--json`, `--trace`, replay files) are still written whole, and its exit code is its own
+ * (not 141 as a SIGPIPE'd C program's: a command's verdict, 1 for a violation, says more). Any other
+ * stdout error stays an error.
+ */
+export function dropStandardOutputOnEpipe(stream: NodeJS.WriteStream = process.stdout): void {
+  stream.on('error', (error: NodeJS.ErrnoException) => {
+    // Writes queued before the pipe closed fail after it as "destroyed": the same closed reader.
+    if (error.code !== 'EPIPE' && error.code !== 'ERR_STREAM_DESTROYED') throw error;
+    // Later writes succeed at once, into nothing; a waiting writer (writeOutputs) is still called back.
+    stream.write = ((_chunk: unknown, encodingOrCallback?: unknown, callback?: unknown) => {
+      const done = typeof encodingOrCallback === 'function' ? encodingOrCallback : callback;
+      if (typeof done === 'function') process.nextTick(done as () => void);
+      return true;
+    }) as typeof stream.write;
+  });
+}
+
 const invokedDirectly =
   process.argv[1] !== undefined && import.meta.url === new URL(`file://${process.argv[1]}`).href;
 if (invokedDirectly || process.argv[1]?.endsWith('/asi-emu')) {
   // Before any simulation code is hot (engine-tuning.ts says what it buys).
   tuneEngineForSim();
+  dropStandardOutputOnEpipe();
   main(process.argv.slice(2)).then((code) => {
     process.exitCode = code;
   });

@@ -1,8 +1,11 @@
 import type { RunResult } from '../backend/result.js';
 import type { RunConfig } from '../config/run-config.js';
+import { UsageError } from '../errors.js';
 import type { EventLog } from '../invariants/event-log.js';
-import { writeHtmlReport } from '../report/html.js';
-import { buildTrace, writeTrace } from '../report/perfetto.js';
+import { safeFileNamePart } from '../report/file-names.js';
+import { renderHtmlReport } from '../report/html.js';
+import type { OutputFile } from '../report/output-files.js';
+import { buildTrace, traceJson } from '../report/perfetto.js';
 
 /** `bench --trace` and `--report`, for runs of either backend. */
 
@@ -23,30 +26,61 @@ const timelineWindow = {
   workers: { units: 100_000, perMicrosecond: 1000 },
 };
 
-/** One trace file per run: the path itself for one run, else FILE.<policy>.<mix>.json. */
-export function writeTraces(path: string, outputs: RunOutputs, config: RunConfig): void {
-  const several = outputs.results.length > 1;
-  outputs.results.forEach((result, index) => {
-    const target = several ? path.replace(/(\.json)?$/, `.${result.policy}.${result.mix}.json`) : path;
-    writeTrace(
-      target,
-      buildTrace(outputs.logs[index]?.events() ?? [], {
-        backend: outputs.backend,
-        threads: config.machine.cores * config.machine.smt,
-        smt: config.machine.smt,
-        policy: result.policy,
-        mix: result.mix,
-        timeUnit: outputs.backend === 'sim' ? 'cycles' : 'ns',
-        catalogue: config.workload.catalogue,
-        violationRecords: result.violationRecords,
-      }),
-    );
-    process.stdout.write(`wrote ${target}\n`);
-  });
+/** A run as the trace names know it. */
+export interface RunName {
+  policy: string;
+  mix: string;
 }
 
-/** The HTML report: charts of every result, and the mode timeline of asi's run (else the first). */
-export function writeReport(path: string, outputs: RunOutputs, config: RunConfig, title: string): void {
+/**
+ * Each run's trace path: `path` itself for one run, else FILE.<policy>.<mix>.json beside it. The
+ * policy and mix names are data (a config file's `workload.mix.name`): made safe, they never lead
+ * out of the trace's directory. Standard output (`-`) holds one trace only.
+ */
+export function tracePaths(path: string, runs: readonly RunName[]): string[] {
+  if (runs.length <= 1) return [path];
+  if (path === '-') {
+    throw new UsageError(
+      '--trace',
+      'a file path when several runs are traced (one file per run: FILE.<policy>.<mix>.json); - for one run only',
+      path,
+    );
+  }
+  return runs.map(
+    (run) =>
+      `${path.replace(/(\.json)?$/, '')}.${safeFileNamePart(run.policy)}.${safeFileNamePart(run.mix)}.json`,
+  );
+}
+
+/** The trace outputs (`--trace`), one per run, rendered when written. */
+export function traceOutputs(path: string, outputs: RunOutputs, config: RunConfig): OutputFile[] {
+  const paths = tracePaths(path, outputs.results);
+  return outputs.results.map((result, index) => ({
+    flag: '--trace',
+    path: paths[index],
+    contents: () =>
+      traceJson(
+        buildTrace(outputs.logs[index]?.events() ?? [], {
+          backend: outputs.backend,
+          threads: config.machine.cores * config.machine.smt,
+          smt: config.machine.smt,
+          policy: result.policy,
+          mix: result.mix,
+          timeUnit: outputs.backend === 'sim' ? 'cycles' : 'ns',
+          catalogue: config.workload.catalogue,
+          violationRecords: result.violationRecords,
+        }),
+      ),
+  }));
+}
+
+/** The HTML report (`--report`): charts of every result, and the mode timeline of asi's run (else the first). */
+export function reportOutput(
+  path: string,
+  outputs: RunOutputs,
+  config: RunConfig,
+  title: string,
+): OutputFile {
   const index = Math.max(
     0,
     outputs.results.findIndex((result) => result.policy === 'asi'),
@@ -54,24 +88,33 @@ export function writeReport(path: string, outputs: RunOutputs, config: RunConfig
   const events = outputs.logs[index]?.events() ?? [];
   const fromCycles = events.length > 0 ? events[0].timeCycles : 0;
   const window = timelineWindow[outputs.backend];
-  writeHtmlReport(path, {
-    results: outputs.results,
-    title,
-    machine: {
-      cores: config.machine.cores,
-      smt: config.machine.smt,
-      vms: config.machine.vms.length,
-      exits: config.run.exits,
-      seed: config.run.seed,
-    },
-    timeline: {
-      events,
-      threads: config.machine.cores * config.machine.smt,
-      fromCycles,
-      toCycles: fromCycles + window.units,
-      unitsPerMicrosecond: window.perMicrosecond,
-      label: `${outputs.results[index]?.policy} on ${outputs.results[index]?.mix}, seed ${config.run.seed}${outputs.backend === 'workers' ? ' (workers, wall time)' : ''}`,
-    },
-  });
-  process.stdout.write(`wrote ${path}\n`);
+  return {
+    flag: '--report',
+    path,
+    contents: () =>
+      renderHtmlReport({
+        results: outputs.results,
+        title,
+        machine: {
+          cores: config.machine.cores,
+          smt: config.machine.smt,
+          vms: config.machine.vms.length,
+          exits: config.run.exits,
+          seed: config.run.seed,
+        },
+        timeline: {
+          events,
+          threads: config.machine.cores * config.machine.smt,
+          fromCycles,
+          toCycles: fromCycles + window.units,
+          unitsPerMicrosecond: window.perMicrosecond,
+          label: `${outputs.results[index]?.policy} on ${outputs.results[index]?.mix}, seed ${config.run.seed}${outputs.backend === 'workers' ? ' (workers, wall time)' : ''}`,
+        },
+      }),
+  };
+}
+
+/** "wrote X" for each output written to a file or device (not for standard output). */
+export function sayWritten(files: readonly OutputFile[], say: (text: string) => void): void {
+  for (const file of files) if (file.path !== '-') say(`wrote ${file.path}\n`);
 }

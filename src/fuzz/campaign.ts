@@ -1,5 +1,6 @@
 import { join, relative } from 'node:path';
 import { assert } from '../assert.js';
+import { safeFileNamePart } from '../report/file-names.js';
 import type { FuzzExecutor } from './executor.js';
 import { caseSize, type FailureKind, type FuzzCase } from './fuzz-case.js';
 import { type FuzzLimits, fuzzLimits } from './limits.js';
@@ -81,9 +82,9 @@ export function defaultSummaryPath(outDir: string, shard: Shard): string {
   );
 }
 
+/** A replay file's name; the policy's name is data (a user's module names it), made safe first. */
 export function replayFileName(policy: string, seed: number, caseIndex: number): string {
-  const safePolicy = policy.replace(/[^A-Za-z0-9._-]/g, '_');
-  return `${safePolicy}-seed${seed}-case${caseIndex}.replay.json`;
+  return `${safeFileNamePart(policy)}-seed${seed}-case${caseIndex}.replay.json`;
 }
 
 function failureDetail(failure: FailureKind, run: { verdict: CaseRun['verdict'] }): string {
@@ -152,7 +153,7 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
       wallSeconds: (clock() - startMs) / 1000,
       jobs: executor.jobs,
     });
-    writeSummary(summaryPath, summary);
+    writeSummary(summaryPath, summary, options.summaryPath ? '--json' : '--out');
     summarySavedMs = clock();
     failuresSinceSummary = 0;
     return summary;

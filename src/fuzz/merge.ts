@@ -34,7 +34,18 @@ function campaignKey(summary: FuzzSummary): string {
   ]);
 }
 
+/** Merges and writes the merged summary to `outPath`. */
 export function mergeSummaries(files: readonly SummaryFile[], outPath: string): FuzzSummary {
+  const merged = mergedSummaryOf(files, outPath);
+  writeSummary(outPath, merged, '--out');
+  return merged;
+}
+
+/**
+ * The merged summary, not written: its replay paths are relative to `outPath`'s directory (the
+ * working directory for `-`, standard output).
+ */
+export function mergedSummaryOf(files: readonly SummaryFile[], outPath: string): FuzzSummary {
   assert(files.length > 0, 'merge needs at least one summary');
   const [first] = files;
   const key = campaignKey(first.summary);
@@ -76,14 +87,15 @@ export function mergeSummaries(files: readonly SummaryFile[], outPath: string): 
     failures,
     { wallSeconds, jobs },
   );
-  writeSummary(outPath, merged);
   return merged;
+}
+
+/** Reads the summaries, each a ConfigError naming its file if bad. */
+export function readSummaryFiles(paths: readonly string[]): SummaryFile[] {
+  return paths.map((path) => ({ path, summary: readSummaryFile(path) }));
 }
 
 /** Reads the summaries (each a ConfigError naming its file if bad) and merges them into `outPath`. */
 export function mergeSummaryFiles(paths: readonly string[], outPath: string): FuzzSummary {
-  return mergeSummaries(
-    paths.map((path) => ({ path, summary: readSummaryFile(path) })),
-    outPath,
-  );
+  return mergeSummaries(readSummaryFiles(paths), outPath);
 }

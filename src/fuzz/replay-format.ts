@@ -281,6 +281,6 @@ export function readReplayFile(path: string): ReplayDocument {
 }
 
 /** Writes a replay file atomically (write, then rename): a reader never sees half of one. */
-export function writeReplayFile(path: string, document: ReplayDocument): void {
-  writeFileAtomic(path, `${JSON.stringify(document, null, 2)}\n`);
+export function writeReplayFile(path: string, document: ReplayDocument, flag = '--out'): void {
+  writeFileAtomic(path, `${JSON.stringify(document, null, 2)}\n`, flag);
 }

@@ -109,8 +109,14 @@ function shardOrdinal(shard: string): number {
   return Number(shard.split('/')[0]);
 }
 
-export function writeSummary(path: string, summary: FuzzSummary): void {
-  writeFileAtomic(path, `${JSON.stringify(summary, null, 2)}\n`);
+/** `flag`: the flag that chose `path`, named if the write fails. */
+export function writeSummary(path: string, summary: FuzzSummary, flag = '--json'): void {
+  writeFileAtomic(path, summaryJson(summary), flag);
+}
+
+/** A summary as its file holds it. */
+export function summaryJson(summary: FuzzSummary): string {
+  return `${JSON.stringify(summary, null, 2)}\n`;
 }
 
 const sizeSchema = z.object({

@@ -453,6 +453,11 @@ function coreCounters(
 
 /** Writes the trace as JSON, atomically (open it in ui.perfetto.dev or chrome://tracing). */
 export function writeTrace(path: string, trace: TraceFile): void {
+  writeFileAtomic(path, traceJson(trace), '--trace');
+}
+
+/** The trace as the JSON a trace file holds. */
+export function traceJson(trace: TraceFile): string {
   assert(Array.isArray(trace.traceEvents), 'a trace has a traceEvents array');
-  writeFileAtomic(path, JSON.stringify(trace));
+  return JSON.stringify(trace);
 }

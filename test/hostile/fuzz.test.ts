@@ -53,7 +53,7 @@ describe('a second campaign into the same --out', () => {
     const first = await runHostile(args);
     expect(first.code, first.stderr).toBe(1);
     const before = readFileSync(join(out, 'summary.json'), 'utf8');
-    const again = await runHostile([...args.slice(0, 5), '2', ...args.slice(6)]);
+    const again = await runHostile([...args.slice(0, 4), '2', ...args.slice(5)]);
     expectCleanError(again, 2, /--out: a directory without an earlier campaign’s summary \(or --force/);
     expect(readFileSync(join(out, 'summary.json'), 'utf8')).toBe(before);
     const forced = await runHostile([...args, '--force']);

@@ -5,11 +5,11 @@ import type { RunConfig } from '../../config/run-config.js';
 import type { ExitMix } from '../../cpu/mixes.js';
 import { EventLog } from '../../invariants/event-log.js';
 import type { Policy } from '../../policy/policy.js';
-import { writeFileAtomic } from '../../report/atomic-write.js';
 import { comparisonJson, formatComparison } from '../../report/comparison.js';
 import { formatTable } from '../../report/machine-table.js';
+import { type OutputFile, writeOutputs } from '../../report/output-files.js';
 import { runProgress } from '../progress.js';
-import { type RunOutputs, writeReport, writeTraces } from '../run-outputs.js';
+import { type RunOutputs, reportOutput, sayWritten, traceOutputs } from '../run-outputs.js';
 
 /**
  * `bench --backend workers`: with `--kick`, the sibling-kick round trip against raw Atomics ping-pongs
@@ -21,7 +21,15 @@ export async function runWorkersBenchCommand(
   config: RunConfig,
   policies: Policy[],
   mixes: ExitMix[],
-  options: { json?: string; kick?: boolean; trace?: string; report?: string; title: string },
+  options: {
+    json?: string;
+    kick?: boolean;
+    trace?: string;
+    report?: string;
+    title: string;
+    /** Text for people: stdout, or stderr when an output is standard output (outputs.ts). */
+    say: (text: string) => void;
+  },
 ): Promise<void> {
   if (options.kick) {
     const report = await runWorkersBenchmarks({
@@ -46,11 +54,15 @@ export async function runWorkersBenchCommand(
         report.exits.exitsPerSecondPerThread.toFixed(0),
       ]);
     }
-    process.stdout.write(
+    options.say(
       `asi-emu bench --backend workers --kick on ${report.machine.cpuModel} (${report.machine.cpus} CPUs), Node ${report.machine.node}\n`,
     );
-    process.stdout.write(`${formatTable(['measurement', 'value'], rows)}\n`);
-    if (options.json) writeFileAtomic(options.json, `${JSON.stringify(report, null, 2)}\n`);
+    options.say(`${formatTable(['measurement', 'value'], rows)}\n`);
+    if (options.json) {
+      await writeOutputs([
+        { flag: '--json', path: options.json, contents: `${JSON.stringify(report, null, 2)}\n` },
+      ]);
+    }
     return;
   }
   const results: RunResult[] = [];
@@ -80,19 +92,28 @@ export async function runWorkersBenchCommand(
   } finally {
     progress.stop();
   }
-  process.stdout.write(
+  options.say(
     `asi-emu bench --backend workers: ${config.machine.cores} cores x ${config.machine.smt} threads on real worker threads, ` +
       `${config.run.exits} exits per run (each thread's own cycles; wall time in the JSON)\n\n`,
   );
-  process.stdout.write(`${formatComparison(results)}\n`);
+  options.say(`${formatComparison(results)}\n`);
+  // Every output rendered and written as one transaction: all of them, or none.
+  const files: OutputFile[] = [];
   if (options.json) {
     const json = comparisonJson(
       { results, logs: [], baselines: [] },
       { backend: 'workers', machine: config.machine, run: config.run },
     );
-    writeFileAtomic(options.json, `${JSON.stringify(json, null, 2)}\n`);
+    files.push({ flag: '--json', path: options.json, contents: `${JSON.stringify(json, null, 2)}\n` });
   }
   const outputs: RunOutputs = { results, logs, backend: 'workers' };
-  if (options.trace) writeTraces(options.trace, outputs, config);
-  if (options.report) writeReport(options.report, outputs, config, `${options.title} (workers backend)`);
+  if (options.trace) files.push(...traceOutputs(options.trace, outputs, config));
+  if (options.report) {
+    files.push(reportOutput(options.report, outputs, config, `${options.title} (workers backend)`));
+  }
+  await writeOutputs(files);
+  sayWritten(
+    files.filter((file) => file.flag !== '--json'),
+    options.say,
+  );
 }

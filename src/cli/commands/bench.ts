@@ -4,7 +4,6 @@ import { builtinMixes, type ExitMix } from '../../cpu/mixes.js';
 import { ConfigError, UsageError } from '../../errors.js';
 import { policies, policyByName } from '../../policy/index.js';
 import type { Policy } from '../../policy/policy.js';
-import { writeFileAtomic } from '../../report/atomic-write.js';
 import {
   brokenInvariants,
   compareOnSimAsync,
@@ -12,12 +11,13 @@ import {
   formatComparison,
   mixesByName,
 } from '../../report/comparison.js';
+import { type OutputFile, writeOutputs } from '../../report/output-files.js';
 import { configObject, readJsonFile } from '../config-file.js';
 import { ExitCode } from '../errors.js';
 import { applySettings, type ConfigSetting, integerFlag, listFlag, setFlag } from '../flags.js';
-import { checkOutputPath } from '../outputs.js';
+import { checkOutputs } from '../outputs.js';
 import { runProgress } from '../progress.js';
-import { type RunOutputs, writeReport, writeTraces } from '../run-outputs.js';
+import { type RunOutputs, reportOutput, sayWritten, traceOutputs, tracePaths } from '../run-outputs.js';
 
 /** Policies compared by default (`npm start`): every built-in one. */
 export const defaultPolicies = [
@@ -132,10 +132,14 @@ export function registerBenchCommand(program: Command): void {
         !fromFlags('policies') && input.policies !== undefined
           ? configPolicies(input.policies)
           : options.policies.map((name) => policyByName(name));
-      // Every output path is checked before anything runs: a mistake costs nothing and writes nothing.
-      if (options.json) checkOutputPath('--json', options.json);
-      if (options.trace) checkOutputPath('--trace', options.trace);
-      if (options.report) checkOutputPath('--report', options.report);
+      // Every output path is checked before anything runs, and against the others (per-run trace
+      // names included): a mistake costs nothing and writes nothing.
+      const runs = mixes.flatMap((mix) => selected.map((policy) => ({ policy: policy.name, mix: mix.name })));
+      const { say } = checkOutputs([
+        ...(options.json ? [{ flag: '--json', path: options.json }] : []),
+        ...(options.trace ? tracePaths(options.trace, runs).map((path) => ({ flag: '--trace', path })) : []),
+        ...(options.report ? [{ flag: '--report', path: options.report }] : []),
+      ]);
       const title = `asi-emu: ${selected.map((policy) => policy.name).join(', ')} on ${mixes.map((mix) => mix.name).join(', ')}`;
       if (options.backend === 'workers') {
         if (options.kick && (options.trace || options.report)) {
@@ -145,7 +149,7 @@ export function registerBenchCommand(program: Command): void {
           );
         }
         const { runWorkersBenchCommand } = await import('./bench-workers.js');
-        await runWorkersBenchCommand(config, selected, mixes, { ...options, title });
+        await runWorkersBenchCommand(config, selected, mixes, { ...options, title, say });
         return;
       }
       if (options.kick) throw new UsageError('--kick', 'only with --backend workers');
@@ -158,11 +162,13 @@ export function registerBenchCommand(program: Command): void {
         (result) => progress.tick(`${result.policy} on ${result.mix}`),
         keepEvents,
       ).finally(() => progress.stop());
-      process.stdout.write(
+      say(
         `asi-emu bench --backend sim: ${config.machine.cores} cores x ${config.machine.smt} threads, ` +
           `${config.run.exits} exits per run, seed ${config.run.seed}, exit interval ${config.workload.exitIntervalCycles} cycles (modelled cycles)\n\n`,
       );
-      process.stdout.write(`${formatComparison(comparison.results)}\n`);
+      say(`${formatComparison(comparison.results)}\n`);
+      // Every output rendered and written as one transaction: all of them, or none.
+      const files: OutputFile[] = [];
       if (options.json) {
         const json = comparisonJson(comparison, {
           backend: 'sim',
@@ -171,11 +177,16 @@ export function registerBenchCommand(program: Command): void {
           costs: config.costs,
           run: config.run,
         });
-        writeFileAtomic(options.json, `${JSON.stringify(json, null, 2)}\n`);
+        files.push({ flag: '--json', path: options.json, contents: `${JSON.stringify(json, null, 2)}\n` });
       }
       const outputs: RunOutputs = { results: comparison.results, logs: comparison.logs, backend: 'sim' };
-      if (options.trace) writeTraces(options.trace, outputs, config);
-      if (options.report) writeReport(options.report, outputs, config, title);
+      if (options.trace) files.push(...traceOutputs(options.trace, outputs, config));
+      if (options.report) files.push(reportOutput(options.report, outputs, config, title));
+      await writeOutputs(files);
+      sayWritten(
+        files.filter((file) => file.flag !== '--json'),
+        say,
+      );
       // Violations by unsafe policies are findings, not failures of the command.
       void brokenInvariants;
       process.exitCode = ExitCode.ok;

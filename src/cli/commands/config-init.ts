@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { linkSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { linkSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { type Command, Option } from 'commander';
 import { machineConfigSchema } from '../../config/machine-config.js';
@@ -9,6 +9,7 @@ import { costModelSchema } from '../../cpu/costs.js';
 import { builtinMixes } from '../../cpu/mixes.js';
 import { UsageError } from '../../errors.js';
 import { writeFileAtomic } from '../../report/atomic-write.js';
+import { makeDirectories } from '../../report/output-files.js';
 import { checkOutputPath } from '../outputs.js';
 
 /**
@@ -141,7 +142,7 @@ export function registerConfigInitCommand(program: Command): void {
  */
 function writeNewFileAtomic(path: string, contents: string): void {
   const directory = dirname(path);
-  mkdirSync(directory, { recursive: true });
+  makeDirectories(directory);
   const temporary = join(
     directory,
     `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`,

@@ -8,13 +8,14 @@ import { UsageError } from '../../errors.js';
 import { type CampaignProgress, defaultSummaryPath, runCampaign } from '../../fuzz/campaign.js';
 import { poolExecutor } from '../../fuzz/executor.js';
 import { fuzzLimits, fuzzWallLimits } from '../../fuzz/limits.js';
-import { mergeSummaryFiles } from '../../fuzz/merge.js';
+import { mergedSummaryOf, readSummaryFiles } from '../../fuzz/merge.js';
 import { fuzzablePolicyNames, policySpecOf } from '../../fuzz/policy-spec.js';
 import { formatShard, parseShard, type Shard, shardCaseCount, wholeCampaign } from '../../fuzz/shard.js';
-import type { FailureRecord, FuzzSummary } from '../../fuzz/summary.js';
+import { type FailureRecord, type FuzzSummary, summaryJson } from '../../fuzz/summary.js';
+import { writeOutputs } from '../../report/output-files.js';
 import { ExitCode } from '../errors.js';
 import { integerFlag } from '../flags.js';
-import { checkOutputPath } from '../outputs.js';
+import { checkOutputPath, checkOutputs } from '../outputs.js';
 
 /**
  * `asi-emu fuzz`: a fuzz campaign on a piscina pool (src/fuzz/campaign.ts), and `asi-emu fuzz merge`.
@@ -105,7 +106,10 @@ export function registerFuzzCommand(program: Command): void {
       ),
     )
     .option('--out <dir>', 'directory for replay files (and summary.json)')
-    .option('--json <file>', 'write the summary here instead of DIR/summary.json')
+    .option(
+      '--json <file>',
+      'write the summary here instead of DIR/summary.json (- for stdout: then DIR/summary.json is kept as the run goes)',
+    )
     .addOption(
       new Option(
         '--max-failures <n>',
@@ -139,15 +143,16 @@ export function registerFuzzCommand(program: Command): void {
     .command('merge')
     .description('merge the summaries of one campaign’s shards into one')
     .argument('<summary...>', 'summary files written by `asi-emu fuzz` (one per shard)')
-    .option('--out <file>', 'merged summary (JSON, written atomically)')
-    .action((paths: string[], options: { out?: string }, command: Command) => {
+    .option('--out <file>', 'merged summary (JSON, written atomically; - for stdout)')
+    .action(async (paths: string[], options: { out?: string }, command: Command) => {
       // Unless the root program has positional options, `fuzz` itself takes `--out` wherever it
       // stands on the line: look there too.
       const out = options.out ?? (command.parent?.opts() as FuzzOptions | undefined)?.out;
       if (!out) throw new UsageError('--out', 'a file for the merged summary (e.g. --out merged.json)');
-      checkOutputPath('--out', out);
-      const merged = mergeSummaryFiles(paths, out);
-      process.stdout.write(`${describeSummary(merged)}\nmerged summary: ${out}\n`);
+      const { say } = checkOutputs([{ flag: '--out', path: out }]);
+      const merged = mergedSummaryOf(readSummaryFiles(paths), out);
+      await writeOutputs([{ flag: '--out', path: out, contents: summaryJson(merged) }]);
+      say(`${describeSummary(merged)}\nmerged summary: ${out}\n`);
       process.exitCode = merged.violations > 0 ? ExitCode.violation : ExitCode.ok;
     });
 }
@@ -177,10 +182,13 @@ async function fuzzAction(options: FuzzOptions): Promise<number> {
   if (options.out === undefined)
     throw new UsageError('--out', 'a directory for the replay files (e.g. --out fuzz-out)');
   checkOutputPath('--out', options.out, 'directory');
-  if (options.json) checkOutputPath('--json', options.json);
+  const { say, targets } = checkOutputs(options.json ? [{ flag: '--json', path: options.json }] : []);
+  // A campaign rewrites its summary as it runs: a regular file takes that; standard output, a device
+  // or a FIFO gets the final summary once, and DIR/summary.json keeps the rolling one.
+  const rollingSummaryPath = options.json && targets[0]?.kind === 'file' ? resolve(options.json) : undefined;
   const policy = await policySpecOf(options.policy, options.policyModule);
   const shard = options.shard ?? wholeCampaign;
-  const summaryPath = resolve(options.json ?? defaultSummaryPath(options.out, shard));
+  const summaryPath = rollingSummaryPath ?? resolve(defaultSummaryPath(options.out, shard));
   // A second campaign into the same place would mix its replay files with the first's and drop the
   // first's summary: refuse unless asked to start over.
   if (existsSync(summaryPath) && options.force !== true) {
@@ -191,7 +199,7 @@ async function fuzzAction(options: FuzzOptions): Promise<number> {
     );
   }
   const jobs = options.jobs ?? availableParallelism();
-  const out = process.stdout;
+  const out = { write: say };
   const size =
     options.cases !== undefined
       ? `${options.cases} cases (${shardCaseCount(shard, options.cases)} in this shard)`
@@ -284,6 +292,9 @@ async function fuzzAction(options: FuzzOptions): Promise<number> {
       },
     });
     bars?.stop();
+    if (options.json && rollingSummaryPath === undefined) {
+      await writeOutputs([{ flag: '--json', path: options.json, contents: summaryJson(summary) }]);
+    }
     const seconds = (performance.now() - startMs) / 1000;
     out.write(
       `fuzz: ${describeSummary(summary)}; ${seconds.toFixed(1)} s, ${(summary.casesRun / Math.max(seconds, 1e-9)).toFixed(0)} cases/s\n` +

@@ -2,11 +2,11 @@ import { type Command, Option } from 'commander';
 import { memoryMiBMax } from '../../constants.js';
 import { ConfigError } from '../../errors.js';
 import { createMachine } from '../../machine.js';
-import { writeFileAtomic } from '../../report/atomic-write.js';
 import { formatMachineSummary } from '../../report/machine-table.js';
+import { writeOutputs } from '../../report/output-files.js';
 import { machineSection, readJsonFile } from '../config-file.js';
 import { integerFlag } from '../flags.js';
-import { checkOutputPath } from '../outputs.js';
+import { checkOutputs } from '../outputs.js';
 
 export function registerMachineCommand(program: Command): void {
   program
@@ -26,8 +26,14 @@ export function registerMachineCommand(program: Command): void {
       '\nExamples:\n  asi-emu machine\n  asi-emu machine --cores 4 --smt 2 --json machine.json\n',
     )
     .action(
-      (options: { config?: string; cores?: number; smt?: number; memoryMib?: number; json?: string }) => {
-        if (options.json) checkOutputPath('--json', options.json);
+      async (options: {
+        config?: string;
+        cores?: number;
+        smt?: number;
+        memoryMib?: number;
+        json?: string;
+      }) => {
+        const { say } = checkOutputs(options.json ? [{ flag: '--json', path: options.json }] : []);
         const fromFile = options.config ? machineSection(readJsonFile(options.config, '--config')) : {};
         if (typeof fromFile !== 'object' || fromFile === null || Array.isArray(fromFile))
           throw new ConfigError('machine', 'a JSON object of machine fields', fromFile);
@@ -37,8 +43,12 @@ export function registerMachineCommand(program: Command): void {
         if (options.memoryMib !== undefined) machineConfig.memoryMiB = options.memoryMib;
         const machine = createMachine(machineConfig);
         const summary = machine.summary();
-        process.stdout.write(`${formatMachineSummary(summary)}\n`);
-        if (options.json) writeFileAtomic(options.json, `${JSON.stringify(summary, null, 2)}\n`);
+        say(`${formatMachineSummary(summary)}\n`);
+        if (options.json) {
+          await writeOutputs([
+            { flag: '--json', path: options.json, contents: `${JSON.stringify(summary, null, 2)}\n` },
+          ]);
+        }
       },
     );
 }

@@ -5,9 +5,10 @@ import { fuzzWallLimits } from '../../fuzz/limits.js';
 import { type ReplayOutcome, replayCase } from '../../fuzz/replay.js';
 import { readReplayFile } from '../../fuzz/replay-format.js';
 import { invariantTitles } from '../../invariants/violation.js';
-import { buildTrace, writeTrace } from '../../report/perfetto.js';
+import { writeOutputs } from '../../report/output-files.js';
+import { buildTrace, traceJson } from '../../report/perfetto.js';
 import { ExitCode } from '../errors.js';
-import { checkOutputPath } from '../outputs.js';
+import { checkOutputs } from '../outputs.js';
 import { durationFlag } from './fuzz.js';
 
 /**
@@ -20,7 +21,7 @@ export function registerReplayCommand(program: Command): void {
     .command('replay')
     .description('rerun a fuzz replay file and print the violation and the events before it')
     .argument('<file>', 'a replay file written by `asi-emu fuzz`')
-    .option('--trace <file>', 'write the whole run as a Perfetto / Chrome trace (JSON)')
+    .option('--trace <file>', 'write the whole run as a Perfetto / Chrome trace (JSON; - for stdout)')
     .option(
       '--policy-module <file>',
       'your policy module, for a file made with one (replay never loads a module named in the file)',
@@ -40,7 +41,10 @@ export function registerReplayCommand(program: Command): void {
     )
     .action(
       async (file: string, options: { trace?: string; policyModule?: string; caseTimeout?: number }) => {
-        if (options.trace !== undefined) checkOutputPath('--trace', options.trace);
+        // Checked before the run; with `--trace -` the text goes to stderr and stdout holds the trace.
+        const { say } = checkOutputs(
+          options.trace !== undefined ? [{ flag: '--trace', path: options.trace }] : [],
+        );
         const document = readReplayFile(file);
         // The case runs in a pool worker under the hang watchdog: a user hook may loop forever.
         const executor = poolExecutor({ jobs: 1, caseTimeLimitMs: options.caseTimeout });
@@ -54,7 +58,7 @@ export function registerReplayCommand(program: Command): void {
         } finally {
           await executor.close();
         }
-        const write = (line: string) => process.stdout.write(`${line}\n`);
+        const write = (line: string) => say(`${line}\n`);
         const { origin, size } = document;
         write(
           `replay ${file}: policy ${document.policy.name}` +
@@ -102,19 +106,17 @@ export function registerReplayCommand(program: Command): void {
         write(`trace hash ${verdict.traceHash}: ${hashNote}`);
         if (options.trace !== undefined) {
           const { machine } = document.case;
-          writeTrace(
-            options.trace,
-            buildTrace(outcome.events, {
-              backend: 'sim',
-              threads: machine.cores * machine.smt,
-              smt: machine.smt,
-              policy: outcome.policyName,
-              mix: document.case.workload.mix.name,
-              timeUnit: 'cycles',
-              catalogue: runConfigOf(document.case).workload.catalogue,
-              violationRecords: outcome.result?.violationRecords ?? [],
-            }),
-          );
+          const trace = buildTrace(outcome.events, {
+            backend: 'sim',
+            threads: machine.cores * machine.smt,
+            smt: machine.smt,
+            policy: outcome.policyName,
+            mix: document.case.workload.mix.name,
+            timeUnit: 'cycles',
+            catalogue: runConfigOf(document.case).workload.catalogue,
+            violationRecords: outcome.result?.violationRecords ?? [],
+          });
+          await writeOutputs([{ flag: '--trace', path: options.trace, contents: () => traceJson(trace) }]);
           write(`trace: ${options.trace} (${outcome.events.length} events)`);
         }
         process.exitCode = verdict.failure === null ? ExitCode.ok : ExitCode.violation;
