@@ -192,6 +192,7 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
       caseSeed,
       failure,
       hook: found.verdict.hook,
+      ...(found.verdict.errorStack === null ? {} : { hookStack: found.verdict.errorStack }),
       repeats: failures.get(caseIndex)?.repeats ?? 0,
       detail: failureDetail(failure, found),
       replay: relative(summaryDirectory, replayPath),

@@ -47,6 +47,8 @@ export interface FailureRecord {
    * here, not filed again (one throwing hook used to file a replay file per case).
    */
   repeats?: number;
+  /** Where in the user's module a hook threw (the hook's own stack), for a policy error. */
+  hookStack?: string;
   /** Why the shrink stopped early (its case did not fail again, or a shrink run hung). */
   shrinkNote?: string;
   /** What went wrong, in one line. */
@@ -161,6 +163,7 @@ const summarySchema = z.object({
       hook: z.string().nullable().optional(),
       repeats: z.number().int().min(0).optional(),
       shrinkNote: z.string().optional(),
+      hookStack: z.string().optional(),
       detail: z.string(),
       replay: z.string(),
       shrunk: z.boolean(),

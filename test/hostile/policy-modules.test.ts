@@ -198,6 +198,13 @@ describe('hooks that return the wrong type or throw are a policy error naming th
       expect(summary.failures[0].repeats).toBe(5);
       expect(readdirSync(out).filter((file) => file.endsWith('.replay.json'))).toHaveLength(1);
       expect(run.stdout).toMatch(/repeat: later cases fail as case 0 did/);
+      // Reported once, as a policy error naming the hook; a hook that threw also shows where.
+      expect(run.stdout.match(/^found: /gm)).toHaveLength(1);
+      expect(run.stdout).toMatch(/^found: case 0 policy error in hook \w+: /m);
+      if (/hook \w+ threw/.test(summary.failures[0].detail)) {
+        expect(summary.failures[0].hookStack).toMatch(/\.mjs:\d+:\d+/);
+        expect(run.stdout).toMatch(/^ {4}.*\.mjs:\d+:\d+/m);
+      }
     });
   }
 

@@ -271,11 +271,18 @@ async function fuzzAction(options: FuzzOptions): Promise<number> {
       onProgress,
       onFailure: (failure, stage) => {
         if (stage === 'found') {
+          // A hook that threw or returned a bad value is the policy's bug, not the model's: say which
+          // hook, and where in the module (its stack), once.
           const what =
-            failure.failure === 'hang' || failure.failure === 'error'
-              ? failure.failure
-              : `breaks ${failure.failure}`;
+            failure.failure === 'hang'
+              ? 'hang'
+              : failure.failure === 'error'
+                ? failure.hook
+                  ? `policy error in hook ${failure.hook}`
+                  : 'error'
+                : `breaks ${failure.failure}`;
           log(`found: case ${failure.caseIndex} ${what}: ${failure.detail} -> ${failure.replay}`);
+          if (failure.hookStack) log(failure.hookStack.replace(/^/gm, '    '));
         } else if (stage === 'repeat') {
           if (failure.repeats === 1) {
             log(
