@@ -3,7 +3,13 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { ConfigError } from '../errors.js';
-import { definePolicy, type Policy, type PolicyDefinition } from './policy.js';
+import {
+  definePolicy,
+  type Policy,
+  type PolicyDefinition,
+  type PolicyHookName,
+  policyHookNames,
+} from './policy.js';
 
 /**
  * The one loader of a user's policy module (issue 18), for every command and backend: `fuzz` and
@@ -18,20 +24,6 @@ import { definePolicy, type Policy, type PolicyDefinition } from './policy.js';
  * wrapped (`checkedPolicy`): a return value of the wrong type, or a throw, is a `PolicyHookError`
  * naming the hook, and the hook running now is published for a watchdog (`trackHooks`).
  */
-
-/** The hooks of a Policy, in the order of `Policy`'s declaration; a hook's id is its index + 1. */
-export const policyHookNames = [
-  'kickOnExit',
-  'kickBeforeFull',
-  'waitForSiblingsOut',
-  'kickAfterFull',
-  'kickTargets',
-  'siblingsOut',
-  'flushBeforeEntry',
-  'mayEnter',
-  'exitOnKick',
-] as const;
-export type PolicyHookName = (typeof policyHookNames)[number];
 
 /** What each hook must return: a boolean, or a non-negative integer bit mask. */
 const hookReturns: Record<PolicyHookName, 'boolean' | 'mask'> = {

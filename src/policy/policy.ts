@@ -85,6 +85,20 @@ export interface Policy {
   exitOnKick(view: PolicyView): boolean;
 }
 
+/** The hooks of a Policy, in the order of its declaration (a hook's id elsewhere is its index + 1). */
+export const policyHookNames = [
+  'kickOnExit',
+  'kickBeforeFull',
+  'waitForSiblingsOut',
+  'kickAfterFull',
+  'kickTargets',
+  'siblingsOut',
+  'flushBeforeEntry',
+  'mayEnter',
+  'exitOnKick',
+] as const;
+export type PolicyHookName = (typeof policyHookNames)[number];
+
 export type PolicyDefinition = Partial<Policy> & Pick<Policy, 'name' | 'description'>;
 
 // ---- building blocks ---------------------------------------------------------------------------------
@@ -128,17 +142,7 @@ export function definePolicy(definition: PolicyDefinition): Policy {
     exitOnKick: () => true,
     ...definition,
   };
-  for (const hook of [
-    'kickOnExit',
-    'kickBeforeFull',
-    'waitForSiblingsOut',
-    'kickAfterFull',
-    'kickTargets',
-    'siblingsOut',
-    'flushBeforeEntry',
-    'mayEnter',
-    'exitOnKick',
-  ] as const) {
+  for (const hook of policyHookNames) {
     assert(typeof policy[hook] === 'function', `policy ${policy.name}: ${hook} must be a function`);
   }
   return policy;

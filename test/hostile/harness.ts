@@ -94,3 +94,19 @@ export function hostileRoot(prefix: string) {
 export function filesUnder(dir: string): string[] {
   return readdirSync(dir, { recursive: true, encoding: 'utf8' }).sort();
 }
+
+/**
+ * A real replay file to replay or tamper with: a short campaign of `policy` (an unsafe one, so it finds
+ * a case) into `out`; the path of its first replay file.
+ */
+export async function fuzzReplayFile(
+  out: string,
+  policy = 'planted-lost-wakeup',
+  cases = 20,
+): Promise<string> {
+  const args = ['fuzz', '--policy', policy, '--cases', String(cases), '--seed', '1', '--jobs', '1'];
+  const run = await runHostile([...args, '--max-failures', '1', '--out', out], { timeoutMs: 60_000 });
+  const file = readdirSync(out).find((name) => name.endsWith('.replay.json'));
+  if (!file) throw new Error(`${args.join(' ')} wrote no replay file:\n${run.stderr}\n${run.stdout}`);
+  return join(out, file);
+}

@@ -1,9 +1,9 @@
-import { readdirSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
+import { readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inputLimits, jsonDepth, readBoundedText, readJsonInput } from '../../src/config/input-limits.js';
 import { UsageError } from '../../src/errors.js';
-import { expectCleanError, filesUnder, hostileRoot, runHostile } from './harness.js';
+import { expectCleanError, filesUnder, fuzzReplayFile, hostileRoot, runHostile } from './harness.js';
 
 /**
  * Issue 18, the input side: every hostile config, flag or replay file gets exit 2 and one line naming
@@ -35,28 +35,7 @@ async function refusedWithoutOutput(args: string[], names: RegExp, jsonFlag = tr
 }
 
 beforeAll(async () => {
-  const out = root.dir('fuzz');
-  const run = await runHostile(
-    [
-      'fuzz',
-      '--policy',
-      'planted-lost-wakeup',
-      '--cases',
-      '20',
-      '--seed',
-      '1',
-      '--jobs',
-      '1',
-      '--max-failures',
-      '1',
-      '--out',
-      out,
-    ],
-    { timeoutMs: 60_000 },
-  );
-  const file = readdirSync(out).find((name) => name.endsWith('.replay.json'));
-  if (!file) throw new Error(`fuzz (seed 1) wrote no replay file:\n${run.stderr}\n${run.stdout}`);
-  replayFile = join(out, file);
+  replayFile = await fuzzReplayFile(root.dir('fuzz'));
   replay = JSON.parse(readFileSync(replayFile, 'utf8'));
 }, 60_000);
 afterAll(() => root.removeAll());

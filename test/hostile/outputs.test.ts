@@ -22,7 +22,7 @@ import {
   writeOutputs,
 } from '../../src/report/output-files.js';
 import { cliPath } from '../cli/run-cli.js';
-import { expectCleanError, filesUnder, hostileRoot, runHostile } from './harness.js';
+import { expectCleanError, filesUnder, fuzzReplayFile, hostileRoot, runHostile } from './harness.js';
 
 /**
  * Issue 18, the output side: every output (`--json`, `--trace`, `--report`, `--out`) follows links,
@@ -444,24 +444,7 @@ describe('outputs: all or none (injected faults, in-process)', () => {
 describe('outputs: replay and fuzz', () => {
   let replayFile = '';
   beforeAll(async () => {
-    const out = root.dir('fuzz-planted');
-    const run = await runHostile([
-      'fuzz',
-      '--policy',
-      'planted-lost-wakeup',
-      '--cases',
-      '20',
-      '--seed',
-      '1',
-      '--jobs',
-      '1',
-      '--out',
-      out,
-    ]);
-    expect(run.timedOut, run.stderr).toBe(false);
-    const replays = readdirSync(out).filter((name) => name.endsWith('.replay.json'));
-    expect(replays.length, run.stdout + run.stderr).toBeGreaterThan(0);
-    replayFile = join(out, replays[0]);
+    replayFile = await fuzzReplayFile(root.dir('fuzz-planted'));
   }, 60_000);
 
   it.concurrent('replay --trace /dev/full: exit 2 naming --trace', async () => {
@@ -512,7 +495,8 @@ describe('outputs: replay and fuzz', () => {
     const run = await runHostile(['fuzz', 'merge', join(out, 'summary.json'), '--out', '-'], { cwd: out });
     expect(run.code, run.stderr).toBe(1); // the planted bug's failures, merged
     const merged = JSON.parse(run.stdout) as { casesRun: number; failures: { replay: string }[] };
-    expect(merged.casesRun).toBe(20);
+    expect(merged.casesRun).toBe(JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')).casesRun);
+    expect(merged.casesRun).toBeGreaterThan(0);
     expect(merged.failures.every((failure) => existsSync(join(out, failure.replay)))).toBe(true);
     expect(filesUnder(out)).toEqual(before);
   });

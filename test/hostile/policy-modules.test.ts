@@ -5,7 +5,7 @@ import { loadPolicy } from '../../src/backend/workers/policy-spec.js';
 import { ThreadPolicyView } from '../../src/cpu/policy-view.js';
 import { readSummaryFile } from '../../src/fuzz/summary.js';
 import { loadPolicyModule, PolicyHookError } from '../../src/policy/policy-module.js';
-import { expectCleanError, hostileRoot, runHostile } from './harness.js';
+import { expectCleanError, fuzzReplayFile, hostileRoot, runHostile } from './harness.js';
 
 /**
  * Issue 18, policy modules: one loader for every command, off the main thread and under a time limit;
@@ -287,22 +287,7 @@ describe('hangs: a hook that loops forever is a finding, never a hung command', 
 describe('replay never runs code named in a replay file', () => {
   let replayPath = '';
   beforeAll(async () => {
-    const out = temp.dir('replay-source');
-    const run = await runHostile([
-      'fuzz',
-      '--policy',
-      'none',
-      '--cases',
-      '2',
-      '--seed',
-      '1',
-      '--jobs',
-      '1',
-      '--out',
-      out,
-    ]);
-    expect(run.code, run.stderr).toBe(1);
-    replayPath = join(out, readdirSync(out).filter((file) => file.endsWith('.replay.json'))[0]);
+    replayPath = await fuzzReplayFile(temp.dir('replay-source'), 'none', 2);
   }, 30_000);
 
   /** The replay file of `none`, edited to name another policy (and maybe a module). */
