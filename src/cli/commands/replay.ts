@@ -103,7 +103,9 @@ export function registerReplayCommand(program: Command): void {
               : outcome.sameVersion
                 ? `DIFFERS from the recorded ${document.expected.traceHash} (same asi-emu version: a determinism bug, please report it)`
                 : `differs from the recorded ${document.expected.traceHash} (written by asi-emu ${document.asiEmuVersion})`;
-        write(`trace hash ${verdict.traceHash}: ${hashNote}`);
+        // A run the watchdog stopped has no trace to compare.
+        if (verdict.failure === 'hang') write('trace hash: none (the run was stopped before it ended)');
+        else write(`trace hash ${verdict.traceHash}: ${hashNote}`);
         if (options.trace !== undefined) {
           const { machine } = document.case;
           const trace = buildTrace(outcome.events, {
