@@ -284,6 +284,35 @@ describe('hangs: a hook that loops forever is a finding, never a hung command', 
   });
 });
 
+describe('a hang while shrinking stops the shrink and is reported as a hang', () => {
+  it('a hook that loops only on one-thread cores: findings on two-thread cores, their shrinks stop at the hang', async () => {
+    // Shrinking makes the machine smaller; the candidates with one thread a core loop in kickOnExit.
+    const module = policyModule(
+      'hang-when-small',
+      'kickOnExit: (view) => { if (view.smt === 1) for (;;) {} return false; }',
+    );
+    const out = temp.dir('shrink-hang');
+    const run = await runHostile([...fuzzArgs(module, out), '--case-timeout', '500ms'], {
+      env,
+      timeoutMs: 60_000,
+    });
+    expect(run.timedOut).toBe(false);
+    expect(run.code, run.stderr).toBe(1);
+    expect(run.stdout).toMatch(
+      /shrink: case \d+: shrink stopped \(hang\): hang in hook kickOnExit: no progress for 0\.5 s \(the unshrunk replay file stays\)/,
+    );
+    const summary = readSummaryFile(join(out, 'summary.json'));
+    const stopped = summary.failures.filter((failure) =>
+      failure.shrinkNote?.startsWith('shrink stopped (hang)'),
+    );
+    expect(stopped.length).toBeGreaterThan(0);
+    for (const failure of stopped) {
+      expect(failure.shrunk).toBe(false);
+      expect(existsSync(join(out, failure.replay))).toBe(true);
+    }
+  }, 70_000);
+});
+
 describe('replay never runs code named in a replay file', () => {
   let replayPath = '';
   beforeAll(async () => {
