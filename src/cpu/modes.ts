@@ -59,15 +59,6 @@ export function holdsSecrets(mode: number): boolean {
   return mode === Mode.full || mode === Mode.vmm;
 }
 
-/** Number of siblings of `self` (in a core of `smt` threads) in `mode`. */
-export function siblingsIn(word: number, self: number, smt: number, mode: number): number {
-  let count = 0;
-  for (let sibling = 0; sibling < smt; sibling++) {
-    if (sibling !== self && modeOf(word, sibling) === mode) count++;
-  }
-  return count;
-}
-
 /** Every mode field of the word (smtMax x 4 bits: asserted in constants.ts) holding `mode`. */
 const everyField = (mode: number) => mode * 0x1111;
 const fullEverywhere = everyField(Mode.full);

@@ -2,7 +2,9 @@ import { describe, expect, test } from 'vitest';
 import { smtMax } from '../../src/constants.js';
 import {
   anySiblingHoldsSecrets,
+  describeCoreWord,
   holdsSecrets,
+  isStunned,
   Mode,
   modeOf,
   stunBit,
@@ -46,5 +48,27 @@ describe('anySiblingHoldsSecrets', () => {
     expect(words).toBe(2 * (1 * 7 + 2 * 7 ** 2 + 3 * 7 ** 3 + 4 * 7 ** 4));
     expect(holding).toBeGreaterThan(0);
     expect(holding).toBeLessThan(words);
+  });
+});
+
+describe('the stun bits (asi-stun)', () => {
+  test('sibling s stuns bit 16 + s, above every mode field, and any one of them stuns the core', () => {
+    let allModes = 0;
+    for (let sibling = 0; sibling < smtMax; sibling++) allModes = withMode(allModes, sibling, Mode.vmm);
+    for (let sibling = 0; sibling < smtMax; sibling++) {
+      expect(stunBit(sibling)).toBe(2 ** (16 + sibling));
+      expect(stunBit(sibling) & 0xffff).toBe(0);
+      expect(isStunned(stunBit(sibling))).toBe(true);
+      expect(isStunned(allModes | stunBit(sibling))).toBe(true);
+      expect(modeOf(allModes | stunBit(sibling), sibling)).toBe(Mode.vmm);
+    }
+    // Modes alone never read as stunned, whatever they are.
+    for (const mode of Object.values(Mode)) {
+      let word = 0;
+      for (let sibling = 0; sibling < smtMax; sibling++) word = withMode(word, sibling, mode);
+      expect(isStunned(word), `every sibling ${mode}`).toBe(false);
+    }
+    expect(describeCoreWord(withMode(0, 1, Mode.full) | stunBit(0), 2)).toBe('offline,full (stunned)');
+    expect(describeCoreWord(withMode(0, 1, Mode.full), 2)).toBe('offline,full');
   });
 });
