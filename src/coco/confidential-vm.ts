@@ -33,6 +33,9 @@ import {
  *   per-page truth and their bounds after every conversion.
  *
  * Guest frame `gfn` is host frame `guestMemory.firstPfn + gfn` (the EPT built by address-space.ts).
+ *
+ * The checks sit between `// detector INV-n begin` / `end` comments, as in invariants/monitor.ts, for
+ * `npm run check:detectors`.
  */
 export interface ConfidentialOptions {
   /** SNP ASID of the guest (1..). */
@@ -188,10 +191,13 @@ export class ConfidentialVm {
   private validate(page: number, timeCycles: number): void {
     const outcome = guestPvalidate(this.rmp, this.guestView, page, rmpPageSize4K, true);
     if (outcome.kind === 'terminate' && outcome.violation) {
+      // detector INV-11 (PVALIDATE refuses) begin
       this.report(this.violation('INV-11', `gfn ${page}: ${outcome.violation.detail}`, timeCycles));
+      // detector INV-11 (PVALIDATE refuses) end
       return;
     }
     assert(outcome.kind === 'ok', `PVALIDATE of a freshly assigned gfn ${page}: ${outcome.kind}`);
+    // detector INV-11 (validated twice) begin
     if (this.validatedOnce[page] === 1) {
       this.report(
         this.violation(
@@ -201,6 +207,7 @@ export class ConfidentialVm {
         ),
       );
     }
+    // detector INV-11 (validated twice) end
     this.validatedOnce[page] = 1;
   }
 
@@ -251,6 +258,7 @@ export class ConfidentialVm {
       this.stats.vmmFaults++;
       return;
     }
+    // detector INV-10 (VMM touch) begin
     const host = this.rmp.checkHostAccess(result, false);
     if (!host.ok) {
       const violation = this.violation(
@@ -261,6 +269,7 @@ export class ConfidentialVm {
       violation.address = formatVa(vmmGuestMemoryVa + gfn * pageBytes);
       this.report(violation);
     }
+    // detector INV-10 (VMM touch) end
   }
 
   /** An accept on the #VC / #VE path: the guest touches a random page (accepting it if unaccepted). */
@@ -269,6 +278,7 @@ export class ConfidentialVm {
   }
 
   private checkTracking(timeCycles: number): void {
+    // detector INV-12 begin
     for (const tracker of this.trackers) {
       const bound = checkBound(tracker);
       if (bound) {
@@ -281,6 +291,8 @@ export class ConfidentialVm {
         );
       }
     }
+    // detector INV-12 end
+    // detector INV-13 begin
     const disagreement = checkAgreement(this.trackers, this.truthShared);
     if (disagreement) {
       this.report(
@@ -291,6 +303,7 @@ export class ConfidentialVm {
         ),
       );
     }
+    // detector INV-13 end
   }
 
   private violation(id: Violation['id'], detail: string, timeCycles: number): Violation {

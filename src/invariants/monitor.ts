@@ -49,6 +49,11 @@ const EventKind = importedEventKind;
  *
  * Every violation is counted; the first `recordsPerInvariant` of each id are kept as records with the
  * events that led to them.
+ *
+ * Each check sits between `// detector INV-n begin` and `// detector INV-n end` comments: `npm run
+ * check:detectors` deletes one such region at a time and shows that a test fails (a checker that never
+ * fires proves nothing, and one that can be deleted unnoticed is not proven to fire). A region must
+ * still compile when emptied.
  */
 export interface FaultReport {
   thread: number;
@@ -172,6 +177,7 @@ export class Monitor implements Observer {
   }
 
   recordLiveness(thread: Hyperthread, detail: string, timeCycles: number): void {
+    // detector INV-9 begin
     this.record({
       id: 'INV-9',
       threads: [thread.thread],
@@ -180,6 +186,7 @@ export class Monitor implements Observer {
       timeCycles,
       step: thread.steps,
     });
+    // detector INV-9 end
   }
 
   private siblingThread(thread: Hyperthread, sibling: number): number {
@@ -217,8 +224,12 @@ export class Monitor implements Observer {
    */
   private checkGuestRuns(thread: Hyperthread, at: string): void {
     const word = thread.coreWord();
+    // detector INV-1 begin
     if (siblingsHoldSecrets(word, thread.siblingFields)) this.countSiblingExposures(thread, word, at);
+    // detector INV-1 end
+    // detector INV-2 begin
     if (thread.foreignLines() !== 0) this.countForeignLines(thread, word, at);
+    // detector INV-2 end
   }
 
   private countSiblingExposures(thread: Hyperthread, word: number, at: string): void {
@@ -303,10 +314,13 @@ export class Monitor implements Observer {
   onEnter(thread: Hyperthread): void {
     this.log?.record(thread.clockCycles, thread.thread, EventKind.enter, thread.vmId, 0);
     const word = thread.coreWord();
-    // INV-3: every sibling in guest/isolated of this VM, held, idle (or offline).
+    // INV-3: every sibling in guest/isolated of this VM, held, idle (or offline). The two checks are
+    // separate statements (their conditions exclude each other) so that check:detectors can delete
+    // each one alone and show a test notices.
     for (let sibling = 0; sibling < this.smt; sibling++) {
       if (sibling === thread.sibling) continue;
       const mode = modeOf(word, sibling);
+      // detector INV-3 (sibling holds secrets) begin
       if (mode === Mode.full || mode === Mode.vmm) {
         this.record(
           this.violation(
@@ -317,7 +331,10 @@ export class Monitor implements Observer {
             `entered the guest while sibling ht${this.siblingThread(thread, sibling)} is in ${modeNames[mode]}`,
           ),
         );
-      } else if (
+      }
+      // detector INV-3 (sibling holds secrets) end
+      // detector INV-3 (sibling runs another VM) begin
+      if (
         (mode === Mode.guest || mode === Mode.isolated) &&
         this.vmOfSibling(thread, sibling) !== thread.vmId
       ) {
@@ -331,6 +348,7 @@ export class Monitor implements Observer {
           ),
         );
       }
+      // detector INV-3 (sibling runs another VM) end
     }
     this.checkGuestRuns(thread, 'enters');
   }
@@ -346,7 +364,9 @@ export class Monitor implements Observer {
 
   onSwitchToFull(thread: Hyperthread, to: number): void {
     this.log?.record(thread.clockCycles, thread.thread, EventKind.switchToFull, to, 0);
+    // detector INV-4 begin
     this.checkKicked(thread, 'INV-4', `switched to ${modeNames[to]}`);
+    // detector INV-4 end
   }
 
   /** Every sibling still in the guest must have a kick pending (it was kicked and has not left yet). */
@@ -375,11 +395,15 @@ export class Monitor implements Observer {
   }
 
   onAccess(thread: Hyperthread, va: number, space: number, pfn: number): void {
+    // detector INV-10 (monitor) begin
     const owner = this.machine.frames.ownerOf(pfn);
     if (isPrivateDomain(owner)) this.recordPrivateReached(thread, va, space, pfn, owner);
+    // detector INV-10 (monitor) end
+    // detector INV-7 begin
     if (thread.mode !== Mode.isolated) return;
     // INV-7: an access served in isolation must be one kvm:N maps (a functional walk, no A/D change).
     if (!this.mappedInKvm(thread.vmId, va)) this.recordSilentAccess(thread, va, pfn);
+    // detector INV-7 end
   }
 
   // Out of line, as the guest-step records: onAccess runs at every line a handler touches.
@@ -471,6 +495,7 @@ export class Monitor implements Observer {
 
   onInterrupt(thread: Hyperthread, vector: number): void {
     this.log?.record(thread.clockCycles, thread.thread, EventKind.interrupt, vector, thread.mode);
+    // detector INV-8 (handled outside full) begin
     if (thread.mode !== Mode.full) {
       this.record(
         this.violation(
@@ -483,7 +508,10 @@ export class Monitor implements Observer {
       );
       return;
     }
+    // detector INV-8 (handled outside full) end
+    // detector INV-8 (siblings not kicked) begin
     this.checkKicked(thread, 'INV-8', 'handled an interrupt in full');
+    // detector INV-8 (siblings not kicked) end
   }
 
   onFlush(thread: Hyperthread, bits: number, lines: number): void {
