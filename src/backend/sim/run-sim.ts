@@ -134,6 +134,7 @@ function runOn(machine: Machine, config: RunConfig, policy: Policy, options: Sim
   const prng = new Prng(config.run.seed, machine.prngArea);
   const log = options.log ?? new EventLog(64, options.keepEvents ?? false);
   const monitor = new Monitor(machine, log, config.workload.catalogue);
+  monitor.checkIsolatedContents();
 
   // nosmt: only sibling 0 of each core runs its vCPU; the others stay offline.
   const running = new Set<number>();

@@ -507,6 +507,8 @@ export class WorkersRun {
   private collect(stats: WorkerStats[], reason: EndReason): RunResult {
     const { machine, control } = this;
     const monitor = new Monitor(machine, null);
+    // INV-5 on the machine as the run leaves it (kvm:N does not change during a run).
+    monitor.checkIsolatedContents();
     const kept = new Map<string, number>();
     const recordsPerInvariant = 20;
     let log: EventLog | null = null;
