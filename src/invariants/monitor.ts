@@ -280,7 +280,14 @@ export class Monitor implements Observer {
     // detector INV-2 end
   }
 
+  /**
+   * One INV-1 violation per sibling holding secrets, but one exposed guest step (and its quantum of
+   * cycles) however many siblings hold them: exposure is the time this thread's guest code overlaps
+   * secrets on its core (DESIGN.md "Exposure is time"), which two siblings do not double.
+   */
   private countSiblingExposures(thread: Hyperthread, word: number, at: string): void {
+    this.exposureGuestSteps++;
+    this.exposureCycles += thread.workload.guestQuantumCycles;
     for (let sibling = 0; sibling < this.smt; sibling++) {
       if (sibling !== thread.sibling && holdsSecrets(modeOf(word, sibling)))
         this.countSiblingExposure(thread, word, sibling, at);
@@ -288,8 +295,6 @@ export class Monitor implements Observer {
   }
 
   private countSiblingExposure(thread: Hyperthread, word: number, sibling: number, at: string): void {
-    this.exposureGuestSteps++;
-    this.exposureCycles += thread.workload.guestQuantumCycles;
     this.counts['INV-1']++;
     if (this.logged(1, this.recordsKept['INV-1'], thread.clockCycles, thread.thread)) {
       this.keepSiblingExposure(thread, word, sibling, at);

@@ -119,6 +119,9 @@ describe('INV-1 sibling exclusion', () => {
     });
     monitor.onGuestStep(thread);
     expect(monitor.counts['INV-1']).toBe(2);
+    // Two siblings hold secrets, but the guest ran one quantum beside them: one exposed step.
+    expect(monitor.exposureGuestSteps).toBe(1);
+    expect(monitor.exposureCycles).toBe(thread.workload.guestQuantumCycles);
     expect(othersThan(monitor.counts, ['INV-1'])).toEqual({});
     expect(bare(monitor.records)).toEqual([
       {
