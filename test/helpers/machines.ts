@@ -1,4 +1,6 @@
 import { createMachine, type Machine } from '../../src/machine.js';
+import { kernelSpace } from '../../src/paging/address-space.js';
+import { MapFlag } from '../../src/paging/entry-format.js';
 
 /** A small machine for unit tests: 2 cores x 2 threads, one VM of 4 vCPUs, 64 MiB. */
 export function smallMachine(overrides: Record<string, unknown> = {}): Machine {
@@ -23,4 +25,25 @@ export function twoVmMachine(overrides: Record<string, unknown> = {}): Machine {
     ],
     ...overrides,
   });
+}
+
+/**
+ * A planted INV-7 bug: the first pages of the page cache and the per-CPU areas mapped global (G) in
+ * the kernel's direct map, so their TLB entries survive the switch into kvm:N and a handler reaches
+ * host memory without a fault.
+ */
+export function mapHostMemoryGlobal(machine: Machine): void {
+  for (const name of ['page-cache', 'percpu/0', 'percpu/1']) {
+    const region = machine.region(name);
+    const va = machine.regionVa(region);
+    machine.pageTables.splitToBasePages(kernelSpace, va);
+    for (let page = 0; page < Math.min(region.frames, 8); page++) {
+      machine.pageTables.map(
+        kernelSpace,
+        va + page * 4096,
+        region.firstPfn + page,
+        MapFlag.write | MapFlag.global,
+      );
+    }
+  }
 }

@@ -16,6 +16,7 @@ import { MapFlag } from '../../src/paging/entry-format.js';
 import { formatVa } from '../../src/paging/va-layout.js';
 import { policies } from '../../src/policy/index.js';
 import { plantedBug } from '../../src/policy/planted.js';
+import { mapHostMemoryGlobal } from '../helpers/machines.js';
 import { testConfig } from '../sim/helpers.js';
 
 /**
@@ -587,19 +588,7 @@ describe('INV-7 faults reported', () => {
   it('INV-7: a kernel that maps host memory global (its TLB entries survive the switch into kvm:N) breaks INV-7 in a run', () => {
     const config = testConfig({ workload: { mix: 'all-slow' }, run: { exits: 400, seed: 3 } });
     const machine = createMachine(config.machine, { concurrent: false });
-    for (const name of ['page-cache', 'percpu/0', 'percpu/1']) {
-      const region = machine.region(name);
-      const va = machine.regionVa(region);
-      machine.pageTables.splitToBasePages(kernelSpace, va);
-      for (let page = 0; page < Math.min(region.frames, 8); page++) {
-        machine.pageTables.map(
-          kernelSpace,
-          va + page * 4096,
-          region.firstPfn + page,
-          MapFlag.write | MapFlag.global,
-        );
-      }
-    }
+    mapHostMemoryGlobal(machine);
     const result = runSim(config, policies.asi, { machine });
     expect(result.violations['INV-7']).toBeGreaterThan(0);
     for (const record of recordsOf(result.violationRecords, 'INV-7')) {

@@ -6,9 +6,10 @@ import { EventLog } from '../../src/invariants/event-log.js';
 import { Monitor } from '../../src/invariants/monitor.js';
 import { createMachine, type Machine } from '../../src/machine.js';
 import { privateDomain } from '../../src/memory/domains.js';
-import { kernelSpace, kvmSpace } from '../../src/paging/address-space.js';
+import { kvmSpace } from '../../src/paging/address-space.js';
 import { MapFlag } from '../../src/paging/entry-format.js';
 import { policies } from '../../src/policy/index.js';
+import { mapHostMemoryGlobal } from '../helpers/machines.js';
 import { testConfig } from '../sim/helpers.js';
 
 /**
@@ -45,19 +46,7 @@ describe('INV-7: an access in isolation to an address kvm:N does not map is neve
 
     const machine = createMachine(config.machine, { concurrent: false });
     // Planted bug: the page cache and the per-CPU area mapped with G in the kernel's direct map.
-    for (const name of ['page-cache', 'percpu/0', 'percpu/1']) {
-      const region = machine.region(name);
-      const va = machine.regionVa(region);
-      machine.pageTables.splitToBasePages(kernelSpace, va);
-      for (let page = 0; page < Math.min(region.frames, 8); page++) {
-        machine.pageTables.map(
-          kernelSpace,
-          va + page * 4096,
-          region.firstPfn + page,
-          MapFlag.write | MapFlag.global,
-        );
-      }
-    }
+    mapHostMemoryGlobal(machine);
     const planted = runSim(config, policies.asi, { machine });
     expect(planted.violations['INV-7']).toBeGreaterThan(0);
     const record = planted.violationRecords.find((violation) => violation.id === 'INV-7');
