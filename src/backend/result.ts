@@ -1,6 +1,5 @@
 import type { ConfidentialVm } from '../coco/confidential-vm.js';
 import type { RunConfig } from '../config/run-config.js';
-import { exitCatalogue } from '../cpu/exits.js';
 import type { Hyperthread } from '../cpu/hyperthread.js';
 import { Mode } from '../cpu/modes.js';
 import type { EventLog } from '../invariants/event-log.js';
@@ -148,7 +147,8 @@ export function collectResult(input: CollectInput): RunResult {
   const exits = sum((stats) => stats.exits) - kickExits;
   const perExit = (value: number) => (exits > 0 ? (value * 1000) / exits : 0);
   const faultsByHandler: Record<string, number> = {};
-  exitCatalogue.forEach((spec, reason) => {
+  // The run's catalogue: a user handler's new reason has a fault counter too (after the built-in ones).
+  input.config.workload.catalogue.forEach((spec, reason) => {
     const faults = statSum(ThreadStat.faultsByReasonBase + reason);
     if (faults > 0) faultsByHandler[spec.name] = faults;
   });

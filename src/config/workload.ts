@@ -1,8 +1,16 @@
 import { z } from 'zod';
+import { assert } from '../assert.js';
 import { pageBytes } from '../constants.js';
-import { catalogueWith, type ExitReasonSpec, exitCatalogue, type UserHandler } from '../cpu/exits.js';
+import {
+  catalogueWith,
+  type ExitReasonSpec,
+  exitCatalogue,
+  exitReasonIndex,
+  type UserHandler,
+} from '../cpu/exits.js';
 import { builtinMixes, type ExitMix, parseUserMix } from '../cpu/mixes.js';
 import { ConfigError } from '../errors.js';
+import { ThreadStat } from '../memory/layout.js';
 import { type RegionKind, type RegionPlan, regionKinds } from '../memory/regions.js';
 import { isReadOnlyRegion } from '../paging/address-space.js';
 import { inputLimits } from './input-limits.js';
@@ -54,6 +62,16 @@ const handlerOpSchema = z.discriminatedUnion('op', [
     })
     .strict(),
 ]);
+
+/** A new exit reason's name: like the catalogue's (`DR_ACCESS`), so it reads as one in a mix key. */
+const reasonNamePattern = /^[A-Z][A-Z0-9_]*$/;
+
+/**
+ * How many reasons user handlers may add: every reason has a fault counter in a thread's stats record
+ * (memory/layout.ts ThreadStat, faultsByReasonBase up to count), and the built-in ones take theirs first.
+ */
+export const newReasonsMax = ThreadStat.count - ThreadStat.faultsByReasonBase - exitCatalogue.length;
+assert(newReasonsMax >= 1, 'the thread stats record has a fault counter left for a user reason');
 
 const handlerSchema = z
   .object({
@@ -162,16 +180,18 @@ export function parseWorkload(input: unknown, threads: number): Workload {
         );
       }
     });
+    // A reason the catalogue lacks is a new reason, made of the handlers that name it (real data may
+    // carry a reason this model has no program for); its name is a mix key, so it must look like one.
     const spec = exitCatalogue.find((candidate) => candidate.name === handler.reason);
-    if (!spec) {
+    if (!spec && !reasonNamePattern.test(handler.reason)) {
       throw new ConfigError(
         `workload.handlers[${i}].reason`,
-        `an exit reason: ${exitCatalogue.map((candidate) => candidate.name).join(', ')}`,
+        `an exit reason: ${exitCatalogue.map((candidate) => candidate.name).join(', ')}, or a new name of capitals, digits and _`,
         handler.reason,
       );
     }
     const taken = [
-      ...spec.variants.map((variant) => variant.name),
+      ...(spec?.variants.map((variant) => variant.name) ?? []),
       ...handlers
         .slice(0, i)
         .filter((other) => other.reason === handler.reason)
@@ -185,6 +205,16 @@ export function parseWorkload(input: unknown, threads: number): Workload {
       );
     }
   });
+  const newReasons = new Set(
+    handlers.map((handler) => handler.reason).filter((reason) => exitReasonIndex(reason) < 0),
+  );
+  if (newReasons.size > newReasonsMax) {
+    throw new ConfigError(
+      'workload.handlers',
+      `at most ${newReasonsMax} exit reasons the catalogue lacks (each has a fault counter in the thread stats)`,
+      [...newReasons],
+    );
+  }
   const catalogue = catalogueWith(handlers);
   let resolved: ExitMix;
   if (typeof mix === 'string') {

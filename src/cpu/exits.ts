@@ -1,3 +1,4 @@
+import { assert } from '../assert.js';
 import type { RegionKind } from '../memory/regions.js';
 
 /**
@@ -220,7 +221,50 @@ export const exitCatalogue: readonly ExitReasonSpec[] = [
         action: 'resume',
         kvmPath: 'handle_fastpath_set_msr_irqoff (MSR_IA32_TSC_DEADLINE, X2APIC_ICR)',
       },
+      {
+        name: 'common',
+        weight: 0,
+        // Any other MSR: handle_wrmsr -> kvm_emulate_wrmsr -> kvm_set_msr_with_filter -> vmx_set_msr ->
+        // kvm_set_msr_common (arch/x86/kvm/x86.c). Most of its cases write vcpu->arch; the kvmclock MSRs
+        // (MSR_KVM_SYSTEM_TIME_NEW -> kvm_write_system_time) also read struct kvm's clock state.
+        ops: [
+          ...vcpuState,
+          access('vcpu-struct', 8192, 256, true),
+          access('vm-struct', 5120, 128),
+          compute(600),
+        ],
+        action: 'resume',
+        kvmPath: 'handle_wrmsr -> kvm_emulate_wrmsr -> vmx_set_msr -> kvm_set_msr_common',
+      },
+      {
+        name: 'pmu',
+        weight: 0,
+        // A vPMU event-select or counter write: kvm_pmu_set_msr -> reprogram_counter ->
+        // pmc_reprogram_counter -> perf_event_create_kernel_counter (arch/x86/kvm/pmu.c). The perf event
+        // is host data: perf's per-CPU context and the host allocator's per-CPU lists.
+        ops: [
+          ...vcpuState,
+          access('vcpu-struct', 8192, 256, true),
+          access('percpu', 5120, 256, true),
+          compute(3000),
+        ],
+        action: 'resume',
+        kvmPath:
+          'kvm_set_msr_common -> kvm_pmu_set_msr -> reprogram_counter -> perf_event_create_kernel_counter',
+      },
+      {
+        name: 'userspace',
+        weight: 0,
+        // An MSR the VMM filters (KVM_X86_SET_MSR_FILTER) or KVM does not know, with
+        // KVM_CAP_X86_USER_SPACE_MSR enabled: kvm_emulate_wrmsr -> kvm_msr_user_space exits with
+        // KVM_EXIT_X86_WRMSR and the VMM completes it (arch/x86/kvm/x86.c).
+        ops: [...vcpuState, access('vm-struct', 5120, 64), compute(300)],
+        action: 'vmm',
+        vmmCycles: 15000,
+        kvmPath: 'kvm_emulate_wrmsr -> kvm_msr_user_space -> KVM_EXIT_X86_WRMSR to the VMM',
+      },
     ],
+    note: "Assumption: the built-in mixes' MSR_WRITE exits take the fast path (timer-heavy guests writing MSR_IA32_TSC_DEADLINE and the x2APIC ICR), so the slow paths have weight 0 and are drawn only when a mix names them (MSR_WRITE:common, MSR_WRITE:pmu, MSR_WRITE:userspace).",
   },
   {
     name: 'PAUSE',
@@ -378,6 +422,150 @@ export const exitCatalogue: readonly ExitReasonSpec[] = [
     ],
     note: 'Injected #MC only; never drawn by a mix.',
   },
+  // Reasons added in issue 19, after the earlier ones so that the indices traces and fault counters
+  // use for those stay the same.
+  {
+    name: 'DR_ACCESS',
+    vmxCode: 29,
+    variants: [
+      {
+        name: 'lazy-switch',
+        weight: 0.9,
+        // handle_dr (arch/x86/kvm/vmx/vmx.c): with no host debugger attached (guest_debug clear), KVM
+        // stops intercepting MOV DR (exec_controls_clearbit CPU_BASED_MOV_DR_EXITING), sets
+        // KVM_DEBUGREG_WONT_EXIT and lets the guest own the debug registers until the next exit, where
+        // vmx_sync_dirty_debug_regs saves them into vcpu->arch.db / dr6 / dr7.
+        ops: [...vcpuState, access('vcpu-struct', 12288, 128, true), compute(300)],
+        action: 'resume',
+        kvmPath: 'handle_dr -> exec_controls_clearbit(MOV_DR_EXITING) -> KVM_DEBUGREG_WONT_EXIT',
+      },
+      {
+        name: 'host-breakpoints',
+        weight: 0.1,
+        // After a run with the guest's debug registers live, vcpu_enter_guest (arch/x86/kvm/x86.c) puts
+        // the host's back: hw_breakpoint_restore (arch/x86/kernel/hw_breakpoint.c) reads the per-CPU
+        // cpu_debugreg[] and cpu_dr7 of the host's own breakpoints (perf, ptrace), host per-CPU data.
+        ops: [
+          ...vcpuState,
+          access('vcpu-struct', 12288, 128, true),
+          access('percpu', 6144, 128),
+          compute(600),
+        ],
+        action: 'resume',
+        kvmPath:
+          'handle_dr -> kvm_get_dr / kvm_set_dr; vcpu_enter_guest -> hw_breakpoint_restore (per-CPU cpu_debugreg)',
+      },
+    ],
+    note: 'Assumption: 10% of debug-register exits find host breakpoints active (perf or ptrace on the host) and restore them; the rest touch only the vCPU. Issue 19 reports ~10% DR_ACCESS in Windows-guest mixes.',
+  },
+  {
+    name: 'MSR_READ',
+    vmxCode: 31,
+    variants: [
+      {
+        name: 'common',
+        weight: 0.9,
+        // handle_rdmsr is kvm_emulate_rdmsr -> kvm_get_msr_with_filter -> vmx_get_msr ->
+        // kvm_get_msr_common (arch/x86/kvm/x86.c): the value comes from vcpu->arch or the VMCS.
+        ops: [...vcpuState, access('vcpu-struct', 8192, 128), compute(300)],
+        action: 'resume',
+        kvmPath: 'kvm_emulate_rdmsr -> kvm_get_msr_with_filter -> vmx_get_msr -> kvm_get_msr_common',
+      },
+      {
+        name: 'pmu',
+        weight: 0.05,
+        // A vPMU counter read: kvm_pmu_get_msr -> pmc_read_counter -> perf_event_read_value
+        // (arch/x86/kvm/pmu.c) reads the host perf event behind the counter.
+        ops: [...vcpuState, access('vcpu-struct', 8192, 128), access('percpu', 5120, 128), compute(1200)],
+        action: 'resume',
+        kvmPath: 'kvm_get_msr_common -> kvm_pmu_get_msr -> pmc_read_counter -> perf_event_read_value',
+      },
+      {
+        name: 'userspace',
+        weight: 0.05,
+        // A filtered or unknown MSR with KVM_CAP_X86_USER_SPACE_MSR: kvm_emulate_rdmsr ->
+        // kvm_msr_user_space exits with KVM_EXIT_X86_RDMSR (arch/x86/kvm/x86.c).
+        ops: [...vcpuState, access('vm-struct', 5120, 64), compute(300)],
+        action: 'vmm',
+        vmmCycles: 15000,
+        kvmPath: 'kvm_emulate_rdmsr -> kvm_msr_user_space -> KVM_EXIT_X86_RDMSR to the VMM',
+      },
+    ],
+    note: 'Assumption: 5% of MSR reads hit a vPMU counter and 5% an MSR the VMM filters; the rest are served from vCPU state.',
+  },
+  {
+    name: 'CR_ACCESS',
+    vmxCode: 28,
+    variants: [
+      {
+        name: 'cr8',
+        weight: 0.4,
+        // MOV to/from CR8 without a TPR shadow: handle_cr -> kvm_set_cr8 -> kvm_lapic_set_tpr
+        // (arch/x86/kvm/vmx/vmx.c, lapic.c): the vCPU's local APIC page.
+        ops: [...vcpuState, access('vcpu-struct', 8192, 64, true), compute(200)],
+        action: 'resume',
+        kvmPath: 'handle_cr -> kvm_set_cr8 -> kvm_lapic_set_tpr',
+      },
+      {
+        name: 'cr0-cr4',
+        weight: 0.6,
+        // A host-owned CR0/CR4 bit (CR0.PG/WP, CR4.PAE/PGE/SMEP...): handle_cr -> handle_set_cr0 /
+        // handle_set_cr4 -> kvm_set_cr0 / kvm_set_cr4 -> kvm_post_set_cr0/4 -> kvm_mmu_reset_context
+        // (arch/x86/kvm/x86.c): the vCPU's MMU role and roots, and struct kvm's MMU state.
+        ops: [
+          ...vcpuState,
+          access('vcpu-struct', 4096, 256, true),
+          access('vm-struct', 4096, 128),
+          compute(900),
+        ],
+        action: 'resume',
+        kvmPath: 'handle_cr -> kvm_set_cr0 / kvm_set_cr4 -> kvm_mmu_reset_context',
+      },
+    ],
+    note: 'With EPT, MOV to CR3 does not exit. Assumption: 40% of CR exits are CR8 (TPR) writes of guests without a TPR shadow, 60% CR0/CR4 writes.',
+  },
+  {
+    name: 'INVLPG',
+    vmxCode: 14,
+    variants: [
+      {
+        name: 'shadow',
+        weight: 1,
+        // handle_invlpg -> kvm_mmu_invlpg -> kvm_mmu_invalidate_addr (arch/x86/kvm/mmu/mmu.c): walks the
+        // vCPU's shadow page table and zaps the SPTE. Only with shadow paging (ept=0) or for a nested guest.
+        ops: [
+          ...vcpuState,
+          access('vcpu-struct', 4096, 128),
+          access('vm-struct', 4096, 256, true),
+          compute(800),
+        ],
+        action: 'resume',
+        kvmPath: 'handle_invlpg -> kvm_mmu_invlpg -> kvm_mmu_invalidate_addr',
+      },
+    ],
+    note: 'INVLPG exits only under shadow paging (ept=0) or nested; with EPT a mix should not draw it.',
+  },
+  {
+    name: 'XSETBV',
+    vmxCode: 55,
+    variants: [
+      {
+        name: 'xcr0',
+        weight: 1,
+        // handle_xsetbv is kvm_emulate_xsetbv -> __kvm_set_xcr (arch/x86/kvm/x86.c): checks the new XCR0
+        // against kvm_caps.supported_xcr0 (KVM module data), writes vcpu->arch.xcr0 and updates the
+        // vCPU's CPUID (kvm_update_cpuid_runtime).
+        ops: [
+          ...vcpuState,
+          access('kvm-module', 0, 64),
+          access('vcpu-struct', 12288, 64, true),
+          compute(400),
+        ],
+        action: 'resume',
+        kvmPath: 'kvm_emulate_xsetbv -> __kvm_set_xcr -> kvm_update_cpuid_runtime',
+      },
+    ],
+  },
 ];
 
 export const exitReasonNames = exitCatalogue.map((reason) => reason.name);
@@ -386,26 +574,52 @@ export function exitReasonIndex(name: string): number {
   return exitCatalogue.findIndex((reason) => reason.name === name);
 }
 
-/** A handler variant the user (or the fuzzer) adds to an exit reason of the catalogue. */
+/** A handler variant the user (or the fuzzer) adds to an exit reason of the catalogue, or to a new one. */
 export interface UserHandler extends Omit<HandlerVariant, 'conversion'> {
-  /** The exit reason it handles (a catalogue name, e.g. EPT_VIOLATION). */
+  /**
+   * The exit reason it handles: a catalogue name (e.g. EPT_VIOLATION), or a new name for a reason the
+   * catalogue lacks (real data may carry one), which the handlers naming it then make up alone.
+   */
   reason: string;
 }
+
+/** The VMX code given to a reason only user handlers define: it has no number in this model. */
+export const userReasonVmxCode = -1;
+
+/**
+ * Names a mix may use for a catalogue key: the hypercall name the README and KVM use
+ * (include/uapi/linux/kvm_para.h KVM_HC_MAP_GPA_RANGE) for the VMCALL variant that carries it.
+ */
+export const exitKeyAliases: Readonly<Record<string, string>> = {
+  KVM_HC_MAP_GPA_RANGE: 'VMCALL:map-gpa-range',
+};
 
 /**
  * The catalogue with user handler variants added after the built-in variants of their reasons: a mix
  * names one as `REASON:name`, and a mix that names only the reason draws among all its variants by
- * weight. Without user handlers, the built-in catalogue itself (one object, so compiled catalogues are
- * shared).
+ * weight. Handlers of a reason the catalogue lacks make a new reason, after the built-in ones (so
+ * built-in indices never move), in the order their reasons first appear. Without user handlers, the
+ * built-in catalogue itself (one object, so compiled catalogues are shared).
  */
 export function catalogueWith(handlers: readonly UserHandler[]): readonly ExitReasonSpec[] {
   if (handlers.length === 0) return exitCatalogue;
-  return exitCatalogue.map((spec) => {
-    const added = handlers.filter((handler) => handler.reason === spec.name);
+  const variantsOf = (reason: string) =>
+    handlers.filter((handler) => handler.reason === reason).map(({ reason: _reason, ...variant }) => variant);
+  const extended = exitCatalogue.map((spec) => {
+    const added = variantsOf(spec.name);
     if (added.length === 0) return spec;
-    return {
-      ...spec,
-      variants: [...spec.variants, ...added.map(({ reason: _reason, ...variant }) => variant)],
-    };
+    return { ...spec, variants: [...spec.variants, ...added] };
   });
+  const newReasons = [...new Set(handlers.map((handler) => handler.reason))].filter(
+    (reason) => exitReasonIndex(reason) < 0,
+  );
+  const added = newReasons.map((reason) => ({
+    name: reason,
+    vmxCode: userReasonVmxCode,
+    variants: variantsOf(reason),
+    note: 'A reason only user handlers define.',
+  }));
+  const result = [...extended, ...added];
+  assert(result.length === exitCatalogue.length + newReasons.length, 'every new reason appended once');
+  return result;
 }

@@ -14,6 +14,8 @@ export const OpKind = { compute: 0, access: 1 } as const;
 export interface CompiledVariant {
   name: string;
   reason: number;
+  /** The reason's catalogue name (`HLT`; a user handler's new reason too), what policies see. */
+  reasonName: string;
   variant: number;
   action: 'resume' | 'vmm' | 'halt' | 'ipi';
   vmmCycles: number;
@@ -89,6 +91,7 @@ export function compileCatalogue(
       compiled.push({
         name: `${spec.name}:${variant.name}`,
         reason,
+        reasonName: spec.name,
         variant: variantIndex,
         action: variant.action,
         vmmCycles: variant.vmmCycles ?? 0,

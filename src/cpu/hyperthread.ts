@@ -782,7 +782,7 @@ export class Hyperthread implements PolicyView {
     this.spend(this.costs.exitRoundTrip / 2);
     this.count(ThreadStat.exits);
     this.variant = variant;
-    this.exitReasonName = exitCatalogue[variant.reason].name;
+    this.exitReasonName = variant.reasonName;
     this.opIndex = 0;
     this.observer.onExit(this, variant);
     this.phase = this.policy.kickOnExit(this.view) ? Phase.exitKick : Phase.handler;

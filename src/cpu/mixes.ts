@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { inputLimits } from '../config/input-limits.js';
 import { configErrorFromZod } from '../config/schema-error.js';
 import { ConfigError } from '../errors.js';
-import { type ExitReasonSpec, exitCatalogue, exitReasonIndex } from './exits.js';
+import { type ExitReasonSpec, exitCatalogue, exitKeyAliases } from './exits.js';
 
 /**
  * Exit mixes: distributions over exit reasons, each with its source (published `perf kvm stat` style
@@ -96,6 +96,9 @@ export const builtinMixes: readonly ExitMix[] = [
   },
 ];
 
+/** The catalogue key of the exit a sibling kick causes (cpu/exits.ts EXTERNAL_INTERRUPT:kick). */
+const kickKey = ['EXTERNAL_INTERRUPT', 'kick'] as const;
+
 /** A mix resolved against the catalogue: cumulative probabilities over (reason, variant) pairs. */
 export interface ResolvedMix {
   name: string;
@@ -155,12 +158,21 @@ export function resolveMix(
   const variants = new Int32Array(entries.length);
   let running = 0;
   entries.forEach(([key, weight], i) => {
-    const [reasonName, variantName] = key.split(':');
-    const reason = exitReasonIndex(reasonName);
+    const [reasonName, variantName] = (exitKeyAliases[key] ?? key).split(':');
+    const reason = catalogue.findIndex((spec) => spec.name === reasonName);
     if (reason < 0) {
       throw new ConfigError(
         `${field}.weights.${key}`,
-        `an exit reason: ${exitCatalogue.map((spec) => spec.name).join(', ')}`,
+        `an exit reason: ${catalogue.map((spec) => spec.name).join(', ')} (or a workload.handlers entry that names it)`,
+      );
+    }
+    if (reasonName === kickKey[0] && variantName === kickKey[1]) {
+      // A kick exit is caused by a sibling's kick (the policy decides when), not drawn from a mix:
+      // drawn, it would be counted as a received kick that no sibling sent.
+      throw new ConfigError(
+        `${field}.weights.${key}`,
+        'no weight: kick exits are caused by sibling kicks, never drawn from a mix (use EXTERNAL_INTERRUPT:device for device interrupts)',
+        weight,
       );
     }
     let variant = -1;

@@ -190,7 +190,7 @@ export function describeEvent(
     case EventKind.switchToFull:
       return `${head} -> ${modeNames[event.a]}`;
     case EventKind.fault:
-      return `${head} ${formatVa(event.a)} in ${exitCatalogue[event.b]?.name ?? event.b}`;
+      return `${head} ${formatVa(event.a)} in ${catalogue[event.b]?.name ?? event.b}`;
     case EventKind.interrupt:
       return `${head} vector ${event.a}`;
     case EventKind.flush:

@@ -248,7 +248,10 @@ export function buildTrace(events: readonly LoggedEvent[], meta: TraceMeta): Tra
           name: 'fault',
           cat: 'fault',
           cname: 'bad',
-          args: { va: formatVa(event.a), handler: exitCatalogue[event.b]?.name ?? event.b },
+          args: {
+            va: formatVa(event.a),
+            handler: (meta.catalogue ?? exitCatalogue)[event.b]?.name ?? event.b,
+          },
         });
         break;
       case EventKind.interrupt:
