@@ -123,7 +123,10 @@ export function threadResult(machine: Machine, thread: number): ThreadResult {
   };
 }
 
-/** Exits handled entirely in isolation over exits handled (those still in flight at the end excluded). */
+/**
+ * Exits handled entirely in isolation over exits handled (those still in flight at the end excluded).
+ * An exit whose handler switched to full, or that went to the VMM (userspace holds secrets), left it.
+ */
 function isolatedShare(isolatedOnly: number, leftIsolation: number): number {
   const handled = isolatedOnly + leftIsolation;
   return handled > 0 ? isolatedOnly / handled : 0;

@@ -880,7 +880,9 @@ export class Hyperthread implements PolicyView {
     if (pending & interruptVectors) return this.beginInterrupt(pending, Phase.handler);
     if (this.opIndex >= variant.kinds.length) {
       if (!variant.isKick) {
-        const stayed = !this.switchedToFullSinceEntry && this.mode === Mode.isolated;
+        // An exit to the VMM leaves isolation too (its action runs next), though its handler did not.
+        const stayed =
+          !this.switchedToFullSinceEntry && this.mode === Mode.isolated && variant.action !== 'vmm';
         this.count(stayed ? ThreadStat.exitsIsolatedOnly : ThreadStat.exitsLeftIsolation);
       }
       this.phase = Phase.action;
