@@ -1,3 +1,4 @@
+import { assert } from '../assert.js';
 import { ConfigError } from '../errors.js';
 import { asi } from './asi.js';
 import { asiIpiOnly } from './asi-ipi-only.js';
@@ -23,6 +24,56 @@ export const policies: Record<string, Policy> = {
   'asi-ipi-only': asiIpiOnly,
   'asi-stun': asiStun,
 };
+
+/**
+ * What each built-in policy models and what it leaves out (`asi-emu policies --long`), so a reader
+ * knows which real mitigation a figure stands for. Keys are the names in `policies`.
+ */
+export const policyScopes: Readonly<Record<string, { models: string; leavesOut: string }>> = {
+  none: {
+    models: 'KVM with SMT on and no L1TF/MDS mitigation: the cost baseline',
+    leavesOut: 'nothing to leave out; it protects nothing',
+  },
+  nosmt: {
+    models: "KVM's l1tf=flush,nosmt: one thread per core, conditional L1D flush on entry",
+    leavesOut: 'the host scheduler giving the offline siblings to other work; other host mitigations',
+  },
+  'l1d-flush': {
+    models: 'vmentry_l1d_flush=always with SMT on',
+    leavesOut: 'any sibling protection (it has none: INV-1 breaks by design)',
+  },
+  'l1d-flush-cond': {
+    models: 'vmentry_l1d_flush=cond with SMT on',
+    leavesOut: "KVM's exact conditions for the flush (approximated by full switch, VMM exit or interrupt)",
+  },
+  coschedule: {
+    models: 'core-wide kernel protection on every VM exit (Fernandes, core scheduling v8 series, 2020)',
+    leavesOut:
+      'Linux core scheduling proper: a host scheduler with several tasks per hyperthread (a later issue); syscalls and host IRQs outside VM exits',
+  },
+  'coschedule-nohlt': {
+    models: 'coschedule, but a HLT exit does not hold the sibling (Setje-Eilers, RFC thread 2019)',
+    leavesOut: 'as coschedule',
+  },
+  asi: {
+    models: 'the 2019 KVM ASI RFC: kick and wait before switching to the full kernel, entry barrier',
+    leavesOut: "today's ASI denylist and taint-based flushes (linux-asi); the host scheduler",
+  },
+  'asi-ipi-only': {
+    models: "Zijlstra's suggestion: send the kick and do not wait (measures the exposure window)",
+    leavesOut: 'as asi',
+  },
+  'asi-stun': {
+    models: "Google's later ASI stun state: a core bit checked atomically before every entry",
+    leavesOut: 'as asi',
+  },
+};
+
+assert(
+  Object.keys(policies).every((name) => policyScopes[name] !== undefined) &&
+    Object.keys(policyScopes).every((name) => policies[name] !== undefined),
+  'every built-in policy says what it models and leaves out, and only they do',
+);
 
 /** Policies expected to hold every invariant; the others are unsafe on purpose. */
 export const safePolicyNames = ['nosmt', 'coschedule', 'coschedule-nohlt', 'asi', 'asi-stun'] as const;

@@ -9,7 +9,7 @@ import { registerCommands } from '../../src/cli/commands/index.js';
 import { reportError } from '../../src/cli/errors.js';
 import { parseRunConfig } from '../../src/config/run-config.js';
 import { builtinMixes } from '../../src/cpu/mixes.js';
-import { policies, safePolicyNames } from '../../src/policy/index.js';
+import { policies, policyScopes, safePolicyNames } from '../../src/policy/index.js';
 import { plantedBugs } from '../../src/policy/planted.js';
 
 /** Temporary directories of this file, removed after its tests. */
@@ -105,6 +105,20 @@ describe('asi-emu policies', () => {
       expect(line).toMatch(new RegExp(`^${name}\\s+${safe ? 'safe' : 'unsafe'}\\s+`));
       expect(line?.endsWith(policy.description)).toBe(true);
     }
+  });
+
+  it('--long adds what each policy models and leaves out; coschedule is core-wide protection, not core scheduling', async () => {
+    const { code, stdout } = await cli('policies', '--long');
+    expect(code).toBe(0);
+    const lines = stdout.trimEnd().split('\n');
+    expect(lines).toHaveLength(3 * Object.keys(policies).length);
+    for (const [name, scope] of Object.entries(policyScopes)) {
+      const at = lines.findIndex((candidate) => candidate.startsWith(`${name} `));
+      expect(lines[at + 1].trim(), name).toBe(`models:     ${scope.models}`);
+      expect(lines[at + 2].trim(), name).toBe(`leaves out: ${scope.leavesOut}`);
+    }
+    expect(policies.coschedule.description).toMatch(/core-wide protection \(Fernandes 2020\)/);
+    expect(policyScopes.coschedule.leavesOut).toMatch(/core scheduling proper.*later issue/);
   });
 
   it('--json gives name, safe, description and switches; --planted adds the planted bugs', async () => {

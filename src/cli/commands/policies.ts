@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { type Policy, policies, safePolicyNames } from '../../policy/index.js';
+import { type Policy, policies, policyScopes, safePolicyNames } from '../../policy/index.js';
 import { plantedBugs } from '../../policy/planted.js';
 
 /** `asi-emu policies`: the built-in mitigation policies, one line each (and the planted bugs). */
@@ -11,7 +11,11 @@ export function registerPoliciesCommand(program: Command): void {
       '--planted',
       'also list the planted-bug policies the fuzzer must catch, with the invariants they break',
     )
-    .option('--json', 'print JSON instead of text (name, safe, description and the policy switches)')
+    .option('--long', 'add two lines per policy: what it models, and what it leaves out')
+    .option(
+      '--json',
+      'print JSON instead of text (name, safe, description, the policy switches, models, leavesOut)',
+    )
     .addHelpText(
       'after',
       [
@@ -22,14 +26,16 @@ export function registerPoliciesCommand(program: Command): void {
         'Examples:',
         '  asi-emu policies',
         '  asi-emu policies --planted',
+        '  asi-emu policies --long',
         "  asi-emu policies --json | jq -r '.[] | select(.safe) | .name'",
         '',
       ].join('\n'),
     )
-    .action((options: { json?: boolean; planted?: boolean }) => {
+    .action((options: { json?: boolean; planted?: boolean; long?: boolean }) => {
       const rows = Object.entries(policies).map(([name, policy]) => ({
         ...policyJson(name, policy),
         safe: (safePolicyNames as readonly string[]).includes(name),
+        ...policyScopes[name],
       }));
       const planted = options.planted
         ? plantedBugs.map((bug) => ({
@@ -43,9 +49,12 @@ export function registerPoliciesCommand(program: Command): void {
         return;
       }
       const width = Math.max(...[...rows, ...planted].map((row) => row.name.length));
-      const lines = rows.map(
-        (row) => `${row.name.padEnd(width)}  ${row.safe ? 'safe  ' : 'unsafe'}  ${row.description}`,
-      );
+      const lines = rows.flatMap((row) => {
+        const line = `${row.name.padEnd(width)}  ${row.safe ? 'safe  ' : 'unsafe'}  ${row.description}`;
+        if (!options.long) return [line];
+        const indent = ' '.repeat(width + 10);
+        return [line, `${indent}models:     ${row.models}`, `${indent}leaves out: ${row.leavesOut}`];
+      });
       if (planted.length > 0) {
         lines.push('', 'planted bugs (unsafe on purpose: the monitor and the fuzzer must catch them):');
         for (const row of planted) {
