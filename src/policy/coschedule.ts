@@ -22,6 +22,8 @@ export function coschedule(options: { holdOnHlt?: boolean } = {}): Policy {
     description: holdOnHlt
       ? 'kick and hold siblings on every exit, gang entry, flush foreign lines'
       : 'coschedule, but a HLT exit does not hold the sibling (Setje-Eilers)',
+    // Core scheduling is not ASI: exits are handled in the full kernel, after the kick on exit.
+    usesAsi: false,
     kickOnExit: kicksOn,
     kickBeforeFull: () => true,
     waitForSiblingsOut: () => true,
