@@ -117,6 +117,14 @@ export const machineConfigSchema = z
       .refine((ways) => ways <= tlbEntriesMax, `tlbWays must be at most ${tlbEntriesMax}`)
       .default(4),
     pcid: z.boolean().default(true),
+    /**
+     * Kernel page-table isolation (KPTI): a CR3 write on every kernel entry from and exit to user space,
+     * so each trip to the VMM and back costs two, whatever the policy. Off by default: parts immune to
+     * Meltdown enumerate RDCL_NO in IA32_ARCH_CAPABILITIES (Intel since Cascade Lake; AMD was never
+     * affected), Linux then leaves X86_BUG_CPU_MELTDOWN unset (arch/x86/kernel/cpu/common.c,
+     * `cpu_set_bug_bits`) and `pti_check_boottime_disable` (arch/x86/mm/pti.c) turns PTI off.
+     */
+    kpti: z.boolean().default(false),
     /** Map the kernel direct map with 2 MiB pages where alignment allows, as Linux does. */
     directMapLargePages: z.boolean().default(true),
     /** Page-table pages available to all address spaces. */

@@ -21,6 +21,12 @@ export interface CompiledVariant {
   vmmCycles: number;
   /** The exit a sibling kick causes (not a workload exit). */
   isKick: boolean;
+  /**
+   * Every region the handler touches is one the RFC's kvm:N maps (Region.inKvmAddressSpace): under ASI
+   * it runs without a fault; without ASI it is one of KVM's confined handlers, which leave KVM's
+   * `l1tf_flush_l1d` alone (PolicyView.l1tfFlushL1d).
+   */
+  confined: boolean;
   /** Confidential-VM memory operation (exits.ts `conversion`), or null. */
   conversion: 'map-gpa-range' | 'psc' | 'accept' | null;
   kinds: Int32Array;
@@ -67,6 +73,7 @@ export function compileCatalogue(
       const vas = new Float64Array(count);
       const amounts = new Int32Array(count);
       const writes = new Uint8Array(count);
+      let confined = true;
       variant.ops.forEach((op, i) => {
         if (op.op === 'compute') {
           kinds[i] = OpKind.compute;
@@ -81,6 +88,7 @@ export function compileCatalogue(
             `${spec.name}:${variant.name} reaches past region ${region.name} (${op.offsetBytes}+${op.bytes} > ${region.frames * pageBytes})`,
           );
         }
+        if (!region.inKvmAddressSpace) confined = false;
         kinds[i] = OpKind.access;
         vas[i] = machine.regionVa(region) + op.offsetBytes;
         amounts[i] = Math.max(1, Math.ceil(op.bytes / cacheLineBytes));
@@ -96,6 +104,7 @@ export function compileCatalogue(
         action: variant.action,
         vmmCycles: variant.vmmCycles ?? 0,
         isKick: spec.name === 'EXTERNAL_INTERRUPT' && variant.name === 'kick',
+        confined,
         conversion: variant.conversion ?? null,
         kinds,
         vas,

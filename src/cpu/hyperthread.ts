@@ -88,6 +88,14 @@ const withMode = importedWithMode;
  *     │                 └──vmm───▶ leave isolation ──▶ vmm ──KVM_RUN──▶ full ──▶ isolated
  *     └──── entry: [flush] barrier (held while it says no) ──CAS──▶ [flush] ──▶ guest
  *
+ * That is a policy with ASI (Policy.usesAsi). A policy without it is KVM without ASI: the host side is
+ * `full` throughout (CR3 never leaves the kernel's table), so an exit goes straight to `full` (through
+ * `isolated`, the exit path, only while a kick on exit waits), and "return to isolation" is a no-op:
+ *
+ *   guest ──exit──▶ [kick on exit: isolated ──siblings out──▶] full ──handler──▶ entry
+ *                                                              ├──halt──▶ idle ──▶ full
+ *                                                              └──vmm───▶ vmm ──KVM_RUN──▶ full
+ *
  * It is written against the machine buffer only and drives no clock of its own: `step()` does one
  * event and returns Step.ran, or Step.wait with the word and value it waits on (wait while the word
  * still holds `waitValue`, until `waitDeadlineCycles`). A backend decides who steps next and how a
@@ -196,6 +204,8 @@ export class Hyperthread implements PolicyView {
   nmiSinceEntry = false;
   interruptSinceEntry = false;
   faultedSinceEntry = false;
+  /** KVM's `l1tf_flush_l1d` (PolicyView.l1tfFlushL1d says where it is set); cleared at VM entry. */
+  l1tfFlushL1d = false;
 
   /** The exit being handled. */
   variant: CompiledVariant | null = null;
@@ -277,6 +287,10 @@ export class Hyperthread implements PolicyView {
 
   declare readonly machine: Machine;
   declare readonly policy: Policy;
+  /** Policy.usesAsi: whether the host side runs in kvm:N (ASI) or in the full kernel (the baselines). */
+  declare private readonly usesAsi: boolean;
+  /** MachineConfig.kpti: a CR3 write on the way to the VMM and another on the way back. */
+  declare private readonly kpti: boolean;
   /** What the policy's hooks see of this thread: read-only (policy-view.ts says why). */
   declare private readonly view: ThreadPolicyView;
   declare readonly costs: CostModel;
@@ -299,6 +313,8 @@ export class Hyperthread implements PolicyView {
   ) {
     this.machine = machine;
     this.policy = policy;
+    this.usesAsi = policy.usesAsi;
+    this.kpti = machine.config.kpti;
     this.view = new ThreadPolicyView(this);
     this.costs = costs;
     this.workload = workload;
@@ -529,8 +545,15 @@ export class Hyperthread implements PolicyView {
   }
 
   private stepStart(): number {
-    this.tlb.switchTo(kvmSpace(this.vmId));
-    this.setMode(Mode.isolated);
+    if (this.usesAsi) {
+      this.tlb.switchTo(kvmSpace(this.vmId));
+      this.setMode(Mode.isolated);
+    } else {
+      this.tlb.switchTo(kernelSpace);
+      this.setMode(Mode.full);
+    }
+    // The first KVM_RUN: `vcpu_run` (arch/x86/kvm/x86.c) sets l1tf_flush_l1d.
+    this.l1tfFlushL1d = true;
     this.phase = Phase.entry;
     return StepCode.ran;
   }
@@ -583,6 +606,8 @@ export class Hyperthread implements PolicyView {
     this.nmiSinceEntry = false;
     this.interruptSinceEntry = false;
     this.faultedSinceEntry = false;
+    // `vmx_l1d_flush` clears the vCPU's flag and the CPU's at every entry, flushing or not.
+    this.l1tfFlushL1d = false;
     this.nextExitAtCycles =
       this.clockCycles + Math.max(1, this.exponential(this.workload.exitIntervalCycles));
     this.phase = Phase.guest;
@@ -769,23 +794,34 @@ export class Hyperthread implements PolicyView {
   // ---- exits and handlers ---------------------------------------------------------------------------------
 
   private takeExit(variant: CompiledVariant, vector: number): number {
-    this.setMode(Mode.isolated);
+    this.variant = variant;
+    this.exitReasonName = variant.reasonName;
+    // Without ASI the exit path runs in the full kernel; a kick on exit goes out from the exit path
+    // first, which touches only the vCPU's state (mode isolated) until the siblings are out.
+    const kickFirst = !this.usesAsi && this.policy.kickOnExit(this.view);
+    this.setMode(this.usesAsi || kickFirst ? Mode.isolated : Mode.full);
     if (vector !== 0) this.mailboxes.take(this.thread, vector);
     if (vector === Vector.kick) {
       addWord(this.i32, this.ackIndex, 1, this.atomic);
       this.env.notify(this.ackIndex, this.clockCycles);
     }
     if (vector === Vector.nmi) this.nmiSinceEntry = true;
-    if (vector !== 0) this.interruptSinceEntry = true;
-    // The VMCS host CR3 is kvm:N under ASI: the exit lands in the isolated address space.
-    this.tlb.switchTo(kvmSpace(this.vmId));
+    // An exit for an interrupt runs its handler (`kvm_before_interrupt`: the CPU's l1tf_flush_l1d); a
+    // handler outside KVM's confined set sets the vCPU's (PolicyView.l1tfFlushL1d).
+    if (vector !== 0) {
+      this.interruptSinceEntry = true;
+      this.l1tfFlushL1d = true;
+    }
+    if (!variant.confined) this.l1tfFlushL1d = true;
+    // The VMCS host CR3 is kvm:N under ASI: the exit lands in the isolated address space. Without ASI it
+    // is the kernel's, where this thread's CR3 already is.
+    if (this.usesAsi) this.tlb.switchTo(kvmSpace(this.vmId));
     this.spend(this.costs.exitRoundTrip / 2);
     this.count(ThreadStat.exits);
-    this.variant = variant;
-    this.exitReasonName = variant.reasonName;
     this.opIndex = 0;
     this.observer.onExit(this, variant);
-    this.phase = this.policy.kickOnExit(this.view) ? Phase.exitKick : Phase.handler;
+    const kick = this.usesAsi ? this.policy.kickOnExit(this.view) : kickFirst;
+    this.phase = kick ? Phase.exitKick : Phase.handler;
     return StepCode.ran;
   }
 
@@ -814,7 +850,12 @@ export class Hyperthread implements PolicyView {
     this.sendKicks();
     this.retries = 0;
     this.interruptSeenInKickWait = false;
-    this.phase = this.policy.waitForSiblingsOut(this.view) ? Phase.exitWait : Phase.handler;
+    if (this.policy.waitForSiblingsOut(this.view)) {
+      this.phase = Phase.exitWait;
+      return StepCode.ran;
+    }
+    if (!this.usesAsi) this.setMode(Mode.full);
+    this.phase = Phase.handler;
     return StepCode.ran;
   }
 
@@ -869,6 +910,13 @@ export class Hyperthread implements PolicyView {
   private stepExitWait(): number {
     const result = this.siblingsOutOrWait();
     if (result !== satisfied) return result;
+    if (!this.usesAsi) {
+      // The siblings are out: the handler runs in the full kernel. No CR3 write: CR3 never left it. The
+      // mode changes only if the word that satisfied the wait still stands (one CAS), as in leaveWait.
+      const word = this.coreWord();
+      const stands = this.policy.waitFor === 'ack' || this.policy.siblingsOut(word, this.view);
+      if (!stands || !this.casMode(Mode.full, word)) return StepCode.ran;
+    }
     this.phase = Phase.handler;
     return StepCode.ran;
   }
@@ -993,11 +1041,14 @@ export class Hyperthread implements PolicyView {
   }
 
   private switched(fromIsolated: boolean): number {
-    const space = this.leaveTarget === Mode.vmm ? vmmSpace(this.vmId) : kernelSpace;
-    if (this.tlb.cr3 !== space) {
-      this.tlb.switchTo(space);
-      this.spend(this.machine.config.pcid ? this.costs.cr3WithPcid : this.costs.cr3WithoutPcid);
-    }
+    const toVmm = this.leaveTarget === Mode.vmm;
+    // Without KPTI the VMM runs on its process's page table, which maps the kernel too (the model's
+    // `kernel`): a return to user space writes no CR3. Only KPTI switches to the user copy (vmm:N).
+    const space = toVmm && this.kpti ? vmmSpace(this.vmId) : kernelSpace;
+    // CR3 writes: ASI's own, leaving kvm:N (asi_exit), and KPTI's on the return to user space.
+    const writes = (this.tlb.cr3 === kvmSpace(this.vmId) ? 1 : 0) + (toVmm && this.kpti ? 1 : 0);
+    if (this.tlb.cr3 !== space) this.tlb.switchTo(space);
+    if (writes > 0) this.spend(writes * this.cr3WriteCycles());
     if (this.leaveTarget === Mode.full) {
       if (fromIsolated) this.count(ThreadStat.switchesToFull);
       this.switchedToFullSinceEntry = true;
@@ -1037,6 +1088,8 @@ export class Hyperthread implements PolicyView {
     this.count(ThreadStat.interruptsHandled);
     if (vector === Vector.nmi) this.nmiSinceEntry = true;
     this.interruptSinceEntry = true;
+    // `irq_enter` / the NMI entry set the CPU's l1tf_flush_l1d (kvm_set_cpu_l1tf_flush_l1d).
+    this.l1tfFlushL1d = true;
     const tlb = this.tlb;
     for (let op = 0; op < variant.kinds.length; op++) {
       if (variant.kinds[op] === OpKind.compute) {
@@ -1076,7 +1129,7 @@ export class Hyperthread implements PolicyView {
         break;
       }
       case 'halt':
-        if (this.mode === Mode.full) {
+        if (this.mode === Mode.full && this.usesAsi) {
           // Back into isolation first; the action runs again from there.
           this.returnContinuation = Phase.action;
           this.phase = Phase.returnIsolated;
@@ -1092,7 +1145,7 @@ export class Hyperthread implements PolicyView {
         this.variant = variant;
         return this.beginLeave(Mode.vmm, Phase.vmm);
     }
-    if (this.mode === Mode.full) {
+    if (this.mode === Mode.full && this.usesAsi) {
       this.returnContinuation = Phase.entry;
       this.phase = Phase.returnIsolated;
       return StepCode.ran;
@@ -1101,15 +1154,24 @@ export class Hyperthread implements PolicyView {
     return StepCode.ran;
   }
 
+  /** One CR3 write: with PCID and the no-flush bit, or without PCID (costs.ts has both sources). */
+  private cr3WriteCycles(): number {
+    return this.machine.config.pcid ? this.costs.cr3WithPcid : this.costs.cr3WithoutPcid;
+  }
+
   private stepVmm(): number {
     const variant = this.variant;
     assert(variant !== null && this.mode === Mode.vmm, 'the VMM runs for an exit');
     this.spend(variant.vmmCycles);
     if (this.confidential !== null) this.vmmConfidentialWork(variant, this.confidential);
-    // KVM_RUN again: back into the kernel, then into isolation.
+    // KVM_RUN again: back into the kernel (a CR3 write only under KPTI), then into isolation. `vcpu_run`
+    // (arch/x86/kvm/x86.c) sets l1tf_flush_l1d: userspace ran on this CPU.
     this.setMode(Mode.full);
-    this.tlb.switchTo(kernelSpace);
-    this.spend(this.machine.config.pcid ? this.costs.cr3WithPcid : this.costs.cr3WithoutPcid);
+    this.l1tfFlushL1d = true;
+    if (this.kpti) {
+      this.tlb.switchTo(kernelSpace);
+      this.spend(this.cr3WriteCycles());
+    }
     this.returnContinuation = Phase.entry;
     this.phase = Phase.returnIsolated;
     return StepCode.ran;
@@ -1131,9 +1193,15 @@ export class Hyperthread implements PolicyView {
   }
 
   private stepReturnIsolated(): number {
+    if (!this.usesAsi) {
+      // Without ASI there is no isolation to return to: the host stays in the full kernel.
+      if (this.mode !== Mode.full) this.setMode(Mode.full);
+      this.phase = this.returnContinuation;
+      return StepCode.ran;
+    }
     this.setMode(Mode.isolated);
     this.tlb.switchTo(kvmSpace(this.vmId));
-    this.spend(this.machine.config.pcid ? this.costs.cr3WithPcid : this.costs.cr3WithoutPcid);
+    this.spend(this.cr3WriteCycles());
     if (this.stunHeld) {
       // asi-stun: flush what the full-kernel episode left, then let the siblings back in.
       this.flush(this.policy.flushBeforeEntry(this.view));
@@ -1157,7 +1225,10 @@ export class Hyperthread implements PolicyView {
       (pending & (Vector.wake | interruptVectors)) !== 0 || this.clockCycles >= this.nextWakeAtCycles;
     if (!woken) return this.wait(this.mailboxIndex, this.ownPending(), this.nextWakeAtCycles);
     this.mailboxes.take(this.thread, Vector.wake);
-    this.setMode(Mode.isolated);
+    this.setMode(this.usesAsi ? Mode.isolated : Mode.full);
+    // The wake-up is an interrupt on this CPU (the timer, or a peer's wake IPI): `irq_enter` sets the
+    // CPU's l1tf_flush_l1d (kvm_set_cpu_l1tf_flush_l1d).
+    this.l1tfFlushL1d = true;
     this.spend(this.costs.exitRoundTrip / 2);
     if (pending & interruptVectors) return this.beginInterrupt(pending, Phase.entry);
     this.phase = Phase.entry;

@@ -12,6 +12,7 @@ interface ViewedThread {
   readonly nmiSinceEntry: boolean;
   readonly interruptSinceEntry: boolean;
   readonly faultedSinceEntry: boolean;
+  readonly l1tfFlushL1d: boolean;
   coreWord(): number;
   foreignLines(): number;
 }
@@ -61,6 +62,9 @@ export class ThreadPolicyView implements PolicyView {
   }
   get faultedSinceEntry(): boolean {
     return this.#thread.faultedSinceEntry;
+  }
+  get l1tfFlushL1d(): boolean {
+    return this.#thread.l1tfFlushL1d;
   }
   coreWord(): number {
     return this.#thread.coreWord();

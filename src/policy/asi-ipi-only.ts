@@ -9,6 +9,7 @@ import { definePolicy, flushIfForeign, noSiblingHoldsSecrets } from './policy.js
 export const asiIpiOnly = definePolicy({
   name: 'asi-ipi-only',
   description: 'asi, but send the kick and go on without waiting (measures the exposure window; unsafe)',
+  usesAsi: true,
   kickBeforeFull: () => true,
   waitForSiblingsOut: () => false,
   flushBeforeEntry: flushIfForeign,

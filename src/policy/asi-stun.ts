@@ -13,6 +13,7 @@ const isStunned = importedIsStunned;
 export const asiStun = definePolicy({
   name: 'asi-stun',
   description: 'asi with a core stun state checked atomically before every entry, cleared after the flush',
+  usesAsi: true,
   stun: true,
   kickBeforeFull: () => true,
   waitForSiblingsOut: () => true,

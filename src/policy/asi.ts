@@ -10,6 +10,7 @@ export const asi = definePolicy({
   name: 'asi',
   description:
     'the RFC: kick and wait before switching to full; re-enter when no sibling holds secrets; flush foreign lines',
+  usesAsi: true,
   kickBeforeFull: () => true,
   waitForSiblingsOut: () => true,
   flushBeforeEntry: flushIfForeign,

@@ -29,6 +29,8 @@ export function coschedule(options: { holdOnHlt?: boolean } = {}): Policy {
     description: holdOnHlt
       ? 'core-wide protection (Fernandes 2020): kick and hold siblings on every exit, gang entry, flush foreign lines'
       : 'coschedule, but a HLT exit does not hold the sibling (Setje-Eilers)',
+    // Core scheduling is not ASI: exits are handled in the full kernel, after the kick on exit.
+    usesAsi: false,
     kickOnExit: kicksOn,
     kickBeforeFull: () => true,
     waitForSiblingsOut: () => true,

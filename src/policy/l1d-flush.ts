@@ -12,14 +12,15 @@ const Flush = importedFlush;
 export const l1dFlush = definePolicy({
   name: 'l1d-flush',
   description: 'flush L1D on every entry, SMT on, no kicks (unsafe against a sibling: INV-1)',
+  usesAsi: false,
   flushBeforeEntry: () => Flush.l1d | Flush.buffers,
 });
 
 export const l1dFlushCond = definePolicy({
   name: 'l1d-flush-cond',
   description: 'flush L1D on entry only after a full switch or VMM exit, SMT on, no kicks (unsafe: INV-1)',
-  flushBeforeEntry: (view: PolicyView) =>
-    view.switchedToFullSinceEntry || view.vmmSinceEntry || view.interruptSinceEntry
-      ? Flush.l1d | Flush.buffers
-      : Flush.none,
+  usesAsi: false,
+  // KVM's own trigger (`vmx_l1d_flush`, `vmentry_l1d_flush=cond`): PolicyView.l1tfFlushL1d says where
+  // KVM sets it. Every exit runs in the full kernel here, so "after a full switch" would flush always.
+  flushBeforeEntry: (view: PolicyView) => (view.l1tfFlushL1d ? Flush.l1d | Flush.buffers : Flush.none),
 });

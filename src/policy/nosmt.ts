@@ -13,8 +13,9 @@ export const nosmt = definePolicy({
   name: 'nosmt',
   description: 'SMT off (one thread per core), L1D flushed on entry after host code that may touch secrets',
   smt: false,
-  flushBeforeEntry: (view: PolicyView) =>
-    view.switchedToFullSinceEntry || view.vmmSinceEntry || view.interruptSinceEntry || view.foreignLines() > 0
-      ? Flush.l1d | Flush.buffers
-      : Flush.none,
+  usesAsi: false,
+  // KVM's trigger, not the cache's contents: `vmx_l1d_flush` flushes when `l1tf_flush_l1d` is set
+  // (PolicyView.l1tfFlushL1d says where KVM sets it). Every exit runs in the full kernel address space
+  // here, so a flush "after a full switch" would be a flush at every entry.
+  flushBeforeEntry: (view: PolicyView) => (view.l1tfFlushL1d ? Flush.l1d | Flush.buffers : Flush.none),
 });

@@ -25,6 +25,7 @@ function nextSibling(view: PolicyView): number {
 }
 
 const base = {
+  usesAsi: asi.usesAsi,
   kickBeforeFull: asi.kickBeforeFull,
   waitForSiblingsOut: asi.waitForSiblingsOut,
   flushBeforeEntry: asi.flushBeforeEntry,

@@ -40,6 +40,7 @@ const hookReturns: Record<PolicyHookName, 'boolean' | 'mask'> = {
 
 /** The settings a definition may carry, with their accepted values. */
 const settingValues = {
+  usesAsi: [true, false],
   smt: [true, false],
   stun: [true, false],
   atomicEntry: [true, false],

@@ -44,6 +44,17 @@ export interface PolicyView {
   readonly interruptSinceEntry: boolean;
   /** Since the last VM entry: did a handler access miss in kvm:N (the switch to full it caused)? */
   readonly faultedSinceEntry: boolean;
+  /**
+   * KVM's `l1tf_flush_l1d` as `vmx_l1d_flush` (arch/x86/kvm/vmx/vmx.c, `vmentry_l1d_flush=cond`) reads
+   * it at VM entry: the vCPU flag or the per-CPU one is set. The vCPU flag is set by `vcpu_run`
+   * (arch/x86/kvm/x86.c: every KVM_RUN, so every return from the VMM) and by the handlers that are not
+   * confined to the vCPU's own state (`x86_emulate_instruction`, `kvm_write_guest_virt_system`, task
+   * switches); the per-CPU one by interrupts and NMIs handled on the way (`kvm_set_cpu_l1tf_flush_l1d`
+   * from `irq_enter`, `kvm_before_interrupt`). The model's "not confined" is a handler that touches a
+   * region the RFC's kvm:N does not map (Region.inKvmAddressSpace): the same test ASI applies, by page
+   * fault. Cleared at every VM entry, as `vmx_l1d_flush` clears both flags.
+   */
+  readonly l1tfFlushL1d: boolean;
 }
 
 /** Bits returned by `flushBeforeEntry`. */
@@ -61,6 +72,15 @@ export interface Policy {
   readonly name: string;
   /** One line for `asi-emu policies`. */
   readonly description: string;
+  /**
+   * true: the policy runs KVM with ASI: an exit lands in the isolated `kvm:N` (the VMCS host CR3), a
+   * handler access it does not map faults and switches to `full`, and the thread switches back before
+   * VM entry, paying each CR3 write. false: KVM without ASI: every exit is handled in the full kernel
+   * address space (mode `full`), with no switch, no ASI fault and no CR3 write for ASI (DESIGN.md "Cost
+   * model": baselines pay nothing for ASI). A policy that kicks on exit does so from the exit path
+   * first (mode `isolated`: it touches only the vCPU's state), then enters `full`.
+   */
+  readonly usesAsi: boolean;
   /** false: only sibling 0 of each core runs vCPUs, the others are offline (`nosmt`). */
   readonly smt: boolean;
   /** Set the core's stun flag before kicking and clear it after the flush on the way back in. */
@@ -122,10 +142,15 @@ export function flushIfForeign(view: PolicyView): number {
   return view.foreignLines() > 0 ? FlushBits.l1d | FlushBits.buffers : FlushBits.none;
 }
 
-/** The defaults are those of a correct policy that does nothing extra: no kicks, no flush, no barrier. */
+/**
+ * The defaults are those of a policy that does nothing extra: no kicks, no flush, no barrier. It uses
+ * ASI unless it says `usesAsi: false`: the hooks a user writes (kick before full, wait, barrier) are ASI's
+ * protocol, and every user policy written before the setting existed ran its handlers in kvm:N.
+ */
 export function definePolicy(definition: PolicyDefinition): Policy {
   assert(typeof definition.name === 'string' && definition.name.length > 0, 'a policy needs a name');
   const policy: Policy = {
+    usesAsi: true,
     smt: true,
     stun: false,
     flushPoint: 'after-barrier',
@@ -145,5 +170,11 @@ export function definePolicy(definition: PolicyDefinition): Policy {
   for (const hook of policyHookNames) {
     assert(typeof policy[hook] === 'function', `policy ${policy.name}: ${hook} must be a function`);
   }
+  assert(typeof policy.usesAsi === 'boolean', `policy ${policy.name}: usesAsi must be a boolean`);
+  // Without ASI nothing switches to full: a hook run at that switch would never run.
+  assert(
+    policy.usesAsi || policy.stun === false,
+    `policy ${policy.name}: a stun is part of ASI's switch (usesAsi: true)`,
+  );
   return policy;
 }

@@ -433,6 +433,7 @@ function fakeThread() {
     nmiSinceEntry: false,
     interruptSinceEntry: false,
     faultedSinceEntry: false,
+    l1tfFlushL1d: false,
     coreWord: () => 0,
     foreignLines: () => 0,
   };

@@ -108,7 +108,9 @@ describe('INV-8: interrupts arriving in isolation are handled in full, after a k
     for (const name of ['asi', 'asi-stun', 'coschedule']) {
       const result = runSim(config, policies[name]);
       expect(result.violations['INV-8'], name).toBe(0);
-      expect(result.switchesToFullPer1kExits, name).toBeGreaterThan(0);
+      // Under ASI an interrupt switches to full; coschedule (no ASI, issue 19) is in full already.
+      if (policies[name].usesAsi) expect(result.switchesToFullPer1kExits, name).toBeGreaterThan(0);
+      else expect(result.switchesToFullPer1kExits, name).toBe(0);
     }
   });
 

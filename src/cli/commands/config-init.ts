@@ -34,6 +34,7 @@ export const configFieldComments: Record<'machine' | 'workload' | 'costs' | 'run
     tlbEntries: 'TLB entries per hyperthread (power of two)',
     tlbWays: 'TLB associativity (power of two)',
     pcid: 'tag TLB entries by address space, so a CR3 switch keeps them',
+    kpti: 'kernel page-table isolation: a CR3 write to the VMM and back, for every policy (off: Meltdown-immune parts)',
     directMapLargePages: 'map the kernel direct map with 2 MiB pages where aligned, as Linux does',
     pageTablePoolPages: 'page-table pages available to all address spaces',
   },
