@@ -1,4 +1,5 @@
 import { defineConfig } from 'vitest/config';
+import { LoadFailureReporter } from './test/mutation/load-failure-reporter.js';
 
 /**
  * The tests `npm run mutation` (Stryker, stryker.config.mjs) runs against each mutant: those that import
@@ -17,6 +18,8 @@ export default defineConfig({
       'test/mutation/**/*.test.ts',
       'test/fuzz/{arbitraries,confidential,planted-bugs,replay-format,safe-policies,shard}.test.ts',
     ],
+    // A test file that fails to load (a mutant that throws at import) is a failing test, so a kill.
+    reporters: ['default', new LoadFailureReporter()],
     testTimeout: 60_000,
     hookTimeout: 60_000,
   },
