@@ -29,7 +29,8 @@ const config = {
   // Nothing type-checks the sandbox (vitest strips types without checking them), so there is no need to
   // insert `// @ts-nocheck` into every file.
   disableTypeChecks: false,
-  ignorePatterns: ['dist', 'bench-results', 'coverage', 'out', 'reports'],
+  // .stryker-tmp*: the sandboxes of another run started with its own --tempDirName.
+  ignorePatterns: ['dist', 'bench-results', 'coverage', 'out', 'reports', '.stryker-tmp*'],
   tempDirName: '.stryker-tmp',
   concurrency: 2,
   // A mutant's time limit is timeoutFactor x the initial run's time of its tests + timeoutMS. The 2 CPUs
