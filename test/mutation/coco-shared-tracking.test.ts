@@ -161,3 +161,38 @@ describe('checkBound', () => {
     expect(checkBound(withBound(2, 16))).toBeNull();
   });
 });
+
+describe('RangeListTracker edges', () => {
+  it('refuses a bad guest size or bound, naming it', () => {
+    for (const gfnCount of [0, -1, 2.5]) {
+      expect(() => new RangeListTracker(gfnCount)).toThrow(`RangeListTracker: bad gfnCount ${gfnCount}`);
+    }
+    expect(() => new RangeListTracker(2 ** 31, { rangesMax: 1 })).toThrow(
+      'RangeListTracker: range ends must fit an Int32',
+    );
+    expect(new RangeListTracker(0x7fffffff, { rangesMax: 1 }).gfnCount).toBe(0x7fffffff);
+    for (const rangesMax of [0, 1.5]) {
+      expect(() => new RangeListTracker(64, { rangesMax })).toThrow(
+        `RangeListTracker: bad rangesMax ${rangesMax}`,
+      );
+    }
+  });
+
+  it('splits a range into two when that fills the list exactly, without overflowing', () => {
+    const tracker = new RangeListTracker(64, { rangesMax: 2 });
+    tracker.setShared(0, 10);
+    expect(tracker.setPrivate(4, 2)).toBe('ok');
+    expect(tracker.overflowed).toBe(false);
+    expect(tracker.ranges()).toEqual([
+      [0, 4],
+      [6, 4],
+    ]);
+  });
+
+  it('with no room for a split keeps the left piece when both pieces are the same size', () => {
+    const tracker = new RangeListTracker(64, { rangesMax: 1 });
+    tracker.setShared(0, 10);
+    expect(tracker.setPrivate(4, 2)).toBe('overflowed');
+    expect(tracker.ranges()).toEqual([[0, 4]]);
+  });
+});
