@@ -1,8 +1,13 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import {
+  applyOp,
   type ConversionOp,
   createPrng,
+  createTracker,
+  hostileWorkload,
+  materialize,
+  replay,
   workload,
   workloadGfnCountMin,
 } from '../../src/coco/shared-tracking/index.js';
@@ -48,5 +53,18 @@ describe('workload generators, pinned', () => {
     expect(() => Array.from(workload('hostile', 1, 3, 10))).toThrow('hostile: gfnCount 3 too small');
     expect(() => Array.from(workload('hostile', 1, 4, 0))).toThrow('hostile: bad opsCount 0');
     expect(Array.from(workload('hostile', 1, 4, 1))).toHaveLength(1);
+  });
+});
+
+describe('replay', () => {
+  it('counts the updates that overflowed the bound, as applying them one by one does', () => {
+    // Single even pages that never touch overflow a 4-range list soon.
+    const ops = Array.from(hostileWorkload(3, 4096, 10));
+    const oneByOne = createTracker('range-list', 4096, { rangesMax: 4 });
+    const expected = ops.filter((op) => applyOp(oneByOne, op) === 'overflowed').length;
+    expect(expected).toBeGreaterThan(0);
+    const tracker = createTracker('range-list', 4096, { rangesMax: 4 });
+    expect(replay(tracker, materialize('hostile', ops))).toBe(expected);
+    expect(tracker.ranges()).toEqual(oneByOne.ranges());
   });
 });
