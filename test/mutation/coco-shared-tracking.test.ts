@@ -6,6 +6,7 @@ import {
   checkAgreement,
   checkBound,
   createTracker,
+  IntervalTreeTracker,
   isValidRange,
   RangeListTracker,
   type SharedRangeTracker,
@@ -194,5 +195,46 @@ describe('RangeListTracker edges', () => {
     tracker.setShared(0, 10);
     expect(tracker.setPrivate(4, 2)).toBe('overflowed');
     expect(tracker.ranges()).toEqual([[0, 4]]);
+  });
+});
+
+describe('IntervalTreeTracker edges', () => {
+  it('refuses a bad guest size or bound, naming it', () => {
+    for (const gfnCount of [0, -1, 2.5]) {
+      expect(() => new IntervalTreeTracker(gfnCount)).toThrow(
+        `IntervalTreeTracker: bad gfnCount ${gfnCount}`,
+      );
+    }
+    expect(() => new IntervalTreeTracker(2 ** 31, { nodesMax: 1 })).toThrow(
+      'IntervalTreeTracker: interval ends must fit an Int32',
+    );
+    expect(new IntervalTreeTracker(0x7fffffff, { nodesMax: 1 }).gfnCount).toBe(0x7fffffff);
+    for (const nodesMax of [0, 1.5]) {
+      expect(() => new IntervalTreeTracker(64, { nodesMax })).toThrow(
+        `IntervalTreeTracker: bad nodesMax ${nodesMax}`,
+      );
+    }
+  });
+
+  it('splits an interval into two when that fills the tree exactly, without overflowing', () => {
+    const tracker = new IntervalTreeTracker(64, { nodesMax: 2 });
+    tracker.setShared(0, 10);
+    expect(tracker.setPrivate(4, 2)).toBe('ok');
+    expect(tracker.overflowed).toBe(false);
+    expect(tracker.ranges()).toEqual([
+      [0, 4],
+      [6, 4],
+    ]);
+  });
+
+  it('with no room for a split keeps the larger piece, and the left one on a tie', () => {
+    const tie = new IntervalTreeTracker(64, { nodesMax: 1 });
+    tie.setShared(0, 10);
+    expect(tie.setPrivate(4, 2)).toBe('overflowed');
+    expect(tie.ranges()).toEqual([[0, 4]]);
+    const right = new IntervalTreeTracker(64, { nodesMax: 1 });
+    right.setShared(0, 10);
+    expect(right.setPrivate(2, 2)).toBe('overflowed');
+    expect(right.ranges()).toEqual([[4, 6]]);
   });
 });
