@@ -10,6 +10,7 @@ import {
   replay,
   workload,
   workloadGfnCountMin,
+  workloadNames,
 } from '../../src/coco/shared-tracking/index.js';
 
 /**
@@ -28,6 +29,10 @@ function digest(ops: Iterable<ConversionOp>): string {
 }
 
 describe('workload generators, pinned', () => {
+  it('workloadNames lists the three workloads by the names workload() takes', () => {
+    expect(workloadNames).toEqual(['boot', 'dma-churn', 'hostile']);
+  });
+
   it('createPrng: the same first draws', () => {
     const next = createPrng(7);
     expect([next(), next(), next()]).toEqual([588686121, 1937383562, 4286812467]);
