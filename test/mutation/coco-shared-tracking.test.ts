@@ -233,8 +233,8 @@ describe('IntervalTreeTracker edges', () => {
     expect(tie.setPrivate(4, 2)).toBe('overflowed');
     expect(tie.ranges()).toEqual([[0, 4]]);
     const right = new IntervalTreeTracker(64, { nodesMax: 1 });
-    right.setShared(0, 10);
-    expect(right.setPrivate(2, 2)).toBe('overflowed');
-    expect(right.ranges()).toEqual([[4, 6]]);
+    right.setShared(10, 10);
+    expect(right.setPrivate(12, 2)).toBe('overflowed');
+    expect(right.ranges()).toEqual([[14, 6]]);
   });
 });
