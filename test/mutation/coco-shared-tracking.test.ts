@@ -163,24 +163,42 @@ describe('checkBound', () => {
   });
 });
 
-describe('RangeListTracker edges', () => {
+/** The two bounded trackers share their refusals and their exact-fill split. */
+const boundedTrackers = [
+  {
+    name: 'RangeListTracker',
+    boundKey: 'rangesMax',
+    ends: 'range ends must fit an Int32',
+    make: (gfnCount: number, bound?: number) =>
+      bound === undefined
+        ? new RangeListTracker(gfnCount)
+        : new RangeListTracker(gfnCount, { rangesMax: bound }),
+  },
+  {
+    name: 'IntervalTreeTracker',
+    boundKey: 'nodesMax',
+    ends: 'interval ends must fit an Int32',
+    make: (gfnCount: number, bound?: number) =>
+      bound === undefined
+        ? new IntervalTreeTracker(gfnCount)
+        : new IntervalTreeTracker(gfnCount, { nodesMax: bound }),
+  },
+] as const;
+
+describe.each(boundedTrackers)('$name edges', ({ name, boundKey, ends, make }) => {
   it('refuses a bad guest size or bound, naming it', () => {
     for (const gfnCount of [0, -1, 2.5]) {
-      expect(() => new RangeListTracker(gfnCount)).toThrow(`RangeListTracker: bad gfnCount ${gfnCount}`);
+      expect(() => make(gfnCount)).toThrow(`${name}: bad gfnCount ${gfnCount}`);
     }
-    expect(() => new RangeListTracker(2 ** 31, { rangesMax: 1 })).toThrow(
-      'RangeListTracker: range ends must fit an Int32',
-    );
-    expect(new RangeListTracker(0x7fffffff, { rangesMax: 1 }).gfnCount).toBe(0x7fffffff);
-    for (const rangesMax of [0, 1.5]) {
-      expect(() => new RangeListTracker(64, { rangesMax })).toThrow(
-        `RangeListTracker: bad rangesMax ${rangesMax}`,
-      );
+    expect(() => make(2 ** 31, 1)).toThrow(`${name}: ${ends}`);
+    expect(make(0x7fffffff, 1).gfnCount).toBe(0x7fffffff);
+    for (const bound of [0, 1.5]) {
+      expect(() => make(64, bound)).toThrow(`${name}: bad ${boundKey} ${bound}`);
     }
   });
 
-  it('splits a range into two when that fills the list exactly, without overflowing', () => {
-    const tracker = new RangeListTracker(64, { rangesMax: 2 });
+  it('splits a range into two when that fills it exactly, without overflowing', () => {
+    const tracker = make(64, 2);
     tracker.setShared(0, 10);
     expect(tracker.setPrivate(4, 2)).toBe('ok');
     expect(tracker.overflowed).toBe(false);
@@ -189,7 +207,9 @@ describe('RangeListTracker edges', () => {
       [6, 4],
     ]);
   });
+});
 
+describe('RangeListTracker edges', () => {
   it('with no room for a split keeps the left piece when both pieces are the same size', () => {
     const tracker = new RangeListTracker(64, { rangesMax: 1 });
     tracker.setShared(0, 10);
@@ -199,34 +219,6 @@ describe('RangeListTracker edges', () => {
 });
 
 describe('IntervalTreeTracker edges', () => {
-  it('refuses a bad guest size or bound, naming it', () => {
-    for (const gfnCount of [0, -1, 2.5]) {
-      expect(() => new IntervalTreeTracker(gfnCount)).toThrow(
-        `IntervalTreeTracker: bad gfnCount ${gfnCount}`,
-      );
-    }
-    expect(() => new IntervalTreeTracker(2 ** 31, { nodesMax: 1 })).toThrow(
-      'IntervalTreeTracker: interval ends must fit an Int32',
-    );
-    expect(new IntervalTreeTracker(0x7fffffff, { nodesMax: 1 }).gfnCount).toBe(0x7fffffff);
-    for (const nodesMax of [0, 1.5]) {
-      expect(() => new IntervalTreeTracker(64, { nodesMax })).toThrow(
-        `IntervalTreeTracker: bad nodesMax ${nodesMax}`,
-      );
-    }
-  });
-
-  it('splits an interval into two when that fills the tree exactly, without overflowing', () => {
-    const tracker = new IntervalTreeTracker(64, { nodesMax: 2 });
-    tracker.setShared(0, 10);
-    expect(tracker.setPrivate(4, 2)).toBe('ok');
-    expect(tracker.overflowed).toBe(false);
-    expect(tracker.ranges()).toEqual([
-      [0, 4],
-      [6, 4],
-    ]);
-  });
-
   it('with no room for a split keeps the larger piece, and the left one on a tie', () => {
     const tie = new IntervalTreeTracker(64, { nodesMax: 1 });
     tie.setShared(0, 10);
