@@ -1,35 +1,17 @@
 import { describe, expect, it } from 'vitest';
 import { runSim } from '../../src/backend/sim/run-sim.js';
-import { ConfidentialVm } from '../../src/coco/confidential-vm.js';
-import { parseRunConfig } from '../../src/config/run-config.js';
-import type { Violation } from '../../src/invariants/violation.js';
-import { createMachine } from '../../src/machine.js';
 import { domainName } from '../../src/memory/domains.js';
 import { kernelSpace, kvmSpace, vmmSpace } from '../../src/paging/address-space.js';
 import { directMapVa, vmmGuestMemoryVa } from '../../src/paging/va-layout.js';
 import { policies } from '../../src/policy/index.js';
+import { confidentialRunConfig, confidentialVmFixture } from '../helpers/machines.js';
 
 /** A confidential VM in the machine: conversions move pages between host-visible and private. */
 function config(confidential: Record<string, unknown> = {}, seed = 7) {
-  return parseRunConfig({
-    machine: { cores: 1, smt: 2, memoryMiB: 48, vms: [{ vcpus: 2, guestMemoryMiB: 2, confidential: true }] },
-    workload: { mix: 'snp-guest', confidential },
-    run: { exits: 3000, seed },
-  });
+  return confidentialRunConfig({ exits: 3000, seed }, confidential);
 }
 
-function confidentialVm(options: Partial<ConstructorParameters<typeof ConfidentialVm>[3]> = {}) {
-  const machine = createMachine(config().machine, { concurrent: false });
-  const violations: Violation[] = [];
-  const vm = new ConfidentialVm(
-    machine,
-    0,
-    machine.rmp,
-    { asid: 1, hostileVmm: false, guestRevalidates: false, keepsVmmMapping: false, ...options },
-    (violation) => violations.push(violation),
-  );
-  return { machine, vm, violations, memory: machine.region('guest-memory:0') };
-}
+const confidentialVm = confidentialVmFixture;
 
 describe('confidential VM memory in the machine', () => {
   it('private pages are split out of the 2 MiB direct map and unmapped from kernel, kvm:N and vmm:N (INV-10 by construction)', () => {

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { assertDebugEnabled } from '../../src/assert.js';
 import { RangeListTracker } from '../../src/coco/shared-tracking/range-list.js';
+import { confidentialMachine } from '../helpers/machines.js';
 
 /**
  * Issue 24: the debug-only self-checks (`assertDebug`, on with ASI_EMU_DEBUG=1) had never run in a test:
@@ -117,12 +118,7 @@ describe('a whole confidential run with ASI_EMU_DEBUG=1', () => {
     );
     const treeHeight = vi.spyOn(IntervalTreeDebug.prototype, 'height');
     const config = parseRunConfig({
-      machine: {
-        cores: 1,
-        smt: 2,
-        memoryMiB: 48,
-        vms: [{ vcpus: 2, guestMemoryMiB: 2, confidential: true }],
-      },
+      machine: confidentialMachine,
       workload: { mix: 'snp-guest' },
       run: { exits: 1500, seed: 24 },
     });

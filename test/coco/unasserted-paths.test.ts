@@ -16,9 +16,9 @@ import {
   rmpPageSize4K,
   rmpUpdateReturnCodes,
 } from '../../src/coco/rmp.js';
-import { parseRunConfig } from '../../src/config/run-config.js';
 import type { Violation } from '../../src/invariants/violation.js';
 import { createMachine } from '../../src/machine.js';
+import { confidentialRunConfig } from '../helpers/machines.js';
 
 /**
  * Issue 24: coco paths no test asserted. The guest's termination on a PVALIDATE failure other than the
@@ -112,16 +112,7 @@ describe('the guest terminates on PVALIDATE failures other than the size mismatc
 
 describe('a terminated confidential guest does nothing more', () => {
   it('after detecting a remapped page it stops: no conversion, no accept, no further remap', () => {
-    const config = parseRunConfig({
-      machine: {
-        cores: 1,
-        smt: 2,
-        memoryMiB: 48,
-        vms: [{ vcpus: 2, guestMemoryMiB: 2, confidential: true }],
-      },
-      workload: { mix: 'snp-guest' },
-      run: { exits: 10 },
-    });
+    const config = confidentialRunConfig({ exits: 10 });
     const machine = createMachine(config.machine, { concurrent: false });
     try {
       const violations: Violation[] = [];

@@ -1,3 +1,6 @@
+import { type ConfidentialOptions, ConfidentialVm } from '../../src/coco/confidential-vm.js';
+import { parseRunConfig, type RunConfig } from '../../src/config/run-config.js';
+import type { Violation } from '../../src/invariants/violation.js';
 import { createMachine, type Machine } from '../../src/machine.js';
 import { kernelSpace } from '../../src/paging/address-space.js';
 import { MapFlag } from '../../src/paging/entry-format.js';
@@ -46,4 +49,34 @@ export function mapHostMemoryGlobal(machine: Machine): void {
       );
     }
   }
+}
+
+/** The smallest confidential machine: one core of two threads, one SEV-SNP style VM of 2 MiB. */
+export const confidentialMachine = {
+  cores: 1,
+  smt: 2,
+  memoryMiB: 48,
+  vms: [{ vcpus: 2, guestMemoryMiB: 2, confidential: true }],
+};
+
+/** A run of the snp-guest mix on `confidentialMachine`. */
+export function confidentialRunConfig(
+  run: Record<string, unknown>,
+  confidential: Record<string, unknown> = {},
+): RunConfig {
+  return parseRunConfig({ machine: confidentialMachine, workload: { mix: 'snp-guest', confidential }, run });
+}
+
+/** VM 0 of `confidentialMachine` as a ConfidentialVm driven directly, its violations collected. */
+export function confidentialVmFixture(options: Partial<ConfidentialOptions> = {}) {
+  const machine = createMachine(confidentialMachine, { concurrent: false });
+  const violations: Violation[] = [];
+  const vm = new ConfidentialVm(
+    machine,
+    0,
+    machine.rmp,
+    { asid: 1, hostileVmm: false, guestRevalidates: false, keepsVmmMapping: false, ...options },
+    (violation) => violations.push(violation),
+  );
+  return { machine, vm, violations, memory: machine.region('guest-memory:0') };
 }

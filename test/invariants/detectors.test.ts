@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { RunResult } from '../../src/backend/result.js';
 import { runSim } from '../../src/backend/sim/run-sim.js';
-import { type ConfidentialOptions, ConfidentialVm } from '../../src/coco/confidential-vm.js';
 import type { Hyperthread } from '../../src/cpu/hyperthread.js';
 import { Mode, modeOf, siblingFieldsMask } from '../../src/cpu/modes.js';
 import { EventLog } from '../../src/invariants/event-log.js';
@@ -16,7 +15,7 @@ import { MapFlag } from '../../src/paging/entry-format.js';
 import { formatVa } from '../../src/paging/va-layout.js';
 import { policies } from '../../src/policy/index.js';
 import { plantedBug } from '../../src/policy/planted.js';
-import { mapHostMemoryGlobal } from '../helpers/machines.js';
+import { confidentialVmFixture, mapHostMemoryGlobal } from '../helpers/machines.js';
 import { testConfig } from '../sim/helpers.js';
 
 /**
@@ -701,21 +700,7 @@ describe('INV-9 liveness', () => {
 
 // ---- INV-10 .. INV-13 (confidential VMs) --------------------------------------------------------------------
 
-function confidentialVm(options: Partial<ConfidentialOptions> = {}) {
-  const machine = createMachine(
-    { cores: 1, smt: 2, memoryMiB: 48, vms: [{ vcpus: 2, guestMemoryMiB: 2, confidential: true }] },
-    { concurrent: false },
-  );
-  const violations: Violation[] = [];
-  const vm = new ConfidentialVm(
-    machine,
-    0,
-    machine.rmp,
-    { asid: 1, hostileVmm: false, guestRevalidates: false, keepsVmmMapping: false, ...options },
-    (violation) => violations.push(violation),
-  );
-  return { machine, vm, violations, memory: machine.region('guest-memory:0') };
-}
+const confidentialVm = confidentialVmFixture;
 
 describe('INV-10 private stays private', () => {
   it('INV-10: a host access to a guest-private frame is recorded once with address and frame (monitor driven directly)', () => {
