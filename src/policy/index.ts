@@ -4,6 +4,7 @@ import { asi } from './asi.js';
 import { asiIpiOnly } from './asi-ipi-only.js';
 import { asiStun } from './asi-stun.js';
 import { coschedule } from './coschedule.js';
+import { kvmDefault } from './kvm-default.js';
 import { l1dFlush, l1dFlushCond } from './l1d-flush.js';
 import { none } from './none.js';
 import { nosmt } from './nosmt.js';
@@ -15,6 +16,7 @@ export { definePolicy, Flush, flushIfForeign, noSiblingHoldsSecrets, siblingsInG
 /** The built-in policies, by name (DESIGN.md "Policies"). `safe` is what the tests hold them to. */
 export const policies: Record<string, Policy> = {
   none,
+  'kvm-default': kvmDefault,
   nosmt,
   'l1d-flush': l1dFlush,
   'l1d-flush-cond': l1dFlushCond,
@@ -33,6 +35,12 @@ export const policyScopes: Readonly<Record<string, { models: string; leavesOut: 
   none: {
     models: 'KVM with SMT on and no L1TF/MDS mitigation: the cost baseline',
     leavesOut: 'nothing to leave out; it protects nothing',
+  },
+  'kvm-default': {
+    models:
+      'KVM as shipped on an L1TF/MDS-affected Intel server: l1tf=flush (cond L1D flush, SMT on), mds=full (VERW on every entry)',
+    leavesOut:
+      'the IBPB on loading another vCPU (vCPUs never move here); other host mitigations; any sibling protection (INV-1 breaks by design)',
   },
   nosmt: {
     models: "KVM's l1tf=flush,nosmt: one thread per core, conditional L1D flush on entry",

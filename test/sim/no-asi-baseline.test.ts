@@ -173,3 +173,23 @@ describe('machine.kpti (seed 7)', () => {
     expect(result.violations['INV-7']).toBe(0);
   });
 });
+
+describe('kvm-default: KVM as shipped on an L1TF/MDS-affected server (seed 5)', () => {
+  const config = testConfig({ workload: { mix: 'sysbench-cpu' }, run: { exits: 2000, seed: 5 } });
+
+  it('clears the CPU buffers at every entry, flushes the L1D only on KVM’s trigger, and kicks no one', () => {
+    const kvm = simulate(config, policies['kvm-default']);
+    const always = simulate(config, policies['l1d-flush']);
+    expect(policies['kvm-default'].usesAsi).toBe(false);
+    expect(kvm.bufferClears).toBeGreaterThanOrEqual(kvm.exits);
+    expect(kvm.flushes).toBeGreaterThan(0);
+    expect(kvm.flushes).toBeLessThan(always.flushes * 0.6);
+    expect(kvm.bufferClears).toBeGreaterThan(kvm.flushes);
+    expect(kvm.kicksPer1kExits).toBe(0);
+    expect(kvm.switchesToFullPer1kExits).toBe(0);
+  });
+
+  it('is unsafe against a sibling by design: INV-1 breaks, as l1tf.rst says of SMT with flushing', () => {
+    expect(brokenIds(simulate(config, policies['kvm-default']))).toContain('INV-1');
+  });
+});
