@@ -1,20 +1,26 @@
 import { describe, expect, it } from 'vitest';
 import type { RunResult } from '../../src/backend/result.js';
 import { runSim } from '../../src/backend/sim/run-sim.js';
-import type { Hyperthread } from '../../src/cpu/hyperthread.js';
-import { Mode, modeOf, siblingFieldsMask } from '../../src/cpu/modes.js';
-import { EventLog } from '../../src/invariants/event-log.js';
+import { Mode } from '../../src/cpu/modes.js';
 import { Monitor } from '../../src/invariants/monitor.js';
-import { type InvariantId, invariantIds, type Violation } from '../../src/invariants/violation.js';
-import { Mailboxes, Vector } from '../../src/kick/ipi.js';
+import type { Violation } from '../../src/invariants/violation.js';
+import { Vector } from '../../src/kick/ipi.js';
 import { createMachine, type Machine } from '../../src/machine.js';
 import { privateDomain } from '../../src/memory/domains.js';
-import { ThreadField, threadFieldIndex } from '../../src/memory/layout.js';
 import { kernelSpace, kvmSpace, vmmSpace } from '../../src/paging/address-space.js';
 import { MapFlag } from '../../src/paging/entry-format.js';
 import { formatVa } from '../../src/paging/va-layout.js';
 import { policies } from '../../src/policy/index.js';
 import { plantedBug } from '../../src/policy/planted.js';
+import {
+  bare,
+  drivenMonitor,
+  drivenThread,
+  othersThan,
+  recordsOf,
+  sendKick,
+  setVmOfThread,
+} from '../helpers/driven-monitor.js';
 import { confidentialVmFixture, mapHostMemoryGlobal } from '../helpers/machines.js';
 import { testConfig } from '../sim/helpers.js';
 
@@ -28,80 +34,6 @@ import { testConfig } from '../sim/helpers.js';
  * `npm run check:detectors` deletes each check (the `// detector INV-n` regions of monitor.ts and
  * confidential-vm.ts) in a scratch copy and shows that this file fails for every one of them.
  */
-
-// ---- a monitor driven directly --------------------------------------------------------------------------
-
-interface DrivenThreadSpec {
-  core: number;
-  sibling: number;
-  vmId: number;
-  /** Every sibling's mode, by sibling index (this thread's own included). */
-  modes: number[];
-  clockCycles: number;
-  steps: number;
-}
-
-/** What a Hyperthread shows the monitor, with the core word fixed: the checker sees one instant. */
-function drivenThread(machine: Machine, spec: DrivenThreadSpec): Hyperthread {
-  const { smt } = machine.config;
-  expect(spec.modes).toHaveLength(smt);
-  const word = spec.modes.reduce((built, mode, sibling) => built | (mode << (4 * sibling)), 0);
-  for (let sibling = 0; sibling < smt; sibling++) expect(modeOf(word, sibling)).toBe(spec.modes[sibling]);
-  return {
-    thread: spec.core * smt + spec.sibling,
-    core: spec.core,
-    sibling: spec.sibling,
-    vmId: spec.vmId,
-    mode: spec.modes[spec.sibling],
-    clockCycles: spec.clockCycles,
-    steps: spec.steps,
-    phaseName: 'driven',
-    coreWord: () => word,
-    siblingFields: siblingFieldsMask(spec.sibling, smt),
-    foreignLines: () =>
-      machine.l1d[spec.core].foreignLines(spec.vmId) + machine.fillBuffers[spec.core].foreignLines(spec.vmId),
-    workload: { guestQuantumCycles: 1000 },
-  } as unknown as Hyperthread;
-}
-
-function drivenMonitor(
-  machineConfig: Record<string, unknown>,
-  recordsPerInvariant?: number,
-): { machine: Machine; monitor: Monitor } {
-  const machine = createMachine(
-    { memoryMiB: 48, vms: [{ vcpus: 2, guestMemoryMiB: 1 }], ...machineConfig },
-    { concurrent: false },
-  );
-  const monitor = new Monitor(machine, new EventLog(), undefined, recordsPerInvariant);
-  return { machine, monitor };
-}
-
-/** The VM a hyperthread runs, as the state machine stores it when it starts (the monitor reads it). */
-function setVmOfThread(machine: Machine, thread: number, vmId: number): void {
-  machine.i32[threadFieldIndex(machine.layout, thread, ThreadField.vmId)] = vmId;
-}
-
-function sendKick(machine: Machine, target: number): void {
-  new Mailboxes(machine.i32, machine.f64, machine.layout, false).send(target, Vector.kick, 0, {
-    notify: () => {},
-  });
-}
-
-/** The counts other than `ids`, which must all be 0. */
-function othersThan(counts: Record<InvariantId, number>, ids: InvariantId[]): Record<string, number> {
-  return Object.fromEntries(
-    invariantIds.filter((id) => !ids.includes(id) && counts[id] !== 0).map((id) => [id, counts[id]]),
-  );
-}
-
-function recordsOf(records: readonly Violation[], id: InvariantId): Violation[] {
-  return records.filter((violation) => violation.id === id);
-}
-
-/** Records without the events before them (which depend on the log), for exact comparison. */
-function bare(records: readonly Violation[]): Violation[] {
-  return records.map(({ recentEvents: _, ...record }) => record);
-}
 
 // ---- INV-1 ------------------------------------------------------------------------------------------------
 
