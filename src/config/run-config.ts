@@ -9,8 +9,9 @@ import { checkHandlersFit, parseWorkload, type Workload } from './workload.js';
 /** `run.repeats` by default (the sim backend; see the field). */
 export const repeatsDefault = 5;
 /**
- * Most repeats: 1,000 repeats of 8 policies at 20,000 exits take ~20 minutes of sim; more is a typo.
- * Intervals shrink as 1/sqrt(repeats): past a few hundred, longer runs help more.
+ * Most repeats: 1,000 repeats of the default comparison (8 policies, 20,000 exits) take ~8 minutes of
+ * sim at ~0.5 s a repeat (docs/measurement.md); more is a typo. Intervals shrink as 1/sqrt(repeats):
+ * past a few hundred, longer runs help more.
  */
 export const repeatsMax = 1000;
 
@@ -33,8 +34,8 @@ export const runSchema = z
     stopOnViolation: z.boolean().default(false),
     /**
      * How many times `bench` runs each policy on each mix, each repeat with its own seed (derived from
-     * `seed`; all policies share a repeat's seed), for means with 95% confidence intervals. 5 runs a
-     * default sim bench in ~4 s and gives overhead intervals of about ±1 point at 20,000 exits
+     * `seed`; all policies share a repeat's seed), for means with 95% confidence intervals. 5 runs the
+     * default sim comparison in ~4 s of CPU with overhead intervals of ±0.3–2.2 points at 20,000 exits
      * (docs/measurement.md has the measurements). The workers backend runs one unless asked for
      * more (`--repeats` or this field): a workers run takes seconds, not a fraction of one.
      */

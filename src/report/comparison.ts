@@ -338,9 +338,11 @@ export function formatComparison(results: readonly RunResult[]): string {
           index,
       )
       .map((other) => {
-        const sign = other.difference >= 0 ? '+' : '-';
+        const shown = points(Math.abs(other.difference));
+        // No sign on a difference that rounds to 0.0 (not "-0.0").
+        const sign = shown === points(0) ? '' : other.difference >= 0 ? '+' : '-';
         const what = other.figure === 'overheadVsNone' ? 'overhead' : 'guest share';
-        return `${`${result.policy} vs ${other.policy} on ${result.mix}`.padEnd(labelWidth)} not distinguishable at ${result.repeats} repeats: ${what} differs by ${sign}${points(Math.abs(other.difference))} ± ${points(other.differenceCi95)} points (the 95% CI holds 0)`;
+        return `${`${result.policy} vs ${other.policy} on ${result.mix}`.padEnd(labelWidth)} not distinguishable at ${result.repeats} repeats: ${what} differs by ${sign}${shown} ± ${points(other.differenceCi95)} points (the 95% CI holds 0)`;
       }),
   );
   return `${table}\n\n${[...verdicts, ...pairs].join('\n')}`;
@@ -413,7 +415,7 @@ function resultJson(result: RepeatedResult): Record<string, unknown> {
   figure('elapsedCycles');
   json.traceHash = result.traceHash;
   if (result.backend === 'workers') json.wallSeconds = result.wallSeconds;
-  json.firstViolations = result.violationRecords.slice(0, 3);
+  json.firstViolations = result.firstViolations;
   json.notDistinguishableFrom = result.notDistinguishableFrom;
   json.perRepeat = result.perRepeat;
   assert(

@@ -2,7 +2,12 @@ import jstat from 'jstat';
 import { assert } from '../assert.js';
 import type { RunResult } from '../backend/result.js';
 import { caseSeedOf } from '../fuzz/shard.js';
-import { type InvariantId, invariantIds, type ViolationCounts } from '../invariants/violation.js';
+import {
+  type InvariantId,
+  invariantIds,
+  type Violation,
+  type ViolationCounts,
+} from '../invariants/violation.js';
 
 /**
  * Repeats and their confidence intervals (issue 20). A comparison runs every policy `repeats` times,
@@ -128,13 +133,20 @@ export interface Indistinguishable {
   differenceCi95: number;
 }
 
+/** Violation records a result keeps across its repeats (the JSON's `firstViolations`). */
+const firstViolationsKept = 3;
+
 /**
  * A policy on a mix over every repeat. The RunResult fields hold the means (or, for counts of
  * violations, the totals: a violation in any repeat is one), so a script that read one run's fields
- * reads the same names; the repeats' own values are in `perRepeat`.
+ * reads the same names; the repeats' own values are in `perRepeat`. What is not averaged is the first
+ * repeat's (seed `run.seed`): seed, trace hash, violation and fault records, per-thread table and
+ * confidential-VM counters, so a trace or report of that run matches them.
  */
 export interface RepeatedResult extends RunResult {
   repeats: number;
+  /** The first records of any repeat, in repeat order (a later repeat's when the first broke none). */
+  firstViolations: Violation[];
   /** Half-width of each figure's 95% CI (null: one repeat, or no baseline for overheadVsNone). */
   ci95: Record<RepeatedFigure, number | null>;
   exposureCi95: { guestSteps: number | null; cycles: number | null };
@@ -176,8 +188,8 @@ function figureOf(runs: readonly RunResult[], pick: (run: RunResult) => number |
 
 /**
  * One policy on one mix over its repeats (`runs` in repeat order, each with its `overheadVsNone`
- * against the baseline of its own repeat). The first repeat gives what is not averaged: its seed
- * and trace hash, the per-thread table and the confidential-VM counters.
+ * against the baseline of its own repeat). The first repeat gives what is not averaged
+ * (`RepeatedResult`).
  */
 export function aggregateRepeats(runs: readonly RunResult[], meantToBeSafe: boolean): RepeatedResult {
   assert(runs.length >= 1, 'a repeated result needs a run');
@@ -224,9 +236,6 @@ export function aggregateRepeats(runs: readonly RunResult[], meantToBeSafe: bool
     elapsedCycles: means.elapsedCycles as number,
     faultsByHandler,
     violations,
-    // Each run keeps at most a few records per invariant (invariants/monitor.ts), so all of them fit.
-    violationRecords: runs.flatMap((run) => run.violationRecords),
-    faultReports: runs.flatMap((run) => run.faultReports),
     exposure: { guestSteps: guestSteps.mean, cycles: cycles.mean },
     steps: mean((run) => run.steps),
     deadlocked: runs.some((run) => run.deadlocked),
@@ -235,6 +244,7 @@ export function aggregateRepeats(runs: readonly RunResult[], meantToBeSafe: bool
     ci95,
     exposureCi95: { guestSteps: guestSteps.ci95, cycles: cycles.ci95 },
     perRepeat: runs.map(repeatValues),
+    firstViolations: runs.flatMap((run) => run.violationRecords).slice(0, firstViolationsKept),
     meantToBeSafe,
     notDistinguishableFrom: [],
   };

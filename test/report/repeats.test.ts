@@ -85,6 +85,15 @@ describe('aggregating repeats', () => {
     expect(result.perRepeat[0]).not.toHaveProperty('wallSeconds');
   });
 
+  it('records are the first repeat’s (its trace shows them); firstViolations look in every repeat', () => {
+    const { result: none } = runWithEvents('none');
+    expect(none.violationRecords.length).toBeGreaterThan(0);
+    const clean = { ...none, violationRecords: [], violations: { ...base.violations } };
+    const result = aggregateRepeats([clean, { ...none, seed: 2 }], false);
+    expect(result.violationRecords).toEqual([]);
+    expect(result.firstViolations).toEqual(none.violationRecords.slice(0, 3));
+  });
+
   it('overhead without a baseline stays null, with no interval', () => {
     const result = aggregateRepeats([base, { ...base, seed: 9 }], false);
     expect(result.overheadVsNone).toBeNull();
