@@ -44,6 +44,25 @@ export class OutputError extends Error {
   }
 }
 
+/**
+ * A user's policy failed while it ran: a hook threw, returned a value of the wrong type, or stopped
+ * making progress. A finding about that policy (as `fuzz` files it), not bad input: the CLI prints one
+ * line, with the hook's own stack when there is one, and exits 1.
+ */
+export class PolicyFailedError extends Error {
+  override name = 'PolicyFailedError';
+  constructor(
+    readonly policy: string,
+    /** The module's path. */
+    readonly module: string,
+    readonly problem: string,
+    /** Where in the module the hook threw (its own stack), when it threw. */
+    readonly hookStack: string | null = null,
+  ) {
+    super(`policy ${policy} (${module}) failed: ${problem}`);
+  }
+}
+
 /** The page-table pool (or another fixed-capacity section of the machine buffer) is full. */
 export class CapacityError extends Error {
   override name = 'CapacityError';

@@ -28,6 +28,7 @@ export {
   definePolicy,
   Flush,
   flushIfForeign,
+  meantToBeSafe,
   noSiblingHoldsSecrets,
   type Policy,
   type PolicyDefinition,
@@ -38,4 +39,15 @@ export {
   siblingsInGuest,
 } from './policy/index.js';
 export { type PlantedBug, plantedBugs } from './policy/planted.js';
-export { compareOnSim, formatComparison } from './report/comparison.js';
+export {
+  type BenchJson,
+  type ComparedPolicy,
+  compareOnSim,
+  compareRepeated,
+  comparisonJson,
+  formatComparison,
+  type RepeatedComparison,
+  type RunRequest,
+  simRunner,
+} from './report/comparison.js';
+export { meanCi95, type RepeatedResult, repeatSeeds } from './report/repeats.js';

@@ -16,7 +16,14 @@ try {
   const { policy } = loaded;
   answer = {
     ok: true,
-    policy: { name: policy.name, description: policy.description, path: loaded.path, sha256: loaded.sha256 },
+    policy: {
+      name: policy.name,
+      description: policy.description,
+      path: loaded.path,
+      sha256: loaded.sha256,
+      smt: policy.smt,
+      safe: policy.safe !== false,
+    },
   };
 } catch (error) {
   if (!(error instanceof ConfigError)) throw error;

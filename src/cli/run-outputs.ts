@@ -1,7 +1,7 @@
 import type { RunResult } from '../backend/result.js';
 import type { RunConfig } from '../config/run-config.js';
 import { UsageError } from '../errors.js';
-import type { EventLog } from '../invariants/event-log.js';
+import type { RunEvents } from '../report/comparison.js';
 import { safeFileNamePart } from '../report/file-names.js';
 import { renderHtmlReport } from '../report/html.js';
 import type { OutputFile } from '../report/output-files.js';
@@ -12,8 +12,11 @@ import { buildTrace, traceJson } from '../report/perfetto.js';
 /** What the trace and report writers need of a comparison, from either backend. */
 export interface RunOutputs {
   results: readonly RunResult[];
-  /** Each run's kept events, parallel to `results` (null where none were kept). */
-  logs: readonly (EventLog | null)[];
+  /**
+   * Each run's kept events, parallel to `results` (null where none were kept): with repeats, the
+   * first repeat's (its seed is the run seed).
+   */
+  logs: readonly (RunEvents | null)[];
   backend: 'sim' | 'workers';
 }
 

@@ -6,6 +6,15 @@ import { type MachineConfig, parseMachineConfig } from './machine-config.js';
 import { configErrorFromZod } from './schema-error.js';
 import { checkHandlersFit, parseWorkload, type Workload } from './workload.js';
 
+/** `run.repeats` by default (the sim backend; see the field). */
+export const repeatsDefault = 5;
+/**
+ * Most repeats: 1,000 repeats of the default comparison (8 policies, 20,000 exits) take ~8 minutes of
+ * sim at ~0.5 s a repeat (docs/measurement.md); more is a typo. Intervals shrink as 1/sqrt(repeats):
+ * past a few hundred, longer runs help more.
+ */
+export const repeatsMax = 1000;
+
 /**
  * A run: how long, which seed, and the watchdog's bound. With `machine`, `workload` and `costs`, this
  * is the whole config file (`asi-emu config init` writes a commented example).
@@ -23,6 +32,19 @@ export const runSchema = z
     jitterCycles: z.number().int().min(0).max(1_000_000).default(16),
     /** Stop at the first violation (the fuzzer does). */
     stopOnViolation: z.boolean().default(false),
+    /**
+     * How many times `bench` runs each policy on each mix, each repeat with its own seed (derived from
+     * `seed`; all policies share a repeat's seed), for means with 95% confidence intervals. 5 runs the
+     * default sim comparison in ~4 s of CPU with overhead intervals of ±0.3–2.2 points at 20,000 exits
+     * (docs/measurement.md has the measurements). The workers backend runs one unless asked for
+     * more (`--repeats` or this field): a workers run takes seconds, not a fraction of one.
+     */
+    repeats: z
+      .number()
+      .int()
+      .min(1, `run.repeats must be 1..${repeatsMax}`)
+      .max(repeatsMax, `run.repeats must be 1..${repeatsMax}`)
+      .default(repeatsDefault),
   })
   .strict();
 

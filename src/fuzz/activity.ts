@@ -40,3 +40,11 @@ export function activityStarts(activity: Int32Array | null, ordinal = 0): void {
   Atomics.store(activity, ActivityWord.ordinal, ordinal);
   Atomics.add(activity, ActivityWord.progress, 1);
 }
+
+/**
+ * The worker side: a long run moved on (a bench run's progress, every 65,536 sim steps): the
+ * watchdog then sees a run that works, however long it takes, and stops only one that is stuck.
+ */
+export function activityProgresses(activity: Int32Array | null): void {
+  if (activity !== null) Atomics.add(activity, ActivityWord.progress, 1);
+}

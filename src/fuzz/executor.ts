@@ -20,7 +20,10 @@ import {
   runTask,
   type ShrinkOutcome,
   type ShrinkTask,
+  type SimRunOutcome,
+  type SimRunTask,
   shrinkTask,
+  simRunTask,
 } from './tasks.js';
 
 /**
@@ -43,6 +46,8 @@ export interface FuzzExecutor {
   shrink(task: ShrinkTask, control?: TaskControl): Promise<ShrinkOutcome>;
   /** A replay that hangs comes back as a `hang` verdict. */
   replay(task: ReplayTask): Promise<ReplayRun>;
+  /** A bench run of a user's policy; one that stops making progress comes back as a hang error. */
+  simRun(task: SimRunTask): Promise<SimRunOutcome>;
   close(): Promise<void>;
 }
 
@@ -63,6 +68,7 @@ export function inProcessExecutor(): FuzzExecutor {
     run: (task) => runTask(task),
     shrink: (task) => shrinkTask(task),
     replay: (task) => replayTask(task),
+    simRun: (task) => simRunTask(task),
     close: async () => {},
   };
 }
@@ -221,6 +227,13 @@ export function poolExecutor(options: PoolOptions): FuzzExecutor {
       if ('value' in outcome) return outcome.value;
       assert(!('dropped' in outcome), 'a replay is never dropped');
       return { verdict: hangVerdict(outcome.hang.hook, limitMs), result: null, events: [] };
+    },
+    simRun: async (task) => {
+      const outcome = await watched<SimRunOutcome>(task);
+      if ('value' in outcome) return outcome.value;
+      assert(!('dropped' in outcome), 'a sim run is never dropped');
+      const { error, hook } = hangVerdict(outcome.hang.hook, limitMs);
+      return { error: error ?? 'hang', hook, errorStack: null };
     },
     close: () => pool.destroy(),
   };

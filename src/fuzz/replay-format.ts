@@ -7,14 +7,15 @@ import { writeFileAtomic } from '../report/atomic-write.js';
 import { type CaseSize, type FailureKind, type FuzzCase, failureKinds } from './fuzz-case.js';
 import { fuzzLimits } from './limits.js';
 import type { PolicySpec } from './policy-spec.js';
-import { asiEmuVersion } from './version.js';
+import { asiEmuVersion, type ToolIdentity } from './version.js';
 
 /**
  * The replay file: one failing (usually shrunk) fuzz case with everything needed to rerun it
  * deterministically, versioned. Schema version history:
  *   1 — first version: policy, origin, shrink, size, case (run config + choices), expected.
  *       Later, without a bump because every addition is optional and every file written before still
- *       reads the same: policy.moduleSha256, expected.hook, and the failure kind `hang` (issue 18).
+ *       reads the same: policy.moduleSha256, expected.hook, and the failure kind `hang` (issue 18);
+       `tool` ({ name, version }, issue 20: every result document asi-emu writes carries it).
  * A reader refuses any other version with a message that says which one it reads; bump the version
  * (and say what changed above) whenever a field changes meaning, appears or goes.
  */
@@ -24,6 +25,8 @@ export const replaySchemaVersion = 1;
 export interface ReplayDocument {
   format: typeof replayFormat;
   schemaVersion: typeof replaySchemaVersion;
+  /** Who wrote it (absent in files written before issue 20); its version is `asiEmuVersion`. */
+  tool?: ToolIdentity;
   /** The version that wrote it: the same version replays the identical trace (same trace hash). */
   asiEmuVersion: string;
   policy: PolicySpec;
@@ -54,6 +57,9 @@ const sizeSchema = z
     choices: z.number().int().min(0),
   })
   .strict();
+
+/** `tool` as every result document carries it (fuzz/version.ts `toolIdentity`). */
+export const toolSchema = z.object({ name: z.literal('asi-emu'), version: z.string() }).strict();
 
 const number = z.number();
 const caseSchema = z
@@ -145,6 +151,7 @@ const replaySchema = z
   .object({
     format: z.literal(replayFormat),
     schemaVersion: z.literal(replaySchemaVersion),
+    tool: toolSchema.optional(),
     asiEmuVersion: z.string(),
     policy: z
       .object({ name: z.string().min(1), module: z.string().optional(), moduleSha256: z.string().optional() })

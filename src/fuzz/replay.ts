@@ -8,7 +8,7 @@ import { type CaseVerdict, caseSize, type FuzzCase, sameFailure } from './fuzz-c
 import { namedPolicy, type PolicySpec } from './policy-spec.js';
 import { type ReplayDocument, replayFormat, replaySchemaVersion } from './replay-format.js';
 import type { ShrinkResult } from './shrink.js';
-import { asiEmuVersion } from './version.js';
+import { asiEmuVersion, toolIdentity } from './version.js';
 
 /**
  * Replaying a case: building the replay document of a failing case, and rerunning one. The sim is
@@ -34,6 +34,7 @@ export function replayDocumentOf(
   return {
     format: replayFormat,
     schemaVersion: replaySchemaVersion,
+    tool: toolIdentity(),
     asiEmuVersion: asiEmuVersion(),
     policy,
     origin,

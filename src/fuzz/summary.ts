@@ -6,11 +6,13 @@ import { writeFileAtomic } from '../report/atomic-write.js';
 import { type CaseSize, type FailureKind, failureKinds } from './fuzz-case.js';
 import type { FuzzLimits } from './limits.js';
 import type { PolicySpec } from './policy-spec.js';
-import { asiEmuVersion } from './version.js';
+import { toolSchema } from './replay-format.js';
+import { asiEmuVersion, type ToolIdentity, toolIdentity } from './version.js';
 
 /**
  * A campaign's summary (`--json`, and what `fuzz merge` joins). Schema version history:
- *   1 — first version.
+ *   1 — first version. Later, without a bump (optional, and every summary before reads the same):
+ *       `tool` ({ name, version }, issue 20: every result document asi-emu writes carries it).
  * Shards of one campaign share `campaign` exactly; each lists the shards it covers, and for each how
  * many of its cases ran: a shard runs its case indices in order, so "ran n cases" names them.
  */
@@ -65,6 +67,8 @@ export interface FailureRecord {
 export interface FuzzSummary {
   format: typeof summaryFormat;
   schemaVersion: typeof summarySchemaVersion;
+  /** Who wrote it (issue 20; absent in summaries written before, which merge still reads). */
+  tool?: ToolIdentity;
   asiEmuVersion: string;
   campaign: CampaignIdentity;
   shards: ShardRun[];
@@ -94,6 +98,7 @@ export function summaryOf(
   return {
     format: summaryFormat,
     schemaVersion: summarySchemaVersion,
+    tool: toolIdentity(),
     asiEmuVersion: asiEmuVersion(),
     campaign,
     shards: sortedShards,
@@ -132,6 +137,7 @@ const failureKey = z.enum(failureKinds);
 const summarySchema = z.object({
   format: z.literal(summaryFormat),
   schemaVersion: z.literal(summarySchemaVersion),
+  tool: toolSchema.optional(),
   asiEmuVersion: z.string(),
   campaign: z.object({
     policy: z.object({

@@ -1,7 +1,9 @@
 import type { RunResult } from '../backend/result.js';
+import { runSim } from '../backend/sim/run-sim.js';
+import type { RunConfig } from '../config/run-config.js';
 import { EventLog, type LoggedEvent } from '../invariants/event-log.js';
-import { trackHooks } from '../policy/policy-module.js';
-import { ActivityWord, activityLoading, activityStarts } from './activity.js';
+import { PolicyHookError, trackHooks } from '../policy/policy-module.js';
+import { ActivityWord, activityLoading, activityProgresses, activityStarts } from './activity.js';
 import { type CaseVerdict, type FailureKind, type FuzzCase, MachineCache, runFuzzCase } from './fuzz-case.js';
 import type { FuzzLimits } from './limits.js';
 import { type PolicySpec, resolvePolicy } from './policy-spec.js';
@@ -41,7 +43,19 @@ export interface ReplayTask extends TaskBase {
   keepEvents: boolean;
 }
 
-export type FuzzTask = RunTask | ShrinkTask | ReplayTask;
+/**
+ * One `bench --policy-module` run of a user's policy on the sim: the module loads in the pool worker
+ * (never on the CLI's thread), and the run is watched like a case, by its progress (every 65,536
+ * steps) rather than a time limit on the whole run, which may be long.
+ */
+export interface SimRunTask extends TaskBase {
+  kind: 'sim-run';
+  /** The run config (plain data: the workers backend sends it to its workers the same way). */
+  config: RunConfig;
+  keepEvents: boolean;
+}
+
+export type FuzzTask = RunTask | ShrinkTask | ReplayTask | SimRunTask;
 
 export interface CaseRun {
   caseSeed: number;
@@ -119,8 +133,45 @@ export async function replayTask(task: ReplayTask): Promise<ReplayRun> {
   }
 }
 
+/** A sim run of a user's policy: its result, or the policy's error (a hook threw or returned a bad value). */
+export type SimRunOutcome =
+  | { result: RunResult; events: LoggedEvent[] }
+  | { error: string; hook: string | null; errorStack: string | null };
+
+export async function simRunTask(task: SimRunTask): Promise<SimRunOutcome> {
+  const activity = activityOf(task);
+  try {
+    const policy = await resolvePolicy(task.policy);
+    activityStarts(activity);
+    const log = task.keepEvents ? new EventLog(64, true) : undefined;
+    try {
+      const result = runSim(task.config, policy, {
+        log,
+        machine: machines.get(task.config),
+        onProgress: () => activityProgresses(activity),
+      });
+      return { result, events: log?.events() ?? [] };
+    } catch (error) {
+      machines.forget(task.config);
+      // The policy's own bug is its user's to fix: said as data. Anything else is the model's (a bug).
+      if (!(error instanceof PolicyHookError)) throw error;
+      const cause = error.cause;
+      return {
+        error: `hook ${error.hook} ${error.problem}`,
+        hook: error.hook,
+        errorStack: cause instanceof Error ? (cause.stack ?? null) : null,
+      };
+    }
+  } finally {
+    trackHooks(null);
+  }
+}
+
 /** The pool worker's entry: one task in, its result out. */
-export async function doFuzzTask(task: FuzzTask): Promise<CaseRun[] | ShrinkOutcome | ReplayRun> {
+export async function doFuzzTask(
+  task: FuzzTask,
+): Promise<CaseRun[] | ShrinkOutcome | ReplayRun | SimRunOutcome> {
   if (task.kind === 'run') return runTask(task);
+  if (task.kind === 'sim-run') return simRunTask(task);
   return task.kind === 'shrink' ? shrinkTask(task) : replayTask(task);
 }

@@ -27,3 +27,17 @@ export function asiEmuVersion(): string {
   cached = 'unknown';
   return cached;
 }
+
+/**
+ * Who wrote a result document: every one asi-emu writes (bench JSON, the fuzz summary, replay files)
+ * carries it at its top level, beside its `schemaVersion`, so a script can tell which tool and version
+ * made a file before it reads the rest.
+ */
+export interface ToolIdentity {
+  name: 'asi-emu';
+  version: string;
+}
+
+export function toolIdentity(): ToolIdentity {
+  return { name: 'asi-emu', version: asiEmuVersion() };
+}

@@ -92,6 +92,16 @@ assert(
  */
 export const safePolicyNames = ['nosmt', 'coschedule', 'asi', 'asi-stun'] as const;
 
+/**
+ * Whether a policy is held to the invariants (`bench --fail-on-violation`): a built-in one when it is
+ * in `safePolicyNames` (the others are unsafe baselines on purpose), any other policy unless it says
+ * `safe: false` (definePolicy).
+ */
+export function meantToBeSafe(policy: Pick<Policy, 'name' | 'safe'>): boolean {
+  if (policies[policy.name] === policy) return (safePolicyNames as readonly string[]).includes(policy.name);
+  return policy.safe !== false;
+}
+
 export function policyByName(name: string, field = '--policies'): Policy {
   const policy = policies[name];
   if (!policy) throw new ConfigError(field, `one of ${Object.keys(policies).join(', ')}`, name);

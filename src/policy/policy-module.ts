@@ -46,6 +46,7 @@ const settingValues = {
   atomicEntry: [true, false],
   flushPoint: ['after-barrier', 'before-barrier'],
   waitFor: ['mode', 'ack'],
+  safe: [true, false],
 } as const;
 
 const knownKeys = ['name', 'description', ...Object.keys(settingValues), ...policyHookNames];

@@ -91,6 +91,13 @@ export interface Policy {
   readonly atomicEntry: boolean;
   /** What the kicker waits for: siblings out of the guest (mode) or their acknowledgement (ack). */
   readonly waitFor: 'mode' | 'ack';
+  /**
+   * false: the policy is unsafe on purpose (a baseline to measure against, a demonstration), so a
+   * broken invariant is what it is for, not a failure: `bench --fail-on-violation` does not hold it to
+   * the invariants. Unset: a user's policy is meant to be safe; the built-ins are listed in
+   * policy/index.ts `safePolicyNames` (see `meantToBeSafe` there).
+   */
+  readonly safe?: boolean;
   kickOnExit(view: PolicyView): boolean;
   kickBeforeFull(view: PolicyView): boolean;
   waitForSiblingsOut(view: PolicyView): boolean;

@@ -1,13 +1,22 @@
+import { assert } from '../assert.js';
 import type { RunResult } from '../backend/result.js';
 import { runSim } from '../backend/sim/run-sim.js';
 import type { RunConfig } from '../config/run-config.js';
 import { builtinMix, type ExitMix } from '../cpu/mixes.js';
-import { EventLog } from '../invariants/event-log.js';
+import { type ToolIdentity, toolIdentity } from '../fuzz/version.js';
+import { EventLog, type LoggedEvent } from '../invariants/event-log.js';
 import { type InvariantId, invariantIds } from '../invariants/violation.js';
-import { createMachine } from '../machine.js';
+import { createMachine, type Machine } from '../machine.js';
 import { none } from '../policy/none.js';
 import type { Policy } from '../policy/policy.js';
 import { formatTable } from './machine-table.js';
+import {
+  aggregateRepeats,
+  markIndistinguishable,
+  type RepeatedResult,
+  repeatedFigures,
+  repeatSeeds,
+} from './repeats.js';
 
 /**
  * A policy comparison on the sim backend: every policy on every mix, same machine, workload and seed,
@@ -33,26 +42,6 @@ export function compareOnSim(
   for (let step = steps.next(); ; step = steps.next()) {
     if (step.done) return step.value;
     onResult?.(step.value);
-  }
-}
-
-/**
- * `compareOnSim` that gives the event loop a turn after every run, so a progress bar (a timer) can
- * draw between runs: the CLI's `bench` on a terminal. `onResult` also says how many runs there are.
- */
-export async function compareOnSimAsync(
-  config: RunConfig,
-  policies: Policy[],
-  mixes: ExitMix[],
-  onResult?: (result: RunResult, done: number, total: number) => void,
-  keepEvents = false,
-): Promise<Comparison> {
-  const total = policies.length * mixes.length;
-  const steps = comparisonSteps(config, policies, mixes, keepEvents);
-  for (let done = 1, step = steps.next(); ; done++, step = steps.next()) {
-    if (step.done) return step.value;
-    onResult?.(step.value, done, total);
-    await new Promise((resolve) => setImmediate(resolve));
   }
 }
 
@@ -86,30 +75,216 @@ function* comparisonSteps(
   return { results, logs, baselines };
 }
 
+// ---- repeats: every policy, every mix, every repeat's seed --------------------------------------------
+
+/** A policy in a comparison, by name, and whether it is held to the invariants (policy/index.ts). */
+export interface ComparedPolicy {
+  name: string;
+  meantToBeSafe: boolean;
+}
+
+/** The events of one run, for traces and the report's timeline: an EventLog, or events sent back. */
+export interface RunEvents {
+  events(): readonly LoggedEvent[];
+}
+
+/** One run a comparison asks for. */
+export interface RunRequest {
+  policy: string;
+  mix: ExitMix;
+  seed: number;
+  /** 0-based; events are kept for repeat 0 only. */
+  repeat: number;
+  keepEvents: boolean;
+}
+
+export interface RunDone {
+  result: RunResult;
+  events: RunEvents | null;
+}
+
+export interface RepeatedComparisonOptions {
+  policies: readonly ComparedPolicy[];
+  mixes: readonly ExitMix[];
+  /** The run seed: repeat 0's seed; the others derive from it (report/repeats.ts `repeatSeeds`). */
+  seed: number;
+  repeats: number;
+  /**
+   * `always`: each repeat runs `none` as its baseline even when it is not compared (sim: a run costs
+   * a fraction of a second). `if-compared`: overhead vs none only when `none` is compared (workers:
+   * a run costs seconds), else null.
+   */
+  baseline: 'always' | 'if-compared';
+  /** Keep the first repeat's events of each run (for --trace and --report). */
+  keepEvents: boolean;
+  /** Does one run (the backend's, or a pool worker's for a user module). */
+  run: (request: RunRequest) => Promise<RunDone>;
+  /** A run starts (`done` false) or ends; `label` says which, e.g. "asi on sysbench-cpu, repeat 2/5". */
+  onRun?: (label: string, done: boolean) => void;
+}
+
+export interface RepeatedComparison {
+  /** One per policy and mix, mix by mix, policies in the order asked for. */
+  results: RepeatedResult[];
+  /** The first repeat's events of each result (same order), when kept. */
+  logs: (RunEvents | null)[];
+  /** Each repeat's seed, shared by every policy in that repeat. */
+  seeds: number[];
+}
+
+/** Runs a comparison's runs (`repeatedRunCount` of them). */
+export function repeatedRunCount(options: Omit<RepeatedComparisonOptions, 'run'>): number {
+  const compared = options.policies.some((policy) => policy.name === 'none');
+  const perRepeat =
+    options.policies.length - (compared ? 1 : 0) + (compared || options.baseline === 'always' ? 1 : 0);
+  return options.mixes.length * options.repeats * perRepeat;
+}
+
+/**
+ * Every policy on every mix, `repeats` times. Repeat r of every policy uses the same seed (common
+ * random numbers), and its overhead vs none is measured against `none` in the same repeat, so each
+ * repeat gives a paired difference; the results hold the means, 95% CIs and every repeat's values
+ * (report/repeats.ts). Runs go one at a time, in a fixed order, so the results do not depend on timing.
+ */
+export async function compareRepeated(options: RepeatedComparisonOptions): Promise<RepeatedComparison> {
+  const seeds = repeatSeeds(options.seed, options.repeats);
+  const names = options.policies.map((policy) => policy.name);
+  assert(new Set(names).size === names.length, 'a comparison runs each policy once per repeat');
+  const withBaseline = names.includes('none') || options.baseline === 'always';
+  const results: RepeatedResult[] = [];
+  const logs: (RunEvents | null)[] = [];
+  for (const mix of options.mixes) {
+    const runs = new Map<string, RunResult[]>(names.map((name) => [name, []]));
+    const firstEvents = new Map<string, RunEvents | null>();
+    for (const [repeat, seed] of seeds.entries()) {
+      const keepEvents = options.keepEvents && repeat === 0;
+      const runOne = async (policy: string): Promise<RunDone> => {
+        const label = `${policy} on ${mix.name}${options.repeats > 1 ? `, repeat ${repeat + 1}/${options.repeats}` : ''}`;
+        options.onRun?.(label, false);
+        const done = await options.run({ policy, mix, seed, repeat, keepEvents });
+        assert(
+          done.result.policy === policy && done.result.seed === seed,
+          `the run of ${label} came back as ${done.result.policy}, seed ${done.result.seed}`,
+        );
+        options.onRun?.(label, true);
+        return done;
+      };
+      const baseline = withBaseline ? await runOne('none') : null;
+      for (const name of names) {
+        const done = name === 'none' && baseline !== null ? baseline : await runOne(name);
+        const result = { ...done.result };
+        result.overheadVsNone =
+          baseline === null
+            ? null
+            : baseline.result.guestShare > 0
+              ? 1 - result.guestShare / baseline.result.guestShare
+              : 0;
+        runs.get(name)?.push(result);
+        if (repeat === 0) firstEvents.set(name, done.events);
+      }
+    }
+    const mixResults = options.policies.map((policy) =>
+      aggregateRepeats(runs.get(policy.name) ?? [], policy.meantToBeSafe),
+    );
+    markIndistinguishable(mixResults);
+    results.push(...mixResults);
+    logs.push(...names.map((name) => firstEvents.get(name) ?? null));
+  }
+  return { results, logs, seeds };
+}
+
+/**
+ * A `run` for `compareRepeated` that runs built-in (or any in-process) policies on the sim backend
+ * in this thread, and `none` for the baseline, on one machine reused across runs (reset between
+ * them, as `compareOnSim` does).
+ * `dispose` frees the machine.
+ */
+export function simRunner(
+  config: RunConfig,
+  policies: ReadonlyMap<string, Policy>,
+): { run: (request: RunRequest) => Promise<RunDone>; dispose: () => void } {
+  let machine: Machine | null = null;
+  return {
+    run: async (request) => {
+      // `none` runs as each repeat's baseline whether or not it is compared.
+      const policy = request.policy === 'none' ? none : policies.get(request.policy);
+      assert(policy !== undefined, `simRunner: no in-process policy ${request.policy}`);
+      machine ??= createMachine(config.machine, { concurrent: false });
+      const log = request.keepEvents ? new EventLog(64, true) : undefined;
+      const result = runSim(
+        {
+          ...config,
+          workload: { ...config.workload, mix: request.mix },
+          run: { ...config.run, seed: request.seed },
+        },
+        policy,
+        { machine, log },
+      );
+      // A turn for the event loop between runs: a progress bar (a timer) draws.
+      await new Promise((resolve) => setImmediate(resolve));
+      return { result, events: log ?? null };
+    },
+    dispose: () => {
+      machine?.dispose();
+      machine = null;
+    },
+  };
+}
+
 export function mixesByName(names: string[], field = '--mix'): ExitMix[] {
   return names.map((name) => builtinMix(name, field));
 }
 
 const percent = (value: number) => `${(value * 100).toFixed(1)}%`;
+const points = (value: number) => (value * 100).toFixed(1);
+
+/**
+ * A mean and its 95% CI half-width as the table shows it: `9.7% ± 0.8`; the value alone without one
+ * (one repeat) or when every repeat gave the same value.
+ */
+function withCi(text: string, ci95: number | null | undefined, format: (value: number) => string): string {
+  // 0 exactly: the same in every repeat (none's overhead, a count no policy run changes): no spread.
+  return ci95 === null || ci95 === undefined || ci95 === 0 ? text : `${text} ± ${format(ci95)}`;
+}
+
+function isRepeated(result: RunResult): result is RepeatedResult {
+  return 'perRepeat' in result;
+}
 
 /** The invariants a result broke, e.g. `INV-1, INV-2`, or '' when none. */
 export function brokenInvariants(result: RunResult): InvariantId[] {
   return invariantIds.filter((id) => result.violations[id] > 0);
 }
 
-/** The table a kernel engineer reads at a glance, then one verdict line per policy and mix. */
-export function formatComparison(results: RunResult[]): string {
+/**
+ * The results of policies meant to be safe that broke an invariant (`bench --fail-on-violation`).
+ * Results of one run (not repeated) count as meant to be safe unless they are built-in baselines.
+ */
+export function safetyFailures(results: readonly RepeatedResult[]): RepeatedResult[] {
+  return results.filter((result) => result.meantToBeSafe && brokenInvariants(result).length > 0);
+}
+
+/**
+ * The table a kernel engineer reads at a glance, then one verdict line per policy and mix, then the
+ * pairs of policies the repeats cannot tell apart. Repeated results show each figure's mean with
+ * its 95% CI half-width (`9.7% ± 0.8`, in percentage points for shares); violations are totals over
+ * the repeats.
+ */
+export function formatComparison(results: readonly RunResult[]): string {
   const rows = results.map((result) => {
     const broken = brokenInvariants(result);
+    const ci = isRepeated(result) ? result.ci95 : null;
     return [
       result.policy,
       result.mix,
-      percent(result.guestShare),
-      result.overheadVsNone === null ? '-' : percent(result.overheadVsNone),
-      percent(result.isolatedExitShare),
-      result.switchesToFullPer1kExits.toFixed(0),
-      result.kicksPer1kExits.toFixed(0),
-      result.flushes,
+      withCi(percent(result.guestShare), ci?.guestShare, points),
+      result.overheadVsNone === null
+        ? '-'
+        : withCi(percent(result.overheadVsNone), ci?.overheadVsNone, points),
+      withCi(percent(result.isolatedExitShare), ci?.isolatedExitShare, points),
+      withCi(result.switchesToFullPer1kExits.toFixed(0), ci?.switchesToFullPer1kExits, (v) => v.toFixed(0)),
+      withCi(result.kicksPer1kExits.toFixed(0), ci?.kicksPer1kExits, (v) => v.toFixed(0)),
+      withCi(result.flushes.toFixed(0), ci?.flushes, (v) => v.toFixed(0)),
       broken.length === 0 ? '0' : broken.map((id) => `${id}:${result.violations[id]}`).join(' '),
     ];
   });
@@ -127,44 +302,143 @@ export function formatComparison(results: RunResult[]): string {
     ],
     rows,
   );
+  // Labels padded to the longest (at least 32), so the verdicts line up whatever the names.
+  const labelWidth = Math.max(
+    32,
+    ...results.map((result) => `${result.policy} on ${result.mix}`.length + 1),
+    ...results
+      .filter(isRepeated)
+      .flatMap((result) =>
+        result.notDistinguishableFrom.map(
+          (other) => `${result.policy} vs ${other.policy} on ${result.mix}`.length + 1,
+        ),
+      ),
+  );
   const verdicts = results.map((result) => {
     const broken = brokenInvariants(result);
-    const label = `${result.policy} on ${result.mix}`.padEnd(32);
-    if (broken.length === 0) return `${label} safe: no invariant broken in ${result.exits} exits`;
+    const label = `${result.policy} on ${result.mix}`.padEnd(labelWidth);
+    const repeats = isRepeated(result) && result.repeats > 1 ? result.repeats : 1;
+    const exits = isRepeated(result)
+      ? result.perRepeat.reduce((sum, repeat) => sum + repeat.exits, 0)
+      : result.exits;
+    const over = repeats > 1 ? ` over ${repeats} repeats` : '';
+    if (broken.length === 0) return `${label} safe: no invariant broken in ${exits} exits${over}`;
+    const meant = isRepeated(result) && result.meantToBeSafe ? ' (a policy meant to be safe)' : '';
     const window =
       result.exposure.guestSteps > 0
-        ? `; guest ran beside a sibling holding secrets for ${result.exposure.guestSteps} guest steps (${Math.round(result.exposure.cycles)} cycles)`
+        ? `; guest ran beside a sibling holding secrets for ${Math.round(result.exposure.guestSteps)} guest steps (${Math.round(result.exposure.cycles)} cycles)${repeats > 1 ? ' per run' : ''}`
         : '';
-    return `${label} UNSAFE: breaks ${broken.join(', ')}${window}`;
+    return `${label} UNSAFE${meant}: breaks ${broken.join(', ')}${window}`;
   });
-  return `${table}\n\n${verdicts.join('\n')}`;
+  const pairs = results.filter(isRepeated).flatMap((result, index, all) =>
+    result.notDistinguishableFrom
+      .filter(
+        (other) =>
+          all.findIndex((candidate) => candidate.policy === other.policy && candidate.mix === result.mix) >
+          index,
+      )
+      .map((other) => {
+        const shown = points(Math.abs(other.difference));
+        // No sign on a difference that rounds to 0.0 (not "-0.0").
+        const sign = shown === points(0) ? '' : other.difference >= 0 ? '+' : '-';
+        const what = other.figure === 'overheadVsNone' ? 'overhead' : 'guest share';
+        return `${`${result.policy} vs ${other.policy} on ${result.mix}`.padEnd(labelWidth)} not distinguishable at ${result.repeats} repeats: ${what} differs by ${sign}${shown} ± ${points(other.differenceCi95)} points (the 95% CI holds 0)`;
+      }),
+  );
+  return `${table}\n\n${[...verdicts, ...pairs].join('\n')}`;
 }
 
-/** The stable JSON for scripts (issue 3): `{ results: [ { policy, mix, guestShare, ... } ] }`. */
-export function comparisonJson(comparison: Comparison, meta: Record<string, unknown>): unknown {
+// ---- the JSON document ----------------------------------------------------------------------------
+
+/**
+ * The bench JSON's format and schema version (schema/bench.schema.json describes it). History:
+ *   1 - issue 20: `format`, `tool`, `schemaVersion`, `mixes`, `repeatSeeds`; per result `repeats`,
+ *       `<figure>Ci95`, `perRepeat`, `meantToBeSafe`, `notDistinguishableFrom`; workers results keep
+ *       `wallSeconds`. Every field of the unversioned document before it kept its name and meaning,
+ *       a mean where it was one run's value.
+ * Bump it whenever a field changes meaning or goes; a new optional field does not need a bump.
+ */
+export const benchFormat = 'asi-emu-bench';
+export const benchSchemaVersion = 1;
+
+/** What a bench document says about its run, besides the results. */
+export interface BenchJsonMeta {
+  backend: 'sim' | 'workers';
+  machine: unknown;
+  /** The workload config the runs used (its mix and catalogue are under `mixes`). */
+  workload: unknown;
+  costs: unknown;
+  run: unknown;
+  /** Each mix run: name, description, source and the weights used. */
+  mixes: readonly ExitMix[];
+  /** Users' policy modules compared (path and SHA-256 of the file). */
+  policyModules?: readonly { name: string; path: string; sha256: string; safe: boolean }[];
+}
+
+export interface BenchJson {
+  format: typeof benchFormat;
+  schemaVersion: typeof benchSchemaVersion;
+  tool: ToolIdentity;
+  [key: string]: unknown;
+}
+
+/** One result as scripts read it: the issue 3 fields (means), each figure's CI beside it, the repeats. */
+function resultJson(result: RepeatedResult): Record<string, unknown> {
+  const json: Record<string, unknown> = {
+    policy: result.policy,
+    mix: result.mix,
+    backend: result.backend,
+    seed: result.seed,
+    repeats: result.repeats,
+    meantToBeSafe: result.meantToBeSafe,
+  };
+  const figure = (name: (typeof repeatedFigures)[number]) => {
+    json[name] = result[name];
+    json[`${name}Ci95`] = result.ci95[name];
+  };
+  figure('guestShare');
+  figure('overheadVsNone');
+  figure('exits');
+  figure('kickExits');
+  figure('isolatedExitShare');
+  figure('switchesToFullPer1kExits');
+  figure('kicksPer1kExits');
+  figure('heldCycles');
+  figure('flushes');
+  figure('bufferClears');
+  Object.assign(json, {
+    faultsByHandler: result.faultsByHandler,
+    violations: result.violations,
+    exposure: result.exposure,
+    exposureCi95: result.exposureCi95,
+  });
+  figure('elapsedCycles');
+  json.traceHash = result.traceHash;
+  if (result.backend === 'workers') json.wallSeconds = result.wallSeconds;
+  json.firstViolations = result.firstViolations;
+  json.notDistinguishableFrom = result.notDistinguishableFrom;
+  json.perRepeat = result.perRepeat;
+  assert(
+    repeatedFigures.every((name) => name in json && `${name}Ci95` in json),
+    'every repeated figure has its CI in the JSON',
+  );
+  return json;
+}
+
+/**
+ * The stable JSON for scripts (issue 3, versioned by issue 20): `{ format, schemaVersion, tool, ...,
+ * results: [ { policy, mix, guestShare, guestShareCi95, ..., perRepeat } ] }`.
+ */
+export function comparisonJson(
+  comparison: Pick<RepeatedComparison, 'results' | 'seeds'>,
+  meta: BenchJsonMeta,
+): BenchJson {
   return {
+    format: benchFormat,
+    schemaVersion: benchSchemaVersion,
+    tool: toolIdentity(),
     ...meta,
-    results: comparison.results.map((result) => ({
-      policy: result.policy,
-      mix: result.mix,
-      backend: result.backend,
-      seed: result.seed,
-      guestShare: result.guestShare,
-      overheadVsNone: result.overheadVsNone,
-      exits: result.exits,
-      kickExits: result.kickExits,
-      isolatedExitShare: result.isolatedExitShare,
-      switchesToFullPer1kExits: result.switchesToFullPer1kExits,
-      kicksPer1kExits: result.kicksPer1kExits,
-      heldCycles: result.heldCycles,
-      flushes: result.flushes,
-      bufferClears: result.bufferClears,
-      faultsByHandler: result.faultsByHandler,
-      violations: result.violations,
-      exposure: result.exposure,
-      elapsedCycles: result.elapsedCycles,
-      traceHash: result.traceHash,
-      firstViolations: result.violationRecords.slice(0, 3),
-    })),
+    repeatSeeds: comparison.seeds,
+    results: comparison.results.map(resultJson),
   };
 }

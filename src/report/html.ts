@@ -67,8 +67,13 @@ export type Verdict = 'holds' | 'caught' | 'broken';
 export function verdictOf(result: RunResult): Verdict {
   const broken = invariantIds.some((id) => result.violations[id] > 0);
   if (!broken) return 'holds';
+  // A bench result says whether its policy is meant to be safe (a user's module may say `safe: false`).
+  const meant = (result as { meantToBeSafe?: boolean }).meantToBeSafe;
   const knownUnsafe =
-    result.policy in policies && !(safePolicyNames as readonly string[]).includes(result.policy);
+    meant === false ||
+    (meant === undefined &&
+      result.policy in policies &&
+      !(safePolicyNames as readonly string[]).includes(result.policy));
   return knownUnsafe ? 'caught' : 'broken';
 }
 

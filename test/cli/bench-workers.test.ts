@@ -1,9 +1,13 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Ajv } from 'ajv';
 import { describe, expect, it } from 'vitest';
 import { cliPath, runCli } from './run-cli.js';
+
+const require = createRequire(import.meta.url);
 
 describe('asi-emu bench --backend workers (the built binary, real worker threads)', () => {
   it('runs the policies, writes JSON, a wall-time trace per run and the HTML report', () => {
@@ -36,6 +40,17 @@ describe('asi-emu bench --backend workers (the built binary, real worker threads
     ]);
     const json = JSON.parse(readFileSync(join(directory, 'out.json'), 'utf8'));
     expect(json.results.map((result: { policy: string }) => result.policy)).toEqual(['none', 'asi']);
+    // The header promises wall time in the JSON: each workers result keeps its wallSeconds (issue 20).
+    for (const result of json.results) {
+      expect(result.wallSeconds).toBeGreaterThan(0);
+      expect(result.perRepeat[0].wallSeconds).toBeGreaterThan(0);
+    }
+    expect(json.backend).toBe('workers');
+    expect(json.workload.exitIntervalCycles).toBeGreaterThan(0);
+    expect(json.mixes[0].name).toBe('all-slow');
+    const schema = JSON.parse(readFileSync(require.resolve('asi-emu/schema/bench.schema.json'), 'utf8'));
+    const validate = new Ajv({ allErrors: true, strict: true }).compile(schema);
+    expect(validate(json), JSON.stringify(validate.errors)).toBe(true);
     const trace = JSON.parse(readFileSync(join(directory, 'trace.asi.all-slow.json'), 'utf8'));
     expect(trace.otherData.backend).toBe('workers');
     expect(trace.otherData.clock).toMatch(/wall-clock/);
@@ -70,6 +85,13 @@ describe('asi-emu bench --backend workers (the built binary, real worker threads
       expect(json.kick, key).toHaveProperty(key);
     }
     for (const key of ['exitsPerSecondPerThread', 'threads']) expect(json.exits, key).toHaveProperty(key);
+    // Issue 20: the document says which tool and schema wrote it, and the published schema takes it.
+    expect(json.format).toBe('asi-emu-kick-bench');
+    expect(json.schemaVersion).toBe(1);
+    expect(json.tool.name).toBe('asi-emu');
+    const schema = JSON.parse(readFileSync(require.resolve('asi-emu/schema/bench.schema.json'), 'utf8'));
+    const validate = new Ajv({ allErrors: true, strict: true }).compile(schema);
+    expect(validate(json), JSON.stringify(validate.errors)).toBe(true);
   }, 200_000);
 });
 
@@ -157,7 +179,8 @@ describe('progress on a terminal only', () => {
         timeout: 120_000,
       });
       expect(onTty.status).toBe(0);
-      expect(onTty.stdout).toMatch(/bench \|.*\| 4\/4 runs \| asi on idle-tracing/);
+      // Every run of every repeat counts (5 repeats by default), and the label says which repeat.
+      expect(onTty.stdout).toMatch(/bench \|.*\| 20\/20 runs \| asi on idle-tracing, repeat 5\/5/);
       const piped = runCli([
         'bench',
         '--exits',

@@ -421,6 +421,48 @@ describe('one loader, in this process', () => {
   });
 });
 
+describe('bench --policy-module: the same loader and limits as fuzz (issue 20)', () => {
+  const bench = ['bench', '--policies', 'none', '--exits', '1000', '--repeats', '1'];
+
+  it('a module whose import never returns is refused within the load limit (exit 2, nothing written)', async () => {
+    const out = join(temp.dir('bench-import'), 'out.json');
+    for (const backend of ['sim', 'workers']) {
+      const run = await runHostile(
+        [
+          ...bench,
+          '--backend',
+          backend,
+          '--policy-module',
+          join(fixtures, 'loop-on-import-policy.mjs'),
+          '--json',
+          out,
+        ],
+        { env, timeoutMs: 30_000 },
+      );
+      expectCleanError(run, 2, /--policy-module: .*whose import finishes within 3 s/);
+      expect(existsSync(out)).toBe(false);
+    }
+  }, 70_000);
+
+  it('a hook that loops forever on the sim is stopped by the watchdog: exit 1 naming the hook, no hang', async () => {
+    const out = join(temp.dir('bench-hang'), 'out.json');
+    const run = await runHostile(
+      [...bench, '--policy-module', join(fixtures, 'loop-forever-policy.mjs'), '--json', out],
+      {
+        env,
+        timeoutMs: 60_000,
+      },
+    );
+    expect(run.timedOut).toBe(false);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(
+      /policy loops-in-may-enter \(.*\) failed: hang in hook mayEnter: no progress for 5 s/,
+    );
+    expect(run.stderr).not.toMatch(/internal error/);
+    expect(existsSync(out)).toBe(false);
+  }, 70_000);
+});
+
 function fakeThread() {
   return {
     thread: 3,

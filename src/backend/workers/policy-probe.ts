@@ -16,6 +16,10 @@ export interface ProbedPolicy {
   /** Absolute path of the module. */
   path: string;
   sha256: string;
+  /** The policy's `smt` setting: which hyperthreads a workers run starts for it. */
+  smt: boolean;
+  /** The policy's `safe` setting (false: unsafe on purpose; policy.ts `Policy.safe`). */
+  safe: boolean;
 }
 
 /** What the probe worker posts back: the policy's identity, or the loader's ConfigError as data. */

@@ -2,7 +2,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { ConfigError } from '../../errors.js';
 import { policies } from '../../policy/index.js';
 import { plantedBugs } from '../../policy/planted.js';
-import type { Policy } from '../../policy/policy.js';
+import { definePolicy, type Policy } from '../../policy/policy.js';
 import { loadPolicyModule } from '../../policy/policy-module.js';
 import type { PolicySpec } from './control.js';
 
@@ -11,7 +11,18 @@ import type { PolicySpec } from './control.js';
  * a built-in or planted-bug policy by its name, a user policy by its module path, which every worker
  * imports itself (so `--policy-module ./my-policy.js` works on both backends).
  */
-export type PolicyInput = Policy | { module: string; name?: string };
+export type PolicyInput = Policy | ModulePolicyInput;
+
+export interface ModulePolicyInput {
+  module: string;
+  name?: string;
+  /**
+   * What a probe worker read of the module (policy-probe.ts `probePolicyModule`). With it the main
+   * side never imports the module itself (a CLI rule: a user's module runs only off its thread); it
+   * needs only the policy's name and `smt`. Without it the main side loads the module too (library use).
+   */
+  probed?: { name: string; description: string; smt: boolean };
+}
 
 const namedPolicies = (): Map<string, Policy> => {
   const byName = new Map<string, Policy>(Object.entries(policies));
@@ -36,6 +47,18 @@ export function policySpecOf(policy: PolicyInput): PolicySpec {
     );
   }
   return { kind: 'named', name };
+}
+
+/**
+ * The policy as the main side of a run knows it: a probed module's name and `smt` (its hooks run only
+ * in the workers, which load the module themselves), else the loaded policy.
+ */
+export async function mainSidePolicy(input: PolicyInput, spec: PolicySpec): Promise<Policy> {
+  if ('module' in input && typeof input.module === 'string' && input.probed !== undefined) {
+    const { name, description, smt } = input.probed;
+    return definePolicy({ name, description, smt });
+  }
+  return loadPolicy(spec);
 }
 
 /** Resolves a spec to the policy (in a worker, and on the main side for its name and smt). */

@@ -44,7 +44,7 @@ import {
   WorkerHangError,
   WorkersStartupError,
 } from './errors.js';
-import { loadPolicy, type PolicyInput, policySpecOf } from './policy-spec.js';
+import { mainSidePolicy, type PolicyInput, policySpecOf } from './policy-spec.js';
 import { Sleepers } from './waiter.js';
 import { Watchdog } from './watchdog.js';
 import { workerScriptPath } from './worker-script.js';
@@ -205,7 +205,7 @@ export class WorkersRun {
   ): Promise<WorkersRun> {
     checkWorkersMachine(config);
     const spec = policySpecOf(policyInput);
-    const policy = await loadPolicy(spec);
+    const policy = await mainSidePolicy(policyInput, spec);
     const script = workerScriptPath('hyperthread.worker');
     const machine = createMachine(config.machine, { concurrent: true });
     // Parked until every worker is up: they start together when this flips to run.

@@ -1,15 +1,29 @@
 import { type Command, Option } from 'commander';
-import { configFileFields, parseRunConfig, type RunConfigInput } from '../../config/run-config.js';
+import { type ProbedPolicy, probePolicyModule } from '../../backend/workers/policy-probe.js';
+import {
+  configFileFields,
+  parseRunConfig,
+  type RunConfig,
+  type RunConfigInput,
+  repeatsMax,
+} from '../../config/run-config.js';
 import { builtinMixes, type ExitMix } from '../../cpu/mixes.js';
-import { ConfigError, UsageError } from '../../errors.js';
-import { policies, policyByName } from '../../policy/index.js';
+import { ConfigError, PolicyFailedError, UsageError } from '../../errors.js';
+import { type FuzzExecutor, poolExecutor } from '../../fuzz/executor.js';
+import { meantToBeSafe, policies, policyByName } from '../../policy/index.js';
 import type { Policy } from '../../policy/policy.js';
 import {
   brokenInvariants,
-  compareOnSimAsync,
+  type ComparedPolicy,
+  compareRepeated,
   comparisonJson,
   formatComparison,
   mixesByName,
+  type RunDone,
+  type RunRequest,
+  repeatedRunCount,
+  safetyFailures,
+  simRunner,
 } from '../../report/comparison.js';
 import { type OutputFile, writeOutputs } from '../../report/output-files.js';
 import { configObject, readJsonFile } from '../config-file.js';
@@ -37,12 +51,15 @@ interface BenchOptions {
   mix: string[];
   exits?: number;
   seed?: number;
+  repeats?: number;
   config?: string;
   json?: string;
   kick?: boolean;
   trace?: string;
   report?: string;
   set?: ConfigSetting[];
+  policyModule?: string[];
+  failOnViolation?: boolean;
 }
 
 /** The config file's `policies`: a list of policy names. */
@@ -58,6 +75,76 @@ function configPolicies(value: unknown): Policy[] {
   });
 }
 
+/** `--policy-module FILE` (repeatable): each a user's module, compared beside the built-ins. */
+function collectModules(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
+/**
+ * Each `--policy-module`, loaded in a probe worker under its time limit (never on this thread), with
+ * a name no built-in policy and no other module has: the table and file names tell them apart.
+ */
+async function probeModules(paths: readonly string[]): Promise<ProbedPolicy[]> {
+  const probed: ProbedPolicy[] = [];
+  for (const path of paths) {
+    const module = await probePolicyModule(path, { field: '--policy-module' });
+    const clash = Object.hasOwn(policies, module.name)
+      ? 'a built-in policy'
+      : probed.some((other) => other.name === module.name)
+        ? 'another --policy-module'
+        : null;
+    if (clash !== null) {
+      throw new UsageError(
+        '--policy-module',
+        `a module whose policy has a name of its own (not one of ${Object.keys(policies).join(', ')}, nor another module's)`,
+        `${path} (its policy is named ${module.name}, as ${clash})`,
+      );
+    }
+    probed.push(module);
+  }
+  return probed;
+}
+
+/**
+ * A `run` for `compareRepeated` on the sim: built-in policies in this thread, a user's module in a
+ * pool worker under the hang watchdog (its code never runs here). A hook that throws or hangs is that
+ * policy's failure (`PolicyFailedError`, exit 1).
+ */
+function simBenchRunner(
+  config: RunConfig,
+  builtins: ReadonlyMap<string, Policy>,
+  modules: ReadonlyMap<string, ProbedPolicy>,
+): { run: (request: RunRequest) => Promise<RunDone>; close: () => Promise<void> } {
+  const inProcess = simRunner(config, builtins);
+  let executor: FuzzExecutor | null = null;
+  return {
+    run: async (request) => {
+      const module = modules.get(request.policy);
+      if (module === undefined) return inProcess.run(request);
+      executor ??= poolExecutor({ jobs: 1 });
+      const outcome = await executor.simRun({
+        kind: 'sim-run',
+        policy: { name: module.name, module: module.path, moduleSha256: module.sha256 },
+        config: {
+          ...config,
+          workload: { ...config.workload, mix: request.mix },
+          run: { ...config.run, seed: request.seed },
+        },
+        keepEvents: request.keepEvents,
+      });
+      if ('error' in outcome) {
+        throw new PolicyFailedError(module.name, module.path, outcome.error, outcome.errorStack);
+      }
+      const { events } = outcome;
+      return { result: outcome.result, events: request.keepEvents ? { events: () => events } : null };
+    },
+    close: async () => {
+      inProcess.dispose();
+      await executor?.close();
+    },
+  };
+}
+
 export function registerBenchCommand(program: Command): void {
   program
     .command('bench')
@@ -67,6 +154,11 @@ export function registerBenchCommand(program: Command): void {
       new Option('--policies <list>', 'comma-separated policies')
         .argParser(listFlag('--policies', Object.keys(policies)))
         .default(defaultPolicies),
+    )
+    .option(
+      '--policy-module <file>',
+      'your policy (an ES module, as for fuzz), compared beside --policies in the same table; repeatable',
+      collectModules,
     )
     .addOption(
       new Option('--mix <list>', 'comma-separated exit mixes')
@@ -82,9 +174,15 @@ export function registerBenchCommand(program: Command): void {
       new Option('--exits <n>', 'workload exits per run').argParser(integerFlag('--exits', 1, 100_000_000)),
     )
     .addOption(
-      new Option('--seed <n>', 'seed of every random choice').argParser(
+      new Option('--seed <n>', "seed of every random choice (each repeat's seed derives from it)").argParser(
         integerFlag('--seed', 0, Number.MAX_SAFE_INTEGER),
       ),
+    )
+    .addOption(
+      new Option(
+        '--repeats <n>',
+        'runs of each policy, each repeat with its own seed shared by every policy; figures are means with 95% CIs (default 5 on sim, 1 on workers; run.repeats in a config)',
+      ).argParser(integerFlag('--repeats', 1, repeatsMax)),
     )
     .option(
       '--config <file>',
@@ -96,9 +194,19 @@ export function registerBenchCommand(program: Command): void {
         'any config field, as in a config file (repeatable): machine.cores=4, costs.ipiDelivery=2000',
       ).argParser(setFlag(configFileFields.filter((field) => field !== '$comment'))),
     )
-    .option('--json <file>', 'write the results as JSON (atomically)')
+    .option(
+      '--json <file>',
+      'write the results as JSON (atomically; schema/bench.schema.json in the package)',
+    )
+    .option(
+      '--fail-on-violation',
+      'exit 1 when a policy meant to be safe broke an invariant (a CI gate); unsafe baselines and modules with safe: false are not held to them',
+    )
     .option('--kick', 'workers backend: run the sibling-kick and exit-throughput benchmarks')
-    .option('--trace <file>', 'Chrome/Perfetto trace of each run (several runs: FILE.<policy>.<mix>.json)')
+    .option(
+      '--trace <file>',
+      "Chrome/Perfetto trace of each run's first repeat (several runs: FILE.<policy>.<mix>.json)",
+    )
     .option('--report <file>', 'self-contained HTML report with charts and a mode timeline')
     .addHelpText(
       'after',
@@ -107,13 +215,16 @@ export function registerBenchCommand(program: Command): void {
         'Examples:',
         '  asi-emu bench',
         '  asi-emu bench --backend sim --policies none,coschedule,asi --mix sysbench-cpu --exits 20000 --seed 1 --json out.json',
+        '  asi-emu bench --policies none,asi,asi-stun --repeats 20',
+        '  asi-emu bench --policy-module ./my-policy.js --fail-on-violation',
         '  asi-emu bench --backend sim --mix idle-tracing,light-load --config my-machine.json',
         '  asi-emu bench --set machine.cores=4 --set machine.smt=2 --set costs.ipiDelivery=2000 --policies asi,coschedule',
         '  asi-emu bench --policies asi,coschedule --exits 2000 --trace trace.json --report report.html',
         '  asi-emu bench --backend workers --kick --json kick.json',
         '',
-        'Exit code 1 when a policy expected to be safe broke an invariant is NOT used: unsafe policies are',
-        'expected to break them; the table and verdicts say which did. Exit code 2 for bad input.',
+        'Exit code: 0 when every run completed, whatever invariants they broke (unsafe policies are meant',
+        'to break them; the table and verdicts say which did). With --fail-on-violation, 1 when a policy',
+        'meant to be safe broke one, naming it. 1 when a --policy-module hook threw or hung. 2 for bad input.',
       ].join('\n'),
     )
     .action(async (options: BenchOptions, command: Command) => {
@@ -122,6 +233,9 @@ export function registerBenchCommand(program: Command): void {
       const run = { ...((input.run as object) ?? {}) } as Record<string, unknown>;
       if (options.exits !== undefined) run.exits = options.exits;
       if (options.seed !== undefined) run.seed = options.seed;
+      // A workers run takes seconds: one repeat unless asked for more (run-config.ts `repeats`).
+      if (options.repeats !== undefined) run.repeats = options.repeats;
+      else if (run.repeats === undefined && options.backend === 'workers') run.repeats = 1;
       const config = parseRunConfig({ ...input, run });
       // Flags win; without them the config file's mix (built-in or user-defined) and policies apply.
       const fromFlags = (flag: string) => command.getOptionValueSource(flag) === 'cli';
@@ -132,63 +246,125 @@ export function registerBenchCommand(program: Command): void {
         !fromFlags('policies') && input.policies !== undefined
           ? configPolicies(input.policies)
           : options.policies.map((name) => policyByName(name));
+      if (options.backend === 'workers' && options.kick) {
+        for (const [flag, given] of [
+          ['--trace', options.trace],
+          ['--report', options.report],
+          ['--policy-module', options.policyModule],
+          ['--fail-on-violation', options.failOnViolation],
+        ] as const) {
+          if (given !== undefined) {
+            throw new UsageError(flag, 'a policy run, not with --kick (the kick benchmark runs no policies)');
+          }
+        }
+        const { say } = checkOutputs(options.json ? [{ flag: '--json', path: options.json }] : []);
+        const { runKickBenchCommand } = await import('./bench-workers.js');
+        await runKickBenchCommand({ json: options.json, say });
+        return;
+      }
+      if (options.kick) throw new UsageError('--kick', 'only with --backend workers');
+      const modules = await probeModules(options.policyModule ?? []);
+      const compared: ComparedPolicy[] = [
+        ...selected.map((policy) => ({ name: policy.name, meantToBeSafe: meantToBeSafe(policy) })),
+        ...modules.map((module) => ({ name: module.name, meantToBeSafe: module.safe })),
+      ];
       // Every output path is checked before anything runs, and against the others (per-run trace
       // names included): a mistake costs nothing and writes nothing.
-      const runs = mixes.flatMap((mix) => selected.map((policy) => ({ policy: policy.name, mix: mix.name })));
+      const runs = mixes.flatMap((mix) => compared.map((policy) => ({ policy: policy.name, mix: mix.name })));
       const { say } = checkOutputs([
         ...(options.json ? [{ flag: '--json', path: options.json }] : []),
         ...(options.trace ? tracePaths(options.trace, runs).map((path) => ({ flag: '--trace', path })) : []),
         ...(options.report ? [{ flag: '--report', path: options.report }] : []),
       ]);
-      const title = `asi-emu: ${selected.map((policy) => policy.name).join(', ')} on ${mixes.map((mix) => mix.name).join(', ')}`;
-      if (options.backend === 'workers') {
-        if (options.kick && (options.trace || options.report)) {
-          throw new UsageError(
-            options.trace ? '--trace' : '--report',
-            'a policy run, not with --kick (the kick benchmark runs no policies)',
-          );
-        }
-        const { runWorkersBenchCommand } = await import('./bench-workers.js');
-        await runWorkersBenchCommand(config, selected, mixes, { ...options, title, say });
-        return;
-      }
-      if (options.kick) throw new UsageError('--kick', 'only with --backend workers');
-      const keepEvents = options.trace !== undefined || options.report !== undefined;
-      const progress = runProgress('bench', selected.length * mixes.length);
-      const comparison = await compareOnSimAsync(
-        config,
-        selected,
+      const names = compared.map((policy) => policy.name).join(', ');
+      const title = `asi-emu: ${names} on ${mixes.map((mix) => mix.name).join(', ')}`;
+      const builtins = new Map(selected.map((policy) => [policy.name, policy]));
+      const probedByName = new Map(modules.map((module) => [module.name, module]));
+      const backend = options.backend;
+      const repeats = config.run.repeats;
+      const plan = {
+        policies: compared,
         mixes,
-        (result) => progress.tick(`${result.policy} on ${result.mix}`),
-        keepEvents,
-      ).finally(() => progress.stop());
+        seed: config.run.seed,
+        repeats,
+        // The sim runs `none` as every repeat's baseline; a workers run costs seconds (only if compared).
+        baseline: backend === 'sim' ? ('always' as const) : ('if-compared' as const),
+        keepEvents: options.trace !== undefined || options.report !== undefined,
+      };
+      let runOne: (request: RunRequest) => Promise<RunDone>;
+      let close = async () => {};
+      if (backend === 'sim') {
+        const runner = simBenchRunner(config, builtins, probedByName);
+        runOne = runner.run;
+        close = runner.close;
+      } else {
+        const { workersRunner } = await import('./bench-workers.js');
+        runOne = workersRunner(config, builtins, probedByName);
+      }
+      const progress = runProgress(backend === 'sim' ? 'bench' : 'bench (workers)', repeatedRunCount(plan), {
+        singleRun: backend === 'workers',
+      });
+      const comparison = await compareRepeated({
+        ...plan,
+        run: runOne,
+        onRun: (label, done) => (done ? progress.tick(label) : progress.begin(label)),
+      }).finally(async () => {
+        progress.stop();
+        await close();
+      });
+      const repeatsText =
+        repeats > 1
+          ? `${repeats} repeats from seed ${config.run.seed} (each figure a mean ± the half-width of its 95% CI; no ± where every repeat gave the same)`
+          : `seed ${config.run.seed}, 1 repeat (no intervals: --repeats N for them)`;
       say(
-        `asi-emu bench --backend sim: ${config.machine.cores} cores x ${config.machine.smt} threads, ` +
-          `${config.run.exits} exits per run, seed ${config.run.seed}, exit interval ${config.workload.exitIntervalCycles} cycles (modelled cycles)\n\n`,
+        backend === 'sim'
+          ? `asi-emu bench --backend sim: ${config.machine.cores} cores x ${config.machine.smt} threads, ` +
+              `${config.run.exits} exits per run, ${repeatsText}, exit interval ${config.workload.exitIntervalCycles} cycles (modelled cycles)\n\n`
+          : `asi-emu bench --backend workers: ${config.machine.cores} cores x ${config.machine.smt} threads on real worker threads, ` +
+              `${config.run.exits} exits per run, ${repeatsText} (each thread's own cycles; wall time in the JSON)\n\n`,
       );
       say(`${formatComparison(comparison.results)}\n`);
       // Every output rendered and written as one transaction: all of them, or none.
       const files: OutputFile[] = [];
       if (options.json) {
         const json = comparisonJson(comparison, {
-          backend: 'sim',
+          backend,
           machine: config.machine,
           workload: { ...config.workload, mix: undefined, catalogue: undefined },
           costs: config.costs,
           run: config.run,
+          mixes,
+          policyModules: modules.map((module) => ({
+            name: module.name,
+            path: module.path,
+            sha256: module.sha256,
+            safe: module.safe,
+          })),
         });
         files.push({ flag: '--json', path: options.json, contents: `${JSON.stringify(json, null, 2)}\n` });
       }
-      const outputs: RunOutputs = { results: comparison.results, logs: comparison.logs, backend: 'sim' };
+      const outputs: RunOutputs = { results: comparison.results, logs: comparison.logs, backend };
       if (options.trace) files.push(...traceOutputs(options.trace, outputs, config));
-      if (options.report) files.push(reportOutput(options.report, outputs, config, title));
+      if (options.report) {
+        const reportTitle = backend === 'workers' ? `${title} (workers backend)` : title;
+        files.push(reportOutput(options.report, outputs, config, reportTitle));
+      }
       await writeOutputs(files);
       sayWritten(
         files.filter((file) => file.flag !== '--json'),
         say,
       );
-      // Violations by unsafe policies are findings, not failures of the command.
-      void brokenInvariants;
-      process.exitCode = ExitCode.ok;
+      // Violations by unsafe policies are findings, not failures of the command; with
+      // --fail-on-violation a policy meant to be safe that broke one fails it (a CI gate).
+      const failures = options.failOnViolation ? safetyFailures(comparison.results) : [];
+      for (const failure of failures) {
+        const broken = brokenInvariants(failure)
+          .map((id) => `${id} x${failure.violations[id]}`)
+          .join(', ');
+        process.stderr.write(
+          `asi-emu bench: --fail-on-violation: ${failure.policy} on ${failure.mix} is meant to be safe and broke ${broken}\n`,
+        );
+      }
+      process.exitCode = failures.length > 0 ? ExitCode.violation : ExitCode.ok;
     });
 }

@@ -75,6 +75,8 @@ export const configFieldComments: Record<'machine' | 'workload' | 'costs' | 'run
     waitBoundCycles: 'INV-9: a wait longer than this many virtual cycles is a liveness violation',
     jitterCycles: 'random extra cycles (0..jitter) after each step, so interleavings differ by seed',
     stopOnViolation: 'stop at the first violation',
+    repeats:
+      'bench: runs of each policy on each mix, each with its own seed (all policies share a repeat’s seed), for means and 95% CIs; the workers backend runs 1 unless this or --repeats says more',
   },
 };
 
