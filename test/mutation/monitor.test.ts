@@ -8,6 +8,7 @@ import { createMachine, type Machine } from '../../src/machine.js';
 import { kernelSpace, kvmSpace } from '../../src/paging/address-space.js';
 import { formatVa } from '../../src/paging/va-layout.js';
 import { type DrivenThreadSpec, drivenMonitor, drivenThread, othersThan } from '../helpers/driven-monitor.js';
+import { twoVmMachine } from '../helpers/machines.js';
 
 /**
  * The invariant monitor's machinery around the checks, where mutation testing found it unpinned
@@ -67,11 +68,8 @@ describe('on a core of four, the checks read the sibling modes, never the stun b
 });
 
 describe('INV-7’s walk of kvm:N', () => {
-  it('takes a page mapped to frame 0 as mapped (a frame number, not a fault code)', () => {
-    const { machine, monitor } = drivenMonitor({ cores: 1, smt: 2 });
-    const frameZero = machine.pageTables.listMapped(kvmSpace(0)).find((range) => range.pfnStart === 0);
-    expect(frameZero, 'kvm:0 maps frame 0 (kernel text)').toBeDefined();
-    const thread = drivenThread(machine, {
+  const isolatedThread = (machine: Machine) =>
+    drivenThread(machine, {
       core: 0,
       sibling: 0,
       vmId: 0,
@@ -79,6 +77,12 @@ describe('INV-7’s walk of kvm:N', () => {
       clockCycles: 1,
       steps: 1,
     });
+
+  it('takes a page mapped to frame 0 as mapped (a frame number, not a fault code)', () => {
+    const { machine, monitor } = drivenMonitor({ cores: 1, smt: 2 });
+    const frameZero = machine.pageTables.listMapped(kvmSpace(0)).find((range) => range.pfnStart === 0);
+    expect(frameZero, 'kvm:0 maps frame 0 (kernel text)').toBeDefined();
+    const thread = isolatedThread(machine);
     monitor.onAccess(thread, frameZero?.vaStart ?? 0, kvmSpace(0), 0);
     expect(monitor.counts['INV-7']).toBe(0);
   });
@@ -87,14 +91,7 @@ describe('INV-7’s walk of kvm:N', () => {
     const { machine, monitor } = drivenMonitor({ cores: 1, smt: 2 });
     const vcpu = machine.region('vcpu-struct:0/0');
     const before = Buffer.from(new Uint8Array(machine.i32.buffer).slice());
-    const thread = drivenThread(machine, {
-      core: 0,
-      sibling: 0,
-      vmId: 0,
-      modes: [Mode.isolated, Mode.guest],
-      clockCycles: 1,
-      steps: 1,
-    });
+    const thread = isolatedThread(machine);
     monitor.onAccess(thread, machine.regionVa(vcpu) + 128, kvmSpace(0), vcpu.firstPfn);
     expect(monitor.counts['INV-7']).toBe(0);
     expect(Buffer.from(new Uint8Array(machine.i32.buffer)).equals(before)).toBe(true);
@@ -102,23 +99,8 @@ describe('INV-7’s walk of kvm:N', () => {
 });
 
 describe('INV-5’s walk of kvm:N', () => {
-  function twoVms(): Machine {
-    return createMachine(
-      {
-        cores: 2,
-        smt: 2,
-        memoryMiB: 48,
-        vms: [
-          { vcpus: 2, guestMemoryMiB: 1 },
-          { vcpus: 2, guestMemoryMiB: 1 },
-        ],
-      },
-      { concurrent: false },
-    );
-  }
-
   it('names each offending page at its own address within a range', () => {
-    const machine = twoVms();
+    const machine = twoVmMachine();
     const keys = machine.region('keys');
     const keysVa = machine.regionVa(keys);
     machine.pageTables.copyRange(kvmSpace(0), kernelSpace, keysVa + 4096, 2 * 4096);
@@ -133,7 +115,7 @@ describe('INV-5’s walk of kvm:N', () => {
   });
 
   it('walks a clean kvm:N once until its tables are written again, and a dirty one at every check', () => {
-    const machine = twoVms();
+    const machine = twoVmMachine();
     const walks = vi.spyOn(machine.pageTables, 'listMapped');
     const check = () => {
       walks.mockClear();

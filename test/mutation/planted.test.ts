@@ -4,7 +4,8 @@ import { ConfigError } from '../../src/errors.js';
 import { asi } from '../../src/policy/asi.js';
 import { asiStun } from '../../src/policy/asi-stun.js';
 import { plantedBug, plantedBugs } from '../../src/policy/planted.js';
-import { Flush, type Policy, type PolicyView } from '../../src/policy/policy.js';
+import { Flush, type Policy } from '../../src/policy/policy.js';
+import { policyView } from '../helpers/policy-view.js';
 
 /**
  * Each planted bug is exactly the mistake its `mistake` line describes, asked of its hooks directly
@@ -12,24 +13,7 @@ import { Flush, type Policy, type PolicyView } from '../../src/policy/policy.js'
  * the sim tests only ask that a run breaks an invariant). A planted bug that drifts from its description
  * would still be "caught", and prove less than it claims.
  */
-function view(sibling: number, smt: number, since: Partial<PolicyView> = {}): PolicyView {
-  return {
-    thread: sibling,
-    sibling,
-    smt,
-    vmId: 0,
-    exitReasonName: 'MSR_WRITE',
-    coreWord: () => 0,
-    foreignLines: () => 0,
-    switchedToFullSinceEntry: false,
-    vmmSinceEntry: false,
-    nmiSinceEntry: false,
-    interruptSinceEntry: false,
-    faultedSinceEntry: false,
-    l1tfFlushL1d: false,
-    ...since,
-  };
-}
+const view = policyView;
 
 /** A core word with these siblings' modes (sibling index → mode); the others offline. */
 function word(modes: Record<number, number>): number {

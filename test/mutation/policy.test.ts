@@ -6,29 +6,15 @@ import {
   type PolicyView,
   siblingsInGuest,
 } from '../../src/policy/policy.js';
+import { policyView } from '../helpers/policy-view.js';
 
 /**
  * policy.ts's building blocks and definePolicy's checks, pinned where mutation testing found them
  * unpinned (docs/testing.md): siblingsInGuest must leave the caller out and stop at smt; definePolicy
  * refuses what no Policy may be.
  */
-function view(sibling: number, smt: number): PolicyView {
-  return {
-    thread: sibling,
-    sibling,
-    smt,
-    vmId: 0,
-    exitReasonName: 'HLT',
-    coreWord: () => 0,
-    foreignLines: () => 0,
-    switchedToFullSinceEntry: false,
-    vmmSinceEntry: false,
-    nmiSinceEntry: false,
-    interruptSinceEntry: false,
-    faultedSinceEntry: false,
-    l1tfFlushL1d: false,
-  } as PolicyView;
-}
+const view = (sibling: number, smt: number): PolicyView =>
+  policyView(sibling, smt, { exitReasonName: 'HLT' });
 
 function word(modes: number[]): number {
   return modes.reduce((value, mode, sibling) => withMode(value, sibling, mode), 0);
