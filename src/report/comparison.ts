@@ -160,6 +160,7 @@ export function comparisonJson(comparison: Comparison, meta: Record<string, unkn
       flushes: result.flushes,
       bufferClears: result.bufferClears,
       faultsByHandler: result.faultsByHandler,
+      byReason: result.byReason,
       violations: result.violations,
       exposure: result.exposure,
       elapsedCycles: result.elapsedCycles,

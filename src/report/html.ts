@@ -4,6 +4,7 @@ import { EventKind, type LoggedEvent } from '../invariants/event-log.js';
 import { type InvariantId, invariantIds, invariantTitles, type Violation } from '../invariants/violation.js';
 import { policies, safePolicyNames } from '../policy/index.js';
 import { writeFileAtomic } from './atomic-write.js';
+import { byReasonCells, byReasonHeader } from './by-reason.js';
 import { defaultCyclesPerMicrosecond, kickPairs, modeSlices } from './perfetto.js';
 import { type BarGroup, barChart, escapeXml, seriesColors, timelineChart } from './svg.js';
 
@@ -152,6 +153,37 @@ function violationsTable(results: readonly RunResult[]): string {
   ].join('\n');
 }
 
+/**
+ * Each run's exits by reason and handler variant, as perf kvm stat report shows them (the table of
+ * `bench --by-reason`), each in a details element: the first run open, the others one click away.
+ */
+function byReasonSection(results: readonly RunResult[]): string {
+  const header = `<tr>${byReasonHeader.map((name) => `<th>${escapeXml(name)}</th>`).join('')}</tr>`;
+  const runs = results.map((result, index) => {
+    const rows = result.byReason.map(
+      (row) =>
+        `<tr data-reason="${escapeXml(row.reason)}" data-variant="${escapeXml(row.variant)}">${byReasonCells(
+          row,
+        )
+          .map((cell, column) =>
+            column < 2 ? `<td>${escapeXml(cell)}</td>` : `<td class="num">${escapeXml(cell)}</td>`,
+          )
+          .join('')}</tr>`,
+    );
+    return (
+      `<details class="by-reason" data-policy="${escapeXml(result.policy)}" data-mix="${escapeXml(result.mix)}"${index === 0 ? ' open' : ''}>` +
+      `<summary>${escapeXml(result.policy)} on ${escapeXml(result.mix)} (${escapeXml(result.backend)}): ${result.byReason.length} exit reasons and variants</summary>` +
+      `<table><thead>${header}</thead><tbody>${rows.join('')}</tbody></table></details>`
+    );
+  });
+  return [
+    '<section id="by-reason"><h2>VM exits by reason</h2>',
+    '<p>Per exit reason and handler variant, as <code>perf kvm stat report</code> shows them, sorted by total time from exit to the next entry (in cycles): how often, how much of the time, how often handled without leaving isolation, and the switches to full and kicks it cost.</p>',
+    ...runs,
+    '</section>',
+  ].join('\n');
+}
+
 function machineTable(machine: object): string {
   const rows = Object.entries(machine).map(([key, value]) => {
     let text = typeof value === 'object' && value !== null ? JSON.stringify(value) : String(value);
@@ -251,6 +283,7 @@ export function renderHtmlReport(comparison: HtmlReportInput): string {
         format: (value) => value.toFixed(0),
       }),
       '</section>',
+      byReasonSection(results),
       '<section id="invariants"><h2>Invariants</h2>',
       '<p>Violations per run with a verdict: <i>holds</i> (none), <i>caught</i> (an unsafe-by-design policy broke them, which shows the monitor can fail), <i>BROKEN</i> (a policy meant to be safe broke one).</p>',
       violationsTable(results),

@@ -232,6 +232,7 @@ export class HyperthreadRunner {
       steps: this.hyperthread.steps,
       failure: this.failure,
       events,
+      exitStats: this.hyperthread.exitStats,
     };
   }
 

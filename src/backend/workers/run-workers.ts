@@ -545,6 +545,7 @@ export class WorkersRun {
       steps,
       deadlocked: reason === 'deadlock',
       wallSeconds: Math.max(0, stoppedAtMs - this.startedAtMs) / 1000,
+      exitStats: stats.map((entry) => entry.exitStats),
     });
   }
 

@@ -5,6 +5,7 @@ import type { RunConfig } from '../../config/run-config.js';
 import type { ExitMix } from '../../cpu/mixes.js';
 import { EventLog } from '../../invariants/event-log.js';
 import type { Policy } from '../../policy/policy.js';
+import { formatByReason } from '../../report/by-reason.js';
 import { comparisonJson, formatComparison } from '../../report/comparison.js';
 import { formatTable } from '../../report/machine-table.js';
 import { type OutputFile, writeOutputs } from '../../report/output-files.js';
@@ -24,6 +25,7 @@ export async function runWorkersBenchCommand(
   options: {
     json?: string;
     kick?: boolean;
+    byReason?: boolean;
     trace?: string;
     report?: string;
     title: string;
@@ -97,6 +99,7 @@ export async function runWorkersBenchCommand(
       `${config.run.exits} exits per run (each thread's own cycles; wall time in the JSON)\n\n`,
   );
   options.say(`${formatComparison(results)}\n`);
+  if (options.byReason) options.say(`\n${formatByReason(results)}\n`);
   // Every output rendered and written as one transaction: all of them, or none.
   const files: OutputFile[] = [];
   if (options.json) {

@@ -4,6 +4,7 @@ import { builtinMixes, type ExitMix } from '../../cpu/mixes.js';
 import { ConfigError, UsageError } from '../../errors.js';
 import { policies, policyByName } from '../../policy/index.js';
 import type { Policy } from '../../policy/policy.js';
+import { formatByReason } from '../../report/by-reason.js';
 import {
   brokenInvariants,
   compareOnSimAsync,
@@ -40,6 +41,7 @@ interface BenchOptions {
   config?: string;
   json?: string;
   kick?: boolean;
+  byReason?: boolean;
   trace?: string;
   report?: string;
   set?: ConfigSetting[];
@@ -98,6 +100,10 @@ export function registerBenchCommand(program: Command): void {
     )
     .option('--json <file>', 'write the results as JSON (atomically)')
     .option('--kick', 'workers backend: run the sibling-kick and exit-throughput benchmarks')
+    .option(
+      '--by-reason',
+      "print each run's exits per reason and handler variant, as perf kvm stat report (always in --json and --report)",
+    )
     .option('--trace <file>', 'Chrome/Perfetto trace of each run (several runs: FILE.<policy>.<mix>.json)')
     .option('--report <file>', 'self-contained HTML report with charts and a mode timeline')
     .addHelpText(
@@ -110,6 +116,7 @@ export function registerBenchCommand(program: Command): void {
         '  asi-emu bench --backend sim --mix idle-tracing,light-load --config my-machine.json',
         '  asi-emu bench --set machine.cores=4 --set machine.smt=2 --set costs.ipiDelivery=2000 --policies asi,coschedule',
         '  asi-emu bench --policies asi,coschedule --exits 2000 --trace trace.json --report report.html',
+        '  asi-emu bench --policies none,asi --mix idle-tracing --by-reason',
         '  asi-emu bench --backend workers --kick --json kick.json',
         '',
         'Exit code 1 when a policy expected to be safe broke an invariant is NOT used: unsafe policies are',
@@ -167,6 +174,7 @@ export function registerBenchCommand(program: Command): void {
           `${config.run.exits} exits per run, seed ${config.run.seed}, exit interval ${config.workload.exitIntervalCycles} cycles (modelled cycles)\n\n`,
       );
       say(`${formatComparison(comparison.results)}\n`);
+      if (options.byReason) say(`\n${formatByReason(comparison.results)}\n`);
       // Every output rendered and written as one transaction: all of them, or none.
       const files: OutputFile[] = [];
       if (options.json) {
