@@ -7,6 +7,13 @@ import { EventLog } from '../../invariants/event-log.js';
 import type { Policy } from '../../policy/policy.js';
 import { formatByReason } from '../../report/by-reason.js';
 import { comparisonJson, formatComparison } from '../../report/comparison.js';
+import { renderHtmlReport } from '../../report/html.js';
+import {
+  formatLatencyHistogram,
+  formatLatencyTable,
+  kickMeasurements,
+  kickSeries,
+} from '../../report/latency.js';
 import { formatTable } from '../../report/machine-table.js';
 import { type OutputFile, writeOutputs } from '../../report/output-files.js';
 import { runProgress } from '../progress.js';
@@ -60,11 +67,31 @@ export async function runWorkersBenchCommand(
       `asi-emu bench --backend workers --kick on ${report.machine.cpuModel} (${report.machine.cpus} CPUs), Node ${report.machine.node}\n`,
     );
     options.say(`${formatTable(['measurement', 'value'], rows)}\n`);
-    if (options.json) {
-      await writeOutputs([
-        { flag: '--json', path: options.json, contents: `${JSON.stringify(report, null, 2)}\n` },
-      ]);
+    // The distributions: percentiles always, the histograms for a person at a terminal.
+    for (const [name, kick] of kickMeasurements(report)) {
+      options.say(`\n${formatLatencyTable(kick, name)}\n`);
+      if (process.stdout.isTTY) {
+        for (const series of kickSeries(kick, name))
+          options.say(`\n${formatLatencyHistogram(series.name, series.latency)}\n`);
+      }
     }
+    const files: OutputFile[] = [];
+    if (options.json) {
+      files.push({ flag: '--json', path: options.json, contents: `${JSON.stringify(report, null, 2)}\n` });
+    }
+    if (options.report) {
+      files.push({
+        flag: '--report',
+        path: options.report,
+        contents: () =>
+          renderHtmlReport({ results: [], title: 'asi-emu: sibling-kick latency', kick: report }),
+      });
+    }
+    await writeOutputs(files);
+    sayWritten(
+      files.filter((file) => file.flag !== '--json'),
+      options.say,
+    );
     return;
   }
   const results: RunResult[] = [];

@@ -105,7 +105,10 @@ export function registerBenchCommand(program: Command): void {
       "print each run's exits per reason and handler variant, as perf kvm stat report (always in --json and --report)",
     )
     .option('--trace <file>', 'Chrome/Perfetto trace of each run (several runs: FILE.<policy>.<mix>.json)')
-    .option('--report <file>', 'self-contained HTML report with charts and a mode timeline')
+    .option(
+      '--report <file>',
+      'self-contained HTML report with charts and a mode timeline (with --kick: the latency histograms)',
+    )
     .addHelpText(
       'after',
       [
@@ -149,9 +152,9 @@ export function registerBenchCommand(program: Command): void {
       ]);
       const title = `asi-emu: ${selected.map((policy) => policy.name).join(', ')} on ${mixes.map((mix) => mix.name).join(', ')}`;
       if (options.backend === 'workers') {
-        if (options.kick && (options.trace || options.report)) {
+        if (options.kick && options.trace) {
           throw new UsageError(
-            options.trace ? '--trace' : '--report',
+            '--trace',
             'a policy run, not with --kick (the kick benchmark runs no policies)',
           );
         }
