@@ -118,3 +118,29 @@ describe('bench --by-reason (the built binary)', () => {
     expectSameRows(run.stdout, json.results);
   });
 });
+
+describe('bench --timeline-at (the built binary)', () => {
+  it("places the report's mode timeline; without it the timeline opens halfway through the run", () => {
+    const directory = mkdtempSync(join(tmpdir(), 'asi-emu-timeline-'));
+    const args = ['bench', '--policies', 'none,asi', '--exits', '1000'];
+    const at = runCli([...args, '--report', join(directory, 'at.html'), '--timeline-at', '200']);
+    expect(at.code).toBe(0);
+    const html = readFileSync(join(directory, 'at.html'), 'utf8');
+    expect(html).toMatch(
+      /<h2>Mode timeline: asi on sysbench-cpu, seed \d+, at 200 µs \(--timeline-at\)<\/h2>/,
+    );
+    // 200 µs at 3 GHz: the window opens at cycle 600,000.
+    expect(html).toContain('Mode timeline, 600000..900000');
+    const plain = runCli([...args, '--report', join(directory, 'plain.html')]);
+    expect(plain.code).toBe(0);
+    expect(readFileSync(join(directory, 'plain.html'), 'utf8')).toContain(
+      'halfway through the run (--timeline-at to choose)',
+    );
+  });
+
+  it('is refused without --report, with the flag named (exit 2)', () => {
+    const run = runCli(['bench', '--timeline-at', '5']);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(/--timeline-at: with --report/);
+  });
+});

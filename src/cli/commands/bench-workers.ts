@@ -35,6 +35,7 @@ export async function runWorkersBenchCommand(
     byReason?: boolean;
     trace?: string;
     report?: string;
+    timelineAt?: number;
     title: string;
     /** Text for people: stdout, or stderr when an output is standard output (outputs.ts). */
     say: (text: string) => void;
@@ -139,7 +140,9 @@ export async function runWorkersBenchCommand(
   const outputs: RunOutputs = { results, logs, backend: 'workers' };
   if (options.trace) files.push(...traceOutputs(options.trace, outputs, config));
   if (options.report) {
-    files.push(reportOutput(options.report, outputs, config, `${options.title} (workers backend)`));
+    files.push(
+      reportOutput(options.report, outputs, config, `${options.title} (workers backend)`, options.timelineAt),
+    );
   }
   await writeOutputs(files);
   sayWritten(

@@ -44,6 +44,7 @@ interface BenchOptions {
   byReason?: boolean;
   trace?: string;
   report?: string;
+  timelineAt?: number;
   set?: ConfigSetting[];
 }
 
@@ -109,6 +110,12 @@ export function registerBenchCommand(program: Command): void {
       '--report <file>',
       'self-contained HTML report with charts and a mode timeline (with --kick: the latency histograms)',
     )
+    .addOption(
+      new Option(
+        '--timeline-at <microseconds>',
+        "where the report's mode timeline starts, in µs since the run's start (default: halfway through the run)",
+      ).argParser(integerFlag('--timeline-at', 0, Number.MAX_SAFE_INTEGER)),
+    )
     .addHelpText(
       'after',
       [
@@ -150,6 +157,9 @@ export function registerBenchCommand(program: Command): void {
         ...(options.trace ? tracePaths(options.trace, runs).map((path) => ({ flag: '--trace', path })) : []),
         ...(options.report ? [{ flag: '--report', path: options.report }] : []),
       ]);
+      if (options.timelineAt !== undefined && (!options.report || options.kick)) {
+        throw new UsageError('--timeline-at', 'with --report of a policy run (it places the mode timeline)');
+      }
       const title = `asi-emu: ${selected.map((policy) => policy.name).join(', ')} on ${mixes.map((mix) => mix.name).join(', ')}`;
       if (options.backend === 'workers') {
         if (options.kick && options.trace) {
@@ -192,7 +202,8 @@ export function registerBenchCommand(program: Command): void {
       }
       const outputs: RunOutputs = { results: comparison.results, logs: comparison.logs, backend: 'sim' };
       if (options.trace) files.push(...traceOutputs(options.trace, outputs, config));
-      if (options.report) files.push(reportOutput(options.report, outputs, config, title));
+      if (options.report)
+        files.push(reportOutput(options.report, outputs, config, title, options.timelineAt));
       await writeOutputs(files);
       sayWritten(
         files.filter((file) => file.flag !== '--json'),
