@@ -11,6 +11,7 @@ export { type MachineConfig, type MachineConfigInput, parseMachineConfig } from 
 export { parseRunConfig, type RunConfig, type RunConfigInput } from './config/run-config.js';
 export type { Workload, WorkloadInput } from './config/workload.js';
 export { type CostModel, defaultCostModel, parseCostModel } from './cpu/costs.js';
+export type { ExitReasonRow } from './cpu/exit-breakdown.js';
 export { type ExitReasonSpec, exitCatalogue, type HandlerOp, type HandlerVariant } from './cpu/exits.js';
 export { builtinMixes as mixes, type ExitMix, parseUserMix } from './cpu/mixes.js';
 export { Mode, type ModeName, modeNames } from './cpu/modes.js';

@@ -9,7 +9,7 @@ if (parentPort === null) throw new Error('kick-bench.worker must run as a worker
 const driver = new KickDriver(workerData as KickDriverSetup);
 Comlink.expose(
   {
-    roundTrips: (count: number, maxMs?: number) => driver.roundTrips(count, maxMs),
+    roundTrips: (count: number, maxMs?: number, warmup?: number) => driver.roundTrips(count, maxMs, warmup),
     release: () => driver.release(),
   },
   nodeEndpoint(parentPort),

@@ -21,7 +21,7 @@ if (setup.role === 'ponger') {
   const pinger = new Pinger(i32, setup.options);
   Comlink.expose(
     {
-      roundTrips: (count: number, maxMs?: number) => pinger.roundTrips(count, maxMs),
+      roundTrips: (count: number, maxMs?: number, warmup?: number) => pinger.roundTrips(count, maxMs, warmup),
       stop: () => pinger.stop(),
     },
     nodeEndpoint(parentPort),

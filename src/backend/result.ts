@@ -1,5 +1,6 @@
 import type { ConfidentialVm } from '../coco/confidential-vm.js';
 import type { RunConfig } from '../config/run-config.js';
+import { type ExitReasonRow, exitBreakdown } from '../cpu/exit-breakdown.js';
 import type { Hyperthread } from '../cpu/hyperthread.js';
 import { Mode } from '../cpu/modes.js';
 import type { EventLog } from '../invariants/event-log.js';
@@ -37,6 +38,11 @@ export interface RunResult {
   flushes: number;
   bufferClears: number;
   faultsByHandler: Record<string, number>;
+  /**
+   * Per exit reason and handler variant, as `perf kvm stat report` shows it (cpu/exit-breakdown.ts):
+   * sorted by total time from exit to entry, most first.
+   */
+  byReason: ExitReasonRow[];
   violations: ViolationCounts;
   violationRecords: Violation[];
   faultReports: FaultReport[];
@@ -96,6 +102,11 @@ export interface CollectInput {
   deadlocked: boolean;
   wallSeconds: number;
   confidential?: (ConfidentialVm | null)[];
+  /**
+   * Every running thread's exit-stats array (Hyperthread.exitStats), where `threads` does not hold the
+   * hyperthreads (the workers backend: each worker sends its copy at stop). Default: `threads`'.
+   */
+  exitStats?: readonly ArrayLike<number>[];
 }
 
 export function threadResult(machine: Machine, thread: number): ThreadResult {
@@ -174,6 +185,10 @@ export function collectResult(input: CollectInput): RunResult {
     flushes: statSum(ThreadStat.l1dFlushes),
     bufferClears: statSum(ThreadStat.bufferClears),
     faultsByHandler,
+    byReason: exitBreakdown(
+      input.config.workload.catalogue,
+      input.exitStats ?? input.threads.map((thread) => thread.exitStats),
+    ),
     violations: { ...monitor.counts },
     violationRecords: monitor.records,
     faultReports: monitor.faults,

@@ -22,7 +22,9 @@ export interface RunOutputs {
 
 /**
  * The mode timeline of the HTML report shows ~100 µs: 300,000 virtual cycles at 3 GHz (sim), or
- * 100,000 ns of wall time (workers).
+ * 100,000 ns of wall time (workers). By default the window starts halfway through the run's events,
+ * in the steady state: the first 100 µs show only the start-up (on the workers backend every thread
+ * still isolated, issue 20); `bench --timeline-at MICROSECONDS` puts it elsewhere.
  */
 const timelineWindow = {
   sim: { units: 300_000, perMicrosecond: 3000 },
@@ -77,19 +79,58 @@ export function traceOutputs(path: string, outputs: RunOutputs, config: RunConfi
   }));
 }
 
+/**
+ * Where the report's timeline window starts, in the log's time unit: at `atMicroseconds` since the
+ * run's start if given, else at the first event halfway through the events or later; never past the
+ * last event's window, never before the first event (a moved `--timeline-at` is said in `note`).
+ */
+export function timelineStart(
+  events: readonly { timeCycles: number }[],
+  backend: 'sim' | 'workers',
+  atMicroseconds?: number,
+): { fromCycles: number; note: string } {
+  const window = timelineWindow[backend];
+  if (events.length === 0) return { fromCycles: 0, note: '' };
+  let first = Number.POSITIVE_INFINITY;
+  let last = 0;
+  for (const event of events) {
+    first = Math.min(first, event.timeCycles);
+    last = Math.max(last, event.timeCycles);
+  }
+  const latest = Math.max(first, last - window.units);
+  if (atMicroseconds === undefined) {
+    // At the first event from halfway on, so the window opens on something happening.
+    const halfway = first + (last - first) / 2;
+    let next = last;
+    for (const event of events) if (event.timeCycles >= halfway) next = Math.min(next, event.timeCycles);
+    return {
+      fromCycles: Math.min(latest, next),
+      note: 'halfway through the run (--timeline-at to choose)',
+    };
+  }
+  const asked = atMicroseconds * window.perMicrosecond;
+  const fromCycles = Math.min(latest, Math.max(first, asked));
+  const note =
+    fromCycles === asked
+      ? `at ${atMicroseconds} µs (--timeline-at)`
+      : `--timeline-at ${atMicroseconds} µs moved into the run's ${(first / window.perMicrosecond).toFixed(0)}..${(last / window.perMicrosecond).toFixed(0)} µs`;
+  return { fromCycles, note };
+}
+
 /** The HTML report (`--report`): charts of every result, and the mode timeline of asi's run (else the first). */
 export function reportOutput(
   path: string,
   outputs: RunOutputs,
   config: RunConfig,
   title: string,
+  timelineAtMicroseconds?: number,
 ): OutputFile {
   const index = Math.max(
     0,
     outputs.results.findIndex((result) => result.policy === 'asi'),
   );
   const events = outputs.logs[index]?.events() ?? [];
-  const fromCycles = events.length > 0 ? events[0].timeCycles : 0;
+  const { fromCycles, note } = timelineStart(events, outputs.backend, timelineAtMicroseconds);
   const window = timelineWindow[outputs.backend];
   return {
     flag: '--report',
@@ -111,7 +152,7 @@ export function reportOutput(
           fromCycles,
           toCycles: fromCycles + window.units,
           unitsPerMicrosecond: window.perMicrosecond,
-          label: `${outputs.results[index]?.policy} on ${outputs.results[index]?.mix}, seed ${config.run.seed}${outputs.backend === 'workers' ? ' (workers, wall time)' : ''}`,
+          label: `${outputs.results[index]?.policy} on ${outputs.results[index]?.mix}, seed ${config.run.seed}${outputs.backend === 'workers' ? ' (workers, wall time)' : ''}${note ? `, ${note}` : ''}`,
         },
       }),
   };

@@ -17,6 +17,11 @@ export interface CompiledVariant {
   /** The reason's catalogue name (`HLT`; a user handler's new reason too), what policies see. */
   reasonName: string;
   variant: number;
+  /**
+   * This variant's place among all variants of the catalogue, in catalogue order (reason by reason):
+   * its record in a thread's exit-stats array (cpu/exit-breakdown.ts).
+   */
+  slot: number;
   action: 'resume' | 'vmm' | 'halt' | 'ipi';
   vmmCycles: number;
   /** The exit a sibling kick causes (not a workload exit). */
@@ -62,6 +67,7 @@ export function compileCatalogue(
 ): CompiledCatalogue {
   const variants: CompiledVariant[][] = [];
   const variantCumulative: Float64Array[] = [];
+  let slot = 0;
   catalogue.forEach((spec, reason) => {
     const compiled: CompiledVariant[] = [];
     const cumulative = new Float64Array(spec.variants.length);
@@ -101,6 +107,7 @@ export function compileCatalogue(
         reason,
         reasonName: spec.name,
         variant: variantIndex,
+        slot: slot++,
         action: variant.action,
         vmmCycles: variant.vmmCycles ?? 0,
         isKick: spec.name === 'EXTERNAL_INTERRUPT' && variant.name === 'kick',

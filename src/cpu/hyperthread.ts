@@ -34,6 +34,11 @@ import type { Tlb } from '../paging/tlb.js';
 import { lineInPageOf as importedLineInPageOf } from '../paging/va-layout.js';
 import { Flush as importedFlush, type Policy, type PolicyView } from '../policy/policy.js';
 import type { CostModel } from './costs.js';
+import {
+  catalogueVariantCount,
+  ExitStatField as importedExitStatField,
+  newExitStats,
+} from './exit-breakdown.js';
 import { exitReasonIndex, exitCatalogue as importedExitCatalogue } from './exits.js';
 import {
   type CompiledCatalogue,
@@ -72,6 +77,7 @@ const Access = importedAccess;
 const lineInPageOf = importedLineInPageOf;
 const Flush = importedFlush;
 const exitCatalogue = importedExitCatalogue;
+const ExitStatField = importedExitStatField;
 const OpKind = importedOpKind;
 const Mode = importedMode;
 const modeOf = importedModeOf;
@@ -224,6 +230,15 @@ export class Hyperthread implements PolicyView {
   private retries = 0;
   /** Set once an interrupt was seen pending during the current kick wait (ThreadStat.interruptsDuringKickWait). */
   private interruptSeenInKickWait = false;
+  /**
+   * Per exit reason and variant: this thread's counts and exit-to-entry cycles (cpu/exit-breakdown.ts),
+   * read when the run is collected. `exitStatBase` is the record of the exit being handled (-1 before
+   * the first exit), `exitAtCycles` the clock at that exit, until the entry that ends it times it.
+   */
+  declare readonly exitStats: Float64Array;
+  private exitStatBase = -1;
+  private exitAtCycles = 0;
+  private exitTimed = true;
 
   private nextExitAtCycles = 0;
   private nextWakeAtCycles = 0;
@@ -364,6 +379,7 @@ export class Hyperthread implements PolicyView {
     Atomics.store(this.i32, threadFieldIndex(layout, thread, ThreadField.vcpu), vcpu);
     this.catalogue = compiledCatalogueOf(machine, thread, vmId, vcpu, workload.catalogue);
     this.mix = resolveMix(workload.mix, 'workload.mix', workload.catalogue);
+    this.exitStats = newExitStats(catalogueVariantCount(workload.catalogue));
     const variantOf = (reason: string, variant: string) => {
       const reasonIndex = exitReasonIndex(reason);
       const found = this.catalogue.variants[reasonIndex].find(
@@ -423,6 +439,24 @@ export class Hyperthread implements PolicyView {
 
   private count(stat: number, amount = 1): void {
     this.stats[stat] += amount;
+  }
+
+  /** Counts `field` (ExitStatField) for the exit being handled. */
+  private countExit(field: number): void {
+    if (this.exitStatBase >= 0) this.exitStats[this.exitStatBase + field]++;
+  }
+
+  /** The VM entry that ends the exit being handled: its cycles from exit to entry (perf kvm stat's time). */
+  private timeExit(): void {
+    if (this.exitTimed) return;
+    this.exitTimed = true;
+    const stats = this.exitStats;
+    const base = this.exitStatBase;
+    const cycles = this.clockCycles - this.exitAtCycles;
+    stats[base + ExitStatField.timed]++;
+    stats[base + ExitStatField.cycles] += cycles;
+    if (cycles < stats[base + ExitStatField.minCycles]) stats[base + ExitStatField.minCycles] = cycles;
+    if (cycles > stats[base + ExitStatField.maxCycles]) stats[base + ExitStatField.maxCycles] = cycles;
   }
 
   /**
@@ -601,6 +635,7 @@ export class Hyperthread implements PolicyView {
     if (!this.entryPathSpent) this.spend(this.costs.exitRoundTrip / 2);
     this.entryPathSpent = false;
     this.count(ThreadStat.entries);
+    this.timeExit();
     this.switchedToFullSinceEntry = false;
     this.vmmSinceEntry = false;
     this.nmiSinceEntry = false;
@@ -796,6 +831,10 @@ export class Hyperthread implements PolicyView {
   private takeExit(variant: CompiledVariant, vector: number): number {
     this.variant = variant;
     this.exitReasonName = variant.reasonName;
+    this.exitStatBase = variant.slot * ExitStatField.count;
+    this.exitAtCycles = this.clockCycles;
+    this.exitTimed = false;
+    this.exitStats[this.exitStatBase + ExitStatField.exits]++;
     // Without ASI the exit path runs in the full kernel; a kick on exit goes out from the exit path
     // first, which touches only the vCPU's state (mode isolated) until the siblings are out.
     const kickFirst = !this.usesAsi && this.policy.kickOnExit(this.view);
@@ -842,6 +881,7 @@ export class Hyperthread implements PolicyView {
       this.spend(this.costs.ipiSend);
       this.mailboxes.send(target, Vector.kick, this.clockCycles, this.env);
       this.count(ThreadStat.kicksSent);
+      this.countExit(ExitStatField.kicksSent);
       this.observer.onKick(this, target);
     }
   }
@@ -900,6 +940,7 @@ export class Hyperthread implements PolicyView {
         this.spend(this.costs.ipiSend);
         this.mailboxes.send(target, Vector.kick, this.clockCycles, this.env);
         this.count(ThreadStat.kicksSent);
+        this.countExit(ExitStatField.kicksSent);
         this.observer.onKick(this, target);
         return StepCode.ran;
       }
@@ -927,12 +968,12 @@ export class Hyperthread implements PolicyView {
     const pending = this.ownPending();
     if (pending & interruptVectors) return this.beginInterrupt(pending, Phase.handler);
     if (this.opIndex >= variant.kinds.length) {
-      if (!variant.isKick) {
-        // An exit to the VMM leaves isolation too (its action runs next), though its handler did not.
-        const stayed =
-          !this.switchedToFullSinceEntry && this.mode === Mode.isolated && variant.action !== 'vmm';
-        this.count(stayed ? ThreadStat.exitsIsolatedOnly : ThreadStat.exitsLeftIsolation);
-      }
+      // An exit to the VMM leaves isolation too (its action runs next), though its handler did not.
+      const stayed =
+        !this.switchedToFullSinceEntry && this.mode === Mode.isolated && variant.action !== 'vmm';
+      if (!variant.isKick) this.count(stayed ? ThreadStat.exitsIsolatedOnly : ThreadStat.exitsLeftIsolation);
+      this.countExit(ExitStatField.handled);
+      if (stayed) this.countExit(ExitStatField.isolated);
       this.phase = Phase.action;
       return StepCode.ran;
     }
@@ -1050,7 +1091,10 @@ export class Hyperthread implements PolicyView {
     if (this.tlb.cr3 !== space) this.tlb.switchTo(space);
     if (writes > 0) this.spend(writes * this.cr3WriteCycles());
     if (this.leaveTarget === Mode.full) {
-      if (fromIsolated) this.count(ThreadStat.switchesToFull);
+      if (fromIsolated) {
+        this.count(ThreadStat.switchesToFull);
+        this.countExit(ExitStatField.switchesToFull);
+      }
       this.switchedToFullSinceEntry = true;
     } else {
       this.vmmSinceEntry = true;

@@ -408,6 +408,7 @@ function resultJson(result: RepeatedResult): Record<string, unknown> {
   figure('bufferClears');
   Object.assign(json, {
     faultsByHandler: result.faultsByHandler,
+    byReason: result.byReason,
     violations: result.violations,
     exposure: result.exposure,
     exposureCi95: result.exposureCi95,

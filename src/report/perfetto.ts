@@ -27,6 +27,12 @@ import { writeFileAtomic } from './atomic-write.js';
  * are held, derived from mode changes; and a counter of the lines in the core's L1D foreign to the VM
  * it runs (INV-2's lines), from the samples the monitor records while a trace is kept.
  *
+ * Violations: an unsafe policy breaks invariants at nearly every guest step (none on sysbench-cpu:
+ * ~430,000 in 20,000 exits, a 107 MB trace, issue 20). Only the first `violationInstantsPerTrackMax`
+ * of each invariant on each hyperthread become instants; every violation is counted on the
+ * `violations` process's counter track (cumulative per invariant, at most
+ * `violationCounterSamplesMax` samples), and `otherData` says how many instants were left out.
+ *
  * Time: the sim backend's virtual cycles become microseconds at `cyclesPerMicrosecond` (3,000: the
  * ~3 GHz core the cost model's defaults are measured on, cpu/costs.ts); the workers backend logs
  * wall-clock nanoseconds since start, divided by 1,000. `otherData.clock` says which.
@@ -45,6 +51,8 @@ export interface TraceMeta {
   catalogue?: readonly ExitReasonSpec[];
   /** The run's violation records: their detail is attached to the matching violation instants. */
   violationRecords?: readonly Violation[];
+  /** Violation instants kept per invariant and hyperthread (default `violationInstantsPerTrackMax`). */
+  violationInstantsPerTrack?: number;
 }
 
 export type TracePhase = 'B' | 'E' | 'X' | 'i' | 'I' | 'C' | 'M' | 's' | 't' | 'f';
@@ -78,6 +86,15 @@ export interface TraceFile {
 
 /** ~3 GHz: the clock of the server core the cost model's defaults come from (cpu/costs.ts). */
 export const defaultCyclesPerMicrosecond = 3000;
+
+/**
+ * Violation instants kept per invariant and hyperthread: enough to see where and how a violation
+ * repeats (the first come with their records' detail); the counter track counts every one. At ~200
+ * bytes an instant, a 2 x 2 machine breaking three invariants keeps ~240 KB of them.
+ */
+export const violationInstantsPerTrackMax = 100;
+/** Samples of the violation counter track, at most (one per 1/1,000 of the violations' time span). */
+export const violationCounterSamplesMax = 1000;
 
 /** A stretch of time a hyperthread spent in one mode, in the log's time unit. */
 export interface ModeSlice {
@@ -160,6 +177,8 @@ export function buildTrace(events: readonly LoggedEvent[], meta: TraceMeta): Tra
   const microsecondsPerUnit = meta.timeUnit === 'cycles' ? 1 / cyclesPerMicrosecond : 1 / 1000;
   // Rounded to 0.1 ns: finer than any cost in the model, and it halves the file's digits.
   const toMicroseconds = (time: number) => Math.round(time * microsecondsPerUnit * 1e4) / 1e4;
+  const instantsPerTrack = meta.violationInstantsPerTrack ?? violationInstantsPerTrackMax;
+  assert(Number.isInteger(instantsPerTrack) && instantsPerTrack >= 0, 'violation instants per track >= 0');
   const cores = meta.threads / meta.smt;
   const pidOf = (thread: number) => Math.floor(thread / meta.smt) + 1;
   const tidOf = (thread: number) => thread + 1;
@@ -213,9 +232,25 @@ export function buildTrace(events: readonly LoggedEvent[], meta: TraceMeta): Tra
   for (const record of meta.violationRecords ?? []) {
     records.set(`${record.id}@${record.threads[0] ?? -1}@${record.timeCycles}`, record);
   }
+  // Violation instants kept so far per invariant and hyperthread ("INV-2@1"); those past the cap are
+  // only counted (the counter track below counts every violation).
+  const instantsKept = new Map<string, number>();
+  let violations = 0;
+  let instantsDropped = 0;
+  const keepInstant = (event: LoggedEvent) => {
+    violations++;
+    const key = `${event.a}@${event.thread}`;
+    const kept = instantsKept.get(key) ?? 0;
+    if (kept >= instantsPerTrack) {
+      instantsDropped++;
+      return false;
+    }
+    instantsKept.set(key, kept + 1);
+    return true;
+  };
   for (const event of events) {
     if (event.thread < 0) {
-      if (event.kind === EventKind.violation)
+      if (event.kind === EventKind.violation && keepInstant(event))
         timed.push(violationInstant(event, -1, -1, toMicroseconds, records));
       continue;
     }
@@ -274,7 +309,7 @@ export function buildTrace(events: readonly LoggedEvent[], meta: TraceMeta): Tra
         timed.push({ ...at, name: `switch to ${modeNames[event.a] ?? event.a}`, cat: 'switch' });
         break;
       case EventKind.violation:
-        timed.push(violationInstant(event, pid, tid, toMicroseconds, records));
+        if (keepInstant(event)) timed.push(violationInstant(event, pid, tid, toMicroseconds, records));
         break;
       default:
         // mode (slices above), enter (the guest slice shows it), guest steps: no instant of their own.
@@ -302,6 +337,14 @@ export function buildTrace(events: readonly LoggedEvent[], meta: TraceMeta): Tra
       },
     );
   });
+  if (violations > 0) {
+    const pid = cores + 1;
+    metadata.push(
+      { name: 'process_name', ph: 'M', ts: 0, pid, args: { name: 'violations' } },
+      { name: 'process_sort_index', ph: 'M', ts: 0, pid, args: { sort_index: cores } },
+    );
+    timed.push(...violationCounter(events, pid, toMicroseconds));
+  }
   timed.sort((a, b) => a.ts - b.ts);
 
   return {
@@ -321,8 +364,48 @@ export function buildTrace(events: readonly LoggedEvent[], meta: TraceMeta): Tra
           : 'workers wall-clock time: nanoseconds since start / 1000 = microseconds',
       cyclesPerMicrosecond: meta.timeUnit === 'cycles' ? cyclesPerMicrosecond : 0,
       tracks: 'process = core (pid = core + 1), thread = hyperthread (tid = ht + 1)',
+      violations,
+      violationInstants: violations - instantsDropped,
+      violationInstantsLeftOut: instantsDropped,
+      violationInstantsPolicy: `the first ${instantsPerTrack} of each invariant on each hyperthread are instants; every violation is counted on the "violations" process's counter track (cumulative per invariant, at most ${violationCounterSamplesMax} samples)`,
     },
   };
+}
+
+/**
+ * Every violation counted, per invariant, cumulative: one sample at 0, then at most
+ * `violationCounterSamplesMax`, each at the last violation of its 1/1,000 of the violations' span.
+ */
+function violationCounter(
+  events: readonly LoggedEvent[],
+  pid: number,
+  toMicroseconds: (time: number) => number,
+): TraceEvent[] {
+  const violations = events
+    .filter((event) => event.kind === EventKind.violation)
+    .sort((a, b) => a.timeCycles - b.timeCycles);
+  assert(violations.length > 0, 'a violation counter counts violations');
+  const first = violations[0].timeCycles;
+  const span = violations[violations.length - 1].timeCycles - first;
+  const bucketOf = (time: number) =>
+    span > 0
+      ? Math.min(
+          violationCounterSamplesMax - 1,
+          Math.floor(((time - first) / span) * violationCounterSamplesMax),
+        )
+      : 0;
+  const counts: Record<string, number> = {};
+  for (const event of violations) counts[`INV-${event.a}`] = 0;
+  const name = 'violations (cumulative, per invariant)';
+  const samples: TraceEvent[] = [{ name, ph: 'C', ts: 0, pid, args: { ...counts } }];
+  violations.forEach((event, index) => {
+    counts[`INV-${event.a}`]++;
+    const next = violations[index + 1];
+    if (next === undefined || bucketOf(next.timeCycles) !== bucketOf(event.timeCycles))
+      samples.push({ name, ph: 'C', ts: toMicroseconds(event.timeCycles), pid, args: { ...counts } });
+  });
+  assert(samples.length <= violationCounterSamplesMax + 1, 'the violation counter stays within its samples');
+  return samples;
 }
 
 function violationInstant(

@@ -85,7 +85,7 @@ export interface BarChart {
   domainMax?: number;
 }
 
-const chartWidth = 760;
+export const chartWidth = 760;
 const barLabelWidth = 170;
 const barValueWidth = 70;
 const barRowHeight = 20;
@@ -237,7 +237,13 @@ export function timelineChart(timeline: Timeline): string {
   return svgFrame(timeline.id, timeline.title, timeline.description, height, [defs, ...parts]);
 }
 
-function svgFrame(id: string, title: string, description: string, height: number, parts: string[]): string {
+export function svgFrame(
+  id: string,
+  title: string,
+  description: string,
+  height: number,
+  parts: string[],
+): string {
   return [
     `<svg id="${escapeXml(id)}" class="chart" role="img" aria-labelledby="${escapeXml(id)}-title ${escapeXml(id)}-desc" viewBox="0 0 ${chartWidth} ${height}" width="${chartWidth}" height="${height}">`,
     `<title id="${escapeXml(id)}-title">${escapeXml(title)}</title>`,

@@ -67,10 +67,13 @@ describe('asi-emu bench --backend workers (the built binary, real worker threads
     expect(html).toContain('(workers, wall time)');
   });
 
-  it('the kick benchmark writes its JSON (issue 4 shape)', () => {
+  it('the kick benchmark writes its JSON (issue 4 shape), percentiles from >= 10,000 trips (issue 20) and a report', () => {
     const directory = mkdtempSync(join(tmpdir(), 'asi-emu-kick-'));
     const out = join(directory, 'kick.json');
-    const run = runCli(['bench', '--backend', 'workers', '--kick', '--json', out], { timeoutMs: 180_000 });
+    const report = join(directory, 'kick.html');
+    const run = runCli(['bench', '--backend', 'workers', '--kick', '--json', out, '--report', report], {
+      timeoutMs: 180_000,
+    });
     expect(run.code).toBe(0);
     const json = JSON.parse(readFileSync(out, 'utf8'));
     for (const key of [
@@ -92,6 +95,33 @@ describe('asi-emu bench --backend workers (the built binary, real worker threads
     const schema = JSON.parse(readFileSync(require.resolve('asi-emu/schema/bench.schema.json'), 'utf8'));
     const validate = new Ajv({ allErrors: true, strict: true }).compile(schema);
     expect(validate(json), JSON.stringify(validate.errors)).toBe(true);
+    // Issue 20: the kick and both raw ping-pongs as distributions; counts and order, never timings.
+    for (const [name, series] of [
+      ['kick', json.kick],
+      ['kick.rawSpin', json.kick.rawSpin],
+      ['kick.rawWait', json.kick.rawWait],
+    ]) {
+      expect(series.samples, name).toBeGreaterThanOrEqual(10_000);
+      for (const key of ['p50Ns', 'p90Ns', 'p99Ns', 'p999Ns'])
+        expect(typeof series[key], `${name}.${key}`).toBe('number');
+      expect(series.p50Ns, name).toBeLessThanOrEqual(series.p90Ns);
+      expect(series.p90Ns, name).toBeLessThanOrEqual(series.p99Ns);
+      expect(series.p99Ns, name).toBeLessThanOrEqual(series.p999Ns);
+      const counts: number[] = series.histogram.counts;
+      expect(
+        counts.reduce((sum, count) => sum + count, 0),
+        name,
+      ).toBe(series.samples);
+    }
+    for (const key of ['ratioP50', 'ratioP99']) expect(typeof json.kick[key], key).toBe('number');
+    expect(run.stdout).toMatch(/round trip\s+samples\s+p50\s+p90\s+p99\s+p99\.9\s+max/);
+    expect(run.stdout).toMatch(/ratio to raw (spin|wait\/notify): p50 [\d.]+, p99 [\d.]+/);
+    // Not a terminal: no text histogram.
+    expect(run.stdout).not.toContain('log-scale buckets');
+    const html = readFileSync(report, 'utf8');
+    expect(html).toContain('<section id="kick-latency">');
+    for (const index of [0, 1, 2]) expect(html).toContain(`id="chart-latency-0-${index}"`);
+    expect(html).toContain('data-percentile="p99.9"');
   }, 200_000);
 });
 

@@ -221,7 +221,8 @@ describe('the workers backend refuses up front', () => {
       'machine.vms=[{"vcpus":256,"guestMemoryMiB":1}]',
     ]);
     expectCleanError(run, 2, /machine\.vms\[0\]\.vcpus: at most 64 vCPUs/);
-    expect(run.wallMs).toBeLessThan(10_000);
+    // Refused up front, before any worker or run starts (the error says so); a run that started
+    // would end by the spawn's time limit instead. No wall-time bound: a loaded machine is slow.
   });
 
   it.concurrent('a confidential VM (was dropped silently)', async () => {
@@ -259,7 +260,8 @@ describe('replay files', () => {
     });
     const run = await runHostile(['replay', path]);
     expectCleanError(run, 2, /case\.run\.exits: at most 300, the fuzzer's own limit/);
-    expect(run.wallMs).toBeLessThan(10_000);
+    // Refused up front, before any worker or run starts (the error says so); a run that started
+    // would end by the spawn's time limit instead. No wall-time bound: a loaded machine is slow.
   });
 
   it.concurrent('too many cores', async () => {

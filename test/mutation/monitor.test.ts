@@ -49,6 +49,16 @@ describe('on a core of four, the checks read the sibling modes, never the stun b
     monitor.onGuestStep(stunned(machine, { ...at, sibling: 1, modes }, [1, 2]));
     expect(monitor.counts['INV-1']).toBe(0);
     expect(monitor.exposureGuestSteps).toBe(0);
+    // With a sibling really in full, one exposure: the stun bits add none.
+    monitor.onGuestStep(
+      stunned(
+        machine,
+        { ...at, sibling: 0, modes: [Mode.guest, Mode.full, Mode.isolated, Mode.isolated] },
+        [0, 1],
+      ),
+    );
+    expect(monitor.counts['INV-1']).toBe(1);
+    expect(monitor.records.map((record) => record.threads)).toEqual([[0, 1]]);
   });
 
   it('INV-3: an entry beside isolated siblings of a stunned core is not an entry beside full or vmm', () => {
@@ -184,6 +194,7 @@ describe('the observers', () => {
     const keys = machine.region('keys');
     machine.l1d[0].access(keys.firstPfn, 3, machine.frames.ownerOf(keys.firstPfn));
     monitor.onFlush(thread, 0, 0);
+    expect(samples()).toHaveLength(2);
     monitor.onGuestStep(thread);
     monitor.onModeChange(thread, Mode.isolated, Mode.full);
     // One line appeared (sampled once); then nothing changed (no more samples).

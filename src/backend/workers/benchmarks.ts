@@ -8,6 +8,7 @@ import { ThreadStat, threadStatIndex } from '../../memory/layout.js';
 import { policyByName } from '../../policy/index.js';
 import { defaultSpinChecks, workersLimits } from './control.js';
 import type { KickDriverSetup } from './kick-bench.js';
+import { type LatencyDistribution, latencyDistribution, p999SamplesMin } from './latency.js';
 import {
   defaultPingPongOptions,
   PingPongField,
@@ -23,7 +24,9 @@ import { runningThreadsOf, WorkersRun, workerScriptPath } from './run-workers.js
  *
  * - kick: the sibling-kick round trip on the real protocol (kick-bench.ts) next to a raw Atomics
  *   ping-pong between two workers measured in the same run: spin when hyperthreads <= CPUs, wait/notify
- *   when they outnumber them. Goal: ratio <= 1.2 against spin, <= 1.5 against wait/notify.
+ *   when they outnumber them. Goal: ratio <= 1.2 against spin, <= 1.5 against wait/notify. Each of
+ *   the three is also a distribution of at least `p999SamplesMin` trips timed one by one (p50, p90,
+ *   p99, p99.9 and a log-scale histogram: latency.ts), and the ratio is given on p50 and p99 too.
  * - exits: VM exits per second per hyperthread on the all-fast mix (handled entirely in isolation).
  *   Goal: >= 2 million.
  * - policies: guest steps (and exits) per second under each policy and mix.
@@ -32,7 +35,8 @@ import { runningThreadsOf, WorkersRun, workerScriptPath } from './run-workers.js
  *
  * Only one measurement's workers run at a time: a spinning partner of another measurement would take a
  * CPU from this one. Cross-thread round trips are timed in the thread that drives them and handed to
- * tinybench as `overriddenDuration` (one sample = the mean round trip of one batch).
+ * tinybench as `overriddenDuration` (one sample = the mean round trip of one batch); each batch also
+ * hands back every trip it timed, the samples of the distributions.
  */
 export interface WorkersBenchOptions {
   kick?: boolean;
@@ -42,7 +46,10 @@ export interface WorkersBenchOptions {
   mixes?: string[];
   /** Core pairs to try (only those that fit the CPUs run unless none does). */
   scaling?: number[];
-  /** Time per measurement, ms (default 1000). */
+  /**
+   * Time per measurement, ms (default 1000): the exit, policy and scaling runs. The kick suite is
+   * counted in trips instead (`tripsPerSample`, `batchesPerRound`, `kickRounds`).
+   */
   timeMs?: number;
   /** Progress lines (default: none). */
   log?: (line: string) => void;
@@ -67,7 +74,26 @@ export interface KickFigures {
   threads: number;
   cpus: number;
   rmePercent: number;
+  /** Batches of trips (tinybench samples) behind `roundTripNs` and `rmePercent`. */
+  batches: number;
+  /** Trips timed one by one behind the percentiles (the distribution's `samples`). */
   samples: number;
+  /** The kick round trip's distribution (net of the clock bracket): p50Ns ... p999Ns, histogram. */
+  p50Ns: number;
+  p90Ns: number;
+  p99Ns: number;
+  /** null below `p999SamplesMin` trips (the oversubscribed kick, quick runs). */
+  p999Ns: number | null;
+  minNs: number;
+  maxNs: number;
+  meanNs: number;
+  histogram: LatencyDistribution['histogram'];
+  /** The raw ping-pongs as distributions of trips timed one by one, net of the same bracket. */
+  rawSpin: LatencyDistribution;
+  rawWait: LatencyDistribution;
+  /** The kick's p50 and p99 over the same percentile of the baseline that applies (`baseline`). */
+  ratioP50: number;
+  ratioP99: number;
   /** The per-trip clock bracket subtracted from the kick samples (one performance.now call). */
   clockOverheadNs: number;
   /** The same raw spin trips timed with the same bracket, net of it: a cross-check of the method. */
@@ -122,15 +148,34 @@ export interface WorkersBenchReport {
 }
 
 const defaultTimeMs = 1000;
-/** Round trips per sample: long enough to dwarf the comlink call that asks for them. */
-const tripsPerSample = { spin: 2_000, wait: 20, kick: 500, kickOversubscribed: 20, quick: 10 } as const;
+/**
+ * Round trips per sample: long enough to dwarf the comlink call that asks for them (~50-100 µs), and
+ * with `batchesPerRound` x `kickRounds` batches, `p999SamplesMin` trips timed one by one (the
+ * oversubscribed kick, at 20-90 µs a trip, takes 2,000: its p99.9 is not reported).
+ */
+const tripsPerSample = { spin: 500, wait: 100, kick: 100, kickOversubscribed: 20, quick: 10 } as const;
 /**
  * The kick and its baselines are measured in rounds, each one a tinybench of every task in turn, so a
  * machine whose speed drifts (a shared or virtual one) moves them together and their ratio stands.
  */
 const kickRounds = 5;
-/** tinybench's minimum samples per task and round (its default, 64, is too many for slow round trips). */
-const samplesPerRoundMin = 3;
+/**
+ * Batches of every task per round: counted, not timed, so every series gets its trips; 100 batches in
+ * all keep the median of the batch means (`roundTripNs`) clear of the few a descheduled thread slows.
+ */
+const batchesPerRound = 20;
+/**
+ * Trips timed one by one that each distribution needs; a batch cut short by `batchMsMax` (a starved
+ * machine) is made up for by more batches after the rounds.
+ */
+const tripSamplesMin = {
+  spin: p999SamplesMin,
+  wait: p999SamplesMin,
+  kick: p999SamplesMin,
+  quick: 0,
+} as const;
+/** Untimed trips before a wait/notify batch: both sides block anyway, a few wake them up. */
+const waitWarmupTrips = 10;
 /** Exits far in the future: the kicked hyperthread runs guest steps and leaves the guest only when kicked. */
 const neverExitCycles = 1e15;
 /** An exit budget no measurement reaches: they end by time. */
@@ -144,7 +189,7 @@ interface Plan {
 }
 
 interface RemoteTrips {
-  roundTrips(count: number, maxMs?: number): RoundTripBatch;
+  roundTrips(count: number, maxMs?: number, warmup?: number): RoundTripBatch;
 }
 
 /** Longest batch: a starved machine makes each trip a time slice, and a sample must not take minutes. */
@@ -158,10 +203,12 @@ interface Series {
   clockOverheadNs: number[];
   /** For the raw ping-pong: the same trips timed with a bracket each, net of it (a method check). */
   bracketedNs: number[];
+  /** Every trip timed one by one, net of its batch's clock bracket: the distribution's samples. */
+  tripsNs: number[];
 }
 
 function series(name: string, trips: number): Series {
-  return { name, tripsPerSample: trips, samplesNs: [], clockOverheadNs: [], bracketedNs: [] };
+  return { name, tripsPerSample: trips, samplesNs: [], clockOverheadNs: [], bracketedNs: [], tripsNs: [] };
 }
 
 function median(values: number[]): number {
@@ -279,10 +326,24 @@ function addTripsTask(
       into.samplesNs.push(sampleNs);
       into.clockOverheadNs.push(result.clockOverheadNs);
       into.bracketedNs.push(result.bracketedNs / result.bracketedTrips - result.clockOverheadNs);
+      addTrips(into, result);
       return { overriddenDuration: sampleNs / 1e6, overriddenIterationCost: result.totalNs / 1e6 };
     },
     hooks,
   );
+}
+
+/** A batch's trips timed one by one, net of its clock bracket, into the series' distribution samples. */
+function addTrips(into: Series, batch: RoundTripBatch): void {
+  for (const ns of batch.tripNs) into.tripsNs.push(ns - batch.clockOverheadNs);
+}
+
+/**
+ * More batches until the series has `samplesMin` trips timed one by one (batches cut short by
+ * `batchMsMax` leave it short). Bounded: a batch times at least one trip, and a trip has a timeout.
+ */
+async function topUp(into: Series, samplesMin: number, batch: () => Promise<RoundTripBatch>): Promise<void> {
+  while (into.tripsNs.length < samplesMin) addTrips(into, await batch());
 }
 
 function kickFigures(
@@ -296,6 +357,10 @@ function kickFigures(
   const baseline = rig.threads <= cpus ? 'spin' : 'wait';
   const roundTripNs = median(kick.samplesNs);
   const base = median(baseline === 'spin' ? rawSpin.samplesNs : rawWait.samplesNs);
+  const trips = latencyDistribution(kick.tripsNs);
+  const spin = latencyDistribution(rawSpin.tripsNs);
+  const wait = latencyDistribution(rawWait.tripsNs);
+  const baseTrips = baseline === 'spin' ? spin : wait;
   return {
     roundTripNs,
     roundTripMeanNs: mean(kick.samplesNs),
@@ -307,7 +372,20 @@ function kickFigures(
     threads: rig.threads,
     cpus,
     rmePercent: rmePercent(kick.samplesNs),
-    samples: kick.samplesNs.length,
+    batches: kick.samplesNs.length,
+    samples: trips.samples,
+    p50Ns: trips.p50Ns,
+    p90Ns: trips.p90Ns,
+    p99Ns: trips.p99Ns,
+    p999Ns: trips.p999Ns,
+    minNs: trips.minNs,
+    maxNs: trips.maxNs,
+    meanNs: trips.meanNs,
+    histogram: trips.histogram,
+    rawSpin: spin,
+    rawWait: wait,
+    ratioP50: trips.p50Ns / Math.max(1, baseTrips.p50Ns),
+    ratioP99: trips.p99Ns / Math.max(1, baseTrips.p99Ns),
     clockOverheadNs: mean(kick.clockOverheadNs),
     rawSpinBracketedNs: median(rawSpin.bracketedNs),
     spinChecks: rig.spinChecks,
@@ -345,31 +423,15 @@ async function measureKicks(
     );
     const kickOver = series('sibling kick (4 threads)', trips('kickOversubscribed'));
     const rounds = plan.quick ? 1 : kickRounds;
+    const spinBatch = () => spinPair.remote.roundTrips(rawSpin.tripsPerSample, batchMsMax);
+    const waitBatch = () => waitPair.remote.roundTrips(rawWait.tripsPerSample, batchMsMax, waitWarmupTrips);
+    const kicks = [[rig, kick], ...(over ? [[over, kickOver]] : [])] as [KickRig, Series][];
     for (let round = 0; round < rounds; round++) {
       log(`kick: round ${round + 1} of ${rounds}`);
-      const bench = plan.quick
-        ? new Bench({ time: 0, warmup: false, iterations: 2 })
-        : new Bench({
-            time: plan.timeMs / rounds,
-            warmupTime: Math.min(100, plan.timeMs / rounds / 4),
-            iterations: samplesPerRoundMin,
-          });
-      addTripsTask(
-        bench,
-        rawSpin,
-        () => spinPair.remote.roundTrips(rawSpin.tripsPerSample, batchMsMax),
-        (b) => b.totalNs / b.trips,
-      );
-      addTripsTask(
-        bench,
-        rawWait,
-        () => waitPair.remote.roundTrips(rawWait.tripsPerSample, batchMsMax),
-        (b) => b.totalNs / b.trips,
-      );
-      for (const [target, into] of [[rig, kick], ...(over ? [[over, kickOver]] : [])] as [
-        KickRig,
-        Series,
-      ][]) {
+      const bench = new Bench({ time: 0, warmup: false, iterations: plan.quick ? 2 : batchesPerRound });
+      addTripsTask(bench, rawSpin, spinBatch, (b) => b.totalNs / b.trips);
+      addTripsTask(bench, rawWait, waitBatch, (b) => b.totalNs / b.trips);
+      for (const [target, into] of kicks) {
         addTripsTask(
           bench,
           into,
@@ -393,6 +455,15 @@ async function measureKicks(
           throw new Error(`benchmark ${task.name} did not complete: ${cause}`);
         }
       }
+    }
+    const samplesMin = (kind: keyof typeof tripSamplesMin) =>
+      plan.quick ? tripSamplesMin.quick : tripSamplesMin[kind];
+    await topUp(rawSpin, samplesMin('spin'), spinBatch);
+    await topUp(rawWait, samplesMin('wait'), waitBatch);
+    if (kick.tripsNs.length < samplesMin('kick')) {
+      await rig.run.resume();
+      await topUp(kick, samplesMin('kick'), () => rig.remote.roundTrips(kick.tripsPerSample, batchMsMax));
+      await rig.run.pause();
     }
     return {
       kick: kickFigures(kick, rig, rawSpin, rawWait, plan.cpus, monitor),

@@ -181,6 +181,8 @@ export interface WorkerStats {
   failure: WorkerFailure | null;
   /** Flat (time, thread, kind, a, b) events, when the run keeps events. */
   events: number[] | null;
+  /** The hyperthread's exit-stats array (cpu/exit-breakdown.ts), merged by the control thread. */
+  exitStats: Float64Array;
 }
 
 /**

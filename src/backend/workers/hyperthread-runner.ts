@@ -139,7 +139,8 @@ export class HyperthreadRunner {
     Atomics.store(this.control.i32, this.control.slotIndex(this.slot, SlotField.thread), this.thread);
 
     const { keepEvents, eventsEpochMs } = setup.settings;
-    // Kept events (traces) are stamped in wall-clock ns since the run began: each worker's virtual
+    // Kept events (traces) are stamped in wall-clock ns since the epoch the control thread set (it moves
+    // them to the run's start when it merges them: run-workers.ts `mergeEvents`): each worker's virtual
     // cycles run at its own pace, so only real time puts the workers' events on one axis.
     const wallClockNs = () => (performance.timeOrigin + performance.now() - eventsEpochMs) * 1e6;
     this.log = setup.settings.monitor
@@ -232,6 +233,7 @@ export class HyperthreadRunner {
       steps: this.hyperthread.steps,
       failure: this.failure,
       events,
+      exitStats: this.hyperthread.exitStats,
     };
   }
 

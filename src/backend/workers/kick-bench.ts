@@ -209,6 +209,7 @@ export class KickDriver {
       this.trip(this.acks());
     }
     const overhead = clockOverheadNs(2_000);
+    const tripNs = new Float64Array(count);
     let bracketedMs = 0;
     let trips = 0;
     const start = performance.now();
@@ -219,6 +220,7 @@ export class KickDriver {
       this.trip(acksBefore);
       const tripEnd = performance.now();
       bracketedMs += tripEnd - tripStart;
+      tripNs[trips] = (tripEnd - tripStart) * 1e6;
       trips++;
       if (tripEnd - start > maxMs) break;
     }
@@ -228,6 +230,7 @@ export class KickDriver {
       totalNs: totalMs * 1e6,
       bracketedTrips: trips,
       bracketedNs: bracketedMs * 1e6,
+      tripNs: tripNs.slice(0, trips),
       clockOverheadNs: overhead,
       retries: this.retries,
     };

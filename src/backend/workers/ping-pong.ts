@@ -31,6 +31,11 @@ export interface RoundTripBatch {
   /** Trips timed one by one, and the sum of the performance.now() brackets around each. */
   bracketedTrips: number;
   bracketedNs: number;
+  /**
+   * Each of those brackets, in ns, the clock's cost not taken off (`clockOverheadNs`): the samples of
+   * the latency distribution (benchmarks.ts).
+   */
+  tripNs: Float64Array;
   /** Cost of the bracket itself (one performance.now() call), measured in the same thread just before. */
   clockOverheadNs: number;
   /** Kick benchmark: kicks sent again so far (the kicked thread cleared one as stale at its entry). */
@@ -121,13 +126,16 @@ export class Pinger {
     const warmupEndMs = performance.now() + maxMs;
     for (let i = 0; i < warmup && ((i & 255) !== 255 || performance.now() < warmupEndMs); i++) this.trip();
     const overhead = clockOverheadNs(2_000);
+    const tripNs = new Float64Array(count);
     let bracketedMs = 0;
     let bracketedTrips = 0;
     const bracketedStart = performance.now();
     while (bracketedTrips < count) {
       const tripStart = performance.now();
       this.trip();
-      bracketedMs += performance.now() - tripStart;
+      const tripMs = performance.now() - tripStart;
+      bracketedMs += tripMs;
+      tripNs[bracketedTrips] = tripMs * 1e6;
       bracketedTrips++;
       if ((bracketedTrips & 255) === 0 && performance.now() - bracketedStart > maxMs) break;
     }
@@ -144,6 +152,7 @@ export class Pinger {
       totalNs: plainMs * 1e6,
       bracketedTrips,
       bracketedNs: bracketedMs * 1e6,
+      tripNs: tripNs.slice(0, bracketedTrips),
       clockOverheadNs: overhead,
     };
   }

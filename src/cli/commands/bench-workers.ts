@@ -11,8 +11,16 @@ import { toolIdentity } from '../../fuzz/version.js';
 import { EventLog } from '../../invariants/event-log.js';
 import type { Policy } from '../../policy/policy.js';
 import type { RunDone, RunRequest } from '../../report/comparison.js';
+import { renderHtmlReport } from '../../report/html.js';
+import {
+  formatLatencyHistogram,
+  formatLatencyTable,
+  kickMeasurements,
+  kickSeries,
+} from '../../report/latency.js';
 import { formatTable } from '../../report/machine-table.js';
-import { writeOutputs } from '../../report/output-files.js';
+import { type OutputFile, writeOutputs } from '../../report/output-files.js';
+import { sayWritten } from '../run-outputs.js';
 
 /**
  * `bench --backend workers`: with `--kick`, the sibling-kick round trip against raw Atomics ping-pongs
@@ -28,6 +36,8 @@ export const kickBenchSchemaVersion = 1;
 
 export async function runKickBenchCommand(options: {
   json?: string;
+  /** The latency histograms as a self-contained HTML report. */
+  report?: string;
   /** Text for people: stdout, or stderr when an output is standard output (outputs.ts). */
   say: (text: string) => void;
 }): Promise<void> {
@@ -57,6 +67,16 @@ export async function runKickBenchCommand(options: {
     `asi-emu bench --backend workers --kick on ${report.machine.cpuModel} (${report.machine.cpus} CPUs), Node ${report.machine.node}\n`,
   );
   options.say(`${formatTable(['measurement', 'value'], rows)}\n`);
+  // The distributions: percentiles always, the histograms for a person at a terminal.
+  for (const [name, kick] of kickMeasurements(report)) {
+    options.say(`\n${formatLatencyTable(kick, name)}\n`);
+    if (process.stdout.isTTY) {
+      for (const series of kickSeries(kick, name))
+        options.say(`\n${formatLatencyHistogram(series.name, series.latency)}\n`);
+    }
+  }
+  // Every output rendered and written as one transaction: all of them, or none.
+  const files: OutputFile[] = [];
   if (options.json) {
     const json = {
       format: kickBenchFormat,
@@ -64,10 +84,20 @@ export async function runKickBenchCommand(options: {
       tool: toolIdentity(),
       ...report,
     };
-    await writeOutputs([
-      { flag: '--json', path: options.json, contents: `${JSON.stringify(json, null, 2)}\n` },
-    ]);
+    files.push({ flag: '--json', path: options.json, contents: `${JSON.stringify(json, null, 2)}\n` });
   }
+  if (options.report) {
+    files.push({
+      flag: '--report',
+      path: options.report,
+      contents: () => renderHtmlReport({ results: [], title: 'asi-emu: sibling-kick latency', kick: report }),
+    });
+  }
+  await writeOutputs(files);
+  sayWritten(
+    files.filter((file) => file.flag !== '--json'),
+    options.say,
+  );
 }
 
 /**

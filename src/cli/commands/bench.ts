@@ -12,6 +12,7 @@ import { ConfigError, PolicyFailedError, UsageError } from '../../errors.js';
 import { type FuzzExecutor, poolExecutor } from '../../fuzz/executor.js';
 import { meantToBeSafe, policies, policyByName } from '../../policy/index.js';
 import type { Policy } from '../../policy/policy.js';
+import { formatByReason } from '../../report/by-reason.js';
 import {
   brokenInvariants,
   type ComparedPolicy,
@@ -57,6 +58,8 @@ interface BenchOptions {
   kick?: boolean;
   trace?: string;
   report?: string;
+  byReason?: boolean;
+  timelineAt?: number;
   set?: ConfigSetting[];
   policyModule?: string[];
   failOnViolation?: boolean;
@@ -207,7 +210,20 @@ export function registerBenchCommand(program: Command): void {
       '--trace <file>',
       "Chrome/Perfetto trace of each run's first repeat (several runs: FILE.<policy>.<mix>.json)",
     )
-    .option('--report <file>', 'self-contained HTML report with charts and a mode timeline')
+    .option(
+      '--report <file>',
+      'self-contained HTML report with charts and a mode timeline (with --kick: the latency histograms)',
+    )
+    .addOption(
+      new Option(
+        '--timeline-at <microseconds>',
+        "where the report's mode timeline starts, in µs since the run's start (default: halfway through the run)",
+      ).argParser(integerFlag('--timeline-at', 0, Number.MAX_SAFE_INTEGER)),
+    )
+    .option(
+      '--by-reason',
+      "print each run's exits per reason and handler variant, as perf kvm stat report (always in --json and --report)",
+    )
     .addHelpText(
       'after',
       [
@@ -246,10 +262,13 @@ export function registerBenchCommand(program: Command): void {
         !fromFlags('policies') && input.policies !== undefined
           ? configPolicies(input.policies)
           : options.policies.map((name) => policyByName(name));
+      if (options.timelineAt !== undefined && (!options.report || options.kick)) {
+        throw new UsageError('--timeline-at', 'with --report of a policy run (it places the mode timeline)');
+      }
       if (options.backend === 'workers' && options.kick) {
         for (const [flag, given] of [
           ['--trace', options.trace],
-          ['--report', options.report],
+          ['--by-reason', options.byReason],
           ['--policy-module', options.policyModule],
           ['--fail-on-violation', options.failOnViolation],
         ] as const) {
@@ -257,9 +276,12 @@ export function registerBenchCommand(program: Command): void {
             throw new UsageError(flag, 'a policy run, not with --kick (the kick benchmark runs no policies)');
           }
         }
-        const { say } = checkOutputs(options.json ? [{ flag: '--json', path: options.json }] : []);
+        const { say } = checkOutputs([
+          ...(options.json ? [{ flag: '--json', path: options.json }] : []),
+          ...(options.report ? [{ flag: '--report', path: options.report }] : []),
+        ]);
         const { runKickBenchCommand } = await import('./bench-workers.js');
-        await runKickBenchCommand({ json: options.json, say });
+        await runKickBenchCommand({ json: options.json, report: options.report, say });
         return;
       }
       if (options.kick) throw new UsageError('--kick', 'only with --backend workers');
@@ -324,6 +346,7 @@ export function registerBenchCommand(program: Command): void {
               `${config.run.exits} exits per run, ${repeatsText} (each thread's own cycles; wall time in the JSON)\n\n`,
       );
       say(`${formatComparison(comparison.results)}\n`);
+      if (options.byReason) say(`\n${formatByReason(comparison.results)}\n`);
       // Every output rendered and written as one transaction: all of them, or none.
       const files: OutputFile[] = [];
       if (options.json) {
@@ -347,7 +370,7 @@ export function registerBenchCommand(program: Command): void {
       if (options.trace) files.push(...traceOutputs(options.trace, outputs, config));
       if (options.report) {
         const reportTitle = backend === 'workers' ? `${title} (workers backend)` : title;
-        files.push(reportOutput(options.report, outputs, config, reportTitle));
+        files.push(reportOutput(options.report, outputs, config, reportTitle, options.timelineAt));
       }
       await writeOutputs(files);
       sayWritten(

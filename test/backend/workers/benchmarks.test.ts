@@ -29,6 +29,13 @@ describe.skipIf(!distBuilt)('workers benchmarks: report shape', () => {
       expect(report.kick?.[field as keyof typeof report.kick]).toBeGreaterThan(0);
     }
     expect(report.kick?.threads).toBeGreaterThanOrEqual(2);
+    // The distributions (issue 20): a quick run has too few trips for p99.9, never too few for p50.
+    for (const series of [report.kick, report.kick?.rawSpin, report.kick?.rawWait]) {
+      expect(series?.samples).toBeGreaterThan(0);
+      expect(series?.p50Ns).toBeLessThanOrEqual(series?.p99Ns ?? 0);
+      expect(series?.p999Ns).toBeNull();
+    }
+    expect(report.kick?.batches).toBeGreaterThan(0);
     expect(report.kick?.cpus).toBe(report.machine.cpus);
     expect(report.exits?.exitsPerSecondPerThread).toBeGreaterThan(0);
     expect(report.exits?.threads).toBeGreaterThan(0);
