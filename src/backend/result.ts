@@ -29,6 +29,14 @@ export interface RunResult {
   overheadVsNone: number | null;
   /** Workload exits (drawn from the mix, or injected interrupts); kick exits are counted apart. */
   exits: number;
+  /**
+   * Workload exits per second per running vCPU over the run's modelled time (`elapsedCycles` at
+   * `machine.ghz`): the rate the run achieved. Under `none` it matches `exitsPerSecondTarget` within a
+   * few percent (backend/sim/exit-interval.ts); a policy that adds host time per exit achieves less.
+   */
+  achievedExitsPerSecond: number;
+  /** The rate the workload asked for (workload, mix or default); null when it gave exitIntervalCycles. */
+  exitsPerSecondTarget: number | null;
   kickExits: number;
   isolatedExitShare: number;
   switchesToFullPer1kExits: number;
@@ -96,6 +104,8 @@ export interface CollectInput {
   deadlocked: boolean;
   wallSeconds: number;
   confidential?: (ConfidentialVm | null)[];
+  /** Hyperthreads that ran a vCPU (nosmt leaves some offline); default: `threads.length`. */
+  runningVcpus?: number;
 }
 
 export function threadResult(machine: Machine, thread: number): ThreadResult {
@@ -163,6 +173,10 @@ export function collectResult(input: CollectInput): RunResult {
     guestShare: sum((stats) => stats.guestUsefulCycles) / (vcpuThreads.length * elapsed),
     overheadVsNone: null,
     exits,
+    achievedExitsPerSecond:
+      (exits * input.config.machine.ghz * 1e9) /
+      (Math.max(1, input.runningVcpus ?? input.threads.length) * elapsed),
+    exitsPerSecondTarget: input.config.workload.exitsPerSecond ?? null,
     kickExits,
     isolatedExitShare: isolatedShare(
       statSum(ThreadStat.exitsIsolatedOnly),

@@ -123,7 +123,10 @@ export interface Environment extends Notifier {
 /** Events a monitor or trace recorder sees. Observers only watch (STYLE.md: checkers hold no logic). */
 export interface Observer {
   onModeChange(thread: Hyperthread, from: number, to: number): void;
+  /** A guest stretch begins (after its memory accesses), at `thread.clockCycles`. */
   onGuestStep(thread: Hyperthread): void;
+  /** The guest stretch that began at the last `onGuestStep` ends, at `thread.clockCycles`. */
+  onGuestStepEnd(thread: Hyperthread): void;
   onEnter(thread: Hyperthread): void;
   onExit(thread: Hyperthread, variant: CompiledVariant): void;
   onKick(thread: Hyperthread, target: number): void;
@@ -196,6 +199,8 @@ export class Hyperthread implements PolicyView {
   /** Guest quanta run, and their cycles without the cache stalls (ThreadStat's, published). */
   private guestSteps = 0;
   private guestUsefulCycles = 0;
+  /** When the guest stretch this thread waits in began (-1: none open). */
+  private stretchStartCycles = -1;
 
   // PolicyView
   exitReasonName = '';
@@ -281,6 +286,15 @@ export class Hyperthread implements PolicyView {
   /** The workload's guest quantum and accesses per quantum, read at every guest step. */
   declare private readonly guestQuantumCycles: number;
   declare private readonly guestAccessesPerQuantum: number;
+  declare private readonly guestAccessesPerStretchMax: number;
+  /** Mean guest cycles between two exits (RunConfig's, resolved from the exit rate by the backend). */
+  declare private readonly exitIntervalCycles: number;
+  /**
+   * Longest guest step, in cycles: the backend's choice. The sim runs a guest stretch as one wait on
+   * the mailbox with the next exit as its deadline (+Infinity here); the workers backend, whose threads
+   * poll their mailboxes in real time, steps it in quanta.
+   */
+  declare private readonly guestStepCyclesMax: number;
   /** Threads running other vCPUs of this VM (wake-IPI targets). */
   declare private readonly peers: number[];
   declare private readonly siblingThreads: number[];
@@ -310,6 +324,8 @@ export class Hyperthread implements PolicyView {
     runningThreads: ReadonlySet<number>,
     /** The VM's confidential-memory state when it is a confidential VM (sim backend), else null. */
     confidential: ConfidentialVm | null = null,
+    /** Longest guest step (`guestStepCyclesMax`): the sim's default, one event per stretch. */
+    guestStepCyclesMax = Number.POSITIVE_INFINITY,
   ) {
     this.machine = machine;
     this.policy = policy;
@@ -382,6 +398,14 @@ export class Hyperthread implements PolicyView {
     assert(this.guestPages <= 2 ** 30, 'guest page numbers fit translatePage');
     this.guestQuantumCycles = workload.guestQuantumCycles;
     this.guestAccessesPerQuantum = workload.guestAccessesPerQuantum;
+    this.guestAccessesPerStretchMax = workload.guestAccessesPerStretchMax;
+    assert(
+      workload.exitIntervalCycles !== undefined,
+      'the backend resolves the exit interval before it builds hyperthreads (backend/sim/exit-interval.ts)',
+    );
+    this.exitIntervalCycles = workload.exitIntervalCycles;
+    assert(guestStepCyclesMax >= 1, 'a guest step runs at least a cycle');
+    this.guestStepCyclesMax = guestStepCyclesMax;
     this.workingSetPages = Math.min(workload.guestWorkingSetPages, this.guestPages);
     this.firstWorkingPage = (vcpu * this.workingSetPages) % (this.guestPages - this.workingSetPages + 1);
     this.peers = machine.pinning[vmId].filter((other) => other !== thread && runningThreads.has(other));
@@ -608,8 +632,7 @@ export class Hyperthread implements PolicyView {
     this.faultedSinceEntry = false;
     // `vmx_l1d_flush` clears the vCPU's flag and the CPU's at every entry, flushing or not.
     this.l1tfFlushL1d = false;
-    this.nextExitAtCycles =
-      this.clockCycles + Math.max(1, this.exponential(this.workload.exitIntervalCycles));
+    this.nextExitAtCycles = this.clockCycles + Math.max(1, this.exponential(this.exitIntervalCycles));
     this.phase = Phase.guest;
     this.observer.onEnter(this);
     return StepCode.ran;
@@ -676,21 +699,63 @@ export class Hyperthread implements PolicyView {
   }
 
   /**
-   * A guest quantum, or the exit that ends the guest's run. The rare paths (interrupt sources firing,
-   * a pending mailbox) are methods of their own: this one runs at most steps, and what V8 inlines into
-   * it has a budget (the PRNG draw of `touchGuestMemory` must fit, or each draw boxes a double).
+   * A guest stretch, or the exit that ends the guest's run. A stretch runs until the next event that
+   * can end it: the next exit, the next interrupt arrival, a kick becoming visible (its IPI latency).
+   * In the sim it is one wait on this thread's mailbox with that time as the deadline, so a kick or an
+   * IPI sent meanwhile wakes it at the sender's clock and it looks again; the workers backend steps it
+   * in pieces of `guestStepCyclesMax`. The rare paths (interrupt sources firing, a pending mailbox) are
+   * methods of their own: what V8 inlines into this one has a budget.
    */
   private stepGuest(): number {
+    if (this.stretchStartCycles >= 0) this.endStretch();
     if (this.clockCycles >= this.nextArrivalAtCycles) this.arriveInterrupts();
     const pending = this.ownPending();
     if (pending !== 0 && this.exitForPending(pending)) return StepCode.ran;
     if (this.clockCycles >= this.nextExitAtCycles) return this.takeExit(this.drawExit(), 0);
-    const cycles = Math.max(1, Math.min(this.guestQuantumCycles, this.nextExitAtCycles - this.clockCycles));
-    this.spend(this.touchGuestMemory() + cycles);
-    this.guestUsefulCycles += cycles;
+    let endCycles = Math.min(this.nextExitAtCycles, this.nextArrivalAtCycles);
+    if (pending & Vector.kick) endCycles = this.kickVisibleBy(endCycles);
+    const cycles = Math.max(1, Math.min(this.guestStepCyclesMax, endCycles - this.clockCycles));
+    // The stretch's own accesses first (their stalls are guest time, not guest progress).
+    const quanta = Math.ceil(cycles / this.guestQuantumCycles);
+    const accesses = Math.min(this.guestAccessesPerStretchMax, quanta * this.guestAccessesPerQuantum);
+    this.spend(this.touchGuestMemory(accesses));
     this.guestSteps++;
     this.observer.onGuestStep(this);
+    if (this.guestStepCyclesMax === Number.POSITIVE_INFINITY) {
+      this.stretchStartCycles = this.clockCycles;
+      return this.wait(this.mailboxIndex, this.ownPending(), Math.max(this.clockCycles, endCycles));
+    }
+    this.spend(cycles);
+    this.guestUsefulCycles += cycles;
+    this.observer.onGuestStepEnd(this);
     return StepCode.ran;
+  }
+
+  /** The stretch this thread waited in is over (woken, or at its deadline): its cycles were guest progress. */
+  private endStretch(): void {
+    this.guestUsefulCycles += this.clockCycles - this.stretchStartCycles;
+    this.stretchStartCycles = -1;
+    this.observer.onGuestStepEnd(this);
+  }
+
+  /**
+   * The end of a stretch with a kick pending: when the kick becomes visible (sent + IPI latency), if
+   * that is still ahead. A kick already visible that did not make the guest exit (the policy's
+   * `exitOnKick` said no) ends nothing.
+   */
+  private kickVisibleBy(endCycles: number): number {
+    const visibleAt = this.mailboxes.kickSentAt(this.thread) + this.costs.ipiDelivery;
+    return visibleAt > this.clockCycles && visibleAt < endCycles ? visibleAt : endCycles;
+  }
+
+  /**
+   * The end of a run (sim): a stretch still open is closed at `endCycles` (or its deadline, if
+   * sooner), so its guest time counts up to where the run stopped.
+   */
+  closeStretch(endCycles: number): void {
+    if (this.stretchStartCycles < 0) return;
+    this.advanceTo(Math.min(endCycles, this.waitDeadlineCycles));
+    this.endStretch();
   }
 
   /** Takes the exit a pending vector causes in the guest; false when none does (the guest runs on). */
@@ -725,12 +790,11 @@ export class Hyperthread implements PolicyView {
   }
 
   /**
-   * The guest's memory accesses of one quantum; returns the cycles they took, which the caller spends
-   * with the quantum's own (one clock update per guest step instead of one per access).
+   * `accesses` of the guest's memory accesses; returns the cycles they took, which the caller spends
+   * (one clock update per guest step instead of one per access).
    */
-  private touchGuestMemory(): number {
-    const accesses = this.guestAccessesPerQuantum;
-    // One access a quantum (the default) without the loop: its entry cost ~25 instructions a guest step.
+  private touchGuestMemory(accesses: number): number {
+    // One access (a workers quantum at the defaults) without the loop.
     if (accesses === 1) return this.touchGuestAccess(0);
     let cycles = 0;
     for (let i = 0; i < accesses; i++) cycles += this.touchGuestAccess(cycles);

@@ -344,8 +344,40 @@ export class Monitor implements Observer {
 
   onModeChange(thread: Hyperthread, from: number, to: number): void {
     this.log?.record(thread.clockCycles, thread.thread, EventKind.mode, from, to);
+    // A hyperthread's first step (offline to its host mode) is the run's start, not a switch: the
+    // sibling that entered first checked the core as it stood, offline counting as out (as nosmt's).
+    // detector INV-1 (sibling starts holding secrets) begin
+    if (holdsSecrets(to) && from !== Mode.offline) this.checkGuestSiblings(thread, to);
+    // detector INV-1 (sibling starts holding secrets) end
     if (this.sampling) this.sampleForeignLines(thread);
   }
+
+  /**
+   * INV-1 from the other side: `thread` starts holding secrets (full, vmm) while a sibling runs guest
+   * code. A guest stretch is one event (the sim runs the guest's time between exits as one wait), so a
+   * sibling parked in the guest would not look at the core again until its stretch ends: the
+   * hyperthread that switches is the one to see the overlap begin. One violation per such sibling.
+   */
+  private checkGuestSiblings(thread: Hyperthread, to: number): void {
+    const word = thread.coreWord();
+    for (let sibling = 0; sibling < this.smt; sibling++) {
+      if (sibling === thread.sibling || modeOf(word, sibling) !== Mode.guest) continue;
+      this.counts['INV-1']++;
+      if (this.logged(1, this.recordsKept['INV-1'], thread.clockCycles, thread.thread)) {
+        const guestThread = this.siblingThread(thread, sibling);
+        this.keep({
+          id: 'INV-1',
+          threads: [guestThread, thread.thread],
+          modes: ['guest', modeNames[to]],
+          detail: `guest code runs while sibling ht${thread.thread} is in ${modeNames[to]}`,
+          timeCycles: thread.clockCycles,
+          step: thread.steps,
+        });
+      }
+    }
+  }
+
+  onGuestStepEnd(_thread: Hyperthread): void {}
 
   onGuestStep(thread: Hyperthread): void {
     this.log?.recordGuestStep(thread.clockCycles, thread.thread);

@@ -152,6 +152,8 @@ export function comparisonJson(comparison: Comparison, meta: Record<string, unkn
       guestShare: result.guestShare,
       overheadVsNone: result.overheadVsNone,
       exits: result.exits,
+      achievedExitsPerSecond: result.achievedExitsPerSecond,
+      exitsPerSecondTarget: result.exitsPerSecondTarget,
       kickExits: result.kickExits,
       isolatedExitShare: result.isolatedExitShare,
       switchesToFullPer1kExits: result.switchesToFullPer1kExits,

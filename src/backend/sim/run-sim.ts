@@ -1,12 +1,13 @@
 import { assert } from '../../assert.js';
 import { ConfidentialVm } from '../../coco/confidential-vm.js';
-import { exitIntervalQuantaMax, type RunConfig, type RunSettings } from '../../config/run-config.js';
+import type { RunConfig, RunSettings } from '../../config/run-config.js';
 import { type Environment, Hyperthread, Step as importedStep } from '../../cpu/hyperthread.js';
 import { EventLog } from '../../invariants/event-log.js';
 import { Monitor } from '../../invariants/monitor.js';
 import { createMachine, type Machine } from '../../machine.js';
 import type { Policy } from '../../policy/policy.js';
 import { collectResult, type RunResult } from '../result.js';
+import { withExitInterval } from './exit-interval.js';
 import { Prng } from './prng.js';
 
 // Imported bindings as module-private constants, for the sim's hot path (memory/words.ts says why).
@@ -35,12 +36,12 @@ export interface SimOptions {
   choices?: readonly number[];
 }
 
-/** Steps a run may spend per workload exit before it is called stuck (an assert: the config bounds it). */
+/**
+ * Steps a run may spend per workload exit before it is called stuck (an assert). A guest stretch is one
+ * step whatever its length, so an exit takes tens of steps (entry, handler ops, waits, a stretch or a
+ * few when kicks and wake-ups cut it); 100,000 is far past any healthy run.
+ */
 const stepsPerExitMax = 100_000;
-assert(
-  stepsPerExitMax >= 10 * exitIntervalQuantaMax,
-  'the longest accepted exit interval takes a tenth of the steps a run may spend per exit',
-);
 const watchdogEverySteps = 1024;
 
 /** Per-thread wait state of the scheduler, indexed like `threads` (a thread's position in run order). */
@@ -118,19 +119,30 @@ class ChoiceEnvironment extends SimEnvironment {
 }
 
 export function runSim(config: RunConfig, policy: Policy, options: SimOptions = {}): RunResult {
-  if (options.machine !== undefined) return runOn(options.machine, config, policy, options);
+  // The exit rate becomes guest cycles between exits first (a calibration run on the same machine when
+  // the workload gives a rate: exit-interval.ts).
+  if (options.machine !== undefined)
+    return runOn(options.machine, withExitInterval(config, options.machine), policy, options, true);
   // A machine made here is done with after the run (its sim arena region goes back now; the result is
   // plain data), whether the run ends or throws.
   const machine = createMachine(config.machine, { concurrent: false });
   try {
-    return runOn(machine, config, policy, options);
+    const resolved = withExitInterval(config, machine);
+    return runOn(machine, resolved, policy, options, resolved !== config);
   } finally {
     machine.dispose();
   }
 }
 
-function runOn(machine: Machine, config: RunConfig, policy: Policy, options: SimOptions): RunResult {
-  if (options.machine) machine.resetDynamicState();
+function runOn(
+  machine: Machine,
+  config: RunConfig,
+  policy: Policy,
+  options: SimOptions,
+  /** The machine ran before (a caller's, or a calibration's): its dynamic state goes back first. */
+  reset: boolean,
+): RunResult {
+  if (reset) machine.resetDynamicState();
   const prng = new Prng(config.run.seed, machine.prngArea);
   const log = options.log ?? new EventLog(64, options.keepEvents ?? false);
   const monitor = new Monitor(machine, log, config.workload.catalogue);
@@ -285,6 +297,10 @@ function schedule(run: Schedule): { steps: number; deadlocked: boolean } {
     if (onProgress !== null && (steps & 0xffff) === 0) onProgress(exitsDone);
   }
   watchdog(threads, blocked, deadline, waitStart, livenessReported, monitor, waitBoundCycles);
+  // A guest stretch still open ran on to where the run stopped (the latest clock), or its own end.
+  let endCycles = 0;
+  for (const thread of threads) endCycles = Math.max(endCycles, thread.clockCycles);
+  for (let t = 0; t < count; t++) if (blocked[t]) threads[t].closeStretch(endCycles);
   assert(steps < stepsMax || deadlocked || monitor.total > 0, `sim made no progress in ${stepsMax} steps`);
   return { steps, deadlocked };
 }

@@ -1,6 +1,13 @@
 import { type Command, Option } from 'commander';
 import { configFileFields, parseRunConfig, type RunConfigInput } from '../../config/run-config.js';
-import { builtinMixes, type ExitMix } from '../../cpu/mixes.js';
+import type { Workload } from '../../config/workload.js';
+import {
+  builtinMixes,
+  defaultExitsPerSecond,
+  type ExitMix,
+  exitsPerSecondMax,
+  exitsPerSecondMin,
+} from '../../cpu/mixes.js';
 import { ConfigError, UsageError } from '../../errors.js';
 import { policies, policyByName } from '../../policy/index.js';
 import type { Policy } from '../../policy/policy.js';
@@ -14,7 +21,7 @@ import {
 import { type OutputFile, writeOutputs } from '../../report/output-files.js';
 import { configObject, readJsonFile } from '../config-file.js';
 import { ExitCode } from '../errors.js';
-import { applySettings, type ConfigSetting, integerFlag, listFlag, setFlag } from '../flags.js';
+import { applySettings, type ConfigSetting, integerFlag, listFlag, numberFlag, setFlag } from '../flags.js';
 import { checkOutputs } from '../outputs.js';
 import { runProgress } from '../progress.js';
 import { type RunOutputs, reportOutput, sayWritten, traceOutputs, tracePaths } from '../run-outputs.js';
@@ -36,6 +43,7 @@ interface BenchOptions {
   policies: string[];
   mix: string[];
   exits?: number;
+  exitRate?: number;
   seed?: number;
   config?: string;
   json?: string;
@@ -56,6 +64,14 @@ function configPolicies(value: unknown): Policy[] {
       throw new ConfigError(`policies[${index}]`, 'a list without repeats (each policy runs once)', name);
     return policyByName(name);
   });
+}
+
+/** How often vCPUs exit, as the header says it. */
+function exitRateText(workload: Workload): string {
+  if (workload.exitIntervalCycles !== undefined)
+    return `${workload.exitIntervalCycles} guest cycles between exits`;
+  if (workload.exitsPerSecond !== undefined) return `${workload.exitsPerSecond} exits/s per vCPU`;
+  return `each mix's published exits/s per vCPU (default ${defaultExitsPerSecond})`;
 }
 
 export function registerBenchCommand(program: Command): void {
@@ -80,6 +96,12 @@ export function registerBenchCommand(program: Command): void {
     )
     .addOption(
       new Option('--exits <n>', 'workload exits per run').argParser(integerFlag('--exits', 1, 100_000_000)),
+    )
+    .addOption(
+      new Option(
+        '--exit-rate <n>',
+        "exits per second per vCPU in modelled time, for every mix (default: each mix's published rate)",
+      ).argParser(numberFlag('--exit-rate', exitsPerSecondMin, exitsPerSecondMax)),
     )
     .addOption(
       new Option('--seed <n>', 'seed of every random choice').argParser(
@@ -108,6 +130,7 @@ export function registerBenchCommand(program: Command): void {
         '  asi-emu bench',
         '  asi-emu bench --backend sim --policies none,coschedule,asi --mix sysbench-cpu --exits 20000 --seed 1 --json out.json',
         '  asi-emu bench --backend sim --mix idle-tracing,light-load --config my-machine.json',
+        '  asi-emu bench --exit-rate 1000 --policies none,asi --json out.json',
         '  asi-emu bench --set machine.cores=4 --set machine.smt=2 --set costs.ipiDelivery=2000 --policies asi,coschedule',
         '  asi-emu bench --policies asi,coschedule --exits 2000 --trace trace.json --report report.html',
         '  asi-emu bench --backend workers --kick --json kick.json',
@@ -122,7 +145,14 @@ export function registerBenchCommand(program: Command): void {
       const run = { ...((input.run as object) ?? {}) } as Record<string, unknown>;
       if (options.exits !== undefined) run.exits = options.exits;
       if (options.seed !== undefined) run.seed = options.seed;
-      const config = parseRunConfig({ ...input, run });
+      // --exit-rate is workload.exitsPerSecond, over the config file's (as --set is).
+      const workload = { ...((input.workload as object) ?? {}) } as Record<string, unknown>;
+      if (options.exitRate !== undefined) {
+        // The flag's rate replaces however the file said how often vCPUs exit.
+        workload.exitsPerSecond = options.exitRate;
+        delete workload.exitIntervalCycles;
+      }
+      const config = parseRunConfig({ ...input, workload, run });
       // Flags win; without them the config file's mix (built-in or user-defined) and policies apply.
       const fromFlags = (flag: string) => command.getOptionValueSource(flag) === 'cli';
       const useConfigMix =
@@ -164,7 +194,7 @@ export function registerBenchCommand(program: Command): void {
       ).finally(() => progress.stop());
       say(
         `asi-emu bench --backend sim: ${config.machine.cores} cores x ${config.machine.smt} threads, ` +
-          `${config.run.exits} exits per run, seed ${config.run.seed}, exit interval ${config.workload.exitIntervalCycles} cycles (modelled cycles)\n\n`,
+          `${config.run.exits} exits per run, seed ${config.run.seed}, ${exitRateText(config.workload)} (modelled time at ${config.machine.ghz} GHz)\n\n`,
       );
       say(`${formatComparison(comparison.results)}\n`);
       // Every output rendered and written as one transaction: all of them, or none.
