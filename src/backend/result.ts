@@ -25,7 +25,13 @@ export interface RunResult {
    * that has a vCPU pinned (offline ones count: nosmt loses them).
    */
   guestShare: number;
-  /** 1 - guestShare / guestShare(none), filled in by a comparison; null for a lone run. */
+  /**
+   * Guest work done over the same capacity: guest progress weighted by SMT speed (while k of a core's
+   * threads are busy each runs at workload.smtSpeedup / k of a lone thread's speed), in lone-thread
+   * cycles. What overhead is measured in: a no-SMT run loses about 1 - 1/smtSpeedup against an SMT one.
+   */
+  guestWork: number;
+  /** 1 - guestWork / guestWork(none), filled in by a comparison; null for a lone run. */
   overheadVsNone: number | null;
   /** Workload exits (drawn from the mix, or injected interrupts); kick exits are counted apart. */
   exits: number;
@@ -48,8 +54,13 @@ export interface RunResult {
   violations: ViolationCounts;
   violationRecords: Violation[];
   faultReports: FaultReport[];
-  /** Guest steps (and cycles) run while a sibling was in full or vmm: asi-ipi-only's exposure window. */
-  exposure: { guestSteps: number; cycles: number };
+  /**
+   * The window an unsafe policy leaves: `cycles`, the overlap in virtual cycles of each thread's guest
+   * intervals with a sibling's secret-holding ones (full, vmm), and its share of all guest cycles;
+   * `guestSteps`, how many guest intervals had such an overlap. (The workers backend, with no global
+   * order of time, counts guest quanta that began beside a sibling holding secrets instead.)
+   */
+  exposure: { guestSteps: number; cycles: number; shareOfGuest: number };
   elapsedCycles: number;
   steps: number;
   deadlocked: boolean;
@@ -80,6 +91,8 @@ export interface ThreadResult {
   guestCycles: number;
   /** Guest quanta only: guest cycles minus the stalls of its cache misses (what guestShare counts). */
   guestUsefulCycles: number;
+  /** Guest progress at SMT speed, in lone-thread cycles (what guestWork counts). */
+  guestWorkCycles: number;
   isolatedCycles: number;
   fullCycles: number;
   heldCycles: number;
@@ -120,6 +133,7 @@ export function threadResult(machine: Machine, thread: number): ThreadResult {
     clockCycles: stat(ThreadStat.clockCycles),
     guestCycles: mode(Mode.guest),
     guestUsefulCycles: stat(ThreadStat.guestUsefulCycles),
+    guestWorkCycles: stat(ThreadStat.guestWorkCycles),
     isolatedCycles: mode(Mode.isolated),
     fullCycles: mode(Mode.full),
     heldCycles: mode(Mode.held),
@@ -156,6 +170,7 @@ export function collectResult(input: CollectInput): RunResult {
     return total;
   };
   const elapsed = Math.max(...perThread.map((stats) => stats.clockCycles), 1);
+  const guestModeCycles = sum((stats) => stats.guestCycles);
   const kickExits = sum((stats) => stats.kicksReceived);
   const exits = sum((stats) => stats.exits) - kickExits;
   const perExit = (value: number) => (exits > 0 ? (value * 1000) / exits : 0);
@@ -171,6 +186,7 @@ export function collectResult(input: CollectInput): RunResult {
     mix: input.config.workload.mix.name,
     seed: input.config.run.seed,
     guestShare: sum((stats) => stats.guestUsefulCycles) / (vcpuThreads.length * elapsed),
+    guestWork: sum((stats) => stats.guestWorkCycles) / (vcpuThreads.length * elapsed),
     overheadVsNone: null,
     exits,
     achievedExitsPerSecond:
@@ -191,7 +207,11 @@ export function collectResult(input: CollectInput): RunResult {
     violations: { ...monitor.counts },
     violationRecords: monitor.records,
     faultReports: monitor.faults,
-    exposure: { guestSteps: monitor.exposureGuestSteps, cycles: monitor.exposureCycles },
+    exposure: {
+      guestSteps: monitor.exposureGuestSteps,
+      cycles: monitor.exposureCycles,
+      shareOfGuest: guestModeCycles > 0 ? monitor.exposureCycles / guestModeCycles : 0,
+    },
     elapsedCycles: elapsed,
     steps: input.steps,
     deadlocked: input.deadlocked,

@@ -10,10 +10,13 @@ import {
 } from '../cpu/exits.js';
 import {
   builtinMixes,
+  defaultSmtSpeedup,
   type ExitMix,
   exitsPerSecondMax,
   exitsPerSecondMin,
   parseUserMix,
+  smtSpeedupMax,
+  smtSpeedupMin,
 } from '../cpu/mixes.js';
 import { ConfigError } from '../errors.js';
 import { ThreadStat } from '../memory/layout.js';
@@ -116,6 +119,22 @@ export const workloadSchema = z
      * the kick benchmark). Left out: derived from the exit rate. Not with `exitsPerSecond`.
      */
     exitIntervalCycles: z.number().min(100, 'exitIntervalCycles must be at least 100').optional(),
+    /**
+     * Combined throughput of a core's busy hyperthreads over one thread alone (1..4; a value above
+     * machine.smt is clamped to it). While k of a core's threads are busy each runs at speedup / k of
+     * its lone speed (core-timeline.ts). Left out: the mix's, else `defaultSmtSpeedup` (1.3).
+     */
+    smtSpeedup: z
+      .number()
+      .min(
+        smtSpeedupMin,
+        `a speedup ${smtSpeedupMin}..${smtSpeedupMax} (combined throughput of busy siblings over one thread)`,
+      )
+      .max(
+        smtSpeedupMax,
+        `a speedup ${smtSpeedupMin}..${smtSpeedupMax} (combined throughput of busy siblings over one thread)`,
+      )
+      .optional(),
     /**
      * Guest cycles per `guestAccessesPerQuantum` guest memory accesses: the density of the guest's own
      * accesses (which fill the L1D with its lines). The workers backend also steps the guest in pieces
@@ -275,6 +294,15 @@ export function parseWorkload(input: unknown, threads: number): Workload {
     }
   });
   return { ...rest, mix: resolved, handlers, catalogue };
+}
+
+/**
+ * The SMT speedup a run uses: the workload's (`--set`, config file), else its mix's, else the default;
+ * clamped to `smt` (k threads cannot do more than k lone threads' work) and to 1 with one thread.
+ */
+export function smtSpeedupOf(workload: Workload, smt: number): number {
+  const speedup = workload.smtSpeedup ?? workload.mix.smtSpeedup ?? defaultSmtSpeedup;
+  return Math.max(1, Math.min(speedup, smt));
 }
 
 /**

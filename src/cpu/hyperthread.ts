@@ -3,7 +3,7 @@ import type { GuestAccessKernel, LineAccessKernel } from '../cache/access-kernel
 import { CoreForeignLines } from '../cache/core-buffer.js';
 import type { CoreCaches } from '../cache/core-caches.js';
 import type { ConfidentialVm } from '../coco/confidential-vm.js';
-import type { Workload } from '../config/workload.js';
+import { smtSpeedupOf, type Workload } from '../config/workload.js';
 import { cacheLineBytes as importedCacheLineBytes, pageBytes } from '../constants.js';
 import { Vector as importedVector, Mailboxes, type Notifier } from '../kick/ipi.js';
 import type { Machine } from '../machine.js';
@@ -51,6 +51,7 @@ import {
   siblingFieldsMask,
 } from './modes.js';
 import { ThreadPolicyView } from './policy-view.js';
+import { isBusy, speedPerThread } from './smt-speed.js';
 
 // Imported bindings as module-private constants, for the sim's hot path (memory/words.ts says why).
 const cacheLineBytes = importedCacheLineBytes;
@@ -123,9 +124,12 @@ export interface Environment extends Notifier {
 /** Events a monitor or trace recorder sees. Observers only watch (STYLE.md: checkers hold no logic). */
 export interface Observer {
   onModeChange(thread: Hyperthread, from: number, to: number): void;
-  /** A guest stretch begins (after its memory accesses), at `thread.clockCycles`. */
+  /** A guest stretch (or quantum) begins, at `thread.clockCycles`, its memory accesses made. */
   onGuestStep(thread: Hyperthread): void;
-  /** The guest stretch that began at the last `onGuestStep` ends, at `thread.clockCycles`. */
+  /**
+   * The guest stretch that began at the last `onGuestStep` ends, at `thread.clockCycles`; the share of
+   * it that was progress is `thread.stretchProgressShare`.
+   */
   onGuestStepEnd(thread: Hyperthread): void;
   onEnter(thread: Hyperthread): void;
   onExit(thread: Hyperthread, variant: CompiledVariant): void;
@@ -168,6 +172,7 @@ const statClockCycles = ThreadStat.clockCycles;
 const statModeCyclesBase = ThreadStat.modeCyclesBase;
 const statGuestSteps = ThreadStat.guestSteps;
 const statGuestUsefulCycles = ThreadStat.guestUsefulCycles;
+const statGuestWorkCycles = ThreadStat.guestWorkCycles;
 const retriesMax = 1_000_000;
 /** `siblingsOutOrWait` result when the condition holds (distinct from every Step code). */
 const satisfied = -1;
@@ -199,8 +204,19 @@ export class Hyperthread implements PolicyView {
   /** Guest quanta run, and their cycles without the cache stalls (ThreadStat's, published). */
   private guestSteps = 0;
   private guestUsefulCycles = 0;
+  /** Guest progress at SMT speed (ThreadStat.guestWorkCycles): the workers backend's quanta only. */
+  private guestWorkCycles = 0;
   /** When the guest stretch this thread waits in began (-1: none open). */
   private stretchStartCycles = -1;
+  /** The stalls of the open stretch's accesses (not progress). */
+  private stretchStallCycles = 0;
+  /** `stepVmm` spent the VMM's time; its next step returns to the kernel. */
+  private vmmRan = false;
+  /**
+   * The share of the guest step that just ended (`onGuestStepEnd`) that was progress rather than the
+   * stalls of its accesses: the timeline weighs the step's work by it.
+   */
+  stretchProgressShare = 1;
 
   // PolicyView
   exitReasonName = '';
@@ -295,6 +311,8 @@ export class Hyperthread implements PolicyView {
    * poll their mailboxes in real time, steps it in quanta.
    */
   declare private readonly guestStepCyclesMax: number;
+  /** This thread's speed by how many of its core's threads are busy (core-timeline.ts speedPerThread). */
+  declare private readonly speedByBusy: Float64Array;
   /** Threads running other vCPUs of this VM (wake-IPI targets). */
   declare private readonly peers: number[];
   declare private readonly siblingThreads: number[];
@@ -406,6 +424,10 @@ export class Hyperthread implements PolicyView {
     this.exitIntervalCycles = workload.exitIntervalCycles;
     assert(guestStepCyclesMax >= 1, 'a guest step runs at least a cycle');
     this.guestStepCyclesMax = guestStepCyclesMax;
+    const speedup = smtSpeedupOf(workload, config.smt);
+    this.speedByBusy = new Float64Array(config.smt + 1);
+    for (let busy = 0; busy <= config.smt; busy++)
+      this.speedByBusy[busy] = speedPerThread(busy, config.smt, speedup);
     this.workingSetPages = Math.min(workload.guestWorkingSetPages, this.guestPages);
     this.firstWorkingPage = (vcpu * this.workingSetPages) % (this.guestPages - this.workingSetPages + 1);
     this.peers = machine.pinning[vmId].filter((other) => other !== thread && runningThreads.has(other));
@@ -479,6 +501,7 @@ export class Hyperthread implements PolicyView {
     stats[statSteps] = this.steps;
     stats[statGuestSteps] = this.guestSteps;
     stats[statGuestUsefulCycles] = this.guestUsefulCycles;
+    if (this.guestWorkCycles > 0) stats[statGuestWorkCycles] = this.guestWorkCycles;
   }
 
   /** The backend moves the clock forward after a wait (to the waker's time, or the deadline). */
@@ -718,22 +741,45 @@ export class Hyperthread implements PolicyView {
     // The stretch's own accesses first (their stalls are guest time, not guest progress).
     const quanta = Math.ceil(cycles / this.guestQuantumCycles);
     const accesses = Math.min(this.guestAccessesPerStretchMax, quanta * this.guestAccessesPerQuantum);
-    this.spend(this.touchGuestMemory(accesses));
+    // The stretch's accesses are made at its start (their lines are in the L1D from then on); their
+    // stalls are guest time without progress, taken out of the stretch's progress at its end.
+    const stallCycles = this.touchGuestMemory(accesses);
     this.guestSteps++;
     this.observer.onGuestStep(this);
     if (this.guestStepCyclesMax === Number.POSITIVE_INFINITY) {
       this.stretchStartCycles = this.clockCycles;
-      return this.wait(this.mailboxIndex, this.ownPending(), Math.max(this.clockCycles, endCycles));
+      this.stretchStallCycles = stallCycles;
+      return this.wait(this.mailboxIndex, this.ownPending(), endCycles);
     }
-    this.spend(cycles);
+    this.spend(stallCycles + cycles);
     this.guestUsefulCycles += cycles;
+    this.guestWorkCycles += cycles * this.speedNow();
+    this.stretchProgressShare = cycles / (stallCycles + cycles);
     this.observer.onGuestStepEnd(this);
     return StepCode.ran;
   }
 
-  /** The stretch this thread waited in is over (woken, or at its deadline): its cycles were guest progress. */
+  /**
+   * This thread's speed now, from how many of its core's threads are busy in the core word (its own
+   * mode counts: it is running). What a host compute op takes, and a workers guest quantum's work; the
+   * sim's guest stretches are weighed in virtual time by its timeline instead.
+   */
+  private speedNow(): number {
+    const word = this.coreWord();
+    let busy = 0;
+    for (let sibling = 0; sibling < this.smt; sibling++) if (isBusy(modeOf(word, sibling))) busy++;
+    return this.speedByBusy[Math.max(1, busy)];
+  }
+
+  /**
+   * The stretch this thread waited in is over (woken, or at its deadline): its cycles were guest
+   * progress, less the stalls of its accesses.
+   */
   private endStretch(): void {
-    this.guestUsefulCycles += this.clockCycles - this.stretchStartCycles;
+    const cycles = this.clockCycles - this.stretchStartCycles;
+    const useful = Math.max(0, cycles - this.stretchStallCycles);
+    this.guestUsefulCycles += useful;
+    this.stretchProgressShare = cycles > 0 ? useful / cycles : 0;
     this.stretchStartCycles = -1;
     this.observer.onGuestStepEnd(this);
   }
@@ -1002,7 +1048,8 @@ export class Hyperthread implements PolicyView {
     }
     const op = this.opIndex;
     if (variant.kinds[op] === OpKind.compute) {
-      this.spend(variant.amounts[op]);
+      // Host code shares the core as guest code does: slower beside a busy sibling.
+      this.spend(variant.amounts[op] / this.speedNow());
       this.opIndex++;
       return StepCode.ran;
     }
@@ -1157,7 +1204,7 @@ export class Hyperthread implements PolicyView {
     const tlb = this.tlb;
     for (let op = 0; op < variant.kinds.length; op++) {
       if (variant.kinds[op] === OpKind.compute) {
-        this.spend(variant.amounts[op]);
+        this.spend(variant.amounts[op] / this.speedNow());
         continue;
       }
       for (let line = 0; line < variant.amounts[op]; line++) {
@@ -1226,8 +1273,15 @@ export class Hyperthread implements PolicyView {
   private stepVmm(): number {
     const variant = this.variant;
     assert(variant !== null && this.mode === Mode.vmm, 'the VMM runs for an exit');
-    this.spend(variant.vmmCycles);
-    if (this.confidential !== null) this.vmmConfidentialWork(variant, this.confidential);
+    if (!this.vmmRan) {
+      // The VMM's time, then KVM_RUN in a later step: a sibling that steps meanwhile (at a time within
+      // the VMM's) sees this thread in vmm, as it is in virtual time, not already back in the kernel.
+      this.spend(variant.vmmCycles / this.speedNow());
+      if (this.confidential !== null) this.vmmConfidentialWork(variant, this.confidential);
+      this.vmmRan = true;
+      return StepCode.ran;
+    }
+    this.vmmRan = false;
     // KVM_RUN again: back into the kernel (a CR3 write only under KPTI), then into isolation. `vcpu_run`
     // (arch/x86/kvm/x86.c) sets l1tf_flush_l1d: userspace ran on this CPU.
     this.setMode(Mode.full);

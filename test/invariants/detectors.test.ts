@@ -188,7 +188,14 @@ describe('INV-1 sibling exclusion', () => {
     );
     expect(result.violations['INV-1']).toBeGreaterThan(0);
     expect(othersThan(result.violations, ['INV-1', 'INV-2'])).toEqual({});
-    expect(result.exposure.guestSteps).toBe(result.violations['INV-1']);
+    // Issue 19: the window is the overlap in virtual time (a sibling's full or vmm interval beside this
+    // thread's guest code), no longer a count of guest steps: INV-1 counts each overlap's start and
+    // the guest events that begin beside a sibling holding secrets, so it is at least the intervals.
+    expect(result.exposure.guestSteps).toBeGreaterThan(0);
+    expect(result.exposure.guestSteps).toBeLessThanOrEqual(result.violations['INV-1']);
+    expect(result.exposure.cycles).toBeGreaterThan(0);
+    expect(result.exposure.shareOfGuest).toBeGreaterThan(0);
+    expect(result.exposure.shareOfGuest).toBeLessThan(1);
     for (const record of recordsOf(result.violationRecords, 'INV-1')) {
       expect(record.threads).toHaveLength(2);
       expect(record.threads[0]).not.toBe(record.threads[1]);
@@ -247,7 +254,12 @@ describe('INV-2 no foreign secrets', () => {
   it('INV-2: planted-flush-before-barrier breaks INV-2; every record names a line foreign to the VM', () => {
     const bug = plantedBug('planted-flush-before-barrier');
     expect(bug.breaks).toEqual(['INV-2']);
-    const result = runSim(testConfig({ workload: { mix: 'all-slow' }, run: { exits: 300 } }), bug.policy);
+    // Host NMIs (handled in full) add full-kernel episodes of other lengths: since issue 19 a kick is
+    // seen exactly when it lands, and all-slow's handlers alone are too regular to show the early flush.
+    const result = runSim(
+      testConfig({ workload: { mix: 'all-slow', nmiIntervalCycles: 40_000 }, run: { exits: 300 } }),
+      bug.policy,
+    );
     expect(result.violations['INV-2']).toBeGreaterThan(0);
     expect(othersThan(result.violations, ['INV-2'])).toEqual({});
     for (const record of recordsOf(result.violationRecords, 'INV-2')) {

@@ -41,9 +41,6 @@ export const configFieldComments: Record<'machine' | 'workload' | 'costs' | 'run
   },
   workload: {
     mix: `exit mix: a built-in name (${builtinMixes.map((mix) => mix.name).join(', ')}; see "asi-emu mixes") or an object { name, description, source, weights }`,
-    exitsPerSecond: `exits per second per vCPU in modelled time (guest, host and idle time); left out: the mix's published rate, else ${defaultExitsPerSecond}`,
-    exitIntervalCycles:
-      'instead of exitsPerSecond: mean guest cycles between two exits of a vCPU, given directly (not with exitsPerSecond)',
     guestQuantumCycles:
       'guest cycles per guestAccessesPerQuantum guest accesses (the workers backend steps the guest in quanta)',
     guestAccessesPerQuantum: 'guest memory lines touched per guest quantum, 0..64',
@@ -83,6 +80,20 @@ export const configFieldComments: Record<'machine' | 'workload' | 'costs' | 'run
   },
 };
 
+/**
+ * Fields without a default (left out, something else decides: the mix, another field), explained under
+ * "$comment".optional: the example file does not set them.
+ */
+export const optionalFieldComments: Record<'workload', Record<string, string>> = {
+  workload: {
+    exitsPerSecond: `exits per second per vCPU in modelled time (guest, host and idle time); left out: the mix's published rate, else ${defaultExitsPerSecond}`,
+    exitIntervalCycles:
+      'instead of exitsPerSecond: mean guest cycles between two exits of a vCPU, given directly (not with exitsPerSecond)',
+    smtSpeedup:
+      "combined throughput of a core's busy hyperthreads over one thread alone, 1..4 (clamped to smt); left out: the mix's, else 1.3 (Intel, Marr et al. 2002)",
+  },
+};
+
 /** The example config: every field at its default, with the explanations under "$comment". */
 export function exampleConfig(): Record<string, unknown> {
   return {
@@ -93,6 +104,7 @@ export function exampleConfig(): Record<string, unknown> {
         'This "$comment" object is ignored when the file is loaded; sections reject unknown fields.',
       ],
       ...configFieldComments,
+      optional: optionalFieldComments,
     },
     machine: machineConfigSchema.parse({}),
     workload: workloadSchema.parse({}),
