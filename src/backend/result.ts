@@ -26,10 +26,24 @@ export interface RunResult {
    * that has a vCPU pinned (offline ones count: nosmt loses them).
    */
   guestShare: number;
-  /** 1 - guestShare / guestShare(none), filled in by a comparison; null for a lone run. */
+  /**
+   * Guest work done over the same capacity: guest progress weighted by SMT speed (while k of a core's
+   * threads are busy each runs at workload.smtSpeedup / k of a lone thread's speed), in lone-thread
+   * cycles. What overhead is measured in: a no-SMT run loses about 1 - 1/smtSpeedup against an SMT one.
+   */
+  guestWork: number;
+  /** 1 - guestWork / guestWork(none), filled in by a comparison; null for a lone run. */
   overheadVsNone: number | null;
   /** Workload exits (drawn from the mix, or injected interrupts); kick exits are counted apart. */
   exits: number;
+  /**
+   * Workload exits per second per running vCPU over the run's modelled time (`elapsedCycles` at
+   * `machine.ghz`): the rate the run achieved. Under `none` it matches `exitsPerSecondTarget` within a
+   * few percent (backend/sim/exit-interval.ts); a policy that adds host time per exit achieves less.
+   */
+  achievedExitsPerSecond: number;
+  /** The rate the workload asked for (workload, mix or default); null when it gave exitIntervalCycles. */
+  exitsPerSecondTarget: number | null;
   kickExits: number;
   isolatedExitShare: number;
   switchesToFullPer1kExits: number;
@@ -46,8 +60,13 @@ export interface RunResult {
   violations: ViolationCounts;
   violationRecords: Violation[];
   faultReports: FaultReport[];
-  /** Guest steps (and cycles) run while a sibling was in full or vmm: asi-ipi-only's exposure window. */
-  exposure: { guestSteps: number; cycles: number };
+  /**
+   * The window an unsafe policy leaves: `cycles`, the overlap in virtual cycles of each thread's guest
+   * intervals with a sibling's secret-holding ones (full, vmm), and its share of all guest cycles;
+   * `guestSteps`, how many guest intervals had such an overlap. (The workers backend, with no global
+   * order of time, counts guest quanta that began beside a sibling holding secrets instead.)
+   */
+  exposure: { guestSteps: number; cycles: number; shareOfGuest: number };
   elapsedCycles: number;
   steps: number;
   deadlocked: boolean;
@@ -78,6 +97,8 @@ export interface ThreadResult {
   guestCycles: number;
   /** Guest quanta only: guest cycles minus the stalls of its cache misses (what guestShare counts). */
   guestUsefulCycles: number;
+  /** Guest progress at SMT speed, in lone-thread cycles (what guestWork counts). */
+  guestWorkCycles: number;
   isolatedCycles: number;
   fullCycles: number;
   heldCycles: number;
@@ -107,6 +128,8 @@ export interface CollectInput {
    * hyperthreads (the workers backend: each worker sends its copy at stop). Default: `threads`'.
    */
   exitStats?: readonly ArrayLike<number>[];
+  /** Hyperthreads that ran a vCPU (nosmt leaves some offline); default: `threads.length`. */
+  runningVcpus?: number;
 }
 
 export function threadResult(machine: Machine, thread: number): ThreadResult {
@@ -121,6 +144,7 @@ export function threadResult(machine: Machine, thread: number): ThreadResult {
     clockCycles: stat(ThreadStat.clockCycles),
     guestCycles: mode(Mode.guest),
     guestUsefulCycles: stat(ThreadStat.guestUsefulCycles),
+    guestWorkCycles: stat(ThreadStat.guestWorkCycles),
     isolatedCycles: mode(Mode.isolated),
     fullCycles: mode(Mode.full),
     heldCycles: mode(Mode.held),
@@ -157,6 +181,7 @@ export function collectResult(input: CollectInput): RunResult {
     return total;
   };
   const elapsed = Math.max(...perThread.map((stats) => stats.clockCycles), 1);
+  const guestModeCycles = sum((stats) => stats.guestCycles);
   const kickExits = sum((stats) => stats.kicksReceived);
   const exits = sum((stats) => stats.exits) - kickExits;
   const perExit = (value: number) => (exits > 0 ? (value * 1000) / exits : 0);
@@ -172,8 +197,13 @@ export function collectResult(input: CollectInput): RunResult {
     mix: input.config.workload.mix.name,
     seed: input.config.run.seed,
     guestShare: sum((stats) => stats.guestUsefulCycles) / (vcpuThreads.length * elapsed),
+    guestWork: sum((stats) => stats.guestWorkCycles) / (vcpuThreads.length * elapsed),
     overheadVsNone: null,
     exits,
+    achievedExitsPerSecond:
+      (exits * input.config.machine.ghz * 1e9) /
+      (Math.max(1, input.runningVcpus ?? input.threads.length) * elapsed),
+    exitsPerSecondTarget: input.config.workload.exitsPerSecond ?? null,
     kickExits,
     isolatedExitShare: isolatedShare(
       statSum(ThreadStat.exitsIsolatedOnly),
@@ -192,7 +222,11 @@ export function collectResult(input: CollectInput): RunResult {
     violations: { ...monitor.counts },
     violationRecords: monitor.records,
     faultReports: monitor.faults,
-    exposure: { guestSteps: monitor.exposureGuestSteps, cycles: monitor.exposureCycles },
+    exposure: {
+      guestSteps: monitor.exposureGuestSteps,
+      cycles: monitor.exposureCycles,
+      shareOfGuest: guestModeCycles > 0 ? monitor.exposureCycles / guestModeCycles : 0,
+    },
     elapsedCycles: elapsed,
     steps: input.steps,
     deadlocked: input.deadlocked,

@@ -12,6 +12,17 @@ export function integerFlag(flag: string, min: number, max: number) {
   };
 }
 
+/** A finite decimal number in min..max (`--exit-rate 1000`, `--exit-rate 1.5e5`). */
+export function numberFlag(flag: string, min: number, max: number) {
+  return (value: string): number => {
+    const parsed = Number(value);
+    if (!/^[0-9.eE+-]+$/.test(value) || !Number.isFinite(parsed) || parsed < min || parsed > max) {
+      throw new UsageError(flag, `a number ${min}..${boundText(max)}`, value);
+    }
+    return parsed;
+  };
+}
+
 /** A bound as a user reads it: 2^53-1 rather than its 16 digits. */
 export function boundText(bound: number): string {
   return bound === Number.MAX_SAFE_INTEGER ? '2^53-1' : String(bound);

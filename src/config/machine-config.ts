@@ -125,6 +125,12 @@ export const machineConfigSchema = z
      * `cpu_set_bug_bits`) and `pti_check_boottime_disable` (arch/x86/mm/pti.c) turns PTI off.
      */
     kpti: z.boolean().default(false),
+    /**
+     * Core clock in GHz: converts modelled cycles to seconds, so a workload's exits per second
+     * (`workload.exitsPerSecond`) become cycles between exits and a run reports the rate it achieved.
+     * 3 GHz: the ~3 GHz server core the cost model's cycle counts are measured on (cpu/costs.ts).
+     */
+    ghz: z.number().min(0.1, 'machine.ghz must be 0.1..10').max(10, 'machine.ghz must be 0.1..10').default(3),
     /** Map the kernel direct map with 2 MiB pages where alignment allows, as Linux does. */
     directMapLargePages: z.boolean().default(true),
     /** Page-table pages available to all address spaces. */

@@ -8,7 +8,16 @@ import {
   exitReasonIndex,
   type UserHandler,
 } from '../cpu/exits.js';
-import { builtinMixes, type ExitMix, parseUserMix } from '../cpu/mixes.js';
+import {
+  builtinMixes,
+  defaultSmtSpeedup,
+  type ExitMix,
+  exitsPerSecondMax,
+  exitsPerSecondMin,
+  parseUserMix,
+  smtSpeedupMax,
+  smtSpeedupMin,
+} from '../cpu/mixes.js';
 import { ConfigError } from '../errors.js';
 import { ThreadStat } from '../memory/layout.js';
 import { type RegionKind, type RegionPlan, regionKinds } from '../memory/regions.js';
@@ -95,18 +104,57 @@ export const workloadSchema = z
   .object({
     mix: z.union([z.string(), z.object({}).passthrough()]).default('sysbench-cpu'),
     /**
-     * Mean guest cycles between two exits of a vCPU. 20,000 cycles (~150,000 exits/s per vCPU at 3 GHz)
-     * is a busy I/O guest; the published mixes' own rates are far lower and would hide every cost.
+     * Exits per second per vCPU, in modelled time (guest, host and idle time alike; `machine.ghz` turns
+     * it into cycles). Left out: the mix's published rate, else `defaultExitsPerSecond` (cpu/mixes.ts).
+     * The guest time between exits that gives this rate under `none` is derived by a short calibration
+     * run (backend/sim/exit-interval.ts; docs/model.md "Exit rates").
      */
-    exitIntervalCycles: z.number().min(100, 'exitIntervalCycles must be at least 100').default(20000),
-    /** Guest cycles per step between mailbox checks: bounds how late a kick is seen. */
+    exitsPerSecond: z
+      .number()
+      .min(exitsPerSecondMin, `exits per second per vCPU, ${exitsPerSecondMin}..${exitsPerSecondMax}`)
+      .max(exitsPerSecondMax, `exits per second per vCPU, ${exitsPerSecondMin}..${exitsPerSecondMax}`)
+      .optional(),
+    /**
+     * Mean guest cycles between two exits of a vCPU, given directly instead of a rate (tests, the fuzzer,
+     * the kick benchmark). Left out: derived from the exit rate. Not with `exitsPerSecond`.
+     */
+    exitIntervalCycles: z.number().min(100, 'exitIntervalCycles must be at least 100').optional(),
+    /**
+     * Combined throughput of a core's busy hyperthreads over one thread alone (1..4; a value above
+     * machine.smt is clamped to it). While k of a core's threads are busy each runs at speedup / k of
+     * its lone speed (core-timeline.ts). Left out: the mix's, else `defaultSmtSpeedup` (1.3).
+     */
+    smtSpeedup: z
+      .number()
+      .min(
+        smtSpeedupMin,
+        `a speedup ${smtSpeedupMin}..${smtSpeedupMax} (combined throughput of busy siblings over one thread)`,
+      )
+      .max(
+        smtSpeedupMax,
+        `a speedup ${smtSpeedupMin}..${smtSpeedupMax} (combined throughput of busy siblings over one thread)`,
+      )
+      .optional(),
+    /**
+     * Guest cycles per `guestAccessesPerQuantum` guest memory accesses: the density of the guest's own
+     * accesses (which fill the L1D with its lines). The workers backend also steps the guest in pieces
+     * of at least this many cycles, polling its mailbox between them; the sim runs a guest stretch as one
+     * event, cut short by a kick or an interrupt.
+     */
     guestQuantumCycles: z.number().int().min(10).max(1_000_000).default(1000),
     /**
-     * Guest memory lines touched per guest step (filling the L1D with the VM's own lines, evicting
-     * others'). One per quantum keeps the sim fast; each access costs about as much as the rest of a
-     * step (bench/sim.bench.ts).
+     * Guest memory lines touched per guest quantum. One per quantum keeps the sim fast; each access
+     * costs about as much as the rest of a step (bench/sim.bench.ts).
      */
     guestAccessesPerQuantum: z.number().int().min(0).max(64).default(1),
+    /**
+     * Most guest accesses one guest stretch makes (the sim runs the guest's time between two events as
+     * one stretch). A stretch of millions of cycles at one access per quantum would cost thousands of
+     * accesses, nearly all hits on lines the guest already holds: what the L1D and INV-2 models need is
+     * the guest's lines coming back after an exit. 48 lines at the stretch's start (48 quanta's worth at
+     * the defaults) is that, at a bounded cost per stretch (docs/model.md "Exit rates").
+     */
+    guestAccessesPerStretchMax: z.number().int().min(0).max(4096).default(48),
     /**
      * Guest pages a vCPU touches (its hot working set, a different one per vCPU). Guests have locality;
      * a working set that fits the TLB keeps guest steps cheap. Raise it to model TLB-hostile guests.
@@ -170,6 +218,13 @@ export function parseWorkload(input: unknown, threads: number): Workload {
   const parsed = workloadSchema.safeParse(input ?? {});
   if (!parsed.success) throw configErrorFromZod(parsed.error, 'workload');
   const { mix, handlers, ...rest } = parsed.data;
+  if (rest.exitsPerSecond !== undefined && rest.exitIntervalCycles !== undefined) {
+    throw new ConfigError(
+      'workload.exitIntervalCycles',
+      'left out when workload.exitsPerSecond is given (one says how often a vCPU exits: a rate, or guest cycles between exits)',
+      rest.exitIntervalCycles,
+    );
+  }
   handlers.forEach((handler, i) => {
     handler.ops.forEach((op, j) => {
       if (op.op === 'access' && op.write && isReadOnlyRegion(op.region)) {
@@ -239,6 +294,15 @@ export function parseWorkload(input: unknown, threads: number): Workload {
     }
   });
   return { ...rest, mix: resolved, handlers, catalogue };
+}
+
+/**
+ * The SMT speedup a run uses: the workload's (`--set`, config file), else its mix's, else the default;
+ * clamped to `smt` (k threads cannot do more than k lone threads' work) and to 1 with one thread.
+ */
+export function smtSpeedupOf(workload: Workload, smt: number): number {
+  const speedup = workload.smtSpeedup ?? workload.mix.smtSpeedup ?? defaultSmtSpeedup;
+  return Math.max(1, Math.min(speedup, smt));
 }
 
 /**

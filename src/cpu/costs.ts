@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { configErrorFromZod } from '../config/schema-error.js';
+import { ConfigError } from '../errors.js';
 
 /**
  * The cost model, in virtual cycles of a ~3 GHz server core. Every default carries its source; every
@@ -43,15 +44,27 @@ export const costModelSchema = z
     pageWalk: z.number().min(0).default(30),
     /** Taking a page fault in the host (#PF entry and exit): ~1,000 cycles. */
     pageFault: z.number().min(0).default(1000),
-    /** Guest cycles between two of a vCPU's exits, on average (workload-dependent; see mixes). */
-    guestQuantum: z.number().int().min(10).default(1000),
   })
   .strict();
 
 export type CostModel = z.output<typeof costModelSchema>;
 export type CostModelInput = z.input<typeof costModelSchema>;
 
+/**
+ * Cost fields that existed and went, with what took their place: an old config names them, and gets
+ * this instead of "unrecognized key".
+ */
+const removedCosts: Record<string, string> = {
+  guestQuantum:
+    'removed (it changed nothing): how often a vCPU exits is workload.exitsPerSecond (or workload.exitIntervalCycles)',
+};
+
 export function parseCostModel(input: unknown): CostModel {
+  if (typeof input === 'object' && input !== null) {
+    for (const key of Object.keys(input)) {
+      if (Object.hasOwn(removedCosts, key)) throw new ConfigError(`costs.${key}`, removedCosts[key]);
+    }
+  }
   const parsed = costModelSchema.safeParse(input ?? {});
   if (!parsed.success) throw configErrorFromZod(parsed.error, 'costs');
   return parsed.data;

@@ -3,7 +3,7 @@ import type { GuestAccessKernel, LineAccessKernel } from '../cache/access-kernel
 import { CoreForeignLines } from '../cache/core-buffer.js';
 import type { CoreCaches } from '../cache/core-caches.js';
 import type { ConfidentialVm } from '../coco/confidential-vm.js';
-import type { Workload } from '../config/workload.js';
+import { smtSpeedupOf, type Workload } from '../config/workload.js';
 import { cacheLineBytes as importedCacheLineBytes, pageBytes } from '../constants.js';
 import { Vector as importedVector, Mailboxes, type Notifier } from '../kick/ipi.js';
 import type { Machine } from '../machine.js';
@@ -56,6 +56,7 @@ import {
   siblingFieldsMask,
 } from './modes.js';
 import { ThreadPolicyView } from './policy-view.js';
+import { isBusy, speedPerThread } from './smt-speed.js';
 
 // Imported bindings as module-private constants, for the sim's hot path (memory/words.ts says why).
 const cacheLineBytes = importedCacheLineBytes;
@@ -129,7 +130,13 @@ export interface Environment extends Notifier {
 /** Events a monitor or trace recorder sees. Observers only watch (STYLE.md: checkers hold no logic). */
 export interface Observer {
   onModeChange(thread: Hyperthread, from: number, to: number): void;
+  /** A guest stretch (or quantum) begins, at `thread.clockCycles`, its memory accesses made. */
   onGuestStep(thread: Hyperthread): void;
+  /**
+   * The guest stretch that began at the last `onGuestStep` ends, at `thread.clockCycles`; the share of
+   * it that was progress is `thread.stretchProgressShare`.
+   */
+  onGuestStepEnd(thread: Hyperthread): void;
   onEnter(thread: Hyperthread): void;
   onExit(thread: Hyperthread, variant: CompiledVariant): void;
   onKick(thread: Hyperthread, target: number): void;
@@ -171,6 +178,7 @@ const statClockCycles = ThreadStat.clockCycles;
 const statModeCyclesBase = ThreadStat.modeCyclesBase;
 const statGuestSteps = ThreadStat.guestSteps;
 const statGuestUsefulCycles = ThreadStat.guestUsefulCycles;
+const statGuestWorkCycles = ThreadStat.guestWorkCycles;
 const retriesMax = 1_000_000;
 /** `siblingsOutOrWait` result when the condition holds (distinct from every Step code). */
 const satisfied = -1;
@@ -202,6 +210,19 @@ export class Hyperthread implements PolicyView {
   /** Guest quanta run, and their cycles without the cache stalls (ThreadStat's, published). */
   private guestSteps = 0;
   private guestUsefulCycles = 0;
+  /** Guest progress at SMT speed (ThreadStat.guestWorkCycles): the workers backend's quanta only. */
+  private guestWorkCycles = 0;
+  /** When the guest stretch this thread waits in began (-1: none open). */
+  private stretchStartCycles = -1;
+  /** The stalls of the open stretch's accesses (not progress). */
+  private stretchStallCycles = 0;
+  /** `stepVmm` spent the VMM's time; its next step returns to the kernel. */
+  private vmmRan = false;
+  /**
+   * The share of the guest step that just ended (`onGuestStepEnd`) that was progress rather than the
+   * stalls of its accesses: the timeline weighs the step's work by it.
+   */
+  stretchProgressShare = 1;
 
   // PolicyView
   exitReasonName = '';
@@ -296,6 +317,17 @@ export class Hyperthread implements PolicyView {
   /** The workload's guest quantum and accesses per quantum, read at every guest step. */
   declare private readonly guestQuantumCycles: number;
   declare private readonly guestAccessesPerQuantum: number;
+  declare private readonly guestAccessesPerStretchMax: number;
+  /** Mean guest cycles between two exits (RunConfig's, resolved from the exit rate by the backend). */
+  declare private readonly exitIntervalCycles: number;
+  /**
+   * Longest guest step, in cycles: the backend's choice. The sim runs a guest stretch as one wait on
+   * the mailbox with the next exit as its deadline (+Infinity here); the workers backend, whose threads
+   * poll their mailboxes in real time, steps it in quanta.
+   */
+  declare private readonly guestStepCyclesMax: number;
+  /** This thread's speed by how many of its core's threads are busy (core-timeline.ts speedPerThread). */
+  declare private readonly speedByBusy: Float64Array;
   /** Threads running other vCPUs of this VM (wake-IPI targets). */
   declare private readonly peers: number[];
   declare private readonly siblingThreads: number[];
@@ -325,6 +357,8 @@ export class Hyperthread implements PolicyView {
     runningThreads: ReadonlySet<number>,
     /** The VM's confidential-memory state when it is a confidential VM (sim backend), else null. */
     confidential: ConfidentialVm | null = null,
+    /** Longest guest step (`guestStepCyclesMax`): the sim's default, one event per stretch. */
+    guestStepCyclesMax = Number.POSITIVE_INFINITY,
   ) {
     this.machine = machine;
     this.policy = policy;
@@ -398,6 +432,18 @@ export class Hyperthread implements PolicyView {
     assert(this.guestPages <= 2 ** 30, 'guest page numbers fit translatePage');
     this.guestQuantumCycles = workload.guestQuantumCycles;
     this.guestAccessesPerQuantum = workload.guestAccessesPerQuantum;
+    this.guestAccessesPerStretchMax = workload.guestAccessesPerStretchMax;
+    assert(
+      workload.exitIntervalCycles !== undefined,
+      'the backend resolves the exit interval before it builds hyperthreads (backend/sim/exit-interval.ts)',
+    );
+    this.exitIntervalCycles = workload.exitIntervalCycles;
+    assert(guestStepCyclesMax >= 1, 'a guest step runs at least a cycle');
+    this.guestStepCyclesMax = guestStepCyclesMax;
+    const speedup = smtSpeedupOf(workload, config.smt);
+    this.speedByBusy = new Float64Array(config.smt + 1);
+    for (let busy = 0; busy <= config.smt; busy++)
+      this.speedByBusy[busy] = speedPerThread(busy, config.smt, speedup);
     this.workingSetPages = Math.min(workload.guestWorkingSetPages, this.guestPages);
     this.firstWorkingPage = (vcpu * this.workingSetPages) % (this.guestPages - this.workingSetPages + 1);
     this.peers = machine.pinning[vmId].filter((other) => other !== thread && runningThreads.has(other));
@@ -489,6 +535,7 @@ export class Hyperthread implements PolicyView {
     stats[statSteps] = this.steps;
     stats[statGuestSteps] = this.guestSteps;
     stats[statGuestUsefulCycles] = this.guestUsefulCycles;
+    if (this.guestWorkCycles > 0) stats[statGuestWorkCycles] = this.guestWorkCycles;
   }
 
   /** The backend moves the clock forward after a wait (to the waker's time, or the deadline). */
@@ -643,8 +690,7 @@ export class Hyperthread implements PolicyView {
     this.faultedSinceEntry = false;
     // `vmx_l1d_flush` clears the vCPU's flag and the CPU's at every entry, flushing or not.
     this.l1tfFlushL1d = false;
-    this.nextExitAtCycles =
-      this.clockCycles + Math.max(1, this.exponential(this.workload.exitIntervalCycles));
+    this.nextExitAtCycles = this.clockCycles + Math.max(1, this.exponential(this.exitIntervalCycles));
     this.phase = Phase.guest;
     this.observer.onEnter(this);
     return StepCode.ran;
@@ -711,21 +757,86 @@ export class Hyperthread implements PolicyView {
   }
 
   /**
-   * A guest quantum, or the exit that ends the guest's run. The rare paths (interrupt sources firing,
-   * a pending mailbox) are methods of their own: this one runs at most steps, and what V8 inlines into
-   * it has a budget (the PRNG draw of `touchGuestMemory` must fit, or each draw boxes a double).
+   * A guest stretch, or the exit that ends the guest's run. A stretch runs until the next event that
+   * can end it: the next exit, the next interrupt arrival, a kick becoming visible (its IPI latency).
+   * In the sim it is one wait on this thread's mailbox with that time as the deadline, so a kick or an
+   * IPI sent meanwhile wakes it at the sender's clock and it looks again; the workers backend steps it
+   * in pieces of `guestStepCyclesMax`. The rare paths (interrupt sources firing, a pending mailbox) are
+   * methods of their own: what V8 inlines into this one has a budget.
    */
   private stepGuest(): number {
+    if (this.stretchStartCycles >= 0) this.endStretch();
     if (this.clockCycles >= this.nextArrivalAtCycles) this.arriveInterrupts();
     const pending = this.ownPending();
     if (pending !== 0 && this.exitForPending(pending)) return StepCode.ran;
     if (this.clockCycles >= this.nextExitAtCycles) return this.takeExit(this.drawExit(), 0);
-    const cycles = Math.max(1, Math.min(this.guestQuantumCycles, this.nextExitAtCycles - this.clockCycles));
-    this.spend(this.touchGuestMemory() + cycles);
-    this.guestUsefulCycles += cycles;
+    let endCycles = Math.min(this.nextExitAtCycles, this.nextArrivalAtCycles);
+    if (pending & Vector.kick) endCycles = this.kickVisibleBy(endCycles);
+    const cycles = Math.max(1, Math.min(this.guestStepCyclesMax, endCycles - this.clockCycles));
+    // The stretch's own accesses first (their stalls are guest time, not guest progress).
+    const quanta = Math.ceil(cycles / this.guestQuantumCycles);
+    const accesses = Math.min(this.guestAccessesPerStretchMax, quanta * this.guestAccessesPerQuantum);
+    // The stretch's accesses are made at its start (their lines are in the L1D from then on); their
+    // stalls are guest time without progress, taken out of the stretch's progress at its end.
+    const stallCycles = this.touchGuestMemory(accesses);
     this.guestSteps++;
     this.observer.onGuestStep(this);
+    if (this.guestStepCyclesMax === Number.POSITIVE_INFINITY) {
+      this.stretchStartCycles = this.clockCycles;
+      this.stretchStallCycles = stallCycles;
+      return this.wait(this.mailboxIndex, this.ownPending(), endCycles);
+    }
+    this.spend(stallCycles + cycles);
+    this.guestUsefulCycles += cycles;
+    this.guestWorkCycles += cycles * this.speedNow();
+    this.stretchProgressShare = cycles / (stallCycles + cycles);
+    this.observer.onGuestStepEnd(this);
     return StepCode.ran;
+  }
+
+  /**
+   * This thread's speed now, from how many of its core's threads are busy in the core word (its own
+   * mode counts: it is running). What a host compute op takes, and a workers guest quantum's work; the
+   * sim's guest stretches are weighed in virtual time by its timeline instead.
+   */
+  private speedNow(): number {
+    const word = this.coreWord();
+    let busy = 0;
+    for (let sibling = 0; sibling < this.smt; sibling++) if (isBusy(modeOf(word, sibling))) busy++;
+    return this.speedByBusy[Math.max(1, busy)];
+  }
+
+  /**
+   * The stretch this thread waited in is over (woken, or at its deadline): its cycles were guest
+   * progress, less the stalls of its accesses.
+   */
+  private endStretch(): void {
+    const cycles = this.clockCycles - this.stretchStartCycles;
+    const useful = Math.max(0, cycles - this.stretchStallCycles);
+    this.guestUsefulCycles += useful;
+    this.stretchProgressShare = cycles > 0 ? useful / cycles : 0;
+    this.stretchStartCycles = -1;
+    this.observer.onGuestStepEnd(this);
+  }
+
+  /**
+   * The end of a stretch with a kick pending: when the kick becomes visible (sent + IPI latency), if
+   * that is still ahead. A kick already visible that did not make the guest exit (the policy's
+   * `exitOnKick` said no) ends nothing.
+   */
+  private kickVisibleBy(endCycles: number): number {
+    const visibleAt = this.mailboxes.kickSentAt(this.thread) + this.costs.ipiDelivery;
+    return visibleAt > this.clockCycles && visibleAt < endCycles ? visibleAt : endCycles;
+  }
+
+  /**
+   * The end of a run (sim): a stretch still open is closed at `endCycles` (or its deadline, if
+   * sooner), so its guest time counts up to where the run stopped.
+   */
+  closeStretch(endCycles: number): void {
+    if (this.stretchStartCycles < 0) return;
+    this.advanceTo(Math.min(endCycles, this.waitDeadlineCycles));
+    this.endStretch();
   }
 
   /** Takes the exit a pending vector causes in the guest; false when none does (the guest runs on). */
@@ -760,12 +871,11 @@ export class Hyperthread implements PolicyView {
   }
 
   /**
-   * The guest's memory accesses of one quantum; returns the cycles they took, which the caller spends
-   * with the quantum's own (one clock update per guest step instead of one per access).
+   * `accesses` of the guest's memory accesses; returns the cycles they took, which the caller spends
+   * (one clock update per guest step instead of one per access).
    */
-  private touchGuestMemory(): number {
-    const accesses = this.guestAccessesPerQuantum;
-    // One access a quantum (the default) without the loop: its entry cost ~25 instructions a guest step.
+  private touchGuestMemory(accesses: number): number {
+    // One access (a workers quantum at the defaults) without the loop.
     if (accesses === 1) return this.touchGuestAccess(0);
     let cycles = 0;
     for (let i = 0; i < accesses; i++) cycles += this.touchGuestAccess(cycles);
@@ -979,7 +1089,8 @@ export class Hyperthread implements PolicyView {
     }
     const op = this.opIndex;
     if (variant.kinds[op] === OpKind.compute) {
-      this.spend(variant.amounts[op]);
+      // Host code shares the core as guest code does: slower beside a busy sibling.
+      this.spend(variant.amounts[op] / this.speedNow());
       this.opIndex++;
       return StepCode.ran;
     }
@@ -1137,7 +1248,7 @@ export class Hyperthread implements PolicyView {
     const tlb = this.tlb;
     for (let op = 0; op < variant.kinds.length; op++) {
       if (variant.kinds[op] === OpKind.compute) {
-        this.spend(variant.amounts[op]);
+        this.spend(variant.amounts[op] / this.speedNow());
         continue;
       }
       for (let line = 0; line < variant.amounts[op]; line++) {
@@ -1206,8 +1317,15 @@ export class Hyperthread implements PolicyView {
   private stepVmm(): number {
     const variant = this.variant;
     assert(variant !== null && this.mode === Mode.vmm, 'the VMM runs for an exit');
-    this.spend(variant.vmmCycles);
-    if (this.confidential !== null) this.vmmConfidentialWork(variant, this.confidential);
+    if (!this.vmmRan) {
+      // The VMM's time, then KVM_RUN in a later step: a sibling that steps meanwhile (at a time within
+      // the VMM's) sees this thread in vmm, as it is in virtual time, not already back in the kernel.
+      this.spend(variant.vmmCycles / this.speedNow());
+      if (this.confidential !== null) this.vmmConfidentialWork(variant, this.confidential);
+      this.vmmRan = true;
+      return StepCode.ran;
+    }
+    this.vmmRan = false;
     // KVM_RUN again: back into the kernel (a CR3 write only under KPTI), then into isolation. `vcpu_run`
     // (arch/x86/kvm/x86.c) sets l1tf_flush_l1d: userspace ran on this CPU.
     this.setMode(Mode.full);

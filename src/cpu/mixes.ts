@@ -9,22 +9,54 @@ import { type ExitReasonSpec, exitCatalogue, exitKeyAliases } from './exits.js';
  * outputs). A key is a reason (`HLT`) or a reason and one of its variants (`EPT_VIOLATION:alloc`).
  * Weights are percentages as published; they need not sum to 100 (they are normalized).
  *
- * How often a vCPU exits is a property of the workload (`workload.exitIntervalCycles`), not of the mix:
- * the published rates (sysbench-cpu: 25,898 exits in 22.7 s on one vCPU, ~1,100/s) would make every
- * policy's overhead too small to compare, so runs use a busier default and the mix only decides
- * which exits happen.
+ * A mix also carries how often a vCPU exits, in exits per second per vCPU of modelled time, where its
+ * source gives a count over a duration (`exitsPerSecond`); where it does not, the field is null, the
+ * description says why, and a run uses `defaultExitsPerSecond` (or `workload.exitsPerSecond`).
+ * Precedence, lowest first: the default, the mix, the config file's `workload.exitsPerSecond`, then
+ * `--set` / `--exit-rate` (docs/model.md "Exit rates").
  */
 export interface ExitMix {
   name: string;
   description: string;
   source: string;
   weights: Record<string, number>;
+  /** Published exits per second per vCPU; null or absent: the source gives none (the default applies). */
+  exitsPerSecond?: number | null;
+  /**
+   * Combined throughput of a core's busy hyperthreads over one thread alone, where the mix's source
+   * measured it; absent: `defaultSmtSpeedup`.
+   */
+  smtSpeedup?: number;
 }
+
+/**
+ * SMT speedup when neither the workload nor the mix gives one: 1.3, Intel's figure for Hyper-Threading
+ * on server workloads ("up to 30%": Marr et al., "Hyper-Threading Technology Architecture and
+ * Microarchitecture", Intel Technology Journal 6(1), 2002). Independent of Fernandes' 1.79 for sysbench
+ * cpu, which the calibration's nosmt row reproduces, and so cannot also be its default.
+ */
+export const defaultSmtSpeedup = 1.3;
+/** Bounds of a speedup: at least a lone thread, at most every thread of a core at full speed (smtMax). */
+export const smtSpeedupMin = 1;
+export const smtSpeedupMax = 4;
+
+/**
+ * Exits per second per vCPU when neither the mix nor the workload gives a rate: light-load's published
+ * 1,934/s (bcc kvmexit_example.txt: 19,335 exits of a 2-vCPU guest in 5 s), rounded to 2,000. It is the
+ * busier of the two per-vCPU rates the built-in mixes can cite (sysbench-cpu's is 1,143/s), so a
+ * synthetic mix runs at a rate a real guest has shown, not at one chosen to make costs visible.
+ */
+export const defaultExitsPerSecond = 2000;
+
+/** Bounds of an exits-per-second rate: one a second, up to ten million (a vCPU doing nothing but exit). */
+export const exitsPerSecondMin = 1;
+export const exitsPerSecondMax = 10_000_000;
 
 export const builtinMixes: readonly ExitMix[] = [
   {
     name: 'idle-tracing',
-    description: 'idle-heavy guest with eBPF tracing (134,241 exits)',
+    description:
+      'idle-heavy guest with eBPF tracing (134,241 exits; no rate: the source gives no duration, so the default applies)',
     source:
       'Andrea Arcangeli, kvm mailing list, October 2019 (perf kvm stat on an idle guest with eBPF tracing)',
     weights: {
@@ -37,11 +69,13 @@ export const builtinMixes: readonly ExitMix[] = [
       EPT_MISCONFIG: 0.73,
       PENDING_INTERRUPT: 0.23,
     },
+    exitsPerSecond: null,
   },
   {
     name: 'sysbench-cpu',
     description: 'sysbench cpu, 1 thread (25,898 exits in 22.7 s)',
-    source: 'a perf kvm stat walk-through blog post, 2020 (sysbench --test=cpu in a 1-vCPU guest)',
+    source:
+      'a perf kvm stat walk-through blog post, 2020 ("perf kvm to profile vm_exit", 0xba1a blog_source 2020-09-28: sysbench --test=cpu in a 1-vCPU guest, total time 22.6607 s)',
     weights: {
       MSR_WRITE: 35.4,
       EXTERNAL_INTERRUPT: 22.69,
@@ -52,10 +86,15 @@ export const builtinMixes: readonly ExitMix[] = [
       EPT_MISCONFIG: 1.17,
       EOI_INDUCED: 0.14,
     },
+    // 25,898 exits in 22.66 s on the one vCPU: 1,143 exits/s.
+    exitsPerSecond: 1143,
+    // Fernandes, LKML 2020 (core scheduling v8 thread): two sysbench cpu instances on an 8-vCPU VM made
+    // 175.7 (events/s) with SMT on and 97.9 with it off: 175.7 / 97.9 = 1.79.
+    smtSpeedup: 1.79,
   },
   {
     name: 'light-load',
-    description: 'lightly loaded guest (19,335 exits in 5 s)',
+    description: 'lightly loaded guest (19,335 exits of 2 vCPUs in 5 s)',
     source: 'bcc tools/kvmexit.py example output (kvmexit_example.txt)',
     weights: {
       MSR_WRITE: 69.65,
@@ -65,10 +104,13 @@ export const builtinMixes: readonly ExitMix[] = [
       EXTERNAL_INTERRUPT: 0.87,
       EPT_VIOLATION: 0.09,
     },
+    // `kvmexit.py -p 1273795 5`: 19,335 exits in 5 s, of the two vCPU threads `-a` lists: 1,934/s each.
+    exitsPerSecond: 1934,
   },
   {
     name: 'snp-guest',
-    description: 'a confidential (SEV-SNP) guest converting memory: page state changes, lazy accepts',
+    description:
+      'a confidential (SEV-SNP) guest converting memory: page state changes, lazy accepts (no rate: synthetic, so the default applies)',
     source:
       'synthetic: shaped like the boot-time conversion storm of the SEV live-migration threads (Kalra, kvm list, Feb 2021: ~19,500 page-encryption-status hypercalls in an OVMF boot) on top of light-load',
     weights: {
@@ -81,18 +123,23 @@ export const builtinMixes: readonly ExitMix[] = [
       EPT_MISCONFIG: 3,
       EXTERNAL_INTERRUPT: 2,
     },
+    exitsPerSecond: null,
   },
   {
     name: 'all-fast',
-    description: 'synthetic: only exits handled entirely in isolation',
+    description:
+      'synthetic: only exits handled entirely in isolation (no rate: synthetic, so the default applies)',
     source: 'synthetic, for benchmarks',
     weights: { MSR_WRITE: 50, PREEMPTION_TIMER: 30, CPUID: 20 },
+    exitsPerSecond: null,
   },
   {
     name: 'all-slow',
-    description: 'synthetic: only exits that need the full kernel address space',
+    description:
+      'synthetic: only exits that need the full kernel address space (no rate: synthetic, so the default applies)',
     source: 'synthetic, for benchmarks',
     weights: { 'EPT_VIOLATION:alloc': 50, 'EXTERNAL_INTERRUPT:device': 30, PAUSE: 20 },
+    exitsPerSecond: null,
   },
 ];
 
@@ -121,6 +168,15 @@ const userMixSchema = z
         .min(0, `weights are relative numbers 0..${inputLimits.mixWeightMax}`)
         .max(inputLimits.mixWeightMax, `weights are relative numbers 0..${inputLimits.mixWeightMax}`),
     ),
+    /** Published exits per second per vCPU; left out (or null), the default applies. */
+    exitsPerSecond: z
+      .number()
+      .min(exitsPerSecondMin, `exits per second per vCPU, ${exitsPerSecondMin}..${exitsPerSecondMax}`)
+      .max(exitsPerSecondMax, `exits per second per vCPU, ${exitsPerSecondMin}..${exitsPerSecondMax}`)
+      .nullable()
+      .optional(),
+    /** Measured SMT speedup of this workload (1..4); left out, the default applies. */
+    smtSpeedup: z.number().min(smtSpeedupMin).max(smtSpeedupMax).optional(),
   })
   .strict();
 

@@ -256,9 +256,7 @@ export function concreteCase(raw: RawCase, limits: FuzzLimits = fuzzLimits): Fuz
   for (const key of fuzzCostKeys) {
     const percent = raw.costPercent[key] ?? 100;
     if (percent === 100) continue;
-    const scaled = Math.round((defaultCostModel[key] * percent) / 100);
-    // The guest quantum is an integer of at least 10 cycles (costs.ts).
-    costs[key] = key === 'guestQuantum' ? Math.max(10, scaled) : scaled;
+    costs[key] = Math.round((defaultCostModel[key] * percent) / 100);
   }
   const injections = raw.injections
     .map((injection) => ({

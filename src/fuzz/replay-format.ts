@@ -15,12 +15,16 @@ import { asiEmuVersion, type ToolIdentity } from './version.js';
  *   1 — first version: policy, origin, shrink, size, case (run config + choices), expected.
  *       Later, without a bump because every addition is optional and every file written before still
  *       reads the same: policy.moduleSha256, expected.hook, and the failure kind `hang` (issue 18);
-       `tool` ({ name, version }, issue 20: every result document asi-emu writes carries it).
+ *       `tool` ({ name, version }, issue 20: every result document asi-emu writes carries it).
+ *   2 — issue 19's time model: a guest stretch between two events is one step (it was one step per
+ *       `guestQuantumCycles`), `guestQuantumCycles` sets the density of guest accesses, `costs.guestQuantum`
+ *       is gone, and INV-1 is also seen by the sibling that starts holding secrets. The same case runs
+ *       another trace, so a version-1 file no longer reproduces: it is refused, naming the version.
  * A reader refuses any other version with a message that says which one it reads; bump the version
  * (and say what changed above) whenever a field changes meaning, appears or goes.
  */
 export const replayFormat = 'asi-emu-replay';
-export const replaySchemaVersion = 1;
+export const replaySchemaVersion = 2;
 
 export interface ReplayDocument {
   format: typeof replayFormat;

@@ -20,6 +20,7 @@ import {
 import { loadWord as importedLoadWord } from '../memory/words.js';
 import { kvmSpace as importedKvmSpace } from '../paging/address-space.js';
 import { formatVa } from '../paging/va-layout.js';
+import { CoreTimelines } from './core-timeline.js';
 import { describeEvent, type EventLog, EventKind as importedEventKind } from './event-log.js';
 import {
   type InvariantId,
@@ -74,9 +75,17 @@ export class Monitor implements Observer {
   readonly counts: ViolationCounts = zeroCounts();
   readonly records: Violation[] = [];
   readonly faults: FaultReport[] = [];
-  /** asi-ipi-only's window: guest steps (and cycles) run while a sibling held secrets. */
+  /**
+   * The window an unsafe policy leaves: with a timeline (the sim), guest intervals that overlapped a
+   * sibling holding secrets and the overlap in virtual cycles (`finishTime` fills them in); without one
+   * (the workers backend), guest steps that began beside one and their quanta.
+   */
   exposureGuestSteps = 0;
   exposureCycles = 0;
+  /** Guest-mode cycles (with a timeline): what `exposureCycles` is a share of. */
+  guestModeCycles = 0;
+  /** The sim's per-core timelines (guest work, exposure in virtual time), or null (`trackTime`). */
+  timeline: CoreTimelines | null = null;
   /** VM exits other than those a kick caused: what a run's exit budget counts. */
   workloadExits = 0;
   /** Records kept per id (a plain record, not a Map: `counted` reads it at every violation). */
@@ -142,6 +151,58 @@ export class Monitor implements Observer {
     this.kvmMappedGeneration = new Float64Array(vms).fill(Number.NaN);
     this.kvmFront = new Float64Array(vms * kvmFrontSlots).fill(Number.NaN);
     this.missedVa = Number.NaN;
+  }
+
+  /**
+   * Follows every core in virtual time (core-timeline.ts): guest work at `smtSpeedup`, exposure as the
+   * overlap of guest and secret-holding intervals, and INV-1 where such an overlap begins. The sim
+   * calls it before the run and sets `timeline.frontierCycles` at every step; `finishTime` at the end.
+   */
+  trackTime(smtSpeedup: number): CoreTimelines {
+    const { cores, smt } = this.machine.config;
+    this.timeline = new CoreTimelines(cores, smt, smtSpeedup, (guest, secret, mode, timeCycles, step) =>
+      this.overlapStarted(guest, secret, mode, timeCycles, step),
+    );
+    return this.timeline;
+  }
+
+  /** The run's end (sim): every core swept to `endCycles`; exposure read from the timeline. */
+  finishTime(endCycles: number): void {
+    const timeline = this.timeline;
+    if (timeline === null) return;
+    timeline.finish(endCycles);
+    this.exposureGuestSteps = timeline.exposedIntervals;
+    this.exposureCycles = timeline.exposureCycles.reduce((sum, cycles) => sum + cycles, 0);
+    this.guestModeCycles = timeline.guestModeCycles.reduce((sum, cycles) => sum + cycles, 0);
+  }
+
+  /**
+   * INV-1 from the timeline: guest code on `guestThread` overlaps, for a positive stretch of virtual
+   * time from `timeCycles`, sibling `secretThread` holding secrets. A guest stretch is one event in the
+   * sim, so a sibling parked in the guest would not look at the core again before its stretch ends;
+   * and step order is not time order, so the overlap is decided in virtual time. One violation per
+   * overlap and sibling.
+   */
+  private overlapStarted(
+    guestThread: number,
+    secretThread: number,
+    secretMode: number,
+    timeCycles: number,
+    step: number,
+  ): void {
+    // detector INV-1 (overlap in virtual time) begin
+    this.counts['INV-1']++;
+    if (this.logged(1, this.recordsKept['INV-1'], timeCycles, guestThread)) {
+      this.keep({
+        id: 'INV-1',
+        threads: [guestThread, secretThread],
+        modes: ['guest', modeNames[secretMode]],
+        detail: `guest code runs while sibling ht${secretThread} is in ${modeNames[secretMode]}`,
+        timeCycles,
+        step,
+      });
+    }
+    // detector INV-1 (overlap in virtual time) end
   }
 
   /** Violations of every invariant so far (kept as a running count: the sim reads it every step). */
@@ -286,8 +347,10 @@ export class Monitor implements Observer {
    * secrets on its core (DESIGN.md "Exposure is time"), which two siblings do not double.
    */
   private countSiblingExposures(thread: Hyperthread, word: number, at: string): void {
-    this.exposureGuestSteps++;
-    this.exposureCycles += thread.workload.guestQuantumCycles;
+    if (this.timeline === null) {
+      this.exposureGuestSteps++;
+      this.exposureCycles += thread.workload.guestQuantumCycles;
+    }
     for (let sibling = 0; sibling < this.smt; sibling++) {
       if (sibling !== thread.sibling && holdsSecrets(modeOf(word, sibling)))
         this.countSiblingExposure(thread, word, sibling, at);
@@ -344,10 +407,16 @@ export class Monitor implements Observer {
 
   onModeChange(thread: Hyperthread, from: number, to: number): void {
     this.log?.record(thread.clockCycles, thread.thread, EventKind.mode, from, to);
+    this.timeline?.mode(thread.thread, to, thread.clockCycles, thread.steps);
     if (this.sampling) this.sampleForeignLines(thread);
   }
 
+  onGuestStepEnd(thread: Hyperthread): void {
+    this.timeline?.endRun(thread.thread, thread.stretchProgressShare, thread.clockCycles, thread.steps);
+  }
+
   onGuestStep(thread: Hyperthread): void {
+    this.timeline?.beginRun(thread.thread, thread.clockCycles, thread.steps);
     this.log?.recordGuestStep(thread.clockCycles, thread.thread);
     this.checkGuestRuns(thread, 'runs');
     if (this.sampling) this.sampleForeignLines(thread);

@@ -130,6 +130,12 @@ export const ThreadStat = {
   kicksWhileOut: 26,
   /** Kick waits (after sending kicks, before the siblings are out) during which an interrupt was pending. */
   interruptsDuringKickWait: 27,
+  /**
+   * Guest progress in lone-thread cycles: guest cycles weighted by the SMT speed of the moment
+   * (workload.smtSpeedup). The sim's timeline writes it at the end of a run; the workers backend adds
+   * each quantum at the speed its core word shows.
+   */
+  guestWorkCycles: 28,
   /** Faults per exit reason, indexed from here by catalogue index. */
   faultsByReasonBase: 32,
   count: 64,

@@ -262,7 +262,7 @@ export function renderHtmlReport(comparison: HtmlReportInput): string {
   } else {
     sections.push(
       '<section id="overhead"><h2>Overhead vs none</h2>',
-      '<p>Guest time lost against the unsafe <code>none</code> baseline on the same mix and seed: 1 − guest share / guest share of none. Lower is cheaper.</p>',
+      '<p>Guest time lost against the unsafe <code>none</code> baseline on the same mix and seed: 1 − guest work / guest work of none (guest progress at SMT speed). Lower is cheaper.</p>',
       barChart({
         id: 'chart-overhead',
         title: 'Overhead vs none, per policy and mix',

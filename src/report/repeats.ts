@@ -89,8 +89,10 @@ export function repeatSeeds(seed: number, repeats: number): number[] {
  */
 export const repeatedFigures = [
   'guestShare',
+  'guestWork',
   'overheadVsNone',
   'exits',
+  'achievedExitsPerSecond',
   'kickExits',
   'isolatedExitShare',
   'switchesToFullPer1kExits',
@@ -106,8 +108,10 @@ export type RepeatedFigure = (typeof repeatedFigures)[number];
 export interface RepeatValues {
   seed: number;
   guestShare: number;
+  guestWork: number;
   overheadVsNone: number | null;
   exits: number;
+  achievedExitsPerSecond: number;
   kickExits: number;
   isolatedExitShare: number;
   switchesToFullPer1kExits: number;
@@ -116,7 +120,7 @@ export interface RepeatValues {
   flushes: number;
   bufferClears: number;
   elapsedCycles: number;
-  exposure: { guestSteps: number; cycles: number };
+  exposure: { guestSteps: number; cycles: number; shareOfGuest: number };
   violations: ViolationCounts;
   traceHash: string;
   /** Workers runs only: the run's wall time (a sim run's wall time is not part of its result). */
@@ -149,7 +153,7 @@ export interface RepeatedResult extends RunResult {
   firstViolations: Violation[];
   /** Half-width of each figure's 95% CI (null: one repeat, or no baseline for overheadVsNone). */
   ci95: Record<RepeatedFigure, number | null>;
-  exposureCi95: { guestSteps: number | null; cycles: number | null };
+  exposureCi95: { guestSteps: number | null; cycles: number | null; shareOfGuest: number | null };
   perRepeat: RepeatValues[];
   /** Whether the policy is held to the invariants (`bench --fail-on-violation`): policy/index.ts. */
   meantToBeSafe: boolean;
@@ -161,8 +165,10 @@ function repeatValues(run: RunResult): RepeatValues {
   const values: RepeatValues = {
     seed: run.seed,
     guestShare: run.guestShare,
+    guestWork: run.guestWork,
     overheadVsNone: run.overheadVsNone,
     exits: run.exits,
+    achievedExitsPerSecond: run.achievedExitsPerSecond,
     kickExits: run.kickExits,
     isolatedExitShare: run.isolatedExitShare,
     switchesToFullPer1kExits: run.switchesToFullPer1kExits,
@@ -219,13 +225,16 @@ export function aggregateRepeats(runs: readonly RunResult[], meantToBeSafe: bool
   }
   const guestSteps = meanCi95(runs.map((run) => run.exposure.guestSteps));
   const cycles = meanCi95(runs.map((run) => run.exposure.cycles));
+  const shareOfGuest = meanCi95(runs.map((run) => run.exposure.shareOfGuest));
   const mean = (pick: (run: RunResult) => number) =>
     runs.reduce((sum, run) => sum + pick(run), 0) / runs.length;
   return {
     ...first,
     guestShare: means.guestShare as number,
+    guestWork: means.guestWork as number,
     overheadVsNone: means.overheadVsNone,
     exits: means.exits as number,
+    achievedExitsPerSecond: means.achievedExitsPerSecond as number,
     kickExits: means.kickExits as number,
     isolatedExitShare: means.isolatedExitShare as number,
     switchesToFullPer1kExits: means.switchesToFullPer1kExits as number,
@@ -236,13 +245,13 @@ export function aggregateRepeats(runs: readonly RunResult[], meantToBeSafe: bool
     elapsedCycles: means.elapsedCycles as number,
     faultsByHandler,
     violations,
-    exposure: { guestSteps: guestSteps.mean, cycles: cycles.mean },
+    exposure: { guestSteps: guestSteps.mean, cycles: cycles.mean, shareOfGuest: shareOfGuest.mean },
     steps: mean((run) => run.steps),
     deadlocked: runs.some((run) => run.deadlocked),
     wallSeconds: mean((run) => run.wallSeconds),
     repeats: runs.length,
     ci95,
-    exposureCi95: { guestSteps: guestSteps.ci95, cycles: cycles.ci95 },
+    exposureCi95: { guestSteps: guestSteps.ci95, cycles: cycles.ci95, shareOfGuest: shareOfGuest.ci95 },
     perRepeat: runs.map(repeatValues),
     firstViolations: runs.flatMap((run) => run.violationRecords).slice(0, firstViolationsKept),
     meantToBeSafe,

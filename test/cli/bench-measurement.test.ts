@@ -84,7 +84,9 @@ describe('bench --repeats: means with 95% CIs, paired seeds', () => {
     expect(json.repeatSeeds[0]).toBe(1);
     expect(json.mixes.map((mix: { name: string }) => mix.name)).toEqual(['sysbench-cpu']);
     expect(json.mixes[0].weights.MSR_WRITE).toBeGreaterThan(0);
-    expect(json.workload.exitIntervalCycles).toBeGreaterThan(0);
+    // The rate used: the mix's published one (no workload.exitsPerSecond was given), per result too.
+    expect(json.mixes[0].exitsPerSecond).toBe(1143);
+    expect(json.workload.exitsPerSecond).toBeUndefined();
 
     const results = json.results as ResultJson[];
     expect(results.map((result) => result.policy)).toEqual(['none', 'asi', 'coschedule']);
@@ -328,7 +330,7 @@ describe('JSON that lasts: every result document says which tool and schema wrot
     expect(replayName).toBeDefined();
     const replay = JSON.parse(readFileSync(join(out, replayName as string), 'utf8'));
     expect(replay.tool).toEqual({ name: 'asi-emu', version: packageVersion });
-    expect(replay.schemaVersion).toBe(1);
+    expect(replay.schemaVersion).toBe(2);
     // The replay file with its tool field reads back (the strict reader accepts it).
     expect(runCli(['replay', join(out, replayName as string)]).code).toBe(1);
 

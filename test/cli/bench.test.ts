@@ -60,6 +60,33 @@ describe('asi-emu bench --backend sim (the built binary)', () => {
     expect(readdirSync(directory)).toEqual(['out.json']); // no temp file left behind
   });
 
+  it('--exit-rate 1000 runs every vCPU at ~1,000 exits/s of modelled time: none achieves it within 10%', () => {
+    const directory = mkdtempSync(join(tmpdir(), 'asi-emu-bench-'));
+    const out = join(directory, 'rate.json');
+    const run = runCli([
+      'bench',
+      '--policies',
+      'none,asi',
+      '--exit-rate',
+      '1000',
+      '--exits',
+      '3000',
+      '--json',
+      out,
+    ]);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/1000 exits\/s per vCPU/);
+    const json = JSON.parse(readFileSync(out, 'utf8'));
+    const none = json.results.find((result: { policy: string }) => result.policy === 'none');
+    expect(none.exitsPerSecondTarget).toBe(1000);
+    expect(Math.abs(none.achievedExitsPerSecond / 1000 - 1)).toBeLessThan(0.1);
+    for (const result of json.results) {
+      for (const key of ['guestWork', 'achievedExitsPerSecond', 'exposure'])
+        expect(result, key).toHaveProperty(key);
+      expect(result.exposure).toHaveProperty('shareOfGuest');
+    }
+  });
+
   it('is deterministic: the same seed writes the same numbers', () => {
     const directory = mkdtempSync(join(tmpdir(), 'asi-emu-bench-'));
     const args = ['bench', '--policies', 'asi', '--exits', '1000', '--seed', '9', '--json'];
@@ -280,6 +307,13 @@ describe('bad input: exit 2, one line naming the flag or field and what is accep
     ],
     ['--set without a value', ['bench', '--set', 'machine.cores'], /--set: PATH=VALUE/],
     ['--set a bad value', ['bench', '--set', 'machine.smt=5'], /machine\.smt: smt must be 1\.\.4/],
+    ['--exit-rate 0', ['bench', '--exit-rate', '0'], /--exit-rate: a number 1\.\.10000000/],
+    ['--exit-rate not a number', ['bench', '--exit-rate', 'fast'], /--exit-rate: a number 1\.\.10000000/],
+    [
+      '--set a removed cost',
+      ['bench', '--set', 'costs.guestQuantum=1000'],
+      /costs\.guestQuantum: removed .*workload\.exitsPerSecond/,
+    ],
     ['machine --cores 0', ['machine', '--cores', '0'], /--cores: an integer 1\.\.256/],
     ['machine --smt 9', ['machine', '--smt', '9'], /--smt: an integer 1\.\.4/],
     ['unknown option', ['bench', '--fast'], /unknown option '--fast'/],

@@ -4,10 +4,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command } from 'commander';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
-import { configFieldComments, exampleConfig } from '../../src/cli/commands/config-init.js';
+import {
+  configFieldComments,
+  exampleConfig,
+  optionalFieldComments,
+} from '../../src/cli/commands/config-init.js';
 import { registerCommands } from '../../src/cli/commands/index.js';
 import { reportError } from '../../src/cli/errors.js';
 import { parseRunConfig } from '../../src/config/run-config.js';
+import { workloadSchema } from '../../src/config/workload.js';
 import { builtinMixes } from '../../src/cpu/mixes.js';
 import { policies, policyScopes, safePolicyNames } from '../../src/policy/index.js';
 import { plantedBugs } from '../../src/policy/planted.js';
@@ -88,7 +93,14 @@ describe('asi-emu mixes', () => {
   it('--json prints the mixes as data', async () => {
     const { code, stdout } = await cli('mixes', '--json');
     expect(code).toBe(0);
-    expect(JSON.parse(stdout)).toEqual(builtinMixes);
+    const mixes = JSON.parse(stdout);
+    expect(mixes).toEqual(builtinMixes);
+    // Every mix gives its rate: the published one, or null with the reason in its description.
+    for (const mix of mixes) {
+      expect(mix, mix.name).toHaveProperty('exitsPerSecond');
+      if (mix.exitsPerSecond === null) expect(mix.description).toMatch(/no rate: /);
+    }
+    expect(mixes.find((mix: { name: string }) => mix.name === 'sysbench-cpu').exitsPerSecond).toBe(1143);
   });
 });
 
@@ -184,6 +196,11 @@ describe('asi-emu config init', () => {
       for (const text of Object.values(configFieldComments[section])) expect(text.length).toBeGreaterThan(5);
     }
     expect(Object.keys(config)).toEqual(['$comment', 'machine', 'workload', 'costs', 'run']);
+    // Fields without a default are explained apart, and are fields of the schema.
+    for (const field of Object.keys(optionalFieldComments.workload)) {
+      expect(workloadSchema.shape, field).toHaveProperty(field);
+      expect(config.workload as object, field).not.toHaveProperty(field);
+    }
   });
 
   it('refuses to overwrite an existing file (exit 2, file unchanged) unless --force', async () => {

@@ -231,7 +231,9 @@ describe(`fuzz campaigns (${policy.name}, seed ${seed}, ${cases} cases)`, () => 
     await expect(policySpecOf('asi', join(fixtures, 'user-policy.mjs'))).rejects.toThrow(
       /--policy: the name of/,
     );
-    await expect(policySpecOf('nope', undefined)).rejects.toThrow(/--policy: one of none, nosmt/);
+    await expect(policySpecOf('nope', undefined)).rejects.toThrow(
+      /--policy: one of none, kvm-default, nosmt/,
+    );
   });
 });
 

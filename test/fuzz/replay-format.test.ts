@@ -56,7 +56,7 @@ describe(`replay files (${policyName}, campaign seed ${seed})`, () => {
     expect(readdirSync(directory)).toEqual(['round-trip.replay.json']);
     expect(JSON.parse(readFileSync(path, 'utf8'))).toMatchObject({
       format: 'asi-emu-replay',
-      schemaVersion: 1,
+      schemaVersion: 2,
     });
   });
 
@@ -78,7 +78,7 @@ describe(`replay files (${policyName}, campaign seed ${seed})`, () => {
   it('refuses an older schema version with a message saying which version it reads', () => {
     expect(() => parseReplay(withVersion(replaySchemaVersion - 1), 'old.json')).toThrow(ConfigError);
     expect(() => parseReplay(withVersion(replaySchemaVersion - 1), 'old.json')).toThrow(
-      /old\.json: schemaVersion: replay schema version 1 .*older replay schema version.*re-run its campaign/,
+      /old\.json: schemaVersion: replay schema version 2 .*older replay schema version.*re-run its campaign/,
     );
   });
 

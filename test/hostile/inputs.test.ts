@@ -315,7 +315,7 @@ describe('replay files', () => {
     const path = tamperedReplay('version', (document) => {
       document.schemaVersion = 99;
     });
-    expectCleanError(await runHostile(['replay', path]), 2, /schemaVersion: replay schema version 1/);
+    expectCleanError(await runHostile(['replay', path]), 2, /schemaVersion: replay schema version 2/);
   });
 
   it.concurrent('--trace is not written for a refused file', async () => {

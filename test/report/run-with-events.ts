@@ -3,6 +3,7 @@ import { runSim } from '../../src/backend/sim/run-sim.js';
 import { parseRunConfig, type RunConfigInput } from '../../src/config/run-config.js';
 import { EventLog, type LoggedEvent } from '../../src/invariants/event-log.js';
 import { policyByName } from '../../src/policy/index.js';
+import { busyExitIntervalCycles } from '../sim/helpers.js';
 
 /**
  * Runs the sim backend on a small machine (2 cores x 2 threads, one VM of 4 vCPUs) recording every
@@ -20,7 +21,15 @@ export function runWithEvents(
       vms: [{ vcpus: 4, guestMemoryMiB: 1 }],
       ...(overrides.machine as object),
     },
-    workload: { mix: 'sysbench-cpu', ...(overrides.workload as object) },
+    // Busy vCPUs (20,000 guest cycles between exits) unless a rate is given: a trace window of a few
+    // hundred thousand cycles then holds many exits, kicks and holds to draw.
+    workload: {
+      mix: 'sysbench-cpu',
+      ...((overrides.workload as { exitsPerSecond?: number } | undefined)?.exitsPerSecond === undefined
+        ? { exitIntervalCycles: busyExitIntervalCycles }
+        : {}),
+      ...(overrides.workload as object),
+    },
     costs: overrides.costs ?? {},
     run: { exits: 300, seed: 7, ...(overrides.run as object) },
   });

@@ -4,8 +4,15 @@ import { parseRunConfig, type RunConfig, type RunConfigInput } from '../../src/c
 import { createMachine, type Machine } from '../../src/machine.js';
 import type { Policy } from '../../src/policy/policy.js';
 
-/** A run config for tests: small machine, short run; overrides merge per section. */
+/**
+ * A run config for tests: small machine, short run; overrides merge per section. Unless a test gives
+ * a rate (`workload.exitsPerSecond`), vCPUs exit every 20,000 guest cycles on average (~150k exits/s):
+ * a busy guest, so the races and costs a test looks for show within a few hundred exits, where the
+ * published rates (about 1-2k exits/s) would need hundreds of thousands.
+ */
 export function testConfig(overrides: RunConfigInput = {}): RunConfig {
+  const workload = (overrides.workload ?? {}) as Record<string, unknown>;
+  const busy = workload.exitsPerSecond === undefined ? { exitIntervalCycles: busyExitIntervalCycles } : {};
   return parseRunConfig({
     machine: {
       cores: 1,
@@ -14,11 +21,14 @@ export function testConfig(overrides: RunConfigInput = {}): RunConfig {
       vms: [{ vcpus: 2, guestMemoryMiB: 1 }],
       ...(overrides.machine as object),
     },
-    workload: { mix: 'sysbench-cpu', ...(overrides.workload as object) },
+    workload: { mix: 'sysbench-cpu', ...busy, ...workload },
     costs: overrides.costs ?? {},
     run: { exits: 300, seed: 1, ...(overrides.run as object) },
   });
 }
+
+/** Guest cycles between exits in test runs that give no rate (the model's default before issue 19). */
+export const busyExitIntervalCycles = 20_000;
 
 const machines = new Map<string, Machine>();
 

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { parseRunConfig, type RunConfigInput } from '../../src/config/run-config.js';
 import { policies } from '../../src/policy/index.js';
 import { compareOnSim, mixesByName } from '../../src/report/comparison.js';
-import { brokenIds, simulate, testConfig } from './helpers.js';
+import { brokenIds, busyExitIntervalCycles, simulate, testConfig } from './helpers.js';
 
 /**
  * Issue 19, item 1: `none` is a kernel without ASI (DESIGN.md "Cost model": baselines pay nothing for
@@ -23,7 +23,8 @@ const vmmOnly = {
 function compare(mix: string, names: string[], costs: RunConfigInput['costs'] = {}) {
   const config = parseRunConfig({
     machine: { cores: 2, smt: 2, memoryMiB: 48, vms: [{ vcpus: 4, guestMemoryMiB: 2 }] },
-    workload: { mix },
+    // Busy threads, as before issue 19's rates (~150k exits/s): ASI's costs show in 4,000 exits.
+    workload: { mix, exitIntervalCycles: busyExitIntervalCycles },
     costs,
     run: { exits: 4000, seed: 7 },
   });
@@ -39,7 +40,7 @@ function compare(mix: string, names: string[], costs: RunConfigInput['costs'] = 
 function compareWithIrqs() {
   const config = parseRunConfig({
     machine: { cores: 2, smt: 2, memoryMiB: 48, vms: [{ vcpus: 4, guestMemoryMiB: 2 }] },
-    workload: { mix: 'all-fast', irqIntervalCycles: 30_000 },
+    workload: { mix: 'all-fast', irqIntervalCycles: 30_000, exitIntervalCycles: busyExitIntervalCycles },
     run: { exits: 4000, seed: 7 },
   });
   const { results } = compareOnSim(config, [policies.none, policies.asi], mixesByName(['all-fast']));

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { parseRunConfig } from '../../src/config/run-config.js';
 import { policies } from '../../src/policy/index.js';
 import { compareOnSim, mixesByName } from '../../src/report/comparison.js';
+import { busyExitIntervalCycles } from './helpers.js';
 
 /**
  * The RFC thread's claims, as the model shows them (modelled cycles, so no test depends on the speed
@@ -10,7 +11,8 @@ import { compareOnSim, mixesByName } from '../../src/report/comparison.js';
 function compare(mix: string, names: string[], seed = 7) {
   const config = parseRunConfig({
     machine: { cores: 2, smt: 2, memoryMiB: 48, vms: [{ vcpus: 4, guestMemoryMiB: 2 }] },
-    workload: { mix },
+    // Busy threads (the RFC thread's setting): 20,000 guest cycles between exits, ~150k exits/s.
+    workload: { mix, exitIntervalCycles: busyExitIntervalCycles },
     run: { exits: 6000, seed },
   });
   const { results } = compareOnSim(

@@ -1,12 +1,16 @@
 import { assert } from '../../assert.js';
 import { ConfidentialVm } from '../../coco/confidential-vm.js';
-import { exitIntervalQuantaMax, type RunConfig, type RunSettings } from '../../config/run-config.js';
+import type { RunConfig, RunSettings } from '../../config/run-config.js';
+import { smtSpeedupOf } from '../../config/workload.js';
 import { type Environment, Hyperthread, Step as importedStep } from '../../cpu/hyperthread.js';
+import type { CoreTimelines } from '../../invariants/core-timeline.js';
 import { EventLog } from '../../invariants/event-log.js';
 import { Monitor } from '../../invariants/monitor.js';
 import { createMachine, type Machine } from '../../machine.js';
+import { ThreadStat, threadStatIndex } from '../../memory/layout.js';
 import type { Policy } from '../../policy/policy.js';
 import { collectResult, type RunResult } from '../result.js';
+import { withExitInterval } from './exit-interval.js';
 import { Prng } from './prng.js';
 
 // Imported bindings as module-private constants, for the sim's hot path (memory/words.ts says why).
@@ -35,12 +39,12 @@ export interface SimOptions {
   choices?: readonly number[];
 }
 
-/** Steps a run may spend per workload exit before it is called stuck (an assert: the config bounds it). */
+/**
+ * Steps a run may spend per workload exit before it is called stuck (an assert). A guest stretch is one
+ * step whatever its length, so an exit takes tens of steps (entry, handler ops, waits, a stretch or a
+ * few when kicks and wake-ups cut it); 100,000 is far past any healthy run.
+ */
 const stepsPerExitMax = 100_000;
-assert(
-  stepsPerExitMax >= 10 * exitIntervalQuantaMax,
-  'the longest accepted exit interval takes a tenth of the steps a run may spend per exit',
-);
 const watchdogEverySteps = 1024;
 
 /** Per-thread wait state of the scheduler, indexed like `threads` (a thread's position in run order). */
@@ -118,23 +122,36 @@ class ChoiceEnvironment extends SimEnvironment {
 }
 
 export function runSim(config: RunConfig, policy: Policy, options: SimOptions = {}): RunResult {
-  if (options.machine !== undefined) return runOn(options.machine, config, policy, options);
+  // The exit rate becomes guest cycles between exits first (a calibration run on the same machine when
+  // the workload gives a rate: exit-interval.ts).
+  if (options.machine !== undefined)
+    return runOn(options.machine, withExitInterval(config, options.machine), policy, options, true);
   // A machine made here is done with after the run (its sim arena region goes back now; the result is
   // plain data), whether the run ends or throws.
   const machine = createMachine(config.machine, { concurrent: false });
   try {
-    return runOn(machine, config, policy, options);
+    const resolved = withExitInterval(config, machine);
+    return runOn(machine, resolved, policy, options, resolved !== config);
   } finally {
     machine.dispose();
   }
 }
 
-function runOn(machine: Machine, config: RunConfig, policy: Policy, options: SimOptions): RunResult {
-  if (options.machine) machine.resetDynamicState();
+function runOn(
+  machine: Machine,
+  config: RunConfig,
+  policy: Policy,
+  options: SimOptions,
+  /** The machine ran before (a caller's, or a calibration's): its dynamic state goes back first. */
+  reset: boolean,
+): RunResult {
+  if (reset) machine.resetDynamicState();
   const prng = new Prng(config.run.seed, machine.prngArea);
   const log = options.log ?? new EventLog(64, options.keepEvents ?? false);
   const monitor = new Monitor(machine, log, config.workload.catalogue);
   monitor.checkIsolatedContents();
+  // Guest work at the SMT speedup, and exposure, in virtual time (invariants/core-timeline.ts).
+  const timeline = monitor.trackTime(smtSpeedupOf(config.workload, machine.config.smt));
 
   // nosmt: only sibling 0 of each core runs its vCPU; the others stay offline.
   const running = new Set<number>();
@@ -194,8 +211,16 @@ function runOn(machine: Machine, config: RunConfig, policy: Policy, options: Sim
     livenessReported,
     settings: config.run,
     onProgress: options.onProgress ?? null,
+    timeline,
   });
   for (const thread of threads) thread.publishCounters();
+  let endCycles = 0;
+  for (const thread of threads) endCycles = Math.max(endCycles, thread.clockCycles);
+  monitor.finishTime(endCycles);
+  for (const thread of threads) {
+    machine.f64[threadStatIndex(machine.layout, thread.thread, ThreadStat.guestWorkCycles)] =
+      timeline.guestWorkCycles[thread.thread];
+  }
   return collectResult({
     backend: 'sim',
     machine,
@@ -224,6 +249,8 @@ interface Schedule {
   livenessReported: Uint8Array;
   settings: RunSettings;
   onProgress: ((exits: number) => void) | null;
+  /** Told at every step how far virtual time is settled (the time of the step picked). */
+  timeline: CoreTimelines;
 }
 
 /**
@@ -233,7 +260,7 @@ interface Schedule {
  * optimized once and entered optimized by every later run.
  */
 function schedule(run: Schedule): { steps: number; deadlocked: boolean } {
-  const { threads, prng, monitor, i32, deadline, waitStart, livenessReported, onProgress } = run;
+  const { threads, prng, monitor, i32, deadline, waitStart, livenessReported, onProgress, timeline } = run;
   const { blocked, waitIndex, waitValue, nextAtCycles } = run.parking;
   // Read once into locals: the loop below runs millions of times per second.
   const { maxCycles, jitterCycles, stopOnViolation, waitBoundCycles } = run.settings;
@@ -243,6 +270,12 @@ function schedule(run: Schedule): { steps: number; deadlocked: boolean } {
   let steps = 0;
   let exitsDone = 0;
   let deadlocked = false;
+  // KVM_RUN on every vCPU thread first: each starts in the host, so none enters the guest beside a
+  // sibling still offline that then starts in the full kernel (as if it came from nowhere).
+  for (const thread of threads) {
+    assert(thread.step() === Step.ran, 'a first step (into the host) does not wait');
+    steps++;
+  }
   while (exitsDone < exitsTarget && steps < stepsMax) {
     let best = -1;
     let bestTime = Number.POSITIVE_INFINITY;
@@ -260,6 +293,9 @@ function schedule(run: Schedule): { steps: number; deadlocked: boolean } {
       break;
     }
     if (maxCycles > 0 && bestTime > maxCycles) break;
+    // Every step starts at the lowest clock or deadline, and a woken thread at its waker's clock: no
+    // event still to come is earlier than this one's start.
+    timeline.frontierCycles = bestTime;
     const thread = threads[best];
     if (blocked[best]) {
       blocked[best] = 0;
@@ -276,6 +312,11 @@ function schedule(run: Schedule): { steps: number; deadlocked: boolean } {
       livenessReported[best] = 0;
     }
     if (jitterCycles > 0) thread.spend(prng.int(jitterCycles + 1));
+    // A waiting thread whose clock passed its deadline (the jitter, or a guest stretch's accesses)
+    // steps next at its clock, not before: a step that began earlier than the clock of the thread
+    // taking it would act on what siblings did later in virtual time (and no step may start before the
+    // settled time it tells the timeline).
+    if (blocked[best] && deadline[best] < thread.clockCycles) deadline[best] = thread.clockCycles;
     nextAtCycles[best] = blocked[best] ? deadline[best] : thread.clockCycles;
     exitsDone = monitor.workloadExits;
     if ((steps & (watchdogEverySteps - 1)) === 0) {
@@ -285,6 +326,10 @@ function schedule(run: Schedule): { steps: number; deadlocked: boolean } {
     if (onProgress !== null && (steps & 0xffff) === 0) onProgress(exitsDone);
   }
   watchdog(threads, blocked, deadline, waitStart, livenessReported, monitor, waitBoundCycles);
+  // A guest stretch still open ran on to where the run stopped (the latest clock), or its own end.
+  let endCycles = 0;
+  for (const thread of threads) endCycles = Math.max(endCycles, thread.clockCycles);
+  for (let t = 0; t < count; t++) if (blocked[t]) threads[t].closeStretch(endCycles);
   assert(steps < stepsMax || deadlocked || monitor.total > 0, `sim made no progress in ${stepsMax} steps`);
   return { steps, deadlocked };
 }

@@ -88,7 +88,7 @@ export const workersLimits = {
   hyperthreadsMax: 64,
   /**
    * A run whose workload exit count has not moved for this long is ended (reason 'stalled'): with the
-   * exit interval bounded (config/run-config.ts exitIntervalQuantaMax), a healthy run takes exits
+   * exit interval bounded (config/run-config.ts exitIntervalCyclesMax), a healthy run takes exits
    * every few ms, so a minute without one is a stuck run, not a slow one.
    */
   noProgressMs: 60_000,

@@ -56,6 +56,7 @@ class ExitCounter implements Observer {
   workloadExits = 0;
   onModeChange(): void {}
   onGuestStep(): void {}
+  onGuestStepEnd(): void {}
   onEnter(): void {}
   onExit(_thread: Hyperthread, variant: CompiledVariant): void {
     if (!variant.isKick) this.workloadExits++;
@@ -467,6 +468,9 @@ export async function createHyperthreadRunner(setup: WorkerSetup): Promise<Hyper
         observer,
         env,
         running,
+        null,
+        // Workers poll their mailboxes in real time: the guest runs in quanta, a kick seen between two.
+        setup.config.workload.guestQuantumCycles,
       ),
   );
 }

@@ -24,6 +24,7 @@ import {
 } from '../../memory/layout.js';
 import type { Policy } from '../../policy/policy.js';
 import { collectResult, type RunResult } from '../result.js';
+import { withExitInterval } from '../sim/exit-interval.js';
 import {
   ControlBlock,
   defaultSpinChecks,
@@ -204,6 +205,9 @@ export class WorkersRun {
     options: WorkersOptions = {},
   ): Promise<WorkersRun> {
     checkWorkersMachine(config);
+    // Modelled time as in the sim: the exit rate becomes guest cycles between exits (a calibration on
+    // the sim backend, in this thread, before any worker starts).
+    config = withExitInterval(config);
     const spec = policySpecOf(policyInput);
     const policy = await mainSidePolicy(policyInput, spec);
     const script = workerScriptPath('hyperthread.worker');
@@ -543,6 +547,7 @@ export class WorkersRun {
       policy: this.policy,
       config: this.config,
       threads: [],
+      runningVcpus: this.threads.length,
       monitor,
       log,
       steps,

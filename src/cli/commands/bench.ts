@@ -7,7 +7,14 @@ import {
   type RunConfigInput,
   repeatsMax,
 } from '../../config/run-config.js';
-import { builtinMixes, type ExitMix } from '../../cpu/mixes.js';
+import type { Workload } from '../../config/workload.js';
+import {
+  builtinMixes,
+  defaultExitsPerSecond,
+  type ExitMix,
+  exitsPerSecondMax,
+  exitsPerSecondMin,
+} from '../../cpu/mixes.js';
 import { ConfigError, PolicyFailedError, UsageError } from '../../errors.js';
 import { type FuzzExecutor, poolExecutor } from '../../fuzz/executor.js';
 import { meantToBeSafe, policies, policyByName } from '../../policy/index.js';
@@ -29,7 +36,7 @@ import {
 import { type OutputFile, writeOutputs } from '../../report/output-files.js';
 import { configObject, readJsonFile } from '../config-file.js';
 import { ExitCode } from '../errors.js';
-import { applySettings, type ConfigSetting, integerFlag, listFlag, setFlag } from '../flags.js';
+import { applySettings, type ConfigSetting, integerFlag, listFlag, numberFlag, setFlag } from '../flags.js';
 import { checkOutputs } from '../outputs.js';
 import { runProgress } from '../progress.js';
 import { type RunOutputs, reportOutput, sayWritten, traceOutputs, tracePaths } from '../run-outputs.js';
@@ -51,6 +58,7 @@ interface BenchOptions {
   policies: string[];
   mix: string[];
   exits?: number;
+  exitRate?: number;
   seed?: number;
   repeats?: number;
   config?: string;
@@ -148,6 +156,14 @@ function simBenchRunner(
   };
 }
 
+/** How often vCPUs exit, as the header says it. */
+function exitRateText(workload: Workload): string {
+  if (workload.exitIntervalCycles !== undefined)
+    return `${workload.exitIntervalCycles} guest cycles between exits`;
+  if (workload.exitsPerSecond !== undefined) return `${workload.exitsPerSecond} exits/s per vCPU`;
+  return `each mix's published exits/s per vCPU (default ${defaultExitsPerSecond})`;
+}
+
 export function registerBenchCommand(program: Command): void {
   program
     .command('bench')
@@ -175,6 +191,12 @@ export function registerBenchCommand(program: Command): void {
     )
     .addOption(
       new Option('--exits <n>', 'workload exits per run').argParser(integerFlag('--exits', 1, 100_000_000)),
+    )
+    .addOption(
+      new Option(
+        '--exit-rate <n>',
+        "exits per second per vCPU in modelled time, for every mix (default: each mix's published rate)",
+      ).argParser(numberFlag('--exit-rate', exitsPerSecondMin, exitsPerSecondMax)),
     )
     .addOption(
       new Option('--seed <n>', "seed of every random choice (each repeat's seed derives from it)").argParser(
@@ -234,6 +256,7 @@ export function registerBenchCommand(program: Command): void {
         '  asi-emu bench --policies none,asi,asi-stun --repeats 20',
         '  asi-emu bench --policy-module ./my-policy.js --fail-on-violation',
         '  asi-emu bench --backend sim --mix idle-tracing,light-load --config my-machine.json',
+        '  asi-emu bench --exit-rate 1000 --policies none,asi --json out.json',
         '  asi-emu bench --set machine.cores=4 --set machine.smt=2 --set costs.ipiDelivery=2000 --policies asi,coschedule',
         '  asi-emu bench --policies asi,coschedule --exits 2000 --trace trace.json --report report.html',
         '  asi-emu bench --backend workers --kick --json kick.json',
@@ -252,7 +275,14 @@ export function registerBenchCommand(program: Command): void {
       // A workers run takes seconds: one repeat unless asked for more (run-config.ts `repeats`).
       if (options.repeats !== undefined) run.repeats = options.repeats;
       else if (run.repeats === undefined && options.backend === 'workers') run.repeats = 1;
-      const config = parseRunConfig({ ...input, run });
+      // --exit-rate is workload.exitsPerSecond, over the config file's (as --set is).
+      const workload = { ...((input.workload as object) ?? {}) } as Record<string, unknown>;
+      if (options.exitRate !== undefined) {
+        // The flag's rate replaces however the file said how often vCPUs exit.
+        workload.exitsPerSecond = options.exitRate;
+        delete workload.exitIntervalCycles;
+      }
+      const config = parseRunConfig({ ...input, workload, run });
       // Flags win; without them the config file's mix (built-in or user-defined) and policies apply.
       const fromFlags = (flag: string) => command.getOptionValueSource(flag) === 'cli';
       const useConfigMix =
@@ -341,9 +371,9 @@ export function registerBenchCommand(program: Command): void {
       say(
         backend === 'sim'
           ? `asi-emu bench --backend sim: ${config.machine.cores} cores x ${config.machine.smt} threads, ` +
-              `${config.run.exits} exits per run, ${repeatsText}, exit interval ${config.workload.exitIntervalCycles} cycles (modelled cycles)\n\n`
+              `${config.run.exits} exits per run, ${repeatsText}, ${exitRateText(config.workload)} (modelled time at ${config.machine.ghz} GHz)\n\n`
           : `asi-emu bench --backend workers: ${config.machine.cores} cores x ${config.machine.smt} threads on real worker threads, ` +
-              `${config.run.exits} exits per run, ${repeatsText} (each thread's own cycles; wall time in the JSON)\n\n`,
+              `${config.run.exits} exits per run, ${repeatsText}, ${exitRateText(config.workload)} (each thread's own cycles; wall time in the JSON)\n\n`,
       );
       say(`${formatComparison(comparison.results)}\n`);
       if (options.byReason) say(`\n${formatByReason(comparison.results)}\n`);

@@ -6,7 +6,7 @@ import { machineConfigSchema } from '../../config/machine-config.js';
 import { runSchema } from '../../config/run-config.js';
 import { workloadSchema } from '../../config/workload.js';
 import { costModelSchema } from '../../cpu/costs.js';
-import { builtinMixes } from '../../cpu/mixes.js';
+import { builtinMixes, defaultExitsPerSecond } from '../../cpu/mixes.js';
 import { UsageError } from '../../errors.js';
 import { writeFileAtomic } from '../../report/atomic-write.js';
 import { makeDirectories } from '../../report/output-files.js';
@@ -35,14 +35,17 @@ export const configFieldComments: Record<'machine' | 'workload' | 'costs' | 'run
     tlbWays: 'TLB associativity (power of two)',
     pcid: 'tag TLB entries by address space, so a CR3 switch keeps them',
     kpti: 'kernel page-table isolation: a CR3 write to the VMM and back, for every policy (off: Meltdown-immune parts)',
+    ghz: 'core clock in GHz: turns modelled cycles into seconds (exit rates), 0.1..10',
     directMapLargePages: 'map the kernel direct map with 2 MiB pages where aligned, as Linux does',
     pageTablePoolPages: 'page-table pages available to all address spaces',
   },
   workload: {
     mix: `exit mix: a built-in name (${builtinMixes.map((mix) => mix.name).join(', ')}; see "asi-emu mixes") or an object { name, description, source, weights }`,
-    exitIntervalCycles: 'mean guest cycles between two exits of a vCPU',
-    guestQuantumCycles: 'guest cycles per step between mailbox checks: bounds how late a kick is seen',
-    guestAccessesPerQuantum: 'guest memory lines touched per guest step, 0..64',
+    guestQuantumCycles:
+      'guest cycles per guestAccessesPerQuantum guest accesses (the workers backend steps the guest in quanta)',
+    guestAccessesPerQuantum: 'guest memory lines touched per guest quantum, 0..64',
+    guestAccessesPerStretchMax:
+      'most guest memory lines one guest stretch touches (the sim runs the guest between two events as one stretch)',
     guestWorkingSetPages: 'guest pages each vCPU touches (its hot working set)',
     idleCycles: 'mean cycles a halted vCPU stays idle before its timer fires',
     nmiIntervalCycles: 'mean cycles between host NMIs per hyperthread (0: none)',
@@ -66,7 +69,6 @@ export const configFieldComments: Record<'machine' | 'workload' | 'costs' | 'run
     cacheMiss: 'L1D miss served by L2/L3',
     pageWalk: 'page walk after a TLB miss',
     pageFault: 'taking a host page fault (entry and exit)',
-    guestQuantum: "guest cycles between two of a vCPU's exits on average (cost model view)",
   },
   run: {
     exits: 'stop after this many workload exits (kick exits not counted)',
@@ -80,6 +82,20 @@ export const configFieldComments: Record<'machine' | 'workload' | 'costs' | 'run
   },
 };
 
+/**
+ * Fields without a default (left out, something else decides: the mix, another field), explained under
+ * "$comment".optional: the example file does not set them.
+ */
+export const optionalFieldComments: Record<'workload', Record<string, string>> = {
+  workload: {
+    exitsPerSecond: `exits per second per vCPU in modelled time (guest, host and idle time); left out: the mix's published rate, else ${defaultExitsPerSecond}`,
+    exitIntervalCycles:
+      'instead of exitsPerSecond: mean guest cycles between two exits of a vCPU, given directly (not with exitsPerSecond)',
+    smtSpeedup:
+      "combined throughput of a core's busy hyperthreads over one thread alone, 1..4 (clamped to smt); left out: the mix's, else 1.3 (Intel, Marr et al. 2002)",
+  },
+};
+
 /** The example config: every field at its default, with the explanations under "$comment". */
 export function exampleConfig(): Record<string, unknown> {
   return {
@@ -90,6 +106,7 @@ export function exampleConfig(): Record<string, unknown> {
         'This "$comment" object is ignored when the file is loaded; sections reject unknown fields.',
       ],
       ...configFieldComments,
+      optional: optionalFieldComments,
     },
     machine: machineConfigSchema.parse({}),
     workload: workloadSchema.parse({}),

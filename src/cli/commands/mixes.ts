@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { builtinMix, builtinMixes, type ExitMix } from '../../cpu/mixes.js';
+import { builtinMix, builtinMixes, defaultExitsPerSecond, type ExitMix } from '../../cpu/mixes.js';
 import { formatTable } from '../../report/machine-table.js';
 
 /** `asi-emu mixes [name]`: the built-in exit mixes with their sources and weights. */
@@ -8,13 +8,14 @@ export function registerMixesCommand(program: Command): void {
     .command('mixes')
     .description('list the built-in VM-exit mixes: where each comes from and its weights per exit reason')
     .argument('[name]', 'show only this mix')
-    .option('--json', 'print JSON instead of text (name, description, source, weights)')
+    .option('--json', 'print JSON instead of text (name, description, source, weights, exitsPerSecond)')
     .addHelpText(
       'after',
       [
         '',
         'Weights are percentages as published (perf kvm stat style); a run normalizes them, so "share" is',
         'what a run draws. A key is an exit reason (HLT) or a reason and a handler variant (EPT_VIOLATION:alloc).',
+        `A mix's rate is its source's exits per second per vCPU; a mix without one runs at ${defaultExitsPerSecond}/s.`,
         '',
         'Examples:',
         '  asi-emu mixes',
@@ -26,7 +27,9 @@ export function registerMixesCommand(program: Command): void {
     .action((name: string | undefined, options: { json?: boolean }) => {
       const mixes = name === undefined ? builtinMixes : [builtinMix(name, 'mixes [name]')];
       if (options.json) {
-        process.stdout.write(`${JSON.stringify(mixes, null, 2)}\n`);
+        // Every mix says its rate: the published one, or null (its description says why).
+        const withRates = mixes.map((mix) => ({ ...mix, exitsPerSecond: mix.exitsPerSecond ?? null }));
+        process.stdout.write(`${JSON.stringify(withRates, null, 2)}\n`);
         return;
       }
       process.stdout.write(`${mixes.map(formatMix).join('\n\n')}\n`);
@@ -45,5 +48,9 @@ export function formatMix(mix: ExitMix): string {
     .split('\n')
     .map((line) => `  ${line}`)
     .join('\n');
-  return `${mix.name}: ${mix.description}\n  source: ${mix.source}\n${indented}`;
+  const rate =
+    mix.exitsPerSecond == null
+      ? `none published (runs at ${defaultExitsPerSecond}/s unless workload.exitsPerSecond says otherwise)`
+      : `${mix.exitsPerSecond} exits/s per vCPU`;
+  return `${mix.name}: ${mix.description}\n  source: ${mix.source}\n  rate: ${rate}\n${indented}`;
 }
