@@ -34,6 +34,12 @@ export interface RunResult {
   guestWork: number;
   /** 1 - guestWork / guestWork(none), filled in by a comparison; null for a lone run. */
   overheadVsNone: number | null;
+  /**
+   * 1 - guestWork / guestWork(kvm-default), against KVM's shipped mitigations (cond L1D flush, VERW
+   * on entry, SMT on) run with the same seed: negative where a policy does more guest work than it.
+   * Filled in by a repeated comparison (`compareRepeated`); null for a lone run or without that baseline.
+   */
+  overheadVsKvmDefault: number | null;
   /** Workload exits (drawn from the mix, or injected interrupts); kick exits are counted apart. */
   exits: number;
   /**
@@ -199,6 +205,7 @@ export function collectResult(input: CollectInput): RunResult {
     guestShare: sum((stats) => stats.guestUsefulCycles) / (vcpuThreads.length * elapsed),
     guestWork: sum((stats) => stats.guestWorkCycles) / (vcpuThreads.length * elapsed),
     overheadVsNone: null,
+    overheadVsKvmDefault: null,
     exits,
     achievedExitsPerSecond:
       (exits * input.config.machine.ghz * 1e9) /

@@ -28,12 +28,27 @@ export const costModelSchema = z
     /** CR3 write without PCID: the write plus refilling the TLB afterwards, ~500-1,000 cycles (ibid.). */
     cr3WithoutPcid: z.number().min(0).default(800),
     /**
-     * L1D flush. With MSR_IA32_FLUSH_CMD (L1D_FLUSH) ~1,000 cycles plus refills afterwards; KVM's
-     * software fallback reads 64 KiB (vmx_l1d_flush in arch/x86/kvm/vmx/vmx.c: two passes over a 64 KiB
-     * buffer, 1,024 lines each). Assumption: ~2,500 cycles for the flush itself, refills come from the
-     * cache model.
+     * L1D flush itself (the refill of the guest's lines after it is `l1dRefillLine`). No published
+     * measurement of the MSR_IA32_FLUSH_CMD write was found (an Intel forum thread, "L1D flush overhead",
+     * community.intel.com 2022, asks for one and gets an estimate: 512-768 cycles to write back a fully
+     * dirty 32-48 KiB L1D to L2 at one line per cycle). KVM's software fallback gives the arithmetic
+     * (`vmx_l1d_flush`, arch/x86/kvm/vmx/vmx.c): one load per 4 KiB page of a 64 KiB buffer to fill the
+     * TLB, a serialising CPUID, then 1,024 line loads of the 64 KiB (`PAGE_SIZE << L1D_CACHE_ORDER`),
+     * at ~2 cycles per line from L2 = ~2,000-2,500 cycles. 2,500: the fallback's figure, an upper end
+     * for the MSR (docs/calibration.md lists it as derived, not measured).
      */
     l1dFlush: z.number().min(0).default(2500),
+    /**
+     * Refilling one line of the guest's working set after an L1D flush: the flush empties only the L1D
+     * (MSR_IA32_FLUSH_CMD is defined on the L1D alone, Intel SDM Vol. 4 "IA32_FLUSH_CMD"), so the line
+     * comes back from L2: 14 cycles, Skylake-SP's L2 latency (Intel 64 and IA-32 Architectures
+     * Optimization Reference Manual, Skylake Server cache parameters: L1D 4-5, L2 14, L3 50-70). Serial
+     * latency: overlapping misses would make it cheaper. After a flush the guest refills
+     * min(its working set, the L1D) lines (hyperthread.ts `refillLinesAfterFlush`): l1tf.rst, "Flushing
+     * the L1D has a performance impact as the processor has to bring the flushed guest data back into
+     * the L1D".
+     */
+    l1dRefillLine: z.number().min(0).default(14),
     /** VERW buffer clearing (MDS mitigation, X86_FEATURE_CLEAR_CPU_BUF): ~500 cycles (Intel MDS guidance). */
     bufferClear: z.number().min(0).default(500),
     /** L1D hit: 4-5 cycles (Intel Optimization Reference Manual, Skylake). */

@@ -216,6 +216,8 @@ export class Hyperthread implements PolicyView {
   private stretchStartCycles = -1;
   /** The stalls of the open stretch's accesses (not progress). */
   private stretchStallCycles = 0;
+  /** Lines of the guest's working set an L1D flush took away that it has not refilled yet. */
+  private refillLinesPending = 0;
   /** `stepVmm` spent the VMM's time; its next step returns to the kernel. */
   private vmmRan = false;
   /**
@@ -288,6 +290,13 @@ export class Hyperthread implements PolicyView {
   declare private readonly guestSpaceId: number;
   declare private readonly workingSetPages: number;
   declare private readonly firstWorkingPage: number;
+  /**
+   * Lines the guest refills after an L1D flush: its working set, as far as the L1D holds it. A real
+   * guest touches its working set many times over between two exits (a stretch is ~17k cycles even at
+   * 150k exits/s), so at entry it holds all of it; the sim samples a few dozen of those accesses per
+   * stretch (`guestAccessesPerStretchMax`), too few to stand for the refill (issue 19, calibration).
+   */
+  declare private readonly refillLinesAfterFlush: number;
   /**
    * The access kernel's guest read (Machine.guestAccess), or null where the machine has no kernel or the
    * VM is confidential (its touch comes before the translation).
@@ -446,6 +455,10 @@ export class Hyperthread implements PolicyView {
       this.speedByBusy[busy] = speedPerThread(busy, config.smt, speedup);
     this.workingSetPages = Math.min(workload.guestWorkingSetPages, this.guestPages);
     this.firstWorkingPage = (vcpu * this.workingSetPages) % (this.guestPages - this.workingSetPages + 1);
+    this.refillLinesAfterFlush = Math.min(
+      this.workingSetPages * (pageBytes / cacheLineBytes),
+      config.l1d.sets * config.l1d.ways,
+    );
     this.peers = machine.pinning[vmId].filter((other) => other !== thread && runningThreads.has(other));
     this.siblingThreads = [];
     for (let sibling = 0; sibling < this.smt; sibling++)
@@ -702,6 +715,8 @@ export class Hyperthread implements PolicyView {
     if (bits & Flush.l1d) {
       lines += this.caches.l1d.flush();
       this.spend(this.costs.l1dFlush);
+      // The guest's lines come back from L2 as it touches them again: stalls of its next stretches.
+      this.refillLinesPending = this.refillLinesAfterFlush;
       this.count(ThreadStat.l1dFlushes);
       addWord(this.i32, coreFieldIndex(this.machine.layout, this.core, CoreField.flushCount), 1, this.atomic);
     }
@@ -778,7 +793,8 @@ export class Hyperthread implements PolicyView {
     const accesses = Math.min(this.guestAccessesPerStretchMax, quanta * this.guestAccessesPerQuantum);
     // The stretch's accesses are made at its start (their lines are in the L1D from then on); their
     // stalls are guest time without progress, taken out of the stretch's progress at its end.
-    const stallCycles = this.touchGuestMemory(accesses);
+    let stallCycles = this.touchGuestMemory(accesses);
+    if (this.refillLinesPending > 0) stallCycles += this.refillAfterFlush(cycles, accesses);
     this.guestSteps++;
     this.observer.onGuestStep(this);
     if (this.guestStepCyclesMax === Number.POSITIVE_INFINITY) {
@@ -792,6 +808,19 @@ export class Hyperthread implements PolicyView {
     this.stretchProgressShare = cycles / (stallCycles + cycles);
     this.observer.onGuestStepEnd(this);
     return StepCode.ran;
+  }
+
+  /**
+   * The stall of refilling, in a stretch of `cycles`, the guest's lines an L1D flush took away; the
+   * stretch's own `accesses` already paid for theirs (as misses). A stretch refills at most what fits in
+   * it; the rest waits for the next (or the next flush starts over).
+   */
+  private refillAfterFlush(cycles: number, accesses: number): number {
+    const cost = this.costs.l1dRefillLine;
+    const pending = Math.max(0, this.refillLinesPending - accesses);
+    const lines = cost > 0 ? Math.min(pending, Math.ceil(cycles / cost)) : pending;
+    this.refillLinesPending = pending - lines;
+    return lines * cost;
   }
 
   /**

@@ -7,6 +7,7 @@ import { type ToolIdentity, toolIdentity } from '../fuzz/version.js';
 import { EventLog, type LoggedEvent } from '../invariants/event-log.js';
 import { type InvariantId, invariantIds } from '../invariants/violation.js';
 import { createMachine, type Machine } from '../machine.js';
+import { kvmDefault } from '../policy/kvm-default.js';
 import { none } from '../policy/none.js';
 import type { Policy } from '../policy/policy.js';
 import { formatTable } from './machine-table.js';
@@ -111,9 +112,10 @@ export interface RepeatedComparisonOptions {
   seed: number;
   repeats: number;
   /**
-   * `always`: each repeat runs `none` as its baseline even when it is not compared (sim: a run costs
-   * a fraction of a second). `if-compared`: overhead vs none only when `none` is compared (workers:
-   * a run costs seconds), else null.
+   * `always`: each repeat runs the baselines (`none`, `kvm-default`) even when they are not compared
+   * (sim: a run costs a fraction of a second, and a paired overhead needs the baseline's run on the
+   * same seed). `if-compared`: an overhead only against a baseline that is compared (workers: a run
+   * costs seconds), else null.
    */
   baseline: 'always' | 'if-compared';
   /** Keep the first repeat's events of each run (for --trace and --report). */
@@ -133,12 +135,37 @@ export interface RepeatedComparison {
   seeds: number[];
 }
 
+/**
+ * The policies every overhead is measured against, in the order a repeat runs them: `none` (KVM with
+ * no L1TF/MDS mitigation: `overheadVsNone`) and `kvm-default` (KVM as shipped on an affected server:
+ * `overheadVsKvmDefault`, issue 19 item 6), both paired per repeat.
+ */
+export const baselinePolicies = ['none', 'kvm-default'] as const;
+
+/** The built-in policy a baseline name stands for (a baseline runs even when it is not compared). */
+const baselineByName: Readonly<Record<(typeof baselinePolicies)[number], Policy>> = {
+  none,
+  'kvm-default': kvmDefault,
+};
+
+/** The baselines a comparison runs in each repeat: the compared ones, or all of them when `always`. */
+function baselinesRun(options: Pick<RepeatedComparisonOptions, 'policies' | 'baseline'>): string[] {
+  return baselinePolicies.filter(
+    (name) => options.baseline === 'always' || options.policies.some((policy) => policy.name === name),
+  );
+}
+
 /** Runs a comparison's runs (`repeatedRunCount` of them). */
 export function repeatedRunCount(options: Omit<RepeatedComparisonOptions, 'run'>): number {
-  const compared = options.policies.some((policy) => policy.name === 'none');
-  const perRepeat =
-    options.policies.length - (compared ? 1 : 0) + (compared || options.baseline === 'always' ? 1 : 0);
-  return options.mixes.length * options.repeats * perRepeat;
+  const baselines = baselinesRun(options);
+  const others = options.policies.filter((policy) => !baselines.includes(policy.name)).length;
+  return options.mixes.length * options.repeats * (baselines.length + others);
+}
+
+/** 1 - guestWork / the baseline's guestWork, in the same repeat; null without that baseline. */
+function overheadAgainst(result: RunResult, baseline: RunDone | undefined): number | null {
+  if (baseline === undefined) return null;
+  return baseline.result.guestWork > 0 ? 1 - result.guestWork / baseline.result.guestWork : 0;
 }
 
 /**
@@ -151,7 +178,7 @@ export async function compareRepeated(options: RepeatedComparisonOptions): Promi
   const seeds = repeatSeeds(options.seed, options.repeats);
   const names = options.policies.map((policy) => policy.name);
   assert(new Set(names).size === names.length, 'a comparison runs each policy once per repeat');
-  const withBaseline = names.includes('none') || options.baseline === 'always';
+  const baselineNames = baselinesRun(options);
   const results: RepeatedResult[] = [];
   const logs: (RunEvents | null)[] = [];
   for (const mix of options.mixes) {
@@ -170,17 +197,14 @@ export async function compareRepeated(options: RepeatedComparisonOptions): Promi
         options.onRun?.(label, true);
         return done;
       };
-      const baseline = withBaseline ? await runOne('none') : null;
+      const baselines = new Map<string, RunDone>();
+      for (const name of baselineNames) baselines.set(name, await runOne(name));
       for (const name of names) {
-        const done = name === 'none' && baseline !== null ? baseline : await runOne(name);
+        const done = baselines.get(name) ?? (await runOne(name));
         const result = { ...done.result };
         // Overhead is guest work lost (progress at SMT speed), not time out of the guest (issue 19).
-        result.overheadVsNone =
-          baseline === null
-            ? null
-            : baseline.result.guestWork > 0
-              ? 1 - result.guestWork / baseline.result.guestWork
-              : 0;
+        result.overheadVsNone = overheadAgainst(result, baselines.get('none'));
+        result.overheadVsKvmDefault = overheadAgainst(result, baselines.get('kvm-default'));
         runs.get(name)?.push(result);
         if (repeat === 0) firstEvents.set(name, done.events);
       }
@@ -208,8 +232,12 @@ export function simRunner(
   let machine: Machine | null = null;
   return {
     run: async (request) => {
-      // `none` runs as each repeat's baseline whether or not it is compared.
-      const policy = request.policy === 'none' ? none : policies.get(request.policy);
+      // The baselines run in each repeat whether or not they are compared.
+      const policy =
+        policies.get(request.policy) ??
+        (Object.hasOwn(baselineByName, request.policy)
+          ? baselineByName[request.policy as keyof typeof baselineByName]
+          : undefined);
       assert(policy !== undefined, `simRunner: no in-process policy ${request.policy}`);
       machine ??= createMachine(config.machine, { concurrent: false });
       const log = request.keepEvents ? new EventLog(64, true) : undefined;
@@ -249,6 +277,24 @@ function withCi(text: string, ci95: number | null | undefined, format: (value: n
   return ci95 === null || ci95 === undefined || ci95 === 0 ? text : `${text} ± ${format(ci95)}`;
 }
 
+/**
+ * What a safe policy costs beside `kvm-default`, which is unsafe (INV-1): ASI is pitched as the cheaper
+ * way to the same safety. Said only for a safe policy with that baseline, and as "cheaper" or "dearer"
+ * only when the 95% CI of the paired difference leaves out 0; '' for kvm-default itself.
+ */
+function againstKvmDefault(result: RunResult): string {
+  const overhead = result.overheadVsKvmDefault;
+  if (overhead === null || result.policy === 'kvm-default') return '';
+  const ci = isRepeated(result) ? result.ci95.overheadVsKvmDefault : null;
+  const amount = `${points(Math.abs(overhead))}${ci === null ? '' : ` ± ${points(ci)}`} points of guest work`;
+  if (ci === null || Math.abs(overhead) <= ci) {
+    return `; vs kvm-default (unsafe): ${overhead < 0 ? '-' : '+'}${amount}${ci === null ? '' : ', within its 95% CI of the same'}`;
+  }
+  return overhead < 0
+    ? `; cheaper than kvm-default (unsafe) by ${amount}`
+    : `; dearer than kvm-default (unsafe) by ${amount}`;
+}
+
 function isRepeated(result: RunResult): result is RepeatedResult {
   return 'perRepeat' in result;
 }
@@ -283,6 +329,9 @@ export function formatComparison(results: readonly RunResult[]): string {
       result.overheadVsNone === null
         ? '-'
         : withCi(percent(result.overheadVsNone), ci?.overheadVsNone, points),
+      result.overheadVsKvmDefault === null
+        ? '-'
+        : withCi(percent(result.overheadVsKvmDefault), ci?.overheadVsKvmDefault, points),
       withCi(percent(result.guestWork), ci?.guestWork, points),
       withCi(result.achievedExitsPerSecond.toFixed(0), ci?.achievedExitsPerSecond, (v) => v.toFixed(0)),
       withCi(percent(result.isolatedExitShare), ci?.isolatedExitShare, points),
@@ -298,6 +347,7 @@ export function formatComparison(results: readonly RunResult[]): string {
       'mix',
       'guest share',
       'overhead vs none',
+      'vs kvm-default',
       'guest work',
       'exits/s/vCPU',
       'exits in isolation',
@@ -328,7 +378,8 @@ export function formatComparison(results: readonly RunResult[]): string {
       ? result.perRepeat.reduce((sum, repeat) => sum + repeat.exits, 0)
       : result.exits;
     const over = repeats > 1 ? ` over ${repeats} repeats` : '';
-    if (broken.length === 0) return `${label} safe: no invariant broken in ${exits} exits${over}`;
+    if (broken.length === 0)
+      return `${label} safe: no invariant broken in ${exits} exits${over}${againstKvmDefault(result)}`;
     const meant = isRepeated(result) && result.meantToBeSafe ? ' (a policy meant to be safe)' : '';
     const window =
       result.exposure.cycles > 0
@@ -405,6 +456,7 @@ function resultJson(result: RepeatedResult): Record<string, unknown> {
   figure('guestShare');
   figure('guestWork');
   figure('overheadVsNone');
+  figure('overheadVsKvmDefault');
   figure('exits');
   figure('achievedExitsPerSecond');
   json.exitsPerSecondTarget = result.exitsPerSecondTarget;

@@ -91,6 +91,7 @@ export const repeatedFigures = [
   'guestShare',
   'guestWork',
   'overheadVsNone',
+  'overheadVsKvmDefault',
   'exits',
   'achievedExitsPerSecond',
   'kickExits',
@@ -110,6 +111,7 @@ export interface RepeatValues {
   guestShare: number;
   guestWork: number;
   overheadVsNone: number | null;
+  overheadVsKvmDefault: number | null;
   exits: number;
   achievedExitsPerSecond: number;
   kickExits: number;
@@ -151,7 +153,7 @@ export interface RepeatedResult extends RunResult {
   repeats: number;
   /** The first records of any repeat, in repeat order (a later repeat's when the first broke none). */
   firstViolations: Violation[];
-  /** Half-width of each figure's 95% CI (null: one repeat, or no baseline for overheadVsNone). */
+  /** Half-width of each figure's 95% CI (null: one repeat, or no baseline for an overhead). */
   ci95: Record<RepeatedFigure, number | null>;
   exposureCi95: { guestSteps: number | null; cycles: number | null; shareOfGuest: number | null };
   perRepeat: RepeatValues[];
@@ -167,6 +169,7 @@ function repeatValues(run: RunResult): RepeatValues {
     guestShare: run.guestShare,
     guestWork: run.guestWork,
     overheadVsNone: run.overheadVsNone,
+    overheadVsKvmDefault: run.overheadVsKvmDefault,
     exits: run.exits,
     achievedExitsPerSecond: run.achievedExitsPerSecond,
     kickExits: run.kickExits,
@@ -233,6 +236,7 @@ export function aggregateRepeats(runs: readonly RunResult[], meantToBeSafe: bool
     guestShare: means.guestShare as number,
     guestWork: means.guestWork as number,
     overheadVsNone: means.overheadVsNone,
+    overheadVsKvmDefault: means.overheadVsKvmDefault,
     exits: means.exits as number,
     achievedExitsPerSecond: means.achievedExitsPerSecond as number,
     kickExits: means.kickExits as number,

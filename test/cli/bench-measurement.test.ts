@@ -42,9 +42,11 @@ interface ResultJson {
   repeats: number;
   overheadVsNone: number;
   overheadVsNoneCi95: number;
+  overheadVsKvmDefault: number;
+  overheadVsKvmDefaultCi95: number;
   guestShareCi95: number;
   meantToBeSafe: boolean;
-  perRepeat: { seed: number; overheadVsNone: number; guestShare: number }[];
+  perRepeat: { seed: number; overheadVsNone: number; overheadVsKvmDefault: number; guestShare: number }[];
   violations: Record<string, number>;
 }
 
@@ -101,6 +103,13 @@ describe('bench --repeats: means with 95% CIs, paired seeds', () => {
     expect(results[0].perRepeat.every((repeat) => repeat.overheadVsNone === 0)).toBe(true);
     expect(results[0].overheadVsNoneCi95).toBe(0);
     for (const result of results.slice(1)) expect(result.overheadVsNoneCi95).toBeGreaterThan(0);
+    // kvm-default is each repeat's second baseline on the sim, compared or not (issue 19 item 6).
+    expect(run.stdout).toMatch(/overhead vs none\s+vs kvm-default/);
+    for (const result of results) {
+      const mean = result.perRepeat.reduce((sum, repeat) => sum + repeat.overheadVsKvmDefault, 0) / 5;
+      expect(result.overheadVsKvmDefault).toBeCloseTo(mean, 12);
+      expect(result.overheadVsKvmDefaultCi95).toBeGreaterThan(0);
+    }
     expect(readdirSync(dir)).toEqual(['out.json']);
   });
 

@@ -2,12 +2,19 @@ import { describe, expect, it } from 'vitest';
 import type { RunResult } from '../../src/backend/result.js';
 import { parseRunConfig } from '../../src/config/run-config.js';
 import { policies } from '../../src/policy/index.js';
-import { compareRepeated, formatComparison, mixesByName, simRunner } from '../../src/report/comparison.js';
+import {
+  compareRepeated,
+  formatComparison,
+  mixesByName,
+  repeatedRunCount,
+  simRunner,
+} from '../../src/report/comparison.js';
 import {
   aggregateRepeats,
   containsZero,
   markIndistinguishable,
   meanCi95,
+  type RepeatedResult,
   repeatSeeds,
   tQuantile95,
 } from '../../src/report/repeats.js';
@@ -161,5 +168,103 @@ describe('compareRepeated on the sim', () => {
       expect(coschedule.perRepeat[repeat].traceHash).toBe(single.results[1].traceHash);
     }
     expect(asi.ci95.overheadVsNone).toBeGreaterThan(0);
+  });
+});
+
+describe('overhead vs kvm-default (issue 19 item 6)', () => {
+  const config = parseRunConfig({
+    machine: { cores: 1, smt: 2, memoryMiB: 40, vms: [{ vcpus: 2, guestMemoryMiB: 1 }] },
+    run: { exits: 300, seed: 4 },
+  });
+
+  it('paired like overhead vs none: each repeat against kvm-default run on its own seed, also when it is not compared', async () => {
+    const compared = [policies.asi];
+    const runner = simRunner(config, new Map(compared.map((policy) => [policy.name, policy])));
+    const requested: string[] = [];
+    const plan = {
+      policies: compared.map((policy) => ({ name: policy.name, meantToBeSafe: true })),
+      mixes: mixesByName(['sysbench-cpu']),
+      seed: 4,
+      repeats: 3,
+      baseline: 'always' as const,
+      keepEvents: false,
+    };
+    const comparison = await compareRepeated({
+      ...plan,
+      run: (request) => {
+        requested.push(`${request.policy}@${request.seed}`);
+        return runner.run(request);
+      },
+    }).finally(runner.dispose);
+    // Per repeat: none, kvm-default, then asi, all on the repeat's seed.
+    expect(requested).toEqual(
+      comparison.seeds.flatMap((seed) => [`none@${seed}`, `kvm-default@${seed}`, `asi@${seed}`]),
+    );
+    expect(repeatedRunCount(plan)).toBe(requested.length);
+    const [asi] = comparison.results;
+    const kvmDefaultRunner = simRunner(config, new Map([['kvm-default', policies['kvm-default']]]));
+    for (const [repeat, seed] of comparison.seeds.entries()) {
+      const { result: kvm } = await kvmDefaultRunner.run({
+        policy: 'kvm-default',
+        mix: mixesByName(['sysbench-cpu'])[0],
+        seed,
+        repeat,
+        keepEvents: false,
+      });
+      expect(asi.perRepeat[repeat].overheadVsKvmDefault).toBe(
+        1 - asi.perRepeat[repeat].guestWork / kvm.guestWork,
+      );
+    }
+    kvmDefaultRunner.dispose();
+    const mean = asi.perRepeat.reduce((sum, repeat) => sum + (repeat.overheadVsKvmDefault as number), 0) / 3;
+    expect(asi.overheadVsKvmDefault).toBeCloseTo(mean, 12);
+    expect(asi.ci95.overheadVsKvmDefault).not.toBeNull();
+  });
+
+  it('kvm-default against itself is exactly 0; without the baseline (workers: if-compared) it is null', async () => {
+    const compared = [policies['kvm-default'], policies.asi];
+    const runner = simRunner(config, new Map(compared.map((policy) => [policy.name, policy])));
+    const both = await compareRepeated({
+      policies: compared.map((policy) => ({ name: policy.name, meantToBeSafe: false })),
+      mixes: mixesByName(['sysbench-cpu']),
+      seed: 4,
+      repeats: 2,
+      baseline: 'if-compared',
+      keepEvents: false,
+      run: runner.run,
+    });
+    expect(both.results[0].perRepeat.map((repeat) => repeat.overheadVsKvmDefault)).toEqual([0, 0]);
+    expect(both.results[0].ci95.overheadVsKvmDefault).toBe(0);
+    expect(both.results[1].overheadVsNone).toBeNull();
+    const alone = await compareRepeated({
+      policies: [{ name: 'asi', meantToBeSafe: true }],
+      mixes: mixesByName(['sysbench-cpu']),
+      seed: 4,
+      repeats: 2,
+      baseline: 'if-compared',
+      keepEvents: false,
+      run: runner.run,
+    }).finally(runner.dispose);
+    expect(alone.results[0].overheadVsKvmDefault).toBeNull();
+    expect(formatComparison(alone.results)).toMatch(/^asi\s+sysbench-cpu\s+\S+ ± \S+\s+-\s+-\s/m);
+  });
+
+  it('the verdict of a safe policy says what it costs beside kvm-default, cheaper only outside the CI', () => {
+    const base = aggregateRepeats([runWithEvents('asi', { run: { exits: 200 } }).result], true);
+    const verdict = (overhead: number, ci: number | null) => {
+      const result: RepeatedResult = {
+        ...base,
+        overheadVsKvmDefault: overhead,
+        ci95: { ...base.ci95, overheadVsKvmDefault: ci },
+      };
+      return formatComparison([result]);
+    };
+    expect(verdict(-0.1, 0.02)).toMatch(
+      /safe: .*; cheaper than kvm-default \(unsafe\) by 10\.0 ± 2\.0 points/,
+    );
+    expect(verdict(0.1, 0.02)).toMatch(/; dearer than kvm-default \(unsafe\) by 10\.0 ± 2\.0 points/);
+    expect(verdict(-0.01, 0.02)).toMatch(
+      /; vs kvm-default \(unsafe\): -1\.0 ± 2\.0 points .*within its 95% CI/,
+    );
   });
 });

@@ -41,9 +41,14 @@ import { checkOutputs } from '../outputs.js';
 import { runProgress } from '../progress.js';
 import { type RunOutputs, reportOutput, sayWritten, traceOutputs, tracePaths } from '../run-outputs.js';
 
-/** Policies compared by default (`npm start`): every built-in one. */
+/**
+ * Policies compared by default (`npm start`): the two baselines (`none`; `kvm-default`, what KVM ships
+ * on an L1TF/MDS-affected server, issue 19 item 6), then the rest but l1d-flush-cond (kvm-default
+ * flushes on the same trigger).
+ */
 export const defaultPolicies = [
   'none',
+  'kvm-default',
   'nosmt',
   'l1d-flush',
   'coschedule',
@@ -339,7 +344,8 @@ export function registerBenchCommand(program: Command): void {
         mixes,
         seed: config.run.seed,
         repeats,
-        // The sim runs `none` as every repeat's baseline; a workers run costs seconds (only if compared).
+        // The sim runs `none` and `kvm-default` as every repeat's baselines (a run costs a fraction of a
+        // second, and the overheads are paired per repeat); a workers run costs seconds (only if compared).
         baseline: backend === 'sim' ? ('always' as const) : ('if-compared' as const),
         keepEvents: options.trace !== undefined || options.report !== undefined,
       };

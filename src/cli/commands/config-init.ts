@@ -64,6 +64,7 @@ export const configFieldComments: Record<'machine' | 'workload' | 'costs' | 'run
     cr3WithPcid: 'CR3 write with PCID and the no-flush bit',
     cr3WithoutPcid: 'CR3 write without PCID, with the TLB refill after it',
     l1dFlush: 'L1D flush (MSR_IA32_FLUSH_CMD or the software fallback)',
+    l1dRefillLine: "refilling one line of the guest's working set from L2 after an L1D flush",
     bufferClear: 'VERW buffer clearing (MDS)',
     cacheHit: 'L1D hit',
     cacheMiss: 'L1D miss served by L2/L3',
