@@ -287,6 +287,9 @@ function againstKvmDefault(result: RunResult): string {
   if (overhead === null || result.policy === 'kvm-default') return '';
   const ci = isRepeated(result) ? result.ci95.overheadVsKvmDefault : null;
   const amount = `${points(Math.abs(overhead))}${ci === null ? '' : ` ± ${points(ci)}`} points of guest work`;
+  // A difference that rounds to 0.0 points is no difference a reader can see: say so, not "dearer by 0.0".
+  if (points(Math.abs(overhead)) === points(0))
+    return '; the same guest work as kvm-default (unsafe), to 0.1 point';
   if (ci === null || Math.abs(overhead) <= ci) {
     return `; vs kvm-default (unsafe): ${overhead < 0 ? '-' : '+'}${amount}${ci === null ? '' : ', within its 95% CI of the same'}`;
   }
@@ -331,7 +334,14 @@ export function formatComparison(results: readonly RunResult[]): string {
         : withCi(percent(result.overheadVsNone), ci?.overheadVsNone, points),
       result.overheadVsKvmDefault === null
         ? '-'
-        : withCi(percent(result.overheadVsKvmDefault), ci?.overheadVsKvmDefault, points),
+        : withCi(
+            // No sign on a figure that rounds to 0.0 ("0.0%", not "-0.0%"): it can be either side.
+            percent(
+              points(Math.abs(result.overheadVsKvmDefault)) === points(0) ? 0 : result.overheadVsKvmDefault,
+            ),
+            ci?.overheadVsKvmDefault,
+            points,
+          ),
       withCi(percent(result.guestWork), ci?.guestWork, points),
       withCi(result.achievedExitsPerSecond.toFixed(0), ci?.achievedExitsPerSecond, (v) => v.toFixed(0)),
       withCi(percent(result.isolatedExitShare), ci?.isolatedExitShare, points),

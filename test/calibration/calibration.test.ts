@@ -48,7 +48,7 @@ function shown(value: number, unit: '%' | 'cycles'): string {
   return unit === '%' ? `${(value * 100).toFixed(1)}%` : Math.round(value).toLocaleString('en-US');
 }
 
-export function benchCommand(row: PublishedFigure): string {
+function benchCommand(row: PublishedFigure): string {
   const flags = [
     `--policies ${row.bench.policies.join(',')}`,
     `--mix ${row.bench.mix}`,
