@@ -211,8 +211,9 @@ describe('progress on a terminal only', () => {
         timeout: 120_000,
       });
       expect(onTty.status).toBe(0);
-      // Every run of every repeat counts (5 repeats by default), and the label says which repeat.
-      expect(onTty.stdout).toMatch(/bench \|.*\| 20\/20 runs \| asi on idle-tracing, repeat 5\/5/);
+      // Every run of every repeat counts (5 repeats by default; none, asi and the kvm-default baseline
+      // the sim runs in each repeat: 2 mixes x 5 x 3), and the label says which repeat.
+      expect(onTty.stdout).toMatch(/bench \|.*\| 30\/30 runs \| asi on idle-tracing, repeat 5\/5/);
       const piped = runCli([
         'bench',
         '--exits',

@@ -26,7 +26,11 @@ function compare(mix: string, names: string[], seed = 7) {
 describe('the RFC, in the model', () => {
   it('sysbench-cpu: asi costs far less than coschedule (kicking only on exits that need the full kernel)', () => {
     const results = compare('sysbench-cpu', ['asi', 'coschedule']);
-    expect(results.asi.overheadVsNone!).toBeLessThan(results.coschedule.overheadVsNone! / 3);
+    // Both flush the L1D on entry after the full kernel ran (about a quarter of entries here), and
+    // since issue 19's calibration a flush costs the guest its L1D refill too (docs/calibration.md):
+    // at this busy rate (~150k exits/s) that refill is a share both pay, so asi's lead shrank from
+    // over 3x to ~2.4x (16.6% vs 39.4%, seed 7). The kicks are where asi saves: a third of them.
+    expect(results.asi.overheadVsNone!).toBeLessThan(results.coschedule.overheadVsNone! / 2);
     expect(results.asi.kicksPer1kExits).toBeLessThan(results.coschedule.kicksPer1kExits / 3);
     expect(results.asi.isolatedExitShare).toBeGreaterThan(0.6);
   });
