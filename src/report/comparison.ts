@@ -267,6 +267,12 @@ export function mixesByName(names: string[], field = '--mix'): ExitMix[] {
 
 const percent = (value: number) => `${(value * 100).toFixed(1)}%`;
 const points = (value: number) => (value * 100).toFixed(1);
+/**
+ * Overheads to two decimals: at published exit rates a policy costs tenths of a percent, and one
+ * decimal would print 0.2% for 0.15% and 0.24% alike.
+ */
+const overheadPercent = (value: number) => `${(value * 100).toFixed(2)}%`;
+const overheadPoints = (value: number) => (value * 100).toFixed(2);
 
 /**
  * A mean and its 95% CI half-width as the table shows it: `9.7% ± 0.8`; the value alone without one
@@ -331,16 +337,18 @@ export function formatComparison(results: readonly RunResult[]): string {
       withCi(percent(result.guestShare), ci?.guestShare, points),
       result.overheadVsNone === null
         ? '-'
-        : withCi(percent(result.overheadVsNone), ci?.overheadVsNone, points),
+        : withCi(overheadPercent(result.overheadVsNone), ci?.overheadVsNone, overheadPoints),
       result.overheadVsKvmDefault === null
         ? '-'
         : withCi(
-            // No sign on a figure that rounds to 0.0 ("0.0%", not "-0.0%"): it can be either side.
-            percent(
-              points(Math.abs(result.overheadVsKvmDefault)) === points(0) ? 0 : result.overheadVsKvmDefault,
+            // No sign on a figure that rounds to 0.00 ("0.00%", not "-0.00%"): it can be either side.
+            overheadPercent(
+              overheadPoints(Math.abs(result.overheadVsKvmDefault)) === overheadPoints(0)
+                ? 0
+                : result.overheadVsKvmDefault,
             ),
             ci?.overheadVsKvmDefault,
-            points,
+            overheadPoints,
           ),
       withCi(percent(result.guestWork), ci?.guestWork, points),
       withCi(result.achievedExitsPerSecond.toFixed(0), ci?.achievedExitsPerSecond, (v) => v.toFixed(0)),

@@ -71,8 +71,8 @@ describe('bench --repeats: means with 95% CIs, paired seeds', () => {
     expect(run.code).toBe(0);
     expect(run.stdout).toMatch(/5 repeats from seed 1/);
     // e.g. `asi  sysbench-cpu  57.0% ± 0.6  10.0% ± 1.8 ...`
-    expect(run.stdout).toMatch(/^asi\s+sysbench-cpu\s+\d+\.\d% ± \d+\.\d\s+\d+\.\d% ± \d+\.\d/m);
-    expect(run.stdout).toMatch(/^coschedule\s+sysbench-cpu\s+\d+\.\d% ± \d+\.\d\s+\d+\.\d% ± \d+\.\d/m);
+    expect(run.stdout).toMatch(/^asi\s+sysbench-cpu\s+\d+\.\d% ± \d+\.\d\s+\d+\.\d\d% ± \d+\.\d\d/m);
+    expect(run.stdout).toMatch(/^coschedule\s+sysbench-cpu\s+\d+\.\d% ± \d+\.\d\s+\d+\.\d\d% ± \d+\.\d\d/m);
     expect(run.stdout).toMatch(/asi on sysbench-cpu\s+safe: no invariant broken in \d+ exits over 5 repeats/);
 
     const json = JSON.parse(readFileSync(out, 'utf8'));
