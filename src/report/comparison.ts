@@ -292,10 +292,10 @@ function againstKvmDefault(result: RunResult): string {
   const overhead = result.overheadVsKvmDefault;
   if (overhead === null || result.policy === 'kvm-default') return '';
   const ci = isRepeated(result) ? result.ci95.overheadVsKvmDefault : null;
-  const amount = `${points(Math.abs(overhead))}${ci === null ? '' : ` ± ${points(ci)}`} points of guest work`;
-  // A difference that rounds to 0.0 points is no difference a reader can see: say so, not "dearer by 0.0".
-  if (points(Math.abs(overhead)) === points(0))
-    return '; the same guest work as kvm-default (unsafe), to 0.1 point';
+  const amount = `${overheadPoints(Math.abs(overhead))}${ci === null ? '' : ` ± ${overheadPoints(ci)}`} points of guest work`;
+  // A difference that rounds to 0.00 points is no difference a reader can see: say so, not "dearer by 0.00".
+  if (overheadPoints(Math.abs(overhead)) === overheadPoints(0))
+    return '; the same guest work as kvm-default (unsafe), to 0.01 point';
   if (ci === null || Math.abs(overhead) <= ci) {
     return `; vs kvm-default (unsafe): ${overhead < 0 ? '-' : '+'}${amount}${ci === null ? '' : ', within its 95% CI of the same'}`;
   }
@@ -413,11 +413,11 @@ export function formatComparison(results: readonly RunResult[]): string {
           index,
       )
       .map((other) => {
-        const shown = points(Math.abs(other.difference));
-        // No sign on a difference that rounds to 0.0 (not "-0.0").
-        const sign = shown === points(0) ? '' : other.difference >= 0 ? '+' : '-';
+        const shown = overheadPoints(Math.abs(other.difference));
+        // No sign on a difference that rounds to 0.00 (not "-0.00").
+        const sign = shown === overheadPoints(0) ? '' : other.difference >= 0 ? '+' : '-';
         const what = other.figure === 'overheadVsNone' ? 'overhead' : 'guest share';
-        return `${`${result.policy} vs ${other.policy} on ${result.mix}`.padEnd(labelWidth)} not distinguishable at ${result.repeats} repeats: ${what} differs by ${sign}${shown} ± ${points(other.differenceCi95)} points (the 95% CI holds 0)`;
+        return `${`${result.policy} vs ${other.policy} on ${result.mix}`.padEnd(labelWidth)} not distinguishable at ${result.repeats} repeats: ${what} differs by ${sign}${shown} ± ${overheadPoints(other.differenceCi95)} points (the 95% CI holds 0)`;
       }),
   );
   return `${table}\n\n${[...verdicts, ...pairs].join('\n')}`;

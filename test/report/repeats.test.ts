@@ -260,14 +260,14 @@ describe('overhead vs kvm-default (issue 19 item 6)', () => {
       return formatComparison([result]);
     };
     expect(verdict(-0.1, 0.02)).toMatch(
-      /safe: .*; cheaper than kvm-default \(unsafe\) by 10\.0 ± 2\.0 points/,
+      /safe: .*; cheaper than kvm-default \(unsafe\) by 10\.00 ± 2\.00 points/,
     );
-    expect(verdict(0.1, 0.02)).toMatch(/; dearer than kvm-default \(unsafe\) by 10\.0 ± 2\.0 points/);
-    expect(verdict(0.0003, 0.0001)).toMatch(
-      /; the same guest work as kvm-default \(unsafe\), to 0\.1 point$/m,
+    expect(verdict(0.1, 0.02)).toMatch(/; dearer than kvm-default \(unsafe\) by 10\.00 ± 2\.00 points/);
+    expect(verdict(0.00003, 0.00001)).toMatch(
+      /; the same guest work as kvm-default \(unsafe\), to 0\.01 point$/m,
     );
     expect(verdict(-0.01, 0.02)).toMatch(
-      /; vs kvm-default \(unsafe\): -1\.0 ± 2\.0 points .*within its 95% CI/,
+      /; vs kvm-default \(unsafe\): -1\.00 ± 2\.00 points .*within its 95% CI/,
     );
   });
 });
