@@ -99,9 +99,10 @@ export function runProgress(what: string, total: number, options: RunProgressOpt
       update(done * unitsPerRun);
     },
     within: (fraction) => {
-      // Clamped: a run may pass its exit target by the exits its last step took.
+      // Clamped: a run may pass its exit target by the exits its last step took; it is whole only
+      // when it ends (`tick`).
       const share = Math.min(Math.max(fraction, 0), 1);
-      update(done * unitsPerRun + Math.floor(share * (unitsPerRun - 1)));
+      update(done * unitsPerRun + Math.min(Math.floor(share * unitsPerRun), unitsPerRun - 1));
     },
     tick: (next) => {
       done = Math.min(done + 1, total);
