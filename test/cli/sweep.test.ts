@@ -1,7 +1,9 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Ajv } from 'ajv';
 import { afterAll, describe, expect, it } from 'vitest';
 import { exitRateRange } from '../../src/cli/commands/sweep.js';
 import { cliPath, runCli } from './run-cli.js';
@@ -42,6 +44,13 @@ interface SweepDocument {
   repeatSeeds: number[];
   run: { exits: number; repeats: number; seed: number };
   points: { value: number; results: SweepResult[] }[];
+}
+
+const require = createRequire(import.meta.url);
+
+/** A published schema, found as a user finds it: through the package's exports. */
+function schemaOf(name: string): object {
+  return JSON.parse(readFileSync(require.resolve(`asi-emu/schema/${name}`), 'utf8'));
 }
 
 const small = ['--exits', '400', '--repeats', '2', '--seed', '3'];
@@ -98,6 +107,15 @@ describe('asi-emu sweep', () => {
       expect(none.overheadVsNoneCi95).toBe(0);
       expect(asi.overheadVsNoneCi95).toBeGreaterThan(0);
       expect(coschedule.overheadVsNone).toBeGreaterThan(0);
+    }
+    // The published schema holds, and each point's result is a bench result (bench.schema.json).
+    const ajv = new Ajv({ allErrors: true, strict: true });
+    const validSweep = ajv.compile(schemaOf('sweep.schema.json'));
+    expect(validSweep(document), JSON.stringify(validSweep.errors)).toBe(true);
+    ajv.addSchema(schemaOf('bench.schema.json'), 'bench');
+    const validResult = ajv.compile({ $ref: 'bench#/definitions/result' });
+    for (const result of document.points.flatMap((point) => point.results)) {
+      expect(validResult(result), JSON.stringify(validResult.errors)).toBe(true);
     }
     // Exits cost more the more often they come: coschedule loses more guest work at 100,000 than at 1,000.
     const coschedule = document.points.map((point) => point.results[2].overheadVsNone);
