@@ -98,6 +98,12 @@ export interface RunRequest {
   /** 0-based; events are kept for repeat 0 only. */
   repeat: number;
   keepEvents: boolean;
+  /**
+   * Told, while the run goes, how many workload exits it has done (of `run.exits`): a long run shows
+   * progress within itself. A runner calls it where it can (the sim every 65,536 steps, the workers
+   * backend as it polls), or never (a user's module run in a pool worker).
+   */
+  onProgress?: (exits: number) => void;
 }
 
 export interface RunDone {
@@ -124,6 +130,8 @@ export interface RepeatedComparisonOptions {
   run: (request: RunRequest) => Promise<RunDone>;
   /** A run starts (`done` false) or ends; `label` says which, e.g. "asi on sysbench-cpu, repeat 2/5". */
   onRun?: (label: string, done: boolean) => void;
+  /** The run going on has done `exits` workload exits (`RunRequest.onProgress`). */
+  onRunProgress?: (exits: number) => void;
 }
 
 export interface RepeatedComparison {
@@ -189,7 +197,14 @@ export async function compareRepeated(options: RepeatedComparisonOptions): Promi
       const runOne = async (policy: string): Promise<RunDone> => {
         const label = `${policy} on ${mix.name}${options.repeats > 1 ? `, repeat ${repeat + 1}/${options.repeats}` : ''}`;
         options.onRun?.(label, false);
-        const done = await options.run({ policy, mix, seed, repeat, keepEvents });
+        const done = await options.run({
+          policy,
+          mix,
+          seed,
+          repeat,
+          keepEvents,
+          onProgress: options.onRunProgress,
+        });
         assert(
           done.result.policy === policy && done.result.seed === seed,
           `the run of ${label} came back as ${done.result.policy}, seed ${done.result.seed}`,
@@ -248,7 +263,7 @@ export function simRunner(
           run: { ...config.run, seed: request.seed },
         },
         policy,
-        { machine, log },
+        { machine, log, onProgress: request.onProgress },
       );
       // A turn for the event loop between runs: a progress bar (a timer) draws.
       await new Promise((resolve) => setImmediate(resolve));
@@ -457,8 +472,11 @@ export interface BenchJson {
   [key: string]: unknown;
 }
 
-/** One result as scripts read it: the issue 3 fields (means), each figure's CI beside it, the repeats. */
-function resultJson(result: RepeatedResult): Record<string, unknown> {
+/**
+ * One result as scripts read it: the issue 3 fields (means), each figure's CI beside it, the repeats.
+ * The bench JSON's `results[]` and the sweep JSON's `points[].results[]` alike.
+ */
+export function resultJson(result: RepeatedResult): Record<string, unknown> {
   const json: Record<string, unknown> = {
     policy: result.policy,
     mix: result.mix,

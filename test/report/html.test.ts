@@ -1,5 +1,4 @@
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inflateSync } from 'node:zlib';
@@ -12,6 +11,7 @@ import { zeroCounts } from '../../src/invariants/violation.js';
 import { policyByName } from '../../src/policy/index.js';
 import { overheadOf, renderHtmlReport, verdictOf, writeHtmlReport } from '../../src/report/html.js';
 import { niceTicks } from '../../src/report/svg.js';
+import { hasChromium, measureInChromium, screenshotInChromium } from '../helpers/chromium.js';
 import { runWithEvents } from './run-with-events.js';
 
 /** Temporary directories of this file, removed after its tests. */
@@ -24,19 +24,6 @@ function temporaryDirectory(prefix: string): string {
 afterAll(() => {
   for (const directory of temporaryDirectories) rmSync(directory, { recursive: true, force: true });
 });
-
-const chromium = '/usr/bin/chromium';
-const chromiumFlags = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-  // The report must need no network: make every host lookup fail.
-  '--host-resolver-rules=MAP * ~NOTFOUND',
-];
 
 function run(policy: string, mix: string): RunResult {
   const config = parseRunConfig({
@@ -225,54 +212,33 @@ describe('HTML report', () => {
     expect(readdirSync(directory)).toEqual(['report.html']);
   });
 
-  it.skipIf(!existsSync(chromium))(
+  it.skipIf(!hasChromium)(
     'renders in headless Chromium: every chart laid out with visible bars and slices, and a non-blank screenshot (skipped without /usr/bin/chromium: apt-get install -y chromium)',
     () => {
-      const directory = temporaryDirectory('asi-html-chromium-');
-      const profile = temporaryDirectory('asi-chromium-profile-');
-      // Measure what the browser laid out. The report has no scripts and its CSP forbids them, so the
-      // measuring copy allows inline script and appends one; the report itself is unchanged otherwise.
-      const measure = `<script>
-        const charts = [...document.querySelectorAll('svg.chart')].map((svg) => {
+      const where = {
+        directory: temporaryDirectory('asi-html-chromium-'),
+        profile: temporaryDirectory('asi-chromium-profile-'),
+      };
+      // Measure what the browser laid out.
+      const charts = measureInChromium<
+        {
+          id: string;
+          width: number;
+          height: number;
+          title: string;
+          shapes: number;
+          visibleShapes: number;
+        }[]
+      >(
+        html,
+        `return [...document.querySelectorAll('svg.chart')].map((svg) => {
           const box = svg.getBoundingClientRect();
           const shapes = [...svg.querySelectorAll('rect.bar, rect.slice')].map((rect) => rect.getBoundingClientRect().width);
           return { id: svg.id, width: box.width, height: box.height, title: svg.querySelector('title')?.textContent ?? '',
                    shapes: shapes.length, visibleShapes: shapes.filter((width) => width > 0).length };
-        });
-        const pre = document.createElement('pre');
-        pre.id = 'render-check';
-        pre.textContent = JSON.stringify(charts);
-        document.body.append(pre);
-      </script></body>`;
-      const measured = html
-        .replace(
-          `default-src 'none'; style-src 'unsafe-inline'`,
-          `default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'`,
-        )
-        .replace('</body>', measure);
-      const page = join(directory, 'measure.html');
-      writeFileSync(page, measured);
-      const dom = execFileSync(
-        chromium,
-        [...chromiumFlags, `--user-data-dir=${profile}`, '--dump-dom', `file://${page}`],
-        {
-          encoding: 'utf8',
-          timeout: 60_000,
-          stdio: ['ignore', 'pipe', 'ignore'],
-        },
+        });`,
+        where,
       );
-      const json = /<pre id="render-check">([\s\S]*?)<\/pre>/.exec(dom)?.[1];
-      expect(json, 'the measuring script ran').toBeDefined();
-      const charts = JSON.parse(
-        (json ?? '[]').replaceAll('&lt;', '<').replaceAll('&gt;', '>').replaceAll('&amp;', '&'),
-      ) as {
-        id: string;
-        width: number;
-        height: number;
-        title: string;
-        shapes: number;
-        visibleShapes: number;
-      }[];
       expect(charts.map((entry) => entry.id)).toEqual([
         'chart-overhead',
         'chart-isolated',
@@ -293,20 +259,7 @@ describe('HTML report', () => {
       expect(visible['chart-timeline']).toBeGreaterThan(10);
 
       // The report itself, unchanged, as a screenshot: decoded, it shows the charts' colors.
-      const report = join(directory, 'report.html');
-      writeFileSync(report, html);
-      const screenshot = join(directory, 'report.png');
-      execFileSync(
-        chromium,
-        [
-          ...chromiumFlags,
-          `--user-data-dir=${profile}`,
-          '--window-size=900,3000',
-          `--screenshot=${screenshot}`,
-          `file://${report}`,
-        ],
-        { timeout: 60_000, stdio: 'ignore' },
-      );
+      const screenshot = screenshotInChromium(html, where, 900, 3000);
       const image = decodePng(readFileSync(screenshot));
       expect(image.width).toBe(900);
       const colors = colorCounts(image);

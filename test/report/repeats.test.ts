@@ -169,6 +169,35 @@ describe('compareRepeated on the sim', () => {
     }
     expect(asi.ci95.overheadVsNone).toBeGreaterThan(0);
   });
+
+  it("tells a run's progress as it goes: the sim every 65,536 steps, in exits of that run", async () => {
+    // 20,000 exits of coschedule take ~27 steps each (docs/measurement.md): several calls, the same
+    // every time (the sim is deterministic).
+    const config = parseRunConfig({ run: { exits: 20000, seed: 2 } });
+    const runner = simRunner(config, new Map([['coschedule', policies.coschedule]]));
+    const told: { label: string; exits: number }[] = [];
+    let current = '';
+    await compareRepeated({
+      policies: [{ name: 'coschedule', meantToBeSafe: true }],
+      mixes: mixesByName(['sysbench-cpu']),
+      seed: 2,
+      repeats: 1,
+      baseline: 'always',
+      keepEvents: false,
+      run: runner.run,
+      onRun: (label, done) => {
+        current = done ? '' : label;
+      },
+      onRunProgress: (exits) => told.push({ label: current, exits }),
+    }).finally(runner.dispose);
+    const ofCoschedule = told.filter((entry) => entry.label === 'coschedule on sysbench-cpu');
+    expect(ofCoschedule.length).toBeGreaterThan(3);
+    expect(told.every((entry) => entry.label !== '')).toBe(true);
+    for (const [index, entry] of ofCoschedule.entries()) {
+      expect(entry.exits).toBeGreaterThan(index === 0 ? 0 : ofCoschedule[index - 1].exits);
+      expect(entry.exits).toBeLessThanOrEqual(20000);
+    }
+  });
 });
 
 describe('overhead vs kvm-default (issue 19 item 6)', () => {

@@ -86,6 +86,8 @@ export interface WorkersOptions {
   sliceMs?: number;
   /** CPUs to plan for (default os.availableParallelism()). */
   cpus?: number;
+  /** Told the workload exits so far each time the control thread looks at the run (`waitForEnd`). */
+  onProgress?: (exits: number) => void;
 }
 
 /** Why a run ended. */
@@ -422,6 +424,7 @@ export class WorkersRun {
         this.endReason = reason;
         return reason;
       }
+      this.options.onProgress?.(this.workloadExits);
       await sleep(workersLimits.pollMs);
     }
   }

@@ -127,7 +127,10 @@ export function workersRunner(
     const log = request.keepEvents ? new EventLog(64, true) : null;
     let result: RunResult;
     try {
-      result = await runWorkers(runConfig, policy, log ? { log } : {});
+      result = await runWorkers(runConfig, policy, {
+        ...(log ? { log } : {}),
+        onProgress: request.onProgress,
+      });
     } catch (error) {
       if (module && (error instanceof WorkerFailedError || error instanceof WorkerHangError)) {
         throw new PolicyFailedError(module.name, module.path, error.message.split('\n')[0]);

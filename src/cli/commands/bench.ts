@@ -1,23 +1,11 @@
 import { type Command, Option } from 'commander';
 import { type ProbedPolicy, probePolicyModule } from '../../backend/workers/policy-probe.js';
-import {
-  configFileFields,
-  parseRunConfig,
-  type RunConfig,
-  type RunConfigInput,
-  repeatsMax,
-} from '../../config/run-config.js';
+import { parseRunConfig, type RunConfig } from '../../config/run-config.js';
 import type { Workload } from '../../config/workload.js';
-import {
-  builtinMixes,
-  defaultExitsPerSecond,
-  type ExitMix,
-  exitsPerSecondMax,
-  exitsPerSecondMin,
-} from '../../cpu/mixes.js';
-import { ConfigError, PolicyFailedError, UsageError } from '../../errors.js';
+import { defaultExitsPerSecond, exitsPerSecondMax, exitsPerSecondMin } from '../../cpu/mixes.js';
+import { PolicyFailedError, UsageError } from '../../errors.js';
 import { type FuzzExecutor, poolExecutor } from '../../fuzz/executor.js';
-import { meantToBeSafe, policies, policyByName } from '../../policy/index.js';
+import { meantToBeSafe, policies } from '../../policy/index.js';
 import type { Policy } from '../../policy/policy.js';
 import { formatByReason } from '../../report/by-reason.js';
 import {
@@ -26,7 +14,6 @@ import {
   compareRepeated,
   comparisonJson,
   formatComparison,
-  mixesByName,
   type RunDone,
   type RunRequest,
   repeatedRunCount,
@@ -34,61 +21,36 @@ import {
   simRunner,
 } from '../../report/comparison.js';
 import { type OutputFile, writeOutputs } from '../../report/output-files.js';
-import { configObject, readJsonFile } from '../config-file.js';
 import { ExitCode } from '../errors.js';
-import { applySettings, type ConfigSetting, integerFlag, listFlag, numberFlag, setFlag } from '../flags.js';
+import { integerFlag, numberFlag } from '../flags.js';
 import { checkOutputs } from '../outputs.js';
-import { runProgress } from '../progress.js';
+import { progressHooks, runProgress } from '../progress.js';
+import {
+  comparedRuns,
+  configInputOf,
+  configOptionDescription,
+  exitsOption,
+  mixOption,
+  policiesOption,
+  type RunFlags,
+  repeatsOption,
+  seedOption,
+  setOption,
+  withRunFlags,
+} from '../run-flags.js';
 import { type RunOutputs, reportOutput, sayWritten, traceOutputs, tracePaths } from '../run-outputs.js';
 
-/**
- * Policies compared by default (`npm start`): the two baselines (`none`; `kvm-default`, what KVM ships
- * on an L1TF/MDS-affected server, issue 19 item 6), then the rest but l1d-flush-cond (kvm-default
- * flushes on the same trigger).
- */
-export const defaultPolicies = [
-  'none',
-  'kvm-default',
-  'nosmt',
-  'l1d-flush',
-  'coschedule',
-  'coschedule-nohlt',
-  'asi',
-  'asi-ipi-only',
-  'asi-stun',
-];
-
-interface BenchOptions {
+interface BenchOptions extends RunFlags {
   backend: 'sim' | 'workers';
-  policies: string[];
-  mix: string[];
-  exits?: number;
   exitRate?: number;
-  seed?: number;
-  repeats?: number;
-  config?: string;
   json?: string;
   kick?: boolean;
   trace?: string;
   report?: string;
   byReason?: boolean;
   timelineAt?: number;
-  set?: ConfigSetting[];
   policyModule?: string[];
   failOnViolation?: boolean;
-}
-
-/** The config file's `policies`: a list of policy names. */
-function configPolicies(value: unknown): Policy[] {
-  const accepted = `a list of policy names (${Object.keys(policies).join(', ')})`;
-  if (!Array.isArray(value) || value.length === 0) throw new ConfigError('policies', accepted, value);
-  return value.map((name, index) => {
-    if (typeof name !== 'string' || !Object.hasOwn(policies, name))
-      throw new ConfigError(`policies[${index}]`, accepted, name);
-    if (value.indexOf(name) !== index)
-      throw new ConfigError(`policies[${index}]`, 'a list without repeats (each policy runs once)', name);
-    return policyByName(name);
-  });
 }
 
 /** `--policy-module FILE` (repeatable): each a user's module, compared beside the built-ins. */
@@ -126,7 +88,7 @@ async function probeModules(paths: readonly string[]): Promise<ProbedPolicy[]> {
  * pool worker under the hang watchdog (its code never runs here). A hook that throws or hangs is that
  * policy's failure (`PolicyFailedError`, exit 1).
  */
-function simBenchRunner(
+export function simBenchRunner(
   config: RunConfig,
   builtins: ReadonlyMap<string, Policy>,
   modules: ReadonlyMap<string, ProbedPolicy>,
@@ -162,7 +124,7 @@ function simBenchRunner(
 }
 
 /** How often vCPUs exit, as the header says it. */
-function exitRateText(workload: Workload): string {
+export function exitRateText(workload: Workload): string {
   if (workload.exitIntervalCycles !== undefined)
     return `${workload.exitIntervalCycles} guest cycles between exits`;
   if (workload.exitsPerSecond !== undefined) return `${workload.exitsPerSecond} exits/s per vCPU`;
@@ -174,56 +136,28 @@ export function registerBenchCommand(program: Command): void {
     .command('bench')
     .description('compare mitigation policies on exit mixes (sim: modelled cycles; workers: real threads)')
     .addOption(new Option('--backend <backend>', 'sim or workers').choices(['sim', 'workers']).default('sim'))
-    .addOption(
-      new Option('--policies <list>', 'comma-separated policies')
-        .argParser(listFlag('--policies', Object.keys(policies)))
-        .default(defaultPolicies),
-    )
+    .addOption(policiesOption())
     .option(
       '--policy-module <file>',
       'your policy (an ES module, as for fuzz), compared beside --policies in the same table; repeatable',
       collectModules,
     )
-    .addOption(
-      new Option('--mix <list>', 'comma-separated exit mixes')
-        .argParser(
-          listFlag(
-            '--mix',
-            builtinMixes.map((mix) => mix.name),
-          ),
-        )
-        .default(['sysbench-cpu']),
-    )
-    .addOption(
-      new Option('--exits <n>', 'workload exits per run').argParser(integerFlag('--exits', 1, 100_000_000)),
-    )
+    .addOption(mixOption())
+    .addOption(exitsOption())
     .addOption(
       new Option(
         '--exit-rate <n>',
         "exits per second per vCPU in modelled time, for every mix (default: each mix's published rate)",
       ).argParser(numberFlag('--exit-rate', exitsPerSecondMin, exitsPerSecondMax)),
     )
+    .addOption(seedOption())
     .addOption(
-      new Option('--seed <n>', "seed of every random choice (each repeat's seed derives from it)").argParser(
-        integerFlag('--seed', 0, Number.MAX_SAFE_INTEGER),
+      repeatsOption(
+        'runs of each policy, each repeat with its own seed shared by every policy; figures are means with 95% CIs (default 5 on sim, 1 on workers; run.repeats in a config)',
       ),
     )
-    .addOption(
-      new Option(
-        '--repeats <n>',
-        'runs of each policy, each repeat with its own seed shared by every policy; figures are means with 95% CIs (default 5 on sim, 1 on workers; run.repeats in a config)',
-      ).argParser(integerFlag('--repeats', 1, repeatsMax)),
-    )
-    .option(
-      '--config <file>',
-      'JSON config (machine, workload, costs, run, policies); its workload.mix and policies apply unless --mix or --policies is given',
-    )
-    .addOption(
-      new Option(
-        '--set <path=value>',
-        'any config field, as in a config file (repeatable): machine.cores=4, costs.ipiDelivery=2000',
-      ).argParser(setFlag(configFileFields.filter((field) => field !== '$comment'))),
-    )
+    .option('--config <file>', configOptionDescription)
+    .addOption(setOption())
     .option(
       '--json <file>',
       'write the results as JSON (atomically; schema/bench.schema.json in the package)',
@@ -272,14 +206,12 @@ export function registerBenchCommand(program: Command): void {
       ].join('\n'),
     )
     .action(async (options: BenchOptions, command: Command) => {
-      const fromFile = options.config ? configObject(readJsonFile(options.config, '--config')) : {};
-      const input = applySettings(fromFile, options.set ?? []) as RunConfigInput;
-      const run = { ...((input.run as object) ?? {}) } as Record<string, unknown>;
-      if (options.exits !== undefined) run.exits = options.exits;
-      if (options.seed !== undefined) run.seed = options.seed;
       // A workers run takes seconds: one repeat unless asked for more (run-config.ts `repeats`).
-      if (options.repeats !== undefined) run.repeats = options.repeats;
-      else if (run.repeats === undefined && options.backend === 'workers') run.repeats = 1;
+      const input = withRunFlags(
+        configInputOf(options),
+        options,
+        options.backend === 'workers' ? 1 : undefined,
+      );
       // --exit-rate is workload.exitsPerSecond, over the config file's (as --set is).
       const workload = { ...((input.workload as object) ?? {}) } as Record<string, unknown>;
       if (options.exitRate !== undefined) {
@@ -287,16 +219,9 @@ export function registerBenchCommand(program: Command): void {
         workload.exitsPerSecond = options.exitRate;
         delete workload.exitIntervalCycles;
       }
-      const config = parseRunConfig({ ...input, workload, run });
+      const config = parseRunConfig({ ...input, workload });
       // Flags win; without them the config file's mix (built-in or user-defined) and policies apply.
-      const fromFlags = (flag: string) => command.getOptionValueSource(flag) === 'cli';
-      const useConfigMix =
-        !fromFlags('mix') && (input.workload as { mix?: unknown } | undefined)?.mix !== undefined;
-      const mixes: ExitMix[] = useConfigMix ? [config.workload.mix] : mixesByName(options.mix);
-      const selected =
-        !fromFlags('policies') && input.policies !== undefined
-          ? configPolicies(input.policies)
-          : options.policies.map((name) => policyByName(name));
+      const { mixes, policies: selected } = comparedRuns(options, command, input, config.workload.mix);
       if (options.timelineAt !== undefined && (!options.report || options.kick)) {
         throw new UsageError('--timeline-at', 'with --report of a policy run (it places the mode timeline)');
       }
@@ -359,13 +284,11 @@ export function registerBenchCommand(program: Command): void {
         const { workersRunner } = await import('./bench-workers.js');
         runOne = workersRunner(config, builtins, probedByName);
       }
-      const progress = runProgress(backend === 'sim' ? 'bench' : 'bench (workers)', repeatedRunCount(plan), {
-        singleRun: backend === 'workers',
-      });
+      const progress = runProgress(backend === 'sim' ? 'bench' : 'bench (workers)', repeatedRunCount(plan));
       const comparison = await compareRepeated({
         ...plan,
         run: runOne,
-        onRun: (label, done) => (done ? progress.tick(label) : progress.begin(label)),
+        ...progressHooks(progress, config.run.exits),
       }).finally(async () => {
         progress.stop();
         await close();

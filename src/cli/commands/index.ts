@@ -6,6 +6,7 @@ import { registerMachineCommand } from './machine.js';
 import { registerMixesCommand } from './mixes.js';
 import { registerPoliciesCommand } from './policies.js';
 import { registerReplayCommand } from './replay.js';
+import { registerSweepCommand } from './sweep.js';
 
 /**
  * Every CLI command, one module each under cli/commands/, registered here in help order. Adding a
@@ -13,6 +14,7 @@ import { registerReplayCommand } from './replay.js';
  */
 export function registerCommands(program: Command): void {
   registerBenchCommand(program);
+  registerSweepCommand(program);
   registerMachineCommand(program);
   registerMixesCommand(program);
   registerPoliciesCommand(program);

@@ -46,9 +46,19 @@ describe.skipIf(!distBuilt)('workers backend: lifecycle (seed 1)', () => {
 
   it('ends by time when the exit budget is out of reach', async () => {
     const config = workersConfig({ run: { exits: 100_000_000 } });
-    const result = await runWorkers(config, policyByName('asi'), { timeMs: 200 });
+    // The control thread tells the exits so far as it watches (a progress bar's in-run share): never
+    // going back, never past the run's own count. (How many times it tells depends on timing.)
+    const told: number[] = [];
+    const result = await runWorkers(config, policyByName('asi'), {
+      timeMs: 200,
+      onProgress: (exits) => told.push(exits),
+    });
     expect(result.exits).toBeGreaterThan(0);
     expect(result.exits).toBeLessThan(100_000_000);
+    for (const [index, exits] of told.entries()) {
+      expect(exits).toBeGreaterThanOrEqual(index === 0 ? 0 : told[index - 1]);
+      expect(exits).toBeLessThanOrEqual(result.exits);
+    }
   });
 
   it('runs sibling 0 of each core only under nosmt', async () => {
