@@ -1,6 +1,6 @@
 /**
  * The public API of asi-emu (`import { ... } from 'asi-emu'`). Matchers for vitest live in
- * `asi-emu/vitest`.
+ * `asi-emu/vitest`, the confidential-VM memory model (VmMemory, guest_memfd, PSC, ...) in `asi-emu/coco`.
  */
 
 export type { ConfidentialResult, RunResult, ThreadResult } from './backend/result.js';
@@ -14,7 +14,18 @@ export { type CostModel, defaultCostModel, parseCostModel } from './cpu/costs.js
 export type { ExitReasonRow } from './cpu/exit-breakdown.js';
 export { type ExitReasonSpec, exitCatalogue, type HandlerOp, type HandlerVariant } from './cpu/exits.js';
 export { builtinMixes as mixes, type ExitMix, parseUserMix } from './cpu/mixes.js';
-export { Mode, type ModeName, modeNames } from './cpu/modes.js';
+// A policy hook gets its core's state word: these read it (a sibling's mode, the asi-stun bits).
+export {
+  describeCoreWord,
+  holdsSecrets,
+  isStunned,
+  Mode,
+  type ModeCode,
+  type ModeName,
+  modeNames,
+  modeOf,
+  stunBit,
+} from './cpu/modes.js';
 export {
   engineTuningOptOutVariable,
   inlinedBytecodeCumulativeMax,

@@ -21,6 +21,7 @@ import {
   parseMachineConfig,
   vcpuPinning,
 } from './config/machine-config.js';
+import { machineInputOf, type RunConfig, type RunConfigInput } from './config/run-config.js';
 import { configBytesMax } from './constants.js';
 import { CapacityError, ConfigError } from './errors.js';
 import { domainCount, domainName } from './memory/domains.js';
@@ -351,10 +352,15 @@ export interface MachineOptions {
   concurrent?: boolean;
 }
 
+/**
+ * Builds a machine from a machine config, or from a run config (`{ machine, workload, costs, run }`,
+ * parsed or not), whose `machine` it uses; the run's other sections are for `runSim`/`runWorkers`.
+ */
 export function createMachine(
-  input: MachineConfigInput | unknown = {},
+  configInput: MachineConfigInput | RunConfigInput | RunConfig | unknown = {},
   options: MachineOptions = {},
 ): Machine {
+  const input = machineInputOf(configInput);
   const config = parseMachineConfig(input);
   const plan = planRegions(config);
   const layout = computeLayout(config, plan);

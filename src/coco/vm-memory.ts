@@ -51,6 +51,7 @@ export const kvmMemoryAttributePrivate = 1n << 3n;
 export const kvmExitHypercall = 3;
 export const kvmExitMmio = 6;
 export const kvmExitMemoryFault = 39;
+/** KVM_MEMORY_EXIT_FLAG_PRIVATE (1ULL << 3), the bit of run->memory_fault.flags for a private access. */
 export const kvmMemoryExitFlagPrivate = 1n << 3n;
 /** include/uapi/linux/kvm_para.h */
 export const kvmHcMapGpaRange = 12;
@@ -102,19 +103,38 @@ export type GuestAccessKind = 'private' | 'shared';
 /**
  * KVM_EXIT_MEMORY_FAULT: the access's private/shared kind disagrees with the frame's attribute, or the
  * backing it needs is missing. KVM reports the page (gfn << PAGE_SHIFT, PAGE_SIZE) and the kind of the
- * access (KVM_MEMORY_EXIT_FLAG_PRIVATE); the VMM decides whether to convert. Nothing is converted here.
+ * access in `run->memory_fault.flags` (KVM_MEMORY_EXIT_FLAG_PRIVATE set for a private access); the VMM
+ * decides whether to convert. Nothing is converted here.
+ *
+ * Documentation/virt/kvm/api.rst (KVM_EXIT_MEMORY_FAULT): this exit is the only one that "accompanies a
+ * return code of '-1', not '0'! errno will always be set to EFAULT": KVM_RUN returns -EFAULT with it,
+ * which `errno` and `ret` carry, as a selftest's `TEST_ASSERT_EQ(errno, EFAULT)` checks.
  */
 export interface MemoryFaultExit {
   readonly kind: 'memory-fault';
+  /** run->exit_reason: KVM_EXIT_MEMORY_FAULT. */
+  readonly exitReason: typeof kvmExitMemoryFault;
+  /** KVM_RUN's errno with this exit: always EFAULT. */
+  readonly errno: 'EFAULT';
+  /** KVM_RUN's return in the kernel: -EFAULT (userspace sees -1 and errno EFAULT). */
+  readonly ret: number;
+  /** run->memory_fault.gpa: the faulting page. */
   readonly gpa: number;
+  /** run->memory_fault.size: one page. */
   readonly size: number;
-  readonly flags: GuestAccessKind;
+  /** run->memory_fault.flags, a u64 bit mask: `kvmMemoryExitFlagPrivate` when the access was private. */
+  readonly flags: bigint;
+  /** The same bit for people: 'private' when KVM_MEMORY_EXIT_FLAG_PRIVATE is set, else 'shared'. */
+  readonly access: GuestAccessKind;
+  /** Whether the faulting access was a write (the model's, not in KVM's struct). */
   readonly write: boolean;
 }
 
 /** KVM_EXIT_MMIO: a shared access where no memslot maps the frame. */
 export interface MmioExit {
   readonly kind: 'mmio';
+  /** run->exit_reason: KVM_EXIT_MMIO (KVM_RUN returns 0). */
+  readonly exitReason: typeof kvmExitMmio;
   readonly gpa: number;
   readonly length: number;
   readonly write: boolean;
@@ -500,7 +520,7 @@ export class VmMemory {
       const slot = this.memslots.find(gfn);
       if (slot === null) {
         if (isPrivate) return memoryFault(gfn, true, write);
-        return { kind: 'mmio', gpa: address, length: buffer.length - done, write };
+        return { kind: 'mmio', exitReason: kvmExitMmio, gpa: address, length: buffer.length - done, write };
       }
       const part = buffer.subarray(done, done + chunk);
       let pfn: number;
@@ -647,9 +667,13 @@ function userPageOf(slot: Memslot, gfn: number): number {
 function memoryFault(gfn: number, isPrivate: boolean, write: boolean): MemoryFaultExit {
   return {
     kind: 'memory-fault',
+    exitReason: kvmExitMemoryFault,
+    errno: 'EFAULT',
+    ret: -errnoNumbers.EFAULT,
     gpa: gfn * pageBytes,
     size: pageBytes,
-    flags: isPrivate ? 'private' : 'shared',
+    flags: isPrivate ? kvmMemoryExitFlagPrivate : 0n,
+    access: isPrivate ? 'private' : 'shared',
     write,
   };
 }

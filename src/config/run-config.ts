@@ -77,6 +77,29 @@ export interface RunConfigInput {
 /** The top-level fields of a config file. `$comment` holds the explanations `config init` writes. */
 export const configFileFields = ['machine', 'workload', 'costs', 'run', 'policies', '$comment'] as const;
 
+/**
+ * The machine part of what `createMachine` was given: a machine config as it is, or a run config (a
+ * config file's shape: `{ machine, workload, costs, run }`, as `parseRunConfig` takes or returns it)
+ * reduced to its `machine` (absent: the default machine). A mix of both is refused, naming the keys
+ * of each, so a run config's sections are never taken for unknown machine fields.
+ */
+export function machineInputOf(input: unknown): unknown {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) return input;
+  const keys = Object.keys(input);
+  const runKeys = keys.filter((key) => (configFileFields as readonly string[]).includes(key));
+  if (runKeys.length === 0) return input;
+  if (runKeys.length < keys.length) {
+    const machineKeys = keys.filter((key) => !runKeys.includes(key));
+    throw new ConfigError(
+      'createMachine',
+      `a machine config (cores, smt, vms, ...) or a run config (${configFileFields.join(', ')}), not both: ` +
+        `move ${machineKeys.join(', ')} into machine`,
+      keys.join(', '),
+    );
+  }
+  return (input as RunConfigInput).machine ?? {};
+}
+
 export function parseRunSettings(input: unknown): RunSettings {
   const parsed = runSchema.safeParse(input ?? {});
   if (!parsed.success) throw configErrorFromZod(parsed.error, 'run');

@@ -20,8 +20,9 @@ import { type FailureRecord, type FuzzSummary, summaryOf, writeSummary } from '.
 import type { CaseRun } from './tasks.js';
 
 /**
- * A fuzz campaign (issue 5): draws the cases of one seed (of one shard), runs them on an executor
- * (a piscina pool, or this thread), and for every failing case
+ * A fuzz campaign (issue 5): hands out the case seeds of one campaign seed (of one shard) to an
+ * executor (a piscina pool, or this thread), whose jobs draw each case from its seed and run it; this
+ * thread only collects what they found, and for every failing case
  *   1. writes its replay file at once, unshrunk (a campaign killed now keeps the case),
  *   2. shrinks it (a task like any other, so shrinks run in parallel with cases; a time-boxed
  *      campaign stops drawing cases when its time is up and then finishes the shrinks of what it found,

@@ -7,9 +7,8 @@ import { policyModuleLoadTimeoutMs } from '../backend/workers/policy-probe.js';
 import { ConfigError } from '../errors.js';
 import { hookNameOf } from '../policy/policy-module.js';
 import { ActivityWord, newActivity, TaskStage } from './activity.js';
-import { hangVerdict } from './fuzz-case.js';
+import { type FuzzCase, hangVerdict } from './fuzz-case.js';
 import { fuzzWallLimits } from './limits.js';
-import { generateCase } from './shrink.js';
 import {
   type CaseRun,
   type FuzzTask,
@@ -202,11 +201,15 @@ export function poolExecutor(options: PoolOptions): FuzzExecutor {
     const before = await again(seeds.slice(0, ordinal));
     const after = await again(seeds.slice(ordinal + 1));
     const caseSeed = seeds[ordinal];
-    const hung: CaseRun = {
+    // Its replay file needs the case: drawn from its seed in a job, as every case is.
+    const drawn = await watched<FuzzCase>({
+      kind: 'case',
+      policy: task.policy,
       caseSeed,
-      verdict: hangVerdict(hook, limitMs),
-      fuzzCase: generateCase(caseSeed, task.limits),
-    };
+      limits: task.limits,
+    });
+    assert('value' in drawn, 'drawing a case neither hangs nor is dropped');
+    const hung: CaseRun = { caseSeed, verdict: hangVerdict(hook, limitMs), fuzzCase: drawn.value };
     return [...before, hung, ...after];
   }
 

@@ -55,7 +55,18 @@ export interface SimRunTask extends TaskBase {
   keepEvents: boolean;
 }
 
-export type FuzzTask = RunTask | ShrinkTask | ReplayTask | SimRunTask;
+/**
+ * Draw one case from its seed and return it: the case of a run that hung, for its replay file. The
+ * worker that ran it was lost with the case it had drawn, and the campaign's thread draws no case
+ * itself (it hands out seeds and collects findings). Loads no policy.
+ */
+export interface CaseTask extends TaskBase {
+  kind: 'case';
+  caseSeed: number;
+  limits: FuzzLimits;
+}
+
+export type FuzzTask = RunTask | ShrinkTask | ReplayTask | SimRunTask | CaseTask;
 
 export interface CaseRun {
   caseSeed: number;
@@ -133,6 +144,11 @@ export async function replayTask(task: ReplayTask): Promise<ReplayRun> {
   }
 }
 
+export function caseTask(task: CaseTask): FuzzCase {
+  activityStarts(task.activity ? new Int32Array(task.activity) : null);
+  return generateCase(task.caseSeed, task.limits);
+}
+
 /** A sim run of a user's policy: its result, or the policy's error (a hook threw or returned a bad value). */
 export type SimRunOutcome =
   | { result: RunResult; events: LoggedEvent[] }
@@ -170,8 +186,9 @@ export async function simRunTask(task: SimRunTask): Promise<SimRunOutcome> {
 /** The pool worker's entry: one task in, its result out. */
 export async function doFuzzTask(
   task: FuzzTask,
-): Promise<CaseRun[] | ShrinkOutcome | ReplayRun | SimRunOutcome> {
+): Promise<CaseRun[] | ShrinkOutcome | ReplayRun | SimRunOutcome | FuzzCase> {
   if (task.kind === 'run') return runTask(task);
   if (task.kind === 'sim-run') return simRunTask(task);
+  if (task.kind === 'case') return caseTask(task);
   return task.kind === 'shrink' ? shrinkTask(task) : replayTask(task);
 }

@@ -10,9 +10,12 @@ import {
   kvmEnosys,
   kvmEperm,
   kvmExitHypercallValidMask,
+  kvmExitMemoryFault,
+  kvmExitMmio,
   kvmHcMapGpaRange,
   kvmMapGpaRangeEncrypted,
   kvmMemoryAttributePrivate,
+  kvmMemoryExitFlagPrivate,
   type MapGpaRangeExit,
   VmMemory,
   type VmType,
@@ -22,6 +25,24 @@ import { CapacityError } from '../../src/errors.js';
 import { domainFree, privateDomain, vmDomain } from '../../src/memory/domains.js';
 
 const page = pageBytes;
+
+/**
+ * The KVM_EXIT_MEMORY_FAULT a guest access gets (api.rst): KVM_RUN fails with EFAULT, and
+ * run->memory_fault carries the page and the KVM_MEMORY_EXIT_FLAG_PRIVATE bit for a private access.
+ */
+function memoryFaultExit(gpa: number, access: 'private' | 'shared', write: boolean) {
+  return {
+    kind: 'memory-fault',
+    exitReason: kvmExitMemoryFault,
+    errno: 'EFAULT',
+    ret: -14,
+    gpa,
+    size: page,
+    flags: access === 'private' ? 1n << 3n : 0n,
+    access,
+    write,
+  };
+}
 
 function errnoOf(action: () => unknown): KvmErrno | 'none' {
   try {
@@ -83,13 +104,7 @@ describe('private_mem_kvm_exits_test: test_private_access_memslot_deleted', () =
       guestMemfd: null,
     });
     const exit = vm.guestRead(exitsTestGpa, new Uint8Array(8));
-    expect(exit).toEqual({
-      kind: 'memory-fault',
-      gpa: exitsTestGpa,
-      size: page,
-      flags: 'private',
-      write: false,
-    });
+    expect(exit).toEqual(memoryFaultExit(exitsTestGpa, 'private', false));
   });
 });
 
@@ -99,13 +114,7 @@ describe('private_mem_kvm_exits_test: test_private_access_memslot_not_private', 
     addRegion(vm, exitsTestSlot, exitsTestGpa, 1, 0);
     vm.setMemoryAttributes({ address: exitsTestGpa, size: page, attributes: kvmMemoryAttributePrivate });
     const exit = vm.guestRead(exitsTestGpa + 24, new Uint8Array(8));
-    expect(exit).toEqual({
-      kind: 'memory-fault',
-      gpa: exitsTestGpa,
-      size: page,
-      flags: 'private',
-      write: false,
-    });
+    expect(exit).toEqual(memoryFaultExit(exitsTestGpa, 'private', false));
     // The exit converts nothing: the attribute stays private.
     expect(vm.isPrivate(exitsTestGpa)).toBe(true);
   });
@@ -116,20 +125,12 @@ describe('memory-fault exits when the access and the attribute disagree (arch/x8
     const { vm } = makeVm();
     addRegion(vm, 1, 0x100000, 4, kvmMemGuestMemfd);
     vm.setMemoryAttributes({ address: 0x102000, size: 2 * page, attributes: kvmMemoryAttributePrivate });
-    expect(vm.guestWrite(0x100010, new Uint8Array(4), { access: 'private' })).toEqual({
-      kind: 'memory-fault',
-      gpa: 0x100000,
-      size: page,
-      flags: 'private',
-      write: true,
-    });
-    expect(vm.guestRead(0x103ff0, new Uint8Array(4), { access: 'shared' })).toEqual({
-      kind: 'memory-fault',
-      gpa: 0x103000,
-      size: page,
-      flags: 'shared',
-      write: false,
-    });
+    expect(vm.guestWrite(0x100010, new Uint8Array(4), { access: 'private' })).toEqual(
+      memoryFaultExit(0x100000, 'private', true),
+    );
+    expect(vm.guestRead(0x103ff0, new Uint8Array(4), { access: 'shared' })).toEqual(
+      memoryFaultExit(0x103000, 'shared', false),
+    );
     expect(vm.guestRead(0x100000, new Uint8Array(4), { access: 'shared' })).toBeNull();
     expect(vm.guestRead(0x102000, new Uint8Array(4), { access: 'private' })).toBeNull();
     expect(vm.privateRanges()).toEqual([[0x102, 0x104]]);
@@ -140,7 +141,7 @@ describe('memory-fault exits when the access and the attribute disagree (arch/x8
     addRegion(vm, 1, 0x100000, 2, kvmMemGuestMemfd);
     vm.setMemoryAttributes({ address: 0x101000, size: page, attributes: kvmMemoryAttributePrivate });
     const exit = vm.guestWrite(0x100ff0, new Uint8Array(32).fill(9), { access: 'shared' });
-    expect(exit).toMatchObject({ kind: 'memory-fault', gpa: 0x101000, flags: 'shared' });
+    expect(exit).toMatchObject({ kind: 'memory-fault', gpa: 0x101000, flags: 0n, access: 'shared' });
     const host = new Uint8Array(16);
     expect(vm.hostRead(0x100ff0, host)).toBeNull();
     expect(host.every((byte) => byte === 9)).toBe(true);
@@ -153,7 +154,8 @@ describe('memory-fault exits when the access and the attribute disagree (arch/x8
     gmem.close();
     expect(vm.guestRead(0x100000, new Uint8Array(1))).toMatchObject({
       kind: 'memory-fault',
-      flags: 'private',
+      flags: kvmMemoryExitFlagPrivate,
+      errno: 'EFAULT',
     });
   });
 
@@ -161,6 +163,7 @@ describe('memory-fault exits when the access and the attribute disagree (arch/x8
     const { vm } = makeVm();
     expect(vm.guestRead(0x5000, new Uint8Array(8))).toEqual({
       kind: 'mmio',
+      exitReason: kvmExitMmio,
       gpa: 0x5000,
       length: 8,
       write: false,

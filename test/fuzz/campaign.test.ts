@@ -7,6 +7,7 @@ import { ConfigError } from '../../src/errors.js';
 import { runCampaign } from '../../src/fuzz/campaign.js';
 import { inProcessExecutor, poolExecutor } from '../../src/fuzz/executor.js';
 import { MachineCache, runFuzzCase } from '../../src/fuzz/fuzz-case.js';
+import { fuzzLimits } from '../../src/fuzz/limits.js';
 import { mergeSummaries, mergeSummaryFiles } from '../../src/fuzz/merge.js';
 import { policySpecOf } from '../../src/fuzz/policy-spec.js';
 import { replayCase } from '../../src/fuzz/replay.js';
@@ -14,6 +15,7 @@ import { readReplayFile } from '../../src/fuzz/replay-format.js';
 import { caseSeedOf } from '../../src/fuzz/shard.js';
 import { generateCase, shrinkCase } from '../../src/fuzz/shrink.js';
 import type { FuzzSummary } from '../../src/fuzz/summary.js';
+import { doFuzzTask } from '../../src/fuzz/tasks.js';
 import { definePolicy } from '../../src/policy/policy.js';
 import { loadPolicyModule } from '../../src/policy/policy-module.js';
 
@@ -259,5 +261,15 @@ describe('a run that throws is a finding too', () => {
       return;
     }
     throw new Error('no case reached a switch to full in 20 cases');
+  });
+});
+
+describe('every case is drawn in a job, from its seed', () => {
+  it(`a 'case' task (a hung run's case, for its replay file) gives the case its run drew (seed ${seed})`, async () => {
+    for (const caseIndex of [0, 1, 7]) {
+      const caseSeed = caseSeedOf(seed, caseIndex);
+      const drawn = await doFuzzTask({ kind: 'case', policy, caseSeed, limits: fuzzLimits });
+      expect(drawn).toEqual(generateCase(caseSeed, fuzzLimits));
+    }
   });
 });

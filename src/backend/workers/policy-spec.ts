@@ -42,7 +42,8 @@ export function policySpecOf(policy: PolicyInput): PolicySpec {
     throw new ConfigError(
       'policy',
       `a built-in or planted-bug policy (${[...named.keys()].join(', ')}), or { module: path } for your own ` +
-        '(the workers backend imports it in every worker)',
+        "(the workers backend imports it in every worker: an inline policy's functions cannot cross to a " +
+        'worker; runSim takes one)',
       name,
     );
   }

@@ -591,6 +591,14 @@ function mergeEvents(stats: WorkerStats[], originNs: number, into?: EventLog): E
 /**
  * Runs `config` on the workers backend: one worker per running hyperthread, until `config.run.exits`
  * workload exits or `options.timeMs`, and returns the same RunResult as the sim backend.
+ *
+ * `policy` is a built-in or planted-bug policy (`policies.asi`), or `{ module: path }` for your own.
+ * An inline policy (one made by `definePolicy` in the caller's file) is refused with a ConfigError
+ * saying so: its hooks must run in every hyperthread's worker, and a function does not cross to a
+ * worker (structured clone refuses it; its source alone would lose its closure and imports, and
+ * evaluating source text would be code from data). Each worker imports the module itself, through the
+ * one policy loader (docs/trust-and-limits.md, "Policy modules"). Put the policy in a module file and
+ * pass its path; `runSim` takes the inline object.
  */
 export async function runWorkers(
   config: RunConfig,
