@@ -35,9 +35,10 @@ const root = hostileRoot('outputs');
 afterAll(() => root.removeAll());
 
 /** The shortest bench that still runs two policies (two runs: per-run trace names). */
-const shortBench = ['bench', '--exits', '200', '--policies', 'none,asi'];
+// One repeat: these tests are about where outputs go, not about statistics (and they stay short).
+const shortBench = ['bench', '--exits', '200', '--repeats', '1', '--policies', 'none,asi'];
 /** One run: `--trace FILE` is then FILE itself. */
-const oneRunBench = ['bench', '--exits', '200', '--policies', 'asi'];
+const oneRunBench = ['bench', '--exits', '200', '--repeats', '1', '--policies', 'asi'];
 
 function errnoError(code: string, meaning: string, syscall: string): NodeJS.ErrnoException {
   return Object.assign(new Error(`${code}: ${meaning}, ${syscall}`), { code, syscall });
@@ -63,7 +64,8 @@ function closeAfterFirstChunk(args: string[]): Promise<{ stderr: string; code: n
       env: { ...process.env, CI: 'true' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    const killer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    // A hang guard, far above a run's time even on a loaded machine, below the test's own 60 s limit.
+    const killer = setTimeout(() => child.kill('SIGKILL'), 50_000);
     let stderr = '';
     child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
       stderr += chunk;
@@ -171,7 +173,8 @@ describe('outputs: standard output, links, devices and FIFOs', () => {
       env: { ...process.env, CI: 'true' },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
-    const killer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    // A hang guard, far above a run's time even on a loaded machine, below the test's own 60 s limit.
+    const killer = setTimeout(() => child.kill('SIGKILL'), 50_000);
     let stderr = '';
     const waiting = new Promise<void>((resolve) => {
       child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
