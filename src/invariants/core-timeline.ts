@@ -46,8 +46,6 @@ export class CoreTimelines {
   readonly guestWorkCycles: Float64Array;
   /** Per thread: guest-code cycles overlapping a sibling holding secrets. */
   readonly exposureCycles: Float64Array;
-  /** Per thread: guest-mode cycles. */
-  readonly guestModeCycles: Float64Array;
   /** Overlaps that began (one per guest thread and episode, however many siblings hold secrets). */
   exposedIntervals = 0;
 
@@ -85,7 +83,6 @@ export class CoreTimelines {
     for (let busy = 0; busy <= smt; busy++) this.speedByBusy[busy] = speedPerThread(busy, smt, smtSpeedup);
     this.guestWorkCycles = new Float64Array(threads);
     this.exposureCycles = new Float64Array(threads);
-    this.guestModeCycles = new Float64Array(threads);
     this.modes = new Uint8Array(threads);
     this.running = new Uint8Array(threads);
     this.overlapping = new Uint8Array(threads * smt);
@@ -208,7 +205,6 @@ export class CoreTimelines {
     for (let sibling = 0; sibling < smt; sibling++) {
       const thread = first + sibling;
       if (this.running[thread]) this.guestWorkCycles[thread] += cycles * speed;
-      if (this.modes[thread] === Mode.guest) this.guestModeCycles[thread] += cycles;
       // Guest code runs in a stretch: the entry path, in guest mode already, runs none.
       if (!this.running[thread] || this.modes[thread] !== Mode.guest) {
         this.exposed[thread] = 0;

@@ -82,8 +82,6 @@ export class Monitor implements Observer {
    */
   exposureGuestSteps = 0;
   exposureCycles = 0;
-  /** Guest-mode cycles (with a timeline): what `exposureCycles` is a share of. */
-  guestModeCycles = 0;
   /** The sim's per-core timelines (guest work, exposure in virtual time), or null (`trackTime`). */
   timeline: CoreTimelines | null = null;
   /** VM exits other than those a kick caused: what a run's exit budget counts. */
@@ -173,7 +171,6 @@ export class Monitor implements Observer {
     timeline.finish(endCycles);
     this.exposureGuestSteps = timeline.exposedIntervals;
     this.exposureCycles = timeline.exposureCycles.reduce((sum, cycles) => sum + cycles, 0);
-    this.guestModeCycles = timeline.guestModeCycles.reduce((sum, cycles) => sum + cycles, 0);
   }
 
   /**

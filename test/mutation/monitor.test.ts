@@ -164,6 +164,11 @@ describe('the observers', () => {
     monitor.onFault(full, 4096, hlt);
     monitor.onInterrupt(full, 2);
     monitor.onFlush(full, 1, 0);
+    // Without a timeline (the workers backend keeps none): a guest stretch's end and the run's end
+    // change nothing.
+    monitor.onGuestStepEnd(guest);
+    monitor.finishTime(1000);
+    expect([monitor.exposureGuestSteps, monitor.exposureCycles]).toEqual([0, 0]);
     expect(monitor.workloadExits).toBe(1);
     expect(monitor.faults).toHaveLength(1);
     expect(othersThan(monitor.counts, [])).toEqual({});
