@@ -56,13 +56,9 @@ assert(
  * both on the same streams and compares every word); it does their reads and writes, so a run gives the
  * same results and trace hash with it or without it.
  *
- * Why: in JavaScript a guest access took ~440 instructions through those two (valgrind, the sim
- * benchmark's asi / all-fast run), most of them V8's bounds, overflow and map checks around a few loads
- * and compares. TurboFan inlines a call from JavaScript to a WebAssembly function it knows (a constant
- * target), so the kernel costs little more than its own ~60 instructions on a hit. A call whose target
- * varies (kernels of several memories at one call site) goes through V8's generic wrapper instead, ~100
- * instructions more: hence one memory, and one kernel, for every sim machine of a thread
- * (memory/sim-arena.ts).
+ * It is the sim's speed machinery, with the engine tuning (engine-tuning.ts) and the bundle
+ * (scripts/build.mjs): why it exists, and why one memory and one kernel serve every sim machine of a
+ * thread (memory/sim-arena.ts), is in docs/perf-log.md ("Where the speed machinery lives").
  *
  * Arguments: the Int32 index in the memory of the core's cache descriptor (`CacheDescriptorWord`, written
  * by `CoreL1d` and `CoreFillBuffers`), then the line (frame, line in the page, owner domain of the

@@ -23,7 +23,7 @@
 ;; kernel-descriptor.ts `CacheDescriptorWord` and `KernelDescriptorWord`, which access-kernel.ts asserts
 ;; are the offsets used here.
 ;; Owners are domain + 1, 0 for an invalid line (core-buffer.ts `ownerOf`). Small helpers are written
-;; out where they are used: V8 (Node 20) does not inline one Wasm function into another. `guestAccess` and
+;; out where they are used (a call between two Wasm functions stays a call). `guestAccess` and
 ;; `lineAccess` do call `translate` and `access` (a call inside the kernel is cheaper than a second call
 ;; from JavaScript, and the two bodies stay written once).
 ;;
@@ -38,7 +38,7 @@
   ;; 0-8, and `CoreFillBuffers`, words 9-12): byte
   ;; addresses of its sections and the geometry derived from them once, where `access` derived them from
   ;; the sections' indices and the geometry at every call (ten arguments, half of them passed on the stack
-  ;; and spilled: ~60 instructions an access before the first line was read, valgrind). Words:
+  ;; and spilled before the first line was read). Words:
   ;;   0 L1D header, 1 sets - 1, 2 page mask (max(1, sets / 64) - 1), 3 bytes of a set (ways x 16),
   ;;   4 lines, 5 hints, 6 set states, 7 ways, 8 1 for PLRU, 9 fill-buffer header, 10 fill-buffer
   ;;   entries (0: none), 11 first fill-buffer entry, 12 fill-buffer filter.
@@ -108,7 +108,7 @@
         ;; (stamp << 5 | way). Four ways a turn with SIMD while four are left (a way is one v128: pfn,
         ;; line, owner, stamp; the four are transposed into a vector of pfns, of lines and of stamps), the
         ;; rest one at a time. Most guest accesses miss in a full set and read every way: one at a time, a
-        ;; 12-way set cost ~180 instructions (valgrind, asi / sysbench-cpu), ~15 a way.
+        ;; 12-way set read every way.
         (local.set $at (local.get $setAt))
         (local.set $minKey (i32.const 0x7fffffff))
         (block $scanned
@@ -284,8 +284,8 @@
         (i32.store offset=8 (local.get $l1d) (local.get $clock))
         (i32.store offset=12 (local.get $at) (local.get $clock))))
     (if (local.get $hit) (then (return (i32.const 1))))
-    ;; CoreFillBuffers.accessHeld (entries > 0), written out here (a call from one Wasm function to
-    ;; another is not inlined, and this runs at most accesses: the model's guests miss in the L1D four
+    ;; CoreFillBuffers.accessHeld (entries > 0), written out here (a call between two Wasm functions
+    ;; stays a call, and this runs at most accesses: the model's guests miss in the L1D four
     ;; times in five): a hit retags; a miss fills the next slot in order. The filter counts the valid
     ;; entries per bucket of fillBufferFilterBucket(pfn, line) = ((pfn x 0x9e3779b1) >>> 26 ^ line) & 63.
     (block $fbDone
@@ -515,8 +515,8 @@
   ;; core's cache descriptor (as `access`), whose words 9-12 place the section, its entries and the
   ;; filter (64 buckets, right after the entries). Returns the valid entries when the filter's buckets
   ;; add up to them, else -1 - that count; the caller checks and clears the counts as the reference does.
-  ;; In JavaScript a flush cost ~3,500 instructions, most of them `TypedArray.prototype.fill`'s call into
-  ;; the runtime and the 64-bucket sum (valgrind, asi / sysbench-cpu flushes every ~140 steps).
+  ;; In JavaScript a flush was slow: `TypedArray.prototype.fill` over the shared buffer and the
+  ;; 64-bucket sum (asi / sysbench-cpu flushes every ~140 steps; docs/perf-log.md).
   (func (export "flushFillBuffers")
     (param $c i32)
     (result i32)

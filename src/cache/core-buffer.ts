@@ -3,9 +3,6 @@ import { framesMax, linesPerPage, sectionAlignI32s } from '../constants.js';
 import { isForeignTo, privateDomain } from '../memory/domains.js';
 import { loadWord, storeWord } from '../memory/words.js';
 
-/** Debug checks in `foreignLinesFromCounts` (assert.ts: folded away when off). */
-const debugChecks = assertDebugEnabled;
-
 /**
  * What every per-core buffer of cache lines offers (DESIGN.md "Core resources"): the L1D and the fill
  * buffers. Both keep their state in the machine buffer (a SharedArrayBuffer), because the hyperthreads of
@@ -133,7 +130,7 @@ export function foreignLinesFromCounts(
   domainCount: number,
   vmId: number,
 ): number {
-  if (debugChecks)
+  if (assertDebugEnabled)
     assertDebug(vmId >= 0 && privateDomain(vmId) < domainCount, 'foreignLines: vmId out of range');
   let foreign = 0;
   for (let domain = 0; domain < domainCount; domain++) {
@@ -144,7 +141,7 @@ export function foreignLinesFromCounts(
 
 /**
  * The checks of `access` arguments, shared by the core buffers (ASI_EMU_DEBUG=1 only: callers guard the
- * call with their `debugChecks`). `what` names the buffer in the message.
+ * call with their `assertDebugEnabled`). `what` names the buffer in the message.
  */
 export function checkLineArguments(
   what: string,
@@ -246,20 +243,19 @@ export function checkAndClearCounts(
  * machine runs one VM. With plain loads when one thread drives the machine (sim), else Atomics.
  */
 export class CoreForeignLines {
-  // Fields set in the constructor are `declare`d: memory/words.ts says why (V8 field representations).
-  declare private readonly atomic: boolean;
-  declare private readonly l1dI32: Int32Array;
+  private readonly atomic: boolean;
+  private readonly l1dI32: Int32Array;
   /** Indices in l1dI32 of the counts of the domains foreign to the VM. */
-  declare private readonly l1dForeign: Int32Array;
-  declare private readonly fillI32: Int32Array;
-  declare private readonly fillForeign: Int32Array;
+  private readonly l1dForeign: Int32Array;
+  private readonly fillI32: Int32Array;
+  private readonly fillForeign: Int32Array;
   /**
    * With one foreign domain per buffer (the machine runs one VM: the host's lines are the foreign
-   * ones), the index of each buffer's one count, else -1: `count` then adds two loads where the two
-   * loops cost ~40 instructions a guest step (valgrind, asi / sysbench-cpu).
+   * ones), the index of each buffer's one count, else -1: `count` then adds two loads instead of two
+   * loops, at every guest step.
    */
-  declare private readonly l1dOnly: number;
-  declare private readonly fillOnly: number;
+  private readonly l1dOnly: number;
+  private readonly fillOnly: number;
 
   /** @param atomic false when one thread drives every hyperthread (sim): plain loads. */
   constructor(l1d: CountsView, fillBuffers: CountsView, vmId: number, atomic: boolean) {

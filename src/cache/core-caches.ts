@@ -11,12 +11,11 @@ import type { CoreL1d } from './l1d.js';
  * kernel transcribes: the same state either way (test/cache/access-kernel.test.ts).
  */
 export class CoreCaches {
-  // Fields set in the constructor are `declare`d: memory/words.ts says why (V8 field representations).
-  declare readonly l1d: CoreL1d;
-  declare readonly fillBuffers: CoreFillBuffers;
-  declare private readonly kernel: AccessKernel | null;
+  readonly l1d: CoreL1d;
+  readonly fillBuffers: CoreFillBuffers;
+  private readonly kernel: AccessKernel | null;
   /** The Int32 index of the core's cache descriptor in the kernel's memory (-1 without a kernel). */
-  declare readonly descriptorI32Index: number;
+  readonly descriptorI32Index: number;
 
   /**
    * @param seat the core's seat at the access kernel (the one its L1D and fill buffers were built with:
@@ -44,7 +43,7 @@ export class CoreCaches {
     return this.accessReference(pfn, lineInPage, domain);
   }
 
-  /** The path in JavaScript (out of `access` to keep that one small for V8's inliner). */
+  /** The path in JavaScript (out of `access`, which keeps the kernel's path short). */
   private accessReference(pfn: number, lineInPage: number, domain: number): boolean {
     const hit = this.l1d.access(pfn, lineInPage, domain);
     if (!hit) this.fillBuffers.access(pfn, lineInPage, domain);

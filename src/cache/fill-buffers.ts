@@ -1,7 +1,7 @@
 import { assert, assertDebug, assertDebugEnabled } from '../assert.js';
 import { sectionAlignI32s } from '../constants.js';
 import { isForeignTo, privateDomain } from '../memory/domains.js';
-import { addWord as importedAddWord } from '../memory/words.js';
+import { addWord } from '../memory/words.js';
 import type { FlushFillBuffersKernel } from './access-kernel.js';
 import {
   acquireCoreLock,
@@ -13,19 +13,13 @@ import {
   checkAndClearCounts,
   checkLineArguments,
   countValidEntries,
+  domainOfOwner,
   foreignLinesFromCounts,
-  domainOfOwner as importedDomainOfOwner,
-  ownerInvalid as importedOwnerInvalid,
-  ownerOf as importedOwnerOf,
+  ownerInvalid,
+  ownerOf,
   releaseCoreLock,
 } from './core-buffer.js';
 import { CacheDescriptorWord, type KernelSeat, seatByteAddress, seatWords } from './kernel-descriptor.js';
-
-// Imported bindings as module-private constants, for the sim's hot path (memory/words.ts says why).
-const ownerOf = importedOwnerOf;
-const domainOfOwner = importedDomainOfOwner;
-const addWord = importedAddWord;
-const ownerInvalid = importedOwnerInvalid;
 
 /**
  * A core's line fill buffers, as far as MDS (RIDL, ZombieLoad) cares: the last `entries` lines brought
@@ -71,14 +65,10 @@ export const fillBufferFilterBuckets = 64;
 export function fillBufferFilterBucket(pfn: number, lineInPage: number): number {
   return ((Math.imul(pfn, 0x9e3779b1) >>> 26) ^ lineInPage) & (fillBufferFilterBuckets - 1);
 }
-/** This module's copy of its exported hash (an export is a binding V8 checks at each use, as an import is). */
+/** The exported hash, as this module's hot path calls it. */
 const filterBucket = fillBufferFilterBucket;
 
-/** Debug checks in `access` (assert.ts: a private copy, folded away when off). */
-const debugChecks = assertDebugEnabled;
-
-// Module-private copies of the entry layout for `access`: V8 (Node 20) reloads an exported `const` at
-// every use but folds a private one into the code (a 10-entry scan ran ~2.7x faster, measured).
+// The entry layout as `access` reads it.
 const pfnWord = fillBufferEntryPfnI32;
 const lineInPageWord = fillBufferEntryLineInPageI32;
 const ownerWord = fillBufferEntryOwnerI32;
@@ -119,27 +109,26 @@ export function fillBufferI32s(entries: number, domainCount: number): number {
 }
 
 export class CoreFillBuffers implements CoreBuffer {
-  // Fields set in the constructor are `declare`d: memory/words.ts says why (V8 field representations).
-  declare readonly entries: number;
-  declare readonly domainCount: number;
+  readonly entries: number;
+  readonly domainCount: number;
   /**
    * Where the section begins in the machine buffer's view (the access kernel derives the regions from it,
    * as fillBufferLayout does); with no entries the section is empty and the views read a private header.
    */
-  declare readonly baseI32Index: number;
-  declare private readonly i32: Int32Array;
-  declare private readonly lockI32Index: number;
-  declare private readonly validLinesI32Index: number;
-  declare private readonly nextSlotI32Index: number;
-  declare private readonly countsI32Index: number;
-  declare private readonly entriesI32Index: number;
-  declare private readonly filterI32Index: number;
+  readonly baseI32Index: number;
+  private readonly i32: Int32Array;
+  private readonly lockI32Index: number;
+  private readonly validLinesI32Index: number;
+  private readonly nextSlotI32Index: number;
+  private readonly countsI32Index: number;
+  private readonly entriesI32Index: number;
+  private readonly filterI32Index: number;
 
-  declare private readonly concurrent: boolean;
+  private readonly concurrent: boolean;
   /** The access kernel's `flushFillBuffers` over the memory that holds `i32` (a sim machine), or null. */
-  declare private readonly flushKernel: FlushFillBuffersKernel | null;
+  private readonly flushKernel: FlushFillBuffersKernel | null;
   /** The Int32 index of the core's cache descriptor in the kernel's memory (-1 without a kernel). */
-  declare readonly descriptorI32Index: number;
+  readonly descriptorI32Index: number;
 
   /**
    * @param concurrent false when one thread drives every hyperthread (sim): the core lock is skipped.
@@ -193,9 +182,8 @@ export class CoreFillBuffers implements CoreBuffer {
   }
 
   access(pfn: number, lineInPage: number, domain: number): boolean {
-    // Out of line: V8 weighs a function's whole bytecode when it decides to inline it, and with these
-    // checks written here (switched off) the fill-buffer access replaying a sim trace ran ~1.6x slower.
-    if (debugChecks) checkLineArguments('fill buffer', pfn, lineInPage, domain, this.domainCount);
+    // The checks are a function of their own, so the hot path stays short when they are off.
+    if (assertDebugEnabled) checkLineArguments('fill buffer', pfn, lineInPage, domain, this.domainCount);
     if (this.entries === 0) return false;
     if (!this.concurrent) return this.accessHeld(pfn, lineInPage, domain);
     acquireCoreLock(this.i32, this.lockI32Index);

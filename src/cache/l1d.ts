@@ -1,7 +1,7 @@
 import { assert, assertDebug, assertDebugEnabled } from '../assert.js';
 import { linesPerPage, sectionAlignI32s } from '../constants.js';
 import { isForeignTo, privateDomain } from '../memory/domains.js';
-import { addWord as importedAddWord } from '../memory/words.js';
+import { addWord } from '../memory/words.js';
 import type { FlushLinesKernel } from './access-kernel.js';
 import {
   acquireCoreLock,
@@ -13,19 +13,13 @@ import {
   checkAndClearCounts,
   checkLineArguments,
   countValidEntries,
+  domainOfOwner,
   foreignLinesFromCounts,
-  domainOfOwner as importedDomainOfOwner,
-  ownerInvalid as importedOwnerInvalid,
-  ownerOf as importedOwnerOf,
+  ownerInvalid,
+  ownerOf,
   releaseCoreLock,
 } from './core-buffer.js';
 import { CacheDescriptorWord, type KernelSeat, seatByteAddress, seatWords } from './kernel-descriptor.js';
-
-// Imported bindings as module-private constants, for the sim's hot path (memory/words.ts says why).
-const ownerOf = importedOwnerOf;
-const domainOfOwner = importedDomainOfOwner;
-const addWord = importedAddWord;
-const ownerInvalid = importedOwnerInvalid;
 
 /**
  * A core's L1D: `sets x ways` 64-byte lines, each tagged with its physical frame, its line in the
@@ -78,25 +72,19 @@ export const l1dSetsMax = 4096;
  */
 export const l1dStampMax = 2 ** 26 - 1;
 
-/** Debug checks in `access` (assert.ts: a private copy, folded away when off). */
-const debugChecks = assertDebugEnabled;
-
-// Module-private copies of the line layout for the hot paths: V8 (Node 20) reloads an exported `const`
-// at every use (it is a live binding) but folds a private one into the code (a 10-entry scan ran ~2.7x
-// faster, measured).
+// The line layout as the hot paths read it.
 const pfnWord = l1dLinePfnI32;
 const lineInPageWord = l1dLineInPageI32;
 const ownerWord = l1dLineOwnerI32;
 const stampWord = l1dLineStampI32;
 const lineWords = l1dLineI32s;
 const stampMax = l1dStampMax;
-const pageLines = linesPerPage;
 /**
  * Way-hint slots per set (a power of two; access-kernel.wat has the same number) and the shift that takes
  * a 32-bit hash to one of them. A set holds one line of each of up to `ways` frames (64 sets: a page's
  * lines fall in different sets), and a core's two siblings bring two vCPUs' working sets: with 16 slots,
- * frames of one set shared a slot often enough that one hit in six went to the scan. 64 slots: 3% fewer
- * instructions per sim step (asi on all-fast, valgrind counts, one run before and one after), same results.
+ * frames of one set shared a slot often enough that one hit in six went to the scan. 64 slots: 3% less
+ * work per sim step (docs/perf-log.md), same results.
  */
 export const l1dHintSlots = 64;
 const hintBuckets = l1dHintSlots;
@@ -173,32 +161,31 @@ export function l1dI32s(geometry: L1dGeometry): number {
 }
 
 export class CoreL1d implements CoreBuffer {
-  // Fields set in the constructor are `declare`d: memory/words.ts says why (V8 field representations).
-  declare readonly sets: number;
-  declare readonly ways: number;
-  declare readonly replacement: L1dReplacement;
-  declare readonly domainCount: number;
+  readonly sets: number;
+  readonly ways: number;
+  readonly replacement: L1dReplacement;
+  readonly domainCount: number;
   /** Where the section begins in `i32` (the access kernel derives the regions from it, as l1dLayout does). */
-  declare readonly baseI32Index: number;
-  declare private readonly i32: Int32Array;
-  declare private readonly lockI32Index: number;
-  declare private readonly validLinesI32Index: number;
-  declare private readonly clockI32Index: number;
-  declare private readonly countsI32Index: number;
-  declare private readonly setStateI32Index: number;
-  declare private readonly linesI32Index: number;
-  declare private readonly setI32s: number;
-  declare private readonly setMask: number;
+  readonly baseI32Index: number;
+  private readonly i32: Int32Array;
+  private readonly lockI32Index: number;
+  private readonly validLinesI32Index: number;
+  private readonly clockI32Index: number;
+  private readonly countsI32Index: number;
+  private readonly setStateI32Index: number;
+  private readonly linesI32Index: number;
+  private readonly setI32s: number;
+  private readonly setMask: number;
   /**
    * Set index = line address mod sets, with line address = pfn x 64 + lineInPage. pfn x 64 may pass
    * 2^31, so the line address is never masked: only pfn mod (sets / 64) matters (nothing when sets <= 64),
    * and pfn itself is at most framesMax = 2^31 - 1, so `pfn & pageMask` is exact. The result,
    * (pfn & pageMask) x 64 + lineInPage, is below max(sets, 64): safe for the 32-bit set mask.
    */
-  declare readonly pageMask: number;
-  declare private readonly isPlru: boolean;
+  readonly pageMask: number;
+  private readonly isPlru: boolean;
   /** Scratch for renumbering LRU stamps; allocated once here so the clock wrap allocates nothing. */
-  declare private readonly rankScratch: Int32Array;
+  private readonly rankScratch: Int32Array;
   /**
    * Way hints (the section's hints region): per set, `hintBuckets` slots indexed by a hash of the
    * frame, each holding way + 1 of the line last seen there (0: none). A hint is only a guess, checked
@@ -206,13 +193,13 @@ export class CoreL1d implements CoreBuffer {
    * falls back to the scan. So hits land without the scan, whose exit at a random way mispredicted. In
    * the buffer rather than in each view so the access kernel (access-kernel.wat) sees the same hints.
    */
-  declare private readonly hintsI32Index: number;
+  private readonly hintsI32Index: number;
 
-  declare private readonly concurrent: boolean;
+  private readonly concurrent: boolean;
   /** The access kernel's flush loop over the memory that holds `i32` (a sim machine), or null. */
-  declare private readonly flushKernel: FlushLinesKernel | null;
+  private readonly flushKernel: FlushLinesKernel | null;
   /** The Int32 index of the core's cache descriptor in the kernel's memory (-1 without a kernel). */
-  declare readonly descriptorI32Index: number;
+  readonly descriptorI32Index: number;
 
   /**
    * @param concurrent false when one thread drives every hyperthread (the sim backend): the core lock
@@ -272,9 +259,8 @@ export class CoreL1d implements CoreBuffer {
   }
 
   access(pfn: number, lineInPage: number, domain: number): boolean {
-    // Out of line: V8 weighs a function's whole bytecode when it decides to inline it, and with these
-    // checks written here (switched off) the fill-buffer access replaying a sim trace ran ~1.6x slower.
-    if (debugChecks) checkLineArguments('l1d', pfn, lineInPage, domain, this.domainCount);
+    // The checks are a function of their own, so the hot path stays short when they are off.
+    if (assertDebugEnabled) checkLineArguments('l1d', pfn, lineInPage, domain, this.domainCount);
     if (!this.concurrent) return this.accessHeld(pfn, lineInPage, domain);
     acquireCoreLock(this.i32, this.lockI32Index);
     const hit = this.accessHeld(pfn, lineInPage, domain);
@@ -289,7 +275,7 @@ export class CoreL1d implements CoreBuffer {
    */
   private accessHeld(pfn: number, lineInPage: number, domain: number): boolean {
     const i32 = this.i32;
-    const set = ((pfn & this.pageMask) * pageLines + lineInPage) & this.setMask;
+    const set = ((pfn & this.pageMask) * linesPerPage + lineInPage) & this.setMask;
     const setI32Index = this.linesI32Index + set * this.setI32s;
     const setEndI32Index = setI32Index + this.setI32s;
     const owner = ownerOf(domain);
@@ -318,7 +304,7 @@ export class CoreL1d implements CoreBuffer {
     for (; lineI32Index < setEndI32Index; lineI32Index += lineWords) {
       const stamp = i32[lineI32Index + stampWord];
       if (stamp === 0) {
-        if (debugChecks)
+        if (assertDebugEnabled)
           assertDebug(
             i32[lineI32Index + ownerWord] === ownerInvalid,
             'l1d: stamp 0 exactly on invalid lines',
@@ -342,7 +328,7 @@ export class CoreL1d implements CoreBuffer {
         ? setI32Index + this.plruVictim(set) * lineWords
         : setI32Index + (minKey & wayMask) * lineWords;
     }
-    if (debugChecks)
+    if (assertDebugEnabled)
       assertDebug(
         victimI32Index >= setI32Index && victimI32Index < setEndI32Index,
         'l1d: victim outside its set',
@@ -355,7 +341,7 @@ export class CoreL1d implements CoreBuffer {
 
   private hit(set: number, lineI32Index: number, owner: number): true {
     const lineOwner = this.i32[lineI32Index + ownerWord];
-    if (debugChecks) assertDebug(lineOwner !== ownerInvalid, 'l1d: a line with a stamp is valid');
+    if (assertDebugEnabled) assertDebug(lineOwner !== ownerInvalid, 'l1d: a line with a stamp is valid');
     // The frame changed owner since the line came in (freed and reallocated, converted): the line
     // now holds the new owner's data as far as INV-2 is concerned.
     if (lineOwner !== owner) this.retag(lineI32Index, lineOwner, owner);
@@ -384,7 +370,7 @@ export class CoreL1d implements CoreBuffer {
       'l1d',
       this.concurrent,
     );
-    if (debugChecks) {
+    if (assertDebugEnabled) {
       const linesEndI32Index = this.linesI32Index + this.sets * this.setI32s;
       const left = countValidEntries(i32, this.linesI32Index, linesEndI32Index, lineWords, ownerWord);
       assertDebug(left === 0, 'l1d flush: a valid line past the first invalid way of its set');
@@ -500,7 +486,7 @@ export class CoreL1d implements CoreBuffer {
       addWord(i32, this.validLinesI32Index, 1, this.concurrent);
     } else {
       const left = addWord(i32, this.countsI32Index + domainOfOwner(oldOwner), -1, this.concurrent) - 1;
-      if (debugChecks) assertDebug(left >= 0, 'l1d: domain count went negative on eviction');
+      if (assertDebugEnabled) assertDebug(left >= 0, 'l1d: domain count went negative on eviction');
     }
     i32[lineI32Index + pfnWord] = pfn;
     i32[lineI32Index + lineInPageWord] = lineInPage;

@@ -4,86 +4,37 @@ import { CoreForeignLines } from '../cache/core-buffer.js';
 import type { CoreCaches } from '../cache/core-caches.js';
 import type { ConfidentialVm } from '../coco/confidential-vm.js';
 import { smtSpeedupOf, type Workload } from '../config/workload.js';
-import { cacheLineBytes as importedCacheLineBytes, pageBytes } from '../constants.js';
-import { Vector as importedVector, Mailboxes, type Notifier } from '../kick/ipi.js';
+import { cacheLineBytes, pageBytes } from '../constants.js';
+import { Mailboxes, type Notifier, Vector } from '../kick/ipi.js';
 import type { Machine } from '../machine.js';
 import type { FrameTable } from '../memory/frames.js';
 import {
-  CoreField as importedCoreField,
-  coreFieldIndex as importedCoreFieldIndex,
-  ThreadField as importedThreadField,
-  threadFieldIndex as importedThreadFieldIndex,
-  ThreadStat as importedThreadStat,
+  CoreField,
+  coreFieldIndex,
+  ThreadField,
+  ThreadStat,
+  threadFieldIndex,
   threadStatIndex,
 } from '../memory/layout.js';
-import {
-  addWord as importedAddWord,
-  andWord as importedAndWord,
-  compareExchangeWord as importedCompareExchangeWord,
-  loadWord as importedLoadWord,
-  orWord as importedOrWord,
-} from '../memory/words.js';
-import {
-  guestSpace,
-  kernelSpace as importedKernelSpace,
-  kvmSpace as importedKvmSpace,
-  vmmSpace as importedVmmSpace,
-} from '../paging/address-space.js';
-import { Access as importedAccess } from '../paging/entry-format.js';
+import { addWord, andWord, compareExchangeWord, loadWord, orWord } from '../memory/words.js';
+import { guestSpace, kernelSpace, kvmSpace, vmmSpace } from '../paging/address-space.js';
+import { Access } from '../paging/entry-format.js';
 import type { Tlb } from '../paging/tlb.js';
-import { lineInPageOf as importedLineInPageOf } from '../paging/va-layout.js';
-import { Flush as importedFlush, type Policy, type PolicyView } from '../policy/policy.js';
+import { lineInPageOf } from '../paging/va-layout.js';
+import { Flush, type Policy, type PolicyView } from '../policy/policy.js';
 import type { CostModel } from './costs.js';
-import {
-  catalogueVariantCount,
-  ExitStatField as importedExitStatField,
-  newExitStats,
-} from './exit-breakdown.js';
-import { exitReasonIndex, exitCatalogue as importedExitCatalogue } from './exits.js';
+import { catalogueVariantCount, ExitStatField, newExitStats } from './exit-breakdown.js';
+import { exitCatalogue, exitReasonIndex } from './exits.js';
 import {
   type CompiledCatalogue,
   type CompiledVariant,
   compiledCatalogueOf,
-  OpKind as importedOpKind,
+  OpKind,
 } from './handler-program.js';
 import { type ResolvedMix, resolveMix } from './mixes.js';
-import {
-  Mode as importedMode,
-  modeOf as importedModeOf,
-  stunBit as importedStunBit,
-  withMode as importedWithMode,
-  modeNames,
-  siblingFieldsMask,
-} from './modes.js';
+import { Mode, modeNames, modeOf, siblingFieldsMask, stunBit, withMode } from './modes.js';
 import { ThreadPolicyView } from './policy-view.js';
 import { isBusy, speedPerThread } from './smt-speed.js';
-
-// Imported bindings as module-private constants, for the sim's hot path (memory/words.ts says why).
-const cacheLineBytes = importedCacheLineBytes;
-const Vector = importedVector;
-const CoreField = importedCoreField;
-const coreFieldIndex = importedCoreFieldIndex;
-const ThreadField = importedThreadField;
-const ThreadStat = importedThreadStat;
-const threadFieldIndex = importedThreadFieldIndex;
-const addWord = importedAddWord;
-const andWord = importedAndWord;
-const compareExchangeWord = importedCompareExchangeWord;
-const loadWord = importedLoadWord;
-const orWord = importedOrWord;
-const kernelSpace = importedKernelSpace;
-const kvmSpace = importedKvmSpace;
-const vmmSpace = importedVmmSpace;
-const Access = importedAccess;
-const lineInPageOf = importedLineInPageOf;
-const Flush = importedFlush;
-const exitCatalogue = importedExitCatalogue;
-const ExitStatField = importedExitStatField;
-const OpKind = importedOpKind;
-const Mode = importedMode;
-const modeOf = importedModeOf;
-const stunBit = importedStunBit;
-const withMode = importedWithMode;
 
 /**
  * The hyperthread state machine (DESIGN.md "The model"; issue 3). One vCPU pinned to one hyperthread
@@ -113,7 +64,7 @@ const withMode = importedWithMode;
  * entry it guards are one atomic step, and a sibling's mode is always read atomically.
  */
 export const Step = { ran: 0, wait: 1 } as const;
-/** Step's codes for this module (its own export is a binding V8 checks at each use, as an import is). */
+/** Step's codes as this module reads them. */
 const StepCode = { ran: Step.ran, wait: Step.wait } as const;
 
 /** What a backend gives the state machine: seeded randomness, wake-ups, and how IPI latency shows. */
@@ -171,8 +122,7 @@ const Phase = {
 export const phaseNames = Object.keys(Phase);
 
 const interruptVectors = Vector.nmi | Vector.machineCheck | Vector.irq;
-// Module-private copies of the statistics a guest step writes: V8 (Node 20) reloads an imported
-// binding at every use but folds a private `const` into the code.
+// The statistics a guest step writes.
 const statSteps = ThreadStat.steps;
 const statClockCycles = ThreadStat.clockCycles;
 const statModeCyclesBase = ThreadStat.modeCyclesBase;
@@ -184,15 +134,14 @@ const retriesMax = 1_000_000;
 const satisfied = -1;
 
 export class Hyperthread implements PolicyView {
-  // Fields set in the constructor are `declare`d: memory/words.ts says why (V8 field representations).
-  declare readonly thread: number;
-  declare readonly core: number;
-  declare readonly sibling: number;
+  readonly thread: number;
+  readonly core: number;
+  readonly sibling: number;
   /** The siblings' mode fields of the core word (`siblingFieldsMask`). */
-  declare readonly siblingFields: number;
-  declare readonly smt: number;
-  declare readonly vmId: number;
-  declare readonly vcpu: number;
+  readonly siblingFields: number;
+  readonly smt: number;
+  readonly vmId: number;
+  readonly vcpu: number;
 
   /** Virtual time of this thread, in cycles. */
   clockCycles = 0;
@@ -258,7 +207,7 @@ export class Hyperthread implements PolicyView {
    * read when the run is collected. `exitStatBase` is the record of the exit being handled (-1 before
    * the first exit), `exitAtCycles` the clock at that exit, until the entry that ends it times it.
    */
-  declare readonly exitStats: Float64Array;
+  readonly exitStats: Float64Array;
   private exitStatBase = -1;
   private exitAtCycles = 0;
   private exitTimed = true;
@@ -269,27 +218,27 @@ export class Hyperthread implements PolicyView {
   private nextMachineCheckAtCycles = Number.POSITIVE_INFINITY;
   private nextIrqAtCycles = Number.POSITIVE_INFINITY;
   private injectionCursor = 0;
-  declare private readonly injections: { atCycles: number; vector: number }[];
+  private readonly injections: { atCycles: number; vector: number }[];
   /**
    * The earliest time any interrupt source (an injection, the NMI, #MC or IRQ clocks) fires: before it,
    * `arriveInterrupts` has nothing to do. Recomputed whenever one of them moves.
    */
   private nextArrivalAtCycles = 0;
 
-  declare private readonly i32: Int32Array;
+  private readonly i32: Int32Array;
   /** Machine.concurrent: siblings and monitors in other threads, so shared words need Atomics (memory/words.ts). */
-  declare private readonly atomic: boolean;
-  declare private readonly coreIndex: number;
-  declare private readonly tlb: Tlb;
+  private readonly atomic: boolean;
+  private readonly coreIndex: number;
+  private readonly tlb: Tlb;
   /** The core's L1D and fill buffers, and the access path through them (`lineCycles`). */
-  declare private readonly caches: CoreCaches;
-  declare private readonly frames: FrameTable;
+  private readonly caches: CoreCaches;
+  private readonly frames: FrameTable;
   /** INV-2's count for this thread's VM on its core (the monitor and nosmt ask it at every guest step). */
-  declare private readonly foreign: CoreForeignLines;
+  private readonly foreign: CoreForeignLines;
   /** The guest's address space and this vCPU's working set in it: fixed for the run (touchGuestMemory). */
-  declare private readonly guestSpaceId: number;
-  declare private readonly workingSetPages: number;
-  declare private readonly firstWorkingPage: number;
+  private readonly guestSpaceId: number;
+  private readonly workingSetPages: number;
+  private readonly firstWorkingPage: number;
   /**
    * Lines the guest refills after an L1D flush: its working set, as far as the L1D holds it. A real
    * guest touches its working set many times over between two exits (a stretch is ~17k cycles even at
@@ -301,59 +250,59 @@ export class Hyperthread implements PolicyView {
    * The access kernel's guest read (Machine.guestAccess), or null where the machine has no kernel or the
    * VM is confidential (its touch comes before the translation).
    */
-  declare private readonly guestAccess: GuestAccessKernel | null;
+  private readonly guestAccess: GuestAccessKernel | null;
   /** The access kernel's handler line access (Machine.lineAccess), or null. */
-  declare private readonly lineAccess: LineAccessKernel | null;
+  private readonly lineAccess: LineAccessKernel | null;
   /** This thread's descriptor for the two (Machine.kernelDescriptorI32Index). */
-  declare private readonly kernelDescriptor: number;
+  private readonly kernelDescriptor: number;
   /**
    * This thread's statistics record in the machine buffer (ThreadStat), as its own view: a stat is then
    * a constant index, where an offset into the whole buffer cost an add and its overflow check at
    * every count (a guest step counts five times).
    */
-  declare private readonly stats: Float64Array;
-  declare private readonly ackIndex: number;
-  declare private readonly mailboxes: Mailboxes;
+  private readonly stats: Float64Array;
+  private readonly ackIndex: number;
+  private readonly mailboxes: Mailboxes;
   /** This thread's mailbox word (`Mailboxes.index`): polled at every guest and handler step. */
-  declare private readonly mailboxIndex: number;
-  declare private readonly catalogue: CompiledCatalogue;
-  declare private readonly mix: ResolvedMix;
-  declare private readonly kickVariant: CompiledVariant;
-  declare private readonly nmiVariant: CompiledVariant;
-  declare private readonly machineCheckVariant: CompiledVariant;
-  declare private readonly irqVariant: CompiledVariant;
-  declare private readonly guestPages: number;
+  private readonly mailboxIndex: number;
+  private readonly catalogue: CompiledCatalogue;
+  private readonly mix: ResolvedMix;
+  private readonly kickVariant: CompiledVariant;
+  private readonly nmiVariant: CompiledVariant;
+  private readonly machineCheckVariant: CompiledVariant;
+  private readonly irqVariant: CompiledVariant;
+  private readonly guestPages: number;
   /** The workload's guest quantum and accesses per quantum, read at every guest step. */
-  declare private readonly guestQuantumCycles: number;
-  declare private readonly guestAccessesPerQuantum: number;
-  declare private readonly guestAccessesPerStretchMax: number;
+  private readonly guestQuantumCycles: number;
+  private readonly guestAccessesPerQuantum: number;
+  private readonly guestAccessesPerStretchMax: number;
   /** Mean guest cycles between two exits (RunConfig's, resolved from the exit rate by the backend). */
-  declare private readonly exitIntervalCycles: number;
+  private readonly exitIntervalCycles: number;
   /**
    * Longest guest step, in cycles: the backend's choice. The sim runs a guest stretch as one wait on
    * the mailbox with the next exit as its deadline (+Infinity here); the workers backend, whose threads
    * poll their mailboxes in real time, steps it in quanta.
    */
-  declare private readonly guestStepCyclesMax: number;
+  private readonly guestStepCyclesMax: number;
   /** This thread's speed by how many of its core's threads are busy (core-timeline.ts speedPerThread). */
-  declare private readonly speedByBusy: Float64Array;
+  private readonly speedByBusy: Float64Array;
   /** Threads running other vCPUs of this VM (wake-IPI targets). */
-  declare private readonly peers: number[];
-  declare private readonly siblingThreads: number[];
+  private readonly peers: number[];
+  private readonly siblingThreads: number[];
 
-  declare readonly machine: Machine;
-  declare readonly policy: Policy;
+  readonly machine: Machine;
+  readonly policy: Policy;
   /** Policy.usesAsi: whether the host side runs in kvm:N (ASI) or in the full kernel (the baselines). */
-  declare private readonly usesAsi: boolean;
+  private readonly usesAsi: boolean;
   /** MachineConfig.kpti: a CR3 write on the way to the VMM and another on the way back. */
-  declare private readonly kpti: boolean;
+  private readonly kpti: boolean;
   /** What the policy's hooks see of this thread: read-only (policy-view.ts says why). */
-  declare private readonly view: ThreadPolicyView;
-  declare readonly costs: CostModel;
-  declare readonly workload: Workload;
-  declare readonly observer: Observer;
-  declare readonly env: Environment;
-  declare readonly confidential: ConfidentialVm | null;
+  private readonly view: ThreadPolicyView;
+  readonly costs: CostModel;
+  readonly workload: Workload;
+  readonly observer: Observer;
+  readonly env: Environment;
+  readonly confidential: ConfidentialVm | null;
 
   constructor(
     machine: Machine,
@@ -538,8 +487,8 @@ export class Hyperthread implements PolicyView {
    * other threads, the workers' controller and a run's result read them. The backend calls it where
    * such a reader may look: the sim at the end of a run (nothing reads the words during one), the
    * workers after every step and wait and before every wake. Written as they changed instead (the clock
-   * and the mode's cycles at every `spend`, the rest at every step), they cost ~65 instructions a step
-   * (valgrind, asi / sysbench-cpu).
+   * and the mode's cycles at every `spend`, the rest at every step), they cost ~6% of a sim step
+   * (docs/perf-log.md).
    */
   publishCounters(): void {
     this.chargeMode();
@@ -777,7 +726,7 @@ export class Hyperthread implements PolicyView {
    * In the sim it is one wait on this thread's mailbox with that time as the deadline, so a kick or an
    * IPI sent meanwhile wakes it at the sender's clock and it looks again; the workers backend steps it
    * in pieces of `guestStepCyclesMax`. The rare paths (interrupt sources firing, a pending mailbox) are
-   * methods of their own: what V8 inlines into this one has a budget.
+   * methods of their own.
    */
   private stepGuest(): number {
     if (this.stretchStartCycles >= 0) this.endStretch();
@@ -1157,8 +1106,7 @@ export class Hyperthread implements PolicyView {
 
   /**
    * A handler access missed in kvm:N (INV-7): reported (handler, VA) and handled by a switch to the
-   * full address space; the op is retried there. Out of `stepHandler` to keep that one small for V8's
-   * inliner (it weighs the whole bytecode of a function).
+   * full address space; the op is retried there. The rare path, out of `stepHandler`.
    */
   private handlerFault(variant: CompiledVariant, va: number): number {
     // In the full kernel address space nothing is left to switch to: the handler cannot run (a write to

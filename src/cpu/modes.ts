@@ -75,8 +75,7 @@ function anyFieldZero(fields: number): boolean {
 
 /**
  * Whether any sibling of `self` is in full or vmm, without a loop over the siblings: the guest step asks it
- * (INV-1) at every step, and the loop cost ~40 instructions and a mispredicted branch a step with two
- * siblings (valgrind, asi / sysbench-cpu). The other siblings' fields are kept and the rest zeroed (an
+ * (INV-1) at every step (docs/perf-log.md). The other siblings' fields are kept and the rest zeroed (an
  * offline mode, neither full nor vmm); a field equals full (vmm) where its XOR with full (vmm) is zero.
  */
 export function anySiblingHoldsSecrets(word: number, self: number, smt: number): boolean {
@@ -90,7 +89,7 @@ export function siblingFieldsMask(self: number, smt: number): number {
 
 /**
  * `anySiblingHoldsSecrets` with the siblings' fields worked out once (`siblingFieldsMask`): the monitor
- * asks it at every guest step, where the mask cost ~8 instructions (valgrind, asi / sysbench-cpu).
+ * asks it at every guest step.
  */
 export function siblingsHoldSecrets(word: number, siblingFields: number): boolean {
   const modes = word & siblingFields;

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { dirname, join, sep } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import { assert } from '../assert.js';
@@ -73,16 +73,13 @@ export function inProcessExecutor(): FuzzExecutor {
 }
 
 /**
- * The worker file: dist/workers/fuzz-case.worker.js next to this module's build (workers run from
- * dist/ only: Node 20 cannot start a .ts worker). From src/ (vitest), the built one in dist/.
+ * The worker file: dist/workers/fuzz-case.worker.js next to this module's build, dist/chunks/ (workers
+ * run from dist/ only: Node 20 cannot start a .ts worker). From src/ (vitest), the built one in dist/.
  */
 export function fuzzWorkerPath(): string {
   const here = dirname(fileURLToPath(import.meta.url));
-  const distMarker = `${sep}dist${sep}src${sep}`;
-  const root = here.includes(distMarker)
-    ? here.slice(0, here.lastIndexOf(distMarker) + `${sep}dist`.length)
-    : join(here, '..', '..', 'dist');
-  return join(root, 'workers', 'fuzz-case.worker.js');
+  const dist = basename(dirname(here)) === 'dist' ? dirname(here) : join(here, '..', '..', 'dist');
+  return join(dist, 'workers', 'fuzz-case.worker.js');
 }
 
 export interface PoolOptions {

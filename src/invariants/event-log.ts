@@ -50,19 +50,18 @@ export interface LoggedEvent {
 }
 
 export class EventLog {
-  // Fields set in the constructor are `declare`d: memory/words.ts says why (V8 field representations).
   private hashValue = 0x811c9dc5;
-  declare private readonly ring: Float64Array;
+  private readonly ring: Float64Array;
   private ringNext = 0;
   private ringCount = 0;
   /** Every event, when `keepAll` (time, thread, kind, a, b repeated). */
-  declare readonly all: number[] | null;
+  readonly all: number[] | null;
   count = 0;
 
-  declare readonly ringSize: number;
-  declare readonly logGuestSteps: boolean;
+  readonly ringSize: number;
+  readonly logGuestSteps: boolean;
   /** Where event times come from instead of the caller's (the workers backend's wall clock), or null. */
-  declare private readonly clock: (() => number) | null;
+  private readonly clock: (() => number) | null;
 
   constructor(
     ringSize = 64,
@@ -109,9 +108,8 @@ export class EventLog {
   }
 
   /**
-   * A guest step: counted, and hashed only with `logGuestSteps` (see `record`). Small enough to be
-   * inlined into the monitor, so the common case passes no double through a call, which would box it:
-   * an allocation per guest step.
+   * A guest step: counted, and hashed only with `logGuestSteps` (see `record`). Small on purpose: the
+   * common case is a count.
    */
   recordGuestStep(timeCycles: number, thread: number): void {
     if (!this.logGuestSteps) {

@@ -4,24 +4,21 @@ import type { CompiledVariant } from '../cpu/handler-program.js';
 import type { Hyperthread, Observer } from '../cpu/hyperthread.js';
 import {
   describeCoreWord,
-  holdsSecrets as importedHoldsSecrets,
-  Mode as importedMode,
-  modeOf as importedModeOf,
-  siblingsHoldSecrets as importedSiblingsHoldSecrets,
+  holdsSecrets,
+  Mode,
   modeNames,
+  modeOf,
+  siblingsHoldSecrets,
 } from '../cpu/modes.js';
-import { Vector as importedVector } from '../kick/ipi.js';
+import { Vector } from '../kick/ipi.js';
 import type { Machine } from '../machine.js';
-import { domainName, isPrivateDomain as importedIsPrivateDomain, isAllowedInKvm } from '../memory/domains.js';
-import {
-  ThreadField as importedThreadField,
-  threadFieldIndex as importedThreadFieldIndex,
-} from '../memory/layout.js';
-import { loadWord as importedLoadWord } from '../memory/words.js';
-import { kvmSpace as importedKvmSpace } from '../paging/address-space.js';
+import { domainName, isAllowedInKvm, isPrivateDomain } from '../memory/domains.js';
+import { ThreadField, threadFieldIndex } from '../memory/layout.js';
+import { loadWord } from '../memory/words.js';
+import { kvmSpace } from '../paging/address-space.js';
 import { formatVa } from '../paging/va-layout.js';
 import { CoreTimelines } from './core-timeline.js';
-import { describeEvent, type EventLog, EventKind as importedEventKind } from './event-log.js';
+import { describeEvent, EventKind, type EventLog } from './event-log.js';
 import {
   type InvariantId,
   invariantNumbers,
@@ -29,19 +26,6 @@ import {
   type ViolationCounts,
   zeroCounts,
 } from './violation.js';
-
-// Imported bindings as module-private constants, for the sim's hot path (memory/words.ts says why).
-const Mode = importedMode;
-const modeOf = importedModeOf;
-const siblingsHoldSecrets = importedSiblingsHoldSecrets;
-const holdsSecrets = importedHoldsSecrets;
-const Vector = importedVector;
-const isPrivateDomain = importedIsPrivateDomain;
-const ThreadField = importedThreadField;
-const threadFieldIndex = importedThreadFieldIndex;
-const loadWord = importedLoadWord;
-const kvmSpace = importedKvmSpace;
-const EventKind = importedEventKind;
 
 /**
  * The invariant monitor (DESIGN.md "Invariants"): checks INV-1, 2, 3, 4, 7, 8 (and INV-10 for host
@@ -71,7 +55,6 @@ const kvmCleanAtWrites = new WeakMap<object, Float64Array>();
 const kvmFrontSlots = 256;
 
 export class Monitor implements Observer {
-  // Fields set in the constructor are `declare`d: memory/words.ts says why (V8 field representations).
   readonly counts: ViolationCounts = zeroCounts();
   readonly records: Violation[] = [];
   readonly faults: FaultReport[] = [];
@@ -96,7 +79,7 @@ export class Monitor implements Observer {
    */
   private readonly kvmMapped: Set<number>[] = [];
   /** Per VM, the generation `kvmMapped` holds answers for (NaN: none yet). */
-  declare private readonly kvmMappedGeneration: Float64Array;
+  private readonly kvmMappedGeneration: Float64Array;
   /**
    * Fault reports' addresses as text, by VA: a handler faults at the same few addresses run after run,
    * and formatting each took ~1.5% of a sim run's time (CPU profile, asi / sysbench-cpu, 200 reports).
@@ -105,29 +88,27 @@ export class Monitor implements Observer {
   /**
    * A direct-mapped front of `kvmMapped`: VM v's slot for a page is v x kvmFrontSlots + page mod
    * kvmFrontSlots, and holds a page of the Set, or NaN (equal to nothing). Kernel VA pages are past 2^30,
-   * so a Set lookup boxes its key (an allocation); the front answers repeated handler accesses without
-   * one, in one load (a page array and an answer array per VM cost ~33 instructions a sim step, valgrind,
-   * asi / sysbench-cpu). It only ever copies the Set and is cleared with it, so the answers are the Set's.
+   * so a Set lookup allocates its key; the front answers repeated handler accesses without one, in one
+   * load. It only ever copies the Set and is cleared with it, so the answers are the Set's.
    */
-  declare private readonly kvmFront: Float64Array;
+  private readonly kvmFront: Float64Array;
   /**
-   * The address a front miss hands to `mappedInKvmSet`, through this field rather than as an argument:
-   * TurboFan boxed a double argument of that rare call at every `mappedInKvm`, taken or not (an
-   * allocation per handler access, over half of a sim run's garbage: heap sampling, asi / sysbench-cpu).
+   * The address a front miss hands to `mappedInKvmSet`, through this field rather than as an argument
+   * (as an argument it cost an allocation per handler access, taken or not: docs/perf-log.md).
    */
-  declare private missedVa: number;
-  declare private readonly smt: number;
+  private missedVa: number;
+  private readonly smt: number;
   /** Whether foreign-line samples are recorded: only when the log keeps every event (traces). */
-  declare private readonly sampling: boolean;
+  private readonly sampling: boolean;
   /** Per core, the foreign-line count last sampled (-1: none yet). */
-  declare private readonly lastForeignLines: Int32Array;
+  private readonly lastForeignLines: Int32Array;
 
-  declare private readonly machine: Machine;
-  declare private readonly log: EventLog | null;
-  declare private readonly recordsPerInvariant: number;
-  declare private readonly faultsKept: number;
+  private readonly machine: Machine;
+  private readonly log: EventLog | null;
+  private readonly recordsPerInvariant: number;
+  private readonly faultsKept: number;
   /** The run's exit catalogue (with its user handlers), for naming exits in violation records. */
-  declare private readonly catalogue: readonly ExitReasonSpec[];
+  private readonly catalogue: readonly ExitReasonSpec[];
 
   constructor(
     machine: Machine,
@@ -265,8 +246,8 @@ export class Monitor implements Observer {
 
   /**
    * `counted` after the count itself: the guest-step checks (INV-1, INV-2, at every step of an unsafe
-   * policy) bump `counts` by a literal name, because one keyed update shared by every id goes
-   * megamorphic in V8 (~5% of a `none` run, measured).
+   * policy) bump `counts` by a literal name: one keyed update shared by every id cost ~5% of a `none`
+   * run (measured).
    */
   private logged(invariantNumber: number, recordsKept: number, timeCycles: number, thread: number): boolean {
     this.total++;
@@ -325,8 +306,8 @@ export class Monitor implements Observer {
   }
 
   /**
-   * INV-1 and INV-2 while guest code runs on `thread` (at a guest step and at entry). Small on purpose,
-   * so V8 inlines it into the guest step: the counting of a failed check is out of line.
+   * INV-1 and INV-2 while guest code runs on `thread` (at a guest step and at entry). Small on purpose:
+   * the counting of a failed check is out of line.
    */
   private checkGuestRuns(thread: Hyperthread, at: string): void {
     const word = thread.coreWord();
@@ -368,8 +349,7 @@ export class Monitor implements Observer {
     }
   }
 
-  // The records of a failed check are built out of line: V8 weighs a function's whole bytecode when it
-  // decides to inline it, and the checks run at every guest step.
+  // The records of a failed check are built out of line; the checks run at every guest step.
 
   private keepSiblingExposure(thread: Hyperthread, word: number, sibling: number, at: string): void {
     const mode = modeOf(word, sibling);

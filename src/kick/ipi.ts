@@ -1,21 +1,5 @@
-import {
-  ThreadStat as importedThreadStat,
-  type Layout,
-  ThreadField,
-  threadFieldIndex,
-  threadStatIndex,
-} from '../memory/layout.js';
-import {
-  andWord as importedAndWord,
-  loadWord as importedLoadWord,
-  orWord as importedOrWord,
-} from '../memory/words.js';
-
-// Imported bindings as module-private constants, for the sim's hot path (memory/words.ts says why).
-const loadWord = importedLoadWord;
-const andWord = importedAndWord;
-const orWord = importedOrWord;
-const ThreadStat = importedThreadStat;
+import { type Layout, ThreadField, ThreadStat, threadFieldIndex, threadStatIndex } from '../memory/layout.js';
+import { andWord, loadWord, orWord } from '../memory/words.js';
 
 /**
  * IPI mailboxes: one word of pending-vector bits per hyperthread (DESIGN.md "IPI mailboxes"). A
@@ -47,15 +31,14 @@ export interface Notifier {
 }
 
 export class Mailboxes {
-  // Fields set in the constructor are `declare`d: memory/words.ts says why (V8 field representations).
   /** Word index of thread 0's mailbox, and the distance between two threads' records. */
-  declare private readonly mailbox0I32Index: number;
-  declare private readonly threadStrideI32s: number;
+  private readonly mailbox0I32Index: number;
+  private readonly threadStrideI32s: number;
 
-  declare private readonly i32: Int32Array;
-  declare private readonly f64: Float64Array;
-  declare private readonly layout: Layout;
-  declare private readonly atomic: boolean;
+  private readonly i32: Int32Array;
+  private readonly f64: Float64Array;
+  private readonly layout: Layout;
+  private readonly atomic: boolean;
 
   constructor(
     i32: Int32Array,

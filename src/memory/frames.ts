@@ -1,13 +1,7 @@
 import { assert, assertDebug, assertDebugEnabled } from '../assert.js';
 import type { Layout } from './layout.js';
 import type { Region } from './regions.js';
-import { loadWord as importedLoadWord } from './words.js';
-
-// Imported bindings as module-private constants, for the sim's hot path (memory/words.ts says why).
-const loadWord = importedLoadWord;
-
-/** Debug checks in `ownerOf`, read at every cache access (assert.ts: a private copy, folded away when off). */
-const debugChecks = assertDebugEnabled;
+import { loadWord } from './words.js';
 
 /**
  * The frame table: one owner domain and one region id per physical frame. Owners change at run time
@@ -15,14 +9,13 @@ const debugChecks = assertDebugEnabled;
  * with Atomics: a monitor in another thread reads a consistent owner.
  */
 export class FrameTable {
-  // Fields set in the constructor are `declare`d: memory/words.ts says why (V8 field representations).
-  declare readonly frameCount: number;
-  declare private readonly ownerBase: number;
-  declare private readonly regionBase: number;
+  readonly frameCount: number;
+  private readonly ownerBase: number;
+  private readonly regionBase: number;
 
-  declare private readonly i32: Int32Array;
-  declare private readonly regions: readonly Region[];
-  declare private readonly atomic: boolean;
+  private readonly i32: Int32Array;
+  private readonly regions: readonly Region[];
+  private readonly atomic: boolean;
 
   constructor(
     i32: Int32Array,
@@ -52,7 +45,7 @@ export class FrameTable {
 
   ownerOf(pfn: number): number {
     // A constant message: a template literal would build a string at every call, debug or not.
-    if (debugChecks) assertDebug(pfn >= 0 && pfn < this.frameCount, 'ownerOf: pfn out of range');
+    if (assertDebugEnabled) assertDebug(pfn >= 0 && pfn < this.frameCount, 'ownerOf: pfn out of range');
     return loadWord(this.i32, this.ownerBase + pfn, this.atomic);
   }
 

@@ -16,10 +16,8 @@ import {
  * Where the sim backend's machines live: one shared WebAssembly memory per thread, carved into regions,
  * one machine buffer each, and one access kernel over it (cache/access-kernel.ts). One memory, so that
  * the hyperthread's call into the kernel has one target however many machines a thread makes (the bench
- * makes four, the fuzzer one per machine config): V8 inlines the call then, where a target that varies goes
- * through its generic wrapper, ~100 instructions more per cache access (valgrind, asi on all-fast after
- * the bench's warm-up on three more machines: 1,395 instructions a step with a kernel per machine,
- * 1,323 with one kernel; 1,212 with one machine).
+ * makes four, the fuzzer one per machine config): docs/perf-log.md ("Where the speed machinery lives")
+ * says what a varying target costs.
  *
  * A region is a machine's whole buffer (views with a byte offset), followed by each thread's kernel
  * descriptor (machine.ts `simRegionBytes`); nothing in the model sees where it is. Regions are whole 64 KiB pages, zeroed when handed out, and go back to a free list when their
@@ -33,8 +31,8 @@ import {
 /** A WebAssembly page. */
 const wasmPageBytes = 65536;
 /**
- * 512 MiB. V8 reserves a shared memory's maximum up front as address space, but pages are memory once
- * touched, and V8 does not count the arena's use as memory pressure: machines dropped without `dispose`
+ * 512 MiB. Node reserves a shared memory's maximum up front as address space, but pages are memory once
+ * touched, and the arena's use does not count as memory pressure: machines dropped without `dispose`
  * come back only when a full garbage collection happens to run (a loop of 600 runs that each made a
  * machine and dropped it grew an unbounded arena to 2 GiB). So the bound is the most a thread may hold;
  * the backends dispose of the machines they make, and a machine that does not fit gets a buffer of its

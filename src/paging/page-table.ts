@@ -2,12 +2,7 @@ import { assert, assertDebug } from '../assert.js';
 import { pageBytes, pageTableEntries, pageTableI32s, vaLimit } from '../constants.js';
 import { CapacityError } from '../errors.js';
 import type { FrameTable } from '../memory/frames.js';
-import {
-  addressSpaceFieldIndex,
-  HeaderField,
-  AddressSpaceField as importedAddressSpaceField,
-  type Layout,
-} from '../memory/layout.js';
+import { AddressSpaceField, addressSpaceFieldIndex, HeaderField, type Layout } from '../memory/layout.js';
 import {
   Access,
   EptBit,
@@ -20,9 +15,6 @@ import {
   x86NxHigh,
 } from './entry-format.js';
 import { modPowerOfTwo } from './va-layout.js';
-
-// Imported bindings as module-private constants, for the sim's hot path (memory/words.ts says why).
-const AddressSpaceField = importedAddressSpaceField;
 
 /** The resource a CapacityError names when the page-table pool runs out (createMachine turns it into a ConfigError). */
 export const pageTablePoolResource = 'page-table pool';
@@ -85,11 +77,10 @@ function tableIndex(va: number, level: number): number {
 }
 
 export class PageTables {
-  // Fields set in the constructor are `declare`d: memory/words.ts says why (V8 field representations).
-  declare private readonly poolBase: number;
-  declare private readonly ownerBase: number;
-  declare private readonly poolPages: number;
-  declare private readonly poolFirstPfn: number;
+  private readonly poolBase: number;
+  private readonly ownerBase: number;
+  private readonly poolPages: number;
+  private readonly poolFirstPfn: number;
   /** Level at which the last walk stopped (for fault records), written by `walk`. */
   lastWalkLevel = 0;
   /** Leaf size of the last successful walk. */
@@ -97,15 +88,15 @@ export class PageTables {
   /** Effective permissions (MapFlag bits, AND over the levels) of the last successful walk. */
   lastWalkFlags = 0;
   /** Roots and formats never change once an address space exists: cached here for the walk. */
-  declare private readonly rootCache: Int32Array;
-  declare private readonly eptCache: Uint8Array;
-  declare private readonly tlbGenerationBase: number;
+  private readonly rootCache: Int32Array;
+  private readonly eptCache: Uint8Array;
+  private readonly tlbGenerationBase: number;
 
-  declare private readonly i32: Int32Array;
-  declare private readonly u32: Uint32Array;
-  declare private readonly layout: Layout;
-  declare private readonly frames: FrameTable;
-  declare private readonly tableDomainOf: (addressSpace: number) => number;
+  private readonly i32: Int32Array;
+  private readonly u32: Uint32Array;
+  private readonly layout: Layout;
+  private readonly frames: FrameTable;
+  private readonly tableDomainOf: (addressSpace: number) => number;
 
   constructor(
     i32: Int32Array,

@@ -1,25 +1,11 @@
 import { assert, assertDebug } from '../assert.js';
 import { type DescriptorView, KernelDescriptorWord, type TranslateKernel } from '../cache/access-kernel.js';
 import { pageBytes } from '../constants.js';
-import {
-  HeaderField,
-  TlbEntryField as importedTlbEntryField,
-  type Layout,
-  ThreadField,
-  threadFieldIndex,
-} from '../memory/layout.js';
-import { loadWord as importedLoadWord, storeWord as importedStoreWord } from '../memory/words.js';
-import { Access as importedAccess, MapFlag as importedMapFlag } from './entry-format.js';
+import { HeaderField, type Layout, ThreadField, TlbEntryField, threadFieldIndex } from '../memory/layout.js';
+import { loadWord, storeWord } from '../memory/words.js';
+import { Access, MapFlag } from './entry-format.js';
 import type { PageTables } from './page-table.js';
-import { modPowerOfTwo as importedModPowerOfTwo } from './va-layout.js';
-
-// Imported bindings as module-private constants, for the sim's hot path (memory/words.ts says why).
-const TlbEntryField = importedTlbEntryField;
-const loadWord = importedLoadWord;
-const storeWord = importedStoreWord;
-const Access = importedAccess;
-const MapFlag = importedMapFlag;
-const modPowerOfTwo = importedModPowerOfTwo;
+import { modPowerOfTwo } from './va-layout.js';
 
 /**
  * A hyperthread's TLB: set-associative, entries tagged by address space (PCID for host address
@@ -40,8 +26,7 @@ const TlbFlag = {
   dirty: 16,
 } as const;
 const tagMask = 0xffff;
-// Module-private copies of the entry layout for `translate`: V8 (Node 20) reloads an imported binding
-// at every use but folds a private `const` into the code.
+// The entry layout as `translate` reads it.
 const tagFlagsWord = TlbEntryField.tagFlags;
 const vpnLowWord = TlbEntryField.vpnLow;
 const vpnHighWord = TlbEntryField.vpnHigh;
@@ -52,7 +37,6 @@ const accessUser = Access.user;
 const accessExec = Access.exec;
 const flagShift = 16;
 const vpnSplit = 2 ** 30;
-const pageSize = pageBytes;
 // The kernel (cache/access-kernel.wat) has these written in.
 assert(
   tagFlagsWord === 0 && vpnLowWord === 1 && vpnHighWord === 2 && pfnWord === 3 && entryWords === 4,
@@ -83,26 +67,25 @@ export interface TlbGeometry {
 }
 
 export class Tlb {
-  // Fields set in the constructor are `declare`d: memory/words.ts says why (V8 field representations).
-  declare private readonly entriesBase: number;
-  declare private readonly generationsBase: number;
+  private readonly entriesBase: number;
+  private readonly generationsBase: number;
   /** sets - 1: entries and ways are powers of two (machine config), so sets is one too. */
-  declare private readonly setMask: number;
-  declare private readonly cr3Index: number;
-  declare private readonly hitsIndex: number;
-  declare private readonly missesIndex: number;
-  declare private readonly flushesIndex: number;
+  private readonly setMask: number;
+  private readonly cr3Index: number;
+  private readonly hitsIndex: number;
+  private readonly missesIndex: number;
+  private readonly flushesIndex: number;
   /** Words of one set. */
-  declare private readonly setI32s: number;
+  private readonly setI32s: number;
 
-  declare private readonly i32: Int32Array;
-  declare private readonly tables: PageTables;
-  declare readonly thread: number;
-  declare private readonly geometry: TlbGeometry;
-  declare private readonly atomic: boolean;
+  private readonly i32: Int32Array;
+  private readonly tables: PageTables;
+  readonly thread: number;
+  private readonly geometry: TlbGeometry;
+  private readonly atomic: boolean;
   /** The access kernel's TLB hit, when the machine is in a sim arena, and the thread's descriptor for it. */
-  declare private readonly kernel: TranslateKernel | null;
-  declare private readonly descriptorI32Index: number;
+  private readonly kernel: TranslateKernel | null;
+  private readonly descriptorI32Index: number;
 
   constructor(
     i32: Int32Array,
@@ -197,7 +180,7 @@ export class Tlb {
   translate(space: number, va: number, access: number): number {
     // Divisions by powers of two are exact on doubles (va < 2^48); `%` on a double VPN would be a call
     // to fmod, the slowest part of a hit.
-    const vpn = Math.floor(va / pageSize);
+    const vpn = Math.floor(va / pageBytes);
     return this.translatePage(space, modPowerOfTwo(vpn, vpnSplit), Math.floor(vpn / vpnSplit), access);
   }
 
@@ -244,11 +227,10 @@ export class Tlb {
       i32[at + tagFlagsWord] = 0;
       break;
     }
-    return this.miss(space, (vpnHigh * vpnSplit + vpnLow) * pageSize, access, setBase, vpnLow, vpnHigh);
+    return this.miss(space, (vpnHigh * vpnSplit + vpnLow) * pageBytes, access, setBase, vpnLow, vpnHigh);
   }
 
-  // The rare paths of `translate` are methods of their own: V8 weighs a function's whole bytecode when
-  // it decides to inline it, and a translation runs at every guest memory access.
+  // The rare paths of `translate`, which runs at every guest memory access.
 
   /** The space's generation moved since this TLB last looked (an unmap): drop the space's entries. */
   private shootDown(space: number, generation: number): void {

@@ -51,9 +51,9 @@ export function isKernelVa(va: number): boolean {
 }
 
 /**
- * `value % divisor` for an integer 0 <= value < 2^53 and a power-of-two divisor, without `%`: on a
- * number past 2^31 (every kernel VA) V8 compiles `%` to a call to fmod, which showed in profiles of the
- * sim. Exact: the division by a power of two, the floor, the product and the difference all are.
+ * `value % divisor` for an integer 0 <= value < 2^53 and a power-of-two divisor, without `%` (on a
+ * number past 2^31, every kernel VA, `%` is a floating-point remainder: docs/perf-log.md). Exact: the
+ * division by a power of two, the floor, the product and the difference all are.
  */
 export function modPowerOfTwo(value: number, divisor: number): number {
   return value - Math.floor(value / divisor) * divisor;

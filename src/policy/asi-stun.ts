@@ -1,8 +1,5 @@
-import { isStunned as importedIsStunned } from '../cpu/modes.js';
+import { isStunned } from '../cpu/modes.js';
 import { definePolicy, flushIfForeign, noSiblingHoldsSecrets } from './policy.js';
-
-// Imported bindings as module-private constants, for the sim's hot path (memory/words.ts says why).
-const isStunned = importedIsStunned;
 
 /**
  * Google's later ASI design: a core "stun" state. A thread that needs the full address space stuns

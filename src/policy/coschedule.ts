@@ -1,9 +1,5 @@
-import { Mode as importedMode, modeOf as importedModeOf } from '../cpu/modes.js';
+import { Mode, modeOf } from '../cpu/modes.js';
 import { definePolicy, flushIfForeign, type Policy, type PolicyView } from './policy.js';
-
-// Imported bindings as module-private constants, for the sim's hot path (memory/words.ts says why).
-const Mode = importedMode;
-const modeOf = importedModeOf;
 
 /**
  * Core-wide protection on every VM exit: every exit kicks the siblings out of the guest and holds them

@@ -1,7 +1,4 @@
-import { definePolicy, Flush as importedFlush, type PolicyView } from './policy.js';
-
-// Imported bindings as module-private constants, for the sim's hot path (memory/words.ts says why).
-const Flush = importedFlush;
+import { definePolicy, Flush, type PolicyView } from './policy.js';
 
 /**
  * Flush the L1D on every VM entry (`vmentry_l1d_flush=always`), or only after host code that may have

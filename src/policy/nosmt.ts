@@ -1,7 +1,4 @@
-import { definePolicy, Flush as importedFlush, type PolicyView } from './policy.js';
-
-// Imported bindings as module-private constants, for the sim's hot path (memory/words.ts says why).
-const Flush = importedFlush;
+import { definePolicy, Flush, type PolicyView } from './policy.js';
 
 /**
  * KVM's `l1tf=flush,nosmt`: SMT off (only sibling 0 of each core runs), and the L1D flushed on VM

@@ -1,14 +1,5 @@
 import { assert } from '../assert.js';
-import {
-  anySiblingHoldsSecrets as importedAnySiblingHoldsSecrets,
-  Mode as importedMode,
-  modeOf as importedModeOf,
-} from '../cpu/modes.js';
-
-// Imported bindings as module-private constants, for the sim's hot path (memory/words.ts says why).
-const Mode = importedMode;
-const modeOf = importedModeOf;
-const anySiblingHoldsSecrets = importedAnySiblingHoldsSecrets;
+import { anySiblingHoldsSecrets, Mode, modeOf } from '../cpu/modes.js';
 
 /**
  * The mitigation policy interface (DESIGN.md "Policies"). A policy decides; the hyperthread state
@@ -65,7 +56,7 @@ export const Flush = {
   /** VERW: clear fill buffers and other core buffers (MDS). */
   buffers: 2,
 } as const;
-/** Flush's bits for this module's hooks (its own export is a binding V8 checks at each use, as an import is). */
+/** Flush's bits as this module's hooks read them. */
 const FlushBits = Flush;
 
 export interface Policy {

@@ -11,7 +11,7 @@ import {
   releaseCoreLock,
 } from '../../src/cache/core-buffer.js';
 
-const distBuilt = existsSync(fileURLToPath(new URL('../../dist/src/cache/core-buffer.js', import.meta.url)));
+const distBuilt = existsSync(fileURLToPath(new URL('../../dist/src/internal.js', import.meta.url)));
 const lockIndex = 0;
 const counterIndex = 16;
 

@@ -13,7 +13,7 @@ import { runCli } from './run-cli.js';
 const require = createRequire(import.meta.url);
 const packageVersion = (require('../../package.json') as { version: string }).version;
 const fixtures = join(import.meta.dirname, '..', 'fixtures');
-const distPolicy = join(import.meta.dirname, '..', '..', 'dist', 'src', 'policy', 'index.js');
+const distPolicy = join(import.meta.dirname, '..', '..', 'dist', 'src', 'index.js');
 
 /** The published schema, found as a user finds it: through the package's exports. */
 function benchSchemaValidator() {

@@ -135,8 +135,8 @@ describe('sim arena', () => {
     // In a child process with --expose-gc: 60 machines made one after another, the garbage collector
     // run every 10. Without reuse the arena would hold all 60.
     const script = `
-      const { createMachine, simRegionBytes } = await import('./dist/src/machine.js');
-      const { simArenaPages } = await import('./dist/src/memory/sim-arena.js');
+      const { createMachine } = await import('./dist/src/index.js');
+      const { simArenaPages, simRegionBytes } = await import('./dist/src/internal.js');
       let pagesPerMachine = 0;
       for (let i = 0; i < 60; i++) {
         const machine = createMachine({}, { concurrent: false });

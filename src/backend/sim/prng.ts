@@ -17,17 +17,17 @@ export class Prng {
    * boxed in a field defined before the constructor runs (ES2022 class fields), so every draw allocated
    * (a draw took ~7 ns that way, ~1.2 ns now, measured on Node 20).
    */
-  declare private readonly state: Int32Array;
+  private readonly state: Int32Array;
   /**
    * The next draws, made `batch` at a time, as `random` returns them. `random` is then a load and an
    * increment, small enough for V8 to inline where the generator itself was not (its inlining budget was
    * spent): a call that is not inlined boxes its double result, an allocation per draw. Every method
    * reads from here, so the stream is the same sfc32 stream in the same order.
    */
-  declare private readonly ahead: Float64Array;
+  private readonly ahead: Float64Array;
   private aheadIndex = batch;
   /** Where the kernel makes the batches (state and draws live there), else null: the loop here. */
-  declare private readonly area: Sfc32Area | null;
+  private readonly area: Sfc32Area | null;
 
   /**
    * @param area a sim machine's sfc32 area (Machine.prngArea): its kernel makes the batches, ~20

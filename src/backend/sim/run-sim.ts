@@ -2,7 +2,7 @@ import { assert } from '../../assert.js';
 import { ConfidentialVm } from '../../coco/confidential-vm.js';
 import type { RunConfig, RunSettings } from '../../config/run-config.js';
 import { smtSpeedupOf } from '../../config/workload.js';
-import { type Environment, Hyperthread, Step as importedStep } from '../../cpu/hyperthread.js';
+import { type Environment, Hyperthread, Step } from '../../cpu/hyperthread.js';
 import type { CoreTimelines } from '../../invariants/core-timeline.js';
 import { EventLog } from '../../invariants/event-log.js';
 import { Monitor } from '../../invariants/monitor.js';
@@ -12,9 +12,6 @@ import type { Policy } from '../../policy/policy.js';
 import { collectResult, type RunResult } from '../result.js';
 import { withExitInterval } from './exit-interval.js';
 import { Prng } from './prng.js';
-
-// Imported bindings as module-private constants, for the sim's hot path (memory/words.ts says why).
-const Step = importedStep;
 
 /**
  * The `sim` backend: a discrete-event scheduler in one thread (DESIGN.md "Two backends"). The thread
@@ -65,13 +62,12 @@ interface Parking {
  * double result (an allocation per draw).
  */
 class SimEnvironment implements Environment {
-  // Fields set in the constructor are `declare`d: memory/words.ts says why (V8 field representations).
   /** Set once the threads exist (each takes this environment in its constructor). */
   threads: Hyperthread[] = [];
 
-  declare protected readonly prng: Prng;
-  declare private readonly i32: Int32Array;
-  declare private readonly parking: Parking;
+  protected readonly prng: Prng;
+  private readonly i32: Int32Array;
+  private readonly parking: Parking;
 
   constructor(prng: Prng, i32: Int32Array, parking: Parking) {
     this.prng = prng;
@@ -108,7 +104,7 @@ class SimEnvironment implements Environment {
  */
 class ChoiceEnvironment extends SimEnvironment {
   private choiceIndex = 0;
-  declare private readonly choices: readonly number[];
+  private readonly choices: readonly number[];
 
   constructor(prng: Prng, choices: readonly number[], i32: Int32Array, parking: Parking) {
     super(prng, i32, parking);

@@ -5,15 +5,13 @@ import { WorkersStartupError } from './errors.js';
 
 /**
  * Path of a compiled worker entry (`dist/workers/<name>.js`). Node 20 cannot start a `.ts` worker, so
- * when this module runs from source (vitest) the workers still come from the build.
+ * when this module runs from source (vitest) the workers still come from the build. Built, this module
+ * is part of dist/chunks/asi-emu.js (scripts/build.mjs).
  */
 export function workerScriptPath(name: string): string {
   const here = dirname(fileURLToPath(import.meta.url));
-  const base = resolve(here, '../../..');
-  const path =
-    basename(base) === 'dist'
-      ? join(base, 'workers', `${name}.js`)
-      : join(base, 'dist', 'workers', `${name}.js`);
+  const dist = basename(dirname(here)) === 'dist' ? dirname(here) : resolve(here, '../../../dist');
+  const path = join(dist, 'workers', `${name}.js`);
   if (!existsSync(path)) throw new WorkersStartupError(-1, `${path} is missing: run \`npm run build\` first`);
   return path;
 }
