@@ -9,7 +9,7 @@
 // design, evanw/esbuild#623, "top-level var" in its FAQ), which loses what the bundle is for; the same
 // code bundled by esbuild ran at 0.92-0.94 of the unbundled build, by rolldown at 1.01-1.03.
 //
-// The entries below share one copy of every class: `asi-emu`, `asi-emu/vitest`, the CLI, the bench and
+// The entries below share one copy of every class: `asi-emu`, `asi-emu/coco`, `asi-emu/vitest`, the CLI, the bench and
 // each worker (started by path from dist/workers/) import the one chunk (test/build/bundle.test.ts).
 import { spawnSync } from 'node:child_process';
 import { readdirSync, rmSync } from 'node:fs';
@@ -22,6 +22,7 @@ const dist = join(root, 'dist');
 /** Entry points: the package's exports and bin, the bench, the workers, and the tests' internal entry. */
 const entries = [
   'src/index.ts',
+  'src/coco/index.ts',
   'src/vitest.ts',
   'src/internal.ts',
   'src/cli/main.ts',
