@@ -28,7 +28,6 @@ export function coschedule(options: { holdOnHlt?: boolean } = {}): Policy {
     // Core scheduling is not ASI: exits are handled in the full kernel, after the kick on exit.
     usesAsi: false,
     kickOnExit: kicksOn,
-    kickBeforeFull: () => true,
     waitForSiblingsOut: () => true,
     flushBeforeEntry: flushIfForeign,
     mayEnter: (word: number, view: PolicyView) => {

@@ -46,6 +46,7 @@ describe('the planted bugs, as a list', () => {
   it('plantedBug finds a bug by name and refuses another name, listing the bugs', () => {
     expect(plantedBug('planted-lost-wakeup')).toBe(plantedBugs[6]);
     expect(() => plantedBug('asi')).toThrow(ConfigError);
+    expect(() => plantedBug('asi')).toThrow(/^policy: a planted bug: /);
     expect(() => plantedBug('asi')).toThrow(
       /planted-no-barrier, planted-kick-after-switch, .*planted-stun-race/,
     );

@@ -309,6 +309,9 @@ describe('loadPolicyModule', () => {
     await expect(loadPolicyModule(bad)).rejects.toThrow(
       `--policy-module ${bad}: policy.mayEnter: a function (view) => boolean (got true)`,
     );
+    // A function has a string `name` too, but is no policy object.
+    const fn = module('fn.mjs', 'export function mine() { return true; }');
+    await expect(loadPolicyModule(fn)).rejects.toThrow('(no policy exported)');
     const none = module('none.mjs', 'export const n = 1;');
     await expect(loadPolicyModule(none)).rejects.toThrow('(no policy exported)');
   });

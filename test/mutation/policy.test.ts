@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Mode, withMode } from '../../src/cpu/modes.js';
+import { ConfigError } from '../../src/errors.js';
+import { meantToBeSafe, policies, policyByName, safePolicyNames } from '../../src/policy/index.js';
 import {
   definePolicy,
   noSiblingHoldsSecrets,
@@ -49,6 +51,10 @@ describe('definePolicy refuses what no Policy may be', () => {
   it('a missing or empty name', () => {
     expect(() => definePolicy({ ...base, name: '' })).toThrow(/a policy needs a name/);
     expect(() => definePolicy({ ...base, name: 7 as unknown as string })).toThrow(/a policy needs a name/);
+    // Not a string, though it has a length.
+    expect(() => definePolicy({ ...base, name: { length: 1 } as unknown as string })).toThrow(
+      /a policy needs a name/,
+    );
   });
   it('a hook that is not a function, naming it', () => {
     expect(() => definePolicy({ ...base, mayEnter: true as never })).toThrow(
@@ -65,5 +71,66 @@ describe('definePolicy refuses what no Policy may be', () => {
       /policy p: a stun is part of ASI's switch/,
     );
     expect(definePolicy({ ...base, usesAsi: true, stun: true }).stun).toBe(true);
+  });
+});
+
+describe('the built-in policies’ own decisions, asked directly', () => {
+  it('asi and asi-stun kick before a switch to full and wait for the siblings; asi-ipi-only kicks and does not wait', () => {
+    const at = view(0, 2);
+    for (const name of ['asi', 'asi-stun']) {
+      expect([policies[name].kickBeforeFull(at), policies[name].waitForSiblingsOut(at)], name).toEqual([
+        true,
+        true,
+      ]);
+    }
+    expect([
+      policies['asi-ipi-only'].kickBeforeFull(at),
+      policies['asi-ipi-only'].waitForSiblingsOut(at),
+    ]).toEqual([true, false]);
+  });
+
+  it('coschedule kicks on every exit; coschedule-nohlt on every exit but HLT', () => {
+    const on = (exitReasonName: string) => policyView(0, 2, { exitReasonName });
+    expect([
+      policies.coschedule.kickOnExit(on('HLT')),
+      policies.coschedule.kickOnExit(on('MSR_WRITE')),
+    ]).toEqual([true, true]);
+    expect([
+      policies['coschedule-nohlt'].kickOnExit(on('HLT')),
+      policies['coschedule-nohlt'].kickOnExit(on('MSR_WRITE')),
+    ]).toEqual([false, true]);
+  });
+});
+
+describe('which policies are held to the invariants', () => {
+  it('the safe built-ins are, the unsafe baselines are not', () => {
+    for (const [name, policy] of Object.entries(policies)) {
+      expect(meantToBeSafe(policy), name).toBe((safePolicyNames as readonly string[]).includes(name));
+    }
+  });
+
+  it('a user’s policy is, unless it says safe: false, whatever its name', () => {
+    const mine = definePolicy({ name: 'mine', description: 'd' });
+    expect(meantToBeSafe(mine)).toBe(true);
+    expect(meantToBeSafe({ ...mine, safe: false })).toBe(false);
+    expect(meantToBeSafe({ ...mine, safe: true })).toBe(true);
+    // Named like an unsafe built-in, but not that object: its own setting decides.
+    expect(meantToBeSafe({ ...policies.none })).toBe(true);
+    expect(meantToBeSafe({ ...policies.asi, safe: false })).toBe(false);
+  });
+
+  it('policyByName finds a built-in and refuses another name, naming the flag and listing them', () => {
+    expect(policyByName('asi')).toBe(policies.asi);
+    let refusal: unknown;
+    try {
+      policyByName('nope');
+    } catch (error) {
+      refusal = error;
+    }
+    expect(refusal).toBeInstanceOf(ConfigError);
+    expect((refusal as ConfigError).message).toBe(
+      `--policies: one of ${Object.keys(policies).join(', ')} (got "nope")`,
+    );
+    expect(() => policyByName('nope', '--policy')).toThrow(/^--policy: one of none, kvm-default, nosmt/);
   });
 });
