@@ -72,6 +72,9 @@ describe('validate() names the first problem of a corrupted tree', () => {
     nodes.rights.set([-1, -1, -1]);
     nodes.heights.set([1, 2, 3]);
     expect(tracker.validate()).toBe('node 2 unbalanced (2 vs 0)');
+    // Unbalanced and empty: the first problem found at that node is named, not the last.
+    nodes.ends[2] = nodes.starts[2];
+    expect(tracker.validate()).toBe('node 2 is empty');
   });
 
   it('only the first problem, in key order, however many there are', () => {
