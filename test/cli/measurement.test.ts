@@ -1,23 +1,14 @@
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { ExitReasonRow } from 'asi-emu';
 import { describe, expect, it } from 'vitest';
 import { runCli } from './run-cli.js';
 
 /** Issue 20 ("Measurement rigour"): the per-reason breakdown, kick latency percentiles, the timeline. */
 
-interface ByReasonRow {
-  reason: string;
-  variant: string;
-  count: number;
-  share: number;
-  isolatedShare: number;
-  switchesToFull: number;
-  kicks: number;
-  meanCycles: number | null;
-  minCycles: number | null;
-  maxCycles: number | null;
-}
+/** A row as the JSON carries it: the library's own type. */
+type ByReasonRow = ExitReasonRow;
 
 interface BenchResult {
   policy: string;
