@@ -1,7 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { Mode, withMode } from '../../src/cpu/modes.js';
 import { ConfigError } from '../../src/errors.js';
-import { meantToBeSafe, policies, policyByName, safePolicyNames } from '../../src/policy/index.js';
+import {
+  meantToBeSafe,
+  policies,
+  policyByName,
+  policyScopes,
+  safePolicyNames,
+} from '../../src/policy/index.js';
 import {
   definePolicy,
   noSiblingHoldsSecrets,
@@ -132,5 +138,26 @@ describe('which policies are held to the invariants', () => {
       `--policies: one of ${Object.keys(policies).join(', ')} (got "nope")`,
     );
     expect(() => policyByName('nope', '--policy')).toThrow(/^--policy: one of none, kvm-default, nosmt/);
+  });
+});
+
+describe('what asi-emu policies says of each built-in', () => {
+  it('every built-in has a name of its own, a description, and says what it models and leaves out', () => {
+    for (const [name, policy] of Object.entries(policies)) {
+      expect(policy.name).toBe(name);
+      expect(policy.description.length, name).toBeGreaterThan(30);
+      expect(policyScopes[name].models.length, name).toBeGreaterThan(20);
+      expect(policyScopes[name].leavesOut.length, name).toBeGreaterThan(5);
+    }
+  });
+
+  it('the safe list is exactly the built-ins held to every invariant, and which use ASI', () => {
+    expect([...safePolicyNames]).toEqual(['nosmt', 'coschedule', 'asi', 'asi-stun']);
+    expect(Object.keys(policies).filter((name) => policies[name].usesAsi)).toEqual([
+      'asi',
+      'asi-ipi-only',
+      'asi-stun',
+    ]);
+    expect(Object.keys(policies).filter((name) => !policies[name].smt)).toEqual(['nosmt']);
   });
 });
