@@ -145,6 +145,31 @@ describe('checkedPolicy', () => {
     expect(checked.flushBeforeEntry(view)).toBe(0);
   });
 
+  it('takes true and false from every boolean hook, and any non-negative integer from the two mask hooks', () => {
+    const booleans = policy({
+      kickOnExit: () => true,
+      kickBeforeFull: () => false,
+      waitForSiblingsOut: () => true,
+      kickAfterFull: () => true,
+      siblingsOut: () => false,
+      mayEnter: () => true,
+      exitOnKick: () => false,
+      kickTargets: () => 5,
+      flushBeforeEntry: () => 3,
+    });
+    expect([
+      booleans.kickOnExit(view),
+      booleans.kickBeforeFull(view),
+      booleans.waitForSiblingsOut(view),
+      booleans.kickAfterFull(view),
+      booleans.siblingsOut(0, view),
+      booleans.mayEnter(0, view),
+      booleans.exitOnKick(view),
+      booleans.kickTargets(0, view),
+      booleans.flushBeforeEntry(view),
+    ]).toEqual([true, false, true, true, false, true, false, 5, 3]);
+  });
+
   it('refuses a boolean hook’s non-boolean and a mask hook’s negative, fractional or non-number result, naming the hook', () => {
     const wrong = policy({
       mayEnter: () => 1 as never,
@@ -296,6 +321,12 @@ describe('loadPolicyModule', () => {
       `--policy-module: ${policyModuleAccepted} (got "${two} (no policy named c)")`,
     );
     await expect(loadPolicyModule(two)).rejects.toThrow(`(got "${two} (no policy exported)")`);
+  });
+
+  it('says what a module must be', () => {
+    expect(policyModuleAccepted).toMatch(
+      /^an ES module \(\.js or \.mjs\) exporting a policy .* as its default export, as `policy`, or as its only export$/,
+    );
   });
 
   it('refuses a missing file, an import that throws and a bad export, naming the field given', async () => {
