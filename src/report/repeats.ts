@@ -105,29 +105,14 @@ export const repeatedFigures = [
 ] as const satisfies readonly (keyof RunResult)[];
 export type RepeatedFigure = (typeof repeatedFigures)[number];
 
-/** One repeat's own values, as `perRepeat` lists them. */
-export interface RepeatValues {
-  seed: number;
-  guestShare: number;
-  guestWork: number;
-  overheadVsNone: number | null;
-  overheadVsKvmDefault: number | null;
-  exits: number;
-  achievedExitsPerSecond: number;
-  kickExits: number;
-  isolatedExitShare: number;
-  switchesToFullPer1kExits: number;
-  kicksPer1kExits: number;
-  heldCycles: number;
-  flushes: number;
-  bufferClears: number;
-  elapsedCycles: number;
-  exposure: { guestSteps: number; cycles: number; shareOfGuest: number };
-  violations: ViolationCounts;
-  traceHash: string;
+/** One repeat's own values, as `perRepeat` lists them: its seed, each repeated figure, and the rest. */
+export type RepeatValues = Pick<
+  RunResult,
+  'seed' | RepeatedFigure | 'exposure' | 'violations' | 'traceHash'
+> & {
   /** Workers runs only: the run's wall time (a sim run's wall time is not part of its result). */
   wallSeconds?: number;
-}
+};
 
 /** Another policy on the same mix whose difference from this one has a 95% CI that holds 0. */
 export interface Indistinguishable {
@@ -164,26 +149,14 @@ export interface RepeatedResult extends RunResult {
 }
 
 function repeatValues(run: RunResult): RepeatValues {
-  const values: RepeatValues = {
+  const figures = Object.fromEntries(repeatedFigures.map((figure) => [figure, run[figure]]));
+  const values = {
     seed: run.seed,
-    guestShare: run.guestShare,
-    guestWork: run.guestWork,
-    overheadVsNone: run.overheadVsNone,
-    overheadVsKvmDefault: run.overheadVsKvmDefault,
-    exits: run.exits,
-    achievedExitsPerSecond: run.achievedExitsPerSecond,
-    kickExits: run.kickExits,
-    isolatedExitShare: run.isolatedExitShare,
-    switchesToFullPer1kExits: run.switchesToFullPer1kExits,
-    kicksPer1kExits: run.kicksPer1kExits,
-    heldCycles: run.heldCycles,
-    flushes: run.flushes,
-    bufferClears: run.bufferClears,
-    elapsedCycles: run.elapsedCycles,
+    ...figures,
     exposure: { ...run.exposure },
     violations: { ...run.violations },
     traceHash: run.traceHash,
-  };
+  } as RepeatValues;
   if (run.backend === 'workers') values.wallSeconds = run.wallSeconds;
   return values;
 }
@@ -233,20 +206,8 @@ export function aggregateRepeats(runs: readonly RunResult[], meantToBeSafe: bool
     runs.reduce((sum, run) => sum + pick(run), 0) / runs.length;
   return {
     ...first,
-    guestShare: means.guestShare as number,
-    guestWork: means.guestWork as number,
-    overheadVsNone: means.overheadVsNone,
-    overheadVsKvmDefault: means.overheadVsKvmDefault,
-    exits: means.exits as number,
-    achievedExitsPerSecond: means.achievedExitsPerSecond as number,
-    kickExits: means.kickExits as number,
-    isolatedExitShare: means.isolatedExitShare as number,
-    switchesToFullPer1kExits: means.switchesToFullPer1kExits as number,
-    kicksPer1kExits: means.kicksPer1kExits as number,
-    heldCycles: means.heldCycles as number,
-    flushes: means.flushes as number,
-    bufferClears: means.bufferClears as number,
-    elapsedCycles: means.elapsedCycles as number,
+    // The means: null only for an overhead without a baseline (figureOf).
+    ...(means as Pick<RunResult, RepeatedFigure>),
     faultsByHandler,
     violations,
     exposure: { guestSteps: guestSteps.mean, cycles: cycles.mean, shareOfGuest: shareOfGuest.mean },
