@@ -61,7 +61,11 @@ export class CoreTimelines {
   private readonly exposed: Uint8Array;
   /** Per core: where its sweep stands. */
   private readonly positionCycles: Float64Array;
-  /** Per core, a queue sorted by time: time, thread, kind, value, step; `queued` long. */
+  /**
+   * Per core, a queue sorted by time (time, thread, kind, value, step, share) in that core's
+   * `queuedEventsMax` slots: `queued` events from slot `head` on. A sweep moves `head` past what it
+   * applied; the events are moved back to the core's first slot only when the queue reaches its end.
+   */
   private readonly queueTimes: Float64Array;
   private readonly queueThreads: Int32Array;
   private readonly queueKinds: Uint8Array;
@@ -69,6 +73,7 @@ export class CoreTimelines {
   private readonly queueSteps: Float64Array;
   private readonly queueShares: Float64Array;
   private readonly queued: Int32Array;
+  private readonly head: Int32Array;
   /** Per thread: its work when its open stretch began (its end weighs what the stretch added). */
   private readonly workAtRunStart: Float64Array;
   /** The step of the event the sweep applied last on each core (for the INV-1 record). */
@@ -96,6 +101,7 @@ export class CoreTimelines {
     this.queueShares = new Float64Array(cores * queuedEventsMax);
     this.workAtRunStart = new Float64Array(threads);
     this.queued = new Int32Array(cores);
+    this.head = new Int32Array(cores);
     this.lastStep = new Float64Array(cores);
   }
 
@@ -135,9 +141,13 @@ export class CoreTimelines {
     share = 1,
   ): void {
     const core = Math.floor(thread / this.smt);
-    const base = core * queuedEventsMax;
+    assert(
+      this.queued[core] < queuedEventsMax,
+      `core ${core}: ${queuedEventsMax} events ahead of settled time`,
+    );
+    if (this.head[core] + this.queued[core] === queuedEventsMax) this.compact(core);
+    const base = core * queuedEventsMax + this.head[core];
     let at = this.queued[core];
-    assert(at < queuedEventsMax, `core ${core}: ${queuedEventsMax} events ahead of settled time`);
     // Insert in time order (after events of the same time: they happened first).
     while (at > 0 && this.queueTimes[base + at - 1] > timeCycles) {
       this.queueTimes[base + at] = this.queueTimes[base + at - 1];
@@ -160,7 +170,7 @@ export class CoreTimelines {
 
   /** Applies core `core`'s queued events up to `untilCycles`, integrating between them. */
   private sweep(core: number, untilCycles: number): void {
-    const base = core * queuedEventsMax;
+    const base = core * queuedEventsMax + this.head[core];
     let taken = 0;
     const count = this.queued[core];
     while (taken < count && this.queueTimes[base + taken] <= untilCycles) {
@@ -181,14 +191,22 @@ export class CoreTimelines {
       this.lastStep[core] = this.queueSteps[i];
       taken++;
     }
-    if (taken === 0) return;
-    this.queueTimes.copyWithin(base, base + taken, base + count);
-    this.queueThreads.copyWithin(base, base + taken, base + count);
-    this.queueKinds.copyWithin(base, base + taken, base + count);
-    this.queueValues.copyWithin(base, base + taken, base + count);
-    this.queueSteps.copyWithin(base, base + taken, base + count);
-    this.queueShares.copyWithin(base, base + taken, base + count);
     this.queued[core] = count - taken;
+    this.head[core] = count === taken ? 0 : this.head[core] + taken;
+  }
+
+  /** Moves core `core`'s queued events back to its first slot (its queue reached the end of its slots). */
+  private compact(core: number): void {
+    const base = core * queuedEventsMax;
+    const from = base + this.head[core];
+    const end = from + this.queued[core];
+    this.queueTimes.copyWithin(base, from, end);
+    this.queueThreads.copyWithin(base, from, end);
+    this.queueKinds.copyWithin(base, from, end);
+    this.queueValues.copyWithin(base, from, end);
+    this.queueSteps.copyWithin(base, from, end);
+    this.queueShares.copyWithin(base, from, end);
+    this.head[core] = 0;
   }
 
   /** Integrates core `core`'s state, unchanged, from where its sweep stands to `toCycles`. */
@@ -207,8 +225,11 @@ export class CoreTimelines {
       if (this.running[thread]) this.guestWorkCycles[thread] += cycles * speed;
       // Guest code runs in a stretch: the entry path, in guest mode already, runs none.
       if (!this.running[thread] || this.modes[thread] !== Mode.guest) {
-        this.exposed[thread] = 0;
-        this.overlapping.fill(0, thread * smt, (thread + 1) * smt);
+        // A pair overlaps only while its thread is exposed: nothing to clear otherwise.
+        if (this.exposed[thread] === 1) {
+          this.exposed[thread] = 0;
+          for (let pair = thread * smt; pair < (thread + 1) * smt; pair++) this.overlapping[pair] = 0;
+        }
         continue;
       }
       let overlaps = false;
