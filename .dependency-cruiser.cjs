@@ -24,6 +24,11 @@ module.exports = {
     forbid('invariants', ['policy'], 'the monitor judges any policy, so it may not depend on one'),
     forbid('policy', ['backend'], 'a policy runs the same on every backend'),
     forbid('backend', ['cli'], 'backends are library code; the CLI drives them'),
+    forbid(
+      'linux-asi',
+      ['cpu', 'cache', 'kick', 'backend', 'cli', 'policy'],
+      "today's Linux ASI model decides and a hyperthread executes: it stands below the CPU model (memory/ and the shared modules only)",
+    ),
   ],
   options: {
     parser: 'swc',
