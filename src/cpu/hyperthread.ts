@@ -2,7 +2,6 @@ import { assert } from '../assert.js';
 import type { GuestAccessKernel, LineAccessKernel } from '../cache/access-kernel.js';
 import { CoreForeignLines } from '../cache/core-buffer.js';
 import type { CoreCaches } from '../cache/core-caches.js';
-import type { ConfidentialVm } from '../coco/confidential-vm.js';
 import { smtSpeedupOf, type Workload } from '../config/workload.js';
 import { cacheLineBytes, pageBytes } from '../constants.js';
 import { Mailboxes, type Notifier, Vector } from '../kick/ipi.js';
@@ -22,6 +21,7 @@ import { Access } from '../paging/entry-format.js';
 import type { Tlb } from '../paging/tlb.js';
 import { lineInPageOf } from '../paging/va-layout.js';
 import { Flush, type Policy, type PolicyView } from '../policy/policy.js';
+import type { ConfidentialWork } from './confidential-work.js';
 import type { CostModel } from './costs.js';
 import { catalogueVariantCount, ExitStatField, newExitStats } from './exit-breakdown.js';
 import { exitCatalogue, exitReasonIndex } from './exits.js';
@@ -302,7 +302,10 @@ export class Hyperthread implements PolicyView {
   readonly workload: Workload;
   readonly observer: Observer;
   readonly env: Environment;
-  readonly confidential: ConfidentialVm | null;
+  /** The confidential VM's memory work (the VMM side implements it), or null. */
+  readonly confidential: ConfidentialWork | null;
+  /** `env.random` as a function, for the confidential work's draws. */
+  private readonly draw: () => number;
 
   constructor(
     machine: Machine,
@@ -313,8 +316,8 @@ export class Hyperthread implements PolicyView {
     observer: Observer,
     env: Environment,
     runningThreads: ReadonlySet<number>,
-    /** The VM's confidential-memory state when it is a confidential VM (sim backend), else null. */
-    confidential: ConfidentialVm | null = null,
+    /** The VM's confidential-memory work when it is a confidential VM (sim backend), else null. */
+    confidential: ConfidentialWork | null = null,
     /** Longest guest step (`guestStepCyclesMax`): the sim's default, one event per stretch. */
     guestStepCyclesMax = Number.POSITIVE_INFINITY,
   ) {
@@ -328,6 +331,7 @@ export class Hyperthread implements PolicyView {
     this.observer = observer;
     this.env = env;
     this.confidential = confidential;
+    this.draw = () => env.random();
     const { config, layout } = machine;
     assert(thread >= 0 && thread < layout.threadCount, `thread ${thread} out of range`);
     this.thread = thread;
@@ -1249,7 +1253,7 @@ export class Hyperthread implements PolicyView {
     switch (variant.action) {
       case 'resume':
         if (variant.conversion === 'accept' && this.confidential !== null) {
-          this.confidential.accept(() => this.env.random(), this.clockCycles);
+          this.confidential.accept(this.draw, this.clockCycles);
         }
         break;
       case 'ipi': {
@@ -1298,7 +1302,8 @@ export class Hyperthread implements PolicyView {
       // The VMM's time, then KVM_RUN in a later step: a sibling that steps meanwhile (at a time within
       // the VMM's) sees this thread in vmm, as it is in virtual time, not already back in the kernel.
       this.spend(variant.vmmCycles / this.speedNow());
-      if (this.confidential !== null) this.vmmConfidentialWork(variant, this.confidential);
+      if (this.confidential !== null)
+        this.confidential.vmmExit(variant.conversion, this.draw, this.clockCycles);
       this.vmmRan = true;
       return StepCode.ran;
     }
@@ -1314,21 +1319,6 @@ export class Hyperthread implements PolicyView {
     this.returnContinuation = Phase.entry;
     this.phase = Phase.returnIsolated;
     return StepCode.ran;
-  }
-
-  /** What the VMM does to a confidential VM's memory on this exit. */
-  private vmmConfidentialWork(variant: CompiledVariant, confidential: ConfidentialVm): void {
-    const settings = this.workload.confidential;
-    if (variant.conversion === 'map-gpa-range' || variant.conversion === 'psc') {
-      const gfn = 1 + Math.floor(this.env.random() * (confidential.pages - 1));
-      const npages = 1 + Math.floor(this.env.random() * settings.conversionPagesMax);
-      confidential.convert(gfn, npages, this.env.random() < 0.5, this.clockCycles);
-    }
-    // The VMM touches a virtio buffer in guest memory through its own mapping.
-    confidential.vmmTouch(Math.floor(this.env.random() * confidential.pages));
-    if (settings.hostileVmm && this.env.random() < settings.hostileRemapShare) {
-      confidential.hostileRemap(() => this.env.random(), this.clockCycles);
-    }
   }
 
   private stepReturnIsolated(): number {
