@@ -4,7 +4,9 @@ import { CoreForeignLines } from '../cache/core-buffer.js';
 import type { CoreCaches } from '../cache/core-caches.js';
 import { smtSpeedupOf, type Workload } from '../config/workload.js';
 import { cacheLineBytes, pageBytes } from '../constants.js';
-import { Mailboxes, type Notifier, Vector } from '../kick/ipi.js';
+import { interruptVectors, Mailboxes, Vector } from '../kick/ipi.js';
+import { Kicker, type KickerHost, KickWait } from '../kick/kicker.js';
+import type { Notifier, WordWait } from '../kick/wait.js';
 import type { Machine } from '../machine.js';
 import type { FrameTable } from '../memory/frames.js';
 import {
@@ -121,7 +123,6 @@ const Phase = {
 } as const;
 export const phaseNames = Object.keys(Phase);
 
-const interruptVectors = Vector.nmi | Vector.machineCheck | Vector.irq;
 // The statistics a guest step writes.
 const statSteps = ThreadStat.steps;
 const statClockCycles = ThreadStat.clockCycles;
@@ -133,7 +134,7 @@ const retriesMax = 1_000_000;
 /** `siblingsOutOrWait` result when the condition holds (distinct from every Step code). */
 const satisfied = -1;
 
-export class Hyperthread implements PolicyView {
+export class Hyperthread implements PolicyView, KickerHost, WordWait {
   readonly thread: number;
   readonly core: number;
   readonly sibling: number;
@@ -197,11 +198,6 @@ export class Hyperthread implements PolicyView {
   private interruptContinuation: number = Phase.entry;
   private stunHeld = false;
   private entryPathSpent = false;
-  private kickTargetsMask = 0;
-  private ackSeen = 0;
-  private retries = 0;
-  /** Set once an interrupt was seen pending during the current kick wait (ThreadStat.interruptsDuringKickWait). */
-  private interruptSeenInKickWait = false;
   /**
    * Per exit reason and variant: this thread's counts and exit-to-entry cycles (cpu/exit-breakdown.ts),
    * read when the run is collected. `exitStatBase` is the record of the exit being handled (-1 before
@@ -261,8 +257,9 @@ export class Hyperthread implements PolicyView {
    * every count (a guest step counts five times).
    */
   private readonly stats: Float64Array;
-  private readonly ackIndex: number;
   private readonly mailboxes: Mailboxes;
+  /** The kick protocol's both sides for this thread (kick/kicker.ts). */
+  private readonly kicker: Kicker;
   /** This thread's mailbox word (`Mailboxes.index`): polled at every guest and handler step. */
   private readonly mailboxIndex: number;
   private readonly catalogue: CompiledCatalogue;
@@ -350,7 +347,6 @@ export class Hyperthread implements PolicyView {
     this.kernelDescriptor = machine.kernelDescriptorI32Index(thread);
     const statBase = threadStatIndex(layout, thread, 0);
     this.stats = machine.f64.subarray(statBase, statBase + ThreadStat.count);
-    this.ackIndex = threadFieldIndex(layout, thread, ThreadField.kickAcks);
     this.mailboxes = new Mailboxes(machine.i32, machine.f64, layout, machine.concurrent);
     this.mailboxIndex = this.mailboxes.index(thread);
     let vmId = -1;
@@ -416,6 +412,24 @@ export class Hyperthread implements PolicyView {
     this.siblingThreads = [];
     for (let sibling = 0; sibling < this.smt; sibling++)
       this.siblingThreads.push(this.core * this.smt + sibling);
+    this.kicker = new Kicker(
+      {
+        i32: machine.i32,
+        layout,
+        atomic: machine.concurrent,
+        mailboxes: this.mailboxes,
+        notifier: env,
+        thread,
+        sibling: this.sibling,
+        siblingThreads: this.siblingThreads,
+        coreI32Index: this.coreIndex,
+        ipiSendCycles: costs.ipiSend,
+        ipiDeliveryCycles: costs.ipiDelivery,
+      },
+      policy,
+      this.view,
+      this,
+    );
     const vectorOf = { nmi: Vector.nmi, mc: Vector.machineCheck, irq: Vector.irq } as const;
     this.injections = workload.injections
       .filter((injection) => injection.thread === thread)
@@ -507,6 +521,19 @@ export class Hyperthread implements PolicyView {
   /** The backend moves the clock forward after a wait (to the waker's time, or the deadline). */
   advanceTo(cycles: number): void {
     if (cycles > this.clockCycles) this.spend(cycles - this.clockCycles);
+  }
+
+  // ---- KickerHost: what the kicker counts --------------------------------------------------------------
+
+  kickSent(target: number, rekick: boolean): void {
+    if (rekick) this.count(ThreadStat.kickRetries);
+    this.count(ThreadStat.kicksSent);
+    this.countExit(ExitStatField.kicksSent);
+    this.observer.onKick(this, target);
+  }
+
+  interruptInKickWait(): void {
+    this.count(ThreadStat.interruptsDuringKickWait);
   }
 
   private exponential(meanCycles: number): number {
@@ -642,9 +669,8 @@ export class Hyperthread implements PolicyView {
   /** The entry is committed (mode is guest): flush, then VM entry. */
   private entered(): number {
     if (this.policy.flushPoint === 'after-barrier') this.flush(this.policy.flushBeforeEntry(this.view));
-    // A kick still pending from before this entry is stale: the kicker waited for us to leave the guest,
-    // and we did. (Its acknowledgement is not sent: the ack-waiting planted policy depends on that.)
-    if (this.mailboxes.take(this.thread, Vector.kick) !== 0) this.count(ThreadStat.kicksWhileOut);
+    // A kick still pending from before this entry is stale (Kicker.dropStaleKick says why).
+    if (this.kicker.dropStaleKick()) this.count(ThreadStat.kicksWhileOut);
     if (!this.entryPathSpent) this.spend(this.costs.exitRoundTrip / 2);
     this.entryPathSpent = false;
     this.count(ThreadStat.entries);
@@ -807,7 +833,7 @@ export class Hyperthread implements PolicyView {
    * `exitOnKick` said no) ends nothing.
    */
   private kickVisibleBy(endCycles: number): number {
-    const visibleAt = this.mailboxes.kickSentAt(this.thread) + this.costs.ipiDelivery;
+    const visibleAt = this.kicker.kickVisibleAtCycles();
     return visibleAt > this.clockCycles && visibleAt < endCycles ? visibleAt : endCycles;
   }
 
@@ -837,10 +863,7 @@ export class Hyperthread implements PolicyView {
     }
     if (
       pending & Vector.kick &&
-      this.env.ipiVisible(
-        this.clockCycles,
-        this.mailboxes.kickSentAt(this.thread) + this.costs.ipiDelivery,
-      ) &&
+      this.env.ipiVisible(this.clockCycles, this.kicker.kickVisibleAtCycles()) &&
       this.policy.exitOnKick(this.view)
     ) {
       this.count(ThreadStat.kicksReceived);
@@ -932,10 +955,7 @@ export class Hyperthread implements PolicyView {
     const kickFirst = !this.usesAsi && this.policy.kickOnExit(this.view);
     this.setMode(this.usesAsi || kickFirst ? Mode.isolated : Mode.full);
     if (vector !== 0) this.mailboxes.take(this.thread, vector);
-    if (vector === Vector.kick) {
-      addWord(this.i32, this.ackIndex, 1, this.atomic);
-      this.env.notify(this.ackIndex, this.clockCycles);
-    }
+    if (vector === Vector.kick) this.kicker.acknowledge(this.clockCycles);
     if (vector === Vector.nmi) this.nmiSinceEntry = true;
     // An exit for an interrupt runs its handler (`kvm_before_interrupt`: the CPU's l1tf_flush_l1d); a
     // handler outside KVM's confined set sets the vCPU's (PolicyView.l1tfFlushL1d).
@@ -956,32 +976,9 @@ export class Hyperthread implements PolicyView {
     return StepCode.ran;
   }
 
-  /** Kicks the siblings the policy names (those in the guest by default). */
-  private sendKicks(): void {
-    const targets = this.policy.kickTargets(this.coreWord(), this.view);
-    this.kickTargetsMask = targets;
-    if (targets === 0) return;
-    this.ackSeen = 0;
-    for (let sibling = 0; sibling < this.smt; sibling++) {
-      if ((targets & (1 << sibling)) === 0 || sibling === this.sibling) continue;
-      const target = this.siblingThreads[sibling];
-      this.ackSeen += loadWord(
-        this.i32,
-        threadFieldIndex(this.machine.layout, target, ThreadField.kickAcks),
-        this.atomic,
-      );
-      this.spend(this.costs.ipiSend);
-      this.mailboxes.send(target, Vector.kick, this.clockCycles, this.env);
-      this.count(ThreadStat.kicksSent);
-      this.countExit(ExitStatField.kicksSent);
-      this.observer.onKick(this, target);
-    }
-  }
-
   private stepExitKick(): number {
-    this.sendKicks();
-    this.retries = 0;
-    this.interruptSeenInKickWait = false;
+    this.kicker.kick();
+    this.kicker.beginWait();
     if (this.policy.waitForSiblingsOut(this.view)) {
       this.phase = Phase.exitWait;
       return StepCode.ran;
@@ -991,53 +988,15 @@ export class Hyperthread implements PolicyView {
     return StepCode.ran;
   }
 
-  /** Sum of the kick acknowledgements of the siblings last kicked. */
-  private acks(): number {
-    let sum = 0;
-    for (let sibling = 0; sibling < this.smt; sibling++) {
-      if ((this.kickTargetsMask & (1 << sibling)) === 0 || sibling === this.sibling) continue;
-      sum += loadWord(
-        this.i32,
-        threadFieldIndex(this.machine.layout, this.siblingThreads[sibling], ThreadField.kickAcks),
-        this.atomic,
-      );
-    }
-    return sum;
-  }
-
   /**
-   * The kicker's wait: returns `satisfied` when the policy's condition holds (siblings out of the
-   * guest, or their acknowledgements), else a Step code after re-kicking a sibling that went back into
-   * the guest with no kick pending, or after setting up a wait on the core word.
+   * The kicker's wait (Kicker.waitForSiblings): `satisfied` when the policy's condition holds, else a
+   * Step code (ran after a re-kick; wait on the word the kicker names).
    */
   private siblingsOutOrWait(): number {
-    if (!this.interruptSeenInKickWait && (this.ownPending() & interruptVectors) !== 0) {
-      this.interruptSeenInKickWait = true;
-      this.count(ThreadStat.interruptsDuringKickWait);
-    }
-    if (this.policy.waitFor === 'ack') {
-      if (this.kickTargetsMask === 0 || this.acks() > this.ackSeen) return satisfied;
-      // Planted bug: waits on its own mailbox, which no acknowledgement ever changes.
-      return this.wait(this.mailboxIndex, this.ownPending());
-    }
-    const word = this.coreWord();
-    if (this.policy.siblingsOut(word, this.view)) return satisfied;
-    for (let sibling = 0; sibling < this.smt; sibling++) {
-      if (sibling === this.sibling || modeOf(word, sibling) !== Mode.guest) continue;
-      const target = this.siblingThreads[sibling];
-      if ((this.mailboxes.pending(target) & Vector.kick) === 0) {
-        this.retries++;
-        assert(this.retries < retriesMax, `thread ${this.thread}: sibling ${target} never left the guest`);
-        this.count(ThreadStat.kickRetries);
-        this.spend(this.costs.ipiSend);
-        this.mailboxes.send(target, Vector.kick, this.clockCycles, this.env);
-        this.count(ThreadStat.kicksSent);
-        this.countExit(ExitStatField.kicksSent);
-        this.observer.onKick(this, target);
-        return StepCode.ran;
-      }
-    }
-    return this.wait(this.coreIndex, word);
+    const outcome = this.kicker.waitForSiblings();
+    if (outcome === KickWait.out) return satisfied;
+    if (outcome === KickWait.rekicked) return StepCode.ran;
+    return this.wait(this.kicker.waitIndex, this.kicker.waitValue);
   }
 
   private stepExitWait(): number {
@@ -1148,9 +1107,8 @@ export class Hyperthread implements PolicyView {
       return this.switched(false);
     }
     if (this.policy.stun && !this.stunHeld) this.setStun(true);
-    if (this.policy.kickBeforeFull(this.view)) this.sendKicks();
-    this.retries = 0;
-    this.interruptSeenInKickWait = false;
+    if (this.policy.kickBeforeFull(this.view)) this.kicker.kick();
+    this.kicker.beginWait();
     if (this.policy.waitForSiblingsOut(this.view)) {
       this.phase = Phase.leaveWait;
       return StepCode.ran;
@@ -1192,7 +1150,7 @@ export class Hyperthread implements PolicyView {
       this.vmmSinceEntry = true;
     }
     if (fromIsolated) this.observer.onSwitchToFull(this, this.leaveTarget);
-    if (fromIsolated && this.policy.kickAfterFull(this.view)) this.sendKicks();
+    if (fromIsolated && this.policy.kickAfterFull(this.view)) this.kicker.kick();
     this.phase = this.leaveContinuation;
     return StepCode.ran;
   }
@@ -1347,7 +1305,7 @@ export class Hyperthread implements PolicyView {
     const pending = this.ownPending();
     if (pending & Vector.kick) {
       // Not in the guest: nothing to leave.
-      this.mailboxes.take(this.thread, Vector.kick);
+      this.kicker.dropStaleKick();
       this.count(ThreadStat.kicksWhileOut);
     }
     const woken =
