@@ -27,13 +27,14 @@ import type { ConfidentialWork } from './confidential-work.js';
 import type { CostModel } from './costs.js';
 import { catalogueVariantCount, ExitStatField, newExitStats } from './exit-breakdown.js';
 import { exitCatalogue, exitReasonIndex } from './exits.js';
+import { GuestWorkload } from './guest-workload.js';
 import {
   type CompiledCatalogue,
   type CompiledVariant,
   compiledCatalogueOf,
   OpKind,
 } from './handler-program.js';
-import { type ResolvedMix, resolveMix } from './mixes.js';
+import { resolveMix } from './mixes.js';
 import { Mode, modeNames, modeOf, siblingFieldsMask, stunBit, withMode } from './modes.js';
 import { ThreadPolicyView } from './policy-view.js';
 import { isBusy, speedPerThread } from './smt-speed.js';
@@ -208,19 +209,9 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
   private exitAtCycles = 0;
   private exitTimed = true;
 
+  /** When the guest exits next (drawn at entry), and when a halted vCPU's timer wakes it. */
   private nextExitAtCycles = 0;
   private nextWakeAtCycles = 0;
-  private nextNmiAtCycles = Number.POSITIVE_INFINITY;
-  private nextMachineCheckAtCycles = Number.POSITIVE_INFINITY;
-  private nextIrqAtCycles = Number.POSITIVE_INFINITY;
-  private injectionCursor = 0;
-  private readonly injections: { atCycles: number; vector: number }[];
-  /**
-   * The earliest time any interrupt source (an injection, the NMI, #MC or IRQ clocks) fires: before it,
-   * `arriveInterrupts` has nothing to do. Recomputed whenever one of them moves.
-   */
-  private nextArrivalAtCycles = 0;
-
   private readonly i32: Int32Array;
   /** Machine.concurrent: siblings and monitors in other threads, so shared words need Atomics (memory/words.ts). */
   private readonly atomic: boolean;
@@ -231,10 +222,10 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
   private readonly frames: FrameTable;
   /** INV-2's count for this thread's VM on its core (the monitor and nosmt ask it at every guest step). */
   private readonly foreign: CoreForeignLines;
-  /** The guest's address space and this vCPU's working set in it: fixed for the run (touchGuestMemory). */
+  /** The guest's address space (touchGuestMemory). */
   private readonly guestSpaceId: number;
-  private readonly workingSetPages: number;
-  private readonly firstWorkingPage: number;
+  /** What the guest does: its exits, working set, halts and interrupt clocks (guest-workload.ts). */
+  private readonly guest: GuestWorkload;
   /**
    * Lines the guest refills after an L1D flush: its working set, as far as the L1D holds it. A real
    * guest touches its working set many times over between two exits (a stretch is ~17k cycles even at
@@ -263,7 +254,6 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
   /** This thread's mailbox word (`Mailboxes.index`): polled at every guest and handler step. */
   private readonly mailboxIndex: number;
   private readonly catalogue: CompiledCatalogue;
-  private readonly mix: ResolvedMix;
   private readonly kickVariant: CompiledVariant;
   private readonly nmiVariant: CompiledVariant;
   private readonly machineCheckVariant: CompiledVariant;
@@ -273,8 +263,6 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
   private readonly guestQuantumCycles: number;
   private readonly guestAccessesPerQuantum: number;
   private readonly guestAccessesPerStretchMax: number;
-  /** Mean guest cycles between two exits (RunConfig's, resolved from the exit rate by the backend). */
-  private readonly exitIntervalCycles: number;
   /**
    * Longest guest step, in cycles: the backend's choice. The sim runs a guest stretch as one wait on
    * the mailbox with the next exit as its deadline (+Infinity here); the workers backend, whose threads
@@ -283,8 +271,6 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
   private readonly guestStepCyclesMax: number;
   /** This thread's speed by how many of its core's threads are busy (core-timeline.ts speedPerThread). */
   private readonly speedByBusy: Float64Array;
-  /** Threads running other vCPUs of this VM (wake-IPI targets). */
-  private readonly peers: number[];
   private readonly siblingThreads: number[];
 
   readonly machine: Machine;
@@ -370,7 +356,6 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
     Atomics.store(this.i32, threadFieldIndex(layout, thread, ThreadField.vmId), vmId);
     Atomics.store(this.i32, threadFieldIndex(layout, thread, ThreadField.vcpu), vcpu);
     this.catalogue = compiledCatalogueOf(machine, thread, vmId, vcpu, workload.catalogue);
-    this.mix = resolveMix(workload.mix, 'workload.mix', workload.catalogue);
     this.exitStats = newExitStats(catalogueVariantCount(workload.catalogue));
     const variantOf = (reason: string, variant: string) => {
       const reasonIndex = exitReasonIndex(reason);
@@ -391,24 +376,12 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
     this.guestQuantumCycles = workload.guestQuantumCycles;
     this.guestAccessesPerQuantum = workload.guestAccessesPerQuantum;
     this.guestAccessesPerStretchMax = workload.guestAccessesPerStretchMax;
-    assert(
-      workload.exitIntervalCycles !== undefined,
-      'the backend resolves the exit interval before it builds hyperthreads (backend/sim/exit-interval.ts)',
-    );
-    this.exitIntervalCycles = workload.exitIntervalCycles;
     assert(guestStepCyclesMax >= 1, 'a guest step runs at least a cycle');
     this.guestStepCyclesMax = guestStepCyclesMax;
     const speedup = smtSpeedupOf(workload, config.smt);
     this.speedByBusy = new Float64Array(config.smt + 1);
     for (let busy = 0; busy <= config.smt; busy++)
       this.speedByBusy[busy] = speedPerThread(busy, config.smt, speedup);
-    this.workingSetPages = Math.min(workload.guestWorkingSetPages, this.guestPages);
-    this.firstWorkingPage = (vcpu * this.workingSetPages) % (this.guestPages - this.workingSetPages + 1);
-    this.refillLinesAfterFlush = Math.min(
-      this.workingSetPages * (pageBytes / cacheLineBytes),
-      config.l1d.sets * config.l1d.ways,
-    );
-    this.peers = machine.pinning[vmId].filter((other) => other !== thread && runningThreads.has(other));
     this.siblingThreads = [];
     for (let sibling = 0; sibling < this.smt; sibling++)
       this.siblingThreads.push(this.core * this.smt + sibling);
@@ -430,20 +403,26 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
       this.view,
       this,
     );
-    const vectorOf = { nmi: Vector.nmi, mc: Vector.machineCheck, irq: Vector.irq } as const;
-    this.injections = workload.injections
-      .filter((injection) => injection.thread === thread)
-      .map((injection) => ({ atCycles: injection.atCycles, vector: vectorOf[injection.vector] }))
-      .sort((a, b) => a.atCycles - b.atCycles);
     assert(
       ThreadStat.faultsByReasonBase + exitCatalogue.length <= ThreadStat.count,
       'fault counters fit the stats record',
     );
-    if (workload.nmiIntervalCycles > 0) this.nextNmiAtCycles = this.exponential(workload.nmiIntervalCycles);
-    if (workload.machineCheckIntervalCycles > 0)
-      this.nextMachineCheckAtCycles = this.exponential(workload.machineCheckIntervalCycles);
-    if (workload.irqIntervalCycles > 0) this.nextIrqAtCycles = this.exponential(workload.irqIntervalCycles);
-    this.updateNextArrival();
+    // The guest's draws begin here (the interrupt clocks' first arrivals): after every other setup.
+    this.guest = new GuestWorkload(
+      workload,
+      env,
+      this.mailboxes,
+      thread,
+      resolveMix(workload.mix, 'workload.mix', workload.catalogue),
+      this.catalogue,
+      vcpu,
+      this.guestPages,
+      machine.pinning[vmId].filter((other) => other !== thread && runningThreads.has(other)),
+    );
+    this.refillLinesAfterFlush = Math.min(
+      this.guest.workingSetPages * (pageBytes / cacheLineBytes),
+      config.l1d.sets * config.l1d.ways,
+    );
   }
 
   // ---- PolicyView ---------------------------------------------------------------------------------------
@@ -534,10 +513,6 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
 
   interruptInKickWait(): void {
     this.count(ThreadStat.interruptsDuringKickWait);
-  }
-
-  private exponential(meanCycles: number): number {
-    return -Math.log(1 - this.env.random()) * meanCycles;
   }
 
   // ---- mode changes: every one a CAS of the core word ------------------------------------------------------
@@ -682,7 +657,7 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
     this.faultedSinceEntry = false;
     // `vmx_l1d_flush` clears the vCPU's flag and the CPU's at every entry, flushing or not.
     this.l1tfFlushL1d = false;
-    this.nextExitAtCycles = this.clockCycles + Math.max(1, this.exponential(this.exitIntervalCycles));
+    this.nextExitAtCycles = this.guest.exitAfter(this.clockCycles);
     this.phase = Phase.guest;
     this.observer.onEnter(this);
     return StepCode.ran;
@@ -710,47 +685,6 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
   // ---- the guest ----------------------------------------------------------------------------------------
 
   /**
-   * Raises interrupts whose time has come into this thread's own mailbox. Callers skip it before
-   * `nextArrivalAtCycles`, when none has.
-   */
-  private arriveInterrupts(): void {
-    const now = this.clockCycles;
-    while (
-      this.injectionCursor < this.injections.length &&
-      this.injections[this.injectionCursor].atCycles <= now
-    ) {
-      this.mailboxes.send(this.thread, this.injections[this.injectionCursor].vector, now, this.env);
-      this.injectionCursor++;
-    }
-    if (now >= this.nextNmiAtCycles) {
-      this.mailboxes.send(this.thread, Vector.nmi, now, this.env);
-      this.nextNmiAtCycles = now + this.exponential(this.workload.nmiIntervalCycles);
-    }
-    if (now >= this.nextMachineCheckAtCycles) {
-      this.mailboxes.send(this.thread, Vector.machineCheck, now, this.env);
-      this.nextMachineCheckAtCycles = now + this.exponential(this.workload.machineCheckIntervalCycles);
-    }
-    if (now >= this.nextIrqAtCycles) {
-      this.mailboxes.send(this.thread, Vector.irq, now, this.env);
-      this.nextIrqAtCycles = now + this.exponential(this.workload.irqIntervalCycles);
-    }
-    this.updateNextArrival();
-  }
-
-  private updateNextArrival(): void {
-    const injection =
-      this.injectionCursor < this.injections.length
-        ? this.injections[this.injectionCursor].atCycles
-        : Number.POSITIVE_INFINITY;
-    this.nextArrivalAtCycles = Math.min(
-      injection,
-      this.nextNmiAtCycles,
-      this.nextMachineCheckAtCycles,
-      this.nextIrqAtCycles,
-    );
-  }
-
-  /**
    * A guest stretch, or the exit that ends the guest's run. A stretch runs until the next event that
    * can end it: the next exit, the next interrupt arrival, a kick becoming visible (its IPI latency).
    * In the sim it is one wait on this thread's mailbox with that time as the deadline, so a kick or an
@@ -760,11 +694,11 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
    */
   private stepGuest(): number {
     if (this.stretchStartCycles >= 0) this.endStretch();
-    if (this.clockCycles >= this.nextArrivalAtCycles) this.arriveInterrupts();
+    if (this.clockCycles >= this.guest.nextArrivalAtCycles) this.guest.arriveInterrupts(this.clockCycles);
     const pending = this.ownPending();
     if (pending !== 0 && this.exitForPending(pending)) return StepCode.ran;
-    if (this.clockCycles >= this.nextExitAtCycles) return this.takeExit(this.drawExit(), 0);
-    let endCycles = Math.min(this.nextExitAtCycles, this.nextArrivalAtCycles);
+    if (this.clockCycles >= this.nextExitAtCycles) return this.takeExit(this.guest.drawExit(), 0);
+    let endCycles = Math.min(this.nextExitAtCycles, this.guest.nextArrivalAtCycles);
     if (pending & Vector.kick) endCycles = this.kickVisibleBy(endCycles);
     const cycles = Math.max(1, Math.min(this.guestStepCyclesMax, endCycles - this.clockCycles));
     // The stretch's own accesses first (their stalls are guest time, not guest progress).
@@ -889,10 +823,10 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
 
   /** One guest access of the quantum; `cycles`: what its earlier accesses took. Returns what it took. */
   private touchGuestAccess(cycles: number): number {
-    // One draw picks both the page and the line in it.
-    const draw = this.env.random() * this.workingSetPages;
-    const page = this.firstWorkingPage + Math.floor(draw);
-    const line = Math.floor((draw - Math.floor(draw)) * 64);
+    const guest = this.guest;
+    guest.drawAccess();
+    const page = guest.accessPage;
+    const line = guest.accessLine;
     // A plain TLB hit, the frame's owner and the cache access in one kernel call where there is one.
     const kernel = this.guestAccess;
     const done = kernel === null ? -1 : kernel(this.kernelDescriptor, this.guestSpaceId, page, line);
@@ -923,22 +857,6 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
     return this.caches.access(pfn, line, this.frames.ownerOf(pfn))
       ? this.costs.cacheHit
       : this.costs.cacheMiss;
-  }
-
-  private drawExit(): CompiledVariant {
-    const u = this.env.random();
-    const { cumulative, reasons, variants } = this.mix;
-    let i = 0;
-    while (i < cumulative.length - 1 && u >= cumulative[i]) i++;
-    const reason = reasons[i];
-    let variant = variants[i];
-    if (variant < 0) {
-      const v = this.env.random();
-      const weights = this.catalogue.variantCumulative[reason];
-      variant = 0;
-      while (variant < weights.length - 1 && v >= weights[variant]) variant++;
-    }
-    return this.catalogue.variants[reason][variant];
   }
 
   // ---- exits and handlers ---------------------------------------------------------------------------------
@@ -1215,8 +1133,8 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
         }
         break;
       case 'ipi': {
-        if (this.peers.length > 0) {
-          const target = this.peers[Math.floor(this.env.random() * this.peers.length)];
+        const target = this.guest.drawPeer();
+        if (target >= 0) {
           this.spend(this.costs.ipiSend);
           this.mailboxes.send(target, Vector.wake, this.clockCycles, this.env);
         }
@@ -1231,7 +1149,7 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
         }
         this.count(ThreadStat.halts);
         this.setMode(Mode.idle);
-        this.nextWakeAtCycles = this.clockCycles + Math.max(1, this.exponential(this.workload.idleCycles));
+        this.nextWakeAtCycles = this.guest.wakeAfter(this.clockCycles);
         this.phase = Phase.idle;
         return StepCode.ran;
       case 'vmm':
@@ -1301,7 +1219,7 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
   // ---- idle --------------------------------------------------------------------------------------------
 
   private stepIdle(): number {
-    if (this.clockCycles >= this.nextArrivalAtCycles) this.arriveInterrupts();
+    if (this.clockCycles >= this.guest.nextArrivalAtCycles) this.guest.arriveInterrupts(this.clockCycles);
     const pending = this.ownPending();
     if (pending & Vector.kick) {
       // Not in the guest: nothing to leave.
