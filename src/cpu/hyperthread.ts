@@ -65,6 +65,10 @@ import { isBusy, speedPerThread } from './smt-speed.js';
  *
  * Every mode change is a compare-and-swap of the core-state word (cpu/modes.ts), so a barrier and the
  * entry it guards are one atomic step, and a sibling's mode is always read atomically.
+ *
+ * Beside it: what the guest does (exit, working-set and halt draws, interrupt clocks) is
+ * guest-workload.ts; the kick protocol (send, wait for siblings out, re-kick, acknowledgements) is
+ * kick/kicker.ts; a confidential VM's memory work comes in through confidential-work.ts.
  */
 export const Step = { ran: 0, wait: 1 } as const;
 /** Step's codes as this module reads them. */
