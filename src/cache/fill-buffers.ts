@@ -1,10 +1,10 @@
 import { assert, assertDebug, assertDebugEnabled } from '../assert.js';
 import { sectionAlignI32s } from '../constants.js';
+import { acquireCoreLock, releaseCoreLock } from '../kick/core-lock.js';
 import { isForeignTo, privateDomain } from '../memory/domains.js';
 import { addWord } from '../memory/words.js';
 import type { FlushFillBuffersKernel } from './access-kernel.js';
 import {
-  acquireCoreLock,
   assertCoreBufferView,
   assertDomainCount,
   type CachedLine,
@@ -17,7 +17,6 @@ import {
   foreignLinesFromCounts,
   ownerInvalid,
   ownerOf,
-  releaseCoreLock,
 } from './core-buffer.js';
 import { CacheDescriptorWord, type KernelSeat, seatByteAddress, seatWords } from './kernel-descriptor.js';
 

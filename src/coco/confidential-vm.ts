@@ -1,5 +1,7 @@
 import { assert } from '../assert.js';
 import { pageBytes } from '../constants.js';
+import type { ConfidentialWork } from '../cpu/confidential-work.js';
+import type { CompiledVariant } from '../cpu/handler-program.js';
 import type { Violation } from '../invariants/violation.js';
 import type { Machine } from '../machine.js';
 import { privateDomain, vmDomain } from '../memory/domains.js';
@@ -49,6 +51,13 @@ export interface ConfidentialOptions {
   /** Bounds of the range-list / interval-tree trackers (defaults from the tracker module). */
   rangesMax?: number;
   nodesMax?: number;
+  /**
+   * The workload's VMM settings (config/workload.ts `confidential`: the backend passes them whole),
+   * needed by `vmmExit` only: share of VMM exits on which a hostile VMM remaps a page, and the largest
+   * range a conversion request names, in pages.
+   */
+  hostileRemapShare?: number;
+  conversionPagesMax?: number;
 }
 
 export interface ConversionStats {
@@ -60,7 +69,7 @@ export interface ConversionStats {
   vmmFaults: number;
 }
 
-export class ConfidentialVm {
+export class ConfidentialVm implements ConfidentialWork {
   readonly stats: ConversionStats = {
     toPrivate: 0,
     toShared: 0,
@@ -270,6 +279,26 @@ export class ConfidentialVm {
       this.report(violation);
     }
     // detector INV-10 (VMM touch) end
+  }
+
+  /**
+   * What the VMM does to the guest's memory on an exit to userspace (ConfidentialWork.vmmExit, which
+   * gives the draws' order): the conversion the exit asks for, a virtio buffer touched through the VMM's
+   * own mapping, and a hostile VMM's remap on a share of its exits.
+   */
+  vmmExit(conversion: CompiledVariant['conversion'], random: () => number, timeCycles: number): void {
+    const { conversionPagesMax, hostileRemapShare } = this.options;
+    assert(
+      conversionPagesMax !== undefined && hostileRemapShare !== undefined,
+      'a VMM exit needs the workload confidential settings (conversionPagesMax, hostileRemapShare)',
+    );
+    if (conversion === 'map-gpa-range' || conversion === 'psc') {
+      const gfn = 1 + Math.floor(random() * (this.pages - 1));
+      const npages = 1 + Math.floor(random() * conversionPagesMax);
+      this.convert(gfn, npages, random() < 0.5, timeCycles);
+    }
+    this.vmmTouch(Math.floor(random() * this.pages));
+    if (this.options.hostileVmm && random() < hostileRemapShare) this.hostileRemap(random, timeCycles);
   }
 
   /** An accept on the #VC / #VE path: the guest touches a random page (accepting it if unaccepted). */

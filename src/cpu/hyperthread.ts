@@ -2,10 +2,11 @@ import { assert } from '../assert.js';
 import type { GuestAccessKernel, LineAccessKernel } from '../cache/access-kernel.js';
 import { CoreForeignLines } from '../cache/core-buffer.js';
 import type { CoreCaches } from '../cache/core-caches.js';
-import type { ConfidentialVm } from '../coco/confidential-vm.js';
 import { smtSpeedupOf, type Workload } from '../config/workload.js';
 import { cacheLineBytes, pageBytes } from '../constants.js';
-import { Mailboxes, type Notifier, Vector } from '../kick/ipi.js';
+import { interruptVectors, Mailboxes, Vector } from '../kick/ipi.js';
+import { Kicker, type KickerHost, KickWait } from '../kick/kicker.js';
+import type { Notifier, WordWait } from '../kick/wait.js';
 import type { Machine } from '../machine.js';
 import type { FrameTable } from '../memory/frames.js';
 import {
@@ -22,16 +23,18 @@ import { Access } from '../paging/entry-format.js';
 import type { Tlb } from '../paging/tlb.js';
 import { lineInPageOf } from '../paging/va-layout.js';
 import { Flush, type Policy, type PolicyView } from '../policy/policy.js';
+import type { ConfidentialWork } from './confidential-work.js';
 import type { CostModel } from './costs.js';
 import { catalogueVariantCount, ExitStatField, newExitStats } from './exit-breakdown.js';
 import { exitCatalogue, exitReasonIndex } from './exits.js';
+import { GuestWorkload } from './guest-workload.js';
 import {
   type CompiledCatalogue,
   type CompiledVariant,
   compiledCatalogueOf,
   OpKind,
 } from './handler-program.js';
-import { type ResolvedMix, resolveMix } from './mixes.js';
+import { resolveMix } from './mixes.js';
 import { Mode, modeNames, modeOf, siblingFieldsMask, stunBit, withMode } from './modes.js';
 import { ThreadPolicyView } from './policy-view.js';
 import { isBusy, speedPerThread } from './smt-speed.js';
@@ -62,6 +65,10 @@ import { isBusy, speedPerThread } from './smt-speed.js';
  *
  * Every mode change is a compare-and-swap of the core-state word (cpu/modes.ts), so a barrier and the
  * entry it guards are one atomic step, and a sibling's mode is always read atomically.
+ *
+ * Beside it: what the guest does (exit, working-set and halt draws, interrupt clocks) is
+ * guest-workload.ts; the kick protocol (send, wait for siblings out, re-kick, acknowledgements) is
+ * kick/kicker.ts; a confidential VM's memory work comes in through confidential-work.ts.
  */
 export const Step = { ran: 0, wait: 1 } as const;
 /** Step's codes as this module reads them. */
@@ -121,7 +128,6 @@ const Phase = {
 } as const;
 export const phaseNames = Object.keys(Phase);
 
-const interruptVectors = Vector.nmi | Vector.machineCheck | Vector.irq;
 // The statistics a guest step writes.
 const statSteps = ThreadStat.steps;
 const statClockCycles = ThreadStat.clockCycles;
@@ -133,7 +139,7 @@ const retriesMax = 1_000_000;
 /** `siblingsOutOrWait` result when the condition holds (distinct from every Step code). */
 const satisfied = -1;
 
-export class Hyperthread implements PolicyView {
+export class Hyperthread implements PolicyView, KickerHost, WordWait {
   readonly thread: number;
   readonly core: number;
   readonly sibling: number;
@@ -197,11 +203,6 @@ export class Hyperthread implements PolicyView {
   private interruptContinuation: number = Phase.entry;
   private stunHeld = false;
   private entryPathSpent = false;
-  private kickTargetsMask = 0;
-  private ackSeen = 0;
-  private retries = 0;
-  /** Set once an interrupt was seen pending during the current kick wait (ThreadStat.interruptsDuringKickWait). */
-  private interruptSeenInKickWait = false;
   /**
    * Per exit reason and variant: this thread's counts and exit-to-entry cycles (cpu/exit-breakdown.ts),
    * read when the run is collected. `exitStatBase` is the record of the exit being handled (-1 before
@@ -212,19 +213,9 @@ export class Hyperthread implements PolicyView {
   private exitAtCycles = 0;
   private exitTimed = true;
 
+  /** When the guest exits next (drawn at entry), and when a halted vCPU's timer wakes it. */
   private nextExitAtCycles = 0;
   private nextWakeAtCycles = 0;
-  private nextNmiAtCycles = Number.POSITIVE_INFINITY;
-  private nextMachineCheckAtCycles = Number.POSITIVE_INFINITY;
-  private nextIrqAtCycles = Number.POSITIVE_INFINITY;
-  private injectionCursor = 0;
-  private readonly injections: { atCycles: number; vector: number }[];
-  /**
-   * The earliest time any interrupt source (an injection, the NMI, #MC or IRQ clocks) fires: before it,
-   * `arriveInterrupts` has nothing to do. Recomputed whenever one of them moves.
-   */
-  private nextArrivalAtCycles = 0;
-
   private readonly i32: Int32Array;
   /** Machine.concurrent: siblings and monitors in other threads, so shared words need Atomics (memory/words.ts). */
   private readonly atomic: boolean;
@@ -235,10 +226,10 @@ export class Hyperthread implements PolicyView {
   private readonly frames: FrameTable;
   /** INV-2's count for this thread's VM on its core (the monitor and nosmt ask it at every guest step). */
   private readonly foreign: CoreForeignLines;
-  /** The guest's address space and this vCPU's working set in it: fixed for the run (touchGuestMemory). */
+  /** The guest's address space (touchGuestMemory). */
   private readonly guestSpaceId: number;
-  private readonly workingSetPages: number;
-  private readonly firstWorkingPage: number;
+  /** What the guest does: its exits, working set, halts and interrupt clocks (guest-workload.ts). */
+  private readonly guest: GuestWorkload;
   /**
    * Lines the guest refills after an L1D flush: its working set, as far as the L1D holds it. A real
    * guest touches its working set many times over between two exits (a stretch is ~17k cycles even at
@@ -261,12 +252,12 @@ export class Hyperthread implements PolicyView {
    * every count (a guest step counts five times).
    */
   private readonly stats: Float64Array;
-  private readonly ackIndex: number;
   private readonly mailboxes: Mailboxes;
+  /** The kick protocol's both sides for this thread (kick/kicker.ts). */
+  private readonly kicker: Kicker;
   /** This thread's mailbox word (`Mailboxes.index`): polled at every guest and handler step. */
   private readonly mailboxIndex: number;
   private readonly catalogue: CompiledCatalogue;
-  private readonly mix: ResolvedMix;
   private readonly kickVariant: CompiledVariant;
   private readonly nmiVariant: CompiledVariant;
   private readonly machineCheckVariant: CompiledVariant;
@@ -276,8 +267,6 @@ export class Hyperthread implements PolicyView {
   private readonly guestQuantumCycles: number;
   private readonly guestAccessesPerQuantum: number;
   private readonly guestAccessesPerStretchMax: number;
-  /** Mean guest cycles between two exits (RunConfig's, resolved from the exit rate by the backend). */
-  private readonly exitIntervalCycles: number;
   /**
    * Longest guest step, in cycles: the backend's choice. The sim runs a guest stretch as one wait on
    * the mailbox with the next exit as its deadline (+Infinity here); the workers backend, whose threads
@@ -286,8 +275,6 @@ export class Hyperthread implements PolicyView {
   private readonly guestStepCyclesMax: number;
   /** This thread's speed by how many of its core's threads are busy (core-timeline.ts speedPerThread). */
   private readonly speedByBusy: Float64Array;
-  /** Threads running other vCPUs of this VM (wake-IPI targets). */
-  private readonly peers: number[];
   private readonly siblingThreads: number[];
 
   readonly machine: Machine;
@@ -302,7 +289,10 @@ export class Hyperthread implements PolicyView {
   readonly workload: Workload;
   readonly observer: Observer;
   readonly env: Environment;
-  readonly confidential: ConfidentialVm | null;
+  /** The confidential VM's memory work (the VMM side implements it), or null. */
+  readonly confidential: ConfidentialWork | null;
+  /** `env.random` as a function, for the confidential work's draws. */
+  private readonly draw: () => number;
 
   constructor(
     machine: Machine,
@@ -313,8 +303,8 @@ export class Hyperthread implements PolicyView {
     observer: Observer,
     env: Environment,
     runningThreads: ReadonlySet<number>,
-    /** The VM's confidential-memory state when it is a confidential VM (sim backend), else null. */
-    confidential: ConfidentialVm | null = null,
+    /** The VM's confidential-memory work when it is a confidential VM (sim backend), else null. */
+    confidential: ConfidentialWork | null = null,
     /** Longest guest step (`guestStepCyclesMax`): the sim's default, one event per stretch. */
     guestStepCyclesMax = Number.POSITIVE_INFINITY,
   ) {
@@ -328,6 +318,7 @@ export class Hyperthread implements PolicyView {
     this.observer = observer;
     this.env = env;
     this.confidential = confidential;
+    this.draw = () => env.random();
     const { config, layout } = machine;
     assert(thread >= 0 && thread < layout.threadCount, `thread ${thread} out of range`);
     this.thread = thread;
@@ -346,7 +337,6 @@ export class Hyperthread implements PolicyView {
     this.kernelDescriptor = machine.kernelDescriptorI32Index(thread);
     const statBase = threadStatIndex(layout, thread, 0);
     this.stats = machine.f64.subarray(statBase, statBase + ThreadStat.count);
-    this.ackIndex = threadFieldIndex(layout, thread, ThreadField.kickAcks);
     this.mailboxes = new Mailboxes(machine.i32, machine.f64, layout, machine.concurrent);
     this.mailboxIndex = this.mailboxes.index(thread);
     let vmId = -1;
@@ -370,7 +360,6 @@ export class Hyperthread implements PolicyView {
     Atomics.store(this.i32, threadFieldIndex(layout, thread, ThreadField.vmId), vmId);
     Atomics.store(this.i32, threadFieldIndex(layout, thread, ThreadField.vcpu), vcpu);
     this.catalogue = compiledCatalogueOf(machine, thread, vmId, vcpu, workload.catalogue);
-    this.mix = resolveMix(workload.mix, 'workload.mix', workload.catalogue);
     this.exitStats = newExitStats(catalogueVariantCount(workload.catalogue));
     const variantOf = (reason: string, variant: string) => {
       const reasonIndex = exitReasonIndex(reason);
@@ -391,41 +380,53 @@ export class Hyperthread implements PolicyView {
     this.guestQuantumCycles = workload.guestQuantumCycles;
     this.guestAccessesPerQuantum = workload.guestAccessesPerQuantum;
     this.guestAccessesPerStretchMax = workload.guestAccessesPerStretchMax;
-    assert(
-      workload.exitIntervalCycles !== undefined,
-      'the backend resolves the exit interval before it builds hyperthreads (backend/sim/exit-interval.ts)',
-    );
-    this.exitIntervalCycles = workload.exitIntervalCycles;
     assert(guestStepCyclesMax >= 1, 'a guest step runs at least a cycle');
     this.guestStepCyclesMax = guestStepCyclesMax;
     const speedup = smtSpeedupOf(workload, config.smt);
     this.speedByBusy = new Float64Array(config.smt + 1);
     for (let busy = 0; busy <= config.smt; busy++)
       this.speedByBusy[busy] = speedPerThread(busy, config.smt, speedup);
-    this.workingSetPages = Math.min(workload.guestWorkingSetPages, this.guestPages);
-    this.firstWorkingPage = (vcpu * this.workingSetPages) % (this.guestPages - this.workingSetPages + 1);
-    this.refillLinesAfterFlush = Math.min(
-      this.workingSetPages * (pageBytes / cacheLineBytes),
-      config.l1d.sets * config.l1d.ways,
-    );
-    this.peers = machine.pinning[vmId].filter((other) => other !== thread && runningThreads.has(other));
     this.siblingThreads = [];
     for (let sibling = 0; sibling < this.smt; sibling++)
       this.siblingThreads.push(this.core * this.smt + sibling);
-    const vectorOf = { nmi: Vector.nmi, mc: Vector.machineCheck, irq: Vector.irq } as const;
-    this.injections = workload.injections
-      .filter((injection) => injection.thread === thread)
-      .map((injection) => ({ atCycles: injection.atCycles, vector: vectorOf[injection.vector] }))
-      .sort((a, b) => a.atCycles - b.atCycles);
+    this.kicker = new Kicker(
+      {
+        i32: machine.i32,
+        layout,
+        atomic: machine.concurrent,
+        mailboxes: this.mailboxes,
+        notifier: env,
+        thread,
+        sibling: this.sibling,
+        siblingThreads: this.siblingThreads,
+        coreI32Index: this.coreIndex,
+        ipiSendCycles: costs.ipiSend,
+        ipiDeliveryCycles: costs.ipiDelivery,
+      },
+      policy,
+      this.view,
+      this,
+    );
     assert(
       ThreadStat.faultsByReasonBase + exitCatalogue.length <= ThreadStat.count,
       'fault counters fit the stats record',
     );
-    if (workload.nmiIntervalCycles > 0) this.nextNmiAtCycles = this.exponential(workload.nmiIntervalCycles);
-    if (workload.machineCheckIntervalCycles > 0)
-      this.nextMachineCheckAtCycles = this.exponential(workload.machineCheckIntervalCycles);
-    if (workload.irqIntervalCycles > 0) this.nextIrqAtCycles = this.exponential(workload.irqIntervalCycles);
-    this.updateNextArrival();
+    // The guest's draws begin here (the interrupt clocks' first arrivals): after every other setup.
+    this.guest = new GuestWorkload(
+      workload,
+      env,
+      this.mailboxes,
+      thread,
+      resolveMix(workload.mix, 'workload.mix', workload.catalogue),
+      this.catalogue,
+      vcpu,
+      this.guestPages,
+      machine.pinning[vmId].filter((other) => other !== thread && runningThreads.has(other)),
+    );
+    this.refillLinesAfterFlush = Math.min(
+      this.guest.workingSetPages * (pageBytes / cacheLineBytes),
+      config.l1d.sets * config.l1d.ways,
+    );
   }
 
   // ---- PolicyView ---------------------------------------------------------------------------------------
@@ -505,8 +506,17 @@ export class Hyperthread implements PolicyView {
     if (cycles > this.clockCycles) this.spend(cycles - this.clockCycles);
   }
 
-  private exponential(meanCycles: number): number {
-    return -Math.log(1 - this.env.random()) * meanCycles;
+  // ---- KickerHost: what the kicker counts --------------------------------------------------------------
+
+  kickSent(target: number, rekick: boolean): void {
+    if (rekick) this.count(ThreadStat.kickRetries);
+    this.count(ThreadStat.kicksSent);
+    this.countExit(ExitStatField.kicksSent);
+    this.observer.onKick(this, target);
+  }
+
+  interruptInKickWait(): void {
+    this.count(ThreadStat.interruptsDuringKickWait);
   }
 
   // ---- mode changes: every one a CAS of the core word ------------------------------------------------------
@@ -638,9 +648,8 @@ export class Hyperthread implements PolicyView {
   /** The entry is committed (mode is guest): flush, then VM entry. */
   private entered(): number {
     if (this.policy.flushPoint === 'after-barrier') this.flush(this.policy.flushBeforeEntry(this.view));
-    // A kick still pending from before this entry is stale: the kicker waited for us to leave the guest,
-    // and we did. (Its acknowledgement is not sent: the ack-waiting planted policy depends on that.)
-    if (this.mailboxes.take(this.thread, Vector.kick) !== 0) this.count(ThreadStat.kicksWhileOut);
+    // A kick still pending from before this entry is stale (Kicker.dropStaleKick says why).
+    if (this.kicker.dropStaleKick()) this.count(ThreadStat.kicksWhileOut);
     if (!this.entryPathSpent) this.spend(this.costs.exitRoundTrip / 2);
     this.entryPathSpent = false;
     this.count(ThreadStat.entries);
@@ -652,7 +661,7 @@ export class Hyperthread implements PolicyView {
     this.faultedSinceEntry = false;
     // `vmx_l1d_flush` clears the vCPU's flag and the CPU's at every entry, flushing or not.
     this.l1tfFlushL1d = false;
-    this.nextExitAtCycles = this.clockCycles + Math.max(1, this.exponential(this.exitIntervalCycles));
+    this.nextExitAtCycles = this.guest.exitAfter(this.clockCycles);
     this.phase = Phase.guest;
     this.observer.onEnter(this);
     return StepCode.ran;
@@ -680,47 +689,6 @@ export class Hyperthread implements PolicyView {
   // ---- the guest ----------------------------------------------------------------------------------------
 
   /**
-   * Raises interrupts whose time has come into this thread's own mailbox. Callers skip it before
-   * `nextArrivalAtCycles`, when none has.
-   */
-  private arriveInterrupts(): void {
-    const now = this.clockCycles;
-    while (
-      this.injectionCursor < this.injections.length &&
-      this.injections[this.injectionCursor].atCycles <= now
-    ) {
-      this.mailboxes.send(this.thread, this.injections[this.injectionCursor].vector, now, this.env);
-      this.injectionCursor++;
-    }
-    if (now >= this.nextNmiAtCycles) {
-      this.mailboxes.send(this.thread, Vector.nmi, now, this.env);
-      this.nextNmiAtCycles = now + this.exponential(this.workload.nmiIntervalCycles);
-    }
-    if (now >= this.nextMachineCheckAtCycles) {
-      this.mailboxes.send(this.thread, Vector.machineCheck, now, this.env);
-      this.nextMachineCheckAtCycles = now + this.exponential(this.workload.machineCheckIntervalCycles);
-    }
-    if (now >= this.nextIrqAtCycles) {
-      this.mailboxes.send(this.thread, Vector.irq, now, this.env);
-      this.nextIrqAtCycles = now + this.exponential(this.workload.irqIntervalCycles);
-    }
-    this.updateNextArrival();
-  }
-
-  private updateNextArrival(): void {
-    const injection =
-      this.injectionCursor < this.injections.length
-        ? this.injections[this.injectionCursor].atCycles
-        : Number.POSITIVE_INFINITY;
-    this.nextArrivalAtCycles = Math.min(
-      injection,
-      this.nextNmiAtCycles,
-      this.nextMachineCheckAtCycles,
-      this.nextIrqAtCycles,
-    );
-  }
-
-  /**
    * A guest stretch, or the exit that ends the guest's run. A stretch runs until the next event that
    * can end it: the next exit, the next interrupt arrival, a kick becoming visible (its IPI latency).
    * In the sim it is one wait on this thread's mailbox with that time as the deadline, so a kick or an
@@ -730,11 +698,11 @@ export class Hyperthread implements PolicyView {
    */
   private stepGuest(): number {
     if (this.stretchStartCycles >= 0) this.endStretch();
-    if (this.clockCycles >= this.nextArrivalAtCycles) this.arriveInterrupts();
+    if (this.clockCycles >= this.guest.nextArrivalAtCycles) this.guest.arriveInterrupts(this.clockCycles);
     const pending = this.ownPending();
     if (pending !== 0 && this.exitForPending(pending)) return StepCode.ran;
-    if (this.clockCycles >= this.nextExitAtCycles) return this.takeExit(this.drawExit(), 0);
-    let endCycles = Math.min(this.nextExitAtCycles, this.nextArrivalAtCycles);
+    if (this.clockCycles >= this.nextExitAtCycles) return this.takeExit(this.guest.drawExit(), 0);
+    let endCycles = Math.min(this.nextExitAtCycles, this.guest.nextArrivalAtCycles);
     if (pending & Vector.kick) endCycles = this.kickVisibleBy(endCycles);
     const cycles = Math.max(1, Math.min(this.guestStepCyclesMax, endCycles - this.clockCycles));
     // The stretch's own accesses first (their stalls are guest time, not guest progress).
@@ -803,7 +771,7 @@ export class Hyperthread implements PolicyView {
    * `exitOnKick` said no) ends nothing.
    */
   private kickVisibleBy(endCycles: number): number {
-    const visibleAt = this.mailboxes.kickSentAt(this.thread) + this.costs.ipiDelivery;
+    const visibleAt = this.kicker.kickVisibleAtCycles();
     return visibleAt > this.clockCycles && visibleAt < endCycles ? visibleAt : endCycles;
   }
 
@@ -833,10 +801,7 @@ export class Hyperthread implements PolicyView {
     }
     if (
       pending & Vector.kick &&
-      this.env.ipiVisible(
-        this.clockCycles,
-        this.mailboxes.kickSentAt(this.thread) + this.costs.ipiDelivery,
-      ) &&
+      this.env.ipiVisible(this.clockCycles, this.kicker.kickVisibleAtCycles()) &&
       this.policy.exitOnKick(this.view)
     ) {
       this.count(ThreadStat.kicksReceived);
@@ -862,10 +827,10 @@ export class Hyperthread implements PolicyView {
 
   /** One guest access of the quantum; `cycles`: what its earlier accesses took. Returns what it took. */
   private touchGuestAccess(cycles: number): number {
-    // One draw picks both the page and the line in it.
-    const draw = this.env.random() * this.workingSetPages;
-    const page = this.firstWorkingPage + Math.floor(draw);
-    const line = Math.floor((draw - Math.floor(draw)) * 64);
+    const guest = this.guest;
+    guest.drawAccess();
+    const page = guest.accessPage;
+    const line = guest.accessLine;
     // A plain TLB hit, the frame's owner and the cache access in one kernel call where there is one.
     const kernel = this.guestAccess;
     const done = kernel === null ? -1 : kernel(this.kernelDescriptor, this.guestSpaceId, page, line);
@@ -898,22 +863,6 @@ export class Hyperthread implements PolicyView {
       : this.costs.cacheMiss;
   }
 
-  private drawExit(): CompiledVariant {
-    const u = this.env.random();
-    const { cumulative, reasons, variants } = this.mix;
-    let i = 0;
-    while (i < cumulative.length - 1 && u >= cumulative[i]) i++;
-    const reason = reasons[i];
-    let variant = variants[i];
-    if (variant < 0) {
-      const v = this.env.random();
-      const weights = this.catalogue.variantCumulative[reason];
-      variant = 0;
-      while (variant < weights.length - 1 && v >= weights[variant]) variant++;
-    }
-    return this.catalogue.variants[reason][variant];
-  }
-
   // ---- exits and handlers ---------------------------------------------------------------------------------
 
   private takeExit(variant: CompiledVariant, vector: number): number {
@@ -928,10 +877,7 @@ export class Hyperthread implements PolicyView {
     const kickFirst = !this.usesAsi && this.policy.kickOnExit(this.view);
     this.setMode(this.usesAsi || kickFirst ? Mode.isolated : Mode.full);
     if (vector !== 0) this.mailboxes.take(this.thread, vector);
-    if (vector === Vector.kick) {
-      addWord(this.i32, this.ackIndex, 1, this.atomic);
-      this.env.notify(this.ackIndex, this.clockCycles);
-    }
+    if (vector === Vector.kick) this.kicker.acknowledge(this.clockCycles);
     if (vector === Vector.nmi) this.nmiSinceEntry = true;
     // An exit for an interrupt runs its handler (`kvm_before_interrupt`: the CPU's l1tf_flush_l1d); a
     // handler outside KVM's confined set sets the vCPU's (PolicyView.l1tfFlushL1d).
@@ -952,32 +898,9 @@ export class Hyperthread implements PolicyView {
     return StepCode.ran;
   }
 
-  /** Kicks the siblings the policy names (those in the guest by default). */
-  private sendKicks(): void {
-    const targets = this.policy.kickTargets(this.coreWord(), this.view);
-    this.kickTargetsMask = targets;
-    if (targets === 0) return;
-    this.ackSeen = 0;
-    for (let sibling = 0; sibling < this.smt; sibling++) {
-      if ((targets & (1 << sibling)) === 0 || sibling === this.sibling) continue;
-      const target = this.siblingThreads[sibling];
-      this.ackSeen += loadWord(
-        this.i32,
-        threadFieldIndex(this.machine.layout, target, ThreadField.kickAcks),
-        this.atomic,
-      );
-      this.spend(this.costs.ipiSend);
-      this.mailboxes.send(target, Vector.kick, this.clockCycles, this.env);
-      this.count(ThreadStat.kicksSent);
-      this.countExit(ExitStatField.kicksSent);
-      this.observer.onKick(this, target);
-    }
-  }
-
   private stepExitKick(): number {
-    this.sendKicks();
-    this.retries = 0;
-    this.interruptSeenInKickWait = false;
+    this.kicker.kick();
+    this.kicker.beginWait();
     if (this.policy.waitForSiblingsOut(this.view)) {
       this.phase = Phase.exitWait;
       return StepCode.ran;
@@ -987,53 +910,15 @@ export class Hyperthread implements PolicyView {
     return StepCode.ran;
   }
 
-  /** Sum of the kick acknowledgements of the siblings last kicked. */
-  private acks(): number {
-    let sum = 0;
-    for (let sibling = 0; sibling < this.smt; sibling++) {
-      if ((this.kickTargetsMask & (1 << sibling)) === 0 || sibling === this.sibling) continue;
-      sum += loadWord(
-        this.i32,
-        threadFieldIndex(this.machine.layout, this.siblingThreads[sibling], ThreadField.kickAcks),
-        this.atomic,
-      );
-    }
-    return sum;
-  }
-
   /**
-   * The kicker's wait: returns `satisfied` when the policy's condition holds (siblings out of the
-   * guest, or their acknowledgements), else a Step code after re-kicking a sibling that went back into
-   * the guest with no kick pending, or after setting up a wait on the core word.
+   * The kicker's wait (Kicker.waitForSiblings): `satisfied` when the policy's condition holds, else a
+   * Step code (ran after a re-kick; wait on the word the kicker names).
    */
   private siblingsOutOrWait(): number {
-    if (!this.interruptSeenInKickWait && (this.ownPending() & interruptVectors) !== 0) {
-      this.interruptSeenInKickWait = true;
-      this.count(ThreadStat.interruptsDuringKickWait);
-    }
-    if (this.policy.waitFor === 'ack') {
-      if (this.kickTargetsMask === 0 || this.acks() > this.ackSeen) return satisfied;
-      // Planted bug: waits on its own mailbox, which no acknowledgement ever changes.
-      return this.wait(this.mailboxIndex, this.ownPending());
-    }
-    const word = this.coreWord();
-    if (this.policy.siblingsOut(word, this.view)) return satisfied;
-    for (let sibling = 0; sibling < this.smt; sibling++) {
-      if (sibling === this.sibling || modeOf(word, sibling) !== Mode.guest) continue;
-      const target = this.siblingThreads[sibling];
-      if ((this.mailboxes.pending(target) & Vector.kick) === 0) {
-        this.retries++;
-        assert(this.retries < retriesMax, `thread ${this.thread}: sibling ${target} never left the guest`);
-        this.count(ThreadStat.kickRetries);
-        this.spend(this.costs.ipiSend);
-        this.mailboxes.send(target, Vector.kick, this.clockCycles, this.env);
-        this.count(ThreadStat.kicksSent);
-        this.countExit(ExitStatField.kicksSent);
-        this.observer.onKick(this, target);
-        return StepCode.ran;
-      }
-    }
-    return this.wait(this.coreIndex, word);
+    const outcome = this.kicker.waitForSiblings();
+    if (outcome === KickWait.out) return satisfied;
+    if (outcome === KickWait.rekicked) return StepCode.ran;
+    return this.wait(this.kicker.waitIndex, this.kicker.waitValue);
   }
 
   private stepExitWait(): number {
@@ -1144,9 +1029,8 @@ export class Hyperthread implements PolicyView {
       return this.switched(false);
     }
     if (this.policy.stun && !this.stunHeld) this.setStun(true);
-    if (this.policy.kickBeforeFull(this.view)) this.sendKicks();
-    this.retries = 0;
-    this.interruptSeenInKickWait = false;
+    if (this.policy.kickBeforeFull(this.view)) this.kicker.kick();
+    this.kicker.beginWait();
     if (this.policy.waitForSiblingsOut(this.view)) {
       this.phase = Phase.leaveWait;
       return StepCode.ran;
@@ -1188,7 +1072,7 @@ export class Hyperthread implements PolicyView {
       this.vmmSinceEntry = true;
     }
     if (fromIsolated) this.observer.onSwitchToFull(this, this.leaveTarget);
-    if (fromIsolated && this.policy.kickAfterFull(this.view)) this.sendKicks();
+    if (fromIsolated && this.policy.kickAfterFull(this.view)) this.kicker.kick();
     this.phase = this.leaveContinuation;
     return StepCode.ran;
   }
@@ -1249,12 +1133,12 @@ export class Hyperthread implements PolicyView {
     switch (variant.action) {
       case 'resume':
         if (variant.conversion === 'accept' && this.confidential !== null) {
-          this.confidential.accept(() => this.env.random(), this.clockCycles);
+          this.confidential.accept(this.draw, this.clockCycles);
         }
         break;
       case 'ipi': {
-        if (this.peers.length > 0) {
-          const target = this.peers[Math.floor(this.env.random() * this.peers.length)];
+        const target = this.guest.drawPeer();
+        if (target >= 0) {
           this.spend(this.costs.ipiSend);
           this.mailboxes.send(target, Vector.wake, this.clockCycles, this.env);
         }
@@ -1269,7 +1153,7 @@ export class Hyperthread implements PolicyView {
         }
         this.count(ThreadStat.halts);
         this.setMode(Mode.idle);
-        this.nextWakeAtCycles = this.clockCycles + Math.max(1, this.exponential(this.workload.idleCycles));
+        this.nextWakeAtCycles = this.guest.wakeAfter(this.clockCycles);
         this.phase = Phase.idle;
         return StepCode.ran;
       case 'vmm':
@@ -1298,7 +1182,8 @@ export class Hyperthread implements PolicyView {
       // The VMM's time, then KVM_RUN in a later step: a sibling that steps meanwhile (at a time within
       // the VMM's) sees this thread in vmm, as it is in virtual time, not already back in the kernel.
       this.spend(variant.vmmCycles / this.speedNow());
-      if (this.confidential !== null) this.vmmConfidentialWork(variant, this.confidential);
+      if (this.confidential !== null)
+        this.confidential.vmmExit(variant.conversion, this.draw, this.clockCycles);
       this.vmmRan = true;
       return StepCode.ran;
     }
@@ -1314,21 +1199,6 @@ export class Hyperthread implements PolicyView {
     this.returnContinuation = Phase.entry;
     this.phase = Phase.returnIsolated;
     return StepCode.ran;
-  }
-
-  /** What the VMM does to a confidential VM's memory on this exit. */
-  private vmmConfidentialWork(variant: CompiledVariant, confidential: ConfidentialVm): void {
-    const settings = this.workload.confidential;
-    if (variant.conversion === 'map-gpa-range' || variant.conversion === 'psc') {
-      const gfn = 1 + Math.floor(this.env.random() * (confidential.pages - 1));
-      const npages = 1 + Math.floor(this.env.random() * settings.conversionPagesMax);
-      confidential.convert(gfn, npages, this.env.random() < 0.5, this.clockCycles);
-    }
-    // The VMM touches a virtio buffer in guest memory through its own mapping.
-    confidential.vmmTouch(Math.floor(this.env.random() * confidential.pages));
-    if (settings.hostileVmm && this.env.random() < settings.hostileRemapShare) {
-      confidential.hostileRemap(() => this.env.random(), this.clockCycles);
-    }
   }
 
   private stepReturnIsolated(): number {
@@ -1353,11 +1223,11 @@ export class Hyperthread implements PolicyView {
   // ---- idle --------------------------------------------------------------------------------------------
 
   private stepIdle(): number {
-    if (this.clockCycles >= this.nextArrivalAtCycles) this.arriveInterrupts();
+    if (this.clockCycles >= this.guest.nextArrivalAtCycles) this.guest.arriveInterrupts(this.clockCycles);
     const pending = this.ownPending();
     if (pending & Vector.kick) {
       // Not in the guest: nothing to leave.
-      this.mailboxes.take(this.thread, Vector.kick);
+      this.kicker.dropStaleKick();
       this.count(ThreadStat.kicksWhileOut);
     }
     const woken =

@@ -1,5 +1,6 @@
 import { type Layout, ThreadField, ThreadStat, threadFieldIndex, threadStatIndex } from '../memory/layout.js';
 import { andWord, loadWord, orWord } from '../memory/words.js';
+import type { Notifier } from './wait.js';
 
 /**
  * IPI mailboxes: one word of pending-vector bits per hyperthread (DESIGN.md "IPI mailboxes"). A
@@ -22,13 +23,8 @@ export const Vector = {
   irq: 1 << 4,
 } as const;
 
-export interface Notifier {
-  /**
-   * Word `i32Index` changed: wake whoever waits on it. `nowCycles` is the notifying thread's clock (the
-   * sim moves a thread it wakes to that time; the workers backend has real time and ignores it).
-   */
-  notify(i32Index: number, nowCycles: number): void;
-}
+/** The vectors that interrupt a handler (and that a kicker notes while it waits). */
+export const interruptVectors = Vector.nmi | Vector.machineCheck | Vector.irq;
 
 export class Mailboxes {
   /** Word index of thread 0's mailbox, and the distance between two threads' records. */

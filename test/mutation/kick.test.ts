@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { Mailboxes, type Notifier, Vector } from '../../src/kick/ipi.js';
+import { Mailboxes, Vector } from '../../src/kick/ipi.js';
+import type { Notifier } from '../../src/kick/wait.js';
 import { createMachine } from '../../src/machine.js';
 
 /**

@@ -24,7 +24,7 @@ import { Sleepers, Waiter } from './waiter.js';
  * `isolated` and notifies. Only that interval is timed (performance.now around each trip); B's handler
  * and re-entry happen between trips, untimed, while A waits for B to be back in the guest.
  *
- * As the state machine's own kicker does (siblingsOutOrWait), A kicks again when B is in the guest with
+ * As the state machine's own kicker does (kick/kicker.ts waitForSiblings), A kicks again when B is in the guest with
  * no kick pending: B's entry clears a kick that arrived between its CAS into the guest and the entry's
  * end as stale. A waits for B's entry count to move before each trip, so that happens only by accident.
  */

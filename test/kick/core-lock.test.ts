@@ -9,7 +9,7 @@ import {
   lockFree,
   lockHeld,
   releaseCoreLock,
-} from '../../src/cache/core-buffer.js';
+} from '../../src/kick/core-lock.js';
 
 const distBuilt = existsSync(fileURLToPath(new URL('../../dist/src/internal.js', import.meta.url)));
 const lockIndex = 0;

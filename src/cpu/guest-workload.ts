@@ -1,0 +1,171 @@
+import { assert } from '../assert.js';
+import type { Workload } from '../config/workload.js';
+import { type Mailboxes, Vector } from '../kick/ipi.js';
+import type { Notifier } from '../kick/wait.js';
+import type { CompiledCatalogue, CompiledVariant } from './handler-program.js';
+import type { ResolvedMix } from './mixes.js';
+
+/** The backend's seeded draws and wake-ups (the part of hyperthread.ts `Environment` a workload uses). */
+export interface WorkloadRandom extends Notifier {
+  /** Uniform in [0, 1), from the backend's seeded generator. */
+  random(): number;
+}
+
+/**
+ * What one vCPU's guest does, drawn from the backend's seeded generator (issue 21 item 5): which exit
+ * ends a guest stretch and when, which lines of its working set it touches, how long it stays halted,
+ * which peer vCPU it sends an IPI, and when interrupts (NMI, #MC, device IRQ, and the workload's
+ * injections) arrive at its hyperthread. The state machine (hyperthread.ts) asks; it holds no state of
+ * the guest's own.
+ *
+ * Every draw is one `random()` call, made when the state machine asks for it: the sim's trace follows
+ * the order of those calls, so a change here that adds, drops or reorders a draw changes every trace.
+ */
+export class GuestWorkload {
+  /**
+   * The earliest time any interrupt source (an injection, the NMI, #MC or IRQ clocks) fires: before it,
+   * `arriveInterrupts` has nothing to do. Recomputed whenever one of them moves.
+   */
+  nextArrivalAtCycles = 0;
+  /** The page and line of the guest access `drawAccess` drew last. */
+  accessPage = 0;
+  accessLine = 0;
+
+  private nextNmiAtCycles = Number.POSITIVE_INFINITY;
+  private nextMachineCheckAtCycles = Number.POSITIVE_INFINITY;
+  private nextIrqAtCycles = Number.POSITIVE_INFINITY;
+  private injectionCursor = 0;
+  private readonly injections: { atCycles: number; vector: number }[];
+
+  /** The guest's working set: `workingSetPages` pages from `firstWorkingPage` (guest page numbers). */
+  readonly workingSetPages: number;
+  private readonly firstWorkingPage: number;
+  /** Mean guest cycles between two exits (RunConfig's, resolved from the exit rate by the backend). */
+  private readonly exitIntervalCycles: number;
+
+  constructor(
+    private readonly workload: Workload,
+    private readonly random: WorkloadRandom,
+    private readonly mailboxes: Mailboxes,
+    /** The hyperthread whose mailbox the interrupts arrive in. */
+    private readonly thread: number,
+    private readonly mix: ResolvedMix,
+    private readonly catalogue: CompiledCatalogue,
+    /** The vCPU (its index in the VM) and the VM's memory, in pages: where the working set lies. */
+    vcpu: number,
+    guestPages: number,
+    /** Threads running other vCPUs of this VM (wake-IPI targets). */
+    private readonly peers: readonly number[],
+  ) {
+    assert(
+      workload.exitIntervalCycles !== undefined,
+      'the backend resolves the exit interval before it builds hyperthreads (backend/sim/exit-interval.ts)',
+    );
+    this.exitIntervalCycles = workload.exitIntervalCycles;
+    this.workingSetPages = Math.min(workload.guestWorkingSetPages, guestPages);
+    this.firstWorkingPage = (vcpu * this.workingSetPages) % (guestPages - this.workingSetPages + 1);
+    const vectorOf = { nmi: Vector.nmi, mc: Vector.machineCheck, irq: Vector.irq } as const;
+    this.injections = workload.injections
+      .filter((injection) => injection.thread === thread)
+      .map((injection) => ({ atCycles: injection.atCycles, vector: vectorOf[injection.vector] }))
+      .sort((a, b) => a.atCycles - b.atCycles);
+    // The interrupt clocks' first draws, in this order.
+    if (workload.nmiIntervalCycles > 0) this.nextNmiAtCycles = this.exponential(workload.nmiIntervalCycles);
+    if (workload.machineCheckIntervalCycles > 0)
+      this.nextMachineCheckAtCycles = this.exponential(workload.machineCheckIntervalCycles);
+    if (workload.irqIntervalCycles > 0) this.nextIrqAtCycles = this.exponential(workload.irqIntervalCycles);
+    this.updateNextArrival();
+  }
+
+  private exponential(meanCycles: number): number {
+    return -Math.log(1 - this.random.random()) * meanCycles;
+  }
+
+  // ---- exits and halts ----------------------------------------------------------------------------------
+
+  /** When the guest entered at `nowCycles` exits next (one draw; at least a cycle later). */
+  exitAfter(nowCycles: number): number {
+    return nowCycles + Math.max(1, this.exponential(this.exitIntervalCycles));
+  }
+
+  /** Which exit ends the stretch: a reason from the mix, then (where the mix leaves it open) a variant. */
+  drawExit(): CompiledVariant {
+    const u = this.random.random();
+    const { cumulative, reasons, variants } = this.mix;
+    let i = 0;
+    while (i < cumulative.length - 1 && u >= cumulative[i]) i++;
+    const reason = reasons[i];
+    let variant = variants[i];
+    if (variant < 0) {
+      const v = this.random.random();
+      const weights = this.catalogue.variantCumulative[reason];
+      variant = 0;
+      while (variant < weights.length - 1 && v >= weights[variant]) variant++;
+    }
+    return this.catalogue.variants[reason][variant];
+  }
+
+  /** When a vCPU halted at `nowCycles` wakes on its timer, if no IPI comes first (one draw). */
+  wakeAfter(nowCycles: number): number {
+    return nowCycles + Math.max(1, this.exponential(this.workload.idleCycles));
+  }
+
+  /** The peer vCPU's thread a guest IPI goes to (one draw), or -1 when the VM runs no other. */
+  drawPeer(): number {
+    if (this.peers.length === 0) return -1;
+    return this.peers[Math.floor(this.random.random() * this.peers.length)];
+  }
+
+  // ---- the working set ----------------------------------------------------------------------------------
+
+  /** One guest access: one draw picks both the page (`accessPage`) and the line in it (`accessLine`). */
+  drawAccess(): void {
+    const draw = this.random.random() * this.workingSetPages;
+    this.accessPage = this.firstWorkingPage + Math.floor(draw);
+    this.accessLine = Math.floor((draw - Math.floor(draw)) * 64);
+  }
+
+  // ---- interrupt clocks ---------------------------------------------------------------------------------
+
+  /**
+   * Raises the interrupts whose time has come by `nowCycles` into this thread's own mailbox: the
+   * injections in time order, then the NMI, #MC and IRQ clocks (each drawing its next arrival). Callers
+   * skip it before `nextArrivalAtCycles`, when none has.
+   */
+  arriveInterrupts(nowCycles: number): void {
+    const now = nowCycles;
+    while (
+      this.injectionCursor < this.injections.length &&
+      this.injections[this.injectionCursor].atCycles <= now
+    ) {
+      this.mailboxes.send(this.thread, this.injections[this.injectionCursor].vector, now, this.random);
+      this.injectionCursor++;
+    }
+    if (now >= this.nextNmiAtCycles) {
+      this.mailboxes.send(this.thread, Vector.nmi, now, this.random);
+      this.nextNmiAtCycles = now + this.exponential(this.workload.nmiIntervalCycles);
+    }
+    if (now >= this.nextMachineCheckAtCycles) {
+      this.mailboxes.send(this.thread, Vector.machineCheck, now, this.random);
+      this.nextMachineCheckAtCycles = now + this.exponential(this.workload.machineCheckIntervalCycles);
+    }
+    if (now >= this.nextIrqAtCycles) {
+      this.mailboxes.send(this.thread, Vector.irq, now, this.random);
+      this.nextIrqAtCycles = now + this.exponential(this.workload.irqIntervalCycles);
+    }
+    this.updateNextArrival();
+  }
+
+  private updateNextArrival(): void {
+    const injection =
+      this.injectionCursor < this.injections.length
+        ? this.injections[this.injectionCursor].atCycles
+        : Number.POSITIVE_INFINITY;
+    this.nextArrivalAtCycles = Math.min(
+      injection,
+      this.nextNmiAtCycles,
+      this.nextMachineCheckAtCycles,
+      this.nextIrqAtCycles,
+    );
+  }
+}
