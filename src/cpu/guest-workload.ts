@@ -1,5 +1,6 @@
 import { assert } from '../assert.js';
 import type { Workload } from '../config/workload.js';
+import { linesPerPage } from '../constants.js';
 import { type Mailboxes, Vector } from '../kick/ipi.js';
 import type { Notifier } from '../kick/wait.js';
 import type { CompiledCatalogue, CompiledVariant } from './handler-program.js';
@@ -27,10 +28,6 @@ export class GuestWorkload {
    * `arriveInterrupts` has nothing to do. Recomputed whenever one of them moves.
    */
   nextArrivalAtCycles = 0;
-  /** The page and line of the guest access `drawAccess` drew last. */
-  accessPage = 0;
-  accessLine = 0;
-
   private nextNmiAtCycles = Number.POSITIVE_INFINITY;
   private nextMachineCheckAtCycles = Number.POSITIVE_INFINITY;
   private nextIrqAtCycles = Number.POSITIVE_INFINITY;
@@ -118,11 +115,14 @@ export class GuestWorkload {
 
   // ---- the working set ----------------------------------------------------------------------------------
 
-  /** One guest access: one draw picks both the page (`accessPage`) and the line in it (`accessLine`). */
-  drawAccess(): void {
+  /**
+   * One guest access: one draw picks both the page and the line in it. Returns the guest line number
+   * (page x 64 + line in the page).
+   */
+  drawAccess(): number {
     const draw = this.random.random() * this.workingSetPages;
-    this.accessPage = this.firstWorkingPage + Math.floor(draw);
-    this.accessLine = Math.floor((draw - Math.floor(draw)) * 64);
+    const page = this.firstWorkingPage + Math.floor(draw);
+    return page * linesPerPage + Math.floor((draw - Math.floor(draw)) * linesPerPage);
   }
 
   // ---- interrupt clocks ---------------------------------------------------------------------------------

@@ -3,7 +3,7 @@ import type { GuestAccessKernel, LineAccessKernel } from '../cache/access-kernel
 import { CoreForeignLines } from '../cache/core-buffer.js';
 import type { CoreCaches } from '../cache/core-caches.js';
 import { smtSpeedupOf, type Workload } from '../config/workload.js';
-import { cacheLineBytes, pageBytes } from '../constants.js';
+import { cacheLineBytes, linesPerPage, pageBytes } from '../constants.js';
 import { interruptVectors, Mailboxes, Vector } from '../kick/ipi.js';
 import { Kicker, type KickerHost, KickWait } from '../kick/kicker.js';
 import type { Notifier, WordWait } from '../kick/wait.js';
@@ -827,10 +827,9 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
 
   /** One guest access of the quantum; `cycles`: what its earlier accesses took. Returns what it took. */
   private touchGuestAccess(cycles: number): number {
-    const guest = this.guest;
-    guest.drawAccess();
-    const page = guest.accessPage;
-    const line = guest.accessLine;
+    const guestLine = this.guest.drawAccess();
+    const page = Math.floor(guestLine / linesPerPage);
+    const line = guestLine - page * linesPerPage;
     // A plain TLB hit, the frame's owner and the cache access in one kernel call where there is one.
     const kernel = this.guestAccess;
     const done = kernel === null ? -1 : kernel(this.kernelDescriptor, this.guestSpaceId, page, line);
