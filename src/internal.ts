@@ -3,7 +3,8 @@
  * dist/, never src/): `dist/src/internal.js`, beside the public entries and sharing their one chunk.
  * Not in package.json's `exports`, so not part of the API.
  */
+
+export { simArenaPages } from './accel/sim-arena.js';
 export { acquireCoreLock, releaseCoreLock } from './cache/core-buffer.js';
 export { ConfigError, UsageError } from './errors.js';
 export { simRegionBytes } from './machine.js';
-export { simArenaPages } from './memory/sim-arena.js';

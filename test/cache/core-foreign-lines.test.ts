@@ -15,8 +15,8 @@ function makeCore(fillEntries: number) {
   const i32 = new Int32Array(
     new SharedArrayBuffer((l1dWords + fillBufferI32s(fillEntries, domainCount)) * 4),
   );
-  const l1d = new CoreL1d(i32, 0, geometry, false);
-  const fillBuffers = new CoreFillBuffers(i32, l1dWords, fillEntries, domainCount, false);
+  const l1d = new CoreL1d(i32, 0, geometry);
+  const fillBuffers = new CoreFillBuffers(i32, l1dWords, fillEntries, domainCount);
   return { l1d, fillBuffers };
 }
 

@@ -3,7 +3,7 @@ import { describe, expect, test } from 'vitest';
 import wabtInit from 'wabt';
 
 /**
- * src/cache/access-kernel-wasm.ts is generated from src/cache/access-kernel.wat: this test compiles the
+ * src/accel/access-kernel-wasm.ts is generated from src/accel/access-kernel.wat: this test compiles the
  * .wat with wabt and checks the generated file against the result (a file snapshot). After editing the
  * .wat, `npm run build:wasm` rewrites the generated file (vitest -u on this test).
  */
@@ -24,11 +24,11 @@ function renderModule(bytes: Uint8Array): string {
 describe('access kernel build', () => {
   test('access-kernel-wasm.ts holds the compiled bytes of access-kernel.wat', async () => {
     const wabt = await wabtInit();
-    const text = readFileSync(new URL('../../src/cache/access-kernel.wat', import.meta.url), 'utf8');
+    const text = readFileSync(new URL('../../src/accel/access-kernel.wat', import.meta.url), 'utf8');
     // Shared memory is the threads feature. (wabt's own validate() rejects shared memories even with it
     // enabled, in 1.0.39; V8 validates the bytes below.)
     const bytes = wabt.parseWat('access-kernel.wat', text, { threads: true }).toBinary({}).buffer;
     expect(WebAssembly.validate(bytes)).toBe(true);
-    await expect(renderModule(bytes)).toMatchFileSnapshot('../../src/cache/access-kernel-wasm.ts');
+    await expect(renderModule(bytes)).toMatchFileSnapshot('../../src/accel/access-kernel-wasm.ts');
   });
 });
