@@ -151,7 +151,7 @@ export class Machine {
 
   /**
    * Done with the machine: a sim machine's region goes back to its thread's arena now rather than when
-   * the garbage collector gets to it (memory/sim-arena.ts says why that matters). Nothing may use the
+   * the garbage collector gets to it (accel/sim-arena.ts says why that matters). Nothing may use the
    * machine or its views after. Does nothing for a machine with a buffer of its own.
    */
   dispose(): void {

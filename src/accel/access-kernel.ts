@@ -41,7 +41,7 @@ export type TranslateKernel = (
 ) => number;
 
 /**
- * The line loop of an L1D flush (`flushLines`; the reference is `CoreL1d.flushHeld`): zeroes each set's
+ * The line loop of an L1D flush (`flushLines`; the reference is `CoreL1d.flushLines`): zeroes each set's
  * valid lines and returns how many. Argument: the Int32 index in the memory of the core's cache
  * descriptor (its L1D words place the lines and give the geometry). The caller checks and clears the
  * counts.
