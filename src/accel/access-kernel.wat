@@ -11,7 +11,7 @@
 ;; reads and writes, so a sim run's results and trace hash are the same with it or without it.
 ;;
 ;; Addresses are byte addresses (Int32 index x 4). This file is a template: every offset and layout constant
-;; is a `{{name}}` placeholder, filled at build time from the layouts' one declaration (memory/layout.ts,
+;; is a placeholder in double braces, filled at build time from the layouts' one declaration (memory/layout.ts,
 ;; memory/sub-layouts.ts, paging/tlb.ts; the values: kernel-template.ts), and compiled into
 ;; access-kernel-wasm.ts by `npm run build:wasm` (wabt); a test checks that the bytes there are this
 ;; file's, filled. The layouts as the code below reads them:

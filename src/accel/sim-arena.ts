@@ -224,6 +224,12 @@ function release(to: Arena, range: HeldRange): void {
   }
 }
 
+/** The kernels over this thread's arena (every sim machine's of the thread), or null without one (for tests). */
+export function simArenaKernels(): AccessKernels | null {
+  if (arena === null) arena = openArena();
+  return arena === false ? null : arena.kernels;
+}
+
 /** The arena's pages in use and in all (for tests). */
 export function simArenaPages(): { used: number; total: number } {
   if (arena === null || arena === false) return { used: 0, total: 0 };

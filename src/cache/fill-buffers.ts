@@ -28,23 +28,7 @@ import {
 } from './core-buffer.js';
 import { LineCounts } from './line-counts.js';
 
-// The section's layout is declared with the other sub-layouts (memory/sub-layouts.ts); re-exported for
-// the callers that size fill buffers of their own (tests).
-export {
-  type FillBufferLayout,
-  fillBufferEntriesMax,
-  fillBufferEntryI32s,
-  fillBufferEntryLineInPageI32,
-  fillBufferEntryOwnerI32,
-  fillBufferEntryPfnI32,
-  fillBufferFilterBuckets,
-  fillBufferHeaderI32s,
-  fillBufferI32s,
-  fillBufferLayout,
-  fillBufferLockI32,
-  fillBufferNextSlotI32,
-  fillBufferValidLinesI32,
-} from '../memory/sub-layouts.js';
+// The section's layout is declared with the other sub-layouts (memory/sub-layouts.ts).
 
 /**
  * A core's line fill buffers, as far as MDS (RIDL, ZombieLoad) cares: the last `entries` lines brought

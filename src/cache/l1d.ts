@@ -34,28 +34,9 @@ import {
 } from './core-buffer.js';
 import { LineCounts } from './line-counts.js';
 
-// The section's layout is declared with the other sub-layouts (memory/sub-layouts.ts); re-exported for
-// the callers that size an L1D of their own (tests, bench/cache.bench.ts).
-export {
-  type L1dGeometry,
-  type L1dLayout,
-  type L1dReplacement,
-  l1dClockI32,
-  l1dHeaderI32s,
-  l1dHintSlots,
-  l1dI32s,
-  l1dLayout,
-  l1dLineI32s,
-  l1dLineInPageI32,
-  l1dLineOwnerI32,
-  l1dLinePfnI32,
-  l1dLineStampI32,
-  l1dLockI32,
-  l1dSetsMax,
-  l1dStampMax,
-  l1dValidLinesI32,
-  l1dWaysMax,
-} from '../memory/sub-layouts.js';
+// The section's layout is declared with the other sub-layouts (memory/sub-layouts.ts); what a caller
+// that sizes an L1D of its own needs (bench/cache.bench.ts) is re-exported here.
+export { type L1dGeometry, type L1dReplacement, l1dI32s } from '../memory/sub-layouts.js';
 
 /**
  * A core's L1D: `sets x ways` 64-byte lines, each tagged with its physical frame, its line in the

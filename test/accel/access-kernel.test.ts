@@ -5,9 +5,17 @@ import type { AccessKernel } from '../../src/accel/access-kernel.js';
 import { writeCacheDescriptor } from '../../src/accel/kernel-descriptor.js';
 import { allocateSimRegion, releaseSimRegion, type SimRegion } from '../../src/accel/sim-arena.js';
 import { CoreCaches } from '../../src/cache/core-caches.js';
-import { CoreFillBuffers, fillBufferI32s, fillBufferLayout } from '../../src/cache/fill-buffers.js';
-import { CoreL1d, type L1dReplacement, l1dClockI32, l1dI32s, l1dStampMax } from '../../src/cache/l1d.js';
-import { descriptorI32s } from '../../src/memory/sub-layouts.js';
+import { CoreFillBuffers } from '../../src/cache/fill-buffers.js';
+import { CoreL1d } from '../../src/cache/l1d.js';
+import {
+  descriptorI32s,
+  fillBufferI32s,
+  fillBufferLayout,
+  type L1dReplacement,
+  l1dClockI32,
+  l1dI32s,
+  l1dStampMax,
+} from '../../src/memory/sub-layouts.js';
 
 /**
  * The access kernel (src/accel/access-kernel.wat) against the reference it transcribes, CoreL1d and

@@ -2,10 +2,10 @@ import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import type { AcceleratedThreadAccess } from '../../src/accel/accelerated-access.js';
 import type { AccessKernels, GuestAccessKernel, LineAccessKernel } from '../../src/accel/access-kernel.js';
-import { allocateSimRegion, releaseSimRegion } from '../../src/accel/sim-arena.js';
-import { l1dClockI32, l1dStampMax } from '../../src/cache/l1d.js';
+import { simArenaKernels } from '../../src/accel/sim-arena.js';
 import { cacheLineBytes, pageBytes } from '../../src/constants.js';
 import { createMachine, type Machine } from '../../src/machine.js';
+import { l1dClockI32, l1dStampMax } from '../../src/memory/sub-layouts.js';
 import { guestSpace, kernelSpace, kvmSpace } from '../../src/paging/address-space.js';
 import { Access, MapFlag } from '../../src/paging/entry-format.js';
 import { lineInPageOf } from '../../src/paging/va-layout.js';
@@ -60,12 +60,11 @@ interface Served {
   handedBack: number;
 }
 
-/** The arena's kernels (one per thread: a region's are every sim machine's). */
+/** The arena's kernels (one per thread: every sim machine's of the thread). */
 function arenaKernels(): AccessKernels {
-  const region = allocateSimRegion(1);
-  if (region === null) throw new Error('no sim arena');
-  releaseSimRegion(region);
-  return region.kernels;
+  const kernels = simArenaKernels();
+  if (kernels === null) throw new Error('no sim arena');
+  return kernels;
 }
 
 /** Where a sim machine's descriptor of `thread` is in the kernel's memory (the accelerated path wrote it). */

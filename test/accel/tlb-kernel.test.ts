@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import type { AcceleratedThreadAccess } from '../../src/accel/accelerated-access.js';
 import type { AccessKernels, TranslateKernel } from '../../src/accel/access-kernel.js';
-import { allocateSimRegion, releaseSimRegion } from '../../src/accel/sim-arena.js';
+import { simArenaKernels } from '../../src/accel/sim-arena.js';
 import { pageBytes } from '../../src/constants.js';
 import { createMachine, type Machine } from '../../src/machine.js';
 import { guestSpace, kernelSpace, kvmSpace, vmmSpace } from '../../src/paging/address-space.js';
@@ -87,12 +87,11 @@ function commandArbitrary(vaCount: number): fc.Arbitrary<Command> {
   );
 }
 
-/** The arena's kernels (one per thread: a region's are every sim machine's). */
+/** The arena's kernels (one per thread: every sim machine's of the thread). */
 function arenaKernels(): AccessKernels {
-  const region = allocateSimRegion(1);
-  if (region === null) throw new Error('no sim arena');
-  releaseSimRegion(region);
-  return region.kernels;
+  const kernels = simArenaKernels();
+  if (kernels === null) throw new Error('no sim arena');
+  return kernels;
 }
 
 /** A sim machine's descriptor of `thread` in the kernel's memory (written when the machine was bound). */
