@@ -163,14 +163,15 @@ export class AcceleratedCaches {
 
   flushL1d(): number {
     const dropped = this.flushLinesKernel(this.descriptorI32Index);
-    this.caches.l1d.finishFlush(dropped);
+    // One thread drives the machine: no other thread reads the counts.
+    this.caches.l1d.finishFlush(dropped, false);
     return dropped;
   }
 
   flushFillBuffers(): number {
     const fillBuffers = this.caches.fillBuffers;
     if (fillBuffers.entries === 0) return 0;
-    return fillBuffers.finishFlush(this.flushFillBuffersKernel(this.descriptorI32Index));
+    return fillBuffers.finishFlush(this.flushFillBuffersKernel(this.descriptorI32Index), false);
   }
 }
 

@@ -202,12 +202,13 @@ export class CoreFillBuffers implements CoreBuffer {
   /**
    * The rest of a flush, with the core lock held or none needed, after `flushEntries` (or the
    * accelerated path's kernel, which transcribes it) returned `counted`: the paired checks of the counts
-   * and the filter, and the counts' reset. Returns the entries dropped.
+   * and the filter, and the counts' reset. Returns the entries dropped. `shared`: whether other threads
+   * read the counts (line-counts.ts `clearAfterFlush`).
    */
-  finishFlush(counted: number): number {
+  finishFlush(counted: number, shared = true): number {
     // The valid entries, whether or not the filter's buckets added up to them.
     const dropped = counted >= 0 ? counted : -1 - counted;
-    this.counts.clearAfterFlush(dropped);
+    this.counts.clearAfterFlush(dropped, shared);
     // The paired check of the filter: its buckets counted the same valid entries.
     if (counted < 0) assert(false, 'fill buffer flush: filter buckets and valid entries disagree');
     return dropped;

@@ -238,11 +238,12 @@ export class CoreL1d implements CoreBuffer {
   /**
    * The rest of a flush, with the core lock held or none needed, once `dropped` valid lines were zeroed
    * (by `flushLines` or by the accelerated path's kernel, which transcribes it): the paired check of the
-   * counts and their reset, and the replacement state back to zero.
+   * counts and their reset, and the replacement state back to zero. `shared`: whether other threads read
+   * the counts (line-counts.ts `clearAfterFlush`).
    */
-  finishFlush(dropped: number): void {
+  finishFlush(dropped: number, shared = true): void {
     const i32 = this.i32;
-    this.counts.clearAfterFlush(dropped);
+    this.counts.clearAfterFlush(dropped, shared);
     if (assertDebugEnabled) {
       const linesEndI32Index = this.linesI32Index + this.sets * this.setI32s;
       const left = countValidEntries(i32, this.linesI32Index, linesEndI32Index, lineWords, ownerWord);
