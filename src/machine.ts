@@ -1,15 +1,6 @@
-import { assert, assertDebugEnabled } from './assert.js';
-import {
-  type DescriptorView,
-  descriptorI32s,
-  type GuestAccessKernel,
-  KernelDescriptorWord,
-  type KernelSeat,
-  type LineAccessKernel,
-  type Sfc32Area,
-  sfc32AreaDraws,
-  type ZeroWordsKernel,
-} from './cache/access-kernel.js';
+import { acceleratedAccess } from './accel/accelerated-access.js';
+import { isSimArenaBuffer } from './accel/sim-arena.js';
+import { assert } from './assert.js';
 import { CoreCaches } from './cache/core-caches.js';
 import { CoreFillBuffers } from './cache/fill-buffers.js';
 import { CoreL1d } from './cache/l1d.js';
@@ -23,6 +14,13 @@ import {
 } from './config/machine-config.js';
 import { machineInputOf, type RunConfig, type RunConfigInput } from './config/run-config.js';
 import { configBytesMax } from './constants.js';
+import {
+  type AccessPath,
+  type AccessPathProvider,
+  type MachinePlace,
+  referenceAccess,
+  referencePlace,
+} from './cpu/access-path.js';
 import { CapacityError, ConfigError } from './errors.js';
 import { domainCount, domainName } from './memory/domains.js';
 import { FrameTable } from './memory/frames.js';
@@ -37,13 +35,7 @@ import {
   layoutVersion,
 } from './memory/layout.js';
 import { planRegions, type Region, type RegionPlan } from './memory/regions.js';
-import {
-  allocateSimRegion,
-  holdSimRegion,
-  isSimArenaBuffer,
-  releaseSimRegion,
-  type SimRegion,
-} from './memory/sim-arena.js';
+import { kernelRegionLayout } from './memory/sub-layouts.js';
 import {
   addressSpaceName,
   buildGuestSpace,
@@ -82,58 +74,34 @@ export class Machine {
   readonly rmp: Rmp;
   /** Where the machine begins in `buffer`. */
   readonly byteOffset: number;
-  /** The machine's place in its thread's sim arena, or null (a buffer of its own). */
-  private readonly simRegion: SimRegion | null;
   /**
-   * The access kernel's guest read and handler line access (TLB, owner, caches in one call) for the
-   * machine's threads, or null where the machine has no kernel (its own buffer, or ASI_EMU_DEBUG=1).
+   * The hot memory path (cpu/access-path.ts): the reference, or the accelerated one where the backend
+   * asked for it and it could serve the machine. Hyperthreads make their accesses and flushes through it.
    */
-  readonly guestAccess: GuestAccessKernel | null;
-  readonly lineAccess: LineAccessKernel | null;
-  /**
-   * Where the sim's PRNG can keep its state and draws for the kernel to make its batches (a machine in
-   * a sim arena, one run at a time), or null.
-   */
-  readonly prngArea: Sfc32Area | null;
-  /** Where thread 0's kernel descriptor is in the kernel's memory (Int32 index): after the layout. */
-  private readonly kernelDescriptorsI32Index: number;
-  /** The kernel's `zeroWords` over the memory that holds the machine, or null. */
-  private readonly zeroWords: ZeroWordsKernel | null;
-  /** Where index 0 of `i32` is in that memory (Int32 words). */
-  private readonly memoryI32Offset: number;
+  readonly access: AccessPath;
+  /** Where the machine's words live (its place gives them back on `dispose`). */
+  private readonly place: MachinePlace;
 
   constructor(
     /**
-     * The buffer that holds the machine, at `byteOffset`: the whole of it, except for a sim machine in
-     * its thread's arena (memory/sim-arena.ts), which only that thread uses (attach a machine made with
-     * `concurrent: true` from another thread, never an arena's).
+     * The buffer that holds the machine, at `byteOffset`: the whole of it, except for a machine on the
+     * accelerated path, in its thread's sim arena (accel/sim-arena.ts), which only that thread uses
+     * (attach a machine made with `concurrent: true` from another thread, never an arena's).
      */
     readonly buffer: SharedArrayBuffer,
     readonly config: MachineConfig,
     readonly plan: RegionPlan,
     readonly layout: Layout,
-    /** false when one thread drives every hyperthread (the sim): core-buffer locks are skipped. */
+    /** false when one thread drives every hyperthread (the sim): shared words need no Atomics. */
     readonly concurrent = true,
-    /**
-     * Where the machine is in a sim arena (memory/sim-arena.ts), whose access kernel its caches then use;
-     * null: the machine is the whole of `buffer`.
-     */
-    region: SimRegion | null = null,
+    /** Where the machine's words are and which access path serves it (default: the reference's own buffer). */
+    place: MachinePlace = referencePlace(buffer),
   ) {
-    const byteOffset = region === null ? 0 : region.byteOffset;
+    const byteOffset = place.byteOffset;
     this.byteOffset = byteOffset;
-    // The access kernel for the machine's parts, or null: a machine with a buffer of its own, or a debug
-    // run (ASI_EMU_DEBUG=1), whose asserts only the JavaScript reference has.
-    const kernels = region === null || assertDebugEnabled ? null : region.kernels;
-    const memoryI32Offset = byteOffset / Int32Array.BYTES_PER_ELEMENT;
-    this.simRegion = region;
-    assert(
-      region === null
-        ? buffer.byteLength === layout.totalBytes
-        : region.byteLength === simRegionBytes(layout),
-      'buffer size matches the layout',
-    );
-    assert(region === null || !concurrent, 'only a machine one thread drives lives in a sim arena');
+    this.place = place;
+    assert(place.buffer === buffer, 'the machine is in its place');
+    assert(buffer.byteLength >= byteOffset + layout.totalBytes, 'the buffer holds the layout');
     this.i32 = new Int32Array(buffer, byteOffset, layout.totalI32s);
     this.u32 = new Uint32Array(buffer, byteOffset, layout.totalI32s);
     this.f64 = new Float64Array(buffer, byteOffset, layout.totalBytes / Float64Array.BYTES_PER_ELEMENT);
@@ -146,51 +114,24 @@ export class Machine {
       replacement: config.l1d.replacement,
       domainCount: domains,
     };
-    // The kernel's part of a sim region after the machine (simRegionParts): descriptors and the PRNG area.
-    const parts = simRegionParts(layout);
-    const descriptorAt = (at: number): DescriptorView => ({
-      words: new Int32Array(buffer, byteOffset + at * Int32Array.BYTES_PER_ELEMENT, descriptorI32s),
-      i32Index: memoryI32Offset + at,
-    });
     this.l1d = [];
     this.fillBuffers = [];
     this.caches = [];
     for (let core = 0; core < layout.coreCount; core++) {
       const base = coreFieldIndex(layout, core, 0);
-      // The core's seat at the kernel: its cache descriptor, whose words its L1D and fill buffers write.
-      const seat: KernelSeat | null =
-        kernels === null
-          ? null
-          : {
-              kernels,
-              memoryI32Offset,
-              descriptor: descriptorAt(parts.cacheDescriptorsI32 + core * descriptorI32s),
-            };
-      this.l1d.push(new CoreL1d(this.i32, base + layout.coreL1dOffsetI32, geometry, concurrent, seat));
+      this.l1d.push(new CoreL1d(this.i32, base + layout.coreL1dOffsetI32, geometry));
       this.fillBuffers.push(
         new CoreFillBuffers(
           this.i32,
           base + layout.coreFillBuffersOffsetI32,
           config.fillBufferEntries,
           domains,
-          concurrent,
-          seat,
         ),
       );
-      this.caches.push(new CoreCaches(this.l1d[core], this.fillBuffers[core], seat));
+      this.caches.push(new CoreCaches(this.l1d[core], this.fillBuffers[core]));
     }
-    this.kernelDescriptorsI32Index = memoryI32Offset + parts.threadDescriptorsI32;
     this.tlbs = [];
     for (let thread = 0; thread < layout.threadCount; thread++) {
-      // The thread's descriptor: the frame owners and its core's caches here, its TLB's words by the Tlb.
-      let descriptor: DescriptorView | null = null;
-      if (kernels !== null) {
-        descriptor = descriptorAt(parts.threadDescriptorsI32 + thread * descriptorI32s);
-        descriptor.words[KernelDescriptorWord.frameOwners] =
-          memoryI32Offset + layout.sections.frameOwner.offsetI32;
-        descriptor.words[KernelDescriptorWord.cacheDescriptor] =
-          this.caches[this.coreOf(thread)].descriptorI32Index;
-      }
       this.tlbs.push(
         new Tlb(
           this.i32,
@@ -199,46 +140,22 @@ export class Machine {
           thread,
           { entries: config.tlbEntries, ways: config.tlbWays, pcid: config.pcid },
           concurrent,
-          kernels === null ? null : kernels.translate,
-          memoryI32Offset,
-          descriptor,
         ),
       );
-    }
-    this.zeroWords = kernels === null ? null : kernels.zeroWords;
-    this.memoryI32Offset = memoryI32Offset;
-    this.guestAccess = kernels === null ? null : kernels.guestAccess;
-    this.lineAccess = kernels === null ? null : kernels.lineAccess;
-    if (kernels === null) this.prngArea = null;
-    else {
-      const state = descriptorAt(parts.prngStateI32);
-      const drawsAt = memoryI32Offset + parts.prngDrawsI32;
-      assert(drawsAt % 2 === 0, 'the PRNG draws are 8-byte aligned');
-      this.prngArea = {
-        sfc32: kernels.sfc32,
-        state: state.words.subarray(0, 4),
-        stateI32Index: state.i32Index,
-        ahead: new Float64Array(buffer, byteOffset + parts.prngDrawsI32 * 4, sfc32AreaDraws),
-        aheadF64Index: drawsAt / 2,
-      };
     }
     this.pinning = vcpuPinning(config);
     this.rmp = new Rmp(this.i32, layout.sections.rmp.offsetI32, layout.frameCount);
     this.addresses = regionAddresses(plan);
+    this.access = place.bind(this);
   }
 
   /**
    * Done with the machine: a sim machine's region goes back to its thread's arena now rather than when
-   * the garbage collector gets to it (memory/sim-arena.ts says why that matters). Nothing may use the
+   * the garbage collector gets to it (accel/sim-arena.ts says why that matters). Nothing may use the
    * machine or its views after. Does nothing for a machine with a buffer of its own.
    */
   dispose(): void {
-    if (this.simRegion !== null) releaseSimRegion(this.simRegion);
-  }
-
-  /** Where thread `thread`'s kernel descriptor is in the kernel's memory (where `guestAccess` is not null). */
-  kernelDescriptorI32Index(thread: number): number {
-    return this.kernelDescriptorsI32Index + thread * descriptorI32s;
+    this.place.release();
   }
 
   get threadCount(): number {
@@ -269,12 +186,8 @@ export class Machine {
    */
   resetDynamicState(): void {
     const { cores, threads, threadStats, rmp } = this.layout.sections;
-    for (const section of [cores, rmp, threads, threadStats]) {
-      // The kernel's memory.fill where there is one: `fill` over a shared buffer stores a word at a time.
-      if (this.zeroWords !== null)
-        this.zeroWords(this.memoryI32Offset + section.offsetI32, section.lengthI32);
-      else this.i32.fill(0, section.offsetI32, section.offsetI32 + section.lengthI32);
-    }
+    for (const section of [cores, rmp, threads, threadStats])
+      this.access.zeroWords(section.offsetI32, section.lengthI32);
   }
 
   /** A plain-data summary of what was built (for `npm start` and tests). */
@@ -350,6 +263,14 @@ export interface MachineSummary {
 export interface MachineOptions {
   /** Hyperthreads of this machine run in several threads (default true); the sim passes false. */
   concurrent?: boolean;
+  /**
+   * The hot memory path (cpu/access-path.ts, docs/backends.md), picked by the backend: the sim passes
+   * `acceleratedAccess`, the workers backend `referenceAccess`. Default: the accelerated path for a
+   * machine one thread drives (`concurrent: false`), else the reference. A path that cannot serve the
+   * machine (the accelerated path of a concurrent or debug machine, or one its arena cannot hold) leaves
+   * it the reference.
+   */
+  access?: AccessPathProvider;
 }
 
 /**
@@ -372,12 +293,13 @@ export function createMachine(
       configBytes.byteLength,
     );
   }
-  // Everything above can fail on user input; nothing was allocated yet. A machine one thread drives (the
-  // sim's) goes in the thread's sim arena when it fits, for the access kernel (memory/sim-arena.ts).
+  // Everything above can fail on user input; nothing was allocated yet. The path the backend asked for
+  // places the machine (the accelerated one in the thread's sim arena), or the reference does.
   const concurrent = options.concurrent ?? true;
-  const region = concurrent ? null : allocateSimRegion(simRegionBytes(layout));
-  const buffer = region === null ? new SharedArrayBuffer(layout.totalBytes) : region.buffer;
-  const byteOffset = region === null ? 0 : region.byteOffset;
+  const provider = options.access ?? (concurrent ? referenceAccess : acceleratedAccess);
+  const place = provider.place(layout, concurrent) ?? referenceAccess.place(layout, concurrent);
+  assert(place !== null, 'the reference path places every machine');
+  const { buffer, byteOffset } = place;
   const i32 = new Int32Array(buffer, byteOffset, layout.totalI32s);
   const header = layout.sections.header.offsetI32;
   i32[header + HeaderField.magic] = layoutMagic;
@@ -396,12 +318,12 @@ export function createMachine(
 
   let machine: Machine;
   try {
-    machine = new Machine(buffer, config, plan, layout, concurrent, region);
+    machine = new Machine(buffer, config, plan, layout, concurrent, place);
   } catch (error) {
-    if (region !== null) releaseSimRegion(region);
+    place.release();
     throw error;
   }
-  if (region !== null) holdSimRegion(region, [machine, machine.i32, machine.u32, machine.f64]);
+  place.hold([machine, machine.i32, machine.u32, machine.f64]);
   try {
     buildPageTables(machine);
   } catch (error) {
@@ -414,29 +336,12 @@ export function createMachine(
   return machine;
 }
 
-/**
- * Where the kernel's parts of a sim machine's region begin (Int32 indices from the region's start, each
- * 64-byte aligned): after the machine, each thread's descriptor, each core's cache descriptor
- * (access-kernel.wat), then the sim PRNG's state (4 words, padded) and its draws (`Machine.prngArea`).
- */
-function simRegionParts(layout: Layout): {
-  threadDescriptorsI32: number;
-  cacheDescriptorsI32: number;
-  prngStateI32: number;
-  prngDrawsI32: number;
-  endI32: number;
-} {
-  const threadDescriptorsI32 = layout.totalI32s;
-  const cacheDescriptorsI32 = threadDescriptorsI32 + layout.threadCount * descriptorI32s;
-  const prngStateI32 = cacheDescriptorsI32 + layout.coreCount * descriptorI32s;
-  const prngDrawsI32 = prngStateI32 + descriptorI32s;
-  const endI32 = prngDrawsI32 + sfc32AreaDraws * 2;
-  return { threadDescriptorsI32, cacheDescriptorsI32, prngStateI32, prngDrawsI32, endI32 };
-}
-
-/** A sim machine's region: the machine, then the kernel's parts (simRegionParts). */
+/** A sim machine's region on the accelerated path: the machine, then the kernel's parts (memory/sub-layouts.ts). */
 export function simRegionBytes(layout: Layout): number {
-  return simRegionParts(layout).endI32 * Int32Array.BYTES_PER_ELEMENT;
+  return (
+    kernelRegionLayout(layout.totalI32s, layout.threadCount, layout.coreCount).endI32 *
+    Int32Array.BYTES_PER_ELEMENT
+  );
 }
 
 function buildPageTables(machine: Machine): void {

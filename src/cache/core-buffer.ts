@@ -109,19 +109,6 @@ export function checkLineArguments(
   );
 }
 
-/** The host-side domains (free, public, kvm, host) always exist; each VM adds two. */
-export const hostDomainCount = 4;
-
-/** Domain codes are 0 free, 1 public, 2 kvm, 3 host, then two per VM: the count is 4 + 2 x vmCount. */
-export function assertDomainCount(domainCount: number): void {
-  assert(
-    Number.isInteger(domainCount) &&
-      domainCount >= hostDomainCount &&
-      (domainCount - hostDomainCount) % 2 === 0,
-    `domainCount must be 4 + 2 x vmCount, got ${domainCount}`,
-  );
-}
-
 /** Constructor-time checks shared by every core buffer. */
 export function assertCoreBufferView(i32: Int32Array, baseI32Index: number, sectionI32s: number): void {
   assert(i32.buffer instanceof SharedArrayBuffer, 'a core buffer lives in the shared machine buffer');

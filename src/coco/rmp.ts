@@ -1,5 +1,6 @@
 import { assert, assertDebug } from '../assert.js';
 import { largePage2MBytes, pageBytes } from '../constants.js';
+import { rmpEntryI32s, rmpI32s } from '../memory/sub-layouts.js';
 
 /**
  * The SEV-SNP Reverse Map Table: one entry per host-physical 4 KiB frame that says who owns it.
@@ -26,14 +27,8 @@ export type RmpPageSize = typeof rmpPageSize4K | typeof rmpPageSize2M;
 /** 4 KiB frames per 2 MiB RMP entry. */
 export const framesPer2M = largePage2MBytes / pageBytes;
 
-/** Int32 words per RMP entry: flags+ASID, then the guest frame number. */
-export const rmpEntryI32s = 2;
-
-/** Int32 words the RMP needs for `frameCount` frames (for the machine buffer layout). */
-export function rmpI32s(frameCount: number): number {
-  assert(Number.isSafeInteger(frameCount) && frameCount > 0, `rmpI32s: bad frameCount ${frameCount}`);
-  return frameCount * rmpEntryI32s;
-}
+/** The entry's words and the table's size are declared with the other sub-layouts (memory/sub-layouts.ts). */
+export { rmpEntryI32s, rmpI32s } from '../memory/sub-layouts.js';
 
 // Word 0 bits. The ASID sits above the flags; SNP ASIDs are small (the minimum SEV-ES ASID is
 // reported by CPUID 0x8000001F and is below 2^10 on shipping parts), 20 bits leaves room.

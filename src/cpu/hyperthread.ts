@@ -1,5 +1,4 @@
 import { assert } from '../assert.js';
-import type { GuestAccessKernel, LineAccessKernel } from '../cache/access-kernel.js';
 import { CoreForeignLines } from '../cache/core-buffer.js';
 import type { CoreCaches } from '../cache/core-caches.js';
 import { smtSpeedupOf, type Workload } from '../config/workload.js';
@@ -8,7 +7,6 @@ import { interruptVectors, Mailboxes, Vector } from '../kick/ipi.js';
 import { Kicker, type KickerHost, KickWait } from '../kick/kicker.js';
 import type { Notifier, WordWait } from '../kick/wait.js';
 import type { Machine } from '../machine.js';
-import type { FrameTable } from '../memory/frames.js';
 import {
   CoreField,
   coreFieldIndex,
@@ -21,8 +19,8 @@ import { addWord, andWord, compareExchangeWord, loadWord, orWord } from '../memo
 import { guestSpace, kernelSpace, kvmSpace, vmmSpace } from '../paging/address-space.js';
 import { Access } from '../paging/entry-format.js';
 import type { Tlb } from '../paging/tlb.js';
-import { lineInPageOf } from '../paging/va-layout.js';
 import { Flush, type Policy, type PolicyView } from '../policy/policy.js';
+import type { ThreadAccess } from './access-path.js';
 import type { ConfidentialWork } from './confidential-work.js';
 import type { CostModel } from './costs.js';
 import { catalogueVariantCount, ExitStatField, newExitStats } from './exit-breakdown.js';
@@ -100,8 +98,8 @@ export interface Observer {
   onKick(thread: Hyperthread, target: number): void;
   onSwitchToFull(thread: Hyperthread, to: number): void;
   /**
-   * A handler's access to a line of frame `pfn`: with the access kernel, after the cache access was made
-   * (before it otherwise), so an observer reads owners and page tables here, never cache state.
+   * A handler's access to a line of frame `pfn`, after the cache access was made (one call of the
+   * access path), so an observer reads owners and page tables here, never cache state.
    */
   onAccess(thread: Hyperthread, va: number, space: number, pfn: number): void;
   onFault(thread: Hyperthread, va: number, variant: CompiledVariant): void;
@@ -221,9 +219,8 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
   private readonly atomic: boolean;
   private readonly coreIndex: number;
   private readonly tlb: Tlb;
-  /** The core's L1D and fill buffers, and the access path through them (`lineCycles`). */
+  /** The core's L1D and fill buffers (their counts, for INV-2's per-step question). */
   private readonly caches: CoreCaches;
-  private readonly frames: FrameTable;
   /** INV-2's count for this thread's VM on its core (the monitor and nosmt ask it at every guest step). */
   private readonly foreign: CoreForeignLines;
   /** The guest's address space (touchGuestMemory). */
@@ -237,15 +234,8 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
    * stretch (`guestAccessesPerStretchMax`), too few to stand for the refill (issue 19, calibration).
    */
   declare private readonly refillLinesAfterFlush: number;
-  /**
-   * The access kernel's guest read (Machine.guestAccess), or null where the machine has no kernel or the
-   * VM is confidential (its touch comes before the translation).
-   */
-  private readonly guestAccess: GuestAccessKernel | null;
-  /** The access kernel's handler line access (Machine.lineAccess), or null. */
-  private readonly lineAccess: LineAccessKernel | null;
-  /** This thread's descriptor for the two (Machine.kernelDescriptorI32Index). */
-  private readonly kernelDescriptor: number;
+  /** This thread's hot memory path (Machine.access): guest reads, handler lines, flushes. */
+  private readonly access: ThreadAccess;
   /**
    * This thread's statistics record in the machine buffer (ThreadStat), as its own view: a stat is then
    * a constant index, where an offset into the whole buffer cost an add and its overflow check at
@@ -331,10 +321,7 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
     this.coreIndex = coreFieldIndex(layout, this.core, CoreField.state);
     this.tlb = machine.tlbs[thread];
     this.caches = machine.caches[this.core];
-    this.frames = machine.frames;
-    this.guestAccess = confidential === null ? machine.guestAccess : null;
-    this.lineAccess = machine.lineAccess;
-    this.kernelDescriptor = machine.kernelDescriptorI32Index(thread);
+    this.access = machine.access.thread(thread);
     const statBase = threadStatIndex(layout, thread, 0);
     this.stats = machine.f64.subarray(statBase, statBase + ThreadStat.count);
     this.mailboxes = new Mailboxes(machine.i32, machine.f64, layout, machine.concurrent);
@@ -671,7 +658,7 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
     if (bits === Flush.none) return;
     let lines = 0;
     if (bits & Flush.l1d) {
-      lines += this.caches.l1d.flush();
+      lines += this.access.flushL1d();
       this.spend(this.costs.l1dFlush);
       // The guest's lines come back from L2 as it touches them again: stalls of its next stretches.
       this.refillLinesPending = this.refillLinesAfterFlush;
@@ -679,7 +666,7 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
       addWord(this.i32, coreFieldIndex(this.machine.layout, this.core, CoreField.flushCount), 1, this.atomic);
     }
     if (bits & Flush.buffers) {
-      lines += this.caches.fillBuffers.flush();
+      lines += this.access.flushFillBuffers();
       this.spend(this.costs.bufferClear);
       this.count(ThreadStat.bufferClears);
     }
@@ -830,36 +817,18 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
     const guestLine = this.guest.drawAccess();
     const page = Math.floor(guestLine / linesPerPage);
     const line = guestLine - page * linesPerPage;
-    // A plain TLB hit, the frame's owner and the cache access in one kernel call where there is one.
-    const kernel = this.guestAccess;
-    const done = kernel === null ? -1 : kernel(this.kernelDescriptor, this.guestSpaceId, page, line);
-    if (done >= 0) return done === 1 ? this.costs.cacheHit : this.costs.cacheMiss;
-    return this.touchGuestLine(done, page, line, cycles);
-  }
-
-  /**
-   * One access of `touchGuestMemory` the kernel did not make (`done` is -1) or made half of (-2 - pfn:
-   * translated, the line handed back); `cycles`: what the quantum's earlier accesses took.
-   */
-  private touchGuestLine(done: number, page: number, line: number, cycles: number): number {
-    if (done <= -2) return this.lineCycles(-2 - done, line);
     // The time of this access: the quantum's earlier accesses are not spent yet.
     if (this.confidential !== null) this.confidential.guestTouch(page, this.clockCycles + cycles);
-    // The page number itself: guest-physical pages are far below 2^30 (tlb.ts `translatePage`).
-    const pfn = this.tlb.translatePage(this.guestSpaceId, page, 0, Access.read);
-    // An unmapped GPA would be an EPT violation; the mix draws those.
-    return pfn < 0 ? 0 : this.lineCycles(pfn, line);
+    // The translation, the frame's owner and the cache access in one call of the access path.
+    const done = this.access.guestRead(this.guestSpaceId, page, line);
+    // An unmapped GPA (-1) would be an EPT violation; the mix draws those.
+    if (done < 0) return 0;
+    return done === 1 ? this.costs.cacheHit : this.costs.cacheMiss;
   }
 
-  private touchLine(pfn: number, line: number): void {
-    this.spend(this.lineCycles(pfn, line));
-  }
-
-  /** One line through the L1D (and the fill buffers on a miss); returns what the access cost. */
-  private lineCycles(pfn: number, line: number): number {
-    return this.caches.access(pfn, line, this.frames.ownerOf(pfn))
-      ? this.costs.cacheHit
-      : this.costs.cacheMiss;
+  /** The cost of a line access the access path answered (pfn x 2 + 1 for an L1D hit). */
+  private lineCycles(done: number): number {
+    return (done & 1) === 1 ? this.costs.cacheHit : this.costs.cacheMiss;
   }
 
   // ---- exits and handlers ---------------------------------------------------------------------------------
@@ -956,36 +925,20 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
       this.opIndex++;
       return StepCode.ran;
     }
-    const kernel = this.lineAccess;
     const space = this.tlb.cr3;
     const access = variant.writes[op] ? Access.write : Access.read;
     const firstVa = variant.vas[op];
     for (let line = 0; line < variant.amounts[op]; line++) {
       const va = firstVa + line * cacheLineBytes;
-      // A plain TLB hit, the frame's owner and the cache access in one kernel call where there is one.
-      // The monitor sees the access after the kernel made it: it reads owners and page tables, not caches.
-      const done = kernel === null ? -1 : kernel(this.kernelDescriptor, space, va, access);
-      if (done >= 0) {
-        this.observer.onAccess(this, va, space, done >>> 1);
-        this.spend((done & 1) === 1 ? this.costs.cacheHit : this.costs.cacheMiss);
-      } else if (!this.handlerLine(done, space, va, access)) {
-        return this.handlerFault(variant, va);
-      }
+      // The translation, the frame's owner and the cache access in one call of the access path. The
+      // monitor sees the access after it was made: it reads owners and page tables, not caches.
+      const done = this.access.lineAccess(space, va, access);
+      if (done < 0) return this.handlerFault(variant, va);
+      this.observer.onAccess(this, va, space, done >>> 1);
+      this.spend(this.lineCycles(done));
     }
     this.opIndex++;
     return StepCode.ran;
-  }
-
-  /**
-   * One line of `stepHandler` the kernel did not make (`done` is -1) or made half of (-2 - pfn: translated,
-   * the line handed back); false when the address faults.
-   */
-  private handlerLine(done: number, space: number, va: number, access: number): boolean {
-    const pfn = done === -1 ? this.tlb.translate(space, va, access) : -2 - done;
-    if (pfn < 0) return false;
-    this.observer.onAccess(this, va, space, pfn);
-    this.touchLine(pfn, lineInPageOf(va));
-    return true;
   }
 
   /**
@@ -1113,10 +1066,10 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
       }
       for (let line = 0; line < variant.amounts[op]; line++) {
         const va = variant.vas[op] + line * cacheLineBytes;
-        const pfn = tlb.translate(tlb.cr3, va, variant.writes[op] ? Access.write : Access.read);
-        if (pfn < 0) assert(false, `thread ${this.thread}: interrupt handler access faulted in ${tlb.cr3}`);
-        this.observer.onAccess(this, va, tlb.cr3, pfn);
-        this.touchLine(pfn, lineInPageOf(va));
+        const done = this.access.lineAccess(tlb.cr3, va, variant.writes[op] ? Access.write : Access.read);
+        if (done < 0) assert(false, `thread ${this.thread}: interrupt handler access faulted in ${tlb.cr3}`);
+        this.observer.onAccess(this, va, tlb.cr3, done >>> 1);
+        this.spend(this.lineCycles(done));
       }
     }
     this.returnContinuation = this.interruptContinuation;

@@ -1,9 +1,9 @@
 import type { RunResult } from '../backend/result.js';
-import { runSim } from '../backend/sim/run-sim.js';
+import { createSimMachine, runSim } from '../backend/sim/run-sim.js';
 import { parseRunConfig, type RunConfig } from '../config/run-config.js';
 import type { EventLog } from '../invariants/event-log.js';
 import { type InvariantId, invariantIds, type Violation } from '../invariants/violation.js';
-import { createMachine, type Machine } from '../machine.js';
+import type { Machine } from '../machine.js';
 import type { Policy } from '../policy/policy.js';
 import { PolicyHookError } from '../policy/policy-module.js';
 
@@ -158,7 +158,7 @@ export class MachineCache {
         this.machines.get(oldest)?.dispose();
         this.machines.delete(oldest);
       }
-      machine = createMachine(config.machine, { concurrent: false });
+      machine = createSimMachine(config.machine);
     }
     this.machines.set(key, machine);
     return machine;

@@ -1,15 +1,14 @@
 import { assert } from '../assert.js';
-import { fillBufferI32s } from '../cache/fill-buffers.js';
-import { l1dI32s } from '../cache/l1d.js';
-import { rmpI32s } from '../coco/rmp.js';
 import type { MachineConfig } from '../config/machine-config.js';
 import { configBytesMax, machineBufferBytesMax, pageTableI32s, sectionAlignI32s } from '../constants.js';
 import { ConfigError } from '../errors.js';
 import { domainCount } from './domains.js';
 import type { RegionPlan } from './regions.js';
+import { fillBufferI32s, l1dI32s, rmpI32s } from './sub-layouts.js';
 
 /**
- * The one module that owns the machine buffer's layout (STYLE.md habit 1). Every section is declared
+ * The one module that owns the machine buffer's layout (STYLE.md habit 1), with sub-layouts.ts (the
+ * layouts inside a core's record, the RMP's entries and the accelerated path's region). Every section is declared
  * here, starts where the previous one ended (rounded up to 64 bytes so cores do not false-share), and
  * is addressed through the named constants below. No other module computes an offset into the buffer
  * except relative to a section or record base it got from here.
@@ -240,7 +239,7 @@ export function computeLayout(config: MachineConfig, plan: RegionPlan): Layout {
     ['cores', coreCount * coreStrideI32s],
     ['threads', threadCount * threadStrideI32s],
     ['threadStats', threadCount * ThreadStat.count * 2],
-    // SNP's reverse map: one entry per physical frame (coco/rmp.ts).
+    // SNP's reverse map: one entry per physical frame (sub-layouts.ts, coco/rmp.ts).
     ['rmp', rmpI32s(plan.totalFrames)],
   ];
   const sections = {} as Record<SectionName, Section>;

@@ -1,5 +1,4 @@
 import { assert, assertDebug } from '../assert.js';
-import { type DescriptorView, KernelDescriptorWord, type TranslateKernel } from '../cache/access-kernel.js';
 import { pageBytes } from '../constants.js';
 import { HeaderField, type Layout, ThreadField, TlbEntryField, threadFieldIndex } from '../memory/layout.js';
 import { loadWord, storeWord } from '../memory/words.js';
@@ -17,7 +16,7 @@ import { modPowerOfTwo } from './va-layout.js';
  * and drops them all when it moved. The owning thread alone writes its TLB, so no lock is needed, and
  * an unmap in one thread can never leave another thread's TLB translating the old frame.
  */
-const TlbFlag = {
+export const TlbFlag = {
   write: 1,
   user: 2,
   exec: 4,
@@ -25,7 +24,9 @@ const TlbFlag = {
   /** The leaf's dirty bit is already set, so a write hit need not walk again. */
   dirty: 16,
 } as const;
-const tagMask = 0xffff;
+/** An entry's tag word: address space + 1 in bits 0..15, the TlbFlag bits from bit 16 (tlbFlagShift). */
+export const tlbTagMask = 0xffff;
+const tagMask = tlbTagMask;
 // The entry layout as `translate` reads it.
 const tagFlagsWord = TlbEntryField.tagFlags;
 const vpnLowWord = TlbEntryField.vpnLow;
@@ -35,26 +36,9 @@ const entryWords = TlbEntryField.count;
 const accessWrite = Access.write;
 const accessUser = Access.user;
 const accessExec = Access.exec;
-const flagShift = 16;
+export const tlbFlagShift = 16;
+const flagShift = tlbFlagShift;
 const vpnSplit = 2 ** 30;
-// The kernel (cache/access-kernel.wat) has these written in.
-assert(
-  tagFlagsWord === 0 && vpnLowWord === 1 && vpnHighWord === 2 && pfnWord === 3 && entryWords === 4,
-  'TLB entry words as in access-kernel.wat',
-);
-assert(
-  TlbFlag.write === 1 &&
-    TlbFlag.user === 2 &&
-    TlbFlag.exec === 4 &&
-    TlbFlag.global === 8 &&
-    TlbFlag.dirty === 16,
-  'TLB flags as in access-kernel.wat',
-);
-assert(
-  accessWrite === 1 && accessUser === 2 && accessExec === 4 && tagMask === 0xffff && flagShift === 16,
-  'Access bits and tag layout as in access-kernel.wat',
-);
-
 /** A CR3 write without PCID keeps global entries only (a module function: no closure per switch). */
 function isNonGlobal(tagFlags: number): boolean {
   return ((tagFlags >>> flagShift) & TlbFlag.global) === 0;
@@ -83,9 +67,6 @@ export class Tlb {
   readonly thread: number;
   private readonly geometry: TlbGeometry;
   private readonly atomic: boolean;
-  /** The access kernel's TLB hit, when the machine is in a sim arena, and the thread's descriptor for it. */
-  private readonly kernel: TranslateKernel | null;
-  private readonly descriptorI32Index: number;
 
   constructor(
     i32: Int32Array,
@@ -95,15 +76,6 @@ export class Tlb {
     geometry: TlbGeometry,
     /** Machine.concurrent: CR3 is read by monitors in other threads (memory/words.ts). */
     atomic = true,
-    /** The access kernel's TLB hit over the memory that holds `i32` (a sim machine), or null. */
-    kernel: TranslateKernel | null = null,
-    /** Where index 0 of `i32` is in the kernel's memory, in Int32 words. */
-    memoryI32Offset = 0,
-    /**
-     * The thread's kernel descriptor in the kernel's memory (with a kernel): its TLB words
-     * (`KernelDescriptorWord` 0-6) are written here, and `translate` reads them.
-     */
-    descriptor: DescriptorView | null = null,
   ) {
     this.i32 = i32;
     this.tables = tables;
@@ -127,23 +99,6 @@ export class Tlb {
     this.hitsIndex = threadFieldIndex(layout, thread, ThreadField.tlbHits);
     this.missesIndex = threadFieldIndex(layout, thread, ThreadField.tlbMisses);
     this.flushesIndex = threadFieldIndex(layout, thread, ThreadField.tlbFlushes);
-    this.kernel = kernel;
-    this.descriptorI32Index = -1;
-    if (kernel === null) return;
-    assert(descriptor !== null, 'Tlb: a kernel needs the thread descriptor');
-    this.descriptorI32Index = descriptor.i32Index;
-    // The TLB's words of the descriptor: the indices (in the kernel's memory) and geometry `translate`
-    // reads, with the page tables' generations as the one of space 0 and the stride between spaces.
-    const words = descriptor.words;
-    const word = KernelDescriptorWord;
-    const generation0 = this.tables.tlbGenerationI32Index(0);
-    words[word.tlbEntries] = memoryI32Offset + this.entriesBase;
-    words[word.tlbSetMask] = this.setMask;
-    words[word.tlbWays] = geometry.ways;
-    words[word.seenGenerations] = memoryI32Offset + this.generationsBase;
-    words[word.generation0] = memoryI32Offset + generation0;
-    words[word.generationStride] = this.tables.tlbGenerationI32Index(1) - generation0;
-    words[word.tlbHits] = memoryI32Offset + this.hitsIndex;
   }
 
   /** The address space in CR3. */
@@ -186,19 +141,10 @@ export class Tlb {
 
   /**
    * `translate` of the page vpnHigh x 2^30 + vpnLow (both below 2^30): for callers that hold page
-   * numbers (a guest's physical pages), which then skip the divisions.
+   * numbers (a guest's physical pages), which then skip the divisions. The reference the accelerated
+   * path's TLB hit transcribes (accel/access-kernel.wat `translate`).
    */
   translatePage(space: number, vpnLow: number, vpnHigh: number, access: number): number {
-    const kernel = this.kernel;
-    if (kernel !== null) {
-      const pfn = kernel(this.descriptorI32Index, space, vpnLow, vpnHigh, access);
-      if (pfn >= 0) return pfn;
-    }
-    return this.translatePageReference(space, vpnLow, vpnHigh, access);
-  }
-
-  /** `translatePage` in JavaScript: the reference the kernel's hit path transcribes, and every other path. */
-  private translatePageReference(space: number, vpnLow: number, vpnHigh: number, access: number): number {
     const generation = this.tables.tlbGeneration(space);
     if (this.i32[this.generationsBase + space] !== generation) this.shootDown(space, generation);
     const set = vpnLow & this.setMask;

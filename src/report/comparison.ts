@@ -1,12 +1,12 @@
 import { assert } from '../assert.js';
 import type { RunResult } from '../backend/result.js';
-import { runSim } from '../backend/sim/run-sim.js';
+import { createSimMachine, runSim } from '../backend/sim/run-sim.js';
 import type { RunConfig } from '../config/run-config.js';
 import { builtinMix, type ExitMix } from '../cpu/mixes.js';
 import { type ToolIdentity, toolIdentity } from '../fuzz/version.js';
 import { EventLog, type LoggedEvent } from '../invariants/event-log.js';
 import { type InvariantId, invariantIds } from '../invariants/violation.js';
-import { createMachine, type Machine } from '../machine.js';
+import type { Machine } from '../machine.js';
 import { kvmDefault } from '../policy/kvm-default.js';
 import { none } from '../policy/none.js';
 import type { Policy } from '../policy/policy.js';
@@ -53,7 +53,7 @@ function* comparisonSteps(
   mixes: ExitMix[],
   keepEvents: boolean,
 ): Generator<RunResult, Comparison, void> {
-  const machine = createMachine(config.machine, { concurrent: false });
+  const machine = createSimMachine(config.machine);
   const results: RunResult[] = [];
   const logs: (EventLog | null)[] = [];
   const baselines: RunResult[] = [];
@@ -254,7 +254,7 @@ export function simRunner(
           ? baselineByName[request.policy as keyof typeof baselineByName]
           : undefined);
       assert(policy !== undefined, `simRunner: no in-process policy ${request.policy}`);
-      machine ??= createMachine(config.machine, { concurrent: false });
+      machine ??= createSimMachine(config.machine);
       const log = request.keepEvents ? new EventLog(64, true) : undefined;
       const result = runSim(
         {

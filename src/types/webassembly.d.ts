@@ -1,5 +1,5 @@
 /**
- * The parts of the WebAssembly JavaScript API the access kernel uses (cache/access-kernel.ts). Node has
+ * The parts of the WebAssembly JavaScript API the access kernel uses (accel/access-kernel.ts). Node has
  * them as globals; TypeScript declares them only in its DOM library, which this package leaves out (its
  * code runs on Node). No exported signature mentions these types, so the emitted declarations need none.
  */

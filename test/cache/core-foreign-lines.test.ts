@@ -1,9 +1,10 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { CoreForeignLines } from '../../src/cache/core-buffer.js';
-import { CoreFillBuffers, fillBufferI32s } from '../../src/cache/fill-buffers.js';
-import { CoreL1d, l1dI32s } from '../../src/cache/l1d.js';
+import { CoreFillBuffers } from '../../src/cache/fill-buffers.js';
+import { CoreL1d } from '../../src/cache/l1d.js';
 import { domainCount as domainCountFor } from '../../src/memory/domains.js';
+import { fillBufferI32s, l1dI32s } from '../../src/memory/sub-layouts.js';
 
 const vmCount = 3;
 const domainCount = domainCountFor(vmCount);
@@ -15,8 +16,8 @@ function makeCore(fillEntries: number) {
   const i32 = new Int32Array(
     new SharedArrayBuffer((l1dWords + fillBufferI32s(fillEntries, domainCount)) * 4),
   );
-  const l1d = new CoreL1d(i32, 0, geometry, false);
-  const fillBuffers = new CoreFillBuffers(i32, l1dWords, fillEntries, domainCount, false);
+  const l1d = new CoreL1d(i32, 0, geometry);
+  const fillBuffers = new CoreFillBuffers(i32, l1dWords, fillEntries, domainCount);
   return { l1d, fillBuffers };
 }
 

@@ -2,12 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { AssertionError } from '../../src/assert.js';
 import type { CachedLine } from '../../src/cache/core-buffer.js';
-import {
-  CoreFillBuffers,
-  fillBufferEntriesMax,
-  fillBufferI32s,
-  fillBufferValidLinesI32,
-} from '../../src/cache/fill-buffers.js';
+import { CoreFillBuffers } from '../../src/cache/fill-buffers.js';
 import { framesMax } from '../../src/constants.js';
 import {
   domainCount as domainCountFor,
@@ -18,6 +13,11 @@ import {
   privateDomain,
   vmDomain,
 } from '../../src/memory/domains.js';
+import {
+  fillBufferEntriesMax,
+  fillBufferI32s,
+  fillBufferValidLinesI32,
+} from '../../src/memory/sub-layouts.js';
 
 const vmCount = 2;
 const domainCount = domainCountFor(vmCount);

@@ -1,15 +1,7 @@
 import fc from 'fast-check';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { AssertionError } from '../../src/assert.js';
-import {
-  CoreL1d,
-  type L1dGeometry,
-  type L1dReplacement,
-  l1dClockI32,
-  l1dI32s,
-  l1dStampMax,
-  l1dValidLinesI32,
-} from '../../src/cache/l1d.js';
+import { CoreL1d } from '../../src/cache/l1d.js';
 import { framesMax } from '../../src/constants.js';
 import {
   domainCount as domainCountFor,
@@ -21,6 +13,14 @@ import {
   privateDomain,
   vmDomain,
 } from '../../src/memory/domains.js';
+import {
+  type L1dGeometry,
+  type L1dReplacement,
+  l1dClockI32,
+  l1dI32s,
+  l1dStampMax,
+  l1dValidLinesI32,
+} from '../../src/memory/sub-layouts.js';
 
 /** Three VMs: domains 0..9. */
 const vmCount = 3;

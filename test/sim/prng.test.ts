@@ -1,8 +1,9 @@
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import { Prng } from '../../src/backend/sim/prng.js';
-import { type Sfc32Area, sfc32AreaDraws } from '../../src/cache/access-kernel.js';
-import { createMachine } from '../../src/machine.js';
+import { createSimMachine } from '../../src/backend/sim/run-sim.js';
+import type { Sfc32Area } from '../../src/cpu/access-path.js';
+import { sfc32AreaDraws } from '../../src/memory/sub-layouts.js';
 
 /**
  * The sim's generator made in the access kernel (`sfc32` in access-kernel.wat, a sim machine's PRNG area)
@@ -12,13 +13,16 @@ import { createMachine } from '../../src/machine.js';
 
 /** A sim machine's PRNG area (the test fails if the machine has none: it must be in a sim arena). */
 function areaOfSimMachine(): Sfc32Area {
-  const machine = createMachine(
-    { cores: 1, smt: 2, memoryMiB: 16, vms: [{ vcpus: 2, guestMemoryMiB: 2 }] },
-    { concurrent: false },
-  );
-  expect(machine.prngArea).not.toBeNull();
-  if (machine.prngArea === null) throw new Error('no PRNG area');
-  return machine.prngArea;
+  const machine = createSimMachine({
+    cores: 1,
+    smt: 2,
+    memoryMiB: 16,
+    vms: [{ vcpus: 2, guestMemoryMiB: 2 }],
+  });
+  const area = machine.access.prngArea;
+  expect(area).not.toBeNull();
+  if (area === null) throw new Error('no PRNG area');
+  return area;
 }
 
 /** Draws of each kind a run makes (0 random, 1 int, 2 nextU32), in the order `kinds` gives. */
@@ -52,7 +56,7 @@ describe('sim PRNG', () => {
     const area = areaOfSimMachine();
     const planted: Sfc32Area = {
       ...area,
-      sfc32: (state, out, count) => {
+      sfc32: (state: number, out: number, count: number) => {
         area.sfc32(state, out, count);
         area.ahead[7] += 2 ** -32;
       },

@@ -1,5 +1,6 @@
 import { assert } from '../../assert.js';
-import { type Sfc32Area, sfc32AreaDraws } from '../../cache/access-kernel.js';
+import type { Sfc32Area } from '../../cpu/access-path.js';
+import { sfc32AreaDraws } from '../../memory/sub-layouts.js';
 
 /**
  * sfc32 (Chris Doty-Humphrey's Small Fast Counting generator, PractRand-tested): 128 bits of state,
@@ -30,7 +31,7 @@ export class Prng {
   private readonly area: Sfc32Area | null;
 
   /**
-   * @param area a sim machine's sfc32 area (Machine.prngArea): its kernel makes the batches, ~20
+   * @param area a sim machine's sfc32 area (`Machine.access.prngArea`, the accelerated path's): its kernel makes the batches, ~20
    *   instructions an output against ~30 for the loop here; the stream is the same either way
    *   (test/sim/prng.test.ts). Null: the loop here.
    */

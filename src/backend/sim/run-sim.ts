@@ -1,5 +1,7 @@
+import { acceleratedAccess } from '../../accel/accelerated-access.js';
 import { assert } from '../../assert.js';
 import { ConfidentialVm } from '../../coco/confidential-vm.js';
+import type { MachineConfig, MachineConfigInput } from '../../config/machine-config.js';
 import type { RunConfig, RunSettings } from '../../config/run-config.js';
 import { smtSpeedupOf } from '../../config/workload.js';
 import { type Environment, Hyperthread, Step } from '../../cpu/hyperthread.js';
@@ -117,6 +119,14 @@ class ChoiceEnvironment extends SimEnvironment {
   }
 }
 
+/**
+ * A machine for the sim backend: one thread drives it, through the accelerated access path (the access
+ * kernel over the thread's sim arena; the reference where it cannot serve: docs/backends.md).
+ */
+export function createSimMachine(config: MachineConfig | MachineConfigInput): Machine {
+  return createMachine(config, { concurrent: false, access: acceleratedAccess });
+}
+
 export function runSim(config: RunConfig, policy: Policy, options: SimOptions = {}): RunResult {
   // The exit rate becomes guest cycles between exits first (a calibration run on the same machine when
   // the workload gives a rate: exit-interval.ts).
@@ -124,7 +134,7 @@ export function runSim(config: RunConfig, policy: Policy, options: SimOptions = 
     return runOn(options.machine, withExitInterval(config, options.machine), policy, options, true);
   // A machine made here is done with after the run (its sim arena region goes back now; the result is
   // plain data), whether the run ends or throws.
-  const machine = createMachine(config.machine, { concurrent: false });
+  const machine = createSimMachine(config.machine);
   try {
     const resolved = withExitInterval(config, machine);
     return runOn(machine, resolved, policy, options, resolved !== config);
@@ -142,7 +152,7 @@ function runOn(
   reset: boolean,
 ): RunResult {
   if (reset) machine.resetDynamicState();
-  const prng = new Prng(config.run.seed, machine.prngArea);
+  const prng = new Prng(config.run.seed, machine.access.prngArea);
   const log = options.log ?? new EventLog(64, options.keepEvents ?? false);
   const monitor = new Monitor(machine, log, config.workload.catalogue);
   monitor.checkIsolatedContents();

@@ -5,6 +5,7 @@ import * as Comlink from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import { assert } from '../../assert.js';
 import type { RunConfig } from '../../config/run-config.js';
+import { referenceAccess } from '../../cpu/access-path.js';
 import { phaseNames } from '../../cpu/hyperthread.js';
 import { modeNames, modeOf } from '../../cpu/modes.js';
 import { ConfigError } from '../../errors.js';
@@ -213,7 +214,7 @@ export class WorkersRun {
     const spec = policySpecOf(policyInput);
     const policy = await mainSidePolicy(policyInput, spec);
     const script = workerScriptPath('hyperthread.worker');
-    const machine = createMachine(config.machine, { concurrent: true });
+    const machine = createMachine(config.machine, { concurrent: true, access: referenceAccess });
     // Parked until every worker is up: they start together when this flips to run.
     Atomics.store(machine.i32, runStateIndex, RunState.pause);
     const threads = runningThreadsOf(machine, policy);

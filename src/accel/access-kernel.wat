@@ -1,41 +1,42 @@
 ;; The access kernel: a memory access's hot path over the machine buffer (a shared WebAssembly memory).
 ;; `translate` is a TLB hit (`Tlb.translatePage`, paging/tlb.ts, which does everything else); `access` is
 ;; one cache-line access of a core through its L1D and, on a miss, its fill buffers (`CoreL1d.accessHeld`
-;; and `CoreFillBuffers.accessHeld`, l1d.ts and fill-buffers.ts); `guestAccess` and `lineAccess` are the
+;; and `CoreFillBuffers.accessHeld`, cache/l1d.ts and cache/fill-buffers.ts); `guestAccess` and `lineAccess` are the
 ;; two, with the frame's owner between, for a guest's read and a handler's line (one call from JavaScript
-;; each); `flushLines` is the line loop of an L1D flush (`CoreL1d.flushHeld`) and `flushFillBuffers` the
-;; entry work of a fill-buffer flush (`CoreFillBuffers.flush`); `sfc32` makes a batch of the sim's random
+;; each); `flushLines` is the line loop of an L1D flush (`CoreL1d.flushLines`) and `flushFillBuffers` the
+;; entry work of a fill-buffer flush (`CoreFillBuffers.flushEntries`); `sfc32` makes a batch of the sim's random
 ;; draws (backend/sim/prng.ts); `zeroWords` zeroes a run of words. Those stay the reference: differential tests
-;; (test/cache/access-kernel.test.ts, test/paging/tlb-kernel.test.ts, test/cache/guest-access-kernel.test.ts,
+;; (test/accel/access-kernel.test.ts, test/accel/tlb-kernel.test.ts, test/accel/guest-access-kernel.test.ts,
 ;; test/sim/prng.test.ts) run both on the same streams and compare every word. The kernel makes their
 ;; reads and writes, so a sim run's results and trace hash are the same with it or without it.
 ;;
-;; Addresses are byte addresses (Int32 index x 4). The cache layouts are l1dLayout's and fillBufferLayout's:
+;; Addresses are byte addresses (Int32 index x 4). This file is a template: every offset and layout constant
+;; is a placeholder in double braces, filled at build time from the layouts' one declaration (memory/layout.ts,
+;; memory/sub-layouts.ts, paging/tlb.ts; the values: kernel-template.ts), and compiled into
+;; access-kernel-wasm.ts by `npm run build:wasm` (wabt); a test checks that the bytes there are this
+;; file's, filled. The layouts as the code below reads them:
 ;;   L1D:          lock, validLines, clock | counts[domains] | setState[sets] |
-;;                 lines[sets][ways] {pfn, lineInPage, owner, stamp} | hints[sets][64]
+;;                 lines[sets][ways] {pfn, lineInPage, owner, stamp} | hints[sets][l1dHintSlots]
 ;;   fill buffers: lock, validLines, nextSlot | counts[domains] | entries[n] {pfn, lineInPage, owner} |
-;;                 filter[64]
+;;                 filter[fillBufferFilterBuckets]
 ;;   TLB (a thread's record, memory/layout.ts): entries[sets][ways] {tagFlags, vpnLow, vpnHigh, pfn}, with
-;;         tagFlags = address space + 1 in bits 0..15 (0: invalid) and the flags from bit 16
-;; A core's cache descriptor (below, `access`) holds where its parts begin and its geometry, written once by
-;; `CoreL1d` and `CoreFillBuffers` (their words each), and the flushes take it too; a thread's descriptor
-;; (`translate`, `guestAccess`) its TLB's, written by `Tlb` and the machine. Their word numbers are
-;; kernel-descriptor.ts `CacheDescriptorWord` and `KernelDescriptorWord`, which access-kernel.ts asserts
-;; are the offsets used here.
+;;         tagFlags = address space + 1 in the tag mask's bits (0: invalid) and the flags above them
+;; What the code assumes beyond the placeholders (an L1D line is one v128, a TLB entry four words, a way
+;; five bits of an LRU key) is checked when the template is filled.
+;; A core's cache descriptor (below, `access`) holds where its parts begin and its geometry, and the
+;; flushes take it too; a thread's descriptor (`translate`, `guestAccess`) its TLB's. Both are written
+;; once, from the machine's layout, by kernel-descriptor.ts; their words are memory/sub-layouts.ts
+;; `CacheDescriptorWord` and `KernelDescriptorWord`.
 ;; Owners are domain + 1, 0 for an invalid line (core-buffer.ts `ownerOf`). Small helpers are written
 ;; out where they are used (a call between two Wasm functions stays a call). `guestAccess` and
 ;; `lineAccess` do call `translate` and `access` (a call inside the kernel is cheaper than a second call
 ;; from JavaScript, and the two bodies stay written once).
-;;
-;; Compiled into access-kernel-wasm.ts by `npm run build:wasm` (wabt); a test checks that the bytes there
-;; are this file's.
 (module
-  ;; At most 8192 pages (512 MiB, memory/sim-arena.ts `simArenaBytesMax`, which asserts the two agree):
-  ;; every byte address is below 2^31.
-  (import "env" "memory" (memory 0 8192 shared))
+  ;; At most sim-arena.ts `simArenaPagesMax` pages (512 MiB): every byte address is below 2^31.
+  (import "env" "memory" (memory 0 {{memoryPagesMax}} shared))
 
-  ;; A core's cache descriptor (kernel-descriptor.ts `CacheDescriptorWord`, written by `CoreL1d`, words
-  ;; 0-8, and `CoreFillBuffers`, words 9-12): byte
+  ;; A core's cache descriptor (memory/sub-layouts.ts `CacheDescriptorWord`, written by
+  ;; kernel-descriptor.ts): byte
   ;; addresses of its sections and the geometry derived from them once, where `access` derived them from
   ;; the sections' indices and the geometry at every call (ten arguments, half of them passed on the stack
   ;; and spilled before the first line was read). Words:
@@ -64,30 +65,30 @@
     (local $w0 v128) (local $w1 v128) (local $w2 v128) (local $w3 v128) (local $low v128) (local $high v128)
     (local $stamps v128) (local $minKeys v128) (local $wayKeys v128) (local $pfns v128) (local $lines4 v128)
     (local.set $c (i32.shl (local.get $c) (i32.const 2)))
-    (local.set $l1d (i32.load (local.get $c)))
-    (local.set $plru (i32.load offset=32 (local.get $c)))
+    (local.set $l1d (i32.load offset={{cache.l1d}} (local.get $c)))
+    (local.set $plru (i32.load offset={{cache.plru}} (local.get $c)))
     (local.set $owner (i32.add (local.get $domain) (i32.const 1)))
-    (local.set $clock (i32.add (i32.load offset=8 (local.get $l1d)) (i32.const 1)))
-    (if (i32.and (i32.eqz (local.get $plru)) (i32.ge_s (local.get $clock) (i32.const 0x3ffffff)))
+    (local.set $clock (i32.add (i32.load offset={{l1d.clock}} (local.get $l1d)) (i32.const 1)))
+    (if (i32.and (i32.eqz (local.get $plru)) (i32.ge_s (local.get $clock) (i32.const {{l1dStampMax}})))
       (then (return (i32.const -1))))
     ;; counts[domain] at ownerCounts + owner x 4 (the counts begin after the 3 header words)
-    (local.set $ownerCounts (i32.add (local.get $l1d) (i32.const 8)))
-    (local.set $lines (i32.load offset=16 (local.get $c)))
-    (local.set $setBytes (i32.load offset=12 (local.get $c)))
+    (local.set $ownerCounts (i32.add (local.get $l1d) (i32.const {{l1d.countsLessOne}})))
+    (local.set $lines (i32.load offset={{cache.lines}} (local.get $c)))
+    (local.set $setBytes (i32.load offset={{cache.setBytes}} (local.get $c)))
     ;; set = ((pfn & pageMask) x 64 + line) & (sets - 1)
     (local.set $set
       (i32.and
-        (i32.add (i32.shl (i32.and (local.get $pfn) (i32.load offset=8 (local.get $c))) (i32.const 6))
+        (i32.add (i32.shl (i32.and (local.get $pfn) (i32.load offset={{cache.pageMask}} (local.get $c))) (i32.const {{linesPerPageLog2}}))
           (local.get $line))
-        (i32.load offset=4 (local.get $c))))
+        (i32.load offset={{cache.setMask}} (local.get $c))))
     (local.set $setAt (i32.add (local.get $lines) (i32.mul (local.get $set) (local.get $setBytes))))
     (local.set $setEnd (i32.add (local.get $setAt) (local.get $setBytes)))
     ;; hints[set][hash(pfn)]
     (local.set $hintAt
-      (i32.add (i32.load offset=20 (local.get $c))
+      (i32.add (i32.load offset={{cache.hints}} (local.get $c))
         (i32.shl
-          (i32.add (i32.shl (local.get $set) (i32.const 6))
-            (i32.shr_u (i32.mul (local.get $pfn) (i32.const 0x9e3779b1)) (i32.const 26)))
+          (i32.add (i32.shl (local.get $set) (i32.const {{l1d.hintSlotsLog2}}))
+            (i32.shr_u (i32.mul (local.get $pfn) (i32.const {{frameHashMultiplier}})) (i32.const {{l1d.hintShift}})))
           (i32.const 2))))
 
     (block $touch
@@ -97,13 +98,13 @@
         (if (i32.ge_s (local.get $hinted) (i32.const 0))
           (then
             (local.set $at (i32.add (local.get $setAt) (i32.shl (local.get $hinted) (i32.const 4))))
-            (if (i32.load offset=12 (local.get $at))
+            (if (i32.load offset={{l1dLine.stamp}} (local.get $at))
               (then
                 (br_if $found
                   (i32.eqz
                     (i32.or
                       (i32.xor (i32.load (local.get $at)) (local.get $pfn))
-                      (i32.xor (i32.load offset=4 (local.get $at)) (local.get $line)))))))))
+                      (i32.xor (i32.load offset={{l1dLine.lineInPage}} (local.get $at)) (local.get $line)))))))))
         ;; The scan: ways in order up to the line or the first invalid way, keeping the smallest LRU key
         ;; (stamp << 5 | way). Four ways a turn with SIMD while four are left (a way is one v128: pfn,
         ;; line, owner, stamp; the four are transposed into a vector of pfns, of lines and of stamps), the
@@ -113,7 +114,7 @@
         (local.set $minKey (i32.const 0x7fffffff))
         (block $scanned
           ;; An empty set (way 0 invalid) without the vectors: a core's sets are often empty after a flush.
-          (br_if $scanned (i32.eqz (i32.load offset=12 (local.get $at))))
+          (br_if $scanned (i32.eqz (i32.load offset={{l1dLine.stamp}} (local.get $at))))
           (local.set $pfns (i32x4.splat (local.get $pfn)))
           (local.set $lines4 (i32x4.splat (local.get $line)))
           (local.set $minKeys (v128.const i32x4 0x7fffffff 0x7fffffff 0x7fffffff 0x7fffffff))
@@ -123,9 +124,9 @@
             (loop $group
               (br_if $grouped (i32.gt_s (local.get $at) (local.get $groupEnd)))
               (local.set $w0 (v128.load (local.get $at)))
-              (local.set $w1 (v128.load offset=16 (local.get $at)))
-              (local.set $w2 (v128.load offset=32 (local.get $at)))
-              (local.set $w3 (v128.load offset=48 (local.get $at)))
+              (local.set $w1 (v128.load offset={{l1dLine.next1}} (local.get $at)))
+              (local.set $w2 (v128.load offset={{l1dLine.next2}} (local.get $at)))
+              (local.set $w3 (v128.load offset={{l1dLine.next3}} (local.get $at)))
               ;; pfn and line lanes: (p0 p1 l0 l1) and (p2 p3 l2 l3), then (p0 p1 p2 p3), (l0 l1 l2 l3)
               (local.set $low
                 (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $w0) (local.get $w1)))
@@ -183,11 +184,11 @@
           (local.set $wayKey (i32.shr_u (i32.sub (local.get $at) (local.get $setAt)) (i32.const 4)))
           (loop $scan
             (br_if $scanned (i32.ge_u (local.get $at) (local.get $setEnd)))
-            (local.set $stamp (i32.load offset=12 (local.get $at)))
+            (local.set $stamp (i32.load offset={{l1dLine.stamp}} (local.get $at)))
             (br_if $scanned (i32.eqz (local.get $stamp)))
             (if (i32.eq (i32.load (local.get $at)) (local.get $pfn))
               (then
-                (if (i32.eq (i32.load offset=4 (local.get $at)) (local.get $line))
+                (if (i32.eq (i32.load offset={{l1dLine.lineInPage}} (local.get $at)) (local.get $line))
                   (then
                     (i32.store (local.get $hintAt)
                       (i32.add (i32.shr_u (i32.sub (local.get $at) (local.get $setAt)) (i32.const 4))
@@ -210,10 +211,10 @@
               (then
                 (local.set $bits
                   (i32.load
-                    (i32.add (i32.load offset=24 (local.get $c)) (i32.shl (local.get $set) (i32.const 2)))))
+                    (i32.add (i32.load offset={{cache.setState}} (local.get $c)) (i32.shl (local.get $set) (i32.const 2)))))
                 (local.set $node (i32.const 1))
                 (local.set $way (i32.const 0))
-                (local.set $span (i32.shr_s (i32.load offset=28 (local.get $c)) (i32.const 1)))
+                (local.set $span (i32.shr_s (i32.load offset={{cache.ways}} (local.get $c)) (i32.const 1)))
                 (block $chosen
                   (loop $level
                     (br_if $chosen (i32.lt_s (local.get $span) (i32.const 1)))
@@ -227,16 +228,16 @@
               (else (local.set $way (i32.and (local.get $minKey) (i32.const 31)))))
             (local.set $at (i32.add (local.get $setAt) (i32.shl (local.get $way) (i32.const 4))))))
         ;; CoreL1d.fill: the evicted line's domain count (or the valid-line total) and the new owner's.
-        (local.set $old (i32.load offset=8 (local.get $at)))
+        (local.set $old (i32.load offset={{l1dLine.owner}} (local.get $at)))
         (if (i32.eqz (local.get $old))
           (then
-            (i32.store offset=4 (local.get $l1d) (i32.add (i32.load offset=4 (local.get $l1d)) (i32.const 1))))
+            (i32.store offset={{l1d.validLines}} (local.get $l1d) (i32.add (i32.load offset={{l1d.validLines}} (local.get $l1d)) (i32.const 1))))
           (else
             (local.set $word (i32.add (local.get $ownerCounts) (i32.shl (local.get $old) (i32.const 2))))
             (i32.store (local.get $word) (i32.sub (i32.load (local.get $word)) (i32.const 1)))))
         (i32.store (local.get $at) (local.get $pfn))
-        (i32.store offset=4 (local.get $at) (local.get $line))
-        (i32.store offset=8 (local.get $at) (local.get $owner))
+        (i32.store offset={{l1dLine.lineInPage}} (local.get $at) (local.get $line))
+        (i32.store offset={{l1dLine.owner}} (local.get $at) (local.get $owner))
         (local.set $word (i32.add (local.get $ownerCounts) (i32.shl (local.get $owner) (i32.const 2))))
         (i32.store (local.get $word) (i32.add (i32.load (local.get $word)) (i32.const 1)))
         (i32.store (local.get $hintAt)
@@ -244,10 +245,10 @@
         (br $touch))
       ;; A hit: retag if the frame changed owner since the line came in (CoreL1d.retag).
       (local.set $hit (i32.const 1))
-      (local.set $old (i32.load offset=8 (local.get $at)))
+      (local.set $old (i32.load offset={{l1dLine.owner}} (local.get $at)))
       (if (i32.ne (local.get $old) (local.get $owner))
         (then
-          (i32.store offset=8 (local.get $at) (local.get $owner))
+          (i32.store offset={{l1dLine.owner}} (local.get $at) (local.get $owner))
           (local.set $word (i32.add (local.get $ownerCounts) (i32.shl (local.get $old) (i32.const 2))))
           (i32.store (local.get $word) (i32.sub (i32.load (local.get $word)) (i32.const 1)))
           (local.set $word (i32.add (local.get $ownerCounts) (i32.shl (local.get $owner) (i32.const 2))))
@@ -257,14 +258,14 @@
     ;; 2n and 2n + 1; bit n set: the victim is right).
     (if (local.get $plru)
       (then
-        (i32.store offset=12 (local.get $at) (i32.const 1))
+        (i32.store offset={{l1dLine.stamp}} (local.get $at) (i32.const 1))
         (local.set $way (i32.shr_u (i32.sub (local.get $at) (local.get $setAt)) (i32.const 4)))
         (local.set $bitsAt
-          (i32.add (i32.load offset=24 (local.get $c)) (i32.shl (local.get $set) (i32.const 2))))
+          (i32.add (i32.load offset={{cache.setState}} (local.get $c)) (i32.shl (local.get $set) (i32.const 2))))
         (local.set $bits (i32.load (local.get $bitsAt)))
         (local.set $node (i32.const 1))
         (local.set $firstWay (i32.const 0))
-        (local.set $span (i32.shr_s (i32.load offset=28 (local.get $c)) (i32.const 1)))
+        (local.set $span (i32.shr_s (i32.load offset={{cache.ways}} (local.get $c)) (i32.const 1)))
         (block $pointed
           (loop $path
             (br_if $pointed (i32.lt_s (local.get $span) (i32.const 1)))
@@ -281,56 +282,56 @@
             (br $path)))
         (i32.store (local.get $bitsAt) (local.get $bits)))
       (else
-        (i32.store offset=8 (local.get $l1d) (local.get $clock))
-        (i32.store offset=12 (local.get $at) (local.get $clock))))
+        (i32.store offset={{l1d.clock}} (local.get $l1d) (local.get $clock))
+        (i32.store offset={{l1dLine.stamp}} (local.get $at) (local.get $clock))))
     (if (local.get $hit) (then (return (i32.const 1))))
     ;; CoreFillBuffers.accessHeld (entries > 0), written out here (a call between two Wasm functions
     ;; stays a call, and this runs at most accesses: the model's guests miss in the L1D four
     ;; times in five): a hit retags; a miss fills the next slot in order. The filter counts the valid
     ;; entries per bucket of fillBufferFilterBucket(pfn, line) = ((pfn x 0x9e3779b1) >>> 26 ^ line) & 63.
     (block $fbDone
-      (local.set $fbEntries (i32.load offset=40 (local.get $c)))
+      (local.set $fbEntries (i32.load offset={{cache.fillBufferEntries}} (local.get $c)))
       (br_if $fbDone (i32.eqz (local.get $fbEntries)))
-      (local.set $fb (i32.load offset=36 (local.get $c)))
-      (local.set $fbCounts (i32.add (local.get $fb) (i32.const 8)))
-      (local.set $first (i32.load offset=44 (local.get $c)))
-      (local.set $filter (i32.load offset=48 (local.get $c)))
+      (local.set $fb (i32.load offset={{cache.fillBuffers}} (local.get $c)))
+      (local.set $fbCounts (i32.add (local.get $fb) (i32.const {{fillBuffers.countsLessOne}})))
+      (local.set $first (i32.load offset={{cache.fillBufferFirst}} (local.get $c)))
+      (local.set $filter (i32.load offset={{cache.fillBufferFilter}} (local.get $c)))
       (local.set $bucketAt
         (i32.add (local.get $filter)
           (i32.shl
             (i32.and
-              (i32.xor (i32.shr_u (i32.mul (local.get $pfn) (i32.const 0x9e3779b1)) (i32.const 26))
+              (i32.xor (i32.shr_u (i32.mul (local.get $pfn) (i32.const {{frameHashMultiplier}})) (i32.const {{fillBuffers.filterShift}}))
                 (local.get $line))
-              (i32.const 63))
+              (i32.const {{fillBuffers.filterMask}}))
             (i32.const 2))))
       (block $missed
         (br_if $missed (i32.eqz (i32.load (local.get $bucketAt))))
         ;; CoreFillBuffers.find: the valid entries are a prefix (filled in order since the last flush).
         (local.set $fbAt (local.get $first))
         (local.set $fbEnd
-          (i32.add (local.get $first) (i32.mul (i32.load offset=4 (local.get $fb)) (i32.const 12))))
+          (i32.add (local.get $first) (i32.mul (i32.load offset={{fillBuffers.validLines}} (local.get $fb)) (i32.const {{fillEntry.bytes}}))))
         (loop $find
           (br_if $missed (i32.ge_u (local.get $fbAt) (local.get $fbEnd)))
           (if (i32.eqz
                 (i32.or
                   (i32.xor (i32.load (local.get $fbAt)) (local.get $pfn))
-                  (i32.xor (i32.load offset=4 (local.get $fbAt)) (local.get $line))))
+                  (i32.xor (i32.load offset={{fillEntry.lineInPage}} (local.get $fbAt)) (local.get $line))))
             (then
-              (local.set $fbOld (i32.load offset=8 (local.get $fbAt)))
+              (local.set $fbOld (i32.load offset={{fillEntry.owner}} (local.get $fbAt)))
               (br_if $fbDone (i32.eq (local.get $fbOld) (local.get $owner)))
-              (i32.store offset=8 (local.get $fbAt) (local.get $owner))
+              (i32.store offset={{fillEntry.owner}} (local.get $fbAt) (local.get $owner))
               ;; CoreFillBuffers.recount (a valid entry: its old owner is nonzero)
               (local.set $word (i32.add (local.get $fbCounts) (i32.shl (local.get $fbOld) (i32.const 2))))
               (i32.store (local.get $word) (i32.sub (i32.load (local.get $word)) (i32.const 1)))
               (local.set $word (i32.add (local.get $fbCounts) (i32.shl (local.get $owner) (i32.const 2))))
               (i32.store (local.get $word) (i32.add (i32.load (local.get $word)) (i32.const 1)))
               (br $fbDone)))
-          (local.set $fbAt (i32.add (local.get $fbAt) (i32.const 12)))
+          (local.set $fbAt (i32.add (local.get $fbAt) (i32.const {{fillEntry.bytes}})))
           (br $find)))
       ;; A miss: the next slot, whose old line leaves the filter.
-      (local.set $slot (i32.load offset=8 (local.get $fb)))
-      (local.set $fbAt (i32.add (local.get $first) (i32.mul (local.get $slot) (i32.const 12))))
-      (local.set $fbOld (i32.load offset=8 (local.get $fbAt)))
+      (local.set $slot (i32.load offset={{fillBuffers.nextSlot}} (local.get $fb)))
+      (local.set $fbAt (i32.add (local.get $first) (i32.mul (local.get $slot) (i32.const {{fillEntry.bytes}}))))
+      (local.set $fbOld (i32.load offset={{fillEntry.owner}} (local.get $fbAt)))
       (if (local.get $fbOld)
         (then
           (local.set $word
@@ -338,9 +339,9 @@
               (i32.shl
                 (i32.and
                   (i32.xor
-                    (i32.shr_u (i32.mul (i32.load (local.get $fbAt)) (i32.const 0x9e3779b1)) (i32.const 26))
-                    (i32.load offset=4 (local.get $fbAt)))
-                  (i32.const 63))
+                    (i32.shr_u (i32.mul (i32.load (local.get $fbAt)) (i32.const {{frameHashMultiplier}})) (i32.const {{fillBuffers.filterShift}}))
+                    (i32.load offset={{fillEntry.lineInPage}} (local.get $fbAt)))
+                  (i32.const {{fillBuffers.filterMask}}))
                 (i32.const 2))))
           (i32.store (local.get $word) (i32.sub (i32.load (local.get $word)) (i32.const 1)))
           ;; CoreFillBuffers.recount: the old owner's count
@@ -348,13 +349,13 @@
           (i32.store (local.get $word) (i32.sub (i32.load (local.get $word)) (i32.const 1))))
         (else
           ;; CoreFillBuffers.recount: an empty entry, one more valid
-          (i32.store offset=4 (local.get $fb) (i32.add (i32.load offset=4 (local.get $fb)) (i32.const 1)))))
+          (i32.store offset={{fillBuffers.validLines}} (local.get $fb) (i32.add (i32.load offset={{fillBuffers.validLines}} (local.get $fb)) (i32.const 1)))))
       (i32.store (local.get $bucketAt) (i32.add (i32.load (local.get $bucketAt)) (i32.const 1)))
       (i32.store (local.get $fbAt) (local.get $pfn))
-      (i32.store offset=4 (local.get $fbAt) (local.get $line))
-      (i32.store offset=8 (local.get $fbAt) (local.get $owner))
+      (i32.store offset={{fillEntry.lineInPage}} (local.get $fbAt) (local.get $line))
+      (i32.store offset={{fillEntry.owner}} (local.get $fbAt) (local.get $owner))
       (local.set $slot (i32.add (local.get $slot) (i32.const 1)))
-      (i32.store offset=8 (local.get $fb)
+      (i32.store offset={{fillBuffers.nextSlot}} (local.get $fb)
         (select (i32.const 0) (local.get $slot) (i32.eq (local.get $slot) (local.get $fbEntries))))
       (local.set $word (i32.add (local.get $fbCounts) (i32.shl (local.get $owner) (i32.const 2))))
       (i32.store (local.get $word) (i32.add (i32.load (local.get $word)) (i32.const 1))))
@@ -374,19 +375,19 @@
     (local.set $d (i32.shl (local.get $d) (i32.const 2)))
     ;; the generation the TLB last saw for the space, and the page tables' generation of it now
     (if (i32.ne
-          (i32.load (i32.shl (i32.add (i32.load offset=12 (local.get $d)) (local.get $space)) (i32.const 2)))
+          (i32.load (i32.shl (i32.add (i32.load offset={{thread.seenGenerations}} (local.get $d)) (local.get $space)) (i32.const 2)))
           (i32.load
             (i32.shl
-              (i32.add (i32.load offset=16 (local.get $d))
-                (i32.mul (local.get $space) (i32.load offset=20 (local.get $d))))
+              (i32.add (i32.load offset={{thread.generation0}} (local.get $d))
+                (i32.mul (local.get $space) (i32.load offset={{thread.generationStride}} (local.get $d))))
               (i32.const 2))))
       (then (return (i32.const -1))))
-    (local.set $ways (i32.load offset=8 (local.get $d)))
+    (local.set $ways (i32.load offset={{thread.tlbWays}} (local.get $d)))
     (local.set $at
       (i32.shl
-        (i32.add (i32.load (local.get $d))
+        (i32.add (i32.load offset={{thread.tlbEntries}} (local.get $d))
           (i32.shl
-            (i32.mul (i32.and (local.get $vpnLow) (i32.load offset=4 (local.get $d))) (local.get $ways))
+            (i32.mul (i32.and (local.get $vpnLow) (i32.load offset={{thread.tlbSetMask}} (local.get $d))) (local.get $ways))
             (i32.const 2)))
         (i32.const 2)))
     (local.set $end (i32.add (local.get $at) (i32.shl (local.get $ways) (i32.const 4))))
@@ -395,19 +396,19 @@
         (br_if $none (i32.ge_u (local.get $at) (local.get $end)))
         (if (i32.eqz
               (i32.or
-                (i32.xor (i32.load offset=4 (local.get $at)) (local.get $vpnLow))
-                (i32.xor (i32.load offset=8 (local.get $at)) (local.get $vpnHigh))))
+                (i32.xor (i32.load offset={{tlbEntry.vpnLow}} (local.get $at)) (local.get $vpnLow))
+                (i32.xor (i32.load offset={{tlbEntry.vpnHigh}} (local.get $at)) (local.get $vpnHigh))))
           (then
             (local.set $tagFlags (i32.load (local.get $at)))
             (if (local.get $tagFlags)
               (then
-                (local.set $flags (i32.shr_u (local.get $tagFlags) (i32.const 16)))
-                (if (i32.ne (i32.and (local.get $tagFlags) (i32.const 0xffff))
+                (local.set $flags (i32.shr_u (local.get $tagFlags) (i32.const {{tlb.flagShift}})))
+                (if (i32.ne (i32.and (local.get $tagFlags) (i32.const {{tlb.tagMask}}))
                             (i32.add (local.get $space) (i32.const 1)))
                   (then
                     ;; Another space's entry: skipped unless global (TlbFlag.global = 8), which the
                     ;; reference decides (it asks whether the space is an EPT).
-                    (br_if $none (i32.and (local.get $flags) (i32.const 8))))
+                    (br_if $none (i32.and (local.get $flags) (i32.const {{tlb.global}}))))
                   (else
                     ;; Tlb.permits: a write needs write and dirty (1 | 16), user needs 2, exec needs 4:
                     ;; the flags must hold every bit of need = (access & 1) x 17 | access & 6.
@@ -417,9 +418,9 @@
                     (br_if $none
                       (i32.ne (i32.and (local.get $flags) (local.get $need)) (local.get $need)))
                     ;; the thread's hit counter (descriptor word 6)
-                    (local.set $hitsAt (i32.shl (i32.load offset=24 (local.get $d)) (i32.const 2)))
+                    (local.set $hitsAt (i32.shl (i32.load offset={{thread.tlbHits}} (local.get $d)) (i32.const 2)))
                     (i32.store (local.get $hitsAt) (i32.add (i32.load (local.get $hitsAt)) (i32.const 1)))
-                    (return (i32.load offset=12 (local.get $at)))))))))
+                    (return (i32.load offset={{tlbEntry.pfn}} (local.get $at)))))))))
         (local.set $at (i32.add (local.get $at) (i32.const 16)))
         (br $way)))
     (i32.const -1))
@@ -428,7 +429,7 @@
   ;; $vpn (below 2^30) in address space $space through the thread's TLB, then through its core's caches
   ;; with the frame's owner from the frame table (`Tlb.translatePage`, `FrameTable.ownerOf`,
   ;; `CoreCaches.access`), in one call from JavaScript where there were two and an owner lookup between.
-  ;; $d is the Int32 index of the thread's descriptor (access-kernel.ts `KernelDescriptorWord`):
+  ;; $d is the Int32 index of the thread's descriptor (memory/sub-layouts.ts `KernelDescriptorWord`):
   ;;   0 TLB entries, 1 set mask, 2 ways, 3 the TLB's seen generations (+ space),
   ;;   4 the page tables' generation of space 0, 5 the stride between spaces' generations, 6 hit counter,
   ;;   7 the frame table's owners (+ pfn), 8 the Int32 index of its core's cache descriptor (`access`'s
@@ -444,9 +445,9 @@
     (if (i32.lt_s (local.get $pfn) (i32.const 0)) (then (return (i32.const -1))))
     (local.set $d (i32.shl (local.get $d) (i32.const 2)))
     (local.set $hit
-      (call $access (i32.load offset=32 (local.get $d))
+      (call $access (i32.load offset={{thread.cacheDescriptor}} (local.get $d))
         (local.get $pfn) (local.get $line)
-        (i32.load (i32.shl (i32.add (i32.load offset=28 (local.get $d)) (local.get $pfn)) (i32.const 2)))))
+        (i32.load (i32.shl (i32.add (i32.load offset={{thread.frameOwners}} (local.get $d)) (local.get $pfn)) (i32.const 2)))))
     (if (i32.lt_s (local.get $hit) (i32.const 0))
       (then (return (i32.sub (i32.const -2) (local.get $pfn)))))
     (local.get $hit))
@@ -470,16 +471,16 @@
     (if (i32.lt_s (local.get $pfn) (i32.const 0)) (then (return (i32.const -1))))
     (local.set $d (i32.shl (local.get $d) (i32.const 2)))
     (local.set $hit
-      (call $access (i32.load offset=32 (local.get $d))
+      (call $access (i32.load offset={{thread.cacheDescriptor}} (local.get $d))
         (local.get $pfn)
         ;; the line in the page: bits 6..11 of the address
         (i32.and (i32.wrap_i64 (i64.shr_u (i64.trunc_f64_u (local.get $va)) (i64.const 6))) (i32.const 63))
-        (i32.load (i32.shl (i32.add (i32.load offset=28 (local.get $d)) (local.get $pfn)) (i32.const 2)))))
+        (i32.load (i32.shl (i32.add (i32.load offset={{thread.frameOwners}} (local.get $d)) (local.get $pfn)) (i32.const 2)))))
     (if (i32.lt_s (local.get $hit) (i32.const 0))
       (then (return (i32.sub (i32.const -2) (local.get $pfn)))))
     (i32.or (i32.shl (local.get $pfn) (i32.const 1)) (local.get $hit)))
 
-  ;; The line loop of `CoreL1d.flushHeld`: each set's valid lines (a prefix of its ways, stamp nonzero)
+  ;; The line loop of `CoreL1d.flushLines`: each set's valid lines (a prefix of its ways, stamp nonzero)
   ;; zeroed; returns how many. $c: the Int32 index of the core's cache descriptor (as `access`). The
   ;; caller checks and clears the counts as the reference does.
   (func (export "flushLines")
@@ -488,11 +489,11 @@
     (local $at i32) (local $setEnd i32) (local $end i32) (local $setBytes i32) (local $dropped i32)
     ;; from the core's cache descriptor $c: the lines, a set's bytes, and sets = set mask + 1
     (local.set $c (i32.shl (local.get $c) (i32.const 2)))
-    (local.set $at (i32.load offset=16 (local.get $c)))
-    (local.set $setBytes (i32.load offset=12 (local.get $c)))
+    (local.set $at (i32.load offset={{cache.lines}} (local.get $c)))
+    (local.set $setBytes (i32.load offset={{cache.setBytes}} (local.get $c)))
     (local.set $end
       (i32.add (local.get $at)
-        (i32.mul (i32.add (i32.load offset=4 (local.get $c)) (i32.const 1)) (local.get $setBytes))))
+        (i32.mul (i32.add (i32.load offset={{cache.setMask}} (local.get $c)) (i32.const 1)) (local.get $setBytes))))
     (block $done
       (loop $set
         (br_if $done (i32.ge_u (local.get $at) (local.get $end)))
@@ -500,9 +501,9 @@
         (block $setDone
           (loop $line
             (br_if $setDone (i32.ge_u (local.get $at) (local.get $setEnd)))
-            (br_if $setDone (i32.eqz (i32.load offset=12 (local.get $at))))
+            (br_if $setDone (i32.eqz (i32.load offset={{l1dLine.stamp}} (local.get $at))))
             (i64.store (local.get $at) (i64.const 0))
-            (i64.store offset=8 (local.get $at) (i64.const 0))
+            (i64.store offset={{l1dLine.owner}} (local.get $at) (i64.const 0))
             (local.set $dropped (i32.add (local.get $dropped) (i32.const 1)))
             (local.set $at (i32.add (local.get $at) (i32.const 16)))
             (br $line)))
@@ -524,34 +525,34 @@
     (local $valid i32) (local $sum v128)
     ;; from the core's cache descriptor $c: the section, its entries, the first entry and the filter
     (local.set $c (i32.shl (local.get $c) (i32.const 2)))
-    (local.set $fb (i32.load offset=36 (local.get $c)))
-    (local.set $entries (i32.load offset=40 (local.get $c)))
-    (local.set $first (i32.load offset=44 (local.get $c)))
-    (local.set $filter (i32.load offset=48 (local.get $c)))
+    (local.set $fb (i32.load offset={{cache.fillBuffers}} (local.get $c)))
+    (local.set $entries (i32.load offset={{cache.fillBufferEntries}} (local.get $c)))
+    (local.set $first (i32.load offset={{cache.fillBufferFirst}} (local.get $c)))
+    (local.set $filter (i32.load offset={{cache.fillBufferFilter}} (local.get $c)))
     ;; the valid entries: owner (word 2) nonzero
     (local.set $at (local.get $first))
     (block $counted
       (loop $entry
         (br_if $counted (i32.ge_u (local.get $at) (local.get $filter)))
         (local.set $valid
-          (i32.add (local.get $valid) (i32.ne (i32.load offset=8 (local.get $at)) (i32.const 0))))
+          (i32.add (local.get $valid) (i32.ne (i32.load offset={{fillEntry.owner}} (local.get $at)) (i32.const 0))))
         (local.set $at (i32.add (local.get $at) (i32.const 12)))
         (br $entry)))
     ;; the 64 buckets, four lanes at a time, in four rounds of four loads
     (block $summed
       (loop $buckets
-        (br_if $summed (i32.ge_u (local.get $at) (i32.add (local.get $filter) (i32.const 256))))
+        (br_if $summed (i32.ge_u (local.get $at) (i32.add (local.get $filter) (i32.const {{fillBuffers.filterBytes}}))))
         (local.set $sum
           (i32x4.add
             (i32x4.add (local.get $sum) (v128.load (local.get $at)))
-            (i32x4.add (v128.load offset=16 (local.get $at))
-              (i32x4.add (v128.load offset=32 (local.get $at)) (v128.load offset=48 (local.get $at))))))
+            (i32x4.add (v128.load offset={{vector.1}} (local.get $at))
+              (i32x4.add (v128.load offset={{vector.2}} (local.get $at)) (v128.load offset={{vector.3}} (local.get $at))))))
         (local.set $at (i32.add (local.get $at) (i32.const 64)))
         (br $buckets)))
     ;; entries and filter in one fill, and the next slot (header word 2) back to 0
     (memory.fill (local.get $first) (i32.const 0)
-      (i32.add (i32.mul (local.get $entries) (i32.const 12)) (i32.const 256)))
-    (i32.store offset=8 (local.get $fb) (i32.const 0))
+      (i32.add (i32.mul (local.get $entries) (i32.const {{fillEntry.bytes}})) (i32.const {{fillBuffers.filterBytes}})))
+    (i32.store offset={{fillBuffers.nextSlot}} (local.get $fb) (i32.const 0))
     (if (result i32)
       (i32.eq (local.get $valid)
         (i32.add
@@ -568,7 +569,7 @@
 
   ;; sfc32 (backend/sim/prng.ts, the reference): $count outputs of the generator whose state (a, b, c, d)
   ;; is at Int32 index $state, each stored as a double u32 x 2^-32 in [0, 1) from Float64 index $out, the
-  ;; state written back. $count is a multiple of 4 (the sim's batch is 64, access-kernel.ts asserts it):
+  ;; state written back. $count is a multiple of 4 (the sim's batch is memory/sub-layouts.ts `sfc32AreaDraws`, asserted there):
   ;; the loop makes four outputs a turn, one bound test and one stack check for four. The sim draws ~2
   ;; numbers a step; in JavaScript a batch cost ~30 instructions an output, most of them the conversion,
   ;; the bounds check and the store around the generator's 8.
@@ -578,9 +579,9 @@
     (local.set $out (i32.shl (local.get $out) (i32.const 3)))
     (local.set $end (i32.add (local.get $out) (i32.shl (local.get $count) (i32.const 3))))
     (local.set $a (i32.load (local.get $state)))
-    (local.set $b (i32.load offset=4 (local.get $state)))
-    (local.set $c (i32.load offset=8 (local.get $state)))
-    (local.set $d (i32.load offset=12 (local.get $state)))
+    (local.set $b (i32.load offset={{sfc32State.b}} (local.get $state)))
+    (local.set $c (i32.load offset={{sfc32State.c}} (local.get $state)))
+    (local.set $d (i32.load offset={{sfc32State.d}} (local.get $state)))
     (block $done
       (loop $next
         (br_if $done (i32.ge_u (local.get $out) (local.get $end)))
@@ -589,32 +590,32 @@
         (local.set $a (i32.xor (local.get $b) (i32.shr_u (local.get $b) (i32.const 9))))
         (local.set $b (i32.add (local.get $c) (i32.shl (local.get $c) (i32.const 3))))
         (local.set $c (i32.add (i32.rotl (local.get $c) (i32.const 21)) (local.get $t)))
-        (f64.store offset=0 (local.get $out)
+        (f64.store offset={{draw.0}} (local.get $out)
           (f64.mul (f64.convert_i32_u (local.get $t)) (f64.const 0x1p-32)))
         (local.set $t (i32.add (i32.add (local.get $a) (local.get $b)) (local.get $d)))
         (local.set $d (i32.add (local.get $d) (i32.const 1)))
         (local.set $a (i32.xor (local.get $b) (i32.shr_u (local.get $b) (i32.const 9))))
         (local.set $b (i32.add (local.get $c) (i32.shl (local.get $c) (i32.const 3))))
         (local.set $c (i32.add (i32.rotl (local.get $c) (i32.const 21)) (local.get $t)))
-        (f64.store offset=8 (local.get $out)
+        (f64.store offset={{draw.1}} (local.get $out)
           (f64.mul (f64.convert_i32_u (local.get $t)) (f64.const 0x1p-32)))
         (local.set $t (i32.add (i32.add (local.get $a) (local.get $b)) (local.get $d)))
         (local.set $d (i32.add (local.get $d) (i32.const 1)))
         (local.set $a (i32.xor (local.get $b) (i32.shr_u (local.get $b) (i32.const 9))))
         (local.set $b (i32.add (local.get $c) (i32.shl (local.get $c) (i32.const 3))))
         (local.set $c (i32.add (i32.rotl (local.get $c) (i32.const 21)) (local.get $t)))
-        (f64.store offset=16 (local.get $out)
+        (f64.store offset={{draw.2}} (local.get $out)
           (f64.mul (f64.convert_i32_u (local.get $t)) (f64.const 0x1p-32)))
         (local.set $t (i32.add (i32.add (local.get $a) (local.get $b)) (local.get $d)))
         (local.set $d (i32.add (local.get $d) (i32.const 1)))
         (local.set $a (i32.xor (local.get $b) (i32.shr_u (local.get $b) (i32.const 9))))
         (local.set $b (i32.add (local.get $c) (i32.shl (local.get $c) (i32.const 3))))
         (local.set $c (i32.add (i32.rotl (local.get $c) (i32.const 21)) (local.get $t)))
-        (f64.store offset=24 (local.get $out)
+        (f64.store offset={{draw.3}} (local.get $out)
           (f64.mul (f64.convert_i32_u (local.get $t)) (f64.const 0x1p-32)))
         (local.set $out (i32.add (local.get $out) (i32.const 32)))
         (br $next)))
     (i32.store (local.get $state) (local.get $a))
-    (i32.store offset=4 (local.get $state) (local.get $b))
-    (i32.store offset=8 (local.get $state) (local.get $c))
-    (i32.store offset=12 (local.get $state) (local.get $d))))
+    (i32.store offset={{sfc32State.b}} (local.get $state) (local.get $b))
+    (i32.store offset={{sfc32State.c}} (local.get $state) (local.get $c))
+    (i32.store offset={{sfc32State.d}} (local.get $state) (local.get $d))))

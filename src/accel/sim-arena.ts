@@ -10,20 +10,20 @@ import {
   type Sfc32Kernel,
   type TranslateKernel,
   type ZeroWordsKernel,
-} from '../cache/access-kernel.js';
+} from './access-kernel.js';
 
 /**
  * Where the sim backend's machines live: one shared WebAssembly memory per thread, carved into regions,
- * one machine buffer each, and one access kernel over it (cache/access-kernel.ts). One memory, so that
+ * one machine buffer each, and one access kernel over it (access-kernel.ts). One memory, so that
  * the hyperthread's call into the kernel has one target however many machines a thread makes (the bench
  * makes four, the fuzzer one per machine config): docs/perf-log.md ("Where the speed machinery lives")
  * says what a varying target costs.
  *
  * A region is a machine's whole buffer (views with a byte offset), followed by each thread's kernel
- * descriptor (machine.ts `simRegionBytes`); nothing in the model sees where it is. Regions are whole 64 KiB pages, zeroed when handed out, and go back to a free list when their
+ * descriptor (memory/sub-layouts.ts `kernelRegionLayout`); nothing in the model sees where it is. Regions are whole 64 KiB pages, zeroed when handed out, and go back to a free list when their
  * machine is disposed of (`Machine.dispose`), or else garbage-collected (a FinalizationRegistry). The
  * memory grows as needed, up to `simArenaBytesMax`; a machine that does not fit gets a SharedArrayBuffer
- * of its own and no kernel (the reference path in JavaScript: the same results, slower), as do machines
+ * of its own and the reference path (cpu/access-path.ts: the same results, slower), as do machines
  * of the workers backend, whose threads share a buffer that the kernel, which takes no locks, must not
  * touch.
  */
@@ -39,10 +39,9 @@ const wasmPageBytes = 65536;
  * own. A default sim machine takes ~4.5 MiB, one the fuzzer draws ~1 MiB.
  */
 export const simArenaBytesMax = 2 ** 29;
-const pagesMax = simArenaBytesMax / wasmPageBytes;
-/** The memory's maximum as access-kernel.wat declares it (an import may not exceed it). */
-const kernelPagesMax = 8192;
-assert(pagesMax === kernelPagesMax, 'the arena is as large as access-kernel.wat declares its memory');
+/** The memory's maximum in pages; access-kernel.wat's memory import is generated with it (kernel-constants.ts). */
+export const simArenaPagesMax = simArenaBytesMax / wasmPageBytes;
+const pagesMax = simArenaPagesMax;
 
 export interface SimRegion {
   /** The arena's buffer (as large as the arena when the region was made); the region is inside it. */
@@ -223,6 +222,12 @@ function release(to: Arena, range: HeldRange): void {
     free[at - 1].pages += free[at].pages;
     free.splice(at, 1);
   }
+}
+
+/** The kernels over this thread's arena (every sim machine's of the thread), or null without one (for tests). */
+export function simArenaKernels(): AccessKernels | null {
+  if (arena === null) arena = openArena();
+  return arena === false ? null : arena.kernels;
 }
 
 /** The arena's pages in use and in all (for tests). */

@@ -1,18 +1,18 @@
 import { execFileSync } from 'node:child_process';
 import { describe, expect, test } from 'vitest';
-import { runSim } from '../../src/backend/sim/run-sim.js';
-import { parseRunConfig } from '../../src/config/run-config.js';
-import { attachMachine, createMachine, simRegionBytes } from '../../src/machine.js';
 import {
   allocateSimRegion,
   releaseSimRegion,
   simArenaBytesMax,
   simArenaPages,
-} from '../../src/memory/sim-arena.js';
+} from '../../src/accel/sim-arena.js';
+import { runSim } from '../../src/backend/sim/run-sim.js';
+import { parseRunConfig } from '../../src/config/run-config.js';
+import { attachMachine, createMachine, simRegionBytes } from '../../src/machine.js';
 import { policies } from '../../src/policy/index.js';
 
 /**
- * The sim arena (src/memory/sim-arena.ts): sim machines live in one shared WebAssembly memory per
+ * The sim arena (src/accel/sim-arena.ts): sim machines live in one shared WebAssembly memory per
  * thread, whose access kernel their caches use. A run must not tell where its machine lives.
  */
 describe('sim arena', () => {

@@ -1,67 +1,18 @@
-import { assert } from '../assert.js';
-import { linesPerPage } from '../constants.js';
 import { accessKernelWasmBase64 } from './access-kernel-wasm.js';
-import {
-  fillBufferEntryI32s,
-  fillBufferFilterBuckets,
-  fillBufferHeaderI32s,
-  fillBufferNextSlotI32,
-  fillBufferValidLinesI32,
-} from './fill-buffers.js';
-import { CacheDescriptorWord, descriptorI32s, KernelDescriptorWord } from './kernel-descriptor.js';
-import {
-  l1dClockI32,
-  l1dHeaderI32s,
-  l1dHintSlots,
-  l1dLineI32s,
-  l1dLineOwnerI32,
-  l1dLineStampI32,
-  l1dStampMax,
-  l1dValidLinesI32,
-  l1dWaysMax,
-} from './l1d.js';
-
-export {
-  CacheDescriptorWord,
-  type DescriptorView,
-  descriptorI32s,
-  KernelDescriptorWord,
-  type KernelSeat,
-} from './kernel-descriptor.js';
-
-// The kernel has the section layouts written in (access-kernel.wat's header): these are what it assumes.
-assert(
-  l1dHeaderI32s === 3 && l1dValidLinesI32 === 1 && l1dClockI32 === 2 && l1dLineI32s === 4,
-  'access kernel: L1D header and line words as in access-kernel.wat',
-);
-assert(
-  l1dLineOwnerI32 === 2 && l1dLineStampI32 === 3 && l1dHintSlots === 64 && l1dStampMax === 0x3ffffff,
-  'access kernel: L1D line fields, hint slots and stamp bound as in access-kernel.wat',
-);
-assert(linesPerPage === 64, 'access kernel: 64 lines a page (the set index)');
-assert(l1dWaysMax <= 32, 'access kernel: a way fits the 5 bits of an LRU key and a 32-bit PLRU tree');
-assert(
-  fillBufferHeaderI32s === 3 &&
-    fillBufferValidLinesI32 === 1 &&
-    fillBufferNextSlotI32 === 2 &&
-    fillBufferEntryI32s === 3 &&
-    fillBufferFilterBuckets === 64,
-  'access kernel: fill-buffer layout as in access-kernel.wat',
-);
 
 /**
  * The access kernel (access-kernel.wat): one cache-line access of a core through its L1D and, on a miss,
  * its fill buffers, in WebAssembly over a shared memory that holds the machine. `CoreL1d.accessHeld` and
- * `CoreFillBuffers.accessHeld` are the reference it transcribes (test/cache/access-kernel.test.ts runs
+ * `CoreFillBuffers.accessHeld` are the reference it transcribes (test/accel/access-kernel.test.ts runs
  * both on the same streams and compares every word); it does their reads and writes, so a run gives the
  * same results and trace hash with it or without it.
  *
  * It is the sim's speed machinery, with the engine tuning (engine-tuning.ts) and the bundle
  * (scripts/build.mjs): why it exists, and why one memory and one kernel serve every sim machine of a
- * thread (memory/sim-arena.ts), is in docs/perf-log.md ("Where the speed machinery lives").
+ * thread (sim-arena.ts), is in docs/perf-log.md ("Where the speed machinery lives").
  *
  * Arguments: the Int32 index in the memory of the core's cache descriptor (`CacheDescriptorWord`, written
- * by `CoreL1d` and `CoreFillBuffers`), then the line (frame, line in the page, owner domain of the
+ * by kernel-descriptor.ts), then the line (frame, line in the page, owner domain of the
  * frame). Returns 1 for an L1D hit, 0 for a miss (the fill buffers took the line), and -1, having
  * changed nothing, when the LRU clock must be renumbered first: the caller then takes the reference path
  * (once per ~2^26 accesses of a core).
@@ -73,19 +24,10 @@ export type AccessKernel = (
   domain: number,
 ) => number;
 
-// The descriptors' words are numbered in the order access-kernel.wat lists them (its `offset=` is the
-// word x 4): a word added or moved here must move there too.
-assert(
-  Object.values(CacheDescriptorWord).join() === '0,1,2,3,4,5,6,7,8,9,10,11,12' &&
-    Object.values(KernelDescriptorWord).join() === '0,1,2,3,4,5,6,7,8' &&
-    descriptorI32s >= Object.keys(CacheDescriptorWord).length,
-  'access kernel: descriptor words as in access-kernel.wat',
-);
-
 /**
  * The kernel's TLB hit (`translate` in access-kernel.wat; the reference is `Tlb.translatePage`). Arguments:
- * the Int32 index in the memory of the thread's descriptor (`KernelDescriptorWord`: its TLB's words, written
- * by `Tlb`), then the address space, the page (vpnLow, vpnHigh: page = vpnHigh x 2^30 + vpnLow) and the
+ * the Int32 index in the memory of the thread's descriptor (`KernelDescriptorWord`, written by
+ * kernel-descriptor.ts), then the address space, the page (vpnLow, vpnHigh: page = vpnHigh x 2^30 + vpnLow) and the
  * Access bits. Returns the frame of a hit (the hit counted), or -1, having changed nothing, for anything
  * else: the caller then takes the reference path, which does it all (a walk, a shootdown, a permission
  * miss).
@@ -99,7 +41,7 @@ export type TranslateKernel = (
 ) => number;
 
 /**
- * The line loop of an L1D flush (`flushLines`; the reference is `CoreL1d.flushHeld`): zeroes each set's
+ * The line loop of an L1D flush (`flushLines`; the reference is `CoreL1d.flushLines`): zeroes each set's
  * valid lines and returns how many. Argument: the Int32 index in the memory of the core's cache
  * descriptor (its L1D words place the lines and give the geometry). The caller checks and clears the
  * counts.
@@ -118,10 +60,10 @@ export type FlushFillBuffersKernel = (cacheDescriptorI32Index: number) => number
 /**
  * A guest's read of one line of a page through its thread's TLB and its core's caches (`guestAccess` in
  * access-kernel.wat: `translate`, the frame's owner, then `access`, in one call). Arguments: the Int32
- * index in the memory of the thread's descriptor (machine.ts `Machine.kernelDescriptorI32Index`),
+ * index in the memory of the thread's descriptor (kernel-descriptor.ts `writeThreadDescriptor`),
  * the address space, the page (below 2^30) and the line in it. Returns 1 for an L1D hit, 0 for a miss;
  * -1, having changed nothing, when the translation is not a plain TLB hit (the caller then does it all
- * through `Tlb.translatePage` and `CoreCaches.access`); -2 - pfn when the page translated to frame pfn
+ * through `Tlb.translatePage` and `access`); -2 - pfn when the page translated to frame pfn
  * (the hit counted) and the access was handed back (the caller then makes it through `CoreCaches.access`).
  */
 export type GuestAccessKernel = (
@@ -137,7 +79,7 @@ export type GuestAccessKernel = (
  * thread's descriptor (as `GuestAccessKernel`'s), the address space, the address (48 bits, a double) and
  * the Access bits. Returns pfn x 2 + 1 for an L1D hit, pfn x 2 for a miss; -1, having changed nothing,
  * when the translation is not a plain TLB hit (the caller then does it all through `Tlb.translate` and
- * `CoreCaches.access`); -2 - pfn as `GuestAccessKernel` does.
+ * `access`); -2 - pfn as `GuestAccessKernel` does.
  */
 export type LineAccessKernel = (
   descriptorI32Index: number,
@@ -156,22 +98,6 @@ export type Sfc32Kernel = (stateI32Index: number, outF64Index: number, count: nu
 
 /** Zeroes `count` Int32 words of the memory from Int32 index `i32Index` (`zeroWords` in access-kernel.wat). */
 export type ZeroWordsKernel = (i32Index: number, count: number) => void;
-
-/** The draws an sfc32 area holds: the sim PRNG's batch (backend/sim/prng.ts). */
-export const sfc32AreaDraws = 64;
-assert(sfc32AreaDraws % 4 === 0, 'access kernel: sfc32 makes four draws a turn');
-
-/**
- * Where the kernel's `sfc32` makes a generator's batches: its 4 state words and `sfc32AreaDraws` doubles
- * in the kernel's memory (a sim machine's, `Machine.prngArea`), as views and as the indices `sfc32` takes.
- */
-export interface Sfc32Area {
-  sfc32: Sfc32Kernel;
-  state: Int32Array;
-  stateI32Index: number;
-  ahead: Float64Array;
-  aheadF64Index: number;
-}
 
 /** The kernel's exports over one memory. */
 export interface AccessKernels {

@@ -1,15 +1,27 @@
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
-import { type AccessKernel, descriptorI32s, type KernelSeat } from '../../src/cache/access-kernel.js';
+import { AcceleratedCaches } from '../../src/accel/accelerated-access.js';
+import type { AccessKernel } from '../../src/accel/access-kernel.js';
+import { writeCacheDescriptor } from '../../src/accel/kernel-descriptor.js';
+import { allocateSimRegion, releaseSimRegion, type SimRegion } from '../../src/accel/sim-arena.js';
 import { CoreCaches } from '../../src/cache/core-caches.js';
-import { CoreFillBuffers, fillBufferI32s, fillBufferLayout } from '../../src/cache/fill-buffers.js';
-import { CoreL1d, type L1dReplacement, l1dClockI32, l1dI32s, l1dStampMax } from '../../src/cache/l1d.js';
-import { allocateSimRegion, releaseSimRegion, type SimRegion } from '../../src/memory/sim-arena.js';
+import { CoreFillBuffers } from '../../src/cache/fill-buffers.js';
+import { CoreL1d } from '../../src/cache/l1d.js';
+import {
+  descriptorI32s,
+  fillBufferI32s,
+  fillBufferLayout,
+  type L1dReplacement,
+  l1dClockI32,
+  l1dI32s,
+  l1dStampMax,
+} from '../../src/memory/sub-layouts.js';
 
 /**
- * The access kernel (src/cache/access-kernel.wat) against the reference it transcribes, CoreL1d and
+ * The access kernel (src/accel/access-kernel.wat) against the reference it transcribes, CoreL1d and
  * CoreFillBuffers in JavaScript: the same command streams on two copies of a core's sections, one in a
- * sim arena region through the kernel, one in a plain SharedArrayBuffer through the reference, must leave
+ * sim arena region through the accelerated path's caches (the kernel, and the classes for what it hands
+ * back), one in a plain SharedArrayBuffer through the reference, must leave
  * every word the same and answer every access the same (fast-check prints the seed and the shrunk stream
  * of a failure).
  */
@@ -30,7 +42,9 @@ type Command =
 /** One core's L1D and fill buffers side by side, with a guard word before and after. */
 interface Core {
   i32: Int32Array;
-  caches: CoreCaches;
+  /** The reference's caches, or the accelerated path's (in a region). */
+  caches: Pick<CoreCaches, 'access'> & { flushL1d(): number; flushFillBuffers(): number };
+  fillBuffers: CoreFillBuffers;
 }
 
 const guardI32s = 16;
@@ -52,27 +66,36 @@ function makeCore(geometry: Geometry, region: SimRegion | null): Core {
     region === null
       ? new Int32Array(new SharedArrayBuffer(total * 4))
       : new Int32Array(region.buffer, region.byteOffset, total);
-  const seat: KernelSeat | null =
-    region === null
-      ? null
-      : {
-          kernels: region.kernels,
-          memoryI32Offset: region.byteOffset / 4,
-          descriptor: {
-            words: new Int32Array(region.buffer, region.byteOffset + total * 4, descriptorI32s),
-            i32Index: region.byteOffset / 4 + total,
-          },
-        };
-  const l1d = new CoreL1d(i32, guardI32s, geometry, false, seat);
+  const l1d = new CoreL1d(i32, guardI32s, geometry);
   const fillBuffers = new CoreFillBuffers(
     i32,
     guardI32s + l1dWords,
     geometry.fillBufferEntries,
     geometry.domainCount,
-    false,
-    seat,
   );
-  return { i32, caches: new CoreCaches(l1d, fillBuffers, seat) };
+  const caches = new CoreCaches(l1d, fillBuffers);
+  if (region === null) {
+    return {
+      i32,
+      fillBuffers,
+      caches: {
+        access: (pfn, line, domain) => caches.access(pfn, line, domain),
+        flushL1d: () => l1d.flush(),
+        flushFillBuffers: () => fillBuffers.flush(),
+      },
+    };
+  }
+  // The core's cache descriptor after the sections, as the accelerated path writes it for a machine.
+  const memoryI32Offset = region.byteOffset / 4;
+  writeCacheDescriptor(
+    new Int32Array(region.buffer, region.byteOffset + total * 4, descriptorI32s),
+    memoryI32Offset,
+    guardI32s,
+    geometry,
+    guardI32s + l1dWords,
+    geometry.fillBufferEntries,
+  );
+  return { i32, fillBuffers, caches: new AcceleratedCaches(region.kernels, memoryI32Offset + total, caches) };
 }
 
 function apply(core: Core, command: Command): boolean | number {
@@ -80,9 +103,9 @@ function apply(core: Core, command: Command): boolean | number {
     case 'access':
       return core.caches.access(command.pfn, command.lineInPage, command.domain);
     case 'flush-l1d':
-      return core.caches.l1d.flush();
+      return core.caches.flushL1d();
     case 'flush-buffers':
-      return core.caches.fillBuffers.flush();
+      return core.caches.flushFillBuffers();
   }
 }
 
@@ -105,7 +128,7 @@ function compare(
   expect(region).not.toBeNull();
   if (region === null) throw new Error('no sim arena region');
   const comparison = { firstDifference: -1, kernelAnswers: 0, handedBack: 0 };
-  const counted: AccessKernel = (...args) => {
+  const counted: AccessKernel = (...args: Parameters<AccessKernel>) => {
     const answer = plant(region.kernels.access)(...args);
     if (answer < 0) comparison.handedBack++;
     else comparison.kernelAnswers++;
@@ -274,12 +297,12 @@ describe('access kernel', () => {
         const filterI32Index =
           guardI32s + l1dI32s(geometry) + fillBufferLayout(10, geometry.domainCount).filterI32Offset;
         for (let pfn = 0; pfn < 3; pfn++) core.caches.access(100 + pfn, 7, 4);
-        expect(core.caches.fillBuffers.flush()).toBe(3);
+        expect(core.caches.flushFillBuffers()).toBe(3);
         for (let pfn = 0; pfn < 3; pfn++) core.caches.access(200 + pfn, 9, 4);
         // A bucket counting one entry too many: the flush still empties the buffers, and says so.
         core.i32[filterI32Index + 5]++;
-        expect(() => core.caches.fillBuffers.flush()).toThrow(/filter buckets and valid entries disagree/);
-        expect(core.caches.fillBuffers.peek()).toEqual([]);
+        expect(() => core.caches.flushFillBuffers()).toThrow(/filter buckets and valid entries disagree/);
+        expect(core.fillBuffers.peek()).toEqual([]);
         expect(core.i32[filterI32Index + 5]).toBe(0);
       }
     } finally {

@@ -1,5 +1,5 @@
-// Generated from access-kernel.wat by `npm run build:wasm` (test/cache/access-kernel-build.test.ts
-// checks it): do not edit.
+// Generated from the template access-kernel.wat and the layouts (kernel-template.ts) by
+// `npm run build:wasm` (test/accel/access-kernel-build.test.ts checks it): do not edit.
 
 /** The access kernel's WebAssembly module (access-kernel.wat), base64. */
 export const accessKernelWasmBase64 =

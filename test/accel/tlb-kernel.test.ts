@@ -1,22 +1,18 @@
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
-import {
-  type AccessKernels,
-  type DescriptorView,
-  descriptorI32s,
-  type TranslateKernel,
-} from '../../src/cache/access-kernel.js';
+import type { AcceleratedThreadAccess } from '../../src/accel/accelerated-access.js';
+import type { AccessKernels, TranslateKernel } from '../../src/accel/access-kernel.js';
+import { simArenaKernels } from '../../src/accel/sim-arena.js';
 import { pageBytes } from '../../src/constants.js';
 import { createMachine, type Machine } from '../../src/machine.js';
-import { allocateSimRegion, releaseSimRegion } from '../../src/memory/sim-arena.js';
 import { guestSpace, kernelSpace, kvmSpace, vmmSpace } from '../../src/paging/address-space.js';
 import { Access, MapFlag } from '../../src/paging/entry-format.js';
-import { Tlb } from '../../src/paging/tlb.js';
 
 /**
- * The access kernel's TLB hit (`translate` in src/cache/access-kernel.wat) against `Tlb.translatePage`
+ * The access kernel's TLB hit (`translate` in src/accel/access-kernel.wat) against `Tlb.translatePage`
  * in JavaScript: the same commands on two machines of one config, a sim machine (in the sim arena, with
- * the kernel) and a machine made for threads (a buffer of its own, the reference path), must give the
+ * the kernel first and the Tlb for what it hands back, as the accelerated path does) and a machine made
+ * for threads (a buffer of its own, the reference path), must give the
  * same answers and leave the same TLBs, page tables and counters (fast-check prints the seed and the
  * shrunk commands of a failure).
  */
@@ -49,12 +45,15 @@ function vasOf(machine: Machine): number[] {
   ];
 }
 
-function apply(machine: Machine, tlbs: Tlb[], command: Command, vas: number[]): number | boolean {
+/** A translation of `va` on a thread: `Tlb.translate`, or the kernel's hit first (kernelTranslate). */
+type Translate = (thread: number, space: number, va: number, access: number) => number;
+
+function apply(machine: Machine, translate: Translate, command: Command, vas: number[]): number | boolean {
   switch (command.kind) {
     case 'translate':
-      return tlbs[command.thread].translate(command.space, vas[command.va], command.access);
+      return translate(command.thread, command.space, vas[command.va], command.access);
     case 'switch':
-      return tlbs[command.thread].switchTo(command.space);
+      return machine.tlbs[command.thread].switchTo(command.space);
     case 'unmap':
       return machine.pageTables.unmap(kvmSpace(0), remappedVa);
     case 'map':
@@ -88,18 +87,17 @@ function commandArbitrary(vaCount: number): fc.Arbitrary<Command> {
   );
 }
 
-/** The arena's kernels (one per thread: a region's are every sim machine's). */
+/** The arena's kernels (one per thread: every sim machine's of the thread). */
 function arenaKernels(): AccessKernels {
-  const region = allocateSimRegion(1);
-  if (region === null) throw new Error('no sim arena');
-  releaseSimRegion(region);
-  return region.kernels;
+  const kernels = simArenaKernels();
+  if (kernels === null) throw new Error('no sim arena');
+  return kernels;
 }
 
-/** A sim machine's descriptor of `thread` (its TLB's words are rewritten by the Tlb made around it). */
-function threadDescriptorOf(machine: Machine, thread: number): DescriptorView {
-  const i32Index = machine.kernelDescriptorI32Index(thread);
-  return { words: new Int32Array(machine.i32.buffer, i32Index * 4, descriptorI32s), i32Index };
+/** A sim machine's descriptor of `thread` in the kernel's memory (written when the machine was bound). */
+function threadDescriptorOf(machine: Machine, thread: number): number {
+  expect(machine.access.name).toBe('accelerated');
+  return (machine.access.thread(thread) as AcceleratedThreadAccess).descriptorI32Index;
 }
 
 /**
@@ -115,33 +113,28 @@ function sameAsReference(
 ): boolean {
   const kernelMachine = createMachine({ ...config, pcid }, { concurrent: false });
   const referenceMachine = createMachine({ ...config, pcid }, { concurrent: true });
-  const counted: TranslateKernel = (...args) => {
+  const counted: TranslateKernel = (...args: Parameters<TranslateKernel>) => {
     const pfn = plant(arenaKernels().translate)(...args);
     if (pfn >= 0) served.hits++;
     return pfn;
   };
-  const kernelTlbs = kernelMachine.tlbs.map(
-    (_, thread) =>
-      new Tlb(
-        kernelMachine.i32,
-        kernelMachine.layout,
-        kernelMachine.pageTables,
-        thread,
-        { entries: kernelMachine.config.tlbEntries, ways: kernelMachine.config.tlbWays, pcid },
-        false,
-        counted,
-        kernelMachine.byteOffset / 4,
-        threadDescriptorOf(kernelMachine, thread),
-      ),
-  );
+  const descriptors = kernelMachine.tlbs.map((_, thread) => threadDescriptorOf(kernelMachine, thread));
+  // The kernel's hit, else the Tlb does it all (what the accelerated path does around `translate`).
+  const kernelTranslate: Translate = (thread, space, va, access) => {
+    const vpn = Math.floor(va / pageBytes);
+    const pfn = counted(descriptors[thread], space, vpn % 2 ** 30, Math.floor(vpn / 2 ** 30), access);
+    return pfn >= 0 ? pfn : kernelMachine.tlbs[thread].translate(space, va, access);
+  };
+  const referenceTranslate: Translate = (thread, space, va, access) =>
+    referenceMachine.tlbs[thread].translate(space, va, access);
   const vas = vasOf(kernelMachine);
   for (const machine of [kernelMachine, referenceMachine])
     machine.pageTables.map(kvmSpace(0), remappedVa, 42, 0);
   let same = true;
   for (const command of commands) {
     same =
-      apply(kernelMachine, kernelTlbs, command, vas) ===
-      apply(referenceMachine, referenceMachine.tlbs, command, vas);
+      apply(kernelMachine, kernelTranslate, command, vas) ===
+      apply(referenceMachine, referenceTranslate, command, vas);
     if (!same) break;
     same = threadsSection(kernelMachine).every((word, i) => word === threadsSection(referenceMachine)[i]);
     if (!same) break;
@@ -177,7 +170,7 @@ describe('access kernel: TLB hits', () => {
     // Asking the kernel for a read instead of the access skips its write-permission check.
     const writeAsRead =
       (kernel: TranslateKernel): TranslateKernel =>
-      (...args) => {
+      (...args: Parameters<TranslateKernel>) => {
         args[4] = Access.read;
         return kernel(...args);
       };

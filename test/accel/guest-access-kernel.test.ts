@@ -1,21 +1,23 @@
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
-import type { GuestAccessKernel, LineAccessKernel } from '../../src/cache/access-kernel.js';
-import { l1dClockI32, l1dStampMax } from '../../src/cache/l1d.js';
+import type { AcceleratedThreadAccess } from '../../src/accel/accelerated-access.js';
+import type { AccessKernels, GuestAccessKernel, LineAccessKernel } from '../../src/accel/access-kernel.js';
+import { simArenaKernels } from '../../src/accel/sim-arena.js';
 import { cacheLineBytes, pageBytes } from '../../src/constants.js';
 import { createMachine, type Machine } from '../../src/machine.js';
+import { l1dClockI32, l1dStampMax } from '../../src/memory/sub-layouts.js';
 import { guestSpace, kernelSpace, kvmSpace } from '../../src/paging/address-space.js';
 import { Access, MapFlag } from '../../src/paging/entry-format.js';
 import { lineInPageOf } from '../../src/paging/va-layout.js';
 
 /**
  * The access kernel's guest read and handler line (`guestAccess` and `lineAccess` in
- * src/cache/access-kernel.wat: a TLB hit, the frame's owner and the cache access in one call) against the
+ * src/accel/access-kernel.wat: a TLB hit, the frame's owner and the cache access in one call) against the
  * JavaScript they stand for (`Tlb.translatePage` / `Tlb.translate`, `FrameTable.ownerOf`,
  * `CoreCaches.access`): the same commands on a sim machine (in the sim arena, with the kernel) and a
  * machine made for threads (its own buffer, no kernel) must give the same answers and leave the same
- * buffer. The kernel machine follows the protocol of `Hyperthread.touchGuestLine` and `handlerLine` for
- * what the kernel hands back (test/memory/sim-arena.test.ts runs the hyperthread itself both ways). fast-check prints the seed and the shrunk commands of a failure.
+ * buffer. The kernel machine follows the protocol of `AcceleratedThreadAccess` (src/accel/accelerated-access.ts)
+ * for what the kernel hands back (test/accel/sim-arena.test.ts runs the hyperthread itself both ways). fast-check prints the seed and the shrunk commands of a failure.
  */
 
 const config = (replacement: 'lru' | 'plru') => ({
@@ -58,6 +60,18 @@ interface Served {
   handedBack: number;
 }
 
+/** The arena's kernels (one per thread: every sim machine's of the thread). */
+function arenaKernels(): AccessKernels {
+  const kernels = simArenaKernels();
+  if (kernels === null) throw new Error('no sim arena');
+  return kernels;
+}
+
+/** Where a sim machine's descriptor of `thread` is in the kernel's memory (the accelerated path wrote it). */
+function descriptorOf(machine: Machine, thread: number): number {
+  return (machine.access.thread(thread) as AcceleratedThreadAccess).descriptorI32Index;
+}
+
 /** A handler's line as `Tlb.translate` and `CoreCaches.access` make it: frame and hit or miss, or the fault. */
 function referenceLine(machine: Machine, thread: number, space: number, va: number, access: number): Answer {
   const pfn = machine.tlbs[thread].translate(space, va, access);
@@ -71,7 +85,7 @@ function cacheAccess(machine: Machine, thread: number, pfn: number, line: number
     : 'miss';
 }
 
-/** `Hyperthread.stepHandler`'s use of the `lineAccess` kernel (`handlerLine` for what it hands back). */
+/** `AcceleratedThreadAccess.lineAccess`'s use of the `lineAccess` kernel (`lineAccessRest` for what it hands back). */
 function lineThroughKernel(
   machine: Machine,
   kernel: LineAccessKernel,
@@ -81,7 +95,7 @@ function lineThroughKernel(
   va: number,
   access: number,
 ): Answer {
-  const done = kernel(machine.kernelDescriptorI32Index(thread), space, va, access);
+  const done = kernel(descriptorOf(machine, thread), space, va, access);
   if (done >= 0) {
     served.lines++;
     return `${done >>> 1}:${(done & 1) === 1 ? 'hit' : 'miss'}`;
@@ -91,7 +105,7 @@ function lineThroughKernel(
   return `${-2 - done}:${cacheAccess(machine, thread, -2 - done, lineInPageOf(va))}`;
 }
 
-/** `Hyperthread.touchGuestMemory`'s use of the kernel. */
+/** `AcceleratedThreadAccess.guestRead`'s use of the kernel. */
 function throughKernel(
   machine: Machine,
   kernel: GuestAccessKernel,
@@ -100,7 +114,7 @@ function throughKernel(
   page: number,
   line: number,
 ): Answer {
-  const done = kernel(machine.kernelDescriptorI32Index(thread), guestSpace(0), page, line);
+  const done = kernel(descriptorOf(machine, thread), guestSpace(0), page, line);
   if (done >= 0) {
     served.whole++;
     return done === 1 ? 'hit' : 'miss';
@@ -233,13 +247,12 @@ function firstDifference(
   const kernelMachine = createMachine(config(replacement), { concurrent: false });
   const referenceMachine = createMachine(config(replacement), { concurrent: true });
   try {
-    const { guestAccess, lineAccess } = kernelMachine;
-    if (guestAccess === null || lineAccess === null)
-      throw new Error('a sim machine in the arena has the kernel');
+    expect(kernelMachine.access.name).toBe('accelerated');
+    const { guestAccess, lineAccess } = arenaKernels();
     // The descriptors are in the kernel's memory after the machine (the arena's buffer, whole).
     const memory = new Int32Array(kernelMachine.buffer);
     for (let thread = 0; thread < kernelMachine.threadCount; thread++)
-      plant(memory, kernelMachine.kernelDescriptorI32Index(thread));
+      plant(memory, descriptorOf(kernelMachine, thread));
     const kernels: Kernels = {
       guest: (thread, page, line) => throughKernel(kernelMachine, guestAccess, served, thread, page, line),
       line: (thread, space, va, access) =>
@@ -327,7 +340,7 @@ describe('access kernel: a guest read and a handler line in one call', () => {
     expect(firstDifference(commands, 'lru', served)).toBe(-1);
     const writeAsRead =
       (kernel: LineAccessKernel): LineAccessKernel =>
-      (descriptor, space, va) =>
+      (descriptor: number, space: number, va: number) =>
         kernel(descriptor, space, va, Access.read);
     expect(firstDifference(commands, 'lru', served, undefined, writeAsRead)).not.toBe(-1);
   });
