@@ -4,7 +4,9 @@ import { formatTable } from '../src/report/machine-table.js';
 import { runCacheBench } from './cache.bench.js';
 import { type BenchFigure, benchTimeMs, machineDescription } from './common.js';
 import { runFuzzBench } from './fuzz.bench.js';
+import { runKickBreakdownBench } from './kick-breakdown.bench.js';
 import { runPagingBench } from './paging.bench.js';
+import { runSharedKernelBench } from './shared-kernel.bench.js';
 import { runSharedTrackingBench } from './shared-tracking.bench.js';
 import { runSimBench } from './sim.bench.js';
 import { runWorkersBench } from './workers.bench.js';
@@ -19,6 +21,8 @@ const suites: Record<string, () => Promise<BenchFigure[]>> = {
   sim: runSimBench,
   fuzz: runFuzzBench,
   workers: runWorkersBench,
+  'kick-breakdown': () => runKickBreakdownBench(),
+  'shared-kernel': runSharedKernelBench,
   cache: async () =>
     (await runCacheBench({ timeMs: benchTimeMs() })).map((figure) => ({
       suite: 'cache',
