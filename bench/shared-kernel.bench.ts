@@ -48,6 +48,9 @@ export interface SharedKernelReport {
    * hyperthread does per second of CPU, the figure the projections start from.
    */
   exitsPerCpuSecondPerThread: number;
+  /** The same run on 1 core x 1 (no sibling): per wall-second and per CPU-second. */
+  aloneExitsPerSecond: number;
+  aloneExitsPerCpuSecond: number;
   /** Projected all-fast exits/s per hyperthread with wasm-locked in place of js (two siblings). */
   projectedWasmLocked: number;
   /** The same with cache accesses free: the bound any access path can give. */
@@ -106,9 +109,10 @@ async function runScenario(
 /** The workers bench's exit run (benchmarks.ts `timedRun`: asi, all-fast, an exit every ~100 cycles), no monitor. */
 async function allFastExits(
   timeMs: number,
+  machine: typeof machineInput = machineInput,
 ): Promise<{ perWallSecondPerThread: number; perCpuSecondPerThread: number }> {
   const config = parseRunConfig({
-    machine: machineInput,
+    machine,
     workload: { mix: 'all-fast', exitIntervalCycles: 100 },
     run: { exits: 100_000_000 },
   });
@@ -161,6 +165,13 @@ export async function measureSharedKernel(
   const two = figuresOf('two siblings', await runScenario(2, ['js', 'wasm-locked'], rounds, accesses));
   log('shared kernel: all-fast exits on the workers backend (JavaScript path)');
   const exits = await allFastExits(benchTimeMs());
+  // One hyperthread alone on its core: the exit path without a sibling to wait for or share lines with.
+  const alone = await allFastExits(benchTimeMs(), {
+    cores: 1,
+    smt: 1,
+    memoryMiB: 64,
+    vms: [{ vcpus: 1, guestMemoryMiB: 4 }],
+  });
   const exitsPerSecondPerThread = exits.perWallSecondPerThread;
   // Per CPU-second: a descheduled hyperthread accrues none, so a loaded machine moves it less.
   const exitNs = 1e9 / exits.perCpuSecondPerThread;
@@ -171,6 +182,8 @@ export async function measureSharedKernel(
     paths: [...one, ...two],
     exitsPerSecondPerThread,
     exitsPerCpuSecondPerThread: exits.perCpuSecondPerThread,
+    aloneExitsPerSecond: alone.perWallSecondPerThread,
+    aloneExitsPerCpuSecond: alone.perCpuSecondPerThread,
     projectedWasmLocked: 1e9 / (exitNs - savedNs),
     projectedFreeAccesses: 1e9 / (exitNs - cacheAccessesPerExit * pick('js')),
   };
@@ -199,6 +212,10 @@ export async function runSharedKernelBench(): Promise<BenchFigure[]> {
   );
   figures.push(
     plain('all-fast exits per CPU-second, measured (JavaScript path)', report.exitsPerCpuSecondPerThread),
+  );
+  figures.push(plain('all-fast exits, 1 core x 1 (no sibling), per second', report.aloneExitsPerSecond));
+  figures.push(
+    plain('all-fast exits, 1 core x 1 (no sibling), per CPU-second', report.aloneExitsPerCpuSecond),
   );
   figures.push(
     plain('all-fast exits per hyperthread, projected with wasm-locked', report.projectedWasmLocked),
