@@ -11,7 +11,14 @@ import { WorkersRun, workerScriptPath } from '../src/backend/workers/run-workers
 import { parseRunConfig } from '../src/config/run-config.js';
 import { policyByName } from '../src/policy/index.js';
 import type { BenchFigure } from './common.js';
-import { type BreakdownLevel, BreakdownWord, breakdownLevels, initialCoreWord } from './kick-breakdown.js';
+// Types only: the levels run in workers/kick-breakdown.worker.ts, which bundles kick-breakdown.ts itself
+// (every built entry imports the one shared chunk and no other: test/build/bundle.test.ts).
+import type { BreakdownLevel } from './kick-breakdown.js';
+
+/** kick-breakdown.ts `breakdownLevels`, in order. */
+const breakdownLevels: readonly BreakdownLevel[] = ['raw', 'mailbox', 'casMode', 'notify'];
+/** kick-breakdown.ts `BreakdownWord.i32s` (its target checks the buffer is that large). */
+const breakdownBufferI32s = 80;
 
 /**
  * `npm run bench -- kick-breakdown`: the raw spin ping-pong, then one item of the kick protocol at a time
@@ -52,8 +59,7 @@ interface Pair {
 }
 
 function startLevel(level: BreakdownLevel): Pair {
-  const buffer = new SharedArrayBuffer(BreakdownWord.i32s * 4);
-  if (level !== 'raw') new Int32Array(buffer)[BreakdownWord.core] = initialCoreWord();
+  const buffer = new SharedArrayBuffer(breakdownBufferI32s * 4);
   const script = workerScriptPath('kick-breakdown.worker');
   const target = new Worker(script, { workerData: { buffer, role: 'target', level } });
   const driver = new Worker(script, { workerData: { buffer, role: 'driver', level } });

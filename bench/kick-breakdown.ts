@@ -59,7 +59,7 @@ const driverWaitTimeoutMs = 5;
 /** A trip slower than this means B died. */
 const tripTimeoutMs = 10_000;
 
-export function initialCoreWord(): number {
+function initialCoreWord(): number {
   return withMode(withMode(0, siblingA, Mode.isolated), siblingB, Mode.guest);
 }
 
@@ -85,6 +85,10 @@ function setModeB(i32: Int32Array, mode: number, level: number): void {
 /** B: answers until stopped. Returns the trips answered. */
 export function runBreakdownTarget(i32: Int32Array, levelName: BreakdownLevel): number {
   const level = breakdownLevels.indexOf(levelName);
+  if (i32.length < BreakdownWord.i32s)
+    throw new Error(`kick breakdown: the buffer needs ${BreakdownWord.i32s} words`);
+  // B starts in the guest, A isolated (the driver's first trip waits for this).
+  if (level > 0) Atomics.store(i32, BreakdownWord.core, initialCoreWord());
   let answered = 0;
   let idle = 0;
   if (level === 0) {

@@ -51,6 +51,9 @@ export interface SharedKernelReport {
   /** The same run on 1 core x 1 (no sibling): per wall-second and per CPU-second. */
   aloneExitsPerSecond: number;
   aloneExitsPerCpuSecond: number;
+  /** The same run on 2 cores x 1 (two threads, no core shared): per wall-second per thread and per CPU-second. */
+  apartExitsPerSecond: number;
+  apartExitsPerCpuSecond: number;
   /** Projected all-fast exits/s per hyperthread with wasm-locked in place of js (two siblings). */
   projectedWasmLocked: number;
   /** The same with cache accesses free: the bound any access path can give. */
@@ -172,6 +175,13 @@ export async function measureSharedKernel(
     memoryMiB: 64,
     vms: [{ vcpus: 1, guestMemoryMiB: 4 }],
   });
+  // Two hyperthreads on two cores: as many threads as 1 core x 2, but no core (lock, L1D, core word) shared.
+  const apart = await allFastExits(benchTimeMs(), {
+    cores: 2,
+    smt: 1,
+    memoryMiB: 64,
+    vms: [{ vcpus: 2, guestMemoryMiB: 4 }],
+  });
   const exitsPerSecondPerThread = exits.perWallSecondPerThread;
   // Per CPU-second: a descheduled hyperthread accrues none, so a loaded machine moves it less.
   const exitNs = 1e9 / exits.perCpuSecondPerThread;
@@ -184,6 +194,8 @@ export async function measureSharedKernel(
     exitsPerCpuSecondPerThread: exits.perCpuSecondPerThread,
     aloneExitsPerSecond: alone.perWallSecondPerThread,
     aloneExitsPerCpuSecond: alone.perCpuSecondPerThread,
+    apartExitsPerSecond: apart.perWallSecondPerThread,
+    apartExitsPerCpuSecond: apart.perCpuSecondPerThread,
     projectedWasmLocked: 1e9 / (exitNs - savedNs),
     projectedFreeAccesses: 1e9 / (exitNs - cacheAccessesPerExit * pick('js')),
   };
@@ -216,6 +228,12 @@ export async function runSharedKernelBench(): Promise<BenchFigure[]> {
   figures.push(plain('all-fast exits, 1 core x 1 (no sibling), per second', report.aloneExitsPerSecond));
   figures.push(
     plain('all-fast exits, 1 core x 1 (no sibling), per CPU-second', report.aloneExitsPerCpuSecond),
+  );
+  figures.push(
+    plain('all-fast exits per hyperthread, 2 cores x 1 (no core shared)', report.apartExitsPerSecond),
+  );
+  figures.push(
+    plain('all-fast exits, 2 cores x 1 (no core shared), per CPU-second', report.apartExitsPerCpuSecond),
   );
   figures.push(
     plain('all-fast exits per hyperthread, projected with wasm-locked', report.projectedWasmLocked),
