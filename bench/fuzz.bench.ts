@@ -2,10 +2,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { pathToFileURL } from 'node:url';
 import { runCampaign } from '../src/fuzz/campaign.js';
 import { type FuzzExecutor, inProcessExecutor, poolExecutor } from '../src/fuzz/executor.js';
-import { formatTable } from '../src/report/machine-table.js';
 import type { BenchFigure } from './common.js';
 
 /**
@@ -95,18 +93,4 @@ export async function runFuzzBench(): Promise<BenchFigure[]> {
     rmSync(outDir, { recursive: true, force: true });
   }
   return figures;
-}
-
-// `node dist/bench/fuzz.bench.js`: this suite alone.
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  runFuzzBench().then((figures) => {
-    const rows = figures.map((entry) => [
-      entry.name,
-      entry.opsPerSecond.toFixed(1),
-      Object.entries(entry.extra ?? {})
-        .map(([key, value]) => `${key}=${value}`)
-        .join(' '),
-    ]);
-    process.stdout.write(`${formatTable(['fuzz benchmark', 'cases/s', 'notes'], rows)}\n`);
-  });
 }

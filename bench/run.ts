@@ -4,21 +4,28 @@ import { formatTable } from '../src/report/machine-table.js';
 import { runCacheBench } from './cache.bench.js';
 import { type BenchFigure, benchTimeMs, machineDescription } from './common.js';
 import { runFuzzBench } from './fuzz.bench.js';
+import { runKickBreakdownBench } from './kick-breakdown.bench.js';
 import { runPagingBench } from './paging.bench.js';
+import { appendRecord, commitOf, loadAverageNow, machineFacts } from './record.js';
+import { runSharedKernelBench } from './shared-kernel.bench.js';
 import { runSharedTrackingBench } from './shared-tracking.bench.js';
 import { runSimBench } from './sim.bench.js';
 import { runWorkersBench } from './workers.bench.js';
 
 /**
- * `npm run bench [-- SUITE ...] [--json FILE]`: runs the tinybench suites, prints a table and writes
- * JSON (default bench-results/latest.json), atomically. Figures are throughputs measured on this
- * machine in this run; compare ratios within one run, not absolute numbers across machines.
+ * `npm run bench [-- SUITE ...] [--json FILE] [--record]`: runs the tinybench suites, prints a table and
+ * writes JSON (default bench-results/latest.json, ignored by git), atomically. `--record` also adds each
+ * suite's figures to the tracked history, `bench/results/<date>-<suite>-<machine>.json` (record.ts).
+ * Figures are throughputs measured on this machine in this run; compare ratios within one run, not
+ * absolute numbers across machines (docs/performance.md).
  */
 const suites: Record<string, () => Promise<BenchFigure[]>> = {
   paging: runPagingBench,
   sim: runSimBench,
   fuzz: runFuzzBench,
   workers: runWorkersBench,
+  'kick-breakdown': () => runKickBreakdownBench(),
+  'shared-kernel': runSharedKernelBench,
   cache: async () =>
     (await runCacheBench({ timeMs: benchTimeMs() })).map((figure) => ({
       suite: 'cache',
@@ -38,11 +45,16 @@ const suites: Record<string, () => Promise<BenchFigure[]>> = {
     })),
 };
 
+/** The tracked history (record.ts), relative to the project root `npm run bench` runs in. */
+const resultsDirectory = 'bench/results';
+
 async function main(argv: string[]): Promise<number> {
   let jsonPath = 'bench-results/latest.json';
+  let record = false;
   const selected: string[] = [];
   for (let i = 0; i < argv.length; i++) {
-    if (argv[i] === '--json') {
+    if (argv[i] === '--record') record = true;
+    else if (argv[i] === '--json') {
       jsonPath = argv[++i] ?? '';
       if (!jsonPath) {
         process.stderr.write('bench: --json needs a file path\n');
@@ -52,7 +64,7 @@ async function main(argv: string[]): Promise<number> {
       selected.push(argv[i]);
     } else {
       process.stderr.write(
-        `bench: unknown suite ${JSON.stringify(argv[i])}; accepted: ${Object.keys(suites).join(', ')}\n`,
+        `bench: unknown suite ${JSON.stringify(argv[i])}; accepted: ${Object.keys(suites).join(', ')}, --json FILE, --record\n`,
       );
       return 2;
     }
@@ -65,9 +77,25 @@ async function main(argv: string[]): Promise<number> {
     `asi-emu benchmarks on ${machine.cpuModel} (${machine.cpus} CPUs), Node ${machine.node}, V8 inlining budget ${v8Inlining}\n`,
   );
   const figures: BenchFigure[] = [];
+  const recorded: string[] = [];
   for (const name of names) {
     process.stdout.write(`running ${name}...\n`);
-    figures.push(...(await suites[name]()));
+    const before = loadAverageNow();
+    const suiteFigures = await suites[name]();
+    figures.push(...suiteFigures);
+    if (record) {
+      const { commit, dirty } = commitOf(process.cwd());
+      recorded.push(
+        appendRecord(resultsDirectory, name, machineFacts(), {
+          time: new Date().toISOString(),
+          commit,
+          dirty,
+          loadAverage: { before, after: loadAverageNow() },
+          v8Inlining,
+          figures: suiteFigures,
+        }),
+      );
+    }
   }
   const rows = figures.map((figure) => [
     `${figure.suite}: ${figure.name}`,
@@ -85,6 +113,7 @@ async function main(argv: string[]): Promise<number> {
     `${JSON.stringify({ machine, v8Inlining, date: new Date().toISOString(), figures }, null, 2)}\n`,
   );
   process.stdout.write(`wrote ${jsonPath}\n`);
+  for (const path of recorded) process.stdout.write(`recorded ${path}\n`);
   return 0;
 }
 
