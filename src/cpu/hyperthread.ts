@@ -604,7 +604,8 @@ export class Hyperthread implements PolicyView {
   // ---- entry ------------------------------------------------------------------------------------------
 
   private stepEntry(): number {
-    if (this.policy.flushPoint === 'before-barrier') this.flush(this.policy.flushBeforeEntry(this.view));
+    if (this.policy.plantedBugs.flushPoint === 'before-barrier')
+      this.flush(this.policy.flushBeforeEntry(this.view));
     this.phase = Phase.barrier;
     return this.stepBarrier();
   }
@@ -612,7 +613,7 @@ export class Hyperthread implements PolicyView {
   private stepBarrier(): number {
     const word = this.coreWord();
     if (this.policy.mayEnter(word, this.view)) {
-      if (!this.policy.atomicEntry) {
+      if (!this.policy.plantedBugs.atomicEntry) {
         // Planted race: the barrier said yes; the entry path runs (half an exit round trip, as in
         // `entered`) and commits in a later step, unchecked.
         this.spend(this.costs.exitRoundTrip / 2);
@@ -637,7 +638,8 @@ export class Hyperthread implements PolicyView {
 
   /** The entry is committed (mode is guest): flush, then VM entry. */
   private entered(): number {
-    if (this.policy.flushPoint === 'after-barrier') this.flush(this.policy.flushBeforeEntry(this.view));
+    if (this.policy.plantedBugs.flushPoint === 'after-barrier')
+      this.flush(this.policy.flushBeforeEntry(this.view));
     // A kick still pending from before this entry is stale: the kicker waited for us to leave the guest,
     // and we did. (Its acknowledgement is not sent: the ack-waiting planted policy depends on that.)
     if (this.mailboxes.take(this.thread, Vector.kick) !== 0) this.count(ThreadStat.kicksWhileOut);
@@ -1011,7 +1013,7 @@ export class Hyperthread implements PolicyView {
       this.interruptSeenInKickWait = true;
       this.count(ThreadStat.interruptsDuringKickWait);
     }
-    if (this.policy.waitFor === 'ack') {
+    if (this.policy.plantedBugs.waitFor === 'ack') {
       if (this.kickTargetsMask === 0 || this.acks() > this.ackSeen) return satisfied;
       // Planted bug: waits on its own mailbox, which no acknowledgement ever changes.
       return this.wait(this.mailboxIndex, this.ownPending());
@@ -1043,7 +1045,7 @@ export class Hyperthread implements PolicyView {
       // The siblings are out: the handler runs in the full kernel. No CR3 write: CR3 never left it. The
       // mode changes only if the word that satisfied the wait still stands (one CAS), as in leaveWait.
       const word = this.coreWord();
-      const stands = this.policy.waitFor === 'ack' || this.policy.siblingsOut(word, this.view);
+      const stands = this.policy.plantedBugs.waitFor === 'ack' || this.policy.siblingsOut(word, this.view);
       if (!stands || !this.casMode(Mode.full, word)) return StepCode.ran;
     }
     this.phase = Phase.handler;
@@ -1158,7 +1160,7 @@ export class Hyperthread implements PolicyView {
   private stepLeaveWait(): number {
     const result = this.siblingsOutOrWait();
     if (result !== satisfied) return result;
-    if (this.policy.waitFor === 'ack') {
+    if (this.policy.plantedBugs.waitFor === 'ack') {
       this.setMode(this.leaveTarget);
       return this.switched(true);
     }

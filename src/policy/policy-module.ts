@@ -5,10 +5,14 @@ import { pathToFileURL } from 'node:url';
 import { ConfigError } from '../errors.js';
 import {
   definePolicy,
+  type PlantedBugSwitches,
   type Policy,
   type PolicyDefinition,
   type PolicyHookName,
+  plantedBugSwitchNames,
   policyHookNames,
+  policyHookReturns,
+  refuseTopLevelPlantedBugSwitches,
 } from './policy.js';
 
 /**
@@ -25,31 +29,22 @@ import {
  * naming the hook, and the hook running now is published for a watchdog (`trackHooks`).
  */
 
-/** What each hook must return: a boolean, or a non-negative integer bit mask. */
-const hookReturns: Record<PolicyHookName, 'boolean' | 'mask'> = {
-  kickOnExit: 'boolean',
-  kickBeforeFull: 'boolean',
-  waitForSiblingsOut: 'boolean',
-  kickAfterFull: 'boolean',
-  kickTargets: 'mask',
-  siblingsOut: 'boolean',
-  flushBeforeEntry: 'mask',
-  mayEnter: 'boolean',
-  exitOnKick: 'boolean',
-};
-
 /** The settings a definition may carry, with their accepted values. */
 const settingValues = {
   usesAsi: [true, false],
   smt: [true, false],
   stun: [true, false],
-  atomicEntry: [true, false],
-  flushPoint: ['after-barrier', 'before-barrier'],
-  waitFor: ['mode', 'ack'],
   safe: [true, false],
 } as const;
 
-const knownKeys = ['name', 'description', ...Object.keys(settingValues), ...policyHookNames];
+/** The planted-bug switches (policy.ts `PlantedBugSwitches`), under `plantedBugs`, with their accepted values. */
+const plantedBugValues: { [K in keyof PlantedBugSwitches]: readonly PlantedBugSwitches[K][] } = {
+  atomicEntry: [true, false],
+  waitFor: ['mode', 'ack'],
+  flushPoint: ['after-barrier', 'before-barrier'],
+};
+
+const knownKeys = ['name', 'description', ...Object.keys(settingValues), 'plantedBugs', ...policyHookNames];
 
 /** Policy names become file names and table cells: short, printable, no path separators. */
 const policyNameMaxChars = 64;
@@ -97,6 +92,7 @@ export function checkPolicyDefinition(value: unknown, field: string): PolicyDefi
     );
   }
   const definition = value as Record<string, unknown>;
+  refuseTopLevelPlantedBugSwitches(definition, field);
   for (const key of Object.keys(definition)) {
     if (!knownKeys.includes(key)) {
       throw new ConfigError(`${field}.${key}`, `a known policy key: one of ${knownKeys.join(', ')}`, key);
@@ -127,17 +123,46 @@ export function checkPolicyDefinition(value: unknown, field: string): PolicyDefi
       );
     }
   }
+  checkPlantedBugs(definition.plantedBugs, `${field}.plantedBugs`);
   for (const hook of policyHookNames) {
     const hookValue = definition[hook];
     if (hookValue !== undefined && typeof hookValue !== 'function') {
       throw new ConfigError(
         `${field}.${hook}`,
-        `a function (view) => ${hookReturns[hook]}`,
+        `a function (view) => ${policyHookReturns[hook]}`,
         gotOf(hookValue),
       );
     }
   }
   return definition as unknown as PolicyDefinition;
+}
+
+function checkPlantedBugs(value: unknown, field: string): void {
+  if (value === undefined) return;
+  const accepted = `an object of planted-bug switches: ${plantedBugSwitchNames.join(', ')}`;
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new ConfigError(field, accepted, gotOf(value));
+  }
+  const switches = value as Record<string, unknown>;
+  for (const key of Object.keys(switches)) {
+    if (!(plantedBugSwitchNames as readonly string[]).includes(key)) {
+      throw new ConfigError(
+        `${field}.${key}`,
+        `a planted-bug switch: one of ${plantedBugSwitchNames.join(', ')}`,
+        key,
+      );
+    }
+  }
+  for (const [key, choices] of Object.entries(plantedBugValues)) {
+    const setting = switches[key];
+    if (setting !== undefined && !(choices as readonly unknown[]).includes(setting)) {
+      throw new ConfigError(
+        `${field}.${key}`,
+        `one of ${choices.map((choice) => JSON.stringify(choice)).join(', ')}`,
+        gotOf(setting),
+      );
+    }
+  }
 }
 
 // ---- which hook runs now, for a watchdog in another thread --------------------------------------------
@@ -169,7 +194,7 @@ function checkedHook(
   fn: (...args: unknown[]) => unknown,
 ): (...args: unknown[]) => unknown {
   const id = policyHookNames.indexOf(hook) + 1;
-  const returns = hookReturns[hook];
+  const returns = policyHookReturns[hook];
   return (...args: unknown[]) => {
     publishHook(id);
     let value: unknown;

@@ -65,13 +65,18 @@ describe('fuzz --policy-module refuses a bad module with one line naming the key
     ],
     [
       'an invalid flushPoint',
-      () => policyModule('bad-flush-point', "flushPoint: 'after_barrier'"),
-      /policy\.flushPoint: one of "after-barrier", "before-barrier" \(got "after_barrier"\)/,
+      () => policyModule('bad-flush-point', "plantedBugs: { flushPoint: 'after_barrier' }"),
+      /policy\.plantedBugs\.flushPoint: one of "after-barrier", "before-barrier" \(got "after_barrier"\)/,
     ],
     [
       'an invalid waitFor',
-      () => policyModule('bad-wait-for', "waitFor: 'acks'"),
-      /policy\.waitFor: one of "mode", "ack"/,
+      () => policyModule('bad-wait-for', "plantedBugs: { waitFor: 'acks' }"),
+      /policy\.plantedBugs\.waitFor: one of "mode", "ack"/,
+    ],
+    [
+      'a planted-bug switch at the top level, where it was before issue 21',
+      () => policyModule('old-switch', 'atomicEntry: false'),
+      /policy\.atomicEntry: atomicEntry under plantedBugs: \{ atomicEntry: \.\.\. \}/,
     ],
     ['smt given as a string', () => policyModule('bad-smt', "smt: 'yes'"), /policy\.smt: one of true, false/],
     [
@@ -389,9 +394,7 @@ describe('one loader, in this process', () => {
       expect(policy).toMatchObject({
         smt: true,
         stun: false,
-        flushPoint: 'after-barrier',
-        atomicEntry: true,
-        waitFor: 'mode',
+        plantedBugs: { atomicEntry: true, waitFor: 'mode', flushPoint: 'after-barrier' },
       });
     }
   });
