@@ -1,8 +1,11 @@
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, type Stats, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { inputLimits, readBoundedBytes } from '../config/input-limits.js';
 import { ConfigError } from '../errors.js';
+import { policies } from './index.js';
+import { plantedBugs } from './planted.js';
 import {
   definePolicy,
   type PlantedBugSwitches,
@@ -230,6 +233,9 @@ export function checkedPolicy(policy: Policy): Policy {
 
 // ---- loading --------------------------------------------------------------------------------------------
 
+/** The file names a module may have: Node imports both as ES modules (`.js` in a `"type": "module"` package). */
+const policyModuleExtensions = ['.js', '.mjs'] as const;
+
 export const policyModuleAccepted =
   'an ES module (.js or .mjs) exporting a policy ({ name, description, ...hooks }, see definePolicy) as its default export, as `policy`, or as its only export';
 
@@ -241,22 +247,57 @@ export interface LoadedPolicyModule {
   sha256: string;
 }
 
+/**
+ * The bytes of a module file, read under the same rules everywhere: a `.js` or `.mjs` name, a regular
+ * file, at most `inputLimits.policyModuleBytesMax` bytes. A ConfigError naming `field` otherwise.
+ */
+function readModuleFile(path: string, absolute: string, field: string): Buffer {
+  if (!policyModuleExtensions.some((extension) => absolute.endsWith(extension))) {
+    throw new ConfigError(field, policyModuleAccepted, `${path} (not a .js or .mjs file)`);
+  }
+  let stats: Stats;
+  try {
+    stats = statSync(absolute);
+  } catch (error) {
+    throw new ConfigError(
+      field,
+      policyModuleAccepted,
+      `${path} (${(error as NodeJS.ErrnoException).code ?? 'unreadable'})`,
+    );
+  }
+  if (!stats.isFile()) {
+    throw new ConfigError(field, policyModuleAccepted, `${path} (not a regular file)`);
+  }
+  return readBoundedBytes(
+    absolute,
+    'policy module',
+    (accepted, got) => new ConfigError(field, `${policyModuleAccepted}: ${accepted}`, got),
+    inputLimits.policyModuleBytesMax,
+  );
+}
+
 export function moduleSha256(path: string): string {
   return createHash('sha256').update(readFileSync(path)).digest('hex');
 }
 
-function chooseExport(loaded: Record<string, unknown>, name: string | undefined): unknown {
+/** The chosen export and its key. */
+function chooseExport(
+  loaded: Record<string, unknown>,
+  name: string | undefined,
+): { key: string; value: unknown } | undefined {
   const looksLikePolicy = (value: unknown) =>
     typeof value === 'object' && value !== null && typeof (value as { name?: unknown }).name === 'string';
+  const entries = Object.entries(loaded);
   if (name !== undefined) {
-    return Object.entries(loaded).find(
+    const found = entries.find(
       ([key, value]) => looksLikePolicy(value) && (key === name || (value as { name: string }).name === name),
-    )?.[1];
+    );
+    return found && { key: found[0], value: found[1] };
   }
-  if (loaded.default !== undefined) return loaded.default;
-  if (loaded.policy !== undefined) return loaded.policy;
-  const candidates = Object.values(loaded).filter(looksLikePolicy);
-  return candidates.length === 1 ? candidates[0] : undefined;
+  if (loaded.default !== undefined) return { key: 'default', value: loaded.default };
+  if (loaded.policy !== undefined) return { key: 'policy', value: loaded.policy };
+  const candidates = entries.filter(([, value]) => looksLikePolicy(value));
+  return candidates.length === 1 ? { key: candidates[0][0], value: candidates[0][1] } : undefined;
 }
 
 /**
@@ -268,18 +309,11 @@ export async function loadPolicyModule(
   path: string,
   options: { field?: string; name?: string } = {},
 ): Promise<LoadedPolicyModule> {
-  const field = options.field ?? '--policy-module';
+  const field = options.field ?? policyModuleField;
   const absolute = resolve(path);
-  let sha256: string;
-  try {
-    sha256 = moduleSha256(absolute);
-  } catch (error) {
-    throw new ConfigError(
-      field,
-      policyModuleAccepted,
-      `${path} (${(error as NodeJS.ErrnoException).code ?? 'unreadable'})`,
-    );
-  }
+  const sha256 = createHash('sha256')
+    .update(readModuleFile(path, absolute, field))
+    .digest('hex');
   let loaded: Record<string, unknown>;
   try {
     loaded = (await import(pathToFileURL(absolute).href)) as Record<string, unknown>;
@@ -295,6 +329,69 @@ export async function loadPolicyModule(
       `${path} (${options.name === undefined ? 'no policy exported' : `no policy named ${options.name}`})`,
     );
   }
-  const definition = checkPolicyDefinition(chosen, `${field} ${path}: policy`);
+  const definition = checkPolicyDefinition(chosen.value, `${field} ${path}: policy`);
   return { policy: checkedPolicy(definePolicy(definition)), path: absolute, sha256 };
+}
+
+// ---- where a policy comes from: one set of rules for fuzz, replay, bench and the workers backend -------
+
+/** The flag every command names a module with, and so the field of every refusal of one. */
+export const policyModuleField = '--policy-module';
+
+/**
+ * Which policy a run uses, as data: it crosses to pool and hyperthread workers (functions do not survive
+ * structured clone) and is recorded in replay and summary files. A built-in or planted-bug policy by
+ * name; a user's module by absolute path, which each worker imports itself through `loadPolicyModule`.
+ */
+export interface PolicySource {
+  /** The policy's name (for a module: the name its Policy carries, or the key of its export). */
+  name: string;
+  /** Absolute path of an ES module exporting the policy. */
+  module?: string;
+  /**
+   * SHA-256 of the module's bytes when the campaign started: a replay whose module differs says so,
+   * instead of calling a changed trace a determinism bug. Absent in files written before it existed.
+   */
+  moduleSha256?: string;
+}
+
+/** The policies a name can choose: the built-ins, then the planted bugs. */
+export function namedPolicies(): ReadonlyMap<string, Policy> {
+  const byName = new Map<string, Policy>(Object.entries(policies));
+  for (const bug of plantedBugs) byName.set(bug.policy.name, bug.policy);
+  return byName;
+}
+
+/** Every name `namedPolicy` accepts: the built-ins, then the planted bugs. */
+export function namedPolicyNames(): string[] {
+  return [...namedPolicies().keys()];
+}
+
+/** A built-in or planted-bug policy by its name; a ConfigError naming `field` and every name otherwise. */
+export function namedPolicy(name: string, field = '--policy'): Policy {
+  const policy = namedPolicies().get(name);
+  if (policy === undefined) throw new ConfigError(field, `one of ${namedPolicyNames().join(', ')}`, name);
+  return policy;
+}
+
+/** Modules this thread has loaded, by absolute path: a worker imports each once. */
+const loadedModules = new Map<string, Promise<LoadedPolicyModule>>();
+
+/**
+ * The policy a source names. A module is loaded once per thread (`loadPolicyModule`) and must hold the
+ * policy the source names. Call it only off the CLI's main thread for a module (pool and hyperthread
+ * workers do): importing runs the module's code.
+ */
+export async function resolvePolicySource(source: PolicySource): Promise<Policy> {
+  if (source.module === undefined) return namedPolicy(source.name);
+  const module = source.module;
+  const key = `${module}\0${source.name}`;
+  let loading = loadedModules.get(key);
+  if (!loading) {
+    loading = loadPolicyModule(module, { name: source.name });
+    loadedModules.set(key, loading);
+    // A failed load is not cached: the next call reports the error again.
+    loading.catch(() => loadedModules.delete(key));
+  }
+  return (await loading).policy;
 }

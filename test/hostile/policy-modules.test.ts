@@ -125,8 +125,9 @@ describe('fuzz --policy-module refuses a bad module with one line naming the key
       env,
       timeoutMs: 20_000,
     });
+    // The message says the 3 s limit stopped it; the harness's 20 s kill (timedOut, checked by
+    // expectCleanError) says it did not hang. No wall-clock bound: a loaded machine starts slowly.
     expectCleanError(run, 2, /--policy-module: .*still loading after 3 s/);
-    expect(run.wallMs).toBeLessThan(10_000);
     expect(existsSync(out)).toBe(false);
   });
 
@@ -389,7 +390,7 @@ describe('one loader, in this process', () => {
   it('a plain object and a definePolicy one get the same settings on every path', async () => {
     const plain = policyModule('plain-object', 'mayEnter: () => true');
     const viaFuzz = (await loadPolicyModule(plain)).policy;
-    const viaWorkers = await loadPolicy({ kind: 'module', path: plain });
+    const viaWorkers = await loadPolicy({ name: 'plain-object', module: plain });
     for (const policy of [viaFuzz, viaWorkers]) {
       expect(policy).toMatchObject({
         smt: true,
