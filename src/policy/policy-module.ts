@@ -116,16 +116,7 @@ export function checkPolicyDefinition(value: unknown, field: string): PolicyDefi
       gotOf(description),
     );
   }
-  for (const [key, accepted] of Object.entries(settingValues)) {
-    const setting = definition[key];
-    if (setting !== undefined && !(accepted as readonly unknown[]).includes(setting)) {
-      throw new ConfigError(
-        `${field}.${key}`,
-        `one of ${accepted.map((choice) => JSON.stringify(choice)).join(', ')}`,
-        gotOf(setting),
-      );
-    }
-  }
+  checkSettings(definition, settingValues, field);
   checkPlantedBugs(definition.plantedBugs, `${field}.plantedBugs`);
   for (const hook of policyHookNames) {
     const hookValue = definition[hook];
@@ -156,12 +147,21 @@ function checkPlantedBugs(value: unknown, field: string): void {
       );
     }
   }
-  for (const [key, choices] of Object.entries(plantedBugValues)) {
-    const setting = switches[key];
-    if (setting !== undefined && !(choices as readonly unknown[]).includes(setting)) {
+  checkSettings(switches, plantedBugValues, field);
+}
+
+/** Each setting of `values` that is set must be one of its accepted values in `table`. */
+function checkSettings(
+  values: Record<string, unknown>,
+  table: Record<string, readonly unknown[]>,
+  field: string,
+): void {
+  for (const [key, accepted] of Object.entries(table)) {
+    const setting = values[key];
+    if (setting !== undefined && !accepted.includes(setting)) {
       throw new ConfigError(
         `${field}.${key}`,
-        `one of ${choices.map((choice) => JSON.stringify(choice)).join(', ')}`,
+        `one of ${accepted.map((choice) => JSON.stringify(choice)).join(', ')}`,
         gotOf(setting),
       );
     }
