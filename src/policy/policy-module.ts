@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { readFileSync, type Stats, statSync } from 'node:fs';
+import { type Stats, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { inputLimits, readBoundedBytes } from '../config/input-limits.js';
@@ -19,8 +19,10 @@ import {
 } from './policy.js';
 
 /**
- * The one loader of a user's policy module (issue 18), for every command and backend: `fuzz` and
- * `replay` (in pool workers), and the workers backend (in each hyperthread's worker). A module is
+ * The one loader of a policy (issues 18 and 21), for every command and backend: `fuzz`, `replay` and
+ * `bench` on the sim (in pool workers), and the workers backend (in each hyperthread's worker). It owns
+ * the rules: where a policy comes from (`PolicySource`: a built-in or planted-bug name, or a module),
+ * what a module file may be (`readModuleFile`), what it must export, and every refusal's text. A module is
  * imported only here, and this runs only off the CLI's main thread (`probePolicyModule` in
  * backend/workers/policy-probe.ts loads it in a worker under a time limit first), because a module's
  * top-level code may loop forever or do anything at all.
@@ -276,8 +278,11 @@ function readModuleFile(path: string, absolute: string, field: string): Buffer {
   );
 }
 
-export function moduleSha256(path: string): string {
-  return createHash('sha256').update(readFileSync(path)).digest('hex');
+/** SHA-256 of a module file's bytes, read under the module rules (`readModuleFile`). */
+export function moduleSha256(path: string, field = policyModuleField): string {
+  return createHash('sha256')
+    .update(readModuleFile(path, resolve(path), field))
+    .digest('hex');
 }
 
 /** The chosen export and its key. */
