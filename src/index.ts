@@ -42,6 +42,7 @@ export {
   flushIfForeign,
   meantToBeSafe,
   noSiblingHoldsSecrets,
+  type PlantedBugSwitches,
   type Policy,
   type PolicyDefinition,
   type PolicyView,

@@ -1,4 +1,4 @@
-import type { ConfidentialVm } from '../coco/confidential-vm.js';
+import type { ConfidentialVm, ConversionStats } from '../coco/confidential-vm.js';
 import type { RunConfig } from '../config/run-config.js';
 import { type ExitReasonRow, exitBreakdown } from '../cpu/exit-breakdown.js';
 import type { Hyperthread } from '../cpu/hyperthread.js';
@@ -84,14 +84,9 @@ export interface RunResult {
   confidential: ConfidentialResult[];
 }
 
-export interface ConfidentialResult {
+/** A confidential VM's counters (coco/confidential-vm.ts `ConversionStats`, the one list of them), with its trackers. */
+export interface ConfidentialResult extends ConversionStats {
   vmId: number;
-  toPrivate: number;
-  toShared: number;
-  accepts: number;
-  hostileRemaps: number;
-  guestTerminations: number;
-  vmmFaults: number;
   trackers: { kind: string; overflowed: boolean; memoryBytes: number; entryCount: number }[];
 }
 

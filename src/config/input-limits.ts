@@ -27,9 +27,17 @@ export const inputLimits = {
    * and a sum of a few hundred such weights stays finite and exact to far below one exit in a million.
    */
   mixWeightMax: 1e12,
+  /**
+   * Largest policy module file, in bytes. A policy is a few hooks: the examples in docs/ and
+   * test/fixtures/ are under 2 KiB, and a module bundled with helpers of its own stays in the tens of
+   * KiB; 4 MiB leaves room for a bundler's output and stops a device or an endless stream named by
+   * mistake before it is hashed or imported.
+   */
+  policyModuleBytesMax: 4 * 1024 * 1024,
 } as const;
 
 assert(inputLimits.readChunkBytes <= inputLimits.fileBytesMax, 'one read never passes the cap');
+assert(inputLimits.policyModuleBytesMax <= inputLimits.fileBytesMax, 'a module is read like any file');
 assert(inputLimits.jsonDepthMax >= 8, 'a replay file (6 levels deep) fits the depth limit');
 
 /** Builds the typed error a reader throws: the caller knows which flag or field the input came from. */
@@ -40,8 +48,7 @@ export function formatBytes(bytes: number): string {
 }
 
 /**
- * Reads a file of at most `bytesMax` bytes, in a bounded loop: a file, a device or a FIFO that has
- * more is refused as soon as the cap is passed, without reading the rest.
+ * Reads a file of at most `bytesMax` bytes as UTF-8 text (`readBoundedBytes`).
  */
 export function readBoundedText(
   path: string,
@@ -49,6 +56,19 @@ export function readBoundedText(
   refuse: RefuseInput,
   bytesMax: number = inputLimits.fileBytesMax,
 ): string {
+  return readBoundedBytes(path, what, refuse, bytesMax).toString('utf8');
+}
+
+/**
+ * Reads a file of at most `bytesMax` bytes, in a bounded loop: a file, a device or a FIFO that has
+ * more is refused as soon as the cap is passed, without reading the rest.
+ */
+export function readBoundedBytes(
+  path: string,
+  what: string,
+  refuse: RefuseInput,
+  bytesMax: number = inputLimits.fileBytesMax,
+): Buffer {
   assert(Number.isSafeInteger(bytesMax) && bytesMax > 0, `readBoundedText: bad bytesMax ${bytesMax}`);
   let fd: number;
   try {
@@ -85,7 +105,7 @@ export function readBoundedText(
     closeSync(fd);
   }
   assert(total <= bytesMax, 'the loop stops at the cap');
-  return Buffer.concat(chunks, total).toString('utf8');
+  return Buffer.concat(chunks, total);
 }
 
 /**

@@ -601,7 +601,8 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
   // ---- entry ------------------------------------------------------------------------------------------
 
   private stepEntry(): number {
-    if (this.policy.flushPoint === 'before-barrier') this.flush(this.policy.flushBeforeEntry(this.view));
+    if (this.policy.plantedBugs.flushPoint === 'before-barrier')
+      this.flush(this.policy.flushBeforeEntry(this.view));
     this.phase = Phase.barrier;
     return this.stepBarrier();
   }
@@ -609,7 +610,7 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
   private stepBarrier(): number {
     const word = this.coreWord();
     if (this.policy.mayEnter(word, this.view)) {
-      if (!this.policy.atomicEntry) {
+      if (!this.policy.plantedBugs.atomicEntry) {
         // Planted race: the barrier said yes; the entry path runs (half an exit round trip, as in
         // `entered`) and commits in a later step, unchecked.
         this.spend(this.costs.exitRoundTrip / 2);
@@ -634,7 +635,8 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
 
   /** The entry is committed (mode is guest): flush, then VM entry. */
   private entered(): number {
-    if (this.policy.flushPoint === 'after-barrier') this.flush(this.policy.flushBeforeEntry(this.view));
+    if (this.policy.plantedBugs.flushPoint === 'after-barrier')
+      this.flush(this.policy.flushBeforeEntry(this.view));
     // A kick still pending from before this entry is stale (Kicker.dropStaleKick says why).
     if (this.kicker.dropStaleKick()) this.count(ThreadStat.kicksWhileOut);
     if (!this.entryPathSpent) this.spend(this.costs.exitRoundTrip / 2);
@@ -896,7 +898,7 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
       // The siblings are out: the handler runs in the full kernel. No CR3 write: CR3 never left it. The
       // mode changes only if the word that satisfied the wait still stands (one CAS), as in leaveWait.
       const word = this.coreWord();
-      const stands = this.policy.waitFor === 'ack' || this.policy.siblingsOut(word, this.view);
+      const stands = this.policy.plantedBugs.waitFor === 'ack' || this.policy.siblingsOut(word, this.view);
       if (!stands || !this.casMode(Mode.full, word)) return StepCode.ran;
     }
     this.phase = Phase.handler;
@@ -994,7 +996,7 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
   private stepLeaveWait(): number {
     const result = this.siblingsOutOrWait();
     if (result !== satisfied) return result;
-    if (this.policy.waitFor === 'ack') {
+    if (this.policy.plantedBugs.waitFor === 'ack') {
       this.setMode(this.leaveTarget);
       return this.switched(true);
     }

@@ -175,7 +175,7 @@ export class Kicker {
       this.interruptSeen = true;
       this.host.interruptInKickWait();
     }
-    if (this.policy.waitFor === 'ack') {
+    if (this.policy.plantedBugs.waitFor === 'ack') {
       if (this.targetsMask === 0 || this.acks() > this.ackSeen) return KickWait.out;
       // Planted bug: waits on its own mailbox, which no acknowledgement ever changes.
       return this.block(this.ownMailboxIndex, this.mailboxes.pendingAt(this.ownMailboxIndex));

@@ -10,7 +10,7 @@ import { none } from './none.js';
 import { nosmt } from './nosmt.js';
 import type { Policy } from './policy.js';
 
-export type { Policy, PolicyDefinition, PolicyView } from './policy.js';
+export type { PlantedBugSwitches, Policy, PolicyDefinition, PolicyView } from './policy.js';
 export { definePolicy, Flush, flushIfForeign, noSiblingHoldsSecrets, siblingsInGuest } from './policy.js';
 
 /** The built-in policies, by name (DESIGN.md "Policies"). `safe` is what the tests hold them to. */

@@ -1,19 +1,28 @@
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { type Stats, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { inputLimits, readBoundedBytes } from '../config/input-limits.js';
 import { ConfigError } from '../errors.js';
+import { policies } from './index.js';
+import { plantedBugs } from './planted.js';
 import {
   definePolicy,
+  type PlantedBugSwitches,
   type Policy,
   type PolicyDefinition,
   type PolicyHookName,
+  plantedBugSwitchNames,
   policyHookNames,
+  policyHookReturns,
+  refuseTopLevelPlantedBugSwitches,
 } from './policy.js';
 
 /**
- * The one loader of a user's policy module (issue 18), for every command and backend: `fuzz` and
- * `replay` (in pool workers), and the workers backend (in each hyperthread's worker). A module is
+ * The one loader of a policy (issues 18 and 21), for every command and backend: `fuzz`, `replay` and
+ * `bench` on the sim (in pool workers), and the workers backend (in each hyperthread's worker). It owns
+ * the rules: where a policy comes from (`PolicySource`: a built-in or planted-bug name, or a module),
+ * what a module file may be (`readModuleFile`), what it must export, and every refusal's text. A module is
  * imported only here, and this runs only off the CLI's main thread (`probePolicyModule` in
  * backend/workers/policy-probe.ts loads it in a worker under a time limit first), because a module's
  * top-level code may loop forever or do anything at all.
@@ -25,31 +34,22 @@ import {
  * naming the hook, and the hook running now is published for a watchdog (`trackHooks`).
  */
 
-/** What each hook must return: a boolean, or a non-negative integer bit mask. */
-const hookReturns: Record<PolicyHookName, 'boolean' | 'mask'> = {
-  kickOnExit: 'boolean',
-  kickBeforeFull: 'boolean',
-  waitForSiblingsOut: 'boolean',
-  kickAfterFull: 'boolean',
-  kickTargets: 'mask',
-  siblingsOut: 'boolean',
-  flushBeforeEntry: 'mask',
-  mayEnter: 'boolean',
-  exitOnKick: 'boolean',
-};
-
 /** The settings a definition may carry, with their accepted values. */
 const settingValues = {
   usesAsi: [true, false],
   smt: [true, false],
   stun: [true, false],
-  atomicEntry: [true, false],
-  flushPoint: ['after-barrier', 'before-barrier'],
-  waitFor: ['mode', 'ack'],
   safe: [true, false],
 } as const;
 
-const knownKeys = ['name', 'description', ...Object.keys(settingValues), ...policyHookNames];
+/** The planted-bug switches (policy.ts `PlantedBugSwitches`), under `plantedBugs`, with their accepted values. */
+const plantedBugValues: { [K in keyof PlantedBugSwitches]: readonly PlantedBugSwitches[K][] } = {
+  atomicEntry: [true, false],
+  waitFor: ['mode', 'ack'],
+  flushPoint: ['after-barrier', 'before-barrier'],
+};
+
+const knownKeys = ['name', 'description', ...Object.keys(settingValues), 'plantedBugs', ...policyHookNames];
 
 /** Policy names become file names and table cells: short, printable, no path separators. */
 const policyNameMaxChars = 64;
@@ -97,6 +97,7 @@ export function checkPolicyDefinition(value: unknown, field: string): PolicyDefi
     );
   }
   const definition = value as Record<string, unknown>;
+  refuseTopLevelPlantedBugSwitches(definition, field);
   for (const key of Object.keys(definition)) {
     if (!knownKeys.includes(key)) {
       throw new ConfigError(`${field}.${key}`, `a known policy key: one of ${knownKeys.join(', ')}`, key);
@@ -117,9 +118,49 @@ export function checkPolicyDefinition(value: unknown, field: string): PolicyDefi
       gotOf(description),
     );
   }
-  for (const [key, accepted] of Object.entries(settingValues)) {
-    const setting = definition[key];
-    if (setting !== undefined && !(accepted as readonly unknown[]).includes(setting)) {
+  checkSettings(definition, settingValues, field);
+  checkPlantedBugs(definition.plantedBugs, `${field}.plantedBugs`);
+  for (const hook of policyHookNames) {
+    const hookValue = definition[hook];
+    if (hookValue !== undefined && typeof hookValue !== 'function') {
+      throw new ConfigError(
+        `${field}.${hook}`,
+        `a function (view) => ${policyHookReturns[hook]}`,
+        gotOf(hookValue),
+      );
+    }
+  }
+  return definition as unknown as PolicyDefinition;
+}
+
+function checkPlantedBugs(value: unknown, field: string): void {
+  if (value === undefined) return;
+  const accepted = `an object of planted-bug switches: ${plantedBugSwitchNames.join(', ')}`;
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new ConfigError(field, accepted, gotOf(value));
+  }
+  const switches = value as Record<string, unknown>;
+  for (const key of Object.keys(switches)) {
+    if (!(plantedBugSwitchNames as readonly string[]).includes(key)) {
+      throw new ConfigError(
+        `${field}.${key}`,
+        `a planted-bug switch: one of ${plantedBugSwitchNames.join(', ')}`,
+        key,
+      );
+    }
+  }
+  checkSettings(switches, plantedBugValues, field);
+}
+
+/** Each setting of `values` that is set must be one of its accepted values in `table`. */
+function checkSettings(
+  values: Record<string, unknown>,
+  table: Record<string, readonly unknown[]>,
+  field: string,
+): void {
+  for (const [key, accepted] of Object.entries(table)) {
+    const setting = values[key];
+    if (setting !== undefined && !accepted.includes(setting)) {
       throw new ConfigError(
         `${field}.${key}`,
         `one of ${accepted.map((choice) => JSON.stringify(choice)).join(', ')}`,
@@ -127,17 +168,6 @@ export function checkPolicyDefinition(value: unknown, field: string): PolicyDefi
       );
     }
   }
-  for (const hook of policyHookNames) {
-    const hookValue = definition[hook];
-    if (hookValue !== undefined && typeof hookValue !== 'function') {
-      throw new ConfigError(
-        `${field}.${hook}`,
-        `a function (view) => ${hookReturns[hook]}`,
-        gotOf(hookValue),
-      );
-    }
-  }
-  return definition as unknown as PolicyDefinition;
 }
 
 // ---- which hook runs now, for a watchdog in another thread --------------------------------------------
@@ -169,7 +199,7 @@ function checkedHook(
   fn: (...args: unknown[]) => unknown,
 ): (...args: unknown[]) => unknown {
   const id = policyHookNames.indexOf(hook) + 1;
-  const returns = hookReturns[hook];
+  const returns = policyHookReturns[hook];
   return (...args: unknown[]) => {
     publishHook(id);
     let value: unknown;
@@ -205,6 +235,9 @@ export function checkedPolicy(policy: Policy): Policy {
 
 // ---- loading --------------------------------------------------------------------------------------------
 
+/** The file names a module may have: Node imports both as ES modules (`.js` in a `"type": "module"` package). */
+const policyModuleExtensions = ['.js', '.mjs'] as const;
+
 export const policyModuleAccepted =
   'an ES module (.js or .mjs) exporting a policy ({ name, description, ...hooks }, see definePolicy) as its default export, as `policy`, or as its only export';
 
@@ -216,22 +249,60 @@ export interface LoadedPolicyModule {
   sha256: string;
 }
 
-export function moduleSha256(path: string): string {
-  return createHash('sha256').update(readFileSync(path)).digest('hex');
+/**
+ * The bytes of a module file, read under the same rules everywhere: a `.js` or `.mjs` name, a regular
+ * file, at most `inputLimits.policyModuleBytesMax` bytes. A ConfigError naming `field` otherwise.
+ */
+function readModuleFile(path: string, absolute: string, field: string): Buffer {
+  if (!policyModuleExtensions.some((extension) => absolute.endsWith(extension))) {
+    throw new ConfigError(field, policyModuleAccepted, `${path} (not a .js or .mjs file)`);
+  }
+  let stats: Stats;
+  try {
+    stats = statSync(absolute);
+  } catch (error) {
+    throw new ConfigError(
+      field,
+      policyModuleAccepted,
+      `${path} (${(error as NodeJS.ErrnoException).code ?? 'unreadable'})`,
+    );
+  }
+  if (!stats.isFile()) {
+    throw new ConfigError(field, policyModuleAccepted, `${path} (not a regular file)`);
+  }
+  return readBoundedBytes(
+    absolute,
+    'policy module',
+    (accepted, got) => new ConfigError(field, `${policyModuleAccepted}: ${accepted}`, got),
+    inputLimits.policyModuleBytesMax,
+  );
 }
 
-function chooseExport(loaded: Record<string, unknown>, name: string | undefined): unknown {
+/** SHA-256 of a module file's bytes, read under the module rules (`readModuleFile`). */
+export function moduleSha256(path: string, field = policyModuleField): string {
+  return createHash('sha256')
+    .update(readModuleFile(path, resolve(path), field))
+    .digest('hex');
+}
+
+/** The chosen export and its key. */
+function chooseExport(
+  loaded: Record<string, unknown>,
+  name: string | undefined,
+): { key: string; value: unknown } | undefined {
   const looksLikePolicy = (value: unknown) =>
     typeof value === 'object' && value !== null && typeof (value as { name?: unknown }).name === 'string';
+  const entries = Object.entries(loaded);
   if (name !== undefined) {
-    return Object.entries(loaded).find(
+    const found = entries.find(
       ([key, value]) => looksLikePolicy(value) && (key === name || (value as { name: string }).name === name),
-    )?.[1];
+    );
+    return found && { key: found[0], value: found[1] };
   }
-  if (loaded.default !== undefined) return loaded.default;
-  if (loaded.policy !== undefined) return loaded.policy;
-  const candidates = Object.values(loaded).filter(looksLikePolicy);
-  return candidates.length === 1 ? candidates[0] : undefined;
+  if (loaded.default !== undefined) return { key: 'default', value: loaded.default };
+  if (loaded.policy !== undefined) return { key: 'policy', value: loaded.policy };
+  const candidates = entries.filter(([, value]) => looksLikePolicy(value));
+  return candidates.length === 1 ? { key: candidates[0][0], value: candidates[0][1] } : undefined;
 }
 
 /**
@@ -243,18 +314,11 @@ export async function loadPolicyModule(
   path: string,
   options: { field?: string; name?: string } = {},
 ): Promise<LoadedPolicyModule> {
-  const field = options.field ?? '--policy-module';
+  const field = options.field ?? policyModuleField;
   const absolute = resolve(path);
-  let sha256: string;
-  try {
-    sha256 = moduleSha256(absolute);
-  } catch (error) {
-    throw new ConfigError(
-      field,
-      policyModuleAccepted,
-      `${path} (${(error as NodeJS.ErrnoException).code ?? 'unreadable'})`,
-    );
-  }
+  const sha256 = createHash('sha256')
+    .update(readModuleFile(path, absolute, field))
+    .digest('hex');
   let loaded: Record<string, unknown>;
   try {
     loaded = (await import(pathToFileURL(absolute).href)) as Record<string, unknown>;
@@ -270,6 +334,69 @@ export async function loadPolicyModule(
       `${path} (${options.name === undefined ? 'no policy exported' : `no policy named ${options.name}`})`,
     );
   }
-  const definition = checkPolicyDefinition(chosen, `${field} ${path}: policy`);
+  const definition = checkPolicyDefinition(chosen.value, `${field} ${path}: policy`);
   return { policy: checkedPolicy(definePolicy(definition)), path: absolute, sha256 };
+}
+
+// ---- where a policy comes from: one set of rules for fuzz, replay, bench and the workers backend -------
+
+/** The flag every command names a module with, and so the field of every refusal of one. */
+export const policyModuleField = '--policy-module';
+
+/**
+ * Which policy a run uses, as data: it crosses to pool and hyperthread workers (functions do not survive
+ * structured clone) and is recorded in replay and summary files. A built-in or planted-bug policy by
+ * name; a user's module by absolute path, which each worker imports itself through `loadPolicyModule`.
+ */
+export interface PolicySource {
+  /** The policy's name (for a module: the name its Policy carries, or the key of its export). */
+  name: string;
+  /** Absolute path of an ES module exporting the policy. */
+  module?: string;
+  /**
+   * SHA-256 of the module's bytes when the campaign started: a replay whose module differs says so,
+   * instead of calling a changed trace a determinism bug. Absent in files written before it existed.
+   */
+  moduleSha256?: string;
+}
+
+/** The policies a name can choose: the built-ins, then the planted bugs. */
+export function namedPolicies(): ReadonlyMap<string, Policy> {
+  const byName = new Map<string, Policy>(Object.entries(policies));
+  for (const bug of plantedBugs) byName.set(bug.policy.name, bug.policy);
+  return byName;
+}
+
+/** Every name `namedPolicy` accepts: the built-ins, then the planted bugs. */
+export function namedPolicyNames(): string[] {
+  return [...namedPolicies().keys()];
+}
+
+/** A built-in or planted-bug policy by its name; a ConfigError naming `field` and every name otherwise. */
+export function namedPolicy(name: string, field = '--policy'): Policy {
+  const policy = namedPolicies().get(name);
+  if (policy === undefined) throw new ConfigError(field, `one of ${namedPolicyNames().join(', ')}`, name);
+  return policy;
+}
+
+/** Modules this thread has loaded, by absolute path: a worker imports each once. */
+const loadedModules = new Map<string, Promise<LoadedPolicyModule>>();
+
+/**
+ * The policy a source names. A module is loaded once per thread (`loadPolicyModule`) and must hold the
+ * policy the source names. Call it only off the CLI's main thread for a module (pool and hyperthread
+ * workers do): importing runs the module's code.
+ */
+export async function resolvePolicySource(source: PolicySource): Promise<Policy> {
+  if (source.module === undefined) return namedPolicy(source.name);
+  const module = source.module;
+  const key = `${module}\0${source.name}`;
+  let loading = loadedModules.get(key);
+  if (!loading) {
+    loading = loadPolicyModule(module, { name: source.name });
+    loadedModules.set(key, loading);
+    // A failed load is not cached: the next call reports the error again.
+    loading.catch(() => loadedModules.delete(key));
+  }
+  return (await loading).policy;
 }

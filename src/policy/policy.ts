@@ -1,5 +1,6 @@
 import { assert } from '../assert.js';
 import { anySiblingHoldsSecrets, Mode, modeOf } from '../cpu/modes.js';
+import { ConfigError } from '../errors.js';
 
 /**
  * The mitigation policy interface (DESIGN.md "Policies"). A policy decides; the hyperthread state
@@ -10,9 +11,9 @@ import { anySiblingHoldsSecrets, Mode, modeOf } from '../cpu/modes.js';
  * The hooks, in the order a VM exit meets them:
  *   exit ─ kickOnExit? ─ handler runs in isolation ─ (access misses in kvm:N, or an interrupt, or an
  *   exit to the VMM) ─ kickBeforeFull? ─ waitForSiblingsOut? ─ switch to full ─ kickAfterFull? ─ ...
- *   ─ back to isolated ─ [flushBeforeEntry if flushPoint = 'before-barrier'] ─ entry barrier (mayEnter,
- *   atomic with the entry) ─ [flushBeforeEntry, default point] ─ VM entry.
- * A kick that reaches a thread in the guest makes it exit (exitOnKick).
+ *   ─ back to isolated ─ entry barrier (mayEnter, atomic with the entry) ─ flushBeforeEntry ─ VM entry.
+ * A kick that reaches a thread in the guest makes it exit (exitOnKick). The planted-bug switches
+ * (`plantedBugs`) move or weaken steps of this path; real policies leave them alone.
  */
 
 /** What a policy may look at. Reading it never changes the machine. */
@@ -76,12 +77,11 @@ export interface Policy {
   readonly smt: boolean;
   /** Set the core's stun flag before kicking and clear it after the flush on the way back in. */
   readonly stun: boolean;
-  /** 'after-barrier' (default, correct): flush once the entry is committed. */
-  readonly flushPoint: 'after-barrier' | 'before-barrier';
-  /** false: check `mayEnter`, then enter in a separate step (a race; planted bugs only). */
-  readonly atomicEntry: boolean;
-  /** What the kicker waits for: siblings out of the guest (mode) or their acknowledgement (ack). */
-  readonly waitFor: 'mode' | 'ack';
+  /**
+   * Switches that exist only to plant bugs (policy/planted.ts): every real policy leaves them at their
+   * defaults, the correct design. Read the hooks below for what a policy decides.
+   */
+  readonly plantedBugs: PlantedBugSwitches;
   /**
    * false: the policy is unsafe on purpose (a baseline to measure against, a demonstration), so a
    * broken invariant is what it is for, not a failure: `bench --fail-on-violation` does not hold it to
@@ -103,21 +103,84 @@ export interface Policy {
   exitOnKick(view: PolicyView): boolean;
 }
 
-/** The hooks of a Policy, in the order of its declaration (a hook's id elsewhere is its index + 1). */
-export const policyHookNames = [
-  'kickOnExit',
-  'kickBeforeFull',
-  'waitForSiblingsOut',
-  'kickAfterFull',
-  'kickTargets',
-  'siblingsOut',
-  'flushBeforeEntry',
-  'mayEnter',
-  'exitOnKick',
-] as const;
-export type PolicyHookName = (typeof policyHookNames)[number];
+/**
+ * The switches a planted bug turns (issue 21 item 5): each default is the correct design, and each other
+ * value a known mistake kept so the monitor and the fuzzer can prove they catch it.
+ */
+export interface PlantedBugSwitches {
+  /** true (correct): check `mayEnter` atomically with the entry. false: check, then enter in a separate step (a race). */
+  readonly atomicEntry: boolean;
+  /**
+   * What the kicker waits for. 'mode' (correct): siblings out of the guest. 'ack': their kick
+   * acknowledgement, which a sibling that left on its own never sends (a lost wake-up).
+   */
+  readonly waitFor: 'mode' | 'ack';
+  /**
+   * Where `flushBeforeEntry` runs. 'after-barrier' (correct): once the entry is committed.
+   * 'before-barrier': before waiting at the barrier, so a sibling can refill the L1D in between.
+   */
+  readonly flushPoint: 'after-barrier' | 'before-barrier';
+}
 
-export type PolicyDefinition = Partial<Policy> & Pick<Policy, 'name' | 'description'>;
+/** The switches' correct values: what a policy gets for each one it does not set. */
+export const plantedBugSwitchesCorrect: PlantedBugSwitches = {
+  atomicEntry: true,
+  waitFor: 'mode',
+  flushPoint: 'after-barrier',
+};
+
+/** The switches' names, in the order of their declaration. */
+export const plantedBugSwitchNames = Object.keys(
+  plantedBugSwitchesCorrect,
+) as readonly (keyof PlantedBugSwitches)[];
+
+/**
+ * Refuses a definition that sets a planted-bug switch at the top level, where it was before issue 21:
+ * the switch would otherwise be ignored without a word. The error names the new place.
+ */
+export function refuseTopLevelPlantedBugSwitches(definition: object, field: string): void {
+  for (const key of plantedBugSwitchNames) {
+    if (Object.hasOwn(definition, key)) {
+      throw new ConfigError(
+        `${field}.${key}`,
+        `${key} under plantedBugs: { ${key}: ... } (the switches that exist only for planted bugs moved there: ${plantedBugSwitchNames.join(', ')})`,
+        key,
+      );
+    }
+  }
+}
+
+/** The members of Policy that are hooks (functions): the keys `policyHookReturns` must list. */
+type PolicyHookKey = {
+  [K in keyof Policy]-?: Policy[K] extends (...args: never[]) => unknown ? K : never;
+}[keyof Policy];
+
+/**
+ * The one list of a Policy's hooks (issue 21 item 7), in the order of their declaration (a hook's id
+ * elsewhere is its index + 1), with what each must return: a boolean, or a non-negative integer bit
+ * mask. The module checks (policy-module.ts) and `definePolicy` read it; `satisfies` makes the compiler
+ * refuse a hook added to Policy and not here, or listed here and not in Policy.
+ */
+export const policyHookReturns = {
+  kickOnExit: 'boolean',
+  kickBeforeFull: 'boolean',
+  waitForSiblingsOut: 'boolean',
+  kickAfterFull: 'boolean',
+  kickTargets: 'mask',
+  siblingsOut: 'boolean',
+  flushBeforeEntry: 'mask',
+  mayEnter: 'boolean',
+  exitOnKick: 'boolean',
+} as const satisfies Record<PolicyHookKey, 'boolean' | 'mask'>;
+export type PolicyHookName = keyof typeof policyHookReturns;
+/** The hooks' names, in the order of their declaration. */
+export const policyHookNames = Object.keys(policyHookReturns) as readonly PolicyHookName[];
+
+export type PolicyDefinition = Partial<Omit<Policy, 'plantedBugs'>> &
+  Pick<Policy, 'name' | 'description'> & {
+    /** The planted-bug switches to turn; the others keep their correct values. */
+    plantedBugs?: Partial<PlantedBugSwitches>;
+  };
 
 // ---- building blocks ---------------------------------------------------------------------------------
 
@@ -147,13 +210,11 @@ export function flushIfForeign(view: PolicyView): number {
  */
 export function definePolicy(definition: PolicyDefinition): Policy {
   assert(typeof definition.name === 'string' && definition.name.length > 0, 'a policy needs a name');
+  refuseTopLevelPlantedBugSwitches(definition, `policy ${definition.name}`);
   const policy: Policy = {
     usesAsi: true,
     smt: true,
     stun: false,
-    flushPoint: 'after-barrier',
-    atomicEntry: true,
-    waitFor: 'mode',
     kickOnExit: () => false,
     kickBeforeFull: () => false,
     waitForSiblingsOut: () => false,
@@ -164,6 +225,7 @@ export function definePolicy(definition: PolicyDefinition): Policy {
     mayEnter: () => true,
     exitOnKick: () => true,
     ...definition,
+    plantedBugs: { ...plantedBugSwitchesCorrect, ...definition.plantedBugs },
   };
   for (const hook of policyHookNames) {
     assert(typeof policy[hook] === 'function', `policy ${policy.name}: ${hook} must be a function`);

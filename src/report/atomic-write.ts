@@ -9,3 +9,17 @@ import { writeFileAtomicSync } from './output-files.js';
 export function writeFileAtomic(path: string, contents: string | Uint8Array, flag = 'output'): void {
   writeFileAtomicSync({ flag, path }, contents);
 }
+
+/**
+ * As `writeFileAtomic`, for a file that must not exist yet: if it does (or appears while writing: the
+ * name is taken by a hard link, which fails if the name exists), `refuseExisting()` is thrown and
+ * nothing is written.
+ */
+export function writeNewFileAtomic(
+  path: string,
+  contents: string | Uint8Array,
+  flag: string,
+  refuseExisting: () => Error,
+): void {
+  writeFileAtomicSync({ flag, path }, contents, undefined, refuseExisting);
+}

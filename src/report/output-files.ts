@@ -46,6 +46,8 @@ export interface OutputFileSystem {
   writeSync(descriptor: number, buffer: Uint8Array, offset: number, length: number): number;
   closeSync(descriptor: number): void;
   renameSync(from: string, to: string): void;
+  /** A hard link: fails with EEXIST if `to` exists (a write that must not replace a file). */
+  linkSync(from: string, to: string): void;
   rmSync(path: string): void;
   mkdirSync(path: string): void;
 }
@@ -55,6 +57,7 @@ export const nodeOutputFileSystem: OutputFileSystem = {
   writeSync: (descriptor, buffer, offset, length) => fs.writeSync(descriptor, buffer, offset, length),
   closeSync: (descriptor) => fs.closeSync(descriptor),
   renameSync: (from, to) => fs.renameSync(from, to),
+  linkSync: (from, to) => fs.linkSync(from, to),
   rmSync: (path) => fs.rmSync(path, { force: true }),
   mkdirSync: (path) => makeDirectories(path),
 };
@@ -422,13 +425,18 @@ export async function writeOutputs(
  * summary, written as it runs): links followed, a temporary in the target's directory renamed over
  * it. An OutputError naming `flag` on failure, with the temporary removed. Not for devices or FIFOs:
  * a campaign rewrites its files, and a stream cannot be rewritten.
+ *
+ * With `refuseExisting` the file must not exist yet: the temporary is hard-linked to the name, which
+ * fails if the name exists (no check-then-write race), and `refuseExisting()` is thrown then.
  */
 export function writeFileAtomicSync(
   request: OutputRequest,
   contents: string | Uint8Array,
   fileSystem: OutputFileSystem = nodeOutputFileSystem,
+  refuseExisting?: () => Error,
 ): void {
   const target = resolveOutputTarget(request);
+  if (refuseExisting !== undefined && (target.kind !== 'file' || target.exists)) throw refuseExisting();
   if (target.kind !== 'file') {
     throw new OutputError(
       request.flag,
@@ -445,9 +453,17 @@ export function writeFileAtomicSync(
       temporary,
       typeof contents === 'string' ? Buffer.from(contents, 'utf8') : contents,
     );
-    fileSystem.renameSync(temporary, target.path);
+    if (refuseExisting === undefined) {
+      fileSystem.renameSync(temporary, target.path);
+    } else {
+      fileSystem.linkSync(temporary, target.path);
+      fileSystem.rmSync(temporary);
+    }
   } catch (error) {
     fileSystem.rmSync(temporary);
+    if (refuseExisting !== undefined && isSystemError(error) && error.code === 'EEXIST') {
+      throw refuseExisting();
+    }
     if (isSystemError(error)) throw new OutputError(request.flag, request.path, describeSystemError(error));
     throw error;
   } finally {

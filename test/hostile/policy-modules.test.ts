@@ -65,13 +65,18 @@ describe('fuzz --policy-module refuses a bad module with one line naming the key
     ],
     [
       'an invalid flushPoint',
-      () => policyModule('bad-flush-point', "flushPoint: 'after_barrier'"),
-      /policy\.flushPoint: one of "after-barrier", "before-barrier" \(got "after_barrier"\)/,
+      () => policyModule('bad-flush-point', "plantedBugs: { flushPoint: 'after_barrier' }"),
+      /policy\.plantedBugs\.flushPoint: one of "after-barrier", "before-barrier" \(got "after_barrier"\)/,
     ],
     [
       'an invalid waitFor',
-      () => policyModule('bad-wait-for', "waitFor: 'acks'"),
-      /policy\.waitFor: one of "mode", "ack"/,
+      () => policyModule('bad-wait-for', "plantedBugs: { waitFor: 'acks' }"),
+      /policy\.plantedBugs\.waitFor: one of "mode", "ack"/,
+    ],
+    [
+      'a planted-bug switch at the top level, where it was before issue 21',
+      () => policyModule('old-switch', 'atomicEntry: false'),
+      /policy\.atomicEntry: atomicEntry under plantedBugs: \{ atomicEntry: \.\.\. \}/,
     ],
     ['smt given as a string', () => policyModule('bad-smt', "smt: 'yes'"), /policy\.smt: one of true, false/],
     [
@@ -120,8 +125,9 @@ describe('fuzz --policy-module refuses a bad module with one line naming the key
       env,
       timeoutMs: 20_000,
     });
+    // The message says the 3 s limit stopped it; the harness's 20 s kill (timedOut, checked by
+    // expectCleanError) says it did not hang. No wall-clock bound: a loaded machine starts slowly.
     expectCleanError(run, 2, /--policy-module: .*still loading after 3 s/);
-    expect(run.wallMs).toBeLessThan(10_000);
     expect(existsSync(out)).toBe(false);
   });
 
@@ -384,14 +390,12 @@ describe('one loader, in this process', () => {
   it('a plain object and a definePolicy one get the same settings on every path', async () => {
     const plain = policyModule('plain-object', 'mayEnter: () => true');
     const viaFuzz = (await loadPolicyModule(plain)).policy;
-    const viaWorkers = await loadPolicy({ kind: 'module', path: plain });
+    const viaWorkers = await loadPolicy({ name: 'plain-object', module: plain });
     for (const policy of [viaFuzz, viaWorkers]) {
       expect(policy).toMatchObject({
         smt: true,
         stun: false,
-        flushPoint: 'after-barrier',
-        atomicEntry: true,
-        waitFor: 'mode',
+        plantedBugs: { atomicEntry: true, waitFor: 'mode', flushPoint: 'after-barrier' },
       });
     }
   });

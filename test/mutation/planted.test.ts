@@ -66,12 +66,14 @@ describe('the planted bugs, as a list', () => {
       if (policy.name !== 'planted-no-flush-after-nmi') {
         expect(policy.flushBeforeEntry, policy.name).toBe(asi.flushBeforeEntry);
       }
-      expect(policy.flushPoint, policy.name).toBe(
+      expect(policy.plantedBugs.flushPoint, policy.name).toBe(
         policy.name === 'planted-flush-before-barrier' ? 'before-barrier' : 'after-barrier',
       );
-      expect(policy.waitFor, policy.name).toBe(policy.name === 'planted-lost-wakeup' ? 'ack' : 'mode');
+      expect(policy.plantedBugs.waitFor, policy.name).toBe(
+        policy.name === 'planted-lost-wakeup' ? 'ack' : 'mode',
+      );
       expect(policy.stun, policy.name).toBe(policy.name === 'planted-stun-race');
-      expect(policy.atomicEntry, policy.name).toBe(policy.name !== 'planted-stun-race');
+      expect(policy.plantedBugs.atomicEntry, policy.name).toBe(policy.name !== 'planted-stun-race');
     }
   });
 });
@@ -147,6 +149,6 @@ describe('each bug’s hooks do what its mistake says', () => {
     const policy = bug('planted-stun-race');
     expect(policy.mayEnter).toBe(asiStun.mayEnter);
     expect(policy.stun).toBe(true);
-    expect(policy.atomicEntry).toBe(false);
+    expect(policy.plantedBugs.atomicEntry).toBe(false);
   });
 });

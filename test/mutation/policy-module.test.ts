@@ -4,7 +4,13 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/errors.js';
-import { definePolicy, type Policy, type PolicyView, policyHookNames } from '../../src/policy/policy.js';
+import {
+  definePolicy,
+  type Policy,
+  type PolicyDefinition,
+  type PolicyView,
+  policyHookNames,
+} from '../../src/policy/policy.js';
 import {
   checkedPolicy,
   checkPolicyDefinition,
@@ -36,7 +42,13 @@ function refusal(value: unknown): string {
 
 describe('checkPolicyDefinition', () => {
   it('accepts a definition and returns it unchanged, hooks and settings included', () => {
-    const definition = { ...ok, usesAsi: false, smt: false, waitFor: 'ack', mayEnter: () => true };
+    const definition = {
+      ...ok,
+      usesAsi: false,
+      smt: false,
+      plantedBugs: { waitFor: 'ack' },
+      mayEnter: () => true,
+    };
     expect(checkPolicyDefinition(definition, field)).toBe(definition);
     expect(checkPolicyDefinition(definePolicy(ok), field).name).toBe('mine');
   });
@@ -54,7 +66,7 @@ describe('checkPolicyDefinition', () => {
   it('refuses an unknown key, naming it and listing the known ones', () => {
     const message = refusal({ ...ok, mayenter: () => true });
     expect(message).toMatch(
-      /^--policy-module m\.mjs: policy\.mayenter: a known policy key: one of name, description, usesAsi, smt, stun, atomicEntry, flushPoint, waitFor, .*kickOnExit, kickBeforeFull, waitForSiblingsOut, kickAfterFull, kickTargets, siblingsOut, flushBeforeEntry, mayEnter, exitOnKick \(got "mayenter"\)$/,
+      /^--policy-module m\.mjs: policy\.mayenter: a known policy key: one of name, description, usesAsi, smt, stun, safe, plantedBugs, kickOnExit, kickBeforeFull, waitForSiblingsOut, kickAfterFull, kickTargets, siblingsOut, flushBeforeEntry, mayEnter, exitOnKick \(got "mayenter"\)$/,
     );
   });
 
@@ -85,11 +97,40 @@ describe('checkPolicyDefinition', () => {
     ['usesAsi', 'yes', 'one of true, false', '"yes"'],
     ['smt', 1, 'one of true, false', '1'],
     ['stun', null, 'one of true, false', '"null"'],
+  ])('refuses setting %s = %j, listing what it accepts', (key, value, accepted, got) => {
+    expect(refusal({ ...ok, [key]: value })).toBe(`${field}.${key}: ${accepted} (got ${got})`);
+  });
+
+  it.each([
     ['atomicEntry', 0, 'one of true, false', '0'],
     ['flushPoint', 'after', 'one of "after-barrier", "before-barrier"', '"after"'],
     ['waitFor', ['mode'], 'one of "mode", "ack"', '"an array"'],
-  ])('refuses setting %s = %j, listing what it accepts', (key, value, accepted, got) => {
-    expect(refusal({ ...ok, [key]: value })).toBe(`${field}.${key}: ${accepted} (got ${got})`);
+  ])('refuses planted-bug switch %s = %j, listing what it accepts', (key, value, accepted, got) => {
+    expect(refusal({ ...ok, plantedBugs: { [key]: value } })).toBe(
+      `${field}.plantedBugs.${key}: ${accepted} (got ${got})`,
+    );
+  });
+
+  it.each(['atomicEntry', 'waitFor', 'flushPoint'])(
+    'refuses planted-bug switch %s at the top level, naming its new place under plantedBugs',
+    (key) => {
+      expect(refusal({ ...ok, [key]: 'anything' })).toBe(
+        `${field}.${key}: ${key} under plantedBugs: { ${key}: ... } (the switches that exist only for planted bugs moved there: atomicEntry, waitFor, flushPoint) (got "${key}")`,
+      );
+      // definePolicy (a policy written in-process, in JavaScript) refuses it the same way.
+      expect(() => definePolicy({ ...ok, [key]: 'anything' } as never)).toThrow(
+        `policy mine.${key}: ${key} under plantedBugs`,
+      );
+    },
+  );
+
+  it('refuses plantedBugs that is not an object of known switches', () => {
+    expect(refusal({ ...ok, plantedBugs: true })).toBe(
+      `${field}.plantedBugs: an object of planted-bug switches: atomicEntry, waitFor, flushPoint (got true)`,
+    );
+    expect(refusal({ ...ok, plantedBugs: { atomicentry: false } })).toBe(
+      `${field}.plantedBugs.atomicentry: a planted-bug switch: one of atomicEntry, waitFor, flushPoint (got "atomicentry")`,
+    );
   });
 
   it('accepts every accepted value of every setting', () => {
@@ -97,12 +138,17 @@ describe('checkPolicyDefinition', () => {
       usesAsi: [true, false],
       smt: [true, false],
       stun: [true, false],
+    })) {
+      for (const value of values)
+        expect(() => checkPolicyDefinition({ ...ok, [key]: value }, field)).not.toThrow();
+    }
+    for (const [key, values] of Object.entries({
       atomicEntry: [true, false],
       flushPoint: ['after-barrier', 'before-barrier'],
       waitFor: ['mode', 'ack'],
     })) {
       for (const value of values)
-        expect(() => checkPolicyDefinition({ ...ok, [key]: value }, field)).not.toThrow();
+        expect(() => checkPolicyDefinition({ ...ok, plantedBugs: { [key]: value } }, field)).not.toThrow();
     }
   });
 
@@ -121,13 +167,14 @@ describe('checkPolicyDefinition', () => {
 
 describe('checkedPolicy', () => {
   const view = { sibling: 0, smt: 2 } as PolicyView;
-  const policy = (hooks: Partial<Policy>): Policy => checkedPolicy(definePolicy({ ...ok, ...hooks }));
+  const policy = (hooks: Omit<PolicyDefinition, 'name' | 'description'>): Policy =>
+    checkedPolicy(definePolicy({ ...ok, ...hooks }));
 
   it('keeps the settings and passes each hook’s arguments and result through', () => {
     const seen: unknown[] = [];
     const checked = policy({
       usesAsi: false,
-      waitFor: 'ack',
+      plantedBugs: { waitFor: 'ack' },
       mayEnter: (word, v) => {
         seen.push(word, v);
         return word === 5;
@@ -137,7 +184,7 @@ describe('checkedPolicy', () => {
     });
     expect(checked.name).toBe('mine');
     expect(checked.usesAsi).toBe(false);
-    expect(checked.waitFor).toBe('ack');
+    expect(checked.plantedBugs).toEqual({ atomicEntry: true, waitFor: 'ack', flushPoint: 'after-barrier' });
     expect(checked.mayEnter(5, view)).toBe(true);
     expect(checked.mayEnter(4, view)).toBe(false);
     expect(seen).toEqual([5, view, 4, view]);

@@ -102,9 +102,7 @@ describe('the defaults of definePolicy do nothing', () => {
       usesAsi: true,
       smt: true,
       stun: false,
-      flushPoint: 'after-barrier',
-      atomicEntry: true,
-      waitFor: 'mode',
+      plantedBugs: { atomicEntry: true, waitFor: 'mode', flushPoint: 'after-barrier' },
     });
     expect(bare.kickOnExit(view)).toBe(false);
     expect(bare.kickBeforeFull(view)).toBe(false);

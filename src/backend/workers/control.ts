@@ -3,6 +3,7 @@ import type { RunConfig } from '../../config/run-config.js';
 import { sectionAlignI32s } from '../../constants.js';
 import type { FaultReport } from '../../invariants/monitor.js';
 import type { Violation, ViolationCounts } from '../../invariants/violation.js';
+import type { PolicySource } from '../../policy/policy-module.js';
 
 /**
  * The names both sides of the `workers` backend use (STYLE.md, piscina: main side and worker side are
@@ -115,9 +116,6 @@ export function defaultSpinChecks(threads: number, cpus: number): number {
   return threads <= cpus ? workersLimits.spinChecksFitting : workersLimits.spinChecksOversubscribed;
 }
 
-/** How a worker finds its policy: built-in and planted-bug policies by name, a user policy by module. */
-export type PolicySpec = { kind: 'named'; name: string } | { kind: 'module'; path: string; name?: string };
-
 /** The settings a runner uses, resolved on the main side. */
 export interface RunnerSettings {
   spinChecks: number;
@@ -140,7 +138,7 @@ export interface WorkerSetup {
   /** Every hyperthread that runs a vCPU in this run (nosmt leaves siblings offline). */
   runningThreads: number[];
   config: RunConfig;
-  policy: PolicySpec;
+  policy: PolicySource;
   settings: RunnerSettings;
 }
 

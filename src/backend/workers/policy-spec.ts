@@ -1,20 +1,24 @@
 import { isAbsolute, resolve } from 'node:path';
 import { ConfigError } from '../../errors.js';
-import { policies } from '../../policy/index.js';
-import { plantedBugs } from '../../policy/planted.js';
 import { definePolicy, type Policy } from '../../policy/policy.js';
-import { loadPolicyModule } from '../../policy/policy-module.js';
-import type { PolicySpec } from './control.js';
+import {
+  loadPolicyModule,
+  namedPolicies,
+  type PolicySource,
+  resolvePolicySource,
+} from '../../policy/policy-module.js';
 
 /**
- * Policies cross to workers by name, never as objects (functions do not survive structured clone):
- * a built-in or planted-bug policy by its name, a user policy by its module path, which every worker
- * imports itself (so `--policy-module ./my-policy.js` works on both backends).
+ * Policies cross to workers as data (policy/policy-module.ts `PolicySource`), never as objects
+ * (functions do not survive structured clone): a built-in or planted-bug policy by its name, a user
+ * policy by its module path, which every worker imports itself through the one loader (so
+ * `--policy-module ./my-policy.js` behaves the same on both backends and in fuzz and replay).
  */
 export type PolicyInput = Policy | ModulePolicyInput;
 
 export interface ModulePolicyInput {
   module: string;
+  /** The export to take (its key, or its policy's name) in a module with several. */
   name?: string;
   /**
    * What a probe worker read of the module (policy-probe.ts `probePolicyModule`). With it the main
@@ -24,21 +28,28 @@ export interface ModulePolicyInput {
   probed?: { name: string; description: string; smt: boolean };
 }
 
-const namedPolicies = (): Map<string, Policy> => {
-  const byName = new Map<string, Policy>(Object.entries(policies));
-  for (const bug of plantedBugs) byName.set(bug.policy.name, bug.policy);
-  return byName;
-};
+function isModuleInput(input: PolicyInput): input is ModulePolicyInput {
+  return 'module' in input && typeof input.module === 'string';
+}
 
-/** The spec that lets a worker find `policy`. A Policy object must be a built-in or planted one. */
-export function policySpecOf(policy: PolicyInput): PolicySpec {
-  if ('module' in policy && typeof policy.module === 'string') {
-    const path = isAbsolute(policy.module) ? policy.module : resolve(process.cwd(), policy.module);
-    return policy.name === undefined ? { kind: 'module', path } : { kind: 'module', path, name: policy.name };
+/**
+ * The policy as the main side of a run knows it, and the source that lets each worker find it: a
+ * probed module's name and `smt` (its hooks run only in the workers), else the loaded module, else a
+ * built-in or planted-bug Policy object (an inline one is refused: see the ConfigError).
+ */
+export async function mainSidePolicy(input: PolicyInput): Promise<{ policy: Policy; source: PolicySource }> {
+  if (isModuleInput(input)) {
+    const module = isAbsolute(input.module) ? input.module : resolve(process.cwd(), input.module);
+    if (input.probed !== undefined) {
+      const { name, description, smt } = input.probed;
+      return { policy: definePolicy({ name, description, smt }), source: { name, module } };
+    }
+    const { policy } = await loadPolicyModule(module, { name: input.name });
+    return { policy, source: { name: policy.name, module } };
   }
   const named = namedPolicies();
-  const name = (policy as Policy).name;
-  if (named.get(name) !== policy) {
+  const name = input.name;
+  if (named.get(name) !== input) {
     throw new ConfigError(
       'policy',
       `a built-in or planted-bug policy (${[...named.keys()].join(', ')}), or { module: path } for your own ` +
@@ -47,31 +58,8 @@ export function policySpecOf(policy: PolicyInput): PolicySpec {
       name,
     );
   }
-  return { kind: 'named', name };
+  return { policy: input, source: { name } };
 }
 
-/**
- * The policy as the main side of a run knows it: a probed module's name and `smt` (its hooks run only
- * in the workers, which load the module themselves), else the loaded policy.
- */
-export async function mainSidePolicy(input: PolicyInput, spec: PolicySpec): Promise<Policy> {
-  if ('module' in input && typeof input.module === 'string' && input.probed !== undefined) {
-    const { name, description, smt } = input.probed;
-    return definePolicy({ name, description, smt });
-  }
-  return loadPolicy(spec);
-}
-
-/** Resolves a spec to the policy (in a worker, and on the main side for its name and smt). */
-export async function loadPolicy(spec: PolicySpec): Promise<Policy> {
-  if (spec.kind === 'named') {
-    const policy = namedPolicies().get(spec.name);
-    if (!policy)
-      throw new ConfigError('policy', `one of ${[...namedPolicies().keys()].join(', ')}`, spec.name);
-    return policy;
-  }
-  // The one loader of every command (policy/policy-module.ts): the same checks and defaults as fuzz
-  // and replay, so one module behaves the same on both backends.
-  const { policy } = await loadPolicyModule(spec.path, { field: 'policy module', name: spec.name });
-  return policy;
-}
+/** The policy a source names, in a hyperthread worker (the one loader's `resolvePolicySource`). */
+export const loadPolicy = resolvePolicySource;

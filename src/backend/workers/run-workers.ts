@@ -46,7 +46,7 @@ import {
   WorkerHangError,
   WorkersStartupError,
 } from './errors.js';
-import { mainSidePolicy, type PolicyInput, policySpecOf } from './policy-spec.js';
+import { mainSidePolicy, type PolicyInput } from './policy-spec.js';
 import { Sleepers } from './waiter.js';
 import { Watchdog } from './watchdog.js';
 import { workerScriptPath } from './worker-script.js';
@@ -211,8 +211,7 @@ export class WorkersRun {
     // Modelled time as in the sim: the exit rate becomes guest cycles between exits (a calibration on
     // the sim backend, in this thread, before any worker starts).
     config = withExitInterval(config);
-    const spec = policySpecOf(policyInput);
-    const policy = await mainSidePolicy(policyInput, spec);
+    const { policy, source } = await mainSidePolicy(policyInput);
     const script = workerScriptPath('hyperthread.worker');
     const machine = createMachine(config.machine, { concurrent: true, access: referenceAccess });
     // Parked until every worker is up: they start together when this flips to run.
@@ -238,7 +237,7 @@ export class WorkersRun {
         thread,
         runningThreads: threads,
         config,
-        policy: spec,
+        policy: source,
         settings,
       };
       const worker = new Worker(script, { workerData: setup, name: `asi-emu ht${thread}` });

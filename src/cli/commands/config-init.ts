@@ -1,6 +1,3 @@
-import { randomBytes } from 'node:crypto';
-import { linkSync, rmSync, writeFileSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
 import { type Command, Option } from 'commander';
 import { machineConfigSchema } from '../../config/machine-config.js';
 import { runSchema } from '../../config/run-config.js';
@@ -8,8 +5,7 @@ import { workloadSchema } from '../../config/workload.js';
 import { costModelSchema } from '../../cpu/costs.js';
 import { builtinMixes, defaultExitsPerSecond } from '../../cpu/mixes.js';
 import { UsageError } from '../../errors.js';
-import { writeFileAtomic } from '../../report/atomic-write.js';
-import { makeDirectories } from '../../report/output-files.js';
+import { writeFileAtomic, writeNewFileAtomic } from '../../report/atomic-write.js';
 import { checkOutputPath } from '../outputs.js';
 
 /**
@@ -149,38 +145,18 @@ export function registerConfigInitCommand(program: Command): void {
         return;
       }
       checkOutputPath('config init FILE', file);
-      if (options.force) writeFileAtomic(file, text);
-      else writeNewFileAtomic(file, text);
+      const flag = 'config init FILE';
+      if (options.force) writeFileAtomic(file, text, flag);
+      else {
+        writeNewFileAtomic(
+          file,
+          text,
+          flag,
+          () => new UsageError(flag, 'a file that does not exist yet (or --force to overwrite it)', file),
+        );
+      }
       process.stdout.write(
         `wrote ${file}: every field at its default, explained under "$comment"; load it with --config ${file}\n`,
       );
     });
-}
-
-/**
- * Writes a file that must not exist yet, atomically: to a temporary file, then a hard link to the
- * name, which fails if the name exists (so no check-then-write race), then the temporary is removed.
- */
-function writeNewFileAtomic(path: string, contents: string): void {
-  const directory = dirname(path);
-  makeDirectories(directory);
-  const temporary = join(
-    directory,
-    `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`,
-  );
-  try {
-    writeFileSync(temporary, contents);
-    linkSync(temporary, path);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'EEXIST') {
-      throw new UsageError(
-        'config init FILE',
-        'a file that does not exist yet (or --force to overwrite it)',
-        path,
-      );
-    }
-    throw error;
-  } finally {
-    rmSync(temporary, { force: true });
-  }
 }

@@ -71,7 +71,7 @@ function policyJson(name: string, policy: Policy) {
     description: policy.description,
     smt: policy.smt,
     stun: policy.stun,
-    flushPoint: policy.flushPoint,
-    waitFor: policy.waitFor,
+    flushPoint: policy.plantedBugs.flushPoint,
+    waitFor: policy.plantedBugs.waitFor,
   };
 }
