@@ -1,6 +1,5 @@
-import { runSim } from '../src/backend/sim/run-sim.js';
+import { createSimMachine, runSim } from '../src/backend/sim/run-sim.js';
 import { parseRunConfig } from '../src/config/run-config.js';
-import { createMachine } from '../src/machine.js';
 import { policies } from '../src/policy/index.js';
 import { type BenchFigure, newBench } from './common.js';
 
@@ -23,7 +22,7 @@ export async function runSimBench(): Promise<BenchFigure[]> {
       workload: { mix },
       run: { exits: 2000, seed: 1 },
     });
-    const machine = createMachine(config.machine, { concurrent: false });
+    const machine = createSimMachine(config.machine);
     const name = `sim steps, ${policy} on ${mix} (2 cores x 2, 2000 exits per run)`;
     bench.add(name, () => {
       const result = runSim(config, policies[policy], { machine });

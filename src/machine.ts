@@ -1,4 +1,3 @@
-import { acceleratedAccess } from './accel/accelerated-access.js';
 import { isSimArenaBuffer } from './accel/sim-arena.js';
 import { assert } from './assert.js';
 import { CoreCaches } from './cache/core-caches.js';
@@ -265,10 +264,9 @@ export interface MachineOptions {
   concurrent?: boolean;
   /**
    * The hot memory path (cpu/access-path.ts, docs/backends.md), picked by the backend: the sim passes
-   * `acceleratedAccess`, the workers backend `referenceAccess`. Default: the accelerated path for a
-   * machine one thread drives (`concurrent: false`), else the reference. A path that cannot serve the
-   * machine (the accelerated path of a concurrent or debug machine, or one its arena cannot hold) leaves
-   * it the reference.
+   * `acceleratedAccess` (`createSimMachine`), the workers backend `referenceAccess`. Default: the
+   * reference. A path that cannot serve the machine (the accelerated path of a concurrent or debug
+   * machine, or one its arena cannot hold) leaves it the reference.
    */
   access?: AccessPathProvider;
 }
@@ -296,7 +294,7 @@ export function createMachine(
   // Everything above can fail on user input; nothing was allocated yet. The path the backend asked for
   // places the machine (the accelerated one in the thread's sim arena), or the reference does.
   const concurrent = options.concurrent ?? true;
-  const provider = options.access ?? (concurrent ? referenceAccess : acceleratedAccess);
+  const provider = options.access ?? referenceAccess;
   const place = provider.place(layout, concurrent) ?? referenceAccess.place(layout, concurrent);
   assert(place !== null, 'the reference path places every machine');
   const { buffer, byteOffset } = place;

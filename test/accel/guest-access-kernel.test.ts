@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import type { AcceleratedThreadAccess } from '../../src/accel/accelerated-access.js';
+import { acceleratedAccess } from '../../src/accel/accelerated-access.js';
 import type { AccessKernels, GuestAccessKernel, LineAccessKernel } from '../../src/accel/access-kernel.js';
 import { simArenaKernels } from '../../src/accel/sim-arena.js';
 import { cacheLineBytes, pageBytes } from '../../src/constants.js';
@@ -244,7 +245,7 @@ function firstDifference(
   plant: (words: Int32Array, at: number) => void = () => {},
   wrapLine: (kernel: LineAccessKernel) => LineAccessKernel = (kernel) => kernel,
 ): number {
-  const kernelMachine = createMachine(config(replacement), { concurrent: false });
+  const kernelMachine = createMachine(config(replacement), { concurrent: false, access: acceleratedAccess });
   const referenceMachine = createMachine(config(replacement), { concurrent: true });
   try {
     expect(kernelMachine.access.name).toBe('accelerated');

@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { describe, expect, test } from 'vitest';
+import { acceleratedAccess } from '../../src/accel/accelerated-access.js';
 import {
   allocateSimRegion,
   releaseSimRegion,
@@ -27,7 +28,7 @@ describe('sim arena', () => {
     );
     expect(new Uint8Array(second.buffer, second.byteOffset, 3)).toEqual(new Uint8Array(3));
 
-    const machine = createMachine({}, { concurrent: false });
+    const machine = createMachine({}, { concurrent: false, access: acceleratedAccess });
     expect(machine.byteOffset % 65536).toBe(0);
     expect(machine.i32.byteOffset).toBe(machine.byteOffset);
     expect(machine.i32.length * 4).toBe(machine.layout.totalBytes);
@@ -35,7 +36,7 @@ describe('sim arena', () => {
 
   test('a disposed machine gives its pages back at once; the next machine reuses them, zeroed', () => {
     const config = parseRunConfig({ workload: { mix: 'sysbench-cpu' }, run: { exits: 50, seed: 1 } });
-    const machine = createMachine(config.machine, { concurrent: false });
+    const machine = createMachine(config.machine, { concurrent: false, access: acceleratedAccess });
     runSim(config, policies.asi, { machine });
     expect(machine.l1d[0].validLines()).toBeGreaterThan(0);
     const pages = Math.ceil(simRegionBytes(machine.layout) / 65536);
@@ -43,7 +44,7 @@ describe('sim arena', () => {
     machine.dispose();
     machine.dispose(); // a second dispose does nothing
     expect(simArenaPages().used).toBe(before.used - pages);
-    const next = createMachine(config.machine, { concurrent: false });
+    const next = createMachine(config.machine, { concurrent: false, access: acceleratedAccess });
     expect(simArenaPages()).toEqual(before);
     // Whatever pages it got, the dynamic state is a fresh machine's: every core and thread word zero.
     const { cores, threads } = next.layout.sections;
@@ -56,7 +57,7 @@ describe('sim arena', () => {
 
   test("a reset zeroes a run's sections (cores, threads, statistics, RMP) through the kernel and keeps the rest", () => {
     const config = parseRunConfig({ workload: { mix: 'sysbench-cpu' }, run: { exits: 200, seed: 3 } });
-    const machine = createMachine(config.machine, { concurrent: false });
+    const machine = createMachine(config.machine, { concurrent: false, access: acceleratedAccess });
     const first = runSim(config, policies.asi, { machine });
     const before = machine.i32.slice();
     const { cores, threads, threadStats, rmp } = machine.layout.sections;
@@ -93,7 +94,7 @@ describe('sim arena', () => {
   });
 
   test('attachMachine refuses a sim arena buffer (its offset 0 is not this machine)', () => {
-    const machine = createMachine({}, { concurrent: false });
+    const machine = createMachine({}, { concurrent: false, access: acceleratedAccess });
     expect(() => attachMachine(machine.buffer)).toThrow(/concurrent: true/);
     machine.dispose();
   });
@@ -136,10 +137,10 @@ describe('sim arena', () => {
     // run every 10. Without reuse the arena would hold all 60.
     const script = `
       const { createMachine } = await import('./dist/src/index.js');
-      const { simArenaPages, simRegionBytes } = await import('./dist/src/internal.js');
+      const { acceleratedAccess, simArenaPages, simRegionBytes } = await import('./dist/src/internal.js');
       let pagesPerMachine = 0;
       for (let i = 0; i < 60; i++) {
-        const machine = createMachine({}, { concurrent: false });
+        const machine = createMachine({}, { concurrent: false, access: acceleratedAccess });
         pagesPerMachine = Math.ceil(simRegionBytes(machine.layout) / 65536);
         if (i % 10 === 9) {
           globalThis.gc();

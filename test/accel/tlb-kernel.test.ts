@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import type { AcceleratedThreadAccess } from '../../src/accel/accelerated-access.js';
+import { acceleratedAccess } from '../../src/accel/accelerated-access.js';
 import type { AccessKernels, TranslateKernel } from '../../src/accel/access-kernel.js';
 import { simArenaKernels } from '../../src/accel/sim-arena.js';
 import { pageBytes } from '../../src/constants.js';
@@ -111,7 +112,7 @@ function sameAsReference(
   plant: (kernel: TranslateKernel) => TranslateKernel = (kernel) => kernel,
   served = { hits: 0 },
 ): boolean {
-  const kernelMachine = createMachine({ ...config, pcid }, { concurrent: false });
+  const kernelMachine = createMachine({ ...config, pcid }, { concurrent: false, access: acceleratedAccess });
   const referenceMachine = createMachine({ ...config, pcid }, { concurrent: true });
   const counted: TranslateKernel = (...args: Parameters<TranslateKernel>) => {
     const pfn = plant(arenaKernels().translate)(...args);

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { acceleratedAccess } from '../../src/accel/accelerated-access.js';
 import { ConfidentialVm } from '../../src/coco/confidential-vm.js';
 import {
   ghcbTermPvalidate,
@@ -113,7 +114,7 @@ describe('the guest terminates on PVALIDATE failures other than the size mismatc
 describe('a terminated confidential guest does nothing more', () => {
   it('after detecting a remapped page it stops: no conversion, no accept, no further remap', () => {
     const config = confidentialRunConfig({ exits: 10 });
-    const machine = createMachine(config.machine, { concurrent: false });
+    const machine = createMachine(config.machine, { concurrent: false, access: acceleratedAccess });
     try {
       const violations: Violation[] = [];
       const vm = new ConfidentialVm(

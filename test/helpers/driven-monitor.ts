@@ -1,4 +1,5 @@
 import { expect } from 'vitest';
+import { acceleratedAccess } from '../../src/accel/accelerated-access.js';
 import type { Hyperthread } from '../../src/cpu/hyperthread.js';
 import { modeOf, siblingFieldsMask } from '../../src/cpu/modes.js';
 import { EventLog } from '../../src/invariants/event-log.js';
@@ -55,7 +56,7 @@ export function drivenMonitor(
 ): { machine: Machine; monitor: Monitor } {
   const machine = createMachine(
     { memoryMiB: 48, vms: [{ vcpus: 2, guestMemoryMiB: 1 }], ...machineConfig },
-    { concurrent: false },
+    { concurrent: false, access: acceleratedAccess },
   );
   const monitor = new Monitor(machine, new EventLog(), undefined, recordsPerInvariant);
   return { machine, monitor };

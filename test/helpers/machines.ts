@@ -1,3 +1,4 @@
+import { acceleratedAccess } from '../../src/accel/accelerated-access.js';
 import { type ConfidentialOptions, ConfidentialVm } from '../../src/coco/confidential-vm.js';
 import { parseRunConfig, type RunConfig } from '../../src/config/run-config.js';
 import type { Violation } from '../../src/invariants/violation.js';
@@ -69,7 +70,7 @@ export function confidentialRunConfig(
 
 /** VM 0 of `confidentialMachine` as a ConfidentialVm driven directly, its violations collected. */
 export function confidentialVmFixture(options: Partial<ConfidentialOptions> = {}) {
-  const machine = createMachine(confidentialMachine, { concurrent: false });
+  const machine = createMachine(confidentialMachine, { concurrent: false, access: acceleratedAccess });
   const violations: Violation[] = [];
   const vm = new ConfidentialVm(
     machine,

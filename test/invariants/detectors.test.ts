@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { acceleratedAccess } from '../../src/accel/accelerated-access.js';
 import type { RunResult } from '../../src/backend/result.js';
 import { runSim } from '../../src/backend/sim/run-sim.js';
 import { Mode } from '../../src/cpu/modes.js';
@@ -470,7 +471,7 @@ describe('INV-5 isolated contents', () => {
           { vcpus: 2, guestMemoryMiB: 1 },
         ],
       },
-      { concurrent: false },
+      { concurrent: false, access: acceleratedAccess },
     );
     expect(isolatedContents(machine, 0)).toEqual([]);
     const keys = machine.region('keys');
@@ -500,7 +501,7 @@ describe('INV-5 isolated contents', () => {
 describe('INV-5 in a run', () => {
   it('INV-5: the sim counts a kvm:0 that maps a host page once, at the start of the run, and asi is otherwise clean', () => {
     const config = testConfig({ run: { exits: 200 } });
-    const machine = createMachine(config.machine, { concurrent: false });
+    const machine = createMachine(config.machine, { concurrent: false, access: acceleratedAccess });
     const keysVa = machine.regionVa(machine.region('keys'));
     const clean = runSim(config, policies.asi, { machine });
     expect(clean.violations['INV-5']).toBe(0);
@@ -583,7 +584,7 @@ describe('INV-7 faults reported', () => {
 
   it('INV-7: a kernel that maps host memory global (its TLB entries survive the switch into kvm:N) breaks INV-7 in a run', () => {
     const config = testConfig({ workload: { mix: 'all-slow' }, run: { exits: 400, seed: 3 } });
-    const machine = createMachine(config.machine, { concurrent: false });
+    const machine = createMachine(config.machine, { concurrent: false, access: acceleratedAccess });
     mapHostMemoryGlobal(machine);
     const result = runSim(config, policies.asi, { machine });
     expect(result.violations['INV-7']).toBeGreaterThan(0);

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { acceleratedAccess } from '../../src/accel/accelerated-access.js';
 import { runSim } from '../../src/backend/sim/run-sim.js';
 import type { Hyperthread } from '../../src/cpu/hyperthread.js';
 import { Mode } from '../../src/cpu/modes.js';
@@ -23,7 +24,7 @@ import { testConfig } from '../sim/helpers.js';
  * fields read isolated), at cycle 5 and step 9.
  */
 function checkerOnIsolatedThread(): { machine: Machine; monitor: Monitor; thread: Hyperthread } {
-  const machine = createMachine(testConfig().machine, { concurrent: false });
+  const machine = createMachine(testConfig().machine, { concurrent: false, access: acceleratedAccess });
   const monitor = new Monitor(machine, new EventLog());
   const thread = {
     thread: 0,
@@ -44,7 +45,7 @@ describe('INV-7: an access in isolation to an address kvm:N does not map is neve
     const clean = runSim(config, policies.asi);
     expect(clean.violations['INV-7']).toBe(0);
 
-    const machine = createMachine(config.machine, { concurrent: false });
+    const machine = createMachine(config.machine, { concurrent: false, access: acceleratedAccess });
     // Planted bug: the page cache and the per-CPU area mapped with G in the kernel's direct map.
     mapHostMemoryGlobal(machine);
     const planted = runSim(config, policies.asi, { machine });
@@ -131,7 +132,7 @@ describe('INV-8: interrupts arriving in isolation are handled in full, after a k
 describe('INV-10 in the monitor: no host address space reaches a guest-private frame', () => {
   it('fires when a frame a handler reads has become guest-private', () => {
     const config = testConfig({ workload: { mix: 'all-fast' }, run: { exits: 200 } });
-    const machine = createMachine(config.machine, { concurrent: false });
+    const machine = createMachine(config.machine, { concurrent: false, access: acceleratedAccess });
     const vcpu = machine.region('vcpu-struct:0/0');
     machine.frames.setOwner(vcpu.firstPfn, privateDomain(0)); // planted: converted under KVM's feet
     const result = runSim(config, policies.asi, { machine });

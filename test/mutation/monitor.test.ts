@@ -1,4 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
+import { acceleratedAccess } from '../../src/accel/accelerated-access.js';
 import type { CompiledVariant } from '../../src/cpu/handler-program.js';
 import type { Hyperthread } from '../../src/cpu/hyperthread.js';
 import { Mode, stunBit } from '../../src/cpu/modes.js';
@@ -149,7 +150,7 @@ describe('the observers', () => {
   it('work without an event log (as the workers backend runs them), counting workload exits only', () => {
     const machine = createMachine(
       { memoryMiB: 48, vms: [{ vcpus: 2, guestMemoryMiB: 1 }] },
-      { concurrent: false },
+      { concurrent: false, access: acceleratedAccess },
     );
     const monitor = new Monitor(machine, null);
     const guest = drivenThread(machine, { ...spec, modes: [Mode.guest, Mode.isolated] });
@@ -177,7 +178,7 @@ describe('the observers', () => {
   it('keep at most faultsKept faults, the first ones', () => {
     const machine = createMachine(
       { memoryMiB: 48, vms: [{ vcpus: 2, guestMemoryMiB: 1 }] },
-      { concurrent: false },
+      { concurrent: false, access: acceleratedAccess },
     );
     const monitor = new Monitor(machine, null, undefined, 20, 2);
     const full = drivenThread(machine, { ...spec, modes: [Mode.full, Mode.isolated] });

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { acceleratedAccess } from '../../src/accel/accelerated-access.js';
 import type { RunResult } from '../../src/backend/result.js';
 import { runSim } from '../../src/backend/sim/run-sim.js';
 import type { RunConfig, RunConfigInput } from '../../src/config/run-config.js';
@@ -49,7 +50,7 @@ class WordLog extends EventLog {
 
 /** Runs `policy` on a machine of its own, returning the result and every event with its core word. */
 function observe(config: RunConfig, policy: Policy): { result: RunResult; events: SeenEvent[] } {
-  const machine = createMachine(config.machine, { concurrent: false });
+  const machine = createMachine(config.machine, { concurrent: false, access: acceleratedAccess });
   try {
     const log = new WordLog(machine);
     const result = runSim(config, policy, { machine, log });

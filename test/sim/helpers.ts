@@ -1,3 +1,4 @@
+import { acceleratedAccess } from '../../src/accel/accelerated-access.js';
 import type { RunResult } from '../../src/backend/result.js';
 import { runSim } from '../../src/backend/sim/run-sim.js';
 import { parseRunConfig, type RunConfig, type RunConfigInput } from '../../src/config/run-config.js';
@@ -37,7 +38,7 @@ export function simulate(config: RunConfig, policy: Policy, keepEvents = false):
   const key = JSON.stringify(config.machine);
   let machine = machines.get(key);
   if (!machine) {
-    machine = createMachine(config.machine, { concurrent: false });
+    machine = createMachine(config.machine, { concurrent: false, access: acceleratedAccess });
     machines.set(key, machine);
   }
   return runSim(config, policy, { machine, keepEvents });
