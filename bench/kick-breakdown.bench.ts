@@ -3,8 +3,8 @@ import { Worker } from 'node:worker_threads';
 import * as Comlink from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import { Bench } from 'tinybench';
-import { defaultSpinChecks, workersLimits } from '../src/backend/workers/control.js';
-import type { KickDriverSetup } from '../src/backend/workers/kick-bench.js';
+import { startKickDriver } from '../src/backend/workers/benchmarks.js';
+import { defaultSpinChecks } from '../src/backend/workers/control.js';
 import { latencyDistribution } from '../src/backend/workers/latency.js';
 import type { RoundTripBatch } from '../src/backend/workers/ping-pong.js';
 import { WorkersRun, workerScriptPath } from '../src/backend/workers/run-workers.js';
@@ -88,18 +88,7 @@ async function startKick(cpus: number): Promise<Pair> {
   );
   const spinChecks = defaultSpinChecks(2, cpus);
   const run = await WorkersRun.start(config, policyByName('asi'), { monitor: false, spinChecks, cpus });
-  const setup: KickDriverSetup = {
-    machineBuffer: run.machine.buffer,
-    controlBuffer: run.control.buffer,
-    driverThread: 0,
-    targetThread: 1,
-    spinChecks,
-    waitTimeoutMs: workersLimits.waitTimeoutMs,
-    tripTimeoutMs: 10_000,
-  };
-  const driver = new Worker(workerScriptPath('kick-bench.worker'), { workerData: setup });
-  const remote = Comlink.wrap<Remote & { release(): void }>(nodeEndpoint(driver));
-  await run.pause();
+  const { remote, close } = await startKickDriver(run, spinChecks);
   return {
     remote: remote as Pair['remote'],
     resume: async () => {
@@ -108,13 +97,7 @@ async function startKick(cpus: number): Promise<Pair> {
     pause: async () => {
       await run.pause();
     },
-    close: async () => {
-      await remote.release();
-      remote[Comlink.releaseProxy]();
-      await driver.terminate();
-      await run.waitForEnd(0);
-      await run.finish();
-    },
+    close,
   };
 }
 

@@ -188,8 +188,44 @@ interface Plan {
   cpus: number;
 }
 
-interface RemoteTrips {
+export interface RemoteTrips {
   roundTrips(count: number, maxMs?: number, warmup?: number): RoundTripBatch;
+}
+
+/** What a kick driver answers: batches of kicks from its hyperthread to the target and back. */
+export interface KickDriver {
+  remote: Comlink.Remote<RemoteTrips & { release(): void }>;
+  /** Ends the driver, then the run. */
+  close(): Promise<void>;
+}
+
+/**
+ * A kick driver (kick-bench.worker) over `run`: ht0 kicks ht1 and times the trip. The run is paused
+ * when this returns (resume it to measure).
+ */
+export async function startKickDriver(run: WorkersRun, spinChecks: number): Promise<KickDriver> {
+  const setup: KickDriverSetup = {
+    machineBuffer: run.machine.buffer,
+    controlBuffer: run.control.buffer,
+    driverThread: 0,
+    targetThread: 1,
+    spinChecks,
+    waitTimeoutMs: workersLimits.waitTimeoutMs,
+    tripTimeoutMs: 10_000,
+  };
+  const driver = new Worker(workerScriptPath('kick-bench.worker'), { workerData: setup });
+  const remote = Comlink.wrap<RemoteTrips & { release(): void }>(nodeEndpoint(driver));
+  await run.pause();
+  return {
+    remote,
+    close: async () => {
+      await remote.release();
+      remote[Comlink.releaseProxy]();
+      await driver.terminate();
+      await run.waitForEnd(0);
+      await run.finish();
+    },
+  };
 }
 
 /** Longest batch: a starved machine makes each trip a time slice, and a sample must not take minutes. */
@@ -282,31 +318,14 @@ async function startKickRig(oversubscribed: boolean, plan: Plan, monitor: boolea
   const threads = pins.length + 1;
   const spinChecks = defaultSpinChecks(threads, plan.cpus);
   const run = await WorkersRun.start(config, policyByName('asi'), { monitor, spinChecks, cpus: plan.cpus });
-  const setup: KickDriverSetup = {
-    machineBuffer: run.machine.buffer,
-    controlBuffer: run.control.buffer,
-    driverThread: 0,
-    targetThread: 1,
-    spinChecks,
-    waitTimeoutMs: workersLimits.waitTimeoutMs,
-    tripTimeoutMs: 10_000,
-  };
-  const driver = new Worker(workerScriptPath('kick-bench.worker'), { workerData: setup });
-  const remote = Comlink.wrap<RemoteTrips & { release(): void }>(nodeEndpoint(driver));
-  await run.pause();
+  const { remote, close } = await startKickDriver(run, spinChecks);
   return {
     run,
     remote,
     threads,
     spinChecks,
     machine: `${cores} core(s) x 2 threads, ${pins.length} vCPU(s) running guest steps without memory accesses`,
-    close: async () => {
-      await remote.release();
-      remote[Comlink.releaseProxy]();
-      await driver.terminate();
-      await run.waitForEnd(0);
-      await run.finish();
-    },
+    close,
   };
 }
 
