@@ -29,7 +29,7 @@ import type { Notifier } from './wait.js';
  * (which notifies the core word), it clears the kick bit and adds one to its acknowledgement counter
  * (which notifies that word). At its next entry, a kick still pending is stale (K waited for S to
  * leave, and S did): dropped, not acknowledged. An idle S drops a kick too: it has no guest to leave.
- * The planted `waitFor: 'ack'` policy waits for the counters to move instead of the core word (and on
+ * The planted `plantedBugs.waitFor: 'ack'` policy waits for the counters to move instead of the core word (and on
  * the wrong word: its bug).
  *
  * Why no wake-up is lost (as piscina's wait loop does: piscina 5.3.2 dist/worker.js `atomicsWaitLoop`
