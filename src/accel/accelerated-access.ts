@@ -265,8 +265,9 @@ export class AcceleratedThreadAccess implements ThreadAccess {
       return guestReadsLoop(this, space, firstPage, pages, count, hitCycles, missCycles, draws);
     const words = this.stretch.words;
     let cycles = 0;
+    // Each turn makes at least one read: the kernel's, or the one it stopped before.
     let left = count;
-    for (;;) {
+    while (left > 0) {
       cycles = this.guestReadsKernel(
         this.descriptorI32Index,
         space,
@@ -283,11 +284,12 @@ export class AcceleratedThreadAccess implements ThreadAccess {
       );
       draws.cursor = words[StretchResultWord.cursor];
       left -= words[StretchResultWord.reads];
-      if (left === 0) return cycles;
-      cycles = guestReadsLoop(this, space, firstPage, pages, 1, hitCycles, missCycles, draws, cycles);
-      left--;
-      if (left === 0) return cycles;
+      if (left > 0) {
+        cycles = guestReadsLoop(this, space, firstPage, pages, 1, hitCycles, missCycles, draws, cycles);
+        left--;
+      }
     }
+    return cycles;
   }
 
   lineAccess(space: number, va: number, access: number): number {
