@@ -1,16 +1,24 @@
 import { assert, assertDebugEnabled } from '../assert.js';
 import type { CoreCaches } from '../cache/core-caches.js';
-import type {
-  AccessPath,
-  AccessPathProvider,
-  MachinePlace,
-  Sfc32Area,
-  ThreadAccess,
+import {
+  type AccessPath,
+  type AccessPathProvider,
+  type GuestDraws,
+  guestReadsLoop,
+  type MachinePlace,
+  type Sfc32Area,
+  type ThreadAccess,
 } from '../cpu/access-path.js';
 import type { Machine } from '../machine.js';
 import type { FrameTable } from '../memory/frames.js';
 import { coreFieldIndex, type Layout } from '../memory/layout.js';
-import { descriptorI32s, kernelRegionLayout, sfc32AreaDraws, sfc32StateI32s } from '../memory/sub-layouts.js';
+import {
+  descriptorI32s,
+  kernelRegionLayout,
+  StretchResultWord,
+  sfc32AreaDraws,
+  sfc32StateI32s,
+} from '../memory/sub-layouts.js';
 import { Access } from '../paging/entry-format.js';
 import type { Tlb } from '../paging/tlb.js';
 import { lineInPageOf } from '../paging/va-layout.js';
@@ -20,6 +28,7 @@ import type {
   FlushFillBuffersKernel,
   FlushLinesKernel,
   GuestAccessKernel,
+  GuestReadsKernel,
   LineAccessKernel,
 } from './access-kernel.js';
 import { writeCacheDescriptor, writeThreadDescriptor } from './kernel-descriptor.js';
@@ -78,6 +87,18 @@ class AcceleratedAccess implements AccessPath {
       replacement: config.l1d.replacement,
       domainCount: machine.l1d[0].domainCount,
     };
+    this.prngArea = {
+      sfc32: kernels.sfc32,
+      state: wordsAt(parts.prngStateI32, sfc32StateI32s),
+      stateI32Index: memoryI32Offset + parts.prngStateI32,
+      ahead: new Float64Array(buffer, region.byteOffset + parts.prngDrawsI32 * 4, sfc32AreaDraws),
+      aheadF64Index: (memoryI32Offset + parts.prngDrawsI32) / 2,
+    };
+    // One stretch result for the machine: one thread drives it, one call at a time.
+    const stretch: StretchResult = {
+      words: wordsAt(parts.stretchResultI32, descriptorI32s),
+      i32Index: memoryI32Offset + parts.stretchResultI32,
+    };
     const cacheDescriptors: number[] = [];
     const caches: AcceleratedCaches[] = [];
     for (let core = 0; core < layout.coreCount; core++) {
@@ -112,16 +133,11 @@ class AcceleratedAccess implements AccessPath {
           machine.tlbs[thread],
           caches[core],
           machine.frames,
+          this.prngArea,
+          stretch,
         ),
       );
     }
-    this.prngArea = {
-      sfc32: kernels.sfc32,
-      state: wordsAt(parts.prngStateI32, sfc32StateI32s),
-      stateI32Index: memoryI32Offset + parts.prngStateI32,
-      ahead: new Float64Array(buffer, region.byteOffset + parts.prngDrawsI32 * 4, sfc32AreaDraws),
-      aheadF64Index: (memoryI32Offset + parts.prngDrawsI32) / 2,
-    };
   }
 
   thread(thread: number): ThreadAccess {
@@ -175,15 +191,26 @@ export class AcceleratedCaches {
   }
 }
 
+/** Where the kernel's `guestReads` leaves the cursor and the reads made (`StretchResultWord`). */
+interface StretchResult {
+  words: Int32Array;
+  /** Its Int32 index in the kernel's memory. */
+  i32Index: number;
+}
+
 /** One hyperthread's path: the kernel first, the model classes (without their locks) for what it hands back. */
 export class AcceleratedThreadAccess implements ThreadAccess {
   private readonly guestAccessKernel: GuestAccessKernel;
+  private readonly guestReadsKernel: GuestReadsKernel;
   private readonly lineAccessKernel: LineAccessKernel;
   /** The thread's descriptor (Int32 index in the kernel's memory). */
   readonly descriptorI32Index: number;
   private readonly tlb: Tlb;
   private readonly caches: AcceleratedCaches;
   private readonly frames: FrameTable;
+  /** The machine's sfc32 area: a stretch whose draws lie there is made in the kernel. */
+  private readonly prngArea: Sfc32Area;
+  private readonly stretch: StretchResult;
 
   constructor(
     kernels: AccessKernels,
@@ -191,8 +218,13 @@ export class AcceleratedThreadAccess implements ThreadAccess {
     tlb: Tlb,
     caches: AcceleratedCaches,
     frames: FrameTable,
+    prngArea: Sfc32Area,
+    stretch: StretchResult,
   ) {
     this.guestAccessKernel = kernels.guestAccess;
+    this.guestReadsKernel = kernels.guestReads;
+    this.prngArea = prngArea;
+    this.stretch = stretch;
     this.lineAccessKernel = kernels.lineAccess;
     this.descriptorI32Index = descriptorI32Index;
     this.tlb = tlb;
@@ -211,6 +243,53 @@ export class AcceleratedThreadAccess implements ThreadAccess {
     const pfn = done === -1 ? this.tlb.translatePage(space, page, 0, Access.read) : -2 - done;
     if (pfn < 0) return -1;
     return this.caches.access(pfn, line, this.frames.ownerOf(pfn)) ? 1 : 0;
+  }
+
+  /**
+   * The kernel's `guestReads` while the draws lie in this machine's sfc32 area (the sim's Prng), the
+   * cursor handed over and taken back; a read it stops before (a TLB miss, an LRU clock to renumber) is
+   * made here, drawn from the same cursor, then the kernel goes on. Other draws (a fuzzer's choices): the
+   * reference loop over `guestRead`.
+   */
+  guestReads(
+    space: number,
+    firstPage: number,
+    pages: number,
+    count: number,
+    hitCycles: number,
+    missCycles: number,
+    draws: GuestDraws,
+  ): number {
+    const area = this.prngArea;
+    if (draws.area !== area)
+      return guestReadsLoop(this, space, firstPage, pages, count, hitCycles, missCycles, draws);
+    const words = this.stretch.words;
+    let cycles = 0;
+    // Each turn makes at least one read: the kernel's, or the one it stopped before.
+    let left = count;
+    while (left > 0) {
+      cycles = this.guestReadsKernel(
+        this.descriptorI32Index,
+        space,
+        firstPage,
+        pages,
+        left,
+        hitCycles,
+        missCycles,
+        cycles,
+        area.stateI32Index,
+        area.aheadF64Index,
+        draws.cursor,
+        this.stretch.i32Index,
+      );
+      draws.cursor = words[StretchResultWord.cursor];
+      left -= words[StretchResultWord.reads];
+      if (left > 0) {
+        cycles = guestReadsLoop(this, space, firstPage, pages, 1, hitCycles, missCycles, draws, cycles);
+        left--;
+      }
+    }
+    return cycles;
   }
 
   lineAccess(space: number, va: number, access: number): number {

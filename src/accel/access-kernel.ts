@@ -74,6 +74,33 @@ export type GuestAccessKernel = (
 ) => number;
 
 /**
+ * A guest stretch's reads in one call (`guestReads` in access-kernel.wat; the reference is
+ * cpu/access-path.ts `guestReadsLoop`): up to `count` reads, each drawing its page and line from the sim
+ * PRNG's batch (`Prng.random`: the batch at Float64 index `drawsF64Index` from `cursor`, remade by `sfc32`
+ * from the state at Int32 index `stateI32Index` when used up) and reading it as `GuestAccessKernel`
+ * does. Arguments: the thread's descriptor, the address space, the working set (`firstPage`, `pages`),
+ * `count`, the cycles of an L1D hit and of a miss, the cycles so far (the sum goes on in the loop's
+ * order), the PRNG's state and batch, the cursor, and the Int32 index of the stretch result
+ * (`StretchResultWord`). Returns the cycles; leaves there the cursor and the reads made, fewer than
+ * `count` when it stopped before a read it cannot finish (not a plain TLB hit, or an LRU clock to
+ * renumber), drawing nothing for it.
+ */
+export type GuestReadsKernel = (
+  descriptorI32Index: number,
+  space: number,
+  firstPage: number,
+  pages: number,
+  count: number,
+  hitCycles: number,
+  missCycles: number,
+  cycles: number,
+  stateI32Index: number,
+  drawsF64Index: number,
+  cursor: number,
+  resultI32Index: number,
+) => number;
+
+/**
  * A handler's access to the line at `va` through its thread's TLB and its core's caches (`lineAccess` in
  * access-kernel.wat: `translate` of the address, the frame's owner, then `access`). Arguments: the
  * thread's descriptor (as `GuestAccessKernel`'s), the address space, the address (48 bits, a double) and
@@ -104,6 +131,7 @@ export interface AccessKernels {
   access: AccessKernel;
   translate: TranslateKernel;
   guestAccess: GuestAccessKernel;
+  guestReads: GuestReadsKernel;
   lineAccess: LineAccessKernel;
   flushLines: FlushLinesKernel;
   flushFillBuffers: FlushFillBuffersKernel;

@@ -3,11 +3,12 @@
 ;; one cache-line access of a core through its L1D and, on a miss, its fill buffers (`CoreL1d.accessHeld`
 ;; and `CoreFillBuffers.accessHeld`, cache/l1d.ts and cache/fill-buffers.ts); `guestAccess` and `lineAccess` are the
 ;; two, with the frame's owner between, for a guest's read and a handler's line (one call from JavaScript
-;; each); `flushLines` is the line loop of an L1D flush (`CoreL1d.flushLines`) and `flushFillBuffers` the
+;; each); `guestReads` is a guest stretch's reads, each drawn from the sim PRNG's batch, in one call;
+;; `flushLines` is the line loop of an L1D flush (`CoreL1d.flushLines`) and `flushFillBuffers` the
 ;; entry work of a fill-buffer flush (`CoreFillBuffers.flushEntries`); `sfc32` makes a batch of the sim's random
 ;; draws (backend/sim/prng.ts); `zeroWords` zeroes a run of words. Those stay the reference: differential tests
 ;; (test/accel/access-kernel.test.ts, test/accel/tlb-kernel.test.ts, test/accel/guest-access-kernel.test.ts,
-;; test/sim/prng.test.ts) run both on the same streams and compare every word. The kernel makes their
+;; test/accel/guest-reads-kernel.test.ts, test/sim/prng.test.ts) run both on the same streams and compare every word. The kernel makes their
 ;; reads and writes, so a sim run's results and trace hash are the same with it or without it.
 ;;
 ;; Addresses are byte addresses (Int32 index x 4). This file is a template: every offset and layout constant
@@ -28,9 +29,9 @@
 ;; once, from the machine's layout, by kernel-descriptor.ts; their words are memory/sub-layouts.ts
 ;; `CacheDescriptorWord` and `KernelDescriptorWord`.
 ;; Owners are domain + 1, 0 for an invalid line (core-buffer.ts `ownerOf`). Small helpers are written
-;; out where they are used (a call between two Wasm functions stays a call). `guestAccess` and
-;; `lineAccess` do call `translate` and `access` (a call inside the kernel is cheaper than a second call
-;; from JavaScript, and the two bodies stay written once).
+;; out where they are used (a call between two Wasm functions stays a call). `guestAccess`, `guestReads`
+;; and `lineAccess` do call `translate` and `access`, and `guestReads` calls `sfc32` (a call inside the
+;; kernel is cheaper than a second call from JavaScript, and the bodies stay written once).
 (module
   ;; At most sim-arena.ts `simArenaPagesMax` pages (512 MiB): every byte address is below 2^31.
   (import "env" "memory" (memory 0 {{memoryPagesMax}} shared))
@@ -452,6 +453,71 @@
       (then (return (i32.sub (i32.const -2) (local.get $pfn)))))
     (local.get $hit))
 
+  ;; A guest stretch's accesses as `Hyperthread.touchGuestMemory` makes them (`ThreadAccess.guestReads`,
+  ;; cpu/access-path.ts, whose reference is the plain loop `guestReadsLoop`): up to $count reads, each
+  ;; drawing its page and line from the sim PRNG's batch (`Prng.random`, backend/sim/prng.ts: the batch of
+  ;; {{sfc32AreaDraws}} doubles at Float64 index $draws, remade by `sfc32` from the state at Int32 index $state
+  ;; when the cursor reaches its end, as `random` does before a draw) and then reading it as `guestAccess`
+  ;; does, in one call from JavaScript where there were $count. The draw is `guestLineOf`
+  ;; (cpu/guest-workload.ts): u x $pages, the page $firstPage + floor of it, the line floor of its fraction
+  ;; x {{linesPerPage}}. Each read adds $hitCycles or $missCycles to $cycles, in order, so the sum is the
+  ;; JavaScript loop's bit for bit. Returns the cycles; leaves the cursor and the reads made in the
+  ;; stretch result at Int32 index $result (memory/sub-layouts.ts `StretchResultWord`).
+  ;; It stops early, before the read it cannot finish, having drawn nothing for it (the cursor at that
+  ;; read's draw; a batch remade for it stays made, as `random` would have made it): a translation that is
+  ;; not a plain TLB hit (`translate`'s -1, which changed nothing) or an LRU clock about to reach
+  ;; l1dStampMax (`access` would hand the line back). The caller makes that read in JavaScript, drawing
+  ;; it from the same cursor, and calls again for the rest.
+  (func (export "guestReads")
+    (param $d i32) (param $space i32) (param $firstPage i32) (param $pages f64) (param $count i32)
+    (param $hitCycles f64) (param $missCycles f64) (param $cycles f64)
+    (param $state i32) (param $draws i32) (param $cursor i32) (param $result i32)
+    (result f64)
+    (local $dBytes i32) (local $c i32) (local $l1d i32) (local $lru i32) (local $owners i32)
+    (local $reads i32) (local $draw f64) (local $whole f64) (local $pfn i32) (local $hit i32)
+    (local.set $dBytes (i32.shl (local.get $d) (i32.const 2)))
+    (local.set $c (i32.load offset={{thread.cacheDescriptor}} (local.get $dBytes)))
+    (local.set $l1d (i32.load offset={{cache.l1d}} (i32.shl (local.get $c) (i32.const 2))))
+    (local.set $lru (i32.eqz (i32.load offset={{cache.plru}} (i32.shl (local.get $c) (i32.const 2)))))
+    (local.set $owners (i32.load offset={{thread.frameOwners}} (local.get $dBytes)))
+    (block $stop
+      (loop $next
+        (br_if $stop (i32.ge_u (local.get $reads) (local.get $count)))
+        ;; `access`'s own test: under LRU, a clock whose next stamp reaches l1dStampMax is renumbered first
+        (br_if $stop
+          (i32.and (local.get $lru)
+            (i32.ge_s (i32.add (i32.load offset={{l1d.clock}} (local.get $l1d)) (i32.const 1))
+              (i32.const {{l1dStampMax}}))))
+        (if (i32.eq (local.get $cursor) (i32.const {{sfc32AreaDraws}}))
+          (then
+            (call $sfc32 (local.get $state) (local.get $draws) (i32.const {{sfc32AreaDraws}}))
+            (local.set $cursor (i32.const 0))))
+        (local.set $draw
+          (f64.mul
+            (f64.load (i32.shl (i32.add (local.get $draws) (local.get $cursor)) (i32.const 3)))
+            (local.get $pages)))
+        (local.set $whole (f64.floor (local.get $draw)))
+        (local.set $pfn
+          (call $translate (local.get $d) (local.get $space)
+            (i32.add (local.get $firstPage) (i32.trunc_f64_s (local.get $whole))) (i32.const 0) (i32.const 0)))
+        (br_if $stop (i32.lt_s (local.get $pfn) (i32.const 0)))
+        (local.set $cursor (i32.add (local.get $cursor) (i32.const 1)))
+        (local.set $hit
+          (call $access (local.get $c) (local.get $pfn)
+            (i32.trunc_f64_s
+              (f64.floor (f64.mul (f64.sub (local.get $draw) (local.get $whole)) (f64.const {{linesPerPage}}))))
+            (i32.load (i32.shl (i32.add (local.get $owners) (local.get $pfn)) (i32.const 2)))))
+        ;; the clock was tested above: `access` hands nothing back here
+        (if (i32.lt_s (local.get $hit) (i32.const 0)) (then (unreachable)))
+        (local.set $cycles
+          (f64.add (local.get $cycles) (select (local.get $hitCycles) (local.get $missCycles) (local.get $hit))))
+        (local.set $reads (i32.add (local.get $reads) (i32.const 1)))
+        (br $next)))
+    (local.set $result (i32.shl (local.get $result) (i32.const 2)))
+    (i32.store offset={{stretchResult.cursor}} (local.get $result) (local.get $cursor))
+    (i32.store offset={{stretchResult.reads}} (local.get $result) (local.get $reads))
+    (local.get $cycles))
+
   ;; A handler's access to one line: `Tlb.translate` of $va (a 48-bit address, exact in a double) in $space
   ;; for $access through the thread's TLB (a plain hit, as `translate`), then the line through the core's
   ;; caches with the frame's owner (`CoreCaches.access`, as `guestAccess`). $d: the thread's descriptor.
@@ -573,7 +639,7 @@
   ;; the loop makes four outputs a turn, one bound test and one stack check for four. The sim draws ~2
   ;; numbers a step; in JavaScript a batch cost ~30 instructions an output, most of them the conversion,
   ;; the bounds check and the store around the generator's 8.
-  (func (export "sfc32") (param $state i32) (param $out i32) (param $count i32)
+  (func $sfc32 (export "sfc32") (param $state i32) (param $out i32) (param $count i32)
     (local $a i32) (local $b i32) (local $c i32) (local $d i32) (local $t i32) (local $end i32)
     (local.set $state (i32.shl (local.get $state) (i32.const 2)))
     (local.set $out (i32.shl (local.get $out) (i32.const 3)))

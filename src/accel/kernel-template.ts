@@ -24,6 +24,8 @@ import {
   l1dValidLinesI32,
   l1dWayBits,
   l1dWaysMax,
+  StretchResultWord,
+  sfc32AreaDraws,
   sfc32StateI32s,
 } from '../memory/sub-layouts.js';
 import { TlbFlag, tlbFlagShift, tlbTagMask } from '../paging/tlb.js';
@@ -72,6 +74,7 @@ export function accessKernelTemplateValues(): Map<string, number> {
     ['memoryPagesMax', simArenaPagesMax],
     ...wordOffsets('cache', CacheDescriptorWord),
     ...wordOffsets('thread', KernelDescriptorWord),
+    ...wordOffsets('stretchResult', StretchResultWord),
     // The counts follow the header; the kernel indexes them by owner = domain + 1.
     ['l1d.validLines', l1dValidLinesI32 * wordBytes],
     ['l1d.clock', l1dClockI32 * wordBytes],
@@ -86,6 +89,7 @@ export function accessKernelTemplateValues(): Map<string, number> {
     ['l1dLine.next3', 3 * l1dLineI32s * wordBytes],
     ['l1dStampMax', l1dStampMax],
     ['linesPerPageLog2', Math.log2(linesPerPage)],
+    ['linesPerPage', linesPerPage],
     ['frameHashMultiplier', frameHashMultiplier],
     ['fillBuffers.validLines', fillBufferValidLinesI32 * wordBytes],
     ['fillBuffers.nextSlot', fillBufferNextSlotI32 * wordBytes],
@@ -102,6 +106,7 @@ export function accessKernelTemplateValues(): Map<string, number> {
     ['tlb.flagShift', tlbFlagShift],
     ['tlb.tagMask', tlbTagMask],
     ['tlb.global', TlbFlag.global],
+    ['sfc32AreaDraws', sfc32AreaDraws],
     ['sfc32State.b', 1 * wordBytes],
     ['sfc32State.c', 2 * wordBytes],
     ['sfc32State.d', 3 * wordBytes],

@@ -6,6 +6,7 @@ import {
   type FlushFillBuffersKernel,
   type FlushLinesKernel,
   type GuestAccessKernel,
+  type GuestReadsKernel,
   type LineAccessKernel,
   type Sfc32Kernel,
   type TranslateKernel,
@@ -87,12 +88,22 @@ function openArena(): Arena | false {
     return false;
   }
   const instance = new WebAssembly.Instance(new WebAssembly.Module(accessKernelBytes()), { env: { memory } });
-  const { access, translate, guestAccess, lineAccess, flushLines, flushFillBuffers, sfc32, zeroWords } =
-    instance.exports;
+  const {
+    access,
+    translate,
+    guestAccess,
+    guestReads,
+    lineAccess,
+    flushLines,
+    flushFillBuffers,
+    sfc32,
+    zeroWords,
+  } = instance.exports;
   assert(
     typeof access === 'function' &&
       typeof translate === 'function' &&
       typeof guestAccess === 'function' &&
+      typeof guestReads === 'function' &&
       typeof lineAccess === 'function' &&
       typeof flushLines === 'function' &&
       typeof flushFillBuffers === 'function' &&
@@ -110,6 +121,7 @@ function openArena(): Arena | false {
     access: access as AccessKernel,
     translate: translate as TranslateKernel,
     guestAccess: guestAccess as GuestAccessKernel,
+    guestReads: guestReads as GuestReadsKernel,
     lineAccess: lineAccess as LineAccessKernel,
     flushLines: flushLines as FlushLinesKernel,
     flushFillBuffers: flushFillBuffers as FlushFillBuffersKernel,

@@ -1,10 +1,12 @@
 import type { CoreCaches } from '../cache/core-caches.js';
+import { linesPerPage } from '../constants.js';
 import type { Machine } from '../machine.js';
 import type { FrameTable } from '../memory/frames.js';
 import type { Layout } from '../memory/layout.js';
 import { Access } from '../paging/entry-format.js';
 import type { Tlb } from '../paging/tlb.js';
 import { lineInPageOf } from '../paging/va-layout.js';
+import { guestLineOf } from './guest-workload.js';
 
 /**
  * The hot memory path of a machine, behind one interface (DESIGN.md "The access path"): a guest's read, a
@@ -28,6 +30,21 @@ export interface ThreadAccess {
    */
   guestRead(space: number, page: number, line: number): number;
   /**
+   * A guest stretch's `count` reads of its working set (`pages` guest pages from `firstPage`), each line
+   * drawn from `draws` (guest-workload.ts `guestLineOf`) and read as `guestRead` reads it. Returns the
+   * cycles they took, summed in order: `hitCycles` for an L1D hit, `missCycles` for a miss, nothing for
+   * an unmapped page. The reference is the plain loop, `guestReadsLoop`.
+   */
+  guestReads(
+    space: number,
+    firstPage: number,
+    pages: number,
+    count: number,
+    hitCycles: number,
+    missCycles: number,
+    draws: GuestDraws,
+  ): number;
+  /**
    * A handler's access to the line at `va` (48 bits) in `space` for `access` (Access bits): pfn x 2 + 1
    * for an L1D hit, pfn x 2 for a miss, or the walk's Fault code (< 0) when the address faults (nothing
    * was accessed).
@@ -49,6 +66,46 @@ export interface Sfc32Area {
   stateI32Index: number;
   ahead: Float64Array;
   aheadF64Index: number;
+}
+
+/**
+ * Where a guest stretch's draws come from: `random()`, one a read, in order (the backend's seeded
+ * generator). Where they lie in an sfc32 area (the sim's Prng over the accelerated path's area,
+ * backend/sim/prng.ts), `area` is that area and `cursor` the index in `area.ahead` of the next draw (at
+ * the batch's end: the batch is remade before that draw), so that the accelerated path can make the
+ * draws in its kernel and move the cursor. Otherwise `area` is null, and every draw is `random()`.
+ */
+export interface GuestDraws {
+  random(): number;
+  readonly area: Sfc32Area | null;
+  cursor: number;
+}
+
+/**
+ * `ThreadAccess.guestReads` as a plain loop over `access.guestRead` (the reference path's, and what the
+ * accelerated path does for draws it cannot make itself): each read draws its line, then reads it; the
+ * cycles are added to `cycles` in order.
+ */
+export function guestReadsLoop(
+  access: ThreadAccess,
+  space: number,
+  firstPage: number,
+  pages: number,
+  count: number,
+  hitCycles: number,
+  missCycles: number,
+  draws: GuestDraws,
+  cycles = 0,
+): number {
+  let sum = cycles;
+  for (let i = 0; i < count; i++) {
+    const guestLine = guestLineOf(draws.random(), firstPage, pages);
+    const page = Math.floor(guestLine / linesPerPage);
+    const done = access.guestRead(space, page, guestLine - page * linesPerPage);
+    // An unmapped GPA (-1) would be an EPT violation; the mix draws those.
+    if (done >= 0) sum += done === 1 ? hitCycles : missCycles;
+  }
+  return sum;
 }
 
 /** A machine's access path: one `ThreadAccess` per hyperthread, and what the machine itself needs. */
@@ -143,6 +200,18 @@ class ReferenceThreadAccess implements ThreadAccess {
     const pfn = this.tlb.translatePage(space, page, 0, Access.read);
     if (pfn < 0) return -1;
     return this.caches.access(pfn, line, this.frames.ownerOf(pfn)) ? 1 : 0;
+  }
+
+  guestReads(
+    space: number,
+    firstPage: number,
+    pages: number,
+    count: number,
+    hitCycles: number,
+    missCycles: number,
+    draws: GuestDraws,
+  ): number {
+    return guestReadsLoop(this, space, firstPage, pages, count, hitCycles, missCycles, draws);
   }
 
   lineAccess(space: number, va: number, access: number): number {

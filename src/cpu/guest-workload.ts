@@ -13,6 +13,17 @@ export interface WorkloadRandom extends Notifier {
 }
 
 /**
+ * The guest line a draw `u` in [0, 1) picks in a working set of `pages` guest pages from `firstPage`: one
+ * draw picks both the page and the line in it. Returns the guest line number (page x 64 + line in the
+ * page). A guest access's draw (`GuestWorkload.drawAccess`, and a stretch's in `ThreadAccess.guestReads`).
+ */
+export function guestLineOf(u: number, firstPage: number, pages: number): number {
+  const draw = u * pages;
+  const page = firstPage + Math.floor(draw);
+  return page * linesPerPage + Math.floor((draw - Math.floor(draw)) * linesPerPage);
+}
+
+/**
  * What one vCPU's guest does, drawn from the backend's seeded generator (issue 21 item 5): which exit
  * ends a guest stretch and when, which lines of its working set it touches, how long it stays halted,
  * which peer vCPU it sends an IPI, and when interrupts (NMI, #MC, device IRQ, and the workload's
@@ -36,7 +47,7 @@ export class GuestWorkload {
 
   /** The guest's working set: `workingSetPages` pages from `firstWorkingPage` (guest page numbers). */
   readonly workingSetPages: number;
-  private readonly firstWorkingPage: number;
+  readonly firstWorkingPage: number;
   /** Mean guest cycles between two exits (RunConfig's, resolved from the exit rate by the backend). */
   private readonly exitIntervalCycles: number;
 
@@ -120,9 +131,7 @@ export class GuestWorkload {
    * (page x 64 + line in the page).
    */
   drawAccess(): number {
-    const draw = this.random.random() * this.workingSetPages;
-    const page = this.firstWorkingPage + Math.floor(draw);
-    return page * linesPerPage + Math.floor((draw - Math.floor(draw)) * linesPerPage);
+    return guestLineOf(this.random.random(), this.firstWorkingPage, this.workingSetPages);
   }
 
   // ---- interrupt clocks ---------------------------------------------------------------------------------

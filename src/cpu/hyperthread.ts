@@ -20,7 +20,7 @@ import { guestSpace, kernelSpace, kvmSpace, vmmSpace } from '../paging/address-s
 import { Access } from '../paging/entry-format.js';
 import type { Tlb } from '../paging/tlb.js';
 import { Flush, type Policy, type PolicyView } from '../policy/policy.js';
-import type { ThreadAccess } from './access-path.js';
+import type { GuestDraws, ThreadAccess } from './access-path.js';
 import type { ConfidentialWork } from './confidential-work.js';
 import type { CostModel } from './costs.js';
 import { catalogueVariantCount, ExitStatField, newExitStats } from './exit-breakdown.js';
@@ -76,6 +76,11 @@ const StepCode = { ran: Step.ran, wait: Step.wait } as const;
 export interface Environment extends Notifier {
   /** Uniform in [0, 1), from the backend's seeded generator. */
   random(): number;
+  /**
+   * The same draws as `random`, for a guest stretch's reads in one call of the access path
+   * (`ThreadAccess.guestReads`): the generator's batch where the accelerated path can draw from it.
+   */
+  readonly guestDraws: GuestDraws;
   /**
    * Whether a kick sent to arrive at `deliverAtCycles` is visible to a thread whose clock reads
    * `nowCycles`. The sim models the IPI's latency in virtual time; the workers backend has real latency.
@@ -807,14 +812,28 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
    * (one clock update per guest step instead of one per access).
    */
   private touchGuestMemory(accesses: number): number {
-    // One access (a workers quantum at the defaults) without the loop.
-    if (accesses === 1) return this.touchGuestAccess(0);
-    let cycles = 0;
-    for (let i = 0; i < accesses; i++) cycles += this.touchGuestAccess(cycles);
-    return cycles;
+    if (this.confidential !== null) {
+      let cycles = 0;
+      for (let i = 0; i < accesses; i++) cycles += this.touchGuestAccess(cycles);
+      return cycles;
+    }
+    // Each access draws its page and line of the working set, then reads it: in one call of the access
+    // path for the whole stretch.
+    return this.access.guestReads(
+      this.guestSpaceId,
+      this.guest.firstWorkingPage,
+      this.guest.workingSetPages,
+      accesses,
+      this.costs.cacheHit,
+      this.costs.cacheMiss,
+      this.env.guestDraws,
+    );
   }
 
-  /** One guest access of the quantum; `cycles`: what its earlier accesses took. Returns what it took. */
+  /**
+   * One guest access of a confidential VM's stretch, whose memory work is told of each access at its time;
+   * `cycles`: what its earlier accesses took. Returns what it took.
+   */
   private touchGuestAccess(cycles: number): number {
     const guestLine = this.guest.drawAccess();
     const page = Math.floor(guestLine / linesPerPage);

@@ -239,6 +239,7 @@ export function rmpI32s(frameCount: number): number {
 //   cache descriptors  per core: CacheDescriptorWord                          cores x descriptorI32s
 //   PRNG state         the sim PRNG's 4 sfc32 words, padded                   descriptorI32s
 //   PRNG draws         sfc32AreaDraws doubles                                 sfc32AreaDraws x 2
+//   stretch results    where the kernel's guestReads stopped: StretchResultWord descriptorI32s
 
 /**
  * The words of a core's cache descriptor (the kernel's `access` and flushes take it): byte addresses in
@@ -292,12 +293,22 @@ export const sfc32AreaDraws = 64;
 export const sfc32StateI32s = 4;
 assert(sfc32AreaDraws % 4 === 0, 'sfc32 makes four draws a turn');
 
+/**
+ * The words the kernel's `guestReads` (a guest stretch's accesses in one call) leaves beside the cycles it
+ * returns: the PRNG batch's cursor where its draws stopped, and how many accesses it made.
+ */
+export const StretchResultWord = {
+  cursor: 0,
+  reads: 1,
+} as const;
+
 /** Where the accelerated path's parts begin, in Int32 words from the region's start (each 64-byte aligned). */
 export interface KernelRegionLayout {
   threadDescriptorsI32: number;
   cacheDescriptorsI32: number;
   prngStateI32: number;
   prngDrawsI32: number;
+  stretchResultI32: number;
   endI32: number;
 }
 
@@ -308,7 +319,8 @@ export function kernelRegionLayout(machineI32s: number, threads: number, cores: 
   const cacheDescriptorsI32 = threadDescriptorsI32 + threads * descriptorI32s;
   const prngStateI32 = cacheDescriptorsI32 + cores * descriptorI32s;
   const prngDrawsI32 = prngStateI32 + descriptorI32s;
-  const endI32 = prngDrawsI32 + sfc32AreaDraws * 2;
+  const stretchResultI32 = prngDrawsI32 + sfc32AreaDraws * 2;
+  const endI32 = stretchResultI32 + descriptorI32s;
   assert(prngDrawsI32 % 2 === 0, 'the PRNG draws are 8-byte aligned');
-  return { threadDescriptorsI32, cacheDescriptorsI32, prngStateI32, prngDrawsI32, endI32 };
+  return { threadDescriptorsI32, cacheDescriptorsI32, prngStateI32, prngDrawsI32, stretchResultI32, endI32 };
 }

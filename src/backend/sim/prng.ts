@@ -1,5 +1,5 @@
 import { assert } from '../../assert.js';
-import type { Sfc32Area } from '../../cpu/access-path.js';
+import type { GuestDraws, Sfc32Area } from '../../cpu/access-path.js';
 import { sfc32AreaDraws } from '../../memory/sub-layouts.js';
 
 /**
@@ -12,7 +12,7 @@ const batch = sfc32AreaDraws;
 /** 2^-32: a product by it is exact (a power of two), as the quotient by 2^32 is. */
 const twoToMinus32 = 2 ** -32;
 
-export class Prng {
+export class Prng implements GuestDraws {
   /**
    * a, b, c, d as Int32 words. Not number fields: the values pass 2^30, and V8 stores such a number
    * boxed in a field defined before the constructor runs (ES2022 class fields), so every draw allocated
@@ -26,9 +26,14 @@ export class Prng {
    * reads from here, so the stream is the same sfc32 stream in the same order.
    */
   private readonly ahead: Float64Array;
-  private aheadIndex = batch;
+  /**
+   * The index in `ahead` of the next draw (`batch`: the batch is used up, remade before the next draw).
+   * The accelerated path's kernel draws a guest stretch's reads from the area and moves it
+   * (`GuestDraws`, cpu/access-path.ts): the stream is the one `random` gives.
+   */
+  cursor = batch;
   /** Where the kernel makes the batches (state and draws live there), else null: the loop here. */
-  private readonly area: Sfc32Area | null;
+  readonly area: Sfc32Area | null;
 
   /**
    * @param area a sim machine's sfc32 area (`Machine.access.prngArea`, the accelerated path's): its kernel makes the batches, ~20
@@ -52,7 +57,7 @@ export class Prng {
     for (let word = 0; word < 4; word++) this.state[word] = next();
     // sfc32's warm-up: its first 12 outputs, dropped.
     this.refill();
-    this.aheadIndex = 12;
+    this.cursor = 12;
   }
 
   /**
@@ -63,7 +68,7 @@ export class Prng {
     const area = this.area;
     if (area !== null) area.sfc32(area.stateI32Index, area.aheadF64Index, batch);
     else this.refillHere();
-    this.aheadIndex = 0;
+    this.cursor = 0;
   }
 
   /**
@@ -100,8 +105,8 @@ export class Prng {
 
   /** Uniform in [0, 1). */
   random(): number {
-    if (this.aheadIndex === batch) this.refill();
-    return this.ahead[this.aheadIndex++];
+    if (this.cursor === batch) this.refill();
+    return this.ahead[this.cursor++];
   }
 
   /** Uniform integer in [0, n). */

@@ -4,6 +4,7 @@ import { ConfidentialVm } from '../../coco/confidential-vm.js';
 import type { MachineConfig, MachineConfigInput } from '../../config/machine-config.js';
 import type { RunConfig, RunSettings } from '../../config/run-config.js';
 import { smtSpeedupOf } from '../../config/workload.js';
+import type { GuestDraws } from '../../cpu/access-path.js';
 import { type Environment, Hyperthread, Step } from '../../cpu/hyperthread.js';
 import type { CoreTimelines } from '../../invariants/core-timeline.js';
 import { EventLog } from '../../invariants/event-log.js';
@@ -81,6 +82,11 @@ class SimEnvironment implements Environment {
     return this.prng.random();
   }
 
+  /** The PRNG itself: its batch is in the accelerated path's area when the machine has that path. */
+  get guestDraws(): GuestDraws {
+    return this.prng;
+  }
+
   ipiVisible(nowCycles: number, deliverAtCycles: number): boolean {
     return nowCycles >= deliverAtCycles;
   }
@@ -113,9 +119,16 @@ class ChoiceEnvironment extends SimEnvironment {
     this.choices = choices;
   }
 
+  /** While choices are left, draws through `random` (no batch); then the PRNG's. */
+  private readonly choiceDraws: GuestDraws = { random: () => this.random(), area: null, cursor: 0 };
+
   override random(): number {
     if (this.choiceIndex < this.choices.length) return (this.choices[this.choiceIndex++] >>> 0) / 4294967296;
     return this.prng.random();
+  }
+
+  override get guestDraws(): GuestDraws {
+    return this.choiceIndex < this.choices.length ? this.choiceDraws : this.prng;
   }
 }
 

@@ -155,6 +155,8 @@ export class HyperthreadRunner {
     const sleepers = this.sleepers;
     const env: Environment = {
       random: () => prng.random(),
+      // The reference path's loop draws through `random` (the PRNG has no kernel area here).
+      guestDraws: prng,
       notify: (index) => {
         // A woken sibling reads this thread's clock (catchUp): published before the wake.
         this.hyperthread.publishCounters();
