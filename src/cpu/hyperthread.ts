@@ -271,6 +271,15 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
   /** This thread's speed by how many of its core's threads are busy (core-timeline.ts speedPerThread). */
   private readonly speedByBusy: Float64Array;
   private readonly siblingThreads: number[];
+  /**
+   * The positions of this core's other siblings that run a vCPU (`runningThreads`). None of them may
+   * still be `offline` when this thread enters the guest: each starts into the host (its first KVM_RUN,
+   * `stepStart`), the full kernel under a policy without ASI, by a mode change that no barrier guards.
+   * Entering beside a running sibling still offline let that sibling come up in `full` beside guest code
+   * (INV-1; seen on the workers backend, where each thread starts on its own). Set to empty once all of
+   * them were seen started: no hyperthread returns to offline.
+   */
+  private unstartedSiblings: number[];
 
   readonly machine: Machine;
   readonly policy: Policy;
@@ -381,6 +390,11 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
     this.siblingThreads = [];
     for (let sibling = 0; sibling < this.smt; sibling++)
       this.siblingThreads.push(this.core * this.smt + sibling);
+    this.unstartedSiblings = [];
+    for (let sibling = 0; sibling < this.smt; sibling++) {
+      if (sibling !== this.sibling && runningThreads.has(this.siblingThreads[sibling]))
+        this.unstartedSiblings.push(sibling);
+    }
     this.kicker = new Kicker(
       {
         i32: machine.i32,
@@ -614,7 +628,7 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
 
   private stepBarrier(): number {
     const word = this.coreWord();
-    if (this.policy.mayEnter(word, this.view)) {
+    if (this.siblingsStarted(word) && this.policy.mayEnter(word, this.view)) {
       if (!this.policy.plantedBugs.atomicEntry) {
         // Planted race: the barrier said yes; the entry path runs (half an exit round trip, as in
         // `entered`) and commits in a later step, unchecked.
@@ -631,6 +645,20 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
       return StepCode.ran;
     }
     return this.wait(this.coreIndex, word);
+  }
+
+  /**
+   * Whether every running sibling has made its first step into the host in `word` (`unstartedSiblings`
+   * says why the entry barrier asks). Part of the barrier: checked on the word the entry's CAS expects,
+   * so a sibling cannot start between the check and the entry. The sim steps every thread's start before
+   * any other step (run-sim.ts), so there it always holds; the workers' threads start on their own.
+   */
+  private siblingsStarted(word: number): boolean {
+    const unstarted = this.unstartedSiblings;
+    if (unstarted.length === 0) return true;
+    for (const sibling of unstarted) if (modeOf(word, sibling) === Mode.offline) return false;
+    this.unstartedSiblings = [];
+    return true;
   }
 
   private stepEnterCommit(): number {

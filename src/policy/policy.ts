@@ -98,7 +98,11 @@ export interface Policy {
   /** The condition `waitForSiblingsOut` waits for: by default no sibling in the guest. */
   siblingsOut(word: number, view: PolicyView): boolean;
   flushBeforeEntry(view: PolicyView): number;
-  /** The entry barrier, evaluated on the core word atomically with the entry (unless atomicEntry is false). */
+  /**
+   * The entry barrier, evaluated on the core word atomically with the entry (unless atomicEntry is false).
+   * Asked only once every sibling that runs a vCPU has started (cpu/hyperthread.ts `siblingsStarted`):
+   * an `offline` sibling in `word` runs none.
+   */
   mayEnter(word: number, view: PolicyView): boolean;
   exitOnKick(view: PolicyView): boolean;
 }
