@@ -37,7 +37,12 @@ function setUp(policy: Policy, running: number[]) {
   const monitor = new Monitor(machine, new EventLog());
   const threads = running.map((thread) => {
     const prng = new Prng(thread + 1);
-    const env: Environment = { random: () => prng.random(), notify: () => {}, ipiVisible: () => true };
+    const env: Environment = {
+      random: () => prng.random(),
+      guestDraws: prng,
+      notify: () => {},
+      ipiVisible: () => true,
+    };
     return new Hyperthread(
       machine,
       thread,
@@ -110,7 +115,12 @@ describe('start-up: no thread enters the guest before its running siblings have 
     const built = createMachine(oneVcpu.machine, { concurrent: false });
     const monitor = new Monitor(built, new EventLog());
     const prng = new Prng(1);
-    const env: Environment = { random: () => prng.random(), notify: () => {}, ipiVisible: () => true };
+    const env: Environment = {
+      random: () => prng.random(),
+      guestDraws: prng,
+      notify: () => {},
+      ipiVisible: () => true,
+    };
     const ht0 = new Hyperthread(
       built,
       0,
