@@ -6,6 +6,7 @@ import { asiStun } from './asi-stun.js';
 import { coschedule } from './coschedule.js';
 import { kvmDefault } from './kvm-default.js';
 import { l1dFlush, l1dFlushCond } from './l1d-flush.js';
+import { linuxAsi, linuxAsiUpstream } from './linux-asi.js';
 import { none } from './none.js';
 import { nosmt } from './nosmt.js';
 import type { Policy } from './policy.js';
@@ -25,6 +26,8 @@ export const policies: Record<string, Policy> = {
   asi,
   'asi-ipi-only': asiIpiOnly,
   'asi-stun': asiStun,
+  'linux-asi': linuxAsi,
+  'linux-asi-upstream': linuxAsiUpstream,
 };
 
 /**
@@ -76,6 +79,17 @@ export const policyScopes: Readonly<Record<string, { models: string; leavesOut: 
   'asi-stun': {
     models: "Google's later ASI stun state: a core bit checked atomically before every entry",
     leavesOut: 'as asi',
+  },
+  'linux-asi': {
+    models:
+      "today's Linux ASI (Jackman, RFC v2 <20250110-asi-rfc-v2-v2-0-8419288bc805@google.com>): denylist restricted space, asi_enter/relax/exit, interrupts that re-enter, per-CPU taints deciding IBPB + RSB fill and L1D flush + buffer clear; with the 2019 kick-and-wait sibling protocol and STIBP",
+    leavesOut:
+      "restricted page tables of its own (kvm:N tags the TLB, the denylist decides per page: docs/linux-asi.md); the userspace class's own mixes; ephmap; a host scheduler with other mms",
+  },
+  'linux-asi-upstream': {
+    models:
+      "today's Linux ASI as posted: no sibling protocol, no STIBP (unsafe under SMT: the monitor reports it)",
+    leavesOut: 'as linux-asi',
   },
 };
 
