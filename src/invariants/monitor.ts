@@ -321,7 +321,7 @@ export class Monitor implements Observer {
     if (siblingsHoldSecrets(word, thread.siblingFields)) this.countSiblingExposures(thread, word, at);
     // detector INV-1 end
     // Today's ASI (linux-asi) has its own notion of a secret, the denylist's: INV-14 judges its guests.
-    if (thread.linuxAsi !== null) {
+    if (thread.linuxAsi) {
       // detector INV-14 begin
       if (thread.foreignLines() !== 0) this.checkSensitiveLines(thread, word, at);
       // detector INV-14 end
@@ -378,7 +378,7 @@ export class Monitor implements Observer {
    */
   private checkSteering(thread: Hyperthread, asiClass: 'kvm' | 'user'): void {
     const asi = thread.linuxAsi;
-    if (asi === null) return;
+    if (!asi) return;
     const foreign = asi.steeringMask() & ~allowedSteering(asiClass, thread.vmId);
     // detector INV-15 begin
     if (foreign !== 0) {
@@ -583,7 +583,7 @@ export class Monitor implements Observer {
     if (thread.mode !== Mode.isolated) return;
     // INV-7: an access served in isolation must be one kvm:N maps (a functional walk, no A/D change);
     // under today's ASI, one its restricted space's denylist maps.
-    if (thread.linuxAsi !== null) {
+    if (thread.linuxAsi) {
       if (!kvmClassMapsVa(this.machine, va)) this.recordSilentAccess(thread, va, pfn);
       return;
     }
@@ -682,7 +682,7 @@ export class Monitor implements Observer {
     this.log?.record(thread.clockCycles, thread.thread, EventKind.interrupt, vector, thread.mode);
     // Today's ASI handles an interrupt where it lands (asi_intr_enter; a handler faults its way out, which
     // INV-4 and INV-7 judge): INV-8 asks only that a handler in the full space has its siblings kicked.
-    if (thread.linuxAsi !== null) {
+    if (thread.linuxAsi) {
       if (thread.mode === Mode.full) this.checkKicked(thread, 'INV-8', 'handled an interrupt in full');
       return;
     }
