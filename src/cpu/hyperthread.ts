@@ -935,6 +935,10 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
   private stepHandler(): number {
     const variant = this.variant;
     assert(variant !== null, 'a handler runs for an exit');
+    // Today's ASI: interrupt sources fire during host handling too, so that they land in the critical
+    // section an interrupt exit opened and nest (the 2019 paths take them at the next guest stretch).
+    if (this.linuxAsi !== null && this.clockCycles >= this.guest.nextArrivalAtCycles)
+      this.guest.arriveInterrupts(this.clockCycles);
     const pending = this.ownPending();
     if (pending & interruptVectors) return this.beginInterrupt(pending, Phase.handler);
     if (this.opIndex >= variant.kinds.length) {
@@ -1329,6 +1333,7 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
    */
   private stepAsiEnterKvm(asi: LinuxAsiCpu): number {
     if (!asi.tense) {
+      // asi_enter; tense already: an interrupt's outermost return re-entered, only the mode is left.
       this.executeAsi(asi.raise({ kind: 'enter', asiClass: 'kvm' }));
       // The mode changes in a step of its own, at the clock the flushes took it to: a sibling stepping
       // meanwhile (at an earlier virtual time) still sees this thread where it was.
@@ -1418,19 +1423,23 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
     }
     this.interruptOp = 0;
     this.interruptStarted = false;
-    this.asiInterruptReturn(asi);
+    if (this.asiInterruptReturn(asi, this.interruptContinuation)) return StepCode.ran;
     this.phase = this.interruptContinuation;
     return StepCode.ran;
   }
 
-  /** asi_intr_exit(): the outermost return re-enters the target, with the flushes its taints require. */
-  private asiInterruptReturn(asi: LinuxAsiCpu): void {
+  /**
+   * asi_intr_exit(): the outermost return re-enters the target, with the flushes its taints require.
+   * True when it did so from the full space: the mode changes in a step of its own (stepAsiEnterKvm,
+   * which then continues at `continuation`), at the clock the flushes took it to.
+   */
+  private asiInterruptReturn(asi: LinuxAsiCpu, continuation: number): boolean {
     const result = asi.raise({ kind: 'interrupt-return' });
     this.executeAsi(result);
-    if (result.reentered && this.mode !== Mode.isolated) {
-      this.setMode(Mode.isolated);
-      if (this.stunHeld) this.setStun(false);
-    }
+    if (!result.reentered || this.mode === Mode.isolated) return false;
+    this.returnContinuation = continuation;
+    this.phase = Phase.returnIsolated;
+    return true;
   }
 
   /**
@@ -1442,7 +1451,7 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
   private stepActionLinuxAsi(asi: LinuxAsiCpu): number {
     const variant = this.variant;
     assert(variant !== null, 'an action ends a handler');
-    while (asi.interruptDepth > 0) this.asiInterruptReturn(asi);
+    while (asi.interruptDepth > 0) if (this.asiInterruptReturn(asi, Phase.action)) return StepCode.ran;
     if (asi.tense) asi.raise({ kind: 'relax' });
     switch (variant.action) {
       case 'resume':
@@ -1459,8 +1468,18 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
         break;
       }
       case 'halt': {
+        if (this.mode === Mode.full) {
+          // The 2019 protocol's rule, which the siblings waiting at the barrier rely on: a thread leaves
+          // full only by returning to isolation (asi_enter, with the flush its KERNEL_DATA taint calls
+          // for); the idle loop holds no secrets, but the core's L1D would. The action runs again there.
+          this.returnContinuation = Phase.action;
+          this.phase = Phase.returnIsolated;
+          return StepCode.ran;
+        }
         // schedule() to the idle task: a kernel thread on the same mm (lazy TLB), so upstream exits
-        // ASI (every switch) and Google's version does not (mm switch only).
+        // ASI (every switch) and Google's version does not (mm switch only). The critical section
+        // asi_enter opened for the return above ends first.
+        if (asi.tense) asi.raise({ kind: 'relax' });
         this.executeAsi(asi.raise({ kind: 'context-switch', nextMm: asi.state.mm }));
         this.count(ThreadStat.halts);
         this.setMode(Mode.idle);
