@@ -103,8 +103,10 @@ assert(
  * Policies expected to hold every invariant; the others are unsafe on purpose. `coschedule-nohlt` is
  * not among them: without ASI its HLT exit runs in the full kernel (kvm_emulate_halt, the halt-poll and
  * schedule() path) while the sibling it did not kick runs guest code, which INV-1 reports (issue 19).
+ * `linux-asi` (today's ASI with kick-and-wait and STIBP) holds every invariant over the safe-policy
+ * campaign (issue 22 item 5); `linux-asi-upstream` is unsafe under SMT on purpose.
  */
-export const safePolicyNames = ['nosmt', 'coschedule', 'asi', 'asi-stun'] as const;
+export const safePolicyNames = ['nosmt', 'coschedule', 'asi', 'asi-stun', 'linux-asi'] as const;
 
 /**
  * Whether a policy is held to the invariants (`bench --fail-on-violation`): a built-in one when it is
