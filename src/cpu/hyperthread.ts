@@ -889,7 +889,7 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
     this.count(ThreadStat.exits);
     this.opIndex = 0;
     this.observer.onExit(this, variant);
-    if (this.linuxAsi !== null) this.linuxAsiExit(vector);
+    if (this.linuxAsi !== null) this.linuxAsiExit(vector, variant);
     const kick = this.usesAsi ? this.policy.kickOnExit(this.view) : kickFirst;
     this.phase = kick ? Phase.exitKick : Phase.handler;
     return StepCode.ran;
@@ -1315,12 +1315,18 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
    * there and the section ends after its outermost return re-entered the target; any other exit is
    * followed by asi_relax() at once (RFC v2 patch 21/29, just after vmx_vcpu_enter_exit).
    */
-  private linuxAsiExit(vector: number): void {
+  private linuxAsiExit(vector: number, variant: CompiledVariant): void {
     const asi = this.linuxAsi;
     assert(asi !== null, 'a linux-asi exit on a linux-asi thread');
     assert(asi.tense, 'a linux-asi exit comes from the critical section');
     if (vector !== 0 && vector !== Vector.kick && vector !== Vector.wake) {
       asi.raise({ kind: 'interrupt', source: asiInterruptSource(vector) });
+      return;
+    }
+    // A mix's host interrupt, NMI or #MC exit (not the sibling kick) is an interrupt too.
+    const source = interruptExitSources[variant.reasonName];
+    if (source !== undefined && !variant.isKick) {
+      asi.raise({ kind: 'interrupt', source });
       return;
     }
     asi.raise({ kind: 'relax' });
@@ -1519,3 +1525,10 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
 function asiInterruptSource(vector: number): 'irq' | 'nmi' | 'exception' {
   return vector === Vector.nmi ? 'nmi' : vector === Vector.machineCheck ? 'exception' : 'irq';
 }
+
+/** The exit reasons that are a host interrupt arriving while the guest runs, by their source. */
+const interruptExitSources: Readonly<Record<string, 'irq' | 'nmi' | 'exception'>> = {
+  EXTERNAL_INTERRUPT: 'irq',
+  EXCEPTION_NMI: 'nmi',
+  MACHINE_CHECK: 'exception',
+};
