@@ -35,6 +35,7 @@ export {
 export { ConfigError, UsageError } from './errors.js';
 export * from './fuzz/index.js';
 export { type InvariantId, invariantIds, invariantTitles, type Violation } from './invariants/violation.js';
+export type { LinuxAsiSettings, SiblingProtocol } from './linux-asi/settings.js';
 export { attachMachine, createMachine, Machine, type MachineSummary } from './machine.js';
 export {
   definePolicy,
@@ -51,6 +52,7 @@ export {
   safePolicyNames,
   siblingsInGuest,
 } from './policy/index.js';
+export { type LinuxAsiOptions, linuxAsiPolicy } from './policy/linux-asi.js';
 export { type PlantedBug, plantedBugs } from './policy/planted.js';
 export {
   type BenchJson,

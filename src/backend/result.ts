@@ -57,6 +57,19 @@ export interface RunResult {
   heldCycles: number;
   flushes: number;
   bufferClears: number;
+  /**
+   * L1D flushes: the same count as `flushes`, under the name issue 22 gives it (every policy's: KVM's
+   * entry flush, the 2019 policies' flushIfForeign, today's ASI's taint-decided flush).
+   */
+  l1dFlushes: number;
+  /** IBPBs executed (today's ASI's control-taint flush, each with an RSB fill); 0 for other policies. */
+  ibpbs: number;
+  /**
+   * Today's ASI's asi_exit()s by reason (linux-asi; zeros for other policies): a page fault on an address
+   * the restricted space does not map, one inside an interrupt handler, a context switch. Explicit
+   * asi_exit calls are not counted here.
+   */
+  asiExits: { pageFault: number; interrupt: number; contextSwitch: number };
   faultsByHandler: Record<string, number>;
   /**
    * Per exit reason and handler variant, as `perf kvm stat report` shows it (cpu/exit-breakdown.ts):
@@ -216,6 +229,13 @@ export function collectResult(input: CollectInput): RunResult {
     heldCycles: sum((stats) => stats.heldCycles),
     flushes: statSum(ThreadStat.l1dFlushes),
     bufferClears: statSum(ThreadStat.bufferClears),
+    l1dFlushes: statSum(ThreadStat.l1dFlushes),
+    ibpbs: statSum(ThreadStat.ibpbs),
+    asiExits: {
+      pageFault: statSum(ThreadStat.asiExitsPageFault),
+      interrupt: statSum(ThreadStat.asiExitsInterrupt),
+      contextSwitch: statSum(ThreadStat.asiExitsContextSwitch),
+    },
     faultsByHandler,
     byReason: exitBreakdown(
       input.config.workload.catalogue,

@@ -51,6 +51,20 @@ export const costModelSchema = z
     l1dRefillLine: z.number().min(0).default(14),
     /** VERW buffer clearing (MDS mitigation, X86_FEATURE_CLEAR_CPU_BUF): ~500 cycles (Intel MDS guidance). */
     bufferClear: z.number().min(0).default(500),
+    /**
+     * IBPB (`wrmsr(MSR_IA32_PRED_CMD, PRED_CMD_IBPB)`), charged by today's Linux ASI (`linux-asi`) when a
+     * control taint calls for it (RFC v2 patch 27/29). Issue 22's text says "≈ thousands of cycles on
+     * recent Intel"; no published measurement was found (docs/linux-asi.md "Cost figures"): 4,000 is an
+     * ASSUMPTION within that range (docs/calibration.md).
+     */
+    ibpb: z.number().min(0).default(4000),
+    /**
+     * RSB fill after an IBPB (`fill_return_buffer()`, RSB_CLEAR_LOOPS = 32 calls in 16 loop iterations
+     * plus an lfence, arch/x86/include/asm/nospec-branch.h). No cycle count was found: 32 calls at ~2
+     * cycles plus a serialising lfence, ~100, is an ASSUMPTION derived from the instruction count
+     * (docs/calibration.md).
+     */
+    rsbFill: z.number().min(0).default(100),
     /** L1D hit: 4-5 cycles (Intel Optimization Reference Manual, Skylake). */
     cacheHit: z.number().min(0).default(5),
     /** L1D miss served by L2/L3: ~14 (L2) to ~50-70 (L3) cycles; a blended 40. */

@@ -6,6 +6,7 @@ import { cacheLineBytes, linesPerPage, pageBytes } from '../constants.js';
 import { interruptVectors, Mailboxes, Vector } from '../kick/ipi.js';
 import { Kicker, type KickerHost, KickWait } from '../kick/kicker.js';
 import type { Notifier, WordWait } from '../kick/wait.js';
+import type { AsiAction, AsiEvent, AsiExitReason, AsiStep } from '../linux-asi/state.js';
 import type { Machine } from '../machine.js';
 import {
   CoreField,
@@ -32,6 +33,7 @@ import {
   compiledCatalogueOf,
   OpKind,
 } from './handler-program.js';
+import { kvmClassMapsVa, LinuxAsiCpu } from './linux-asi-cpu.js';
 import { resolveMix } from './mixes.js';
 import { Mode, modeNames, modeOf, siblingFieldsMask, stunBit, withMode } from './modes.js';
 import { ThreadPolicyView } from './policy-view.js';
@@ -110,6 +112,8 @@ export interface Observer {
   onFault(thread: Hyperthread, va: number, variant: CompiledVariant): void;
   onInterrupt(thread: Hyperthread, vector: number): void;
   onFlush(thread: Hyperthread, bits: number, lines: number): void;
+  /** Today's Linux ASI (linux-asi): the VMM starts running on `thread` (the user class's victim). */
+  onUserRun?(thread: Hyperthread): void;
 }
 
 const Phase = {
@@ -206,6 +210,16 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
   private interruptContinuation: number = Phase.entry;
   private stunHeld = false;
   private entryPathSpent = false;
+  /**
+   * Today's Linux ASI (Policy.linuxAsi): the state machine of this logical CPU, or null for every other
+   * policy (which then runs exactly the 2019 paths below). `asiPending`: the event a leave carries out
+   * once the sibling protocol let it (a page fault's asi_exit, the VMM's asi_enter(user)).
+   */
+  readonly linuxAsi: LinuxAsiCpu | null;
+  private asiPending: AsiEvent | null = null;
+  /** linux-asi: the interrupt being handled has been taken (its op to resume at after a fault). */
+  private interruptStarted = false;
+  private interruptOp = 0;
   /**
    * Per exit reason and variant: this thread's counts and exit-to-entry cycles (cpu/exit-breakdown.ts),
    * read when the run is collected. `exitStatBase` is the record of the exit being handled (-1 before
@@ -323,6 +337,7 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
     this.env = env;
     this.confidential = confidential;
     this.draw = () => env.random();
+    this.linuxAsi = null;
     const { config, layout } = machine;
     assert(thread >= 0 && thread < layout.threadCount, `thread ${thread} out of range`);
     this.thread = thread;
@@ -429,6 +444,8 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
       this.guestPages,
       machine.pinning[vmId].filter((other) => other !== thread && runningThreads.has(other)),
     );
+    if (policy.linuxAsi !== undefined)
+      this.linuxAsi = new LinuxAsiCpu(machine, policy.linuxAsi, this.sibling, this.core, vmId);
     this.refillLinesAfterFlush = Math.min(
       this.guest.workingSetPages * (pageBytes / cacheLineBytes),
       config.l1d.sets * config.l1d.ways,
@@ -604,6 +621,14 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
   }
 
   private stepStart(): number {
+    if (this.linuxAsi !== null) {
+      // Today's ASI starts unrestricted (the vCPU task in the kernel, which touched nothing yet) and
+      // asi_enter()s at once, before the first entry: no mode of its own for that instant.
+      this.tlb.switchTo(kernelSpace);
+      this.l1tfFlushL1d = true;
+      this.returnContinuation = Phase.entry;
+      return this.stepAsiEnterKvm(this.linuxAsi);
+    }
     if (this.usesAsi) {
       this.tlb.switchTo(kvmSpace(this.vmId));
       this.setMode(Mode.isolated);
@@ -735,6 +760,7 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
     let stallCycles = this.touchGuestMemory(accesses);
     if (this.refillLinesPending > 0) stallCycles += this.refillAfterFlush(cycles, accesses);
     this.guestSteps++;
+    if (this.linuxAsi !== null) this.linuxAsi.guestRuns();
     this.observer.onGuestStep(this);
     if (this.guestStepCyclesMax === Number.POSITIVE_INFINITY) {
       this.stretchStartCycles = this.clockCycles;
@@ -910,6 +936,7 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
     this.count(ThreadStat.exits);
     this.opIndex = 0;
     this.observer.onExit(this, variant);
+    if (this.linuxAsi !== null) this.linuxAsiExit(vector, variant);
     const kick = this.usesAsi ? this.policy.kickOnExit(this.view) : kickFirst;
     this.phase = kick ? Phase.exitKick : Phase.handler;
     return StepCode.ran;
@@ -955,6 +982,10 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
   private stepHandler(): number {
     const variant = this.variant;
     assert(variant !== null, 'a handler runs for an exit');
+    // Today's ASI: interrupt sources fire during host handling too, so that they land in the critical
+    // section an interrupt exit opened and nest (the 2019 paths take them at the next guest stretch).
+    if (this.linuxAsi !== null && this.clockCycles >= this.guest.nextArrivalAtCycles)
+      this.guest.arriveInterrupts(this.clockCycles);
     const pending = this.ownPending();
     if (pending & interruptVectors) return this.beginInterrupt(pending, Phase.handler);
     if (this.opIndex >= variant.kinds.length) {
@@ -974,9 +1005,14 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
       this.opIndex++;
       return StepCode.ran;
     }
-    const space = this.tlb.cr3;
+    let space = this.tlb.cr3;
     const access = variant.writes[op] ? Access.write : Access.read;
     const firstVa = variant.vas[op];
+    if (this.linuxAsi !== null && this.mode === Mode.isolated) {
+      // The restricted space's denylist decides; a mapped access goes through the kernel's table.
+      if (!kvmClassMapsVa(this.machine, firstVa)) return this.handlerFault(variant, firstVa);
+      space = kernelSpace;
+    }
     for (let line = 0; line < variant.amounts[op]; line++) {
       const va = firstVa + line * cacheLineBytes;
       // The translation, the frame's owner and the cache access in one call of the access path. The
@@ -1003,6 +1039,8 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
     this.faultedSinceEntry = true;
     this.spend(this.costs.pageFault);
     this.observer.onFault(this, va, variant);
+    // Today's ASI: asi_exit() and a retry (2022 RFC patch 35/47), once the sibling protocol let it.
+    if (this.linuxAsi !== null) this.asiPending = { kind: 'page-fault' };
     return this.beginLeave(Mode.full, Phase.handler);
   }
 
@@ -1055,6 +1093,7 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
   }
 
   private switched(fromIsolated: boolean): number {
+    if (this.linuxAsi !== null) return this.switchedLinuxAsi(fromIsolated);
     const toVmm = this.leaveTarget === Mode.vmm;
     // Without KPTI the VMM runs on its process's page table, which maps the kernel too (the model's
     // `kernel`): a return to user space writes no CR3. Only KPTI switches to the user copy (vmm:N).
@@ -1084,6 +1123,14 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
     this.interruptVector =
       pending & Vector.nmi ? Vector.nmi : pending & Vector.machineCheck ? Vector.machineCheck : Vector.irq;
     this.interruptContinuation = continuation;
+    if (this.linuxAsi !== null) {
+      // asi_intr_enter(): handled where it lands; the handler faults its way out if it must.
+      this.linuxAsi.raise({ kind: 'interrupt', source: asiInterruptSource(this.interruptVector) });
+      this.interruptStarted = false;
+      this.interruptOp = 0;
+      this.phase = Phase.interrupt;
+      return StepCode.ran;
+    }
     if (this.mode === Mode.full) {
       this.phase = Phase.interrupt;
       return StepCode.ran;
@@ -1093,6 +1140,7 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
 
   /** Runs the interrupt's handler (in full), then returns to isolation and continues. */
   private stepInterrupt(): number {
+    if (this.linuxAsi !== null) return this.stepInterruptLinuxAsi(this.linuxAsi);
     const vector = this.interruptVector;
     this.mailboxes.take(this.thread, vector);
     const variant =
@@ -1129,6 +1177,7 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
   // ---- the end of a handler ---------------------------------------------------------------------------------
 
   private stepAction(): number {
+    if (this.linuxAsi !== null) return this.stepActionLinuxAsi(this.linuxAsi);
     const variant = this.variant;
     assert(variant !== null, 'an action ends a handler');
     switch (variant.action) {
@@ -1183,6 +1232,7 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
       // The VMM's time, then KVM_RUN in a later step: a sibling that steps meanwhile (at a time within
       // the VMM's) sees this thread in vmm, as it is in virtual time, not already back in the kernel.
       this.spend(variant.vmmCycles / this.speedNow());
+      if (this.linuxAsi !== null) this.linuxAsi.userRuns();
       if (this.confidential !== null)
         this.confidential.vmmExit(variant.conversion, this.draw, this.clockCycles);
       this.vmmRan = true;
@@ -1193,6 +1243,8 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
     // (arch/x86/kvm/x86.c) sets l1tf_flush_l1d: userspace ran on this CPU.
     this.setMode(Mode.full);
     this.l1tfFlushL1d = true;
+    // Today's ASI: the KVM_RUN syscall's entry ends the user class's critical section (asi_relax).
+    if (this.linuxAsi !== null) this.executeAsi(this.linuxAsi.raise({ kind: 'relax' }));
     if (this.kpti) {
       this.tlb.switchTo(kernelSpace);
       this.spend(this.cr3WriteCycles());
@@ -1203,6 +1255,7 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
   }
 
   private stepReturnIsolated(): number {
+    if (this.linuxAsi !== null) return this.stepAsiEnterKvm(this.linuxAsi);
     if (!this.usesAsi) {
       // Without ASI there is no isolation to return to: the host stays in the full kernel.
       if (this.mode !== Mode.full) this.setMode(Mode.full);
@@ -1235,6 +1288,7 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
       (pending & (Vector.wake | interruptVectors)) !== 0 || this.clockCycles >= this.nextWakeAtCycles;
     if (!woken) return this.wait(this.mailboxIndex, this.ownPending(), this.nextWakeAtCycles);
     this.mailboxes.take(this.thread, Vector.wake);
+    if (this.linuxAsi !== null) return this.wakeLinuxAsi(this.linuxAsi);
     this.setMode(this.usesAsi ? Mode.isolated : Mode.full);
     // The wake-up is an interrupt on this CPU (the timer, or a peer's wake IPI): `irq_enter` sets the
     // CPU's l1tf_flush_l1d (kvm_set_cpu_l1tf_flush_l1d).
@@ -1245,8 +1299,283 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
     return StepCode.ran;
   }
 
+  // ---- today's Linux ASI (Policy.linuxAsi; cpu/linux-asi-cpu.ts) ------------------------------------------
+
+  /**
+   * Executes a step's actions, in the state machine's order (state.ts): IBPB and RSB fill on this thread's
+   * view of the core's predictor, the CR3 write (its TLB tag: kvm:N restricted, the kernel's otherwise;
+   * linux-asi-cpu.ts says why), the L1D flush and the buffer clear on the core's caches; each charged.
+   * Counts the exit by its reason (asiExits).
+   */
+  private executeAsi(result: AsiStep & { ok: true }): void {
+    const asi = this.linuxAsi;
+    assert(asi !== null, 'linux-asi actions on a linux-asi thread');
+    for (const action of result.actions) this.executeAsiAction(asi, action);
+    if (result.exitReason !== null) this.countAsiExit(result.exitReason);
+  }
+
+  private executeAsiAction(asi: LinuxAsiCpu, action: AsiAction): void {
+    switch (action.kind) {
+      case 'ibpb':
+        asi.predictor.ibpb(this.sibling);
+        this.spend(this.costs.ibpb);
+        this.count(ThreadStat.ibpbs);
+        return;
+      case 'rsb-fill':
+        asi.predictor.rsbFill(this.sibling);
+        this.spend(this.costs.rsbFill);
+        this.count(ThreadStat.rsbFills);
+        return;
+      case 'cr3': {
+        const space =
+          action.asiClass === 'kvm'
+            ? kvmSpace(this.vmId)
+            : action.asiClass === 'user' && this.kpti
+              ? vmmSpace(this.vmId)
+              : kernelSpace;
+        if (this.tlb.cr3 !== space) this.tlb.switchTo(space);
+        // Restricted spaces have PCIDs of their own (state.ts pcidOf): a CR3 write with PCID.
+        this.spend(this.cr3WriteCycles());
+        return;
+      }
+      case 'l1d-flush':
+        this.flush(Flush.l1d);
+        return;
+      case 'buffer-clear':
+        this.flush(Flush.buffers);
+        return;
+      case 'retry-access':
+        // The faulting op runs again from the handler's loop (its op index did not move).
+        return;
+    }
+  }
+
+  private countAsiExit(reason: AsiExitReason): void {
+    if (reason === 'page-fault') this.count(ThreadStat.asiExitsPageFault);
+    else if (reason === 'interrupt') this.count(ThreadStat.asiExitsInterrupt);
+    else if (reason === 'context-switch') this.count(ThreadStat.asiExitsContextSwitch);
+  }
+
+  /**
+   * The VM exit lands in the restricted space asi_enter loaded (the task is still tense). An exit for an
+   * interrupt is that interrupt arriving in the critical section (asi_intr_enter): the handler runs
+   * there and the section ends after its outermost return re-entered the target; any other exit is
+   * followed by asi_relax() at once (RFC v2 patch 21/29, just after vmx_vcpu_enter_exit).
+   */
+  private linuxAsiExit(vector: number, variant: CompiledVariant): void {
+    const asi = this.linuxAsi;
+    assert(asi !== null, 'a linux-asi exit on a linux-asi thread');
+    assert(asi.tense, 'a linux-asi exit comes from the critical section');
+    if (vector !== 0 && vector !== Vector.kick && vector !== Vector.wake) {
+      asi.raise({ kind: 'interrupt', source: asiInterruptSource(vector) });
+      return;
+    }
+    // A mix's host interrupt, NMI or #MC exit (not the sibling kick) is an interrupt too.
+    const source = interruptExitSources[variant.reasonName];
+    if (source !== undefined && !variant.isKick) {
+      asi.raise({ kind: 'interrupt', source });
+      return;
+    }
+    asi.raise({ kind: 'relax' });
+  }
+
+  /**
+   * asi_enter(kvm) just before VM entry (RFC v2 patch 21/29): the flushes the taints require, the CR3
+   * write to the restricted space, then the mode the sibling protocol reads (isolated: no secrets mapped).
+   * The mode changes after the flush, so a sibling waiting at the barrier finds the core clean.
+   */
+  private stepAsiEnterKvm(asi: LinuxAsiCpu): number {
+    if (!asi.tense) {
+      // asi_enter; tense already: an interrupt's outermost return re-entered, only the mode is left.
+      this.executeAsi(asi.raise({ kind: 'enter', asiClass: 'kvm' }));
+      // The mode changes in a step of its own, at the clock the flushes took it to: a sibling stepping
+      // meanwhile (at an earlier virtual time) still sees this thread where it was.
+      if (this.mode !== Mode.isolated && this.mode !== Mode.offline) return StepCode.ran;
+    }
+    if (this.mode !== Mode.isolated) this.setMode(Mode.isolated);
+    if (this.stunHeld) this.setStun(false);
+    this.phase = this.returnContinuation;
+    return StepCode.ran;
+  }
+
+  /** A leave the sibling protocol let through: the asi_exit of a fault, or the VMM's asi_enter(user). */
+  private switchedLinuxAsi(fromIsolated: boolean): number {
+    const asi = this.linuxAsi;
+    assert(asi !== null, 'linux-asi leave');
+    const toVmm = this.leaveTarget === Mode.vmm;
+    const pending = this.asiPending;
+    this.asiPending = null;
+    if (toVmm) {
+      // Return to the VMM: asi_enter_userspace (RFC v2 patch 25/29), from wherever the handler left the
+      // CPU (a relaxed kvm space: direct, with the flushes the user class's policy requires).
+      this.executeAsi(asi.raise({ kind: 'enter', asiClass: 'user' }));
+      this.vmmSinceEntry = true;
+      this.observer.onUserRun?.(this);
+    } else {
+      if (pending !== null && asi.restricted) this.executeAsi(asi.raise(pending));
+      else if (asi.restricted) this.executeAsi(asi.raise({ kind: 'exit' }));
+      if (fromIsolated) {
+        this.count(ThreadStat.switchesToFull);
+        this.countExit(ExitStatField.switchesToFull);
+      }
+      this.switchedToFullSinceEntry = true;
+    }
+    if (fromIsolated) this.observer.onSwitchToFull(this, this.leaveTarget);
+    if (fromIsolated && this.policy.kickAfterFull(this.view)) this.kicker.kick();
+    this.phase = this.leaveContinuation;
+    return StepCode.ran;
+  }
+
+  /**
+   * An interrupt handler under today's ASI: it runs where it landed; an access the restricted space does
+   * not map is a page fault that exits (reason `interrupt`), through the sibling protocol, and the
+   * handler resumes at that op. Its return (asi_intr_exit) re-enters the target if it was the outermost
+   * one and the task is tense.
+   */
+  private stepInterruptLinuxAsi(asi: LinuxAsiCpu): number {
+    const vector = this.interruptVector;
+    const variant =
+      vector === Vector.nmi
+        ? this.nmiVariant
+        : vector === Vector.machineCheck
+          ? this.machineCheckVariant
+          : this.irqVariant;
+    if (!this.interruptStarted) {
+      this.interruptStarted = true;
+      this.mailboxes.take(this.thread, vector);
+      this.observer.onInterrupt(this, vector);
+      this.count(ThreadStat.interruptsHandled);
+      if (vector === Vector.nmi) this.nmiSinceEntry = true;
+      this.interruptSinceEntry = true;
+      this.l1tfFlushL1d = true;
+    }
+    for (let op = this.interruptOp; op < variant.kinds.length; op++) {
+      if (variant.kinds[op] === OpKind.compute) {
+        this.spend(variant.amounts[op] / this.speedNow());
+        continue;
+      }
+      let space = this.tlb.cr3;
+      if (this.mode === Mode.isolated) {
+        if (!kvmClassMapsVa(this.machine, variant.vas[op])) {
+          this.interruptOp = op;
+          this.count(ThreadStat.faults);
+          this.spend(this.costs.pageFault);
+          this.observer.onFault(this, variant.vas[op], variant);
+          this.asiPending = { kind: 'page-fault' };
+          return this.beginLeave(Mode.full, Phase.interrupt);
+        }
+        space = kernelSpace;
+      }
+      for (let line = 0; line < variant.amounts[op]; line++) {
+        const va = variant.vas[op] + line * cacheLineBytes;
+        const done = this.access.lineAccess(space, va, variant.writes[op] ? Access.write : Access.read);
+        if (done < 0) assert(false, `thread ${this.thread}: interrupt handler access faulted in ${space}`);
+        this.observer.onAccess(this, va, space, done >>> 1);
+        this.spend(this.lineCycles(done));
+      }
+    }
+    this.interruptOp = 0;
+    this.interruptStarted = false;
+    if (this.asiInterruptReturn(asi, this.interruptContinuation)) return StepCode.ran;
+    this.phase = this.interruptContinuation;
+    return StepCode.ran;
+  }
+
+  /**
+   * asi_intr_exit(): the outermost return re-enters the target, with the flushes its taints require.
+   * True when it did so from the full space: the mode changes in a step of its own (stepAsiEnterKvm,
+   * which then continues at `continuation`), at the clock the flushes took it to.
+   */
+  private asiInterruptReturn(asi: LinuxAsiCpu, continuation: number): boolean {
+    const result = asi.raise({ kind: 'interrupt-return' });
+    this.executeAsi(result);
+    if (!result.reentered || this.mode === Mode.isolated) return false;
+    this.returnContinuation = continuation;
+    this.phase = Phase.returnIsolated;
+    return true;
+  }
+
+  /**
+   * The end of a handler under today's ASI: an interrupt exit returns (re-entering the target) and the
+   * critical section ends (asi_relax); then the action. Every way back into the guest goes through
+   * asi_enter (stepAsiEnterKvm); a halt is a context switch to the idle task; an exit to the VMM enters
+   * the user class once the sibling protocol let the thread leave.
+   */
+  private stepActionLinuxAsi(asi: LinuxAsiCpu): number {
+    const variant = this.variant;
+    assert(variant !== null, 'an action ends a handler');
+    while (asi.interruptDepth > 0) if (this.asiInterruptReturn(asi, Phase.action)) return StepCode.ran;
+    if (asi.tense) asi.raise({ kind: 'relax' });
+    switch (variant.action) {
+      case 'resume':
+        if (variant.conversion === 'accept' && this.confidential !== null) {
+          this.confidential.accept(this.draw, this.clockCycles);
+        }
+        break;
+      case 'ipi': {
+        const target = this.guest.drawPeer();
+        if (target >= 0) {
+          this.spend(this.costs.ipiSend);
+          this.mailboxes.send(target, Vector.wake, this.clockCycles, this.env);
+        }
+        break;
+      }
+      case 'halt': {
+        if (this.mode === Mode.full) {
+          // The 2019 protocol's rule, which the siblings waiting at the barrier rely on: a thread leaves
+          // full only by returning to isolation (asi_enter, with the flush its KERNEL_DATA taint calls
+          // for); the idle loop holds no secrets, but the core's L1D would. The action runs again there.
+          this.returnContinuation = Phase.action;
+          this.phase = Phase.returnIsolated;
+          return StepCode.ran;
+        }
+        // schedule() to the idle task: a kernel thread on the same mm (lazy TLB), so upstream exits
+        // ASI (every switch) and Google's version does not (mm switch only). The critical section
+        // asi_enter opened for the return above ends first.
+        if (asi.tense) asi.raise({ kind: 'relax' });
+        this.executeAsi(asi.raise({ kind: 'context-switch', nextMm: asi.state.mm }));
+        this.count(ThreadStat.halts);
+        this.setMode(Mode.idle);
+        this.nextWakeAtCycles = this.guest.wakeAfter(this.clockCycles);
+        this.phase = Phase.idle;
+        return StepCode.ran;
+      }
+      case 'vmm':
+        this.count(ThreadStat.vmmExits);
+        return this.beginLeave(Mode.vmm, Phase.vmm);
+    }
+    this.returnContinuation = Phase.entry;
+    this.phase = Phase.returnIsolated;
+    return StepCode.ran;
+  }
+
+  /**
+   * Woken from idle: the switch back to the vCPU task, then asi_enter at once. Interrupts that woke it
+   * stay pending and reach the vCPU as exits after the entry.
+   */
+  private wakeLinuxAsi(asi: LinuxAsiCpu): number {
+    this.executeAsi(asi.raise({ kind: 'context-switch', nextMm: asi.state.mm }));
+    this.l1tfFlushL1d = true;
+    this.spend(this.costs.exitRoundTrip / 2);
+    this.returnContinuation = Phase.entry;
+    this.phase = Phase.returnIsolated;
+    return StepCode.ran;
+  }
+
   /** Name of the current phase (for traces and watchdog reports). */
   get phaseName(): string {
     return phaseNames[this.phase] ?? String(this.phase);
   }
 }
+
+/** The state machine's interrupt source for a vector. */
+function asiInterruptSource(vector: number): 'irq' | 'nmi' | 'exception' {
+  return vector === Vector.nmi ? 'nmi' : vector === Vector.machineCheck ? 'exception' : 'irq';
+}
+
+/** The exit reasons that are a host interrupt arriving while the guest runs, by their source. */
+const interruptExitSources: Readonly<Record<string, 'irq' | 'nmi' | 'exception'>> = {
+  EXTERNAL_INTERRUPT: 'irq',
+  EXCEPTION_NMI: 'nmi',
+  MACHINE_CHECK: 'exception',
+};

@@ -3,6 +3,12 @@ import { type ExitReasonSpec, exitCatalogue } from '../cpu/exits.js';
 import type { CompiledVariant } from '../cpu/handler-program.js';
 import type { Hyperthread, Observer } from '../cpu/hyperthread.js';
 import {
+  allowedSteering,
+  kvmClassMapsVa,
+  predictorDomainKernel,
+  sensitiveToKvmClass,
+} from '../cpu/linux-asi-cpu.js';
+import {
   describeCoreWord,
   holdsSecrets,
   Mode,
@@ -314,9 +320,83 @@ export class Monitor implements Observer {
     // detector INV-1 begin
     if (siblingsHoldSecrets(word, thread.siblingFields)) this.countSiblingExposures(thread, word, at);
     // detector INV-1 end
+    // Today's ASI (linux-asi) has its own notion of a secret, the denylist's: INV-14 judges its guests.
+    if (thread.linuxAsi) {
+      // detector INV-14 begin
+      if (thread.foreignLines() !== 0) this.checkSensitiveLines(thread, word, at);
+      // detector INV-14 end
+      return;
+    }
     // detector INV-2 begin
     if (thread.foreignLines() !== 0) this.countForeignLines(thread, word, at);
     // detector INV-2 end
+  }
+
+  /**
+   * INV-14 for a guest of today's ASI: its core's L1D and fill buffers hold no line of a frame its class
+   * protects (sensitive under the denylist and not the guest's own: linux-asi-cpu.ts
+   * `sensitiveToKvmClass`). Such a line got there by code that ran unrestricted (KERNEL_DATA), by the
+   * VMM (USER_DATA) or by another mm, and the class policy's L1D flush should have taken it. Sensitive
+   * frames are all foreign to the VM (host or another VM's), so the caller asks only when the core holds
+   * foreign lines, and the scan runs for linux-asi threads only.
+   */
+  private checkSensitiveLines(thread: Hyperthread, word: number, at: string): void {
+    const line = this.firstSensitiveLine(thread);
+    if (line === null) return;
+    const violation = this.violation(
+      'INV-14',
+      thread,
+      word,
+      -1,
+      `guest code of vm:${thread.vmId} ${at} while core ${thread.core} holds sensitive data of ${this.machine.frames.regionOf(line.pfn).name} (no flush since it came)`,
+    );
+    violation.line = { pfn: line.pfn, lineInPage: line.lineInPage, domain: domainName(line.domain) };
+    this.record(violation);
+  }
+
+  private firstSensitiveLine(
+    thread: Hyperthread,
+  ): { pfn: number; lineInPage: number; domain: number } | null {
+    const l1d = this.machine.l1d[thread.core];
+    for (let set = 0; set < l1d.sets; set++) {
+      for (const way of l1d.peek(set)) {
+        if (way.valid && sensitiveToKvmClass(this.machine, way.pfn, thread.vmId)) return way;
+      }
+    }
+    for (const line of this.machine.fillBuffers[thread.core].peek()) {
+      if (sensitiveToKvmClass(this.machine, line.pfn, thread.vmId)) return line;
+    }
+    return null;
+  }
+
+  /**
+   * INV-15: a victim of today's ASI starts running (a guest at entry: the kvm class; the VMM: the user
+   * class) and the core's branch predictor holds entries, or its return stack addresses, of a domain its
+   * class must be protected from (linux-asi-cpu.ts `allowedSteering`, from the posted class policies:
+   * the kvm class from other mms, the user class from every guest and other mms) with no IBPB / RSB fill
+   * on this thread since they were trained.
+   */
+  private checkSteering(thread: Hyperthread, asiClass: 'kvm' | 'user'): void {
+    const asi = thread.linuxAsi;
+    if (!asi) return;
+    const foreign = asi.steeringMask() & ~allowedSteering(asiClass, thread.vmId);
+    // detector INV-15 begin
+    if (foreign !== 0) {
+      this.record(
+        this.violation(
+          'INV-15',
+          thread,
+          thread.coreWord(),
+          -1,
+          `${asiClass === 'kvm' ? `guest of vm:${thread.vmId}` : `VMM of vm:${thread.vmId}`} runs with predictor state trained by ${describeSteering(foreign)} (no IBPB since)`,
+        ),
+      );
+    }
+    // detector INV-15 end
+  }
+
+  onUserRun(thread: Hyperthread): void {
+    this.checkSteering(thread, 'user');
   }
 
   /**
@@ -450,6 +530,7 @@ export class Monitor implements Observer {
       // detector INV-3 (sibling runs another VM) end
     }
     this.checkGuestRuns(thread, 'enters');
+    this.checkSteering(thread, 'kvm');
   }
 
   onExit(thread: Hyperthread, variant: CompiledVariant): void {
@@ -500,7 +581,12 @@ export class Monitor implements Observer {
     // detector INV-10 (monitor) end
     // detector INV-7 begin
     if (thread.mode !== Mode.isolated) return;
-    // INV-7: an access served in isolation must be one kvm:N maps (a functional walk, no A/D change).
+    // INV-7: an access served in isolation must be one kvm:N maps (a functional walk, no A/D change);
+    // under today's ASI, one its restricted space's denylist maps.
+    if (thread.linuxAsi) {
+      if (!kvmClassMapsVa(this.machine, va)) this.recordSilentAccess(thread, va, pfn);
+      return;
+    }
     if (!this.mappedInKvm(thread.vmId, va)) this.recordSilentAccess(thread, va, pfn);
     // detector INV-7 end
   }
@@ -594,6 +680,12 @@ export class Monitor implements Observer {
 
   onInterrupt(thread: Hyperthread, vector: number): void {
     this.log?.record(thread.clockCycles, thread.thread, EventKind.interrupt, vector, thread.mode);
+    // Today's ASI handles an interrupt where it lands (asi_intr_enter; a handler faults its way out, which
+    // INV-4 and INV-7 judge): INV-8 asks only that a handler in the full space has its siblings kicked.
+    if (thread.linuxAsi) {
+      if (thread.mode === Mode.full) this.checkKicked(thread, 'INV-8', 'handled an interrupt in full');
+      return;
+    }
     // detector INV-8 (handled outside full) begin
     if (thread.mode !== Mode.full) {
       this.record(
@@ -617,4 +709,16 @@ export class Monitor implements Observer {
     this.log?.record(thread.clockCycles, thread.thread, EventKind.flush, bits, lines);
     if (this.sampling) this.sampleForeignLines(thread);
   }
+}
+
+/** "guest of vm:1, VMM of vm:2" for a predictor-domain mask (linux-asi-cpu.ts numbering). */
+function describeSteering(mask: number): string {
+  const names: string[] = [];
+  for (let domain = 0; domain < 31; domain++) {
+    if ((mask & (1 << domain)) === 0) continue;
+    if (domain === predictorDomainKernel) names.push('the kernel');
+    else if (domain % 2 === 1) names.push(`guest of vm:${(domain - 1) / 2}`);
+    else names.push(`VMM of vm:${(domain - 2) / 2}`);
+  }
+  return names.join(', ');
 }

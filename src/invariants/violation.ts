@@ -15,6 +15,8 @@ export const invariantIds = [
   'INV-11',
   'INV-12',
   'INV-13',
+  'INV-14',
+  'INV-15',
 ] as const;
 export type InvariantId = (typeof invariantIds)[number];
 
@@ -32,6 +34,10 @@ export const invariantTitles: Record<InvariantId, string> = {
   'INV-11': 'validate once: a guest page is validated/accepted at most once',
   'INV-12': 'bounded tracking: shared-range tracking stays within its bound',
   'INV-13': 'tracking agrees: bitmap, range list and interval tree agree with the per-page truth',
+  'INV-14':
+    "data taint (today's ASI): no guest runs while its core holds data its class protects (sensitive, not its own) without the flush",
+  'INV-15':
+    "control taint (today's ASI): no victim runs with branch-predictor state trained by a domain its class must be protected from",
 };
 
 export interface Violation {

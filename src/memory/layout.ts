@@ -135,9 +135,17 @@ export const ThreadStat = {
    * each quantum at the speed its core word shows.
    */
   guestWorkCycles: 28,
+  /** Today's Linux ASI (linux-asi): IBPBs executed (each with its RSB fill). */
+  ibpbs: 29,
+  /** Today's Linux ASI: asi_exit for a page fault, inside an interrupt, at a context switch. */
+  asiExitsPageFault: 30,
+  asiExitsInterrupt: 31,
+  asiExitsContextSwitch: 32,
+  /** Today's Linux ASI: RSB fills executed. */
+  rsbFills: 33,
   /** Faults per exit reason, indexed from here by catalogue index. */
-  faultsByReasonBase: 32,
-  count: 64,
+  faultsByReasonBase: 36,
+  count: 68,
 } as const;
 
 /** A TLB entry: 4 words. */

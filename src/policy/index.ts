@@ -6,6 +6,7 @@ import { asiStun } from './asi-stun.js';
 import { coschedule } from './coschedule.js';
 import { kvmDefault } from './kvm-default.js';
 import { l1dFlush, l1dFlushCond } from './l1d-flush.js';
+import { linuxAsi, linuxAsiUpstream } from './linux-asi.js';
 import { none } from './none.js';
 import { nosmt } from './nosmt.js';
 import type { Policy } from './policy.js';
@@ -25,6 +26,8 @@ export const policies: Record<string, Policy> = {
   asi,
   'asi-ipi-only': asiIpiOnly,
   'asi-stun': asiStun,
+  'linux-asi': linuxAsi,
+  'linux-asi-upstream': linuxAsiUpstream,
 };
 
 /**
@@ -77,6 +80,17 @@ export const policyScopes: Readonly<Record<string, { models: string; leavesOut: 
     models: "Google's later ASI stun state: a core bit checked atomically before every entry",
     leavesOut: 'as asi',
   },
+  'linux-asi': {
+    models:
+      "today's Linux ASI (Jackman, RFC v2 <20250110-asi-rfc-v2-v2-0-8419288bc805@google.com>): denylist restricted space, asi_enter/relax/exit, interrupts that re-enter, per-CPU taints deciding IBPB + RSB fill and L1D flush + buffer clear; with the 2019 kick-and-wait sibling protocol and STIBP",
+    leavesOut:
+      "restricted page tables of its own (kvm:N tags the TLB, the denylist decides per page: docs/linux-asi.md); the userspace class's own mixes; ephmap; a host scheduler with other mms",
+  },
+  'linux-asi-upstream': {
+    models:
+      "today's Linux ASI as posted: no sibling protocol, no STIBP (unsafe under SMT: the monitor reports it)",
+    leavesOut: 'as linux-asi',
+  },
 };
 
 assert(
@@ -89,8 +103,10 @@ assert(
  * Policies expected to hold every invariant; the others are unsafe on purpose. `coschedule-nohlt` is
  * not among them: without ASI its HLT exit runs in the full kernel (kvm_emulate_halt, the halt-poll and
  * schedule() path) while the sibling it did not kick runs guest code, which INV-1 reports (issue 19).
+ * `linux-asi` (today's ASI with kick-and-wait and STIBP) holds every invariant over the safe-policy
+ * campaign (issue 22 item 5); `linux-asi-upstream` is unsafe under SMT on purpose.
  */
-export const safePolicyNames = ['nosmt', 'coschedule', 'asi', 'asi-stun'] as const;
+export const safePolicyNames = ['nosmt', 'coschedule', 'asi', 'asi-stun', 'linux-asi'] as const;
 
 /**
  * Whether a policy is held to the invariants (`bench --fail-on-violation`): a built-in one when it is

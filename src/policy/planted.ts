@@ -1,7 +1,9 @@
 import { Mode, modeOf } from '../cpu/modes.js';
 import { ConfigError } from '../errors.js';
+import { postedClassPolicies, taintOtherMmControl, userClassPolicy } from '../linux-asi/taints.js';
 import { asi } from './asi.js';
 import { asiStun } from './asi-stun.js';
+import { linuxAsiPolicy } from './linux-asi.js';
 import { definePolicy, Flush, type Policy, type PolicyView, siblingsInGuest } from './policy.js';
 
 /**
@@ -17,6 +19,12 @@ export interface PlantedBug {
   mistake: string;
   /** What a run needs for the bug to show (machine / workload hints for tests and the fuzzer). */
   needs: { smtMin?: number; nmi?: boolean; vmmExits?: boolean };
+  /**
+   * The most exits a shrunk counterexample may keep (test/fuzz/planted-bugs.test.ts; 50 unless set): a
+   * bug that needs two interrupts to land within one handler (a nested NMI) keeps a longer run, since
+   * the shrinker's budget runs out before it moves both arrivals early.
+   */
+  shrunkExitsMax?: number;
 }
 
 /** The sibling after `view` in its core (wrapping), for bugs that look at one sibling only. */
@@ -146,6 +154,46 @@ export const plantedBugs: readonly PlantedBug[] = [
     breaks: ['INV-1', 'INV-3'],
     mistake: 'races the stun flag: checks it, then enters without re-checking',
     needs: {},
+  },
+  // Today's Linux ASI (issue 22): the three bugs the issue names, each in linux-asi (kick-and-wait,
+  // STIBP), whose sibling protocol leaves the taints alone to decide the flushes.
+  {
+    policy: linuxAsiPolicy({
+      name: 'planted-linux-asi-user-no-guest-ibpb',
+      description: 'linux-asi whose user class policy does not prevent GUEST_CONTROL: no IBPB guest-to-VMM',
+      classPolicies: {
+        ...postedClassPolicies,
+        user: { ...userClassPolicy, preventControl: taintOtherMmControl },
+      },
+    }),
+    breaks: ['INV-15'],
+    mistake:
+      'a taint policy that skips the IBPB for a guest-to-user switch: the VMM runs with predictor state its guest trained',
+    needs: { vmmExits: true },
+  },
+  {
+    policy: linuxAsiPolicy({
+      name: 'planted-linux-asi-exit-no-kernel-data',
+      description:
+        'linux-asi whose asi_exit does not set KERNEL_DATA: no L1D flush after unrestricted kernel code',
+      plantedFaults: ['exit-skips-kernel-data-taint'],
+    }),
+    breaks: ['INV-14'],
+    mistake:
+      'asi_exit forgets the KERNEL_DATA taint: the guest re-enters with sensitive kernel data in the L1D',
+    needs: {},
+  },
+  {
+    policy: linuxAsiPolicy({
+      name: 'planted-linux-asi-nested-nmi-no-flush',
+      description: 'linux-asi whose re-entry after a nested NMI skips the data flush',
+      plantedFaults: ['nested-nmi-reentry-skips-data-flush'],
+    }),
+    breaks: ['INV-14'],
+    mistake:
+      'the outermost interrupt return after a nested NMI re-enters the restricted space without the L1D flush its taints require',
+    needs: { nmi: true },
+    shrunkExitsMax: 100,
   },
 ];
 

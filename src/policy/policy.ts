@@ -1,6 +1,7 @@
 import { assert } from '../assert.js';
 import { anySiblingHoldsSecrets, Mode, modeOf } from '../cpu/modes.js';
 import { ConfigError } from '../errors.js';
+import type { LinuxAsiSettings } from '../linux-asi/settings.js';
 
 /**
  * The mitigation policy interface (DESIGN.md "Policies"). A policy decides; the hyperthread state
@@ -89,6 +90,13 @@ export interface Policy {
    * policy/index.ts `safePolicyNames` (see `meantToBeSafe` there).
    */
   readonly safe?: boolean;
+  /**
+   * Set: the policy runs today's Linux ASI (RFC v2, policy/linux-asi.ts) instead of the 2019 RFC's
+   * isolated/full switch: the hyperthread executes the state machine of src/linux-asi/ (asi_enter before
+   * VM entry, asi_relax after the exit, asi_exit on a fault, interrupts that re-enter, context switches)
+   * and its taint-decided flushes; the hooks below are then the sibling protocol it composes with.
+   */
+  readonly linuxAsi?: LinuxAsiSettings;
   kickOnExit(view: PolicyView): boolean;
   kickBeforeFull(view: PolicyView): boolean;
   waitForSiblingsOut(view: PolicyView): boolean;

@@ -503,6 +503,9 @@ export function resultJson(result: RepeatedResult): Record<string, unknown> {
   figure('heldCycles');
   figure('flushes');
   figure('bufferClears');
+  figure('l1dFlushes');
+  figure('ibpbs');
+  json.asiExits = result.asiExits;
   Object.assign(json, {
     faultsByHandler: result.faultsByHandler,
     byReason: result.byReason,

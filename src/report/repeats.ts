@@ -101,6 +101,8 @@ export const repeatedFigures = [
   'heldCycles',
   'flushes',
   'bufferClears',
+  'l1dFlushes',
+  'ibpbs',
   'elapsedCycles',
 ] as const satisfies readonly (keyof RunResult)[];
 export type RepeatedFigure = (typeof repeatedFigures)[number];
@@ -108,7 +110,7 @@ export type RepeatedFigure = (typeof repeatedFigures)[number];
 /** One repeat's own values, as `perRepeat` lists them: its seed, each repeated figure, and the rest. */
 export type RepeatValues = Pick<
   RunResult,
-  'seed' | RepeatedFigure | 'exposure' | 'violations' | 'traceHash'
+  'seed' | RepeatedFigure | 'asiExits' | 'exposure' | 'violations' | 'traceHash'
 > & {
   /** Workers runs only: the run's wall time (a sim run's wall time is not part of its result). */
   wallSeconds?: number;
@@ -153,6 +155,7 @@ function repeatValues(run: RunResult): RepeatValues {
   const values = {
     seed: run.seed,
     ...figures,
+    asiExits: { ...run.asiExits },
     exposure: { ...run.exposure },
     violations: { ...run.violations },
     traceHash: run.traceHash,
@@ -210,6 +213,11 @@ export function aggregateRepeats(runs: readonly RunResult[], meantToBeSafe: bool
     ...(means as Pick<RunResult, RepeatedFigure>),
     faultsByHandler,
     violations,
+    asiExits: {
+      pageFault: mean((run) => run.asiExits.pageFault),
+      interrupt: mean((run) => run.asiExits.interrupt),
+      contextSwitch: mean((run) => run.asiExits.contextSwitch),
+    },
     exposure: { guestSteps: guestSteps.mean, cycles: cycles.mean, shareOfGuest: shareOfGuest.mean },
     steps: mean((run) => run.steps),
     deadlocked: runs.some((run) => run.deadlocked),

@@ -1,6 +1,7 @@
 import { expect } from 'vitest';
 import { acceleratedAccess } from '../../src/accel/accelerated-access.js';
 import type { Hyperthread } from '../../src/cpu/hyperthread.js';
+import type { LinuxAsiCpu } from '../../src/cpu/linux-asi-cpu.js';
 import { modeOf, siblingFieldsMask } from '../../src/cpu/modes.js';
 import { EventLog } from '../../src/invariants/event-log.js';
 import { Monitor } from '../../src/invariants/monitor.js';
@@ -25,6 +26,8 @@ export interface DrivenThreadSpec {
   modes: number[];
   clockCycles: number;
   steps: number;
+  /** Today's Linux ASI on this thread (a linux-asi policy), or none. */
+  linuxAsi?: LinuxAsiCpu;
 }
 
 /** What a Hyperthread shows the monitor, with the core word fixed: the checker sees one instant. */
@@ -47,6 +50,7 @@ export function drivenThread(machine: Machine, spec: DrivenThreadSpec): Hyperthr
     foreignLines: () =>
       machine.l1d[spec.core].foreignLines(spec.vmId) + machine.fillBuffers[spec.core].foreignLines(spec.vmId),
     workload: { guestQuantumCycles: 1000 },
+    linuxAsi: spec.linuxAsi ?? null,
   } as unknown as Hyperthread;
 }
 

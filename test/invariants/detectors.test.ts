@@ -2,10 +2,12 @@ import { describe, expect, it } from 'vitest';
 import { acceleratedAccess } from '../../src/accel/accelerated-access.js';
 import type { RunResult } from '../../src/backend/result.js';
 import { runSim } from '../../src/backend/sim/run-sim.js';
+import { LinuxAsiCpu, predictorDomainGuest, predictorDomainUser } from '../../src/cpu/linux-asi-cpu.js';
 import { Mode } from '../../src/cpu/modes.js';
 import { Monitor } from '../../src/invariants/monitor.js';
 import type { Violation } from '../../src/invariants/violation.js';
 import { Vector } from '../../src/kick/ipi.js';
+import { linuxAsiDefaults } from '../../src/linux-asi/settings.js';
 import { createMachine, type Machine } from '../../src/machine.js';
 import { privateDomain } from '../../src/memory/domains.js';
 import { kernelSpace, kvmSpace, vmmSpace } from '../../src/paging/address-space.js';
@@ -847,5 +849,166 @@ describe('the per-invariant record limit', () => {
     expect(result.violations['INV-2']).toBeGreaterThan(20);
     expect(recordsOf(result.violationRecords, 'INV-1')).toHaveLength(20);
     expect(recordsOf(result.violationRecords, 'INV-2')).toHaveLength(20);
+  });
+});
+
+// ---- INV-14 and INV-15 (today's Linux ASI) -----------------------------------------------------------------
+
+/** A linux-asi thread's ASI state on `machine` (sibling `sibling` of core `core`, VM `vmId`). */
+function linuxAsiOn(
+  machine: Machine,
+  core: number,
+  sibling: number,
+  vmId: number,
+  stibp = true,
+): LinuxAsiCpu {
+  return new LinuxAsiCpu(machine, { ...linuxAsiDefaults, stibp }, sibling, core, vmId);
+}
+
+describe("INV-14 data taint (today's ASI)", () => {
+  it('INV-14: a linux-asi guest step with a sensitive line (the page cache) on its core is counted once, the record names it; a nonsensitive host line (keys, mapped by the denylist) is not, and INV-2 does not judge linux-asi (checker driven directly)', () => {
+    const { machine, monitor } = drivenMonitor({ cores: 2, smt: 2 });
+    const keys = machine.region('keys');
+    machine.l1d[1].access(keys.firstPfn, 2, machine.frames.ownerOf(keys.firstPfn));
+    const thread = drivenThread(machine, {
+      core: 1,
+      sibling: 0,
+      vmId: 0,
+      modes: [Mode.guest, Mode.isolated],
+      clockCycles: 50,
+      steps: 3,
+      linuxAsi: linuxAsiOn(machine, 1, 0, 0),
+    });
+    monitor.onGuestStep(thread);
+    // Keys are GFP_KERNEL, mapped in the restricted space (RFC v2 patch 14/29): nothing to report.
+    expect(othersThan(monitor.counts, [])).toEqual({});
+    const pageCache = machine.region('page-cache');
+    machine.l1d[1].access(pageCache.firstPfn + 2, 7, machine.frames.ownerOf(pageCache.firstPfn + 2));
+    monitor.onGuestStep(thread);
+    expect(monitor.counts['INV-14']).toBe(1);
+    expect(othersThan(monitor.counts, ['INV-14'])).toEqual({});
+    expect(bare(monitor.records)).toEqual([
+      {
+        id: 'INV-14',
+        threads: [2],
+        modes: ['guest'],
+        detail:
+          'guest code of vm:0 runs while core 1 holds sensitive data of page-cache (no flush since it came)',
+        line: { pfn: pageCache.firstPfn + 2, lineInPage: 7, domain: 'host' },
+        timeCycles: 50,
+        step: 3,
+      },
+    ]);
+    // The same core without linux-asi: INV-2 judges both lines, INV-14 nothing.
+    const plain = drivenThread(machine, {
+      core: 1,
+      sibling: 1,
+      vmId: 0,
+      modes: [Mode.isolated, Mode.guest],
+      clockCycles: 60,
+      steps: 4,
+    });
+    monitor.onGuestStep(plain);
+    expect(monitor.counts['INV-2']).toBe(1);
+    expect(monitor.counts['INV-14']).toBe(1);
+  });
+
+  it('INV-14: linux-asi-upstream (no sibling protocol) breaks INV-14 beside INV-1, linux-asi holds it', () => {
+    const config = testConfig({
+      machine: { cores: 2, smt: 2, vms: [{ vcpus: 4, guestMemoryMiB: 1 }] },
+      workload: { nmiIntervalCycles: 60_000 },
+      run: { exits: 600, seed: 7 },
+    });
+    const upstream = runSim(config, policies['linux-asi-upstream']);
+    expect(upstream.violations['INV-14']).toBeGreaterThan(0);
+    for (const record of recordsOf(upstream.violationRecords, 'INV-14'))
+      expect(record.detail).toMatch(/holds sensitive data of /);
+    expect(runSim(config, policies['linux-asi']).violations['INV-14']).toBe(0);
+  });
+});
+
+describe("INV-15 control taint (today's ASI)", () => {
+  it("INV-15: the VMM starts with the sibling's guest training in the shared predictor (no STIBP) and no IBPB since: counted once; an IBPB on the thread clears it; with STIBP the sibling cannot steer (checker driven directly)", () => {
+    const { machine, monitor } = drivenMonitor({ cores: 1, smt: 2 });
+    const asi = linuxAsiOn(machine, 0, 0, 0, false);
+    const sibling = linuxAsiOn(machine, 0, 1, 0, false);
+    expect(sibling.predictor).toBe(asi.predictor);
+    const vmm = drivenThread(machine, {
+      core: 0,
+      sibling: 0,
+      vmId: 0,
+      modes: [Mode.vmm, Mode.guest],
+      clockCycles: 10,
+      steps: 2,
+      linuxAsi: asi,
+    });
+    asi.predictor.ibpb(0);
+    sibling.guestRuns();
+    monitor.onUserRun(vmm);
+    expect(monitor.counts['INV-15']).toBe(1);
+    expect(othersThan(monitor.counts, ['INV-15'])).toEqual({});
+    expect(bare(monitor.records)).toEqual([
+      {
+        id: 'INV-15',
+        threads: [0],
+        modes: ['vmm'],
+        detail: 'VMM of vm:0 runs with predictor state trained by guest of vm:0 (no IBPB since)',
+        timeCycles: 10,
+        step: 2,
+      },
+    ]);
+    asi.predictor.ibpb(0);
+    monitor.onUserRun(vmm);
+    expect(monitor.counts['INV-15']).toBe(1);
+    sibling.guestRuns();
+    asi.predictor.setStibp(0, true);
+    monitor.onUserRun(vmm);
+    expect(monitor.counts['INV-15']).toBe(1);
+    // The VMM's own training and the guest's, at a guest entry of the same VM: the kvm class allows both.
+    asi.predictor.setStibp(0, false);
+    asi.userRuns();
+    const guest = drivenThread(machine, {
+      core: 0,
+      sibling: 0,
+      vmId: 0,
+      modes: [Mode.guest, Mode.guest],
+      clockCycles: 20,
+      steps: 3,
+      linuxAsi: asi,
+    });
+    monitor.onEnter(guest);
+    expect(monitor.counts['INV-15']).toBe(1);
+    expect(predictorDomainUser(0)).not.toBe(predictorDomainGuest(0));
+  });
+
+  it("INV-15: a guest entry with another VM's training in the core's predictor (another mm) is counted (checker driven directly)", () => {
+    const { machine, monitor } = drivenMonitor({
+      cores: 1,
+      smt: 2,
+      vms: [
+        { vcpus: 1, guestMemoryMiB: 1 },
+        { vcpus: 1, guestMemoryMiB: 1 },
+      ],
+    });
+    const asi = linuxAsiOn(machine, 0, 0, 0, false);
+    const other = linuxAsiOn(machine, 0, 1, 1, false);
+    setVmOfThread(machine, 1, 1);
+    other.guestRuns();
+    monitor.onEnter(
+      drivenThread(machine, {
+        core: 0,
+        sibling: 0,
+        vmId: 0,
+        modes: [Mode.guest, Mode.held],
+        clockCycles: 5,
+        steps: 1,
+        linuxAsi: asi,
+      }),
+    );
+    expect(monitor.counts['INV-15']).toBe(1);
+    expect(othersThan(monitor.counts, ['INV-15'])).toEqual({});
+    expect(recordsOf(monitor.records, 'INV-15')[0].detail).toBe(
+      'guest of vm:0 runs with predictor state trained by guest of vm:1 (no IBPB since)',
+    );
   });
 });

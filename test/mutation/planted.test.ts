@@ -1,8 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { Mode, withMode } from '../../src/cpu/modes.js';
 import { ConfigError } from '../../src/errors.js';
+import { taintGuestControl } from '../../src/linux-asi/taints.js';
 import { asi } from '../../src/policy/asi.js';
 import { asiStun } from '../../src/policy/asi-stun.js';
+import { policies } from '../../src/policy/index.js';
 import { plantedBug, plantedBugs } from '../../src/policy/planted.js';
 import { Flush, type Policy } from '../../src/policy/policy.js';
 import { policyView } from '../helpers/policy-view.js';
@@ -36,6 +38,9 @@ describe('the planted bugs, as a list', () => {
       ['planted-lost-wakeup', ['INV-9'], {}],
       ['planted-enters-beside-vmm', ['INV-1', 'INV-3'], { vmmExits: true }],
       ['planted-stun-race', ['INV-1', 'INV-3'], {}],
+      ['planted-linux-asi-user-no-guest-ibpb', ['INV-15'], { vmmExits: true }],
+      ['planted-linux-asi-exit-no-kernel-data', ['INV-14'], {}],
+      ['planted-linux-asi-nested-nmi-no-flush', ['INV-14'], { nmi: true }],
     ]);
     for (const planted of plantedBugs) {
       expect(planted.mistake.length, planted.policy.name).toBeGreaterThan(20);
@@ -52,9 +57,41 @@ describe('the planted bugs, as a list', () => {
     );
   });
 
+  it("each of today's ASI bugs is linux-asi but for its mistake: the same hooks, settings that differ in the one named place", () => {
+    const linuxAsi = policies['linux-asi'];
+    const sample = view(0, 2, { faultedSinceEntry: true, nmiSinceEntry: true });
+    const settings = linuxAsi.linuxAsi;
+    expect(settings).toBeDefined();
+    for (const planted of plantedBugs.filter((candidate) => candidate.policy.linuxAsi !== undefined)) {
+      const { policy } = planted;
+      expect(policy.kickBeforeFull(sample), policy.name).toBe(true);
+      expect(policy.waitForSiblingsOut(sample), policy.name).toBe(true);
+      expect(policy.mayEnter, policy.name).toBe(linuxAsi.mayEnter);
+      expect(policy.flushBeforeEntry(sample), policy.name).toBe(Flush.none);
+      const { classPolicies, plantedFaults, ...rest } = policy.linuxAsi ?? settings!;
+      const { classPolicies: postedPolicies, plantedFaults: _, ...postedRest } = settings!;
+      expect(rest, policy.name).toEqual(postedRest);
+      if (policy.name === 'planted-linux-asi-user-no-guest-ibpb') {
+        expect(plantedFaults).toEqual([]);
+        expect(classPolicies.kvm).toEqual(postedPolicies.kvm);
+        expect(classPolicies.user).toEqual({
+          ...postedPolicies.user,
+          preventControl: postedPolicies.user.preventControl & ~taintGuestControl,
+        });
+      } else {
+        expect(classPolicies).toEqual(postedPolicies);
+        expect(plantedFaults).toEqual([
+          policy.name === 'planted-linux-asi-exit-no-kernel-data'
+            ? 'exit-skips-kernel-data-taint'
+            : 'nested-nmi-reentry-skips-data-flush',
+        ]);
+      }
+    }
+  });
+
   it('each is asi (or asi-stun) but for its mistake: ASI, and asi’s kick, wait and flush where not the bug', () => {
     const sample = view(0, 2, { faultedSinceEntry: true, nmiSinceEntry: true });
-    for (const planted of plantedBugs) {
+    for (const planted of plantedBugs.filter((candidate) => candidate.policy.linuxAsi === undefined)) {
       const { policy } = planted;
       expect(policy.usesAsi, policy.name).toBe(true);
       expect(policy.smt, policy.name).toBe(true);

@@ -152,11 +152,17 @@ describe('what asi-emu policies says of each built-in', () => {
   });
 
   it('the safe list is exactly the built-ins held to every invariant, and which use ASI', () => {
-    expect([...safePolicyNames]).toEqual(['nosmt', 'coschedule', 'asi', 'asi-stun']);
+    expect([...safePolicyNames]).toEqual(['nosmt', 'coschedule', 'asi', 'asi-stun', 'linux-asi']);
     expect(Object.keys(policies).filter((name) => policies[name].usesAsi)).toEqual([
       'asi',
       'asi-ipi-only',
       'asi-stun',
+      'linux-asi',
+      'linux-asi-upstream',
+    ]);
+    expect(Object.keys(policies).filter((name) => policies[name].linuxAsi !== undefined)).toEqual([
+      'linux-asi',
+      'linux-asi-upstream',
     ]);
     expect(Object.keys(policies).filter((name) => !policies[name].smt)).toEqual(['nosmt']);
   });

@@ -131,6 +131,32 @@ const pinned: Record<string, string> = {
   'confidential/planted-enters-beside-vmm':
     '06ea816e 4787 6949868.7180328695 0.482665324817 69310.91056911647 INV-1=16,INV-3=6',
   'confidential/planted-stun-race': 'af1abf38 5410 7079382.505871515 0.481689309464 0 INV-1=2,INV-3=2',
+  // Today's Linux ASI (issue 22): pinned when the policies landed.
+  'busy/linux-asi': 'b1098750 7620 3533148.4152721735 0.453510159690 0 clean',
+  'busy/linux-asi-upstream':
+    '6d29624b 6811 3653162.0460091257 0.457713195535 472559.8180713648 INV-1=155,INV-3=38,INV-4=54,INV-8=5,INV-14=10',
+  'busy/planted-linux-asi-user-no-guest-ibpb': 'b1098750 7620 3533148.4152721735 0.453510159690 0 clean',
+  'busy/planted-linux-asi-exit-no-kernel-data':
+    '8d4c2e0b 7595 3403558.3652932504 0.537158190811 0 INV-14=1217',
+  'busy/planted-linux-asi-nested-nmi-no-flush': '62c3019c 7397 3936462.929724252 0.437001917317 0 INV-14=103',
+  'published/linux-asi': '37857c6c 6163 261442444.44977805 0.888038494545 0 clean',
+  'published/linux-asi-upstream':
+    '39c42716 4699 246377841.3290379 0.889894084148 959467.7486031749 INV-1=100,INV-4=100',
+  'published/planted-linux-asi-user-no-guest-ibpb':
+    '7007d69f 6055 267265222.55557677 0.887762256453 0 INV-15=2',
+  'published/planted-linux-asi-exit-no-kernel-data':
+    '900f70b7 6157 254796604.39591956 0.889510412151 0 INV-14=1050',
+  'published/planted-linux-asi-nested-nmi-no-flush':
+    '37857c6c 6163 261442444.44977805 0.888038494545 0 clean',
+  'confidential/linux-asi': '5b0f51f8 5725 7939060.588118072 0.391154834363 0 clean',
+  'confidential/linux-asi-upstream':
+    'a0b20c7a 4660 7101606.662281827 0.476157769569 578412.36800431 INV-1=151,INV-3=31,INV-4=62,INV-14=14',
+  'confidential/planted-linux-asi-user-no-guest-ibpb':
+    '13c3e1d5 5522 7140994.761470477 0.422334541104 0 INV-15=2',
+  'confidential/planted-linux-asi-exit-no-kernel-data':
+    'd92f59a9 5632 6542262.7216418395 0.536506396540 0 INV-14=943',
+  'confidential/planted-linux-asi-nested-nmi-no-flush':
+    '5b0f51f8 5725 7939060.588118072 0.391154834363 0 clean',
 };
 
 describe('golden sim outcomes (trace hash, steps, cycles, guest work, exposure, violations)', () => {

@@ -62,6 +62,8 @@ export const configFieldComments: Record<'machine' | 'workload' | 'costs' | 'run
     l1dFlush: 'L1D flush (MSR_IA32_FLUSH_CMD or the software fallback)',
     l1dRefillLine: "refilling one line of the guest's working set from L2 after an L1D flush",
     bufferClear: 'VERW buffer clearing (MDS)',
+    ibpb: "IBPB (today's Linux ASI, when a control taint calls for it; an assumption, docs/calibration.md)",
+    rsbFill: "RSB fill with each IBPB (today's Linux ASI; an assumption derived from RSB_CLEAR_LOOPS)",
     cacheHit: 'L1D hit',
     cacheMiss: 'L1D miss served by L2/L3',
     pageWalk: 'page walk after a TLB miss',
