@@ -1176,24 +1176,33 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
 
   // ---- the end of a handler ---------------------------------------------------------------------------------
 
+  /** The `resume` action: a confidential VM's page accepted where the variant converts one. */
+  private resumeAction(variant: CompiledVariant): void {
+    if (variant.conversion === 'accept' && this.confidential !== null) {
+      this.confidential.accept(this.draw, this.clockCycles);
+    }
+  }
+
+  /** The `ipi` action: a wake IPI to the peer vCPU the mix draws (none when it draws none). */
+  private sendPeerWake(): void {
+    const target = this.guest.drawPeer();
+    if (target >= 0) {
+      this.spend(this.costs.ipiSend);
+      this.mailboxes.send(target, Vector.wake, this.clockCycles, this.env);
+    }
+  }
+
   private stepAction(): number {
     if (this.linuxAsi !== null) return this.stepActionLinuxAsi(this.linuxAsi);
     const variant = this.variant;
     assert(variant !== null, 'an action ends a handler');
     switch (variant.action) {
       case 'resume':
-        if (variant.conversion === 'accept' && this.confidential !== null) {
-          this.confidential.accept(this.draw, this.clockCycles);
-        }
+        this.resumeAction(variant);
         break;
-      case 'ipi': {
-        const target = this.guest.drawPeer();
-        if (target >= 0) {
-          this.spend(this.costs.ipiSend);
-          this.mailboxes.send(target, Vector.wake, this.clockCycles, this.env);
-        }
+      case 'ipi':
+        this.sendPeerWake();
         break;
-      }
       case 'halt':
         if (this.mode === Mode.full && this.usesAsi) {
           // Back into isolation first; the action runs again from there.
@@ -1508,18 +1517,11 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
     if (asi.tense) asi.raise({ kind: 'relax' });
     switch (variant.action) {
       case 'resume':
-        if (variant.conversion === 'accept' && this.confidential !== null) {
-          this.confidential.accept(this.draw, this.clockCycles);
-        }
+        this.resumeAction(variant);
         break;
-      case 'ipi': {
-        const target = this.guest.drawPeer();
-        if (target >= 0) {
-          this.spend(this.costs.ipiSend);
-          this.mailboxes.send(target, Vector.wake, this.clockCycles, this.env);
-        }
+      case 'ipi':
+        this.sendPeerWake();
         break;
-      }
       case 'halt': {
         if (this.mode === Mode.full) {
           // The 2019 protocol's rule, which the siblings waiting at the barrier rely on: a thread leaves
