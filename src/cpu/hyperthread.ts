@@ -1176,6 +1176,15 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
 
   // ---- the end of a handler ---------------------------------------------------------------------------------
 
+  /** The `halt` action's end: the thread goes idle until its next wake-up (the mix draws when). */
+  private halt(): number {
+    this.count(ThreadStat.halts);
+    this.setMode(Mode.idle);
+    this.nextWakeAtCycles = this.guest.wakeAfter(this.clockCycles);
+    this.phase = Phase.idle;
+    return StepCode.ran;
+  }
+
   /** The `resume` action: a confidential VM's page accepted where the variant converts one. */
   private resumeAction(variant: CompiledVariant): void {
     if (variant.conversion === 'accept' && this.confidential !== null) {
@@ -1210,11 +1219,7 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
           this.phase = Phase.returnIsolated;
           return StepCode.ran;
         }
-        this.count(ThreadStat.halts);
-        this.setMode(Mode.idle);
-        this.nextWakeAtCycles = this.guest.wakeAfter(this.clockCycles);
-        this.phase = Phase.idle;
-        return StepCode.ran;
+        return this.halt();
       case 'vmm':
         this.count(ThreadStat.vmmExits);
         this.variant = variant;
@@ -1536,11 +1541,7 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
         // asi_enter opened for the return above ends first.
         if (asi.tense) asi.raise({ kind: 'relax' });
         this.executeAsi(asi.raise({ kind: 'context-switch', nextMm: asi.state.mm }));
-        this.count(ThreadStat.halts);
-        this.setMode(Mode.idle);
-        this.nextWakeAtCycles = this.guest.wakeAfter(this.clockCycles);
-        this.phase = Phase.idle;
-        return StepCode.ran;
+        return this.halt();
       }
       case 'vmm':
         this.count(ThreadStat.vmmExits);
