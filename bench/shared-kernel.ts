@@ -1,17 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { AcceleratedCaches } from '../src/accel/accelerated-access.js';
-import {
-  type AccessKernels,
-  accessKernelBytes,
-  type FlushFillBuffersKernel,
-  type FlushLinesKernel,
-  type GuestAccessKernel,
-  type GuestReadsKernel,
-  type LineAccessKernel,
-  type Sfc32Kernel,
-  type TranslateKernel,
-  type ZeroWordsKernel,
-} from '../src/accel/access-kernel.js';
+import { instantiateAccessKernel } from '../src/accel/access-kernel.js';
 import { writeCacheDescriptor } from '../src/accel/kernel-descriptor.js';
 import { assert } from '../src/assert.js';
 import { parseMachineConfig } from '../src/config/machine-config.js';
@@ -60,22 +49,6 @@ export interface SharedKernelBatch {
   hits: number;
 }
 
-function kernelsOver(memory: WebAssembly.Memory): AccessKernels {
-  const instance = new WebAssembly.Instance(new WebAssembly.Module(accessKernelBytes()), { env: { memory } });
-  const exports = instance.exports;
-  return {
-    access: exports.access as AccessKernels['access'],
-    translate: exports.translate as TranslateKernel,
-    guestAccess: exports.guestAccess as GuestAccessKernel,
-    guestReads: exports.guestReads as GuestReadsKernel,
-    lineAccess: exports.lineAccess as LineAccessKernel,
-    flushLines: exports.flushLines as FlushLinesKernel,
-    flushFillBuffers: exports.flushFillBuffers as FlushFillBuffersKernel,
-    sfc32: exports.sfc32 as Sfc32Kernel,
-    zeroWords: exports.zeroWords as ZeroWordsKernel,
-  };
-}
-
 /** The views both paths need, made in one worker. */
 export class SharedKernelRig {
   private readonly js: Machine;
@@ -117,7 +90,7 @@ export class SharedKernelRig {
       config.fillBufferEntries,
     );
     this.wasmCaches = new AcceleratedCaches(
-      kernelsOver(setup.memory),
+      instantiateAccessKernel(setup.memory),
       parts.cacheDescriptorsI32,
       this.wasm.caches[0],
     );

@@ -1,3 +1,4 @@
+import { assert } from '../assert.js';
 import { accessKernelWasmBase64 } from './access-kernel-wasm.js';
 
 /**
@@ -142,4 +143,26 @@ export interface AccessKernels {
 /** The kernel's WebAssembly bytes (access-kernel-wasm.ts holds them as base64, generated from the .wat). */
 export function accessKernelBytes(): Uint8Array {
   return Uint8Array.from(Buffer.from(accessKernelWasmBase64, 'base64'));
+}
+
+/** The kernel's exports, each checked to be a function. */
+const kernelExports = [
+  'access',
+  'translate',
+  'guestAccess',
+  'guestReads',
+  'lineAccess',
+  'flushLines',
+  'flushFillBuffers',
+  'sfc32',
+  'zeroWords',
+] as const satisfies readonly (keyof AccessKernels)[];
+
+/** An instance of the access kernel over `memory` (a thread's own instance; the memory may be shared). */
+export function instantiateAccessKernel(memory: WebAssembly.Memory): AccessKernels {
+  const instance = new WebAssembly.Instance(new WebAssembly.Module(accessKernelBytes()), { env: { memory } });
+  const exports = instance.exports;
+  for (const name of kernelExports)
+    assert(typeof exports[name] === 'function', `the access kernel exports ${name}`);
+  return Object.fromEntries(kernelExports.map((name) => [name, exports[name]])) as unknown as AccessKernels;
 }

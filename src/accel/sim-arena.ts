@@ -1,17 +1,5 @@
 import { assert } from '../assert.js';
-import {
-  type AccessKernel,
-  type AccessKernels,
-  accessKernelBytes,
-  type FlushFillBuffersKernel,
-  type FlushLinesKernel,
-  type GuestAccessKernel,
-  type GuestReadsKernel,
-  type LineAccessKernel,
-  type Sfc32Kernel,
-  type TranslateKernel,
-  type ZeroWordsKernel,
-} from './access-kernel.js';
+import { type AccessKernels, instantiateAccessKernel } from './access-kernel.js';
 
 /**
  * Where the sim backend's machines live: one shared WebAssembly memory per thread, carved into regions,
@@ -87,47 +75,14 @@ function openArena(): Arena | false {
     // No address space for the reservation (a ulimit -v, a 32-bit host): machines get their own buffers.
     return false;
   }
-  const instance = new WebAssembly.Instance(new WebAssembly.Module(accessKernelBytes()), { env: { memory } });
-  const {
-    access,
-    translate,
-    guestAccess,
-    guestReads,
-    lineAccess,
-    flushLines,
-    flushFillBuffers,
-    sfc32,
-    zeroWords,
-  } = instance.exports;
-  assert(
-    typeof access === 'function' &&
-      typeof translate === 'function' &&
-      typeof guestAccess === 'function' &&
-      typeof guestReads === 'function' &&
-      typeof lineAccess === 'function' &&
-      typeof flushLines === 'function' &&
-      typeof flushFillBuffers === 'function' &&
-      typeof sfc32 === 'function' &&
-      typeof zeroWords === 'function',
-    'the access kernel exports',
-  );
   const free: FreeRange[] = [];
   // A holder collected: the region goes back when the last of them is.
   const registry = new FinalizationRegistry<HeldRange>((range) => {
     range.holders--;
     if (range.holders === 0) release(opened, range);
   });
-  const kernels = {
-    access: access as AccessKernel,
-    translate: translate as TranslateKernel,
-    guestAccess: guestAccess as GuestAccessKernel,
-    guestReads: guestReads as GuestReadsKernel,
-    lineAccess: lineAccess as LineAccessKernel,
-    flushLines: flushLines as FlushLinesKernel,
-    flushFillBuffers: flushFillBuffers as FlushFillBuffersKernel,
-    sfc32: sfc32 as Sfc32Kernel,
-    zeroWords: zeroWords as ZeroWordsKernel,
-  };
+  const kernels = instantiateAccessKernel(memory);
+
   const opened: Arena = { memory, kernels, free, registry, buffers: new WeakSet() };
   return opened;
 }
