@@ -228,6 +228,12 @@ function timelineSection(timeline: HtmlTimeline): string {
   return `<section id="timeline"><h2>${heading}</h2><p>A window of ${Math.round(timeline.toCycles - timeline.fromCycles)} ${unit} (${((timeline.toCycles - timeline.fromCycles) / unitsPerMicrosecond).toFixed(1)} µs). Hover a slice, arrow or mark for its details.</p>${chart}</section>`;
 }
 
+/** The charts' own rules: also the style sheet of a standalone SVG (the sweep's `--svg`). */
+export const chartStyles = `svg .grid { stroke: #eee; } svg .zero { stroke: #555; } svg .tick { fill: #666; } svg .label { fill: #222; }
+svg .group { fill: #222; font-weight: 700; } svg .value { fill: #444; } svg .kick { stroke: #333; stroke-width: 1.2; }
+svg .violation { fill: #c62828; stroke: #fff; stroke-width: 0.5; }
+`;
+
 const styles = `
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 24px auto; max-width: 820px; color: #222; background: #fff; }
 h1 { font-size: 22px; margin-bottom: 4px; } h2 { font-size: 17px; margin-top: 28px; border-bottom: 1px solid #ddd; }
@@ -239,10 +245,7 @@ tr.verdict-holds td.verdict { color: #2e7d32; } tr.verdict-caught td.verdict { c
 tr.verdict-broken .badge, tr.verdict-caught .badge { background: #fde0dc; }
 ul { padding-left: 18px; } li.record { margin-bottom: 8px; }
 svg.chart { display: block; margin: 8px 0; max-width: 100%; height: auto; font-size: 11px; }
-svg .grid { stroke: #eee; } svg .zero { stroke: #555; } svg .tick { fill: #666; } svg .label { fill: #222; }
-svg .group { fill: #222; font-weight: 700; } svg .value { fill: #444; } svg .kick { stroke: #333; stroke-width: 1.2; }
-svg .violation { fill: #c62828; stroke: #fff; stroke-width: 0.5; }
-`;
+${chartStyles}`;
 
 /** The whole report as one HTML string. */
 export function renderHtmlReport(comparison: HtmlReportInput): string {

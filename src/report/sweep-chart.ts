@@ -1,5 +1,5 @@
 import { assert } from '../assert.js';
-import { htmlPage, machineTable } from './html.js';
+import { chartStyles, htmlPage, machineTable } from './html.js';
 import { chartWidth, escapeXml, niceTicks, seriesColors, svgFrame } from './svg.js';
 
 /**
@@ -278,10 +278,13 @@ export function sweepChart(chart: SweepChartInput): string {
   );
 }
 
+/** The sweep charts' own rules (axes, notes, published bands), in the page and in the standalone SVG. */
+const sweepChartStyles = `svg .axis { stroke: #555; } svg .axis-label { fill: #222; font-size: 12px; } svg .note, svg .band-label { font-size: 11px; } svg .note { fill: #666; }
+`;
+
 const sweepStyles = `
 th.num { text-align: right; } caption { text-align: left; color: #666; margin: 6px 0; }
-svg .axis { stroke: #555; } svg .axis-label { fill: #222; font-size: 12px; } svg .note, svg .band-label { font-size: 11px; } svg .note { fill: #666; }
-`;
+${sweepChartStyles}`;
 
 /** What the sweep report shows: its charts (one per mix), a table of the figures, and the run. */
 export interface SweepReportInput {
@@ -316,6 +319,44 @@ function figuresTable(mix: string, series: readonly SweepSeries[], path: string)
     return `<tr data-policy="${escapeXml(line.policy)}"><td>${escapeXml(line.policy)}</td>${cells.join('')}</tr>`;
   });
   return `<table class="sweep-figures" data-mix="${escapeXml(mix)}"><caption>overhead vs none on ${escapeXml(mix)}, by ${escapeXml(path)}</caption><thead>${head}</thead><tbody>${rows.join('')}</tbody></table>`;
+}
+
+/**
+ * The sweep's charts as one standalone SVG document (`sweep --svg`): each mix's chart under the other,
+ * with its own style sheet and a white background, for a README or a slide. It carries no script and
+ * fetches nothing, like the HTML report.
+ */
+export function renderSweepSvg(input: Omit<SweepReportInput, 'title' | 'run'>): string {
+  const charts = input.charts.map((chart, index) =>
+    sweepChart({
+      id: sweepChartId(index),
+      mix: chart.mix,
+      path: input.path,
+      xLabel: input.xLabel,
+      scale: input.scale,
+      series: chart.series,
+      bands: input.bands,
+    }),
+  );
+  const heights = charts.map((svg) => Number(/ height="([0-9.]+)"/.exec(svg)?.[1] ?? 0));
+  const headingHeight = 22;
+  let top = 0;
+  const parts = charts.map((svg, index) => {
+    const heading = `<text class="heading" x="8" y="${top + 16}">${escapeXml(`Overhead vs none on ${input.charts[index].mix}`)}</text>`;
+    // A nested <svg> keeps each chart's own coordinates; only its position changes.
+    const placed = svg.replace('<svg ', `<svg x="0" y="${top + headingHeight}" `);
+    top += headingHeight + heights[index];
+    return `${heading}\n${placed}`;
+  });
+  return [
+    '<?xml version="1.0" encoding="UTF-8"?>',
+    `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${chartWidth} ${top}" width="${chartWidth}" height="${top}" font-family="system-ui, sans-serif" font-size="11">`,
+    `<style>${chartStyles}${sweepChartStyles}svg .heading { fill: #222; font-size: 14px; font-weight: 700; }</style>`,
+    `<rect width="100%" height="100%" fill="#fff"/>`,
+    ...parts,
+    '</svg>',
+    '',
+  ].join('\n');
 }
 
 /** The whole sweep report as one HTML string. */

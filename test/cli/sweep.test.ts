@@ -59,6 +59,7 @@ describe('asi-emu sweep', () => {
   const directory = temporaryDirectory();
   const jsonPath = join(directory, 'sweep.json');
   const reportPath = join(directory, 'sweep.html');
+  const svgPath = join(directory, 'sweep.svg');
   const run = runCli([
     'sweep',
     '--policies',
@@ -72,6 +73,8 @@ describe('asi-emu sweep', () => {
     jsonPath,
     '--report',
     reportPath,
+    '--svg',
+    svgPath,
   ]);
 
   it('writes the JSON: every rate, every policy, with the repeated figures and their CIs', () => {
@@ -136,7 +139,23 @@ describe('asi-emu sweep', () => {
       (match) => match[1],
     );
     expect(lines).toEqual(['none', 'asi', 'coschedule']);
-    expect(readdirSync(directory).sort()).toEqual(['sweep.html', 'sweep.json']);
+    expect(readdirSync(directory).sort()).toEqual(['sweep.html', 'sweep.json', 'sweep.svg']);
+  });
+
+  it('--svg writes the same chart as a standalone SVG document (a style sheet of its own, no script)', () => {
+    expect(run.stdout).toContain(`wrote ${svgPath}`);
+    const svg = readFileSync(svgPath, 'utf8');
+    expect(
+      svg.startsWith('<?xml version="1.0" encoding="UTF-8"?>\n<svg xmlns="http://www.w3.org/2000/svg"'),
+    ).toBe(true);
+    expect(svg).toContain('<style>svg .grid');
+    expect(svg).not.toMatch(/<script|href=/);
+    const lines = [...svg.matchAll(/<polyline class="line" data-policy="([^"]+)"/g)].map((match) => match[1]);
+    expect(lines).toEqual(['none', 'asi', 'coschedule']);
+    // The document's height is the heading plus the nested chart's.
+    const outer = Number(/viewBox="0 0 760 ([0-9.]+)"/.exec(svg)?.[1]);
+    const inner = Number(/<svg x="0" y="22" [^>]* height="([0-9.]+)"/.exec(svg)?.[1]);
+    expect(outer).toBe(22 + inner);
   });
 
   it('a point is the bench comparison at that rate: same seeds, same figures', () => {

@@ -13,7 +13,7 @@ import {
   sweepRunCount,
   sweepSeries,
 } from '../../report/sweep.js';
-import { publishedBands, renderSweepReport } from '../../report/sweep-chart.js';
+import { publishedBands, renderSweepReport, renderSweepSvg } from '../../report/sweep-chart.js';
 import { ExitCode } from '../errors.js';
 import { applySettings, numberFlag } from '../flags.js';
 import { checkOutputs } from '../outputs.js';
@@ -62,6 +62,7 @@ interface SweepOptions extends RunFlags {
   xScale?: 'log' | 'linear';
   json?: string;
   report?: string;
+  svg?: string;
 }
 
 /** Values must be distinct, at least two (one is a bench) and at most `sweepValuesMax`. */
@@ -198,6 +199,7 @@ export function registerSweepCommand(program: Command): void {
     )
     .option('--json <file>', 'write every point as JSON (atomically; format asi-emu-sweep)')
     .option('--report <file>', 'self-contained HTML chart: overhead vs none per policy with 95% CI bands')
+    .option('--svg <file>', 'the charts alone as one standalone SVG file (for a README or slides)')
     .addHelpText(
       'after',
       [
@@ -206,6 +208,7 @@ export function registerSweepCommand(program: Command): void {
         '  asi-emu sweep --policies none,asi,coschedule --mix sysbench-cpu --exit-rates 1000,3000,10000,30000,100000 --json sweep.json --report sweep.html',
         '  asi-emu sweep --policies none,asi,asi-stun --exit-rates 1000..100000 --repeats 10',
         '  asi-emu sweep --policies none,asi --vary costs.ipiDelivery=1000,2000,4000,8000 --report ipi.html',
+        '  asi-emu sweep --policies none,asi,linux-asi --mix sysbench-cpu,idle-tracing --svg asi-vs-linux-asi.svg',
         '',
         'Runs on the sim backend. Exit code: 0 when every run completed (unsafe policies break invariants',
         'by design; bench says which do). 2 for bad input.',
@@ -233,6 +236,7 @@ export function registerSweepCommand(program: Command): void {
       const { say } = checkOutputs([
         ...(options.json ? [{ flag: '--json', path: options.json }] : []),
         ...(options.report ? [{ flag: '--report', path: options.report }] : []),
+        ...(options.svg ? [{ flag: '--svg', path: options.svg }] : []),
       ]);
       const names = policies.map((policy) => policy.name);
       const plan: SweepPlan = {
@@ -277,6 +281,15 @@ export function registerSweepCommand(program: Command): void {
         );
         files.push({ flag: '--json', path: options.json, contents: `${JSON.stringify(json, null, 2)}\n` });
       }
+      const xLabel = vary.path === exitRatePath ? 'exits/s per vCPU' : vary.path;
+      const charts = mixNames.map((mix) => ({ mix, series: sweepSeries(sweep, mix, names) }));
+      if (options.svg) {
+        files.push({
+          flag: '--svg',
+          path: options.svg,
+          contents: () => renderSweepSvg({ path: vary.path, xLabel, scale, charts, bands: publishedBands }),
+        });
+      }
       if (options.report) {
         files.push({
           flag: '--report',
@@ -285,9 +298,9 @@ export function registerSweepCommand(program: Command): void {
             renderSweepReport({
               title: `asi-emu sweep: ${names.join(', ')} on ${mixNames.join(', ')} by ${vary.path}`,
               path: vary.path,
-              xLabel: vary.path === exitRatePath ? 'exits/s per vCPU' : vary.path,
+              xLabel,
               scale,
-              charts: mixNames.map((mix) => ({ mix, series: sweepSeries(sweep, mix, names) })),
+              charts,
               bands: publishedBands,
               run: {
                 machine: `${base.machine.cores} cores x ${base.machine.smt} threads at ${base.machine.ghz} GHz`,
