@@ -14,6 +14,7 @@ import { reportError } from '../../src/cli/errors.js';
 import { parseRunConfig } from '../../src/config/run-config.js';
 import { workloadSchema } from '../../src/config/workload.js';
 import { builtinMixes } from '../../src/cpu/mixes.js';
+import { designComparison } from '../../src/policy/design-comparison.js';
 import { policies, policyScopes, safePolicyNames } from '../../src/policy/index.js';
 import { plantedBugs } from '../../src/policy/planted.js';
 
@@ -131,6 +132,20 @@ describe('asi-emu policies', () => {
     }
     expect(policies.coschedule.description).toMatch(/core-wide protection \(Fernandes 2020\)/);
     expect(policyScopes.coschedule.leavesOut).toMatch(/core scheduling proper.*later issue/);
+  });
+
+  it("--compare sets the 2019 RFC against today's Linux ASI, question by question, each with its source", async () => {
+    const { code, stdout } = await cli('policies', '--compare');
+    expect(code).toBe(0);
+    expect(stdout).toContain('<1557758315-12667-1-git-send-email-alexandre.chartre@oracle.com>');
+    expect(stdout).toContain('<20250110-asi-rfc-v2-v2-0-8419288bc805@google.com>');
+    for (const row of designComparison) {
+      expect(stdout).toMatch(new RegExp(`^${row.aspect} +asi: +${escapeRegExp(row.asi)}$`, 'm'));
+      expect(stdout).toMatch(new RegExp(`^ +linux-asi: ${escapeRegExp(row.linuxAsi)}$`, 'm'));
+    }
+    const json = JSON.parse((await cli('policies', '--compare', '--json')).stdout);
+    expect(json.rows).toEqual(designComparison);
+    expect(json.sources.linuxAsi).toMatch(/20250812173109\.295750-1-jackmanb@google\.com/);
   });
 
   it('--json gives name, safe, description and switches; --planted adds the planted bugs', async () => {
@@ -259,3 +274,7 @@ describe('--help of the info commands', () => {
       expect(stdout).toMatch(new RegExp(`\\n {2}${name}\\b`));
   });
 });
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { designComparison, designSources } from '../../policy/design-comparison.js';
 import { type Policy, policies, policyScopes, safePolicyNames } from '../../policy/index.js';
 import { plantedBugs } from '../../policy/planted.js';
 
@@ -12,6 +13,10 @@ export function registerPoliciesCommand(program: Command): void {
       'also list the planted-bug policies the fuzzer must catch, with the invariants they break',
     )
     .option('--long', 'add two lines per policy: what it models, and what it leaves out')
+    .option(
+      '--compare',
+      "the 2019 KVM ASI RFC (asi) against today's Linux ASI (linux-asi), design question by question",
+    )
     .option(
       '--json',
       'print JSON instead of text (name, safe, description, the policy switches, models, leavesOut)',
@@ -27,11 +32,16 @@ export function registerPoliciesCommand(program: Command): void {
         '  asi-emu policies',
         '  asi-emu policies --planted',
         '  asi-emu policies --long',
+        '  asi-emu policies --compare',
         "  asi-emu policies --json | jq -r '.[] | select(.safe) | .name'",
         '',
       ].join('\n'),
     )
-    .action((options: { json?: boolean; planted?: boolean; long?: boolean }) => {
+    .action((options: { json?: boolean; planted?: boolean; long?: boolean; compare?: boolean }) => {
+      if (options.compare) {
+        process.stdout.write(compareText(options.json === true));
+        return;
+      }
       const rows = Object.entries(policies).map(([name, policy]) => ({
         ...policyJson(name, policy),
         safe: (safePolicyNames as readonly string[]).includes(name),
@@ -74,4 +84,23 @@ function policyJson(name: string, policy: Policy) {
     flushPoint: policy.plantedBugs.flushPoint,
     waitFor: policy.plantedBugs.waitFor,
   };
+}
+
+/** `policies --compare`: one row per design question; JSON has the rows and both sources. */
+function compareText(json: boolean): string {
+  if (json) return `${JSON.stringify({ sources: designSources, rows: designComparison }, null, 2)}\n`;
+  const aspectWidth = Math.max(...designComparison.map((row) => row.aspect.length));
+  const lines = designComparison.flatMap((row) => [
+    `${row.aspect.padEnd(aspectWidth)}  asi:       ${row.asi}`,
+    `${' '.repeat(aspectWidth)}  linux-asi: ${row.linuxAsi}`,
+  ]);
+  return [
+    `asi:       ${designSources.asi}`,
+    `linux-asi: ${designSources.linuxAsi}`,
+    '',
+    ...lines,
+    '',
+    'Each rule and its source: docs/model.md (asi), docs/linux-asi.md (linux-asi).',
+    '',
+  ].join('\n');
 }
