@@ -157,6 +157,21 @@ const pinned: Record<string, string> = {
     'd92f59a9 5632 6542262.7216418395 0.536506396540 0 INV-14=943',
   'confidential/planted-linux-asi-nested-nmi-no-flush':
     '5b0f51f8 5725 7939060.588118072 0.391154834363 0 clean',
+  'busy/linux-asi-ephmap': 'bda84fed 6520 3511132.5639696233 0.525672800334 0 INV-14=780',
+  'busy/linux-asi-fast-again':
+    '4c04a8e8 6462 3282266.6113014454 0.566278276003 80996.48606343311 INV-1=14,INV-3=4,INV-4=2',
+  'busy/linux-asi-rfc-v2-spr':
+    '46cb641b 6851 3700782.32873395 0.553727851904 375883.31573207874 INV-1=118,INV-3=21,INV-4=58,INV-8=5',
+  'confidential/linux-asi-ephmap': 'edbe7169 4276 6846595.140025354 0.511267602025 0 INV-14=510',
+  'confidential/linux-asi-fast-again':
+    '7647bf89 4300 6296852.200872011 0.585133728447 32265.960893854965 INV-1=1,INV-4=1',
+  'confidential/linux-asi-rfc-v2-spr':
+    '87543233 4663 6153062.631122134 0.549166887129 386019.77811644133 INV-1=127,INV-3=21,INV-4=65',
+  'published/linux-asi-ephmap': '5ffd73a0 4317 282706286.1553966 0.890336149866 0 INV-14=577',
+  'published/linux-asi-fast-again':
+    '4ae486d5 4309 259527504.3709897 0.890551777068 96800.8826815933 INV-1=3,INV-4=3',
+  'published/linux-asi-rfc-v2-spr':
+    'c67542cc 4678 259345424.5017783 0.890561988214 623472.1250282326 INV-1=94,INV-4=94',
 };
 
 describe('golden sim outcomes (trace hash, steps, cycles, guest work, exposure, violations)', () => {
