@@ -554,6 +554,13 @@ export function comparisonJson(
     tool: toolIdentity(),
     ...meta,
     repeatSeeds: comparison.seeds,
-    results: comparison.results.map(resultJson),
+    // A user mix's figures count a host process's user-mode work (issue 22 item 4): each result says so.
+    results: comparison.results.map((result) => {
+      const mix = meta.mixes.find((candidate) => candidate.name === result.mix);
+      return {
+        ...resultJson(result),
+        workOf: mix !== undefined && mixClassOf(mix) === 'user' ? 'user' : 'guest',
+      };
+    }),
   };
 }
