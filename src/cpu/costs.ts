@@ -7,7 +7,7 @@ import { ConfigError } from '../errors.js';
  * value can be overridden from a config file (`costs`) or `--cost name=value`.
  */
 /** costs.ephmap's default: fitted (docs/calibration.md), set once the fit is run. */
-const ephmapCyclesDefault = 400;
+const ephmapCyclesDefault = 425;
 
 export const costModelSchema = z
   .object({
