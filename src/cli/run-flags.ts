@@ -4,6 +4,7 @@ import { builtinMixes, type ExitMix } from '../cpu/mixes.js';
 import { ConfigError } from '../errors.js';
 import { policies, policyByName } from '../policy/index.js';
 import type { Policy } from '../policy/policy.js';
+import { checkPolicyRunsMix } from '../policy/user-class.js';
 import { mixesByName } from '../report/comparison.js';
 import { configObject, readJsonFile } from './config-file.js';
 import { applySettings, type ConfigSetting, integerFlag, listFlag, setFlag } from './flags.js';
@@ -135,11 +136,14 @@ export function comparedRuns(
   const fromFlags = (flag: string) => command.getOptionValueSource(flag) === 'cli';
   const useConfigMix =
     !fromFlags('mix') && (input.workload as { mix?: unknown } | undefined)?.mix !== undefined;
-  return {
+  const runs = {
     mixes: useConfigMix ? [configMix] : mixesByName(options.mix),
     policies:
       !fromFlags('policies') && input.policies !== undefined
         ? configPolicies(input.policies)
         : options.policies.map((name) => policyByName(name)),
   };
+  // A host process (a user mix) runs only under policies with a userspace class: refused before any run.
+  for (const mix of runs.mixes) for (const policy of runs.policies) checkPolicyRunsMix(policy, mix);
+  return runs;
 }

@@ -1,19 +1,15 @@
 import { z } from 'zod';
 import { assert } from '../assert.js';
 import { pageBytes } from '../constants.js';
-import {
-  catalogueWith,
-  type ExitReasonSpec,
-  exitCatalogue,
-  exitReasonIndex,
-  type UserHandler,
-} from '../cpu/exits.js';
+import { type ExitReasonSpec, exitCatalogue, exitReasonIndex, type UserHandler } from '../cpu/exits.js';
 import {
   builtinMixes,
+  catalogueForClass,
   defaultSmtSpeedup,
   type ExitMix,
   exitsPerSecondMax,
   exitsPerSecondMin,
+  mixClassOf,
   parseUserMix,
   smtSpeedupMax,
   smtSpeedupMin,
@@ -270,8 +266,8 @@ export function parseWorkload(input: unknown, threads: number): Workload {
       [...newReasons],
     );
   }
-  const catalogue = catalogueWith(handlers);
   let resolved: ExitMix;
+  let catalogue: readonly ExitReasonSpec[];
   if (typeof mix === 'string') {
     const builtin = builtinMixes.find((candidate) => candidate.name === mix);
     if (!builtin)
@@ -281,7 +277,11 @@ export function parseWorkload(input: unknown, threads: number): Workload {
         mix,
       );
     resolved = builtin;
+    catalogue = catalogueForClass(mixClassOf(builtin), handlers);
   } else {
+    // A user-defined mix says its class (a host process's kernel entries, or VM exits: the default).
+    const declared = (mix as { class?: unknown }).class;
+    catalogue = catalogueForClass(declared === 'user' ? 'user' : 'kvm', handlers);
     resolved = parseUserMix(mix, 'workload.mix', catalogue);
   }
   rest.injections.forEach((injection, i) => {
@@ -294,6 +294,19 @@ export function parseWorkload(input: unknown, threads: number): Workload {
     }
   });
   return { ...rest, mix: resolved, handlers, catalogue };
+}
+
+/**
+ * `workload` running `mix` instead of its own: the catalogue follows the mix's class (a host process's
+ * kernel entries for a user mix), with the workload's handlers added. Every place that swaps a run's
+ * mix (bench, sweep, comparisons) goes through here.
+ */
+export function workloadWithMix(workload: Workload, mix: ExitMix): Workload {
+  const catalogue =
+    mixClassOf(mix) === mixClassOf(workload.mix)
+      ? workload.catalogue
+      : catalogueForClass(mixClassOf(mix), workload.handlers);
+  return { ...workload, mix, catalogue };
 }
 
 /**

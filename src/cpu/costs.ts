@@ -6,6 +6,9 @@ import { ConfigError } from '../errors.js';
  * The cost model, in virtual cycles of a ~3 GHz server core. Every default carries its source; every
  * value can be overridden from a config file (`costs`) or `--cost name=value`.
  */
+/** costs.ephmap's default: fitted (docs/calibration.md), set once the fit is run. */
+const ephmapCyclesDefault = 425;
+
 export const costModelSchema = z
   .object({
     /**
@@ -65,6 +68,22 @@ export const costModelSchema = z
      * (docs/calibration.md).
      */
     rsbFill: z.number().min(0).default(100),
+    /**
+     * A host process's kernel entry and return with an empty handler (a syscall: SYSCALL, the entry
+     * code, SYSRET; a page fault's #PF entry and IRET alike), charged in place of `exitRoundTrip` when a
+     * run's mix is a user mix (issue 22 item 4). ASSUMPTION: 250 cycles, ~80 ns at 3 GHz, the order of
+     * a null syscall on recent x86 without KPTI; no measurement was read in this session
+     * (docs/calibration.md).
+     */
+    syscallRoundTrip: z.number().min(0).default(250),
+    /**
+     * The ephmap (today's ASI, "ASI is fast again" <20250812173109.295750-1-jackmanb@google.com>), per
+     * page: map a sensitive page-cache page CPU-locally (a PTE write), use it, tear it down with a local
+     * INVLPG and the remote TLB flush the posting says vulnerability mitigation needs. No cost is
+     * published: FITTED to the "FIO randread on tmpfs with ephmap: -13.1%" row (docs/calibration.md
+     * `fast-again-fio-ephmap`); charged only by linux-asi policies with `ephmap` on.
+     */
+    ephmap: z.number().min(0).default(ephmapCyclesDefault),
     /** L1D hit: 4-5 cycles (Intel Optimization Reference Manual, Skylake). */
     cacheHit: z.number().min(0).default(5),
     /** L1D miss served by L2/L3: ~14 (L2) to ~50-70 (L3) cycles; a blended 40. */

@@ -568,6 +568,205 @@ export const exitCatalogue: readonly ExitReasonSpec[] = [
   },
 ];
 
+/**
+ * The userspace class's "exits" (issue 22 item 4): a host process's kernel entries, for the mixes of
+ * class `user` (cpu/mixes.ts). When a run's mix is a user mix, each vCPU thread of the config runs a
+ * host process instead: its "guest" stretches are user-mode work, its "guest memory" its own anonymous
+ * memory, and these are its syscalls, page faults and the context switches of a syscall that blocks.
+ * Same shape as the exit catalogue (accesses to regions, compute, one action); `kvmPath` holds the
+ * kernel function path each follows. The regions stand for:
+ * - `vmm-heap` (own VM): the process's user buffers, reached through its own user mapping
+ *   (copy_to_user / copy_from_user). The user class's restricted space maps the whole user range
+ *   (RFC v2 patch 25/29), so these never fault.
+ * - `guest-memory` (own VM): the process's anonymous pages reached through the kernel's direct map
+ *   (zeroing a fresh page, copy-on-write): "the task's own memory is still missing from the direct map"
+ *   (RFC v2 patch 25/29), so under linux-asi these fault out of the restricted space, which is the
+ *   "unnecessary ASI exits ... when zeroing sensitive pages" of Jackman's "ASI is fast again".
+ * - `page-cache`: file data (shmem / tmpfs and regular files), allocated GFP_HIGHUSER_MOVABLE: not in
+ *   the restricted physmap (linux-asi/sensitivity.ts), unless mapped through the ephmap.
+ * - `percpu`: the kernel's own data the path touches (the task, the runqueue, the page allocator's
+ *   per-CPU lists, the xarray walk of the mapping), nonsensitive under the denylist.
+ * - `page-tables`: the process's page-table pages a fault fills in (GFP_PGTABLE_USER, nonsensitive).
+ *
+ * Cycle counts of the compute ops are ASSUMPTIONS of this model (no per-path measurement was found),
+ * stated at each; docs/calibration.md says which calibration row holds them to a published figure.
+ * The 4 KiB copies are 64 line accesses each, plus a compute op for what the line costs leave out (a
+ * copy from L3 / memory runs at ~10-20 GB/s, ~200-400 ns for 4 KiB: `copyPageCycles`).
+ */
+const copyPageCycles = 900;
+/** The process's kernel state: the task and this CPU's runqueue (per-CPU data, nonsensitive). */
+const taskState = [access('percpu', 0, 128)];
+
+export const kernelEntryCatalogue: readonly ExitReasonSpec[] = [
+  {
+    name: 'read',
+    vmxCode: userReasonVmxCodeOf(0),
+    variants: [
+      {
+        name: 'tmpfs-page-cache',
+        weight: 1,
+        // pread(2) of 4 KiB from a tmpfs file: ksys_pread64 -> vfs_read -> shmem_file_read_iter
+        // (mm/shmem.c), which looks the folio up in the mapping (shmem_get_folio), then copy_folio_to_iter
+        // -> copy_page_to_iter (lib/iov_iter.c) copies the page-cache page into the user buffer. FIO's
+        // psync engine issues one such pread per I/O.
+        ops: [
+          ...taskState,
+          access('percpu', 1024, 128),
+          access('page-cache', 0, 4096),
+          access('vmm-heap', 0, 4096, true),
+          compute(copyPageCycles + 300),
+        ],
+        action: 'resume',
+        kvmPath:
+          'ksys_pread64 -> vfs_read -> shmem_file_read_iter (mm/shmem.c) -> shmem_get_folio + copy_folio_to_iter (lib/iov_iter.c)',
+      },
+      {
+        name: 'page-cache',
+        weight: 0,
+        // read(2) of a cached regular file (a header the compiler opens): vfs_read -> filemap_read
+        // (mm/filemap.c) -> filemap_get_pages, then copy_folio_to_iter for each folio.
+        ops: [
+          ...taskState,
+          access('percpu', 1024, 128),
+          access('page-cache', 8192, 4096),
+          access('vmm-heap', 4096, 4096, true),
+          compute(copyPageCycles + 500),
+        ],
+        action: 'resume',
+        kvmPath:
+          'ksys_read -> vfs_read -> filemap_read (mm/filemap.c) -> filemap_get_pages + copy_folio_to_iter',
+      },
+    ],
+  },
+  {
+    name: 'write',
+    vmxCode: userReasonVmxCodeOf(1),
+    variants: [
+      {
+        name: 'page-cache',
+        weight: 1,
+        // write(2) to a file (an object file, a pipe's page): vfs_write -> generic_perform_write
+        // (mm/filemap.c) -> write_begin, copy_folio_from_iter_atomic from the user buffer into the
+        // page-cache folio, write_end.
+        ops: [
+          ...taskState,
+          access('percpu', 1024, 128, true),
+          access('vmm-heap', 8192, 4096),
+          access('page-cache', 16384, 4096, true),
+          compute(copyPageCycles + 600),
+        ],
+        action: 'resume',
+        kvmPath:
+          'ksys_write -> vfs_write -> generic_perform_write (mm/filemap.c) -> copy_folio_from_iter_atomic',
+      },
+    ],
+  },
+  {
+    name: 'page-fault',
+    vmxCode: userReasonVmxCodeOf(2),
+    variants: [
+      {
+        name: 'anon-zero',
+        weight: 1,
+        // First touch of anonymous memory: handle_mm_fault -> do_anonymous_page (mm/memory.c) ->
+        // vma_alloc_zeroed_movable_folio (GFP_HIGHUSER_MOVABLE | __GFP_ZERO: a sensitive page) ->
+        // clear_user_highpage through the direct map, then set_pte_at in the process's page table.
+        ops: [
+          ...taskState,
+          access('percpu', 2048, 256, true),
+          access('guest-memory', 0, 4096, true),
+          access('page-tables', 0, 64, true),
+          compute(800),
+        ],
+        action: 'resume',
+        kvmPath:
+          'exc_page_fault -> handle_mm_fault -> do_anonymous_page (mm/memory.c) -> vma_alloc_zeroed_movable_folio -> clear_user_highpage',
+      },
+      {
+        name: 'file-map',
+        weight: 0,
+        // A fault on a mapped file already in the page cache (the compiler's mmapped input, shared
+        // libraries): do_read_fault -> filemap_map_pages (mm/filemap.c) maps cached folios around the
+        // address; no data is copied, only the folio and the page table are touched.
+        ops: [
+          ...taskState,
+          access('percpu', 2048, 256, true),
+          access('page-tables', 0, 64, true),
+          compute(600),
+        ],
+        action: 'resume',
+        kvmPath: 'exc_page_fault -> handle_mm_fault -> do_read_fault -> filemap_map_pages (mm/filemap.c)',
+      },
+      {
+        name: 'cow',
+        weight: 0,
+        // A write to a page shared after fork (make forking a shell): do_wp_page -> wp_page_copy
+        // (mm/memory.c) allocates a page and copies the old one into it (__wp_page_copy_user ->
+        // copy_mc_user_highpage), both through the direct map.
+        ops: [
+          ...taskState,
+          access('percpu', 2048, 256, true),
+          access('guest-memory', 8192, 4096),
+          access('guest-memory', 16384, 4096, true),
+          access('page-tables', 0, 64, true),
+          compute(copyPageCycles + 600),
+        ],
+        action: 'resume',
+        kvmPath: 'exc_page_fault -> handle_mm_fault -> do_wp_page -> wp_page_copy (mm/memory.c)',
+      },
+    ],
+  },
+  {
+    name: 'futex',
+    vmxCode: userReasonVmxCodeOf(3),
+    variants: [
+      {
+        name: 'block',
+        weight: 1,
+        // A syscall that blocks (futex wait; for make, wait4 and a read of an empty pipe block the same
+        // way): futex_wait (kernel/futex/waitwake.c) -> futex_wait_queue -> schedule() (kernel/sched/core.c):
+        // a context switch away, and another when it is woken.
+        ops: [...taskState, access('percpu', 3072, 256, true), compute(600)],
+        action: 'halt',
+        kvmPath: 'futex_wait (kernel/futex/waitwake.c) -> futex_wait_queue -> schedule -> context_switch',
+      },
+    ],
+  },
+  {
+    name: 'syscall',
+    vmxCode: userReasonVmxCodeOf(4),
+    variants: [
+      {
+        name: 'light',
+        weight: 1,
+        // A syscall that touches only the task and kernel data (fstat of a cached inode, close,
+        // rt_sigaction, brk without a fault): do_syscall_64 -> the handler -> syscall_exit_to_user_mode.
+        ops: [...taskState, access('percpu', 4096, 256), compute(400)],
+        action: 'resume',
+        kvmPath: 'entry_SYSCALL_64 -> do_syscall_64 -> (fstat, close, brk ...) -> syscall_exit_to_user_mode',
+      },
+    ],
+  },
+];
+
+/** The code a kernel entry reason carries where a VMX reason number goes: none, negative. */
+function userReasonVmxCodeOf(index: number): number {
+  return -100 - index;
+}
+
+/** The names of the kernel entries (a user mix's keys name these, a KVM mix's never do). */
+export const kernelEntryReasonNames: readonly string[] = kernelEntryCatalogue.map((reason) => reason.name);
+
+/**
+ * The catalogue a host process runs on: the exit catalogue (whose interrupt, NMI and #MC programs a
+ * process takes as well, and whose indices stay where traces and counters expect them), then the
+ * kernel entries.
+ */
+export const processCatalogue: readonly ExitReasonSpec[] = Object.freeze([
+  ...exitCatalogue,
+  ...kernelEntryCatalogue,
+]);
+
 export const exitReasonNames = exitCatalogue.map((reason) => reason.name);
 
 export function exitReasonIndex(name: string): number {
@@ -601,17 +800,20 @@ export const exitKeyAliases: Readonly<Record<string, string>> = {
  * built-in indices never move), in the order their reasons first appear. Without user handlers, the
  * built-in catalogue itself (one object, so compiled catalogues are shared).
  */
-export function catalogueWith(handlers: readonly UserHandler[]): readonly ExitReasonSpec[] {
-  if (handlers.length === 0) return exitCatalogue;
+export function catalogueWith(
+  handlers: readonly UserHandler[],
+  base: readonly ExitReasonSpec[] = exitCatalogue,
+): readonly ExitReasonSpec[] {
+  if (handlers.length === 0) return base;
   const variantsOf = (reason: string) =>
     handlers.filter((handler) => handler.reason === reason).map(({ reason: _reason, ...variant }) => variant);
-  const extended = exitCatalogue.map((spec) => {
+  const extended = base.map((spec) => {
     const added = variantsOf(spec.name);
     if (added.length === 0) return spec;
     return { ...spec, variants: [...spec.variants, ...added] };
   });
   const newReasons = [...new Set(handlers.map((handler) => handler.reason))].filter(
-    (reason) => exitReasonIndex(reason) < 0,
+    (reason) => !base.some((spec) => spec.name === reason),
   );
   const added = newReasons.map((reason) => ({
     name: reason,
@@ -620,6 +822,6 @@ export function catalogueWith(handlers: readonly UserHandler[]): readonly ExitRe
     note: 'A reason only user handlers define.',
   }));
   const result = [...extended, ...added];
-  assert(result.length === exitCatalogue.length + newReasons.length, 'every new reason appended once');
+  assert(result.length === base.length + newReasons.length, 'every new reason appended once');
   return result;
 }

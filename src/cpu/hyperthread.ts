@@ -33,8 +33,8 @@ import {
   compiledCatalogueOf,
   OpKind,
 } from './handler-program.js';
-import { kvmClassMapsVa, LinuxAsiCpu } from './linux-asi-cpu.js';
-import { resolveMix } from './mixes.js';
+import { LinuxAsiCpu } from './linux-asi-cpu.js';
+import { mixClassOf, resolveMix } from './mixes.js';
 import { Mode, modeNames, modeOf, siblingFieldsMask, stunBit, withMode } from './modes.js';
 import { ThreadPolicyView } from './policy-view.js';
 import { isBusy, speedPerThread } from './smt-speed.js';
@@ -299,6 +299,14 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
   readonly policy: Policy;
   /** Policy.usesAsi: whether the host side runs in kvm:N (ASI) or in the full kernel (the baselines). */
   private readonly usesAsi: boolean;
+  /**
+   * A host process runs here instead of a vCPU (the run's mix is a user mix, issue 22 item 4): its
+   * "guest" stretches are user-mode work, its exits are kernel entries (cpu/exits.ts
+   * `kernelEntryCatalogue`), and under today's ASI it enters the user class.
+   */
+  readonly process: boolean;
+  /** Half a round trip into the host and back: a VM exit's, or a syscall's for a process. */
+  private readonly halfRoundTripCycles: number;
   /** MachineConfig.kpti: a CR3 write on the way to the VMM and another on the way back. */
   private readonly kpti: boolean;
   /** What the policy's hooks see of this thread: read-only (policy-view.ts says why). */
@@ -329,6 +337,8 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
     this.machine = machine;
     this.policy = policy;
     this.usesAsi = policy.usesAsi;
+    this.process = mixClassOf(workload.mix) === 'user';
+    this.halfRoundTripCycles = (this.process ? costs.syscallRoundTrip : costs.exitRoundTrip) / 2;
     this.kpti = machine.config.kpti;
     this.view = new ThreadPolicyView(this);
     this.costs = costs;
@@ -445,7 +455,14 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
       machine.pinning[vmId].filter((other) => other !== thread && runningThreads.has(other)),
     );
     if (policy.linuxAsi !== undefined)
-      this.linuxAsi = new LinuxAsiCpu(machine, policy.linuxAsi, this.sibling, this.core, vmId);
+      this.linuxAsi = new LinuxAsiCpu(
+        machine,
+        policy.linuxAsi,
+        this.sibling,
+        this.core,
+        vmId,
+        this.process ? 'user' : 'kvm',
+      );
     this.refillLinesAfterFlush = Math.min(
       this.guest.workingSetPages * (pageBytes / cacheLineBytes),
       config.l1d.sets * config.l1d.ways,
@@ -657,7 +674,7 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
       if (!this.policy.plantedBugs.atomicEntry) {
         // Planted race: the barrier said yes; the entry path runs (half an exit round trip, as in
         // `entered`) and commits in a later step, unchecked.
-        this.spend(this.costs.exitRoundTrip / 2);
+        this.spend(this.halfRoundTripCycles);
         this.entryPathSpent = true;
         this.phase = Phase.enterCommit;
         return StepCode.ran;
@@ -697,7 +714,7 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
       this.flush(this.policy.flushBeforeEntry(this.view));
     // A kick still pending from before this entry is stale (Kicker.dropStaleKick says why).
     if (this.kicker.dropStaleKick()) this.count(ThreadStat.kicksWhileOut);
-    if (!this.entryPathSpent) this.spend(this.costs.exitRoundTrip / 2);
+    if (!this.entryPathSpent) this.spend(this.halfRoundTripCycles);
     this.entryPathSpent = false;
     this.count(ThreadStat.entries);
     this.timeExit();
@@ -932,7 +949,7 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
     // The VMCS host CR3 is kvm:N under ASI: the exit lands in the isolated address space. Without ASI it
     // is the kernel's, where this thread's CR3 already is.
     if (this.usesAsi) this.tlb.switchTo(kvmSpace(this.vmId));
-    this.spend(this.costs.exitRoundTrip / 2);
+    this.spend(this.halfRoundTripCycles);
     this.count(ThreadStat.exits);
     this.opIndex = 0;
     this.observer.onExit(this, variant);
@@ -1009,8 +1026,12 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
     const access = variant.writes[op] ? Access.write : Access.read;
     const firstVa = variant.vas[op];
     if (this.linuxAsi !== null && this.mode === Mode.isolated) {
-      // The restricted space's denylist decides; a mapped access goes through the kernel's table.
-      if (!kvmClassMapsVa(this.machine, firstVa)) return this.handlerFault(variant, firstVa);
+      // The restricted space's denylist decides; a mapped access goes through the kernel's table. A
+      // page-cache page the denylist leaves out is mapped through the ephmap instead, where it is on.
+      if (!this.linuxAsi.mapsVa(firstVa)) {
+        if (!this.linuxAsi.ephmapServes(firstVa)) return this.handlerFault(variant, firstVa);
+        this.ephmapAccess(this.linuxAsi, firstVa, variant.amounts[op]);
+      }
       space = kernelSpace;
     }
     for (let line = 0; line < variant.amounts[op]; line++) {
@@ -1307,7 +1328,7 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
     // The wake-up is an interrupt on this CPU (the timer, or a peer's wake IPI): `irq_enter` sets the
     // CPU's l1tf_flush_l1d (kvm_set_cpu_l1tf_flush_l1d).
     this.l1tfFlushL1d = true;
-    this.spend(this.costs.exitRoundTrip / 2);
+    this.spend(this.halfRoundTripCycles);
     if (pending & interruptVectors) return this.beginInterrupt(pending, Phase.entry);
     this.phase = Phase.entry;
     return StepCode.ran;
@@ -1364,6 +1385,20 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
     }
   }
 
+  /**
+   * The ephmap (LinuxAsiSettings.ephmap): each page of the op's `lines` from `va` is mapped CPU-locally,
+   * used and torn down (with its remote TLB flush): `costs.ephmap` a page, instead of a fault and an
+   * asi_exit.
+   */
+  private ephmapAccess(asi: LinuxAsiCpu, va: number, lines: number): void {
+    const firstPage = Math.floor(va / pageBytes);
+    const lastPage = Math.floor((va + lines * cacheLineBytes - 1) / pageBytes);
+    for (let page = firstPage; page <= lastPage; page++) {
+      asi.ephmapAccess();
+      this.spend(this.costs.ephmap);
+    }
+  }
+
   private countAsiExit(reason: AsiExitReason): void {
     if (reason === 'page-fault') this.count(ThreadStat.asiExitsPageFault);
     else if (reason === 'interrupt') this.count(ThreadStat.asiExitsInterrupt);
@@ -1401,7 +1436,8 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
   private stepAsiEnterKvm(asi: LinuxAsiCpu): number {
     if (!asi.tense) {
       // asi_enter; tense already: an interrupt's outermost return re-entered, only the mode is left.
-      this.executeAsi(asi.raise({ kind: 'enter', asiClass: 'kvm' }));
+      // asi_enter(kvm) before VM entry; a host process's asi_enter_userspace on return to user mode.
+      this.executeAsi(asi.raise({ kind: 'enter', asiClass: asi.asiClass }));
       // The mode changes in a step of its own, at the clock the flushes took it to: a sibling stepping
       // meanwhile (at an earlier virtual time) still sees this thread where it was.
       if (this.mode !== Mode.isolated && this.mode !== Mode.offline) return StepCode.ran;
@@ -1470,7 +1506,7 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
       }
       let space = this.tlb.cr3;
       if (this.mode === Mode.isolated) {
-        if (!kvmClassMapsVa(this.machine, variant.vas[op])) {
+        if (!asi.mapsVa(variant.vas[op])) {
           this.interruptOp = op;
           this.count(ThreadStat.faults);
           this.spend(this.costs.pageFault);
@@ -1559,7 +1595,7 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
   private wakeLinuxAsi(asi: LinuxAsiCpu): number {
     this.executeAsi(asi.raise({ kind: 'context-switch', nextMm: asi.state.mm }));
     this.l1tfFlushL1d = true;
-    this.spend(this.costs.exitRoundTrip / 2);
+    this.spend(this.halfRoundTripCycles);
     this.returnContinuation = Phase.entry;
     this.phase = Phase.returnIsolated;
     return StepCode.ran;

@@ -3,6 +3,7 @@ import { BranchPredictor, predictorDomainCountMax, predictorEntriesDefault } fro
 import { restrictedMapping } from '../linux-asi/sensitivity.js';
 import { asiMachineConfigOf, type LinuxAsiSettings } from '../linux-asi/settings.js';
 import {
+  type AsiAction,
   type AsiCpuState,
   type AsiEvent,
   type AsiMachineConfig,
@@ -11,6 +12,7 @@ import {
   stateName,
   step,
 } from '../linux-asi/state.js';
+import { type AsiClass, taintKernelData } from '../linux-asi/taints.js';
 import type { Machine } from '../machine.js';
 import { kernelSpace } from '../paging/address-space.js';
 
@@ -93,6 +95,66 @@ export function kvmClassMapsVa(machine: Machine, va: number): boolean {
 }
 
 /**
+ * Per machine and VM: the user class's denylist answer per kernel VA page (true: mapped), for the
+ * process of VM `vmId`'s threads (a user mix: issue 22 item 4).
+ */
+const userDenylistByMachine = new WeakMap<Machine, Map<number, Map<number, boolean>>>();
+
+/**
+ * Whether the user class's restricted space of the process `vmId` stands for maps kernel VA `va`, as
+ * the process catalogue reaches it (cpu/exits.ts `kernelEntryCatalogue`): everything nonsensitive, and
+ * the process's own user buffers (`vmm-heap` of its VM, reached through its user mapping: "the entire
+ * userspace address region", RFC v2 patch 25/29). Its own anonymous pages reached through the direct
+ * map (`guest-memory`: zeroing, copy-on-write) are not: "the task's own memory is still missing from the
+ * direct map" (ibid.); nor the page cache, other processes, or another process's memory.
+ */
+export function userClassMapsVa(machine: Machine, va: number, vmId: number): boolean {
+  let byVm = userDenylistByMachine.get(machine);
+  if (byVm === undefined) {
+    byVm = new Map();
+    userDenylistByMachine.set(machine, byVm);
+  }
+  let pages = byVm.get(vmId);
+  if (pages === undefined) {
+    pages = new Map();
+    byVm.set(vmId, pages);
+  }
+  const page = Math.floor(va / 4096);
+  let mapped = pages.get(page);
+  if (mapped === undefined) {
+    const pfn = machine.pageTables.walk(kernelSpace, va, 0, false);
+    if (pfn < 0) mapped = false;
+    else {
+      const region = machine.frames.regionOf(pfn);
+      mapped =
+        restrictedMapping(region.kind, 'kvm') === 'mapped' ||
+        (region.kind === 'vmm-heap' && region.vmId === vmId);
+    }
+    pages.set(page, mapped);
+  }
+  return mapped;
+}
+
+/** Whether kernel VA `va` reaches the page cache: what the ephmap maps for one access. */
+export function pageCacheVa(machine: Machine, va: number): boolean {
+  const pfn = machine.pageTables.walk(kernelSpace, va, 0, false);
+  return pfn >= 0 && machine.frames.regionOf(pfn).kind === 'page-cache';
+}
+
+/**
+ * Whether frame `pfn` holds data the user class of process `vmId` must not see without a flush
+ * (INV-14 for a host process): its protect_data is KERNEL_DATA | OTHER_MM_DATA (RFC v2 patch 25/29),
+ * so every sensitive frame (the page cache, other processes, free frames, another VM's memory) but the
+ * process's own memory (its `vmm-heap` and `guest-memory`: "the guest trusts its VMM", and a process
+ * trusts itself).
+ */
+export function sensitiveToUserClass(machine: Machine, pfn: number, vmId: number): boolean {
+  const region = machine.frames.regionOf(pfn);
+  if ((region.kind === 'guest-memory' || region.kind === 'vmm-heap') && region.vmId === vmId) return false;
+  return restrictedMapping(region.kind, 'kvm') === 'unmapped';
+}
+
+/**
  * Whether frame `pfn` holds data the kvm class of VM `vmId` must not see without a flush (INV-14): a
  * sensitive frame (unmapped from the restricted space: the page cache, other processes, the VMM's
  * memory, free frames) other than this VM's own guest RAM (its own data: no posted class protects
@@ -111,6 +173,8 @@ export class LinuxAsiCpu {
   readonly guestDomain: number;
   readonly userDomain: number;
   state: AsiCpuState;
+  /** Pages mapped through the ephmap (settings.ephmap) on this CPU. */
+  ephmaps = 0;
   /** A training slot: moves at every training so that entries rotate through the table. */
   private slot = 0;
 
@@ -120,6 +184,11 @@ export class LinuxAsiCpu {
     readonly sibling: number,
     core: number,
     readonly vmId: number,
+    /**
+     * The class this CPU's task enters: `kvm` for a vCPU thread, `user` for a host process (a user mix,
+     * issue 22 item 4), whose user-mode code is the victim (and the attacker) in place of a guest.
+     */
+    readonly asiClass: AsiClass = 'kvm',
   ) {
     assert(
       predictorDomainUser(vmId) < predictorDomainCountMax,
@@ -136,6 +205,7 @@ export class LinuxAsiCpu {
 
   /** One event: the step's actions for the hyperthread to execute. A refusal is a model bug here. */
   raise(event: AsiEvent): AsiStep & { ok: true } {
+    const wasRestricted = this.state.current !== null;
     const result = step(this.state, event, this.config);
     if (!result.ok) {
       assert(
@@ -144,7 +214,40 @@ export class LinuxAsiCpu {
       );
     }
     this.state = result.state;
+    if (this.settings.ibpbOnExit && wasRestricted && result.state.current === null)
+      return withIbpbOnExit(result);
     return result;
+  }
+
+  /** Whether the restricted space of this CPU's class maps kernel VA `va` (its denylist). */
+  mapsVa(va: number): boolean {
+    return this.asiClass === 'kvm'
+      ? kvmClassMapsVa(this.machine, va)
+      : userClassMapsVa(this.machine, va, this.vmId);
+  }
+
+  /** Whether an access to `va` the denylist leaves out is served through the ephmap instead. */
+  ephmapServes(va: number): boolean {
+    return this.settings.ephmap && pageCacheVa(this.machine, va);
+  }
+
+  /**
+   * A page mapped through the ephmap for an access, and torn down after it. The CPU touched sensitive
+   * data while restricted: it is tainted KERNEL_DATA, as asi_exit taints it (asi.c: "Tainting first makes
+   * reentrancy easier to reason about"), so the next entry flushes what the class protects. The posted
+   * text read does not say how the ephmap taints: this is the model's choice, the conservative one
+   * (without it INV-14 reports the page-cache lines an ephmap read leaves on an L1TF part).
+   */
+  ephmapAccess(): void {
+    this.ephmaps++;
+    this.state = { ...this.state, taints: this.state.taints | taintKernelData };
+  }
+
+  /** Whether frame `pfn` holds data this CPU's class protects (INV-14), other than its own. */
+  sensitive(pfn: number): boolean {
+    return this.asiClass === 'kvm'
+      ? sensitiveToKvmClass(this.machine, pfn, this.vmId)
+      : sensitiveToUserClass(this.machine, pfn, this.vmId);
   }
 
   get restricted(): boolean {
@@ -163,9 +266,16 @@ export class LinuxAsiCpu {
     return stateName(this.state);
   }
 
-  /** Guest code ran on this thread: it trains the core's predictor (and this thread's return stack). */
+  /**
+   * Guest code ran on this thread: it trains the core's predictor (and this thread's return stack). For
+   * a host process (the user class) the code that ran is the process's own, its user domain.
+   */
   guestRuns(): void {
-    this.predictor.train(this.sibling, this.guestDomain, this.slot++);
+    this.predictor.train(
+      this.sibling,
+      this.asiClass === 'user' ? this.userDomain : this.guestDomain,
+      this.slot++,
+    );
   }
 
   /** The VMM ran on this thread. */
@@ -179,4 +289,15 @@ export class LinuxAsiCpu {
       this.predictor.indirectSteeringMask(this.sibling) | this.predictor.returnSteeringMask(this.sibling)
     );
   }
+}
+
+/**
+ * `setcpuid=retbleed` (settings.ibpbOnExit): an IBPB and an RSB fill on an asi_exit that left the
+ * restricted space, unless the control taints already asked for them (asi.c `maybe_flush_control`);
+ * they come first, as maybe_flush_control's do.
+ */
+function withIbpbOnExit(result: AsiStep & { ok: true }): AsiStep & { ok: true } {
+  if (result.actions.some((action) => action.kind === 'ibpb')) return result;
+  const actions: AsiAction[] = [{ kind: 'ibpb' }, { kind: 'rsb-fill' }, ...result.actions];
+  return { ...result, actions };
 }

@@ -2,7 +2,14 @@ import { z } from 'zod';
 import { inputLimits } from '../config/input-limits.js';
 import { configErrorFromZod } from '../config/schema-error.js';
 import { ConfigError } from '../errors.js';
-import { type ExitReasonSpec, exitCatalogue, exitKeyAliases } from './exits.js';
+import {
+  catalogueWith,
+  type ExitReasonSpec,
+  exitCatalogue,
+  exitKeyAliases,
+  kernelEntryReasonNames,
+  processCatalogue,
+} from './exits.js';
 
 /**
  * Exit mixes: distributions over exit reasons, each with its source (published `perf kvm stat` style
@@ -15,8 +22,18 @@ import { type ExitReasonSpec, exitCatalogue, exitKeyAliases } from './exits.js';
  * Precedence, lowest first: the default, the mix, the config file's `workload.exitsPerSecond`, then
  * `--set` / `--exit-rate` (docs/model.md "Exit rates").
  */
+/**
+ * What a mix's vCPU threads run (issue 22 item 4): `kvm`, a vCPU whose exits are VM exits (the exit
+ * catalogue), or `user`, a host process whose "exits" are its kernel entries (syscalls, page faults,
+ * blocking; cpu/exits.ts `kernelEntryCatalogue`), under today's ASI the userspace class.
+ */
+export type MixClass = 'kvm' | 'user';
+export const mixClasses: readonly MixClass[] = ['kvm', 'user'];
+
 export interface ExitMix {
   name: string;
+  /** What its threads run; absent: `kvm`. */
+  class?: MixClass;
   description: string;
   source: string;
   weights: Record<string, number>;
@@ -55,6 +72,7 @@ export const exitsPerSecondMax = 10_000_000;
 export const builtinMixes: readonly ExitMix[] = [
   {
     name: 'idle-tracing',
+    class: 'kvm',
     description:
       'idle-heavy guest with eBPF tracing (134,241 exits; no rate: the source gives no duration, so the default applies)',
     source:
@@ -73,6 +91,7 @@ export const builtinMixes: readonly ExitMix[] = [
   },
   {
     name: 'sysbench-cpu',
+    class: 'kvm',
     description: 'sysbench cpu, 1 thread (25,898 exits in 22.7 s)',
     source:
       'a perf kvm stat walk-through blog post, 2020 ("perf kvm to profile vm_exit", 0xba1a blog_source 2020-09-28: sysbench --test=cpu in a 1-vCPU guest, total time 22.6607 s)',
@@ -94,6 +113,7 @@ export const builtinMixes: readonly ExitMix[] = [
   },
   {
     name: 'light-load',
+    class: 'kvm',
     description: 'lightly loaded guest (19,335 exits of 2 vCPUs in 5 s)',
     source: 'bcc tools/kvmexit.py example output (kvmexit_example.txt)',
     weights: {
@@ -109,6 +129,7 @@ export const builtinMixes: readonly ExitMix[] = [
   },
   {
     name: 'snp-guest',
+    class: 'kvm',
     description:
       'a confidential (SEV-SNP) guest converting memory: page state changes, lazy accepts (no rate: synthetic, so the default applies)',
     source:
@@ -127,6 +148,7 @@ export const builtinMixes: readonly ExitMix[] = [
   },
   {
     name: 'all-fast',
+    class: 'kvm',
     description:
       'synthetic: only exits handled entirely in isolation (no rate: synthetic, so the default applies)',
     source: 'synthetic, for benchmarks',
@@ -135,11 +157,49 @@ export const builtinMixes: readonly ExitMix[] = [
   },
   {
     name: 'all-slow',
+    class: 'kvm',
     description:
       'synthetic: only exits that need the full kernel address space (no rate: synthetic, so the default applies)',
     source: 'synthetic, for benchmarks',
     weights: { 'EPT_VIOLATION:alloc': 50, 'EXTERNAL_INTERRUPT:device': 30, PAUSE: 20 },
     exitsPerSecond: null,
+  },
+  {
+    name: 'fio-randread-tmpfs',
+    class: 'user',
+    description:
+      'a host process: FIO 4 KiB random reads of a tmpfs file, psync engine (one pread per I/O), one job: 1,003,102 IOPS native on Sapphire Rapids',
+    source:
+      'Brendan Jackman, "ASI is fast again", <20250812173109.295750-1-jackmanb@google.com> (FIO randread on tmpfs, native baseline: 1,003,102 IOPS, mean of 10 samples)',
+    weights: { 'read:tmpfs-page-cache': 100 },
+    // psync: one pread(2) per I/O, so a job's IOPS is its syscalls per second.
+    exitsPerSecond: 1_003_102,
+  },
+  {
+    name: 'kernel-build',
+    class: 'user',
+    description:
+      'a host process: a native kernel build (make -j), its kernel entries per CPU-second: page faults 7,162/s and context switches 185/s (perf stat of a make -j4 bindeb-pkg), syscalls 5,000/s (ASSUMPTION: perf stat counts none)',
+    source:
+      'Sedat Dilek, LKML, "Re: [PATCH 0/2] x86: Remove ideal_nops[]", 15 Mar 2021, <CA+icZUXLyFqq0y_GnKca8MS4wO2kcj4K-D1kBHLa8u_pnLZ7eQ@mail.gmail.com>: perf stat of a kernel build (Debian 5.10.19 host), 40,223,080.69 ms task-clock, 7,438,923 context-switches, 288,073,015 page-faults. Syscall rate and the splits between variants: assumptions of this model (docs/calibration.md)',
+    weights: {
+      // 288,073,015 page faults / 40,223.08 CPU-seconds = 7,162/s; split ASSUMED 60% first touch of
+      // anonymous memory (compiler heaps), 30% cached file mappings, 10% copy-on-write after fork.
+      'page-fault:anon-zero': 4297,
+      'page-fault:file-map': 2149,
+      'page-fault:cow': 716,
+      // 7,438,923 context switches / 40,223.08 CPU-seconds = 185/s: each a blocking syscall (wait4,
+      // a pipe read) switching away.
+      'futex:block': 185,
+      // ASSUMPTION: 5,000 syscalls/s per CPU (no published count of a kernel build's syscalls was
+      // found; sys time was 2,314 s of 40,223 s, 5.8%, which bounds them): 40% reads of cached sources
+      // and headers, 10% writes of objects, 50% light calls (openat of a cached dentry, fstat, close).
+      'read:page-cache': 2000,
+      'write:page-cache': 500,
+      'syscall:light': 2500,
+    },
+    // 7,162 + 185 + 5,000 kernel entries per CPU-second.
+    exitsPerSecond: 12_347,
   },
 ];
 
@@ -177,8 +237,31 @@ const userMixSchema = z
       .optional(),
     /** Measured SMT speedup of this workload (1..4); left out, the default applies. */
     smtSpeedup: z.number().min(smtSpeedupMin).max(smtSpeedupMax).optional(),
+    /** What its threads run: vCPUs (`kvm`, the default) or host processes (`user`). */
+    class: z
+      .enum(['kvm', 'user'], {
+        error: () =>
+          'kvm (a vCPU; its keys are VM exit reasons) or user (a host process; its keys are kernel entries: read, write, page-fault, futex, syscall)',
+      })
+      .optional(),
   })
   .strict();
+
+/** A mix's class (absent: kvm). */
+export function mixClassOf(mix: Pick<ExitMix, 'class'>): MixClass {
+  return mix.class ?? 'kvm';
+}
+
+/**
+ * The catalogue a mix of `mixClass` runs on, with a workload's user handlers added: the exit catalogue
+ * for `kvm`, the process catalogue (the exit catalogue, then the kernel entries) for `user`.
+ */
+export function catalogueForClass(
+  mixClass: MixClass,
+  handlers: Parameters<typeof catalogueWith>[0] = [],
+): readonly ExitReasonSpec[] {
+  return catalogueWith(handlers, mixClass === 'user' ? processCatalogue : exitCatalogue);
+}
 
 /** Validates a user mix (from a JSON file): names the bad field and the accepted reasons. */
 export function parseUserMix(
@@ -199,6 +282,7 @@ export function resolveMix(
   catalogue: readonly ExitReasonSpec[] = exitCatalogue,
 ): ResolvedMix {
   const entries = Object.entries(mix.weights).filter(([, weight]) => weight > 0);
+  checkKeysOfClass(mix, field);
   if (entries.length === 0)
     throw new ConfigError(`${field}.weights`, 'at least one exit reason with a weight > 0', mix.weights);
   const total = entries.reduce((sum, [, weight]) => sum + weight, 0);
@@ -248,6 +332,32 @@ export function resolveMix(
   });
   cumulative[entries.length - 1] = 1;
   return { name: mix.name, cumulative, reasons, variants };
+}
+
+/**
+ * A user mix names only kernel entries (and new reasons of the workload's handlers); a kvm mix never
+ * names a kernel entry: a VM does not exit with `read`, and a host process does not exit with `HLT`.
+ */
+function checkKeysOfClass(mix: ExitMix, field: string): void {
+  const userMix = mixClassOf(mix) === 'user';
+  for (const key of Object.keys(mix.weights)) {
+    const reason = (exitKeyAliases[key] ?? key).split(':')[0];
+    const kernelEntry = kernelEntryReasonNames.includes(reason);
+    const vmExit = exitCatalogue.some((spec) => spec.name === reason);
+    if (userMix && vmExit) {
+      throw new ConfigError(
+        `${field}.weights.${key}`,
+        `a kernel entry of a host process (${kernelEntryReasonNames.join(', ')}): this mix has class user; VM exit reasons belong to class kvm mixes`,
+      );
+    }
+    if (!userMix && kernelEntry) {
+      throw new ConfigError(
+        `${field}.class`,
+        `user, for a mix of kernel entries (${key}): a host process's mix; VM exit mixes (class kvm) name VM exit reasons`,
+        mix.class ?? 'kvm (the default)',
+      );
+    }
+  }
 }
 
 export function builtinMix(name: string, field = '--mix'): ExitMix {

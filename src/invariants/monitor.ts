@@ -2,12 +2,7 @@ import { pageBytes } from '../constants.js';
 import { type ExitReasonSpec, exitCatalogue } from '../cpu/exits.js';
 import type { CompiledVariant } from '../cpu/handler-program.js';
 import type { Hyperthread, Observer } from '../cpu/hyperthread.js';
-import {
-  allowedSteering,
-  kvmClassMapsVa,
-  predictorDomainKernel,
-  sensitiveToKvmClass,
-} from '../cpu/linux-asi-cpu.js';
+import { allowedSteering, predictorDomainKernel } from '../cpu/linux-asi-cpu.js';
 import {
   describeCoreWord,
   holdsSecrets,
@@ -343,28 +338,42 @@ export class Monitor implements Observer {
   private checkSensitiveLines(thread: Hyperthread, word: number, at: string): void {
     const line = this.firstSensitiveLine(thread);
     if (line === null) return;
+    const who = thread.process ? `user code of process vm:${thread.vmId}` : `guest code of vm:${thread.vmId}`;
     const violation = this.violation(
       'INV-14',
       thread,
       word,
       -1,
-      `guest code of vm:${thread.vmId} ${at} while core ${thread.core} holds sensitive data of ${this.machine.frames.regionOf(line.pfn).name} (no flush since it came)`,
+      `${who} ${at} while core ${thread.core} holds sensitive data of ${this.machine.frames.regionOf(line.pfn).name} (no flush since it came)`,
     );
     violation.line = { pfn: line.pfn, lineInPage: line.lineInPage, domain: domainName(line.domain) };
     this.record(violation);
   }
 
+  /**
+   * The first line of the core that the thread's class protects (LinuxAsiCpu.sensitive: the kvm class's
+   * view for a vCPU, the user class's for a host process). Only the buffers a CPU bug of the policy's
+   * CPU leaks are judged (LinuxAsiSettings.cpuBugs): the L1D where L1TF applies, the fill buffers where
+   * MDS does, as the posted data flush is "On CPUs with L1TF, flush L1D" (RFC v2 patch 27/29).
+   */
   private firstSensitiveLine(
     thread: Hyperthread,
   ): { pfn: number; lineInPage: number; domain: number } | null {
-    const l1d = this.machine.l1d[thread.core];
-    for (let set = 0; set < l1d.sets; set++) {
-      for (const way of l1d.peek(set)) {
-        if (way.valid && sensitiveToKvmClass(this.machine, way.pfn, thread.vmId)) return way;
+    const asi = thread.linuxAsi;
+    if (asi === null) return null;
+    const bugs = asi.settings.cpuBugs;
+    if (bugs.l1tf) {
+      const l1d = this.machine.l1d[thread.core];
+      for (let set = 0; set < l1d.sets; set++) {
+        for (const way of l1d.peek(set)) {
+          if (way.valid && asi.sensitive(way.pfn)) return way;
+        }
       }
     }
-    for (const line of this.machine.fillBuffers[thread.core].peek()) {
-      if (sensitiveToKvmClass(this.machine, line.pfn, thread.vmId)) return line;
+    if (bugs.mds) {
+      for (const line of this.machine.fillBuffers[thread.core].peek()) {
+        if (asi.sensitive(line.pfn)) return line;
+      }
     }
     return null;
   }
@@ -388,7 +397,7 @@ export class Monitor implements Observer {
           thread,
           thread.coreWord(),
           -1,
-          `${asiClass === 'kvm' ? `guest of vm:${thread.vmId}` : `VMM of vm:${thread.vmId}`} runs with predictor state trained by ${describeSteering(foreign)} (no IBPB since)`,
+          `${asiClass === 'kvm' ? `guest of vm:${thread.vmId}` : thread.process ? `process of vm:${thread.vmId}` : `VMM of vm:${thread.vmId}`} runs with predictor state trained by ${describeSteering(foreign)} (no IBPB since)`,
         ),
       );
     }
@@ -530,7 +539,8 @@ export class Monitor implements Observer {
       // detector INV-3 (sibling runs another VM) end
     }
     this.checkGuestRuns(thread, 'enters');
-    this.checkSteering(thread, 'kvm');
+    // A vCPU's guest is the kvm class's victim; a host process's user code the user class's.
+    this.checkSteering(thread, thread.process ? 'user' : 'kvm');
   }
 
   onExit(thread: Hyperthread, variant: CompiledVariant): void {
@@ -584,7 +594,9 @@ export class Monitor implements Observer {
     // INV-7: an access served in isolation must be one kvm:N maps (a functional walk, no A/D change);
     // under today's ASI, one its restricted space's denylist maps.
     if (thread.linuxAsi) {
-      if (!kvmClassMapsVa(this.machine, va)) this.recordSilentAccess(thread, va, pfn);
+      // Its class's denylist, or a page-cache page the ephmap mapped for the access.
+      if (!thread.linuxAsi.mapsVa(va) && !thread.linuxAsi.ephmapServes(va))
+        this.recordSilentAccess(thread, va, pfn);
       return;
     }
     if (!this.mappedInKvm(thread.vmId, va)) this.recordSilentAccess(thread, va, pfn);

@@ -9,6 +9,7 @@ import {
   type AsiClass,
   asiClasses,
   assertTaintPolicy,
+  type CpuBugs,
   cpuBugsL1tfAndMds,
   postedClassPolicies,
   type TaintPolicy,
@@ -43,7 +44,32 @@ export interface LinuxAsiSettings {
   readonly classPolicies: Readonly<Record<AsiClass, TaintPolicy>>;
   /** Faults planted in the state machine itself (state.ts `PlantedFault`). */
   readonly plantedFaults: readonly PlantedFault[];
+  /**
+   * The ephmap ("ASI is fast again", <20250812173109.295750-1-jackmanb@google.com>): a sensitive
+   * page-cache page the kernel must read or write while restricted is mapped CPU-locally for the
+   * access and torn down right after, with a remote TLB flush, instead of faulting out of the
+   * restricted space. Off by default: RFC v2, which `linux-asi` models, has none; it came with the
+   * August 2025 branch (`linux-asi-ephmap`). Cost: `costs.ephmap` per page (docs/calibration.md).
+   */
+  readonly ephmap: boolean;
+  /**
+   * The CPU's bugs the data flushes are for (taints.ts `CpuBugs`): an L1D flush where L1TF applies,
+   * a buffer clear where MDS does. Default: an L1TF- and MDS-affected part (Skylake-SP and earlier
+   * server parts); Sapphire Rapids has neither (Linux Documentation/admin-guide/hw-vuln/l1tf.rst and
+   * mds.rst list the affected processors; Sapphire Rapids enumerates ARCH_CAPABILITIES RDCL_NO and
+   * MDS_NO) — `cpuBugsNone`.
+   */
+  readonly cpuBugs: CpuBugs;
+  /**
+   * `setcpuid=retbleed`: Jackman's "ASI is fast again" figures were taken with it: "This introduces an
+   * IBPB in asi_exit()" (docs/linux-asi.md §4). An IBPB + RSB fill on every asi_exit, whether or not a
+   * control taint asks for one.
+   */
+  readonly ibpbOnExit: boolean;
 }
+
+/** A CPU with neither L1TF nor MDS (Sapphire Rapids: RDCL_NO, MDS_NO): data taints flush nothing. */
+export const cpuBugsNone: CpuBugs = Object.freeze({ l1tf: false, mds: false });
 
 export const linuxAsiDefaults: LinuxAsiSettings = Object.freeze({
   siblingProtocol: 'kick-and-wait',
@@ -51,22 +77,31 @@ export const linuxAsiDefaults: LinuxAsiSettings = Object.freeze({
   stibp: true,
   classPolicies: postedClassPolicies,
   plantedFaults: Object.freeze([]) as readonly PlantedFault[],
+  ephmap: false,
+  cpuBugs: cpuBugsL1tfAndMds,
+  ibpbOnExit: false,
 });
 
 export function assertLinuxAsiSettings(settings: LinuxAsiSettings, what: string): void {
   assert(siblingProtocols.includes(settings.siblingProtocol), `${what}.siblingProtocol`);
   assert(contextSwitchExits.includes(settings.exitOn), `${what}.exitOn`);
   assert(typeof settings.stibp === 'boolean', `${what}.stibp must be a boolean`);
+  assert(typeof settings.ephmap === 'boolean', `${what}.ephmap must be a boolean`);
+  assert(typeof settings.ibpbOnExit === 'boolean', `${what}.ibpbOnExit must be a boolean`);
+  assert(
+    typeof settings.cpuBugs?.l1tf === 'boolean' && typeof settings.cpuBugs?.mds === 'boolean',
+    `${what}.cpuBugs must be { l1tf, mds } booleans`,
+  );
   for (const asiClass of asiClasses)
     assertTaintPolicy(settings.classPolicies[asiClass], `${what}.classPolicies.${asiClass}`);
 }
 
-/** The state machine's configuration for these settings (the CPU bugs of an L1TF/MDS-affected part). */
+/** The state machine's configuration for these settings (the CPU bugs: `settings.cpuBugs`). */
 export function asiMachineConfigOf(settings: LinuxAsiSettings): AsiMachineConfig {
   return {
     exitOn: settings.exitOn,
     policies: settings.classPolicies,
-    bugs: cpuBugsL1tfAndMds,
+    bugs: settings.cpuBugs,
     plantedFaults: settings.plantedFaults,
   };
 }

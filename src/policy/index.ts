@@ -6,7 +6,13 @@ import { asiStun } from './asi-stun.js';
 import { coschedule } from './coschedule.js';
 import { kvmDefault } from './kvm-default.js';
 import { l1dFlush, l1dFlushCond } from './l1d-flush.js';
-import { linuxAsi, linuxAsiUpstream } from './linux-asi.js';
+import {
+  linuxAsi,
+  linuxAsiEphmap,
+  linuxAsiFastAgain,
+  linuxAsiRfcV2Spr,
+  linuxAsiUpstream,
+} from './linux-asi.js';
 import { none } from './none.js';
 import { nosmt } from './nosmt.js';
 import type { Policy } from './policy.js';
@@ -28,6 +34,9 @@ export const policies: Record<string, Policy> = {
   'asi-stun': asiStun,
   'linux-asi': linuxAsi,
   'linux-asi-upstream': linuxAsiUpstream,
+  'linux-asi-ephmap': linuxAsiEphmap,
+  'linux-asi-fast-again': linuxAsiFastAgain,
+  'linux-asi-rfc-v2-spr': linuxAsiRfcV2Spr,
 };
 
 /**
@@ -84,11 +93,26 @@ export const policyScopes: Readonly<Record<string, { models: string; leavesOut: 
     models:
       "today's Linux ASI (Jackman, RFC v2 <20250110-asi-rfc-v2-v2-0-8419288bc805@google.com>): denylist restricted space, asi_enter/relax/exit, interrupts that re-enter, per-CPU taints deciding IBPB + RSB fill and L1D flush + buffer clear; with the 2019 kick-and-wait sibling protocol and STIBP",
     leavesOut:
-      "restricted page tables of its own (kvm:N tags the TLB, the denylist decides per page: docs/linux-asi.md); the userspace class's own mixes; ephmap; a host scheduler with other mms",
+      'restricted page tables of its own (kvm:N tags the TLB, the denylist decides per page: docs/linux-asi.md); a host scheduler with other mms; the ephmap (linux-asi-ephmap)',
   },
   'linux-asi-upstream': {
     models:
       "today's Linux ASI as posted: no sibling protocol, no STIBP (unsafe under SMT: the monitor reports it)",
+    leavesOut: 'as linux-asi',
+  },
+  'linux-asi-ephmap': {
+    models:
+      'linux-asi with the ephmap of "ASI is fast again" (Jackman, August 2025): a page-cache page mapped CPU-locally for one access, torn down with a remote TLB flush, instead of an asi_exit',
+    leavesOut: 'as linux-asi; how the ephmap taints (the model taints KERNEL_DATA: docs/linux-asi.md)',
+  },
+  'linux-asi-fast-again': {
+    models:
+      'the configuration of Jackman\'s "ASI is fast again" figures: ephmap, setcpuid=retbleed (IBPB on every asi_exit), Sapphire Rapids (no L1TF/MDS), no sibling protocol (unsafe under SMT)',
+    leavesOut: 'as linux-asi; the other changes of the August 2025 branch',
+  },
+  'linux-asi-rfc-v2-spr': {
+    models:
+      "RFC v2 on Sapphire Rapids with setcpuid=retbleed and no ephmap: the page cache faults out of ASI (the -70% FIO figure's configuration), no sibling protocol (unsafe under SMT)",
     leavesOut: 'as linux-asi',
   },
 };

@@ -1,6 +1,7 @@
 import { isStunned } from '../cpu/modes.js';
 import {
   assertLinuxAsiSettings,
+  cpuBugsNone,
   type LinuxAsiSettings,
   linuxAsiDefaults,
   type SiblingProtocol,
@@ -83,4 +84,39 @@ export const linuxAsiUpstream = linuxAsiPolicy({
   description: `today's Linux ASI as posted (Jackman, ${source}): no sibling protocol, no STIBP; unsafe under SMT`,
   siblingProtocol: 'none',
   stibp: false,
+});
+
+const fastAgain = '"ASI is fast again" <20250812173109.295750-1-jackmanb@google.com>';
+
+/** `linux-asi-ephmap`: `linux-asi` with the ephmap of the August 2025 branch (page-cache reads stay restricted). */
+export const linuxAsiEphmap = linuxAsiPolicy({
+  name: 'linux-asi-ephmap',
+  description: `today's Linux ASI with the ephmap (Jackman, ${fastAgain}): a page-cache page is mapped CPU-locally for the access instead of faulting out; kick-and-wait, STIBP`,
+  ephmap: true,
+});
+
+/**
+ * The configuration of Jackman's "ASI is fast again" measurements (docs/calibration.md): Sapphire
+ * Rapids (no L1TF, no MDS: data taints flush nothing), `setcpuid=retbleed` (an IBPB in every asi_exit),
+ * ASI as posted (no sibling protocol, no STIBP: unsafe under SMT; the calibration runs one thread a
+ * core), with the ephmap. `linux-asi-rfc-v2-spr` is the same without it: RFC v2 on that machine, where
+ * the page cache faults out of the restricted space.
+ */
+export const linuxAsiFastAgain = linuxAsiPolicy({
+  name: 'linux-asi-fast-again',
+  description: `today's Linux ASI as measured in ${fastAgain}: ephmap, setcpuid=retbleed (IBPB on every asi_exit), Sapphire Rapids (no L1TF/MDS), no sibling protocol`,
+  siblingProtocol: 'none',
+  stibp: false,
+  ephmap: true,
+  cpuBugs: cpuBugsNone,
+  ibpbOnExit: true,
+});
+
+export const linuxAsiRfcV2Spr = linuxAsiPolicy({
+  name: 'linux-asi-rfc-v2-spr',
+  description: `today's Linux ASI as posted (${source}) on Sapphire Rapids with setcpuid=retbleed, no ephmap (the -70% FIO configuration of ${fastAgain}), no sibling protocol`,
+  siblingProtocol: 'none',
+  stibp: false,
+  cpuBugs: cpuBugsNone,
+  ibpbOnExit: true,
 });

@@ -17,6 +17,7 @@ import { calibrationRun, type PublishedFigure, publishedFigures } from './publis
 
 function configOf(row: PublishedFigure): RunConfig {
   return parseRunConfig({
+    ...(row.bench.machine !== undefined ? { machine: row.bench.machine } : {}),
     workload: {
       ...(row.bench.exitRate !== undefined ? { exitsPerSecond: row.bench.exitRate } : {}),
       ...row.bench.set,
@@ -53,6 +54,10 @@ function benchCommand(row: PublishedFigure): string {
     `--policies ${row.bench.policies.join(',')}`,
     `--mix ${row.bench.mix}`,
     ...(row.bench.exitRate !== undefined ? [`--exit-rate ${row.bench.exitRate}`] : []),
+    ...Object.entries(row.bench.machine ?? {}).map(
+      ([path, value]) =>
+        `--set ${typeof value === 'object' ? `'machine.${path}=${JSON.stringify(value)}'` : `machine.${path}=${value}`}`,
+    ),
     ...Object.entries(row.bench.set ?? {}).map(([path, value]) => `--set ${path}=${value}`),
     `--exits ${calibrationRun.exits} --repeats ${calibrationRun.repeats} --seed ${calibrationRun.seed}`,
   ];
@@ -71,6 +76,9 @@ describe('calibration: the model against published figures (docs/calibration.md)
       ).toBe(true);
     }
     for (const row of publishedFigures) expect(row.band.min).toBeLessThan(row.band.max);
+    // A known miss is a held-out row: a fitted row that missed would be a failed fit, not a finding.
+    for (const row of publishedFigures)
+      if (row.knownMiss !== undefined) expect(row.fitted, row.id).toBeNull();
   });
 
   for (const row of publishedFigures) {
@@ -82,6 +90,14 @@ describe('calibration: the model against published figures (docs/calibration.md)
         text: `${shown(value, row.figure.unit)}${ci !== null && row.figure.unit === '%' ? ` ± ${(ci * 100).toFixed(1)}` : ''}`,
       });
       const where = `${row.id}: ${shown(value, row.figure.unit)} from \`${benchCommand(row)}\``;
+      if (row.knownMiss !== undefined) {
+        // A known miss stays a miss until the model changes: then this fails, and the row loses knownMiss.
+        expect(
+          value < row.band.min || value > row.band.max,
+          `${where} is in band now: ${row.knownMiss}`,
+        ).toBe(true);
+        return;
+      }
       expect(value, where).toBeGreaterThanOrEqual(row.band.min);
       expect(value, where).toBeLessThanOrEqual(row.band.max);
     });
@@ -100,7 +116,9 @@ describe('calibration: the model against published figures (docs/calibration.md)
             ? 'not run'
             : model.value >= row.band.min && model.value <= row.band.max
               ? 'in band'
-              : 'OUT';
+              : row.knownMiss !== undefined
+                ? 'OUT: a known miss, see below'
+                : 'OUT';
         return `| \`${row.id}\` | ${row.area} | ${row.published} | ${model?.text ?? '-'} (${inBand}) | ${shown(row.band.min, row.figure.unit)} .. ${shown(row.band.max, row.figure.unit)} | ${row.fitted ?? 'none (held out)'} | \`${benchCommand(row)}\` |`;
       }),
     ];

@@ -159,10 +159,16 @@ describe('what asi-emu policies says of each built-in', () => {
       'asi-stun',
       'linux-asi',
       'linux-asi-upstream',
+      'linux-asi-ephmap',
+      'linux-asi-fast-again',
+      'linux-asi-rfc-v2-spr',
     ]);
     expect(Object.keys(policies).filter((name) => policies[name].linuxAsi !== undefined)).toEqual([
       'linux-asi',
       'linux-asi-upstream',
+      'linux-asi-ephmap',
+      'linux-asi-fast-again',
+      'linux-asi-rfc-v2-spr',
     ]);
     expect(Object.keys(policies).filter((name) => !policies[name].smt)).toEqual(['nosmt']);
   });

@@ -157,6 +157,20 @@ const pinned: Record<string, string> = {
     'd92f59a9 5632 6542262.7216418395 0.536506396540 0 INV-14=943',
   'confidential/planted-linux-asi-nested-nmi-no-flush':
     '5b0f51f8 5725 7939060.588118072 0.391154834363 0 clean',
+  'busy/linux-asi-ephmap': 'aba25c5d 6488 3716656.4816447496 0.513634409848 0 INV-14=829',
+  'busy/linux-asi-fast-again':
+    '1185b458 6459 3059902.344786615 0.625755073660 26757.28425695747 INV-1=8,INV-3=2,INV-4=1',
+  'busy/linux-asi-rfc-v2-spr':
+    '46cb641b 6851 3700782.32873395 0.553727851904 375883.31573207874 INV-1=118,INV-3=21,INV-4=58,INV-8=5',
+  'confidential/linux-asi-ephmap': 'd8974fc4 4322 7219378.559018294 0.462907822986 0 INV-14=392',
+  'confidential/linux-asi-fast-again': '4f5c5d12 4301 6369735.425893451 0.612967549249 0 clean',
+  'confidential/linux-asi-rfc-v2-spr':
+    '87543233 4663 6153062.631122134 0.549166887129 386019.77811644133 INV-1=127,INV-3=21,INV-4=65',
+  'published/linux-asi-ephmap': '241a7ca1 4317 282706811.1553966 0.890334392920 0 INV-14=577',
+  'published/linux-asi-fast-again':
+    '8066cf3f 4309 259528054.3709897 0.890549889783 96800.8826815933 INV-1=3,INV-4=3',
+  'published/linux-asi-rfc-v2-spr':
+    'c67542cc 4678 259345424.5017783 0.890561988214 623472.1250282326 INV-1=94,INV-4=94',
 };
 
 describe('golden sim outcomes (trace hash, steps, cycles, guest work, exposure, violations)', () => {

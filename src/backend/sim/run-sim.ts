@@ -12,6 +12,7 @@ import { Monitor } from '../../invariants/monitor.js';
 import { createMachine, type Machine } from '../../machine.js';
 import { ThreadStat, threadStatIndex } from '../../memory/layout.js';
 import type { Policy } from '../../policy/policy.js';
+import { checkPolicyRunsMix } from '../../policy/user-class.js';
 import { collectResult, type RunResult } from '../result.js';
 import { withExitInterval } from './exit-interval.js';
 import { Prng } from './prng.js';
@@ -141,6 +142,7 @@ export function createSimMachine(config: MachineConfig | MachineConfigInput): Ma
 }
 
 export function runSim(config: RunConfig, policy: Policy, options: SimOptions = {}): RunResult {
+  checkPolicyRunsMix(policy, config.workload.mix, 'policy');
   // The exit rate becomes guest cycles between exits first (a calibration run on the same machine when
   // the workload gives a rate: exit-interval.ts).
   if (options.machine !== undefined)

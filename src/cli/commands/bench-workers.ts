@@ -6,6 +6,7 @@ import type { ProbedPolicy } from '../../backend/workers/policy-probe.js';
 import type { PolicyInput } from '../../backend/workers/policy-spec.js';
 import { checkWorkersMachine, runWorkers } from '../../backend/workers/run-workers.js';
 import type { RunConfig } from '../../config/run-config.js';
+import { workloadWithMix } from '../../config/workload.js';
 import { PolicyFailedError } from '../../errors.js';
 import { toolIdentity } from '../../fuzz/version.js';
 import { EventLog } from '../../invariants/event-log.js';
@@ -115,7 +116,7 @@ export function workersRunner(
   return async (request) => {
     const runConfig: RunConfig = {
       ...config,
-      workload: { ...config.workload, mix: request.mix },
+      workload: workloadWithMix(config.workload, request.mix),
       run: { ...config.run, seed: request.seed },
     };
     const module = modules.get(request.policy);

@@ -1,12 +1,13 @@
 import { type Command, Option } from 'commander';
 import { type ProbedPolicy, probePolicyModule } from '../../backend/workers/policy-probe.js';
 import { parseRunConfig, type RunConfig } from '../../config/run-config.js';
-import type { Workload } from '../../config/workload.js';
+import { type Workload, workloadWithMix } from '../../config/workload.js';
 import { defaultExitsPerSecond, exitsPerSecondMax, exitsPerSecondMin } from '../../cpu/mixes.js';
 import { PolicyFailedError, UsageError } from '../../errors.js';
 import { type FuzzExecutor, poolExecutor } from '../../fuzz/executor.js';
 import { meantToBeSafe, policies } from '../../policy/index.js';
 import type { Policy } from '../../policy/policy.js';
+import { checkPolicyRunsMix } from '../../policy/user-class.js';
 import { formatByReason } from '../../report/by-reason.js';
 import {
   brokenInvariants,
@@ -105,7 +106,7 @@ export function simBenchRunner(
         policy: { name: module.name, module: module.path, moduleSha256: module.sha256 },
         config: {
           ...config,
-          workload: { ...config.workload, mix: request.mix },
+          workload: workloadWithMix(config.workload, request.mix),
           run: { ...config.run, seed: request.seed },
         },
         keepEvents: request.keepEvents,
@@ -246,6 +247,8 @@ export function registerBenchCommand(program: Command): void {
       }
       if (options.kick) throw new UsageError('--kick', 'only with --backend workers');
       const modules = await probeModules(options.policyModule ?? []);
+      // A policy module carries no today's-ASI settings: no userspace class for a user mix.
+      for (const mix of mixes) for (const module of modules) checkPolicyRunsMix({ name: module.name }, mix);
       const compared: ComparedPolicy[] = [
         ...selected.map((policy) => ({ name: policy.name, meantToBeSafe: meantToBeSafe(policy) })),
         ...modules.map((module) => ({ name: module.name, meantToBeSafe: module.safe })),

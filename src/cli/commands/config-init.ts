@@ -64,6 +64,10 @@ export const configFieldComments: Record<'machine' | 'workload' | 'costs' | 'run
     bufferClear: 'VERW buffer clearing (MDS)',
     ibpb: "IBPB (today's Linux ASI, when a control taint calls for it; an assumption, docs/calibration.md)",
     rsbFill: "RSB fill with each IBPB (today's Linux ASI; an assumption derived from RSB_CLEAR_LOOPS)",
+    syscallRoundTrip:
+      "a host process's kernel entry and return with an empty handler, in place of exitRoundTrip for a user mix (an assumption, docs/calibration.md)",
+    ephmap:
+      "mapping a page-cache page through the ephmap and tearing it down with its remote TLB flush (today's Linux ASI with ephmap; fitted, docs/calibration.md)",
     cacheHit: 'L1D hit',
     cacheMiss: 'L1D miss served by L2/L3',
     pageWalk: 'page walk after a TLB miss',
