@@ -244,13 +244,25 @@ function checkedHook(
   };
 }
 
+/** Policies `checkedPolicy` made: a user's, whose hooks are the user's code. */
+const userPolicies = new WeakSet<Policy>();
+
 /** `policy` with every hook checked (see the file comment). For user policies: built-ins need none. */
 export function checkedPolicy(policy: Policy): Policy {
   const checked: Record<string, unknown> = { ...policy };
   for (const hook of policyHookNames) {
     checked[hook] = checkedHook(policy.name, hook, policy[hook] as (...args: unknown[]) => unknown);
   }
+  userPolicies.add(checked as unknown as Policy);
   return checked as unknown as Policy;
+}
+
+/**
+ * Whether a policy is a user's (loaded from a module, its hooks checked): the fuzzer then fuzzes its
+ * settings as given, where it draws variants of a built-in's (fuzz/linux-asi-draws.ts).
+ */
+export function isUserPolicy(policy: Policy): boolean {
+  return userPolicies.has(policy);
 }
 
 // ---- loading --------------------------------------------------------------------------------------------
