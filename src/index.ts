@@ -35,7 +35,14 @@ export {
 export { ConfigError, UsageError } from './errors.js';
 export * from './fuzz/index.js';
 export { type InvariantId, invariantIds, invariantTitles, type Violation } from './invariants/violation.js';
-export type { LinuxAsiSettings, SiblingProtocol } from './linux-asi/settings.js';
+export type { LinuxAsiSettings, LinuxAsiSettingsInput, SiblingProtocol } from './linux-asi/settings.js';
+export {
+  defineTaintPolicy,
+  type TaintName,
+  type TaintPolicyInput,
+  type TaintSetInput,
+} from './linux-asi/settings-input.js';
+export { type AsiClass, postedClassPolicies, type TaintPolicy } from './linux-asi/taints.js';
 export { attachMachine, createMachine, Machine, type MachineSummary } from './machine.js';
 export {
   definePolicy,

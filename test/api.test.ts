@@ -13,6 +13,8 @@ describe("the public API: import { ... } from 'asi-emu'", () => {
       'runSim',
       'runWorkers',
       'definePolicy',
+      'defineTaintPolicy',
+      'linuxAsiPolicy',
       'parseRunConfig',
       'compareOnSim',
       'runCampaign',

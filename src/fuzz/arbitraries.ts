@@ -5,6 +5,7 @@ import { exitCatalogue } from '../cpu/exits.js';
 import { isReadOnlyRegion } from '../paging/address-space.js';
 import type { FuzzCase, FuzzHandler } from './fuzz-case.js';
 import { type FuzzLimits, fuzzLimits } from './limits.js';
+import { type LinuxAsiDraws, linuxAsiExtrasArbitrary, withLinuxAsiExtras } from './linux-asi-draws.js';
 
 /**
  * fast-check arbitraries for a whole fuzz case (issue 5): machine (cores, smt, VMs, vCPU placement),
@@ -307,7 +308,17 @@ export function concreteCase(raw: RawCase, limits: FuzzLimits = fuzzLimits): Fuz
   };
 }
 
-/** The fuzz case arbitrary: raw draws made consistent (shrinks act on the raw draws). */
-export function fuzzCaseArbitrary(limits: FuzzLimits = fuzzLimits): fc.Arbitrary<FuzzCase> {
-  return rawCaseArbitrary(limits).map((raw) => concreteCase(raw, limits));
+/**
+ * The fuzz case arbitrary: raw draws made consistent (shrinks act on the raw draws). With `draws` (a
+ * linux-asi policy: fuzz/linux-asi-draws.ts `linuxAsiDrawsOf`), today's ASI's choices are drawn after
+ * the case, so the case itself is the one drawn without them.
+ */
+export function fuzzCaseArbitrary(
+  limits: FuzzLimits = fuzzLimits,
+  draws: LinuxAsiDraws | null = null,
+): fc.Arbitrary<FuzzCase> {
+  if (draws === null) return rawCaseArbitrary(limits).map((raw) => concreteCase(raw, limits));
+  return fc
+    .tuple(rawCaseArbitrary(limits), linuxAsiExtrasArbitrary(draws, limits))
+    .map(([raw, extras]) => withLinuxAsiExtras(concreteCase(raw, limits), extras));
 }

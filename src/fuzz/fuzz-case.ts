@@ -6,6 +6,7 @@ import { type InvariantId, invariantIds, type Violation } from '../invariants/vi
 import type { Machine } from '../machine.js';
 import type { Policy } from '../policy/policy.js';
 import { PolicyHookError } from '../policy/policy-module.js';
+import { type FuzzLinuxAsi, policyForCase } from './linux-asi-draws.js';
 
 /**
  * A fuzz case: one whole scenario as plain JSON data, the thing a campaign draws, a shrink makes
@@ -57,6 +58,11 @@ export interface FuzzCase {
   };
   /** Scheduler draws as unsigned 32-bit integers, taken before the seeded PRNG (run-sim.ts). */
   choices: number[];
+  /**
+   * Today's Linux ASI settings drawn for a linux-asi policy (fuzz/linux-asi-draws.ts; replay schema
+   * version 3): sibling protocol, exitOn, class taint policies by name. Absent: the policy's own.
+   */
+  linuxAsi?: FuzzLinuxAsi;
 }
 
 /** A generated handler program, as workload.ts `handlers` takes it. */
@@ -185,10 +191,12 @@ export function runFuzzCase(
   options: RunCaseOptions = {},
 ): { verdict: CaseVerdict; result: RunResult | null } {
   const config = runConfigOf(fuzzCase);
+  // Bad drawn settings (a hand-edited file) are bad input, like a bad config: thrown, not a verdict.
+  const casePolicy = policyForCase(policy, fuzzCase);
   let result: RunResult;
   try {
     const machine = options.machines?.get(config);
-    result = runSim(config, policy, { choices: fuzzCase.choices, log: options.log, machine });
+    result = runSim(config, casePolicy, { choices: fuzzCase.choices, log: options.log, machine });
   } catch (error) {
     options.machines?.forget(config);
     const message = error instanceof Error ? error.message : String(error);

@@ -23,6 +23,14 @@ export {
   runFuzzCase,
 } from './fuzz-case.js';
 export { type FuzzLimits, fuzzLimits } from './limits.js';
+export {
+  type FuzzLinuxAsi,
+  type FuzzTaintPolicy,
+  type LinuxAsiDraws,
+  linuxAsiDrawsOf,
+  policyForCase,
+  safeSiblingProtocols,
+} from './linux-asi-draws.js';
 export { mergeSummaries, mergeSummaryFiles } from './merge.js';
 export {
   fuzzablePolicyNames,
@@ -38,6 +46,7 @@ export {
   readReplayFile,
   replayFormat,
   replaySchemaVersion,
+  replaySchemaVersionsRead,
   writeReplayFile,
 } from './replay-format.js';
 export {

@@ -42,6 +42,17 @@ export const fuzzLimits = {
   /** Latest injection time: a 300-exit run lasts ~1-6 M cycles, so 2 M lands in most runs. */
   injectionAtCyclesMax: 2_000_000,
   /**
+   * Today's Linux ASI (fuzz/linux-asi-draws.ts): pairs of injections whose second lands in the first's
+   * handler (a nested NMI in an IRQ's), on top of `injectionsMax`. Two pairs give two nestings a case.
+   */
+  nestedInjectionPairsMax: 2,
+  /**
+   * The second of a pair arrives 1..4,000 cycles after the first: inside the exit it caused (a VM exit
+   * round trip is ~1,550 cycles, costs.ts; an interrupt exit's handler adds hundreds to thousands), so
+   * it meets asi_intr_enter at depth 1; longer delays land after the handler, as single ones do.
+   */
+  nestedInjectionDelayCyclesMax: 4000,
+  /**
    * Scheduler choices as data: the first draws of a run, enough to steer its early interleaving (the
    * PRNG takes over after them). Longer lists cost shrink time and rarely matter.
    */

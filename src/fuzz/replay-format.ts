@@ -3,6 +3,7 @@ import { readJsonInput } from '../config/input-limits.js';
 import { configErrorFromZod } from '../config/schema-error.js';
 import { ConfigError } from '../errors.js';
 import { invariantIds, type Violation } from '../invariants/violation.js';
+import { parseLinuxAsiSettingsInput } from '../linux-asi/settings-input.js';
 import { writeFileAtomic } from '../report/atomic-write.js';
 import { type CaseSize, type FailureKind, type FuzzCase, failureKinds } from './fuzz-case.js';
 import { fuzzLimits } from './limits.js';
@@ -20,15 +21,22 @@ import { asiEmuVersion, type ToolIdentity } from './version.js';
  *       `guestQuantumCycles`), `guestQuantumCycles` sets the density of guest accesses, `costs.guestQuantum`
  *       is gone, and INV-1 is also seen by the sibling that starts holding secrets. The same case runs
  *       another trace, so a version-1 file no longer reproduces: it is refused, naming the version.
+ *   3 — issue 22 item 6: `case.linuxAsi`, today's Linux ASI settings drawn for a linux-asi policy
+ *       (sibling protocol, exitOn, class taint policies by name; fuzz/linux-asi-draws.ts). A case
+ *       without it runs as before, so version-2 files are still read (and replay the same trace); a
+ *       reader of version 2 refuses a version-3 file by its version, not by the new field.
  * A reader refuses any other version with a message that says which one it reads; bump the version
  * (and say what changed above) whenever a field changes meaning, appears or goes.
  */
 export const replayFormat = 'asi-emu-replay';
-export const replaySchemaVersion = 2;
+export const replaySchemaVersion = 3;
+/** Versions this reader reads: 2 files hold the same cases without `case.linuxAsi`. */
+export const replaySchemaVersionsRead: readonly number[] = [2, 3];
 
 export interface ReplayDocument {
   format: typeof replayFormat;
-  schemaVersion: typeof replaySchemaVersion;
+  /** `replaySchemaVersion` when written; a file read may be of any of `replaySchemaVersionsRead`. */
+  schemaVersion: number;
   /** Who wrote it (absent in files written before issue 20); its version is `asiEmuVersion`. */
   tool?: ToolIdentity;
   /** The version that wrote it: the same version replays the identical trace (same trace hash). */
@@ -134,6 +142,8 @@ const caseSchema = z
       })
       .strict(),
     choices: z.array(z.number().int().min(0).max(0xffffffff)),
+    /** Drawn linux-asi settings (checked with named fields by parseLinuxAsiSettingsInput). */
+    linuxAsi: z.object({}).passthrough().optional(),
   })
   .strict();
 
@@ -154,7 +164,7 @@ const violationSchema = z
 const replaySchema = z
   .object({
     format: z.literal(replayFormat),
-    schemaVersion: z.literal(replaySchemaVersion),
+    schemaVersion: z.union([z.literal(2), z.literal(3)]),
     tool: toolSchema.optional(),
     asiEmuVersion: z.string(),
     policy: z
@@ -205,7 +215,7 @@ export function parseReplay(input: unknown, source = 'replay file'): ReplayDocum
   const version = envelope.schemaVersion;
   const writer =
     typeof envelope.asiEmuVersion === 'string' ? `asi-emu ${envelope.asiEmuVersion}` : 'an unknown asi-emu';
-  if (version !== replaySchemaVersion) {
+  if (!replaySchemaVersionsRead.includes(version as number)) {
     const older = typeof version === 'number' && Number.isInteger(version) && version < replaySchemaVersion;
     const which = older
       ? `an older replay schema version, written by ${writer}`
@@ -214,7 +224,7 @@ export function parseReplay(input: unknown, source = 'replay file'): ReplayDocum
         : 'no replay schema version';
     throw new ConfigError(
       `${source}: schemaVersion`,
-      `replay schema version ${replaySchemaVersion} (asi-emu ${asiEmuVersion()}); this file has ${which}: ` +
+      `replay schema version ${replaySchemaVersionsRead.join(' or ')} (asi-emu ${asiEmuVersion()}); this file has ${which}: ` +
         're-run its campaign with this version, or replay it with the version that wrote it',
       version,
     );
@@ -222,6 +232,15 @@ export function parseReplay(input: unknown, source = 'replay file'): ReplayDocum
   const parsed = replaySchema.safeParse(input);
   if (!parsed.success) throw configErrorFromZod(parsed.error, source);
   const document = parsed.data as ReplayDocument;
+  if (document.case.linuxAsi !== undefined) {
+    if (version === 2) {
+      throw new ConfigError(
+        `${source}: case.linuxAsi`,
+        'absent in a replay schema version 2 file (drawn linux-asi settings came with version 3)',
+      );
+    }
+    parseLinuxAsiSettingsInput(document.case.linuxAsi, `${source}: case.linuxAsi`);
+  }
   checkCaseLimits(document.case, source);
   return document;
 }
@@ -243,7 +262,11 @@ export function checkCaseLimits(fuzzCase: FuzzCase, source: string): void {
     ['machine.pageTablePoolPages', machine.pageTablePoolPages, fuzzLimits.pageTablePoolPages],
     ['machine.vms (count)', machine.vms.length, fuzzLimits.vmsMax],
     ['workload.idleCycles', workload.idleCycles, fuzzLimits.idleCyclesMax],
-    ['workload.injections (count)', workload.injections.length, fuzzLimits.injectionsMax],
+    [
+      'workload.injections (count)',
+      workload.injections.length,
+      fuzzLimits.injectionsMax + 2 * fuzzLimits.nestedInjectionPairsMax,
+    ],
     ['workload.handlers (count)', workload.handlers?.length ?? 0, fuzzLimits.handlersMax],
     ['choices (count)', fuzzCase.choices.length, fuzzLimits.choicesMax],
   ];

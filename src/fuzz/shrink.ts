@@ -11,6 +11,7 @@ import {
   sameFailure,
 } from './fuzz-case.js';
 import { type FuzzLimits, fuzzLimits } from './limits.js';
+import { type LinuxAsiDraws, linuxAsiDrawsOf } from './linux-asi-draws.js';
 
 /**
  * Drawing a case and shrinking it, both through fast-check: a campaign's case `i` is the first value
@@ -22,10 +23,15 @@ import { type FuzzLimits, fuzzLimits } from './limits.js';
  */
 const checkParameters = (caseSeed: number) => ({ seed: caseSeed, numRuns: 1, unbiased: true }) as const;
 
-export function generateCase(caseSeed: number, limits: FuzzLimits = fuzzLimits): FuzzCase {
+/** `draws`: today's ASI's choices for a linux-asi policy (`linuxAsiDrawsOf(policy)`), or none. */
+export function generateCase(
+  caseSeed: number,
+  limits: FuzzLimits = fuzzLimits,
+  draws: LinuxAsiDraws | null = null,
+): FuzzCase {
   let drawn: FuzzCase | undefined;
   fc.check(
-    fc.property(fuzzCaseArbitrary(limits), (fuzzCase) => {
+    fc.property(fuzzCaseArbitrary(limits, draws), (fuzzCase) => {
       drawn = fuzzCase;
       return true;
     }),
@@ -73,7 +79,8 @@ export function shrinkCase(
   let steps = -1;
   let smallest: { fuzzCase: FuzzCase; verdict: CaseVerdict } | null = null;
   // Once the budget is spent every candidate "passes": fast-check then finds nothing smaller and stops.
-  const property = fc.property(fuzzCaseArbitrary(options.limits ?? fuzzLimits), (fuzzCase) => {
+  const draws = linuxAsiDrawsOf(policy);
+  const property = fc.property(fuzzCaseArbitrary(options.limits ?? fuzzLimits, draws), (fuzzCase) => {
     if (runs >= runsMax) return true;
     runs++;
     options.onRun?.();

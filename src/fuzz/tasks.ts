@@ -6,6 +6,7 @@ import { PolicyHookError, trackHooks } from '../policy/policy-module.js';
 import { ActivityWord, activityLoading, activityProgresses, activityStarts } from './activity.js';
 import { type CaseVerdict, type FailureKind, type FuzzCase, MachineCache, runFuzzCase } from './fuzz-case.js';
 import type { FuzzLimits } from './limits.js';
+import { linuxAsiDrawsOf } from './linux-asi-draws.js';
 import { type PolicySpec, resolvePolicy } from './policy-spec.js';
 import { generateCase, type ShrinkResult, shrinkCase } from './shrink.js';
 
@@ -58,7 +59,9 @@ export interface SimRunTask extends TaskBase {
 /**
  * Draw one case from its seed and return it: the case of a run that hung, for its replay file. The
  * worker that ran it was lost with the case it had drawn, and the campaign's thread draws no case
- * itself (it hands out seeds and collects findings). Loads no policy.
+ * itself (it hands out seeds and collects findings). Loads the policy, whose settings decide what a
+ * linux-asi case draws (fuzz/linux-asi-draws.ts): a module's import already passed the probe's time
+ * limit and ran in the pool; what hung was a case.
  */
 export interface CaseTask extends TaskBase {
   kind: 'case';
@@ -99,9 +102,10 @@ export async function runTask(task: RunTask): Promise<CaseRun[]> {
   const activity = activityOf(task);
   try {
     const policy = await resolvePolicy(task.policy);
+    const draws = linuxAsiDrawsOf(policy);
     return task.caseSeeds.map((caseSeed, ordinal) => {
       activityStarts(activity, ordinal);
-      const fuzzCase = generateCase(caseSeed, task.limits);
+      const fuzzCase = generateCase(caseSeed, task.limits, draws);
       const { verdict } = runFuzzCase(fuzzCase, policy, { machines });
       return { caseSeed, verdict, fuzzCase: verdict.failure === null ? null : fuzzCase };
     });
@@ -144,9 +148,15 @@ export async function replayTask(task: ReplayTask): Promise<ReplayRun> {
   }
 }
 
-export function caseTask(task: CaseTask): FuzzCase {
-  activityStarts(task.activity ? new Int32Array(task.activity) : null);
-  return generateCase(task.caseSeed, task.limits);
+export async function caseTask(task: CaseTask): Promise<FuzzCase> {
+  const activity = activityOf(task);
+  try {
+    const policy = await resolvePolicy(task.policy);
+    activityStarts(activity);
+    return generateCase(task.caseSeed, task.limits, linuxAsiDrawsOf(policy));
+  } finally {
+    trackHooks(null);
+  }
 }
 
 /** A sim run of a user's policy: its result, or the policy's error (a hook threw or returned a bad value). */

@@ -105,3 +105,32 @@ export function asiMachineConfigOf(settings: LinuxAsiSettings): AsiMachineConfig
     plantedFaults: settings.plantedFaults,
   };
 }
+
+/**
+ * Settings as a definition may give them (definePolicy, linuxAsiPolicy, a `--policy-module`): any field
+ * left out takes `linuxAsiDefaults`' value, and `classPolicies` may name one class only (the other keeps
+ * its posted policy).
+ */
+export type LinuxAsiSettingsInput = Partial<Omit<LinuxAsiSettings, 'classPolicies'>> & {
+  readonly classPolicies?: Partial<Readonly<Record<AsiClass, TaintPolicy>>>;
+};
+
+/** The whole settings for `input` (defaults filled in, asserted, frozen). */
+export function linuxAsiSettingsOf(input: LinuxAsiSettingsInput, what: string): LinuxAsiSettings {
+  const given = Object.fromEntries(Object.entries(input).filter(([, value]) => value !== undefined));
+  const settings: LinuxAsiSettings = {
+    ...linuxAsiDefaults,
+    ...given,
+    classPolicies:
+      input.classPolicies === undefined
+        ? linuxAsiDefaults.classPolicies
+        : Object.freeze({
+            ...linuxAsiDefaults.classPolicies,
+            ...Object.fromEntries(
+              Object.entries(input.classPolicies).filter(([, policy]) => policy !== undefined),
+            ),
+          }),
+  };
+  assertLinuxAsiSettings(settings, what);
+  return Object.freeze(settings);
+}

@@ -41,7 +41,8 @@ export const taintsDataMask = taintKernelData | taintUserData | taintOtherMmData
 export const taintsGuestMask = taintGuestData | taintGuestControl;
 export const taintsUserMask = taintUserData | taintUserControl;
 
-const taintNames: readonly [number, string][] = [
+/** Each bit with its name as posted (asi.h `ASI_TAINT_*` without the prefix), in bit order. */
+export const taintNames: readonly (readonly [number, string])[] = [
   [taintKernelData, 'KERNEL_DATA'],
   [taintUserData, 'USER_DATA'],
   [taintGuestData, 'GUEST_DATA'],

@@ -1,12 +1,5 @@
-import { isStunned } from '../cpu/modes.js';
-import {
-  assertLinuxAsiSettings,
-  cpuBugsNone,
-  type LinuxAsiSettings,
-  linuxAsiDefaults,
-  type SiblingProtocol,
-} from '../linux-asi/settings.js';
-import { definePolicy, noSiblingHoldsSecrets, type Policy, type PolicyView } from './policy.js';
+import { cpuBugsNone, type LinuxAsiSettingsInput, linuxAsiDefaults } from '../linux-asi/settings.js';
+import { definePolicy, type Policy } from './policy.js';
 
 /**
  * Today's Linux ASI as a policy (issue 22): Brendan Jackman's RFC v2,
@@ -17,57 +10,28 @@ import { definePolicy, noSiblingHoldsSecrets, type Policy, type PolicyView } fro
  * mm switch only); its per-CPU taints decide the flushes (IBPB + RSB fill, L1D flush + buffer clear).
  *
  * Upstream ASI has no sibling protocol. `linux-asi` composes with the 2019 RFC's (issue 22 item 5): the
- * hooks below are the protocol, and the mode the hyperthread shows is `isolated` in a restricted space,
- * `full` in the unrestricted one. No entry flush of its own: the taints decide every flush (a sibling
+ * hooks are the protocol (sibling-protocols.ts, which definePolicy puts in for `linuxAsi` settings), and
+ * the mode the hyperthread shows is `isolated` in a restricted space, `full` in the unrestricted one. No entry flush of its own: the taints decide every flush (a sibling
  * that held secrets flushed the core's L1D at its own asi_enter, before the barrier let this thread in).
  */
-export interface LinuxAsiOptions extends Partial<LinuxAsiSettings> {
+export type LinuxAsiOptions = LinuxAsiSettingsInput & {
   readonly name?: string;
   readonly description?: string;
-}
+};
 
 const source = 'RFC v2 <20250110-asi-rfc-v2-v2-0-8419288bc805@google.com>';
 
-/** The hooks of each sibling protocol, as the 2019 policies have them (asi, asi-ipi-only, asi-stun). */
-function protocolHooks(protocol: SiblingProtocol) {
-  switch (protocol) {
-    case 'kick-and-wait':
-      return {
-        kickBeforeFull: () => true,
-        waitForSiblingsOut: () => true,
-        mayEnter: noSiblingHoldsSecrets,
-      };
-    case 'ipi-only':
-      return {
-        kickBeforeFull: () => true,
-        waitForSiblingsOut: () => false,
-        mayEnter: noSiblingHoldsSecrets,
-      };
-    case 'stun':
-      return {
-        stun: true,
-        kickBeforeFull: () => true,
-        waitForSiblingsOut: () => true,
-        mayEnter: (word: number, view: PolicyView) => !isStunned(word) && noSiblingHoldsSecrets(word, view),
-      };
-    case 'none':
-      return {};
-  }
-}
-
 export function linuxAsiPolicy(options: LinuxAsiOptions = {}): Policy {
   const { name, description, ...rest } = options;
-  const settings: LinuxAsiSettings = { ...linuxAsiDefaults, ...rest };
-  assertLinuxAsiSettings(settings, `policy ${name ?? 'linux-asi'}`);
-  const protocol = settings.siblingProtocol;
+  const protocol = rest.siblingProtocol ?? linuxAsiDefaults.siblingProtocol;
+  // definePolicy fills in the other settings and puts the protocol's hooks (sibling-protocols.ts) in.
   return definePolicy({
     name: name ?? (protocol === 'kick-and-wait' ? 'linux-asi' : `linux-asi-${protocol}`),
     description:
       description ??
       `today's Linux ASI (Jackman, ${source}): denylist restricted space, asi_enter/relax/exit, taint-decided IBPB and L1D flushes; sibling protocol ${protocol}`,
     usesAsi: true,
-    ...protocolHooks(protocol),
-    linuxAsi: Object.freeze(settings),
+    linuxAsi: rest,
   });
 }
 

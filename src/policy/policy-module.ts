@@ -4,6 +4,7 @@ import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { inputLimits, readBoundedBytes } from '../config/input-limits.js';
 import { ConfigError } from '../errors.js';
+import { parseLinuxAsiSettingsInput } from '../linux-asi/settings-input.js';
 import { policies } from './index.js';
 import { plantedBugs } from './planted.js';
 import {
@@ -49,7 +50,14 @@ const plantedBugValues: { [K in keyof PlantedBugSwitches]: readonly PlantedBugSw
   flushPoint: ['after-barrier', 'before-barrier'],
 };
 
-const knownKeys = ['name', 'description', ...Object.keys(settingValues), 'plantedBugs', ...policyHookNames];
+const knownKeys = [
+  'name',
+  'description',
+  ...Object.keys(settingValues),
+  'plantedBugs',
+  'linuxAsi',
+  ...policyHookNames,
+];
 
 /** Policy names become file names and table cells: short, printable, no path separators. */
 const policyNameMaxChars = 64;
@@ -86,7 +94,8 @@ function describe(value: unknown): string {
 
 /**
  * Checks a module's export as a policy definition; a ConfigError names the key (`field.key`) and what
- * it accepts. Returns the definition unchanged.
+ * it accepts. Returns the definition, its `linuxAsi` settings (today's Linux ASI: sibling protocol,
+ * exitOn, STIBP, class taint policies by name or mask) checked and in the form definePolicy takes.
  */
 export function checkPolicyDefinition(value: unknown, field: string): PolicyDefinition {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
@@ -120,6 +129,17 @@ export function checkPolicyDefinition(value: unknown, field: string): PolicyDefi
   }
   checkSettings(definition, settingValues, field);
   checkPlantedBugs(definition.plantedBugs, `${field}.plantedBugs`);
+  const linuxAsi =
+    definition.linuxAsi === undefined
+      ? undefined
+      : parseLinuxAsiSettingsInput(definition.linuxAsi, `${field}.linuxAsi`);
+  if (linuxAsi !== undefined && definition.usesAsi === false) {
+    throw new ConfigError(
+      `${field}.usesAsi`,
+      "true (or unset) with linuxAsi: today's Linux ASI is ASI",
+      definition.usesAsi,
+    );
+  }
   for (const hook of policyHookNames) {
     const hookValue = definition[hook];
     if (hookValue !== undefined && typeof hookValue !== 'function') {
@@ -130,7 +150,7 @@ export function checkPolicyDefinition(value: unknown, field: string): PolicyDefi
       );
     }
   }
-  return definition as unknown as PolicyDefinition;
+  return (linuxAsi === undefined ? definition : { ...definition, linuxAsi }) as unknown as PolicyDefinition;
 }
 
 function checkPlantedBugs(value: unknown, field: string): void {
@@ -224,13 +244,25 @@ function checkedHook(
   };
 }
 
+/** Policies `checkedPolicy` made: a user's, whose hooks are the user's code. */
+const userPolicies = new WeakSet<Policy>();
+
 /** `policy` with every hook checked (see the file comment). For user policies: built-ins need none. */
 export function checkedPolicy(policy: Policy): Policy {
   const checked: Record<string, unknown> = { ...policy };
   for (const hook of policyHookNames) {
     checked[hook] = checkedHook(policy.name, hook, policy[hook] as (...args: unknown[]) => unknown);
   }
+  userPolicies.add(checked as unknown as Policy);
   return checked as unknown as Policy;
+}
+
+/**
+ * Whether a policy is a user's (loaded from a module, its hooks checked): the fuzzer then fuzzes its
+ * settings as given, where it draws variants of a built-in's (fuzz/linux-asi-draws.ts).
+ */
+export function isUserPolicy(policy: Policy): boolean {
+  return userPolicies.has(policy);
 }
 
 // ---- loading --------------------------------------------------------------------------------------------

@@ -1,7 +1,12 @@
 import { assert } from '../assert.js';
 import { anySiblingHoldsSecrets, Mode, modeOf } from '../cpu/modes.js';
 import { ConfigError } from '../errors.js';
-import type { LinuxAsiSettings } from '../linux-asi/settings.js';
+import {
+  type LinuxAsiSettings,
+  type LinuxAsiSettingsInput,
+  linuxAsiSettingsOf,
+} from '../linux-asi/settings.js';
+import { siblingProtocolHooks } from './sibling-protocols.js';
 
 /**
  * The mitigation policy interface (DESIGN.md "Policies"). A policy decides; the hyperthread state
@@ -188,10 +193,16 @@ export type PolicyHookName = keyof typeof policyHookReturns;
 /** The hooks' names, in the order of their declaration. */
 export const policyHookNames = Object.keys(policyHookReturns) as readonly PolicyHookName[];
 
-export type PolicyDefinition = Partial<Omit<Policy, 'plantedBugs'>> &
+export type PolicyDefinition = Partial<Omit<Policy, 'plantedBugs' | 'linuxAsi'>> &
   Pick<Policy, 'name' | 'description'> & {
     /** The planted-bug switches to turn; the others keep their correct values. */
     plantedBugs?: Partial<PlantedBugSwitches>;
+    /**
+     * Today's Linux ASI (Policy.linuxAsi), any field left out at its default (settings.ts
+     * `linuxAsiDefaults`). Its sibling protocol's hooks (sibling-protocols.ts) are the policy's unless
+     * the definition writes a hook itself.
+     */
+    linuxAsi?: LinuxAsiSettingsInput;
   };
 
 // ---- building blocks ---------------------------------------------------------------------------------
@@ -223,6 +234,11 @@ export function flushIfForeign(view: PolicyView): number {
 export function definePolicy(definition: PolicyDefinition): Policy {
   assert(typeof definition.name === 'string' && definition.name.length > 0, 'a policy needs a name');
   refuseTopLevelPlantedBugSwitches(definition, `policy ${definition.name}`);
+  const { linuxAsi: linuxAsiInput, ...settingsAndHooks } = definition;
+  const linuxAsi =
+    linuxAsiInput === undefined
+      ? undefined
+      : linuxAsiSettingsOf(linuxAsiInput, `policy ${definition.name}.linuxAsi`);
   const policy: Policy = {
     usesAsi: true,
     smt: true,
@@ -236,13 +252,19 @@ export function definePolicy(definition: PolicyDefinition): Policy {
     flushBeforeEntry: () => FlushBits.none,
     mayEnter: () => true,
     exitOnKick: () => true,
-    ...definition,
+    ...(linuxAsi === undefined ? {} : siblingProtocolHooks(linuxAsi.siblingProtocol)),
+    ...settingsAndHooks,
     plantedBugs: { ...plantedBugSwitchesCorrect, ...definition.plantedBugs },
+    ...(linuxAsi === undefined ? {} : { linuxAsi }),
   };
   for (const hook of policyHookNames) {
     assert(typeof policy[hook] === 'function', `policy ${policy.name}: ${hook} must be a function`);
   }
   assert(typeof policy.usesAsi === 'boolean', `policy ${policy.name}: usesAsi must be a boolean`);
+  assert(
+    policy.linuxAsi === undefined || policy.usesAsi,
+    `policy ${policy.name}: today's Linux ASI (linuxAsi) is ASI (usesAsi: true)`,
+  );
   // Without ASI nothing switches to full: a hook run at that switch would never run.
   assert(
     policy.usesAsi || policy.stun === false,

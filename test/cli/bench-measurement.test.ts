@@ -339,7 +339,7 @@ describe('JSON that lasts: every result document says which tool and schema wrot
     expect(replayName).toBeDefined();
     const replay = JSON.parse(readFileSync(join(out, replayName as string), 'utf8'));
     expect(replay.tool).toEqual({ name: 'asi-emu', version: packageVersion });
-    expect(replay.schemaVersion).toBe(2);
+    expect(replay.schemaVersion).toBe(3);
     // The replay file with its tool field reads back (the strict reader accepts it).
     expect(runCli(['replay', join(out, replayName as string)]).code).toBe(1);
 

@@ -77,7 +77,7 @@ describe(`planted bugs are found and shrunk (campaign seed ${seed}, at most ${ca
       expect(replayed.reproduced).toBe(true);
       expect(replayed.verdict.failure).toBe(document.expected.failure);
       expect(replayed.traceHashMatches).toBe(true);
-      expect(JSON.parse(readFileSync(replayPath, 'utf8')).schemaVersion).toBe(2);
+      expect(JSON.parse(readFileSync(replayPath, 'utf8')).schemaVersion).toBe(3);
     });
   }
 });

@@ -56,7 +56,7 @@ describe(`replay files (${policyName}, campaign seed ${seed})`, () => {
     expect(readdirSync(directory)).toEqual(['round-trip.replay.json']);
     expect(JSON.parse(readFileSync(path, 'utf8'))).toMatchObject({
       format: 'asi-emu-replay',
-      schemaVersion: 2,
+      schemaVersion: 3,
     });
   });
 
@@ -75,10 +75,23 @@ describe(`replay files (${policyName}, campaign seed ${seed})`, () => {
     expect(first.verdict.violation?.recentEvents?.length).toBeGreaterThan(0);
   });
 
-  it('refuses an older schema version with a message saying which version it reads', () => {
-    expect(() => parseReplay(withVersion(replaySchemaVersion - 1), 'old.json')).toThrow(ConfigError);
-    expect(() => parseReplay(withVersion(replaySchemaVersion - 1), 'old.json')).toThrow(
-      /old\.json: schemaVersion: replay schema version 2 .*older replay schema version.*re-run its campaign/,
+  it('refuses an older schema version with a message saying which versions it reads', () => {
+    expect(() => parseReplay(withVersion(1), 'old.json')).toThrow(ConfigError);
+    expect(() => parseReplay(withVersion(1), 'old.json')).toThrow(
+      /old\.json: schemaVersion: replay schema version 2 or 3 .*older replay schema version.*re-run its campaign/,
+    );
+  });
+
+  it('reads a version-2 file (no drawn linux-asi settings) and replays it to the same trace', async () => {
+    expect(replaySchemaVersion).toBe(3);
+    const old = parseReplay(withVersion(2), 'v2.json');
+    const replayed = await replayCase(old);
+    expect(replayed.reproduced).toBe(true);
+    expect(replayed.traceHashMatches).toBe(true);
+    const withSettings = JSON.parse(JSON.stringify(withVersion(2)));
+    withSettings.case.linuxAsi = { exitOn: 'mm-switch' };
+    expect(() => parseReplay(withSettings, 'v2.json')).toThrow(
+      /v2\.json: case\.linuxAsi: absent in a replay schema version 2 file/,
     );
   });
 

@@ -66,7 +66,7 @@ describe('checkPolicyDefinition', () => {
   it('refuses an unknown key, naming it and listing the known ones', () => {
     const message = refusal({ ...ok, mayenter: () => true });
     expect(message).toMatch(
-      /^--policy-module m\.mjs: policy\.mayenter: a known policy key: one of name, description, usesAsi, smt, stun, safe, plantedBugs, kickOnExit, kickBeforeFull, waitForSiblingsOut, kickAfterFull, kickTargets, siblingsOut, flushBeforeEntry, mayEnter, exitOnKick \(got "mayenter"\)$/,
+      /^--policy-module m\.mjs: policy\.mayenter: a known policy key: one of name, description, usesAsi, smt, stun, safe, plantedBugs, linuxAsi, kickOnExit, kickBeforeFull, waitForSiblingsOut, kickAfterFull, kickTargets, siblingsOut, flushBeforeEntry, mayEnter, exitOnKick \(got "mayenter"\)$/,
     );
   });
 
