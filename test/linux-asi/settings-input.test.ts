@@ -131,7 +131,7 @@ describe('a linuxAsi settings object from a policy module', () => {
     [
       'an unknown setting',
       { ephemeral: true },
-      /^m\.ephemeral: a linux-asi setting: one of siblingProtocol, exitOn, stibp, classPolicies, plantedFaults/,
+      /^m\.ephemeral: a linux-asi setting: one of siblingProtocol, exitOn, stibp, classPolicies, plantedFaults, ephmap, cpuBugs, ibpbOnExit/,
     ],
     [
       'a class it does not know',
@@ -148,6 +148,19 @@ describe('a linuxAsi settings object from a policy module', () => {
       { plantedFaults: ['skip-everything'] },
       /^m\.plantedFaults\[0\]: a list of planted faults/,
     ],
+    ['an ephmap that is not a boolean', { ephmap: 1 }, /^m\.ephmap: one of true, false \(got 1\)$/],
+    ['an ibpbOnExit that is not a boolean', { ibpbOnExit: 'retbleed' }, /^m\.ibpbOnExit: one of true, false/],
+    [
+      'CPU bugs it does not know',
+      { cpuBugs: { l1tf: true, mds: false, retbleed: true } },
+      /^m\.cpuBugs\.retbleed: the CPU's bugs: \{ l1tf: boolean, mds: boolean \}/,
+    ],
+    [
+      'a CPU bug that is not a boolean',
+      { cpuBugs: { l1tf: 'yes', mds: false } },
+      /^m\.cpuBugs\.l1tf: the CPU's bugs/,
+    ],
+    ['CPU bugs that are not an object', { cpuBugs: 'spr' }, /^m\.cpuBugs: the CPU's bugs/],
     ['settings that are not an object', 'stun', /^m: today's Linux ASI settings: an object of/],
   ];
   for (const [what, input, message] of refusals) {
