@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { interruptNames } from '../backend/sim/stepped-sim.js';
 import { readJsonInput } from '../config/input-limits.js';
 import { configErrorFromZod } from '../config/schema-error.js';
 import { ConfigError } from '../errors.js';
@@ -20,6 +21,8 @@ import { asiEmuVersion, type ToolIdentity } from './version.js';
  *       `guestQuantumCycles`), `guestQuantumCycles` sets the density of guest accesses, `costs.guestQuantum`
  *       is gone, and INV-1 is also seen by the sibling that starts holding secrets. The same case runs
  *       another trace, so a version-1 file no longer reproduces: it is refused, naming the version.
+ *       Later, without a bump (optional, and absent in every file written before): case.schedule, the
+ *       scheduler as data (issue 23, an explorer's counterexample; run-sim.ts SimOptions.schedule).
  * A reader refuses any other version with a message that says which one it reads; bump the version
  * (and say what changed above) whenever a field changes meaning, appears or goes.
  */
@@ -134,6 +137,9 @@ const caseSchema = z
       })
       .strict(),
     choices: z.array(z.number().int().min(0).max(0xffffffff)),
+    schedule: z
+      .array(z.object({ thread: number, interrupt: z.enum(interruptNames).optional() }).strict())
+      .optional(),
   })
   .strict();
 
@@ -245,7 +251,12 @@ export function checkCaseLimits(fuzzCase: FuzzCase, source: string): void {
     ['workload.idleCycles', workload.idleCycles, fuzzLimits.idleCyclesMax],
     ['workload.injections (count)', workload.injections.length, fuzzLimits.injectionsMax],
     ['workload.handlers (count)', workload.handlers?.length ?? 0, fuzzLimits.handlersMax],
-    ['choices (count)', fuzzCase.choices.length, fuzzLimits.choicesMax],
+    [
+      'choices (count)',
+      fuzzCase.choices.length,
+      fuzzCase.schedule === undefined ? fuzzLimits.choicesMax : fuzzLimits.scheduleChoicesMax,
+    ],
+    ['schedule (count)', fuzzCase.schedule?.length ?? 0, fuzzLimits.scheduleStepsMax],
   ];
   machine.vms.forEach((vm, vmId) => {
     bounds.push([`machine.vms[${vmId}].vcpus`, vm.vcpus, fuzzLimits.vcpusPerVmMax]);
