@@ -193,6 +193,18 @@ const replaySchema = z
   .strict();
 
 /**
+ * A fuzz case alone, as a replay file holds it (the explorer's machine and workload, src/explore/):
+ * every field checked by the same schema, so a case that passes replays; `source` names the input.
+ */
+export function parseFuzzCase(input: unknown, source: string): FuzzCase {
+  const parsed = caseSchema.safeParse(input);
+  if (!parsed.success) throw configErrorFromZod(parsed.error, source);
+  const fuzzCase = parsed.data as FuzzCase;
+  checkCaseLimits(fuzzCase, source);
+  return fuzzCase;
+}
+
+/**
  * Checks the envelope first, so a file of another version is refused with what this version reads
  * rather than with the first field that moved; then the whole document. `source` names the file.
  */
