@@ -10,6 +10,12 @@ import type { ResolvedMix } from './mixes.js';
 export interface WorkloadRandom extends Notifier {
   /** Uniform in [0, 1), from the backend's seeded generator. */
   random(): number;
+  /**
+   * Optional: the draw that picks one of several entries whose cumulative weights are `cumulative` (an
+   * exit's reason, then its variant), for a backend that makes it a branch (the explorer, src/explore/).
+   * Absent (the sim, the workers): `random()`, so the stream and every trace are unchanged.
+   */
+  drawChoice?(cumulative: ArrayLike<number>): number;
 }
 
 /**
@@ -98,19 +104,25 @@ export class GuestWorkload {
 
   /** Which exit ends the stretch: a reason from the mix, then (where the mix leaves it open) a variant. */
   drawExit(): CompiledVariant {
-    const u = this.random.random();
     const { cumulative, reasons, variants } = this.mix;
+    const u = this.choiceDraw(cumulative);
     let i = 0;
     while (i < cumulative.length - 1 && u >= cumulative[i]) i++;
     const reason = reasons[i];
     let variant = variants[i];
     if (variant < 0) {
-      const v = this.random.random();
       const weights = this.catalogue.variantCumulative[reason];
+      const v = this.choiceDraw(weights);
       variant = 0;
       while (variant < weights.length - 1 && v >= weights[variant]) variant++;
     }
     return this.catalogue.variants[reason][variant];
+  }
+
+  /** A draw that picks an entry of `cumulative`: the backend's branch where it has one, else `random()`. */
+  private choiceDraw(cumulative: ArrayLike<number>): number {
+    const random = this.random;
+    return random.drawChoice === undefined ? random.random() : random.drawChoice(cumulative);
   }
 
   /** When a vCPU halted at `nowCycles` wakes on its timer, if no IPI comes first (one draw). */

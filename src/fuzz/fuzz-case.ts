@@ -1,5 +1,6 @@
 import type { RunResult } from '../backend/result.js';
 import { createSimMachine, runSim } from '../backend/sim/run-sim.js';
+import type { ScheduleStep } from '../backend/sim/stepped-sim.js';
 import { parseRunConfig, type RunConfig } from '../config/run-config.js';
 import type { EventLog } from '../invariants/event-log.js';
 import { type InvariantId, invariantIds, type Violation } from '../invariants/violation.js';
@@ -63,6 +64,11 @@ export interface FuzzCase {
    * version 3): sibling protocol, exitOn, class taint policies by name. Absent: the policy's own.
    */
   linuxAsi?: FuzzLinuxAsi;
+  /**
+   * The scheduler itself as data (`SimOptions.schedule`; an explorer's counterexample, src/explore/):
+   * absent in the fuzzer's cases. With it, `choices` holds every draw of the run.
+   */
+  schedule?: ScheduleStep[];
 }
 
 /** A generated handler program, as workload.ts `handlers` takes it. */
@@ -196,7 +202,12 @@ export function runFuzzCase(
   let result: RunResult;
   try {
     const machine = options.machines?.get(config);
-    result = runSim(config, casePolicy, { choices: fuzzCase.choices, log: options.log, machine });
+    result = runSim(config, casePolicy, {
+      choices: fuzzCase.choices,
+      schedule: fuzzCase.schedule,
+      log: options.log,
+      machine,
+    });
   } catch (error) {
     options.machines?.forget(config);
     const message = error instanceof Error ? error.message : String(error);

@@ -57,6 +57,13 @@ export const fuzzLimits = {
    * PRNG takes over after them). Longer lists cost shrink time and rarely matter.
    */
   choicesMax: 64,
+  /**
+   * A case with a schedule (an explorer's counterexample, src/explore/) lists every draw of its run and
+   * every step: a bounded exploration's path is tens to hundreds of steps, each with a few draws; 4,096
+   * of each is far past any (and keeps a hand-made file from running long).
+   */
+  scheduleStepsMax: 4096,
+  scheduleChoicesMax: 4096,
   /** Cost-model jitter: each cost scaled by 50%..200% of its default. */
   costScalePercentMin: 50,
   costScalePercentMax: 200,

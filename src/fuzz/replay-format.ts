@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { interruptNames } from '../backend/sim/stepped-sim.js';
 import { readJsonInput } from '../config/input-limits.js';
 import { configErrorFromZod } from '../config/schema-error.js';
 import { ConfigError } from '../errors.js';
@@ -25,6 +26,8 @@ import { asiEmuVersion, type ToolIdentity } from './version.js';
  *       (sibling protocol, exitOn, class taint policies by name; fuzz/linux-asi-draws.ts). A case
  *       without it runs as before, so version-2 files are still read (and replay the same trace); a
  *       reader of version 2 refuses a version-3 file by its version, not by the new field.
+ *       Also in version 3 (optional, absent in the fuzzer's cases): case.schedule, the scheduler as data
+ *       (issue 23, an explorer's counterexample; run-sim.ts SimOptions.schedule).
  * A reader refuses any other version with a message that says which one it reads; bump the version
  * (and say what changed above) whenever a field changes meaning, appears or goes.
  */
@@ -144,6 +147,9 @@ const caseSchema = z
     choices: z.array(z.number().int().min(0).max(0xffffffff)),
     /** Drawn linux-asi settings (checked with named fields by parseLinuxAsiSettingsInput). */
     linuxAsi: z.object({}).passthrough().optional(),
+    schedule: z
+      .array(z.object({ thread: number, interrupt: z.enum(interruptNames).optional() }).strict())
+      .optional(),
   })
   .strict();
 
@@ -195,6 +201,18 @@ const replaySchema = z
       .strict(),
   })
   .strict();
+
+/**
+ * A fuzz case alone, as a replay file holds it (the explorer's machine and workload, src/explore/):
+ * every field checked by the same schema, so a case that passes replays; `source` names the input.
+ */
+export function parseFuzzCase(input: unknown, source: string): FuzzCase {
+  const parsed = caseSchema.safeParse(input);
+  if (!parsed.success) throw configErrorFromZod(parsed.error, source);
+  const fuzzCase = parsed.data as FuzzCase;
+  checkCaseLimits(fuzzCase, source);
+  return fuzzCase;
+}
 
 /**
  * Checks the envelope first, so a file of another version is refused with what this version reads
@@ -268,7 +286,12 @@ export function checkCaseLimits(fuzzCase: FuzzCase, source: string): void {
       fuzzLimits.injectionsMax + 2 * fuzzLimits.nestedInjectionPairsMax,
     ],
     ['workload.handlers (count)', workload.handlers?.length ?? 0, fuzzLimits.handlersMax],
-    ['choices (count)', fuzzCase.choices.length, fuzzLimits.choicesMax],
+    [
+      'choices (count)',
+      fuzzCase.choices.length,
+      fuzzCase.schedule === undefined ? fuzzLimits.choicesMax : fuzzLimits.scheduleChoicesMax,
+    ],
+    ['schedule (count)', fuzzCase.schedule?.length ?? 0, fuzzLimits.scheduleStepsMax],
   ];
   machine.vms.forEach((vm, vmId) => {
     bounds.push([`machine.vms[${vmId}].vcpus`, vm.vcpus, fuzzLimits.vcpusPerVmMax]);

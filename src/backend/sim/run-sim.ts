@@ -16,6 +16,7 @@ import { checkPolicyRunsMix } from '../../policy/user-class.js';
 import { collectResult, type RunResult } from '../result.js';
 import { withExitInterval } from './exit-interval.js';
 import { Prng } from './prng.js';
+import { runScheduled, type ScheduleStep } from './stepped-sim.js';
 
 /**
  * The `sim` backend: a discrete-event scheduler in one thread (DESIGN.md "Two backends"). The thread
@@ -38,6 +39,12 @@ export interface SimOptions {
    * out, then the seeded PRNG takes over.
    */
   choices?: readonly number[];
+  /**
+   * The scheduler itself as data (issue 23: an explorer's counterexample): which hyperthread steps next,
+   * and where an interrupt arrives, in order; the draws are `choices`, every one. The run follows it
+   * (stepped-sim.ts says how that differs from the sim's own order) and ends with it.
+   */
+  schedule?: readonly ScheduleStep[];
 }
 
 /**
@@ -167,6 +174,19 @@ function runOn(
   reset: boolean,
 ): RunResult {
   if (reset) machine.resetDynamicState();
+  if (options.schedule !== undefined) {
+    const fallback = new Prng(config.run.seed);
+    const log = options.log ?? new EventLog(64, options.keepEvents ?? false);
+    return runScheduled(
+      machine,
+      config,
+      policy,
+      options.schedule,
+      options.choices ?? [],
+      () => fallback.random(),
+      log,
+    );
+  }
   const prng = new Prng(config.run.seed, machine.access.prngArea);
   const log = options.log ?? new EventLog(64, options.keepEvents ?? false);
   const monitor = new Monitor(machine, log, config.workload.catalogue);

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { registerBenchCommand } from './bench.js';
 import { registerConfigInitCommand } from './config-init.js';
+import { registerExploreCommand } from './explore.js';
 import { registerFuzzCommand } from './fuzz.js';
 import { registerMachineCommand } from './machine.js';
 import { registerMixesCommand } from './mixes.js';
@@ -21,4 +22,5 @@ export function registerCommands(program: Command): void {
   registerConfigInitCommand(program);
   registerFuzzCommand(program);
   registerReplayCommand(program);
+  registerExploreCommand(program);
 }

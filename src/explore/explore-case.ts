@@ -1,0 +1,66 @@
+import type { FuzzCase } from '../fuzz/fuzz-case.js';
+import { fuzzLimits } from '../fuzz/limits.js';
+
+/**
+ * The machine and workload an exploration runs (issue 23): a fuzz case's data (fuzz/fuzz-case.ts), so
+ * that its counterexample is a replay file `asi-emu replay` reruns, with nothing left out. The default
+ * is the issue's: 1 core x 2 hyperthreads, one VM whose two vCPUs are pinned to them. Seed-free: every
+ * draw is fixed or a branch (explorer.ts `ExploreDraws`), so `run.seed` is never read.
+ */
+
+/**
+ * The default mix: one exit of each way a handler ends, so that every path of the state machine is a
+ * branch at every exit: one handled in isolation (MSR_WRITE's fast path), one that needs the full
+ * kernel (an EPT violation that allocates: a fault in kvm:N), a halt (an idle period and its timer or
+ * IPI wake-up) and an exit to the VMM (userspace I/O). Equal weights: the explorer takes one
+ * representative per entry, so weights only matter to the sim.
+ */
+export const exploreMix = {
+  name: 'explore',
+  description: 'one exit per way a handler ends: isolated, full (fault), halt, VMM',
+  source: 'synthetic, for exhaustive exploration (issue 23)',
+  weights: {
+    'MSR_WRITE:fastpath': 1,
+    'EPT_VIOLATION:alloc': 1,
+    'HLT:halt': 1,
+    'IO_INSTRUCTION:userspace': 1,
+  },
+} as const;
+
+export function defaultExploreCase(exits: number): FuzzCase {
+  return {
+    machine: {
+      cores: 1,
+      smt: 2,
+      memoryMiB: fuzzLimits.memoryMiB,
+      pageTablePoolPages: fuzzLimits.pageTablePoolPages,
+      pcid: true,
+      fillBufferEntries: 4,
+      vms: [{ vcpus: 2, guestMemoryMiB: 1, pin: [0, 1] }],
+    },
+    workload: {
+      mix: { ...exploreMix, weights: { ...exploreMix.weights } },
+      // Deadlines only (the explorer lets any deadline come at any point); sizes as the fuzzer's.
+      exitIntervalCycles: 2000,
+      // One guest access per stretch (its line is a fixed draw): a stretch's accesses are not branches.
+      guestQuantumCycles: 2000,
+      guestAccessesPerQuantum: 1,
+      idleCycles: 2000,
+      // Interrupts are the explorer's own transitions (`--interrupts`), not drawn clocks.
+      nmiIntervalCycles: 0,
+      machineCheckIntervalCycles: 0,
+      irqIntervalCycles: 0,
+      injections: [],
+    },
+    costs: {},
+    run: {
+      exits,
+      seed: 0,
+      jitterCycles: 0,
+      waitBoundCycles: fuzzLimits.waitBoundCycles,
+      maxCycles: fuzzLimits.maxCycles,
+      stopOnViolation: true,
+    },
+    choices: [],
+  };
+}
