@@ -5,7 +5,13 @@ import { exitCatalogue } from '../cpu/exits.js';
 import { isReadOnlyRegion } from '../paging/address-space.js';
 import type { FuzzCase, FuzzHandler } from './fuzz-case.js';
 import { type FuzzLimits, fuzzLimits } from './limits.js';
-import { type LinuxAsiDraws, linuxAsiExtrasArbitrary, withLinuxAsiExtras } from './linux-asi-draws.js';
+import {
+  asiClassArbitrary,
+  type LinuxAsiDraws,
+  linuxAsiExtrasArbitrary,
+  withLinuxAsiExtras,
+  withUserClass,
+} from './linux-asi-draws.js';
 
 /**
  * fast-check arbitraries for a whole fuzz case (issue 5): machine (cores, smt, VMs, vCPU placement),
@@ -310,15 +316,22 @@ export function concreteCase(raw: RawCase, limits: FuzzLimits = fuzzLimits): Fuz
 
 /**
  * The fuzz case arbitrary: raw draws made consistent (shrinks act on the raw draws). With `draws` (a
- * linux-asi policy: fuzz/linux-asi-draws.ts `linuxAsiDrawsOf`), today's ASI's choices are drawn after
- * the case, so the case itself is the one drawn without them.
+ * linux-asi policy, or `none`: fuzz/linux-asi-draws.ts `linuxAsiDrawsOf`), today's ASI's choices and
+ * the class are drawn after the case, so the case itself is the one drawn without them.
  */
 export function fuzzCaseArbitrary(
   limits: FuzzLimits = fuzzLimits,
   draws: LinuxAsiDraws | null = null,
 ): fc.Arbitrary<FuzzCase> {
   if (draws === null) return rawCaseArbitrary(limits).map((raw) => concreteCase(raw, limits));
+  // The class last (drawn after, shrunk last: back to kvm), so the rest is what it was without it.
+  const asiClass = asiClassArbitrary(draws, limits);
+  if (!draws.pairsAndHalts) {
+    return fc
+      .tuple(rawCaseArbitrary(limits), asiClass)
+      .map(([raw, user]) => withUserClass(concreteCase(raw, limits), user));
+  }
   return fc
-    .tuple(rawCaseArbitrary(limits), linuxAsiExtrasArbitrary(draws, limits))
-    .map(([raw, extras]) => withLinuxAsiExtras(concreteCase(raw, limits), extras));
+    .tuple(rawCaseArbitrary(limits), linuxAsiExtrasArbitrary(draws, limits), asiClass)
+    .map(([raw, extras, user]) => withUserClass(withLinuxAsiExtras(concreteCase(raw, limits), extras), user));
 }

@@ -53,6 +53,17 @@ export const fuzzLimits = {
    */
   nestedInjectionDelayCyclesMax: 4000,
   /**
+   * A user-class case (fuzz/linux-asi-draws.ts `withUserClass`): user-mode cycles between two kernel
+   * entries, drawn log-uniform between these. 100 is the least a calibration gives (exit-interval.ts
+   * `exitIntervalCyclesMin`), the FIO storm's regime: fio-randread-tmpfs's 1,003,102 preads/s (cpu/mixes.ts,
+   * Jackman's "ASI is fast again") leave a 3,000-cycle period at 3 GHz, most of it in the kernel.
+   * 250,000 is past kernel-build's 12,347 entries/s (cpu/mixes.ts, Dilek's perf stat): a period of
+   * 243,000 cycles at 3 GHz. A 300-exit case on one thread at the top runs ~75 M cycles and stops at
+   * `maxCycles`, with its first ~200 entries done.
+   */
+  userExitIntervalCyclesMin: 100,
+  userExitIntervalCyclesMax: 250_000,
+  /**
    * Scheduler choices as data: the first draws of a run, enough to steer its early interleaving (the
    * PRNG takes over after them). Longer lists cost shrink time and rarely matter.
    */

@@ -1,5 +1,7 @@
 import fc from 'fast-check';
 import { assert } from '../assert.js';
+import { kernelEntryCatalogue } from '../cpu/exits.js';
+import { type MixClass, mixClasses } from '../cpu/mixes.js';
 import { ConfigError } from '../errors.js';
 import type { SiblingProtocol } from '../linux-asi/settings.js';
 import { parseLinuxAsiSettingsInput, type TaintName } from '../linux-asi/settings-input.js';
@@ -17,6 +19,7 @@ import {
 } from '../linux-asi/taints.js';
 import { definePolicy, type Policy } from '../policy/policy.js';
 import { isUserPolicy } from '../policy/policy-module.js';
+import { runsUserClass } from '../policy/user-class.js';
 import type { FuzzCase } from './fuzz-case.js';
 import type { FuzzLimits } from './limits.js';
 
@@ -39,12 +42,16 @@ import type { FuzzLimits } from './limits.js';
  * - **context switches**: HLT exits in the mix (a halt switches to the idle task and the wake switches
  *   back: state.ts `context-switch`), with the `exitOn` drawn above deciding whether they leave ASI.
  *
- * Drawn after the rest of the case, so a policy without `linuxAsi` draws exactly the cases it drew
- * before, and a linux-asi policy the same base case plus these. Every part shrinks back to "not drawn"
- * (the policy's own settings, no pairs, no added HLT).
+ * - **the class** (`drawnClassesOf`): for a policy that may run a user mix (policy/user-class.ts: the
+ *   linux-asi family and `none`, its baseline), `kvm` (the case as drawn) or `user`: every vCPU thread
+ *   runs a host process whose mix is a drawn weighting over the kernel-entry catalogue's keys
+ *   (cpu/exits.ts `kernelEntryCatalogue`) with its own user-mode interval between entries
+ *   (`withUserClass`), as data in the case (`workload.mix.class`).
  *
- * Not drawn: the ASI class a hyperthread runs (kvm vs user): the user class's own mixes are not on
- * main yet (issue 22 item 4). `drawnAsiClassHook` below is where that draw goes.
+ * Drawn after the rest of the case, so a policy without `linuxAsi` (other than `none`) draws exactly the
+ * cases it drew before, and a linux-asi policy the same base case plus these (`none`: plus the class
+ * only). Every part shrinks back to "not drawn" (the policy's own settings, no pairs, no added HLT, the
+ * kvm class).
  */
 
 /** The protocols a policy meant to be safe may run (settings.ts: ipi-only leaves a window, none is upstream). */
@@ -62,6 +69,13 @@ export interface LinuxAsiDraws {
   readonly exitOn: readonly ContextSwitchExit[] | null;
   /** Supersets of the posted class policies. */
   readonly taintPolicies: boolean;
+  /**
+   * Whether the injection pairs and HLTs are drawn: for every policy with `linuxAsi`; not for `none`,
+   * which draws only the class (its cases stay the base case otherwise).
+   */
+  readonly pairsAndHalts: boolean;
+  /** The classes a case may run (`drawnClassesOf`): `kvm` always, `user` where the policy runs it. */
+  readonly classes: readonly MixClass[];
 }
 
 function samePolicies(
@@ -76,11 +90,21 @@ function samePolicies(
   );
 }
 
+/**
+ * What the fuzzer draws for `policy` on top of the base case: null for a policy that neither carries
+ * `linuxAsi` nor runs a user mix (every 2019 policy and mitigation: they draw the base case alone).
+ */
 export function linuxAsiDrawsOf(policy: Policy): LinuxAsiDraws | null {
   const settings = policy.linuxAsi;
-  if (settings === undefined) return null;
+  const classes = drawnClassesOf(policy);
+  if (settings === undefined) {
+    // `none`: the user class's baseline (the process unprotected) draws the class, nothing else.
+    if (classes.length === 1) return null;
+    return { siblingProtocols: null, exitOn: null, taintPolicies: false, pairsAndHalts: false, classes };
+  }
   // A user's module: its hooks are its protocol and its taint policies are what it tests.
-  if (isUserPolicy(policy)) return { siblingProtocols: null, exitOn: null, taintPolicies: false };
+  if (isUserPolicy(policy))
+    return { siblingProtocols: null, exitOn: null, taintPolicies: false, pairsAndHalts: true, classes };
   const own = settings.siblingProtocol;
   return {
     siblingProtocols: safeSiblingProtocols.includes(own)
@@ -88,16 +112,18 @@ export function linuxAsiDrawsOf(policy: Policy): LinuxAsiDraws | null {
       : null,
     exitOn: contextSwitchExits.filter((exitOn) => exitOn !== settings.exitOn),
     taintPolicies: samePolicies(settings.classPolicies, postedClassPolicies),
+    pairsAndHalts: true,
+    classes,
   };
 }
 
 /**
- * The drawn ASI class of a hyperthread: not built. The user class's mixes (issue 22 item 4, being added
- * to cpu/mixes.ts) are not on main; once they are, a draw of `kvm` vs `user` per vCPU goes here and
- * into `LinuxAsiExtras`, and this returns the classes a case may draw.
+ * The classes a case of `policy` may run: `kvm` (vCPUs) always, and `user` (host processes) for a
+ * policy that runs a user mix (policy/user-class.ts `runsUserClass`: `none` and every policy with
+ * `linuxAsi`; the 2019 RFC and the VM-entry mitigations have no userspace class and are refused one).
  */
-export function drawnAsiClassHook(): readonly AsiClass[] {
-  return ['kvm'];
+export function drawnClassesOf(policy: Policy): readonly MixClass[] {
+  return runsUserClass(policy) ? mixClasses : ['kvm'];
 }
 
 /** A class policy in a case: taint names (readable in a replay file), as defineTaintPolicy takes them. */
@@ -220,6 +246,91 @@ export function withLinuxAsiExtras(fuzzCase: FuzzCase, extras: LinuxAsiExtras): 
     ...fuzzCase,
     workload: { ...fuzzCase.workload, mix: { ...fuzzCase.workload.mix, weights }, injections },
     ...(Object.keys(linuxAsi).length > 0 ? { linuxAsi } : {}),
+  };
+}
+
+/** Mix keys of a user-class case: every kernel entry's variants (cpu/exits.ts `kernelEntryCatalogue`). */
+export const userMixKeys: readonly string[] = kernelEntryCatalogue.flatMap((reason) =>
+  reason.variants.map((variant) => `${reason.name}:${variant.name}`),
+);
+
+/** The drawn user class (`asiClassArbitrary`): undefined is the kvm class, the case as drawn. */
+export interface UserClassDraw {
+  /** (kernel entry key, weight) pairs; a key drawn twice adds up. */
+  weights: [string, number][];
+  /** User-mode cycles between two kernel entries (`workload.exitIntervalCycles`). */
+  exitIntervalCycles: number;
+}
+
+/** Steps of the log-uniform interval draw (1,000: each step ~0.8% apart over 100..250,000). */
+const intervalSteps = 1000;
+
+/**
+ * The class of a case: kvm (undefined, what a shrink goes back to) or a user mix, half the time each
+ * for a policy that runs both. The weights are 1..100 each (kernel-build's entries span 4,297 to 185 a
+ * CPU-second, a ratio of 23), over 1 to all the kernel entries: one `read:tmpfs-page-cache` entry is
+ * fio-randread-tmpfs's page-cache storm, faults with a `futex:block` are kernel-build's shape. The
+ * interval (`userExitIntervalCyclesMin..Max`, log-uniform) spans FIO's storm to a kernel build's pace.
+ */
+export function asiClassArbitrary(
+  draws: LinuxAsiDraws,
+  limits: FuzzLimits,
+): fc.Arbitrary<UserClassDraw | undefined> {
+  if (!draws.classes.includes('user')) return fc.constant(undefined);
+  const low = limits.userExitIntervalCyclesMin;
+  const ratio = limits.userExitIntervalCyclesMax / low;
+  return fc.option(
+    fc.record({
+      weights: fc.array(
+        fc.noShrink(fc.tuple(fc.constantFrom(...userMixKeys), fc.integer({ min: 1, max: 100 }))),
+        { minLength: 1, maxLength: userMixKeys.length },
+      ),
+      exitIntervalCycles: fc
+        .noShrink(fc.integer({ min: 0, max: intervalSteps }))
+        .map((step) => Math.round(low * ratio ** (step / intervalSteps))),
+    }),
+    { nil: undefined, freq: 2 },
+  );
+}
+
+/** The mix name of a user-class case (a kvm case's is `fuzz`). */
+export const userFuzzMixName = 'fuzz-user';
+
+/**
+ * The case with every vCPU thread running a host process (the user class, cpu/mixes.ts `class: 'user'`):
+ * its mix is the drawn weighting over kernel entries, with the drawn interval. What a process cannot
+ * have is made consistent here, as arbitraries.ts `concreteCase` does for the rest:
+ * - no confidential VM (a host process has no SEV-SNP memory: no conversions, no hostile VMM);
+ * - no generated handlers (workload.handlers extend the VM exit reasons only, which a user mix may not
+ *   name: cpu/mixes.ts `checkKeysOfClass`), and no VM exit key in the mix (the kick exit, the conversion
+ *   keys and the added HLT included: a process's context switch is its `futex:block` entry).
+ * The machine, injections, interrupt clocks, costs, run, choices and drawn linux-asi settings stay.
+ */
+export function withUserClass(fuzzCase: FuzzCase, draw: UserClassDraw | undefined): FuzzCase {
+  if (draw === undefined) return fuzzCase;
+  const weights: Record<string, number> = {};
+  for (const [key, weight] of draw.weights) weights[key] = (weights[key] ?? 0) + weight;
+  const { handlers: _handlers, ...workload } = fuzzCase.workload;
+  return {
+    ...fuzzCase,
+    machine: {
+      ...fuzzCase.machine,
+      vms: fuzzCase.machine.vms.map((vm) => ({ ...vm, confidential: false })),
+    },
+    workload: {
+      ...workload,
+      mix: {
+        name: userFuzzMixName,
+        class: 'user',
+        description: 'host processes (the user class), generated by the fuzzer',
+        source: 'fast-check',
+        weights,
+      },
+      exitIntervalCycles: draw.exitIntervalCycles,
+      ...(workload.confidential === undefined
+        ? {}
+        : { confidential: { ...workload.confidential, hostileVmm: false } }),
+    },
   };
 }
 

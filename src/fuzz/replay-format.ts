@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { interruptNames } from '../backend/sim/stepped-sim.js';
 import { readJsonInput } from '../config/input-limits.js';
 import { configErrorFromZod } from '../config/schema-error.js';
+import { mixClasses } from '../cpu/mixes.js';
 import { ConfigError } from '../errors.js';
 import { invariantIds, type Violation } from '../invariants/violation.js';
 import { parseLinuxAsiSettingsInput } from '../linux-asi/settings-input.js';
@@ -28,6 +29,9 @@ import { asiEmuVersion, type ToolIdentity } from './version.js';
  *       reader of version 2 refuses a version-3 file by its version, not by the new field.
  *       Also in version 3 (optional, absent in the fuzzer's cases): case.schedule, the scheduler as data
  *       (issue 23, an explorer's counterexample; run-sim.ts SimOptions.schedule).
+ *       Also in version 3 (optional, absent in files written before: no bump, version 3 came in the same
+ *       release): case.workload.mix.class, `user` for a user-class case (host processes, kernel-entry
+ *       weights: fuzz/linux-asi-draws.ts `withUserClass`); absent or `kvm`: a VM's exits, as before.
  * A reader refuses any other version with a message that says which one it reads; bump the version
  * (and say what changed above) whenever a field changes meaning, appears or goes.
  */
@@ -104,6 +108,7 @@ const caseSchema = z
         mix: z
           .object({
             name: z.string(),
+            class: z.enum(mixClasses).optional(),
             description: z.string(),
             source: z.string(),
             weights: z.record(z.string(), number),

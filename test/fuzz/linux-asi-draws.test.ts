@@ -47,6 +47,8 @@ describe('what each policy draws', () => {
       siblingProtocols: ['stun'],
       exitOn: ['mm-switch'],
       taintPolicies: true,
+      pairsAndHalts: true,
+      classes: ['kvm', 'user'],
     });
   });
 
@@ -60,7 +62,13 @@ describe('what each policy draws', () => {
 
   it("a user's module is fuzzed as given (only the workload draws: pairs, HLTs)", async () => {
     const { policy } = await loadPolicyModule(join(fixtures, 'linux-asi-plain-policy.mjs'));
-    expect(linuxAsiDrawsOf(policy)).toEqual({ siblingProtocols: null, exitOn: null, taintPolicies: false });
+    expect(linuxAsiDrawsOf(policy)).toEqual({
+      siblingProtocols: null,
+      exitOn: null,
+      taintPolicies: false,
+      pairsAndHalts: true,
+      classes: ['kvm', 'user'],
+    });
   });
 });
 
@@ -73,7 +81,12 @@ describe(`drawn cases (seed ${seed})`, () => {
       const plain = generateCase(caseSeed);
       expect(plain.linuxAsi).toBeUndefined();
       const drawn = generateCase(caseSeed, fuzzLimits, draws);
-      expect(drawn.machine).toEqual(plain.machine);
+      // A user-class case has no confidential VM (linux-asi-draws.ts withUserClass); the rest is as drawn.
+      const machine =
+        drawn.workload.mix.class === 'user'
+          ? { ...plain.machine, vms: plain.machine.vms.map((vm) => ({ ...vm, confidential: false })) }
+          : plain.machine;
+      expect(drawn.machine).toEqual(machine);
       expect(drawn.run).toEqual(plain.run);
       expect(drawn.choices).toEqual(plain.choices);
       for (const injection of plain.workload.injections)
@@ -166,11 +179,14 @@ describe(`drawn cases (seed ${seed})`, () => {
     expect(nestings.get('nmi-in-irq') ?? 0, JSON.stringify([...nestings])).toBeGreaterThan(0);
   });
 
-  it('HLTs (context switches) are in many drawn mixes', () => {
+  it('context switches are in many drawn mixes: HLTs for a vCPU, a blocking futex for a process', () => {
     const draws = linuxAsiDrawsOf(linuxAsi);
     const halting = Array.from({ length: 40 }, (_, index) =>
       generateCase(caseSeedOf(seed, index), fuzzLimits, draws),
-    ).filter((drawn) => (drawn.workload.mix.weights[haltMixKey] ?? 0) > 0).length;
+    ).filter((drawn) => {
+      const key = drawn.workload.mix.class === 'user' ? 'futex:block' : haltMixKey;
+      return (drawn.workload.mix.weights[key] ?? 0) > 0;
+    }).length;
     expect(halting).toBeGreaterThan(10);
   });
 });
