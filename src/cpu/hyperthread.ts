@@ -40,8 +40,8 @@ import { ThreadPolicyView } from './policy-view.js';
 import { isBusy, speedPerThread } from './smt-speed.js';
 
 /**
- * The hyperthread state machine (DESIGN.md "The model"; issue 3). One vCPU pinned to one hyperthread
- * runs the vCPU loop:
+ * The hyperthread state machine (DESIGN.md "The model"; issue 3): the 2019 KVM ASI RFC's vCPU loop and
+ * its sibling protocol. One vCPU pinned to one hyperthread runs the vCPU loop:
  *
  *   guest ──exit──▶ isolated (kvm:N) ──handler──▶ [access misses in kvm:N: fault] ──▶ leave isolation
  *     ▲                 │                          (kick? wait? switch to full)  ──▶ full ──▶ isolated
@@ -65,6 +65,13 @@ import { isBusy, speedPerThread } from './smt-speed.js';
  *
  * Every mode change is a compare-and-swap of the core-state word (cpu/modes.ts), so a barrier and the
  * entry it guards are one atomic step, and a sibling's mode is always read atomically.
+ *
+ * Which address space the host side is in, and what happens to it, is the isolation design's
+ * (isolation-design.ts), which this loop calls at the points where the designs differ (`this.design`):
+ * the 2019 RFC's kvm:N, drawn above (rfc2019-isolation.ts: CR3 into kvm:N at the start and at every
+ * return to isolation, out of it once the sibling protocol let the thread leave), or today's Linux ASI
+ * (linux-asi-isolation.ts, whose header draws the same loop with the asi_enter / asi_relax / asi_exit
+ * events it raises). The modes, the phases, the kicks and the entry barrier are this file's under both.
  *
  * Beside it: what the guest does (exit, working-set and halt draws, interrupt clocks) is
  * guest-workload.ts; the kick protocol (send, wait for siblings out, re-kick, acknowledgements) is
