@@ -32,7 +32,12 @@ import {
   compiledCatalogueOf,
   OpKind,
 } from './handler-program.js';
-import { type IsolationDesign, type IsolationHost, isolationDesignOf } from './isolation-design.js';
+import {
+  type IsolationDesign,
+  type IsolationHost,
+  type IsolationHotPath,
+  isolationDesignOf,
+} from './isolation-design.js';
 import type { LinuxAsiCpu } from './linux-asi-cpu.js';
 import { mixClassOf, resolveMix } from './mixes.js';
 import { Mode, modeNames, modeOf, siblingFieldsMask, stunBit, withMode } from './modes.js';
@@ -226,10 +231,14 @@ export class Hyperthread implements PolicyView, KickerHost, IsolationHost, WordW
    * Linux ASI (linux-asi-isolation.ts), called at the points where they differ.
    */
   private readonly design: IsolationDesign;
+  /** IsolationDesign.hotPath: the design's points at every guest stretch, exit and handler op, or null. */
+  private readonly hotPath: IsolationHotPath | null;
   /** Today's Linux ASI's state for this CPU (the design's), which the monitor reads; null under the 2019 RFC. */
   readonly linuxAsi: LinuxAsiCpu | null;
   /** IsolationDesign.interruptsInHost: interrupt sources fire during host handling too. */
   private readonly interruptsInHost: boolean;
+  /** IsolationDesign.entersBeforeEveryEntry: every way back into the guest returns to isolation first. */
+  private readonly entersBeforeEveryEntry: boolean;
   /**
    * Per exit reason and variant: this thread's counts and exit-to-entry cycles (cpu/exit-breakdown.ts),
    * read when the run is collected. `exitStatBase` is the record of the exit being handled (-1 before
@@ -474,7 +483,9 @@ export class Hyperthread implements PolicyView, KickerHost, IsolationHost, WordW
       costs,
     });
     this.linuxAsi = this.design.linuxAsi;
+    this.hotPath = this.design.hotPath;
     this.interruptsInHost = this.design.interruptsInHost;
+    this.entersBeforeEveryEntry = this.design.entersBeforeEveryEntry;
     this.refillLinesAfterFlush = Math.min(
       this.guest.workingSetPages * (pageBytes / cacheLineBytes),
       config.l1d.sets * config.l1d.ways,
@@ -788,7 +799,7 @@ export class Hyperthread implements PolicyView, KickerHost, IsolationHost, WordW
     let stallCycles = this.touchGuestMemory(accesses);
     if (this.refillLinesPending > 0) stallCycles += this.refillAfterFlush(cycles, accesses);
     this.guestSteps++;
-    this.design.guestRuns();
+    if (this.hotPath !== null) this.hotPath.guestRuns();
     this.observer.onGuestStep(this);
     if (this.guestStepCyclesMax === Number.POSITIVE_INFINITY) {
       this.stretchStartCycles = this.clockCycles;
@@ -964,7 +975,7 @@ export class Hyperthread implements PolicyView, KickerHost, IsolationHost, WordW
     this.count(ThreadStat.exits);
     this.opIndex = 0;
     this.observer.onExit(this, variant);
-    this.design.exited(vector, variant);
+    if (this.hotPath !== null) this.hotPath.exited(vector, variant);
     const kick = this.usesAsi ? this.policy.kickOnExit(this.view) : kickFirst;
     this.phase = kick ? Phase.exitKick : Phase.handler;
     return StepCode.ran;
@@ -1036,9 +1047,10 @@ export class Hyperthread implements PolicyView, KickerHost, IsolationHost, WordW
     let space = this.tlb.cr3;
     const access = variant.writes[op] ? Access.write : Access.read;
     const firstVa = variant.vas[op];
-    if (this.mode === Mode.isolated) {
-      // The restricted space decides (kvm:N's tables, walked below; today's ASI's denylist, or its ephmap).
-      space = this.design.handlerAccessSpace(firstVa, variant.amounts[op]);
+    if (this.hotPath !== null && this.mode === Mode.isolated) {
+      // The design's restricted space decides (today's ASI: its denylist, or its ephmap). Without one,
+      // kvm:N's tables decide as the access is walked in CR3 below.
+      space = this.hotPath.handlerAccessSpace(firstVa, variant.amounts[op]);
       if (space < 0) return this.handlerFault(variant, firstVa);
     }
     for (let line = 0; line < variant.amounts[op]; line++) {
@@ -1252,7 +1264,7 @@ export class Hyperthread implements PolicyView, KickerHost, IsolationHost, WordW
   private stepAction(): number {
     const variant = this.variant;
     assert(variant !== null, 'an action ends a handler');
-    if (!this.design.handlerEnds()) {
+    if (this.hotPath !== null && !this.hotPath.handlerEnds()) {
       this.returnContinuation = Phase.action;
       this.phase = Phase.returnIsolated;
       return StepCode.ran;
@@ -1276,7 +1288,7 @@ export class Hyperthread implements PolicyView, KickerHost, IsolationHost, WordW
         this.count(ThreadStat.vmmExits);
         return this.beginLeave(Mode.vmm, Phase.vmm);
     }
-    if (this.design.returnsBeforeEntry()) {
+    if ((this.mode === Mode.full && this.usesAsi) || this.entersBeforeEveryEntry) {
       this.returnContinuation = Phase.entry;
       this.phase = Phase.returnIsolated;
       return StepCode.ran;

@@ -24,34 +24,42 @@ import { Rfc2019Isolation } from './rfc2019-isolation.js';
  *   for this logical CPU (cpu/linux-asi-cpu.ts), whose events the design raises at these points and
  *   whose actions (CR3 writes, IBPB, RSB fill, L1D flush, buffer clear) it executes.
  *
- * The points, in the order a vCPU meets them: `start` (its first KVM_RUN), `guestRuns` (a guest
- * stretch), `exited` (a VM exit), `handlerAccessSpace` / `interruptAccessSpace` (an access made while
- * `isolated`) and `faulted` (one that misses), `left` (the switch out, once the sibling protocol let it),
- * `interruptArrives` / `interruptReturns`, `handlerEnds` and `returnsBeforeEntry` (the action at a
- * handler's end), `halts` / `wakes`, `userRuns` / `kvmRun` (the VMM, or a host process's user code), and
- * `returnToIsolation` (back into the restricted space before an entry).
+ * The points, in the order a vCPU meets them: `start` (its first KVM_RUN), the hot path's (`hotPath`: a
+ * guest stretch, a VM exit, a handler's access while `isolated`, a handler's end), `interruptAccessSpace`
+ * (an interrupt handler's access while `isolated`) and `faulted` (an access that misses), `left` (the
+ * switch out, once the sibling protocol let it), `interruptArrives` / `interruptReturns`, `halts` /
+ * `wakes`, `userRuns` / `kvmRun` (the VMM, or a host process's user code), and `returnToIsolation` (back
+ * into the restricted space before an entry).
  */
 export interface IsolationDesign {
   /** Today's Linux ASI's state for this CPU (the monitor's INV-14 and INV-15 read it), or null. */
   readonly linuxAsi: LinuxAsiCpu | null;
   /**
+   * The design's part of the hot path (every guest stretch, exit and handler op), or null where it has
+   * none: the 2019 RFC's kvm:N is a page table, which decides a handler's accesses by itself, and its
+   * guest stretches, exits and handler ends are the hyperthread's alone. Calls there that do nothing
+   * still cost the 2019 policies 2-5% of a sim step when both designs run in one process (alternated
+   * in one process, asi on all-fast and sysbench-cpu; docs/perf-log.md), hence null rather than no-ops.
+   */
+  readonly hotPath: IsolationHotPath | null;
+  /**
    * Whether interrupt sources fire during host handling too, so that they land in the critical section
    * an exit opened and nest (today's ASI); the 2019 RFC's paths take them at the next guest stretch.
    */
   readonly interruptsInHost: boolean;
+  /**
+   * Whether every way back into the guest returns to isolation first (`returnToIsolation`: today's ASI
+   * asi_enter()s before every VM entry, after the relax at the handler's end); the 2019 RFC's only when
+   * the handler left kvm:N, which the hyperthread knows by its mode.
+   */
+  readonly entersBeforeEveryEntry: boolean;
 
   /** The first KVM_RUN: the host's first address space and its mode (from `offline`). */
   start(): void;
-  /** A guest stretch (or a host process's user-mode stretch) begins on this thread. */
-  guestRuns(): void;
-  /** A VM exit landed in the host (`vector`: the interrupt that caused it, or 0). */
-  exited(vector: number, variant: CompiledVariant): void;
   /**
-   * The address space a handler's access of `lines` lines from `va` is made through while `isolated`,
-   * or -1 when the restricted space does not map it: a fault (INV-7), which the hyperthread reports.
+   * The address space an interrupt handler's access at `va` is made through while `isolated`, or -1
+   * when the restricted space does not map it: a fault, which the hyperthread reports.
    */
-  handlerAccessSpace(va: number, lines: number): number;
-  /** The same for an interrupt handler's access while `isolated`. */
   interruptAccessSpace(va: number): number;
   /** An access faulted in isolation: the leave that follows (`left`) is the fault's. */
   faulted(): void;
@@ -70,13 +78,6 @@ export interface IsolationDesign {
    * own (`returnToIsolation`); false when the thread continues where the interrupt landed.
    */
   interruptReturns(): boolean;
-  /**
-   * A handler's end, before its action. False when the thread must return to isolation first (a step of
-   * its own) and then run the action again.
-   */
-  handlerEnds(): boolean;
-  /** After a handler's action (resume, IPI): whether the way back to the guest returns to isolation first. */
-  returnsBeforeEntry(): boolean;
   /** The thread halts (goes idle), from isolation. */
   halts(): void;
   /**
@@ -94,6 +95,24 @@ export interface IsolationDesign {
    * when the mode changes in a later step, at the clock the flushes took this thread to.
    */
   returnToIsolation(): boolean;
+}
+
+/** A design's points on the hot path (IsolationDesign.hotPath). */
+export interface IsolationHotPath {
+  /** A guest stretch (or a host process's user-mode stretch) begins on this thread. */
+  guestRuns(): void;
+  /** A VM exit landed in the host (`vector`: the interrupt that caused it, or 0). */
+  exited(vector: number, variant: CompiledVariant): void;
+  /**
+   * The address space a handler's access of `lines` lines from `va` is made through while `isolated`,
+   * or -1 when the restricted space does not map it: a fault (INV-7), which the hyperthread reports.
+   */
+  handlerAccessSpace(va: number, lines: number): number;
+  /**
+   * A handler's end, before its action. False when the thread must return to isolation first (a step of
+   * its own) and then run the action again.
+   */
+  handlerEnds(): boolean;
 }
 
 /** What an isolation design may do to its hyperthread: its clock, mode, stun bit, flushes and counts. */

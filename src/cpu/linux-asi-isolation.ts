@@ -8,7 +8,7 @@ import type { Tlb } from '../paging/tlb.js';
 import { Flush } from '../policy/policy.js';
 import type { CostModel } from './costs.js';
 import type { CompiledVariant } from './handler-program.js';
-import type { IsolationDesign, IsolationHost } from './isolation-design.js';
+import type { IsolationDesign, IsolationHost, IsolationHotPath } from './isolation-design.js';
 import type { LinuxAsiCpu } from './linux-asi-cpu.js';
 import { Mode } from './modes.js';
 
@@ -40,8 +40,12 @@ import { Mode } from './modes.js';
  * (a user mix: issue 22 item 4) runs the same loop with the user class: `enter user` where a vCPU enters
  * kvm, its user-mode stretches standing for the guest's.
  */
-export class LinuxAsiIsolation implements IsolationDesign {
+export class LinuxAsiIsolation implements IsolationDesign, IsolationHotPath {
+  /** The guest stretch, the exit, a handler's access and its end: this design's own methods below. */
+  readonly hotPath: IsolationHotPath = this;
   readonly interruptsInHost = true;
+  /** Every way back into the guest goes through asi_enter, after the relax of the handler's end. */
+  readonly entersBeforeEveryEntry = true;
   /** The event a leave carries out once the sibling protocol let it: a page fault's asi_exit. */
   private pending: AsiEvent | null = null;
 
@@ -234,11 +238,6 @@ export class LinuxAsiIsolation implements IsolationDesign {
     const asi = this.linuxAsi;
     while (asi.interruptDepth > 0) if (this.interruptReturns()) return false;
     if (asi.tense) asi.raise({ kind: 'relax' });
-    return true;
-  }
-
-  /** Every way back into the guest goes through asi_enter, after the relax of the handler's end. */
-  returnsBeforeEntry(): boolean {
     return true;
   }
 

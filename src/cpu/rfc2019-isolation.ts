@@ -19,7 +19,11 @@ import { Mode } from './modes.js';
  */
 export class Rfc2019Isolation implements IsolationDesign {
   readonly linuxAsi = null;
+  /** None: kvm:N's page table decides a handler's accesses (walked in CR3), the rest is the hyperthread's. */
+  readonly hotPath = null;
   readonly interruptsInHost = false;
+  /** Only when the handler left kvm:N (the hyperthread's mode says so). */
+  readonly entersBeforeEveryEntry = false;
   private readonly kvmSpaceId: number;
   private readonly vmmSpaceId: number;
 
@@ -46,15 +50,7 @@ export class Rfc2019Isolation implements IsolationDesign {
     }
   }
 
-  guestRuns(): void {}
-
-  exited(): void {}
-
-  /** The access is walked in CR3, kvm:N: its page tables decide, and an address they miss faults there. */
-  handlerAccessSpace(): number {
-    return this.tlb.cr3;
-  }
-
+  /** Never asked: interrupts are handled in `full` (INV-8); the current CR3 if it were. */
   interruptAccessSpace(): number {
     return this.tlb.cr3;
   }
@@ -80,15 +76,6 @@ export class Rfc2019Isolation implements IsolationDesign {
   /** Back to isolation (the handler ran in `full`), then on where the interrupt landed. */
   interruptReturns(): boolean {
     return true;
-  }
-
-  handlerEnds(): boolean {
-    return true;
-  }
-
-  /** Back into kvm:N first when the handler left it; from kvm:N, straight to the entry. */
-  returnsBeforeEntry(): boolean {
-    return this.host.mode === Mode.full && this.usesAsi;
   }
 
   halts(): void {}

@@ -85,12 +85,13 @@ describe('the isolation design a policy gets', () => {
       const { design } = designFor(machine, policy);
       if (policy.linuxAsi === undefined) {
         expect(design, policy.name).toBeInstanceOf(Rfc2019Isolation);
-        expect(design.linuxAsi, policy.name).toBeNull();
-        expect(design.interruptsInHost, policy.name).toBe(false);
+        expect([design.linuxAsi, design.hotPath], policy.name).toEqual([null, null]);
+        expect([design.interruptsInHost, design.entersBeforeEveryEntry], policy.name).toEqual([false, false]);
       } else {
         expect(design, policy.name).toBeInstanceOf(LinuxAsiIsolation);
+        expect(design.hotPath, policy.name).toBe(design);
         expect(design.linuxAsi?.asiClass, policy.name).toBe('kvm');
-        expect(design.interruptsInHost, policy.name).toBe(true);
+        expect([design.interruptsInHost, design.entersBeforeEveryEntry], policy.name).toEqual([true, true]);
       }
     }
     const { design } = designFor(machine, policies['linux-asi'], new RecordingHost(), true);
@@ -99,27 +100,20 @@ describe('the isolation design a policy gets', () => {
 });
 
 describe("the 2019 RFC's kvm:N (rfc2019-isolation.ts)", () => {
-  it('asi: starts in kvm:N, isolated; leaving writes CR3 once (asi_exit); the return writes it again, and under the stun bit flushes before letting the siblings back in', () => {
-    const machine = smallMachine();
-    const { design, host, tlb } = designFor(machine, policies.asi);
+  it('asi: starts in kvm:N, isolated; leaving writes CR3 once (asi_exit); the return writes it again, and under the stun bit flushes before letting the siblings back in; interrupts in full, then back', () => {
+    const { design, host, tlb } = designFor(smallMachine(), policies.asi);
     design.start();
     expect([host.mode, tlb.cr3]).toEqual([Mode.isolated, kvmSpace(vmId)]);
-    // The access is walked in kvm:N, whose tables decide (they fault on the page cache there).
-    expect(design.handlerAccessSpace(directMapVaOf(machine, 'page-cache'), 1)).toBe(kvmSpace(vmId));
     host.mode = Mode.full;
     design.left(false);
     expect([tlb.cr3, host.cycles]).toEqual([kernelSpace, 100]);
-    expect(design.returnsBeforeEntry()).toBe(true);
     host.stunHeld = true;
     expect(design.returnToIsolation()).toBe(true);
     expect([host.mode, tlb.cr3, host.cycles]).toEqual([Mode.isolated, kvmSpace(vmId), 200]);
     expect(host.calls).toEqual(['mode isolated', 'mode isolated', 'entry flush', 'stun false']);
-    expect(design.returnsBeforeEntry()).toBe(false);
-    expect([design.interruptArrives(1), design.interruptReturns(), design.handlerEnds()]).toEqual([
-      false,
-      true,
-      true,
-    ]);
+    expect([design.interruptArrives(1), design.interruptReturns()]).toEqual([false, true]);
+    expect(design.wakes()).toBe(false);
+    expect(host.mode).toBe(Mode.isolated);
   });
 
   it('none (KVM without ASI): the kernel table and full throughout; leaving writes no CR3', () => {
@@ -138,22 +132,21 @@ describe("today's Linux ASI (linux-asi-isolation.ts): the events raised at the h
   it('start: enter kvm (critical, CR3 kvm:N, isolated); exit: relax; a page-cache access faults, the leave raises page-fault (unrestricted, counted); the return is enter kvm, with the KERNEL_DATA flush, and the mode in a step of its own', () => {
     const machine = smallMachine();
     const { design, host, tlb } = designFor(machine, policies['linux-asi']);
-    const asi = design.linuxAsi;
-    if (asi === null) throw new Error('linux-asi has a state');
+    const { linuxAsi: asi, hotPath } = design;
+    if (asi === null || hotPath === null) throw new Error('linux-asi has a state and a hot path');
     design.start();
     expect([asi.stateName, host.mode, tlb.cr3]).toEqual(['critical', Mode.isolated, kvmSpace(vmId)]);
-    design.exited(0, msrWrite);
+    hotPath.exited(0, msrWrite);
     expect(asi.stateName).toBe('restricted-relaxed');
     // The denylist: keys are mapped (nonsensitive), the page cache is not (and no ephmap here).
-    expect(design.handlerAccessSpace(directMapVaOf(machine, 'keys'), 1)).toBe(kernelSpace);
-    expect(design.handlerAccessSpace(directMapVaOf(machine, 'page-cache'), 1)).toBe(-1);
+    expect(hotPath.handlerAccessSpace(directMapVaOf(machine, 'keys'), 1)).toBe(kernelSpace);
+    expect(hotPath.handlerAccessSpace(directMapVaOf(machine, 'page-cache'), 1)).toBe(-1);
     design.faulted();
     host.mode = Mode.full; // the sibling protocol let it out
     design.left(false);
     expect([asi.stateName, tlb.cr3]).toEqual(['unrestricted', kernelSpace]);
     expect(host.counts.get(ThreadStat.asiExitsPageFault)).toBe(1);
-    expect(design.handlerEnds()).toBe(true);
-    expect(design.returnsBeforeEntry()).toBe(true);
+    expect(hotPath.handlerEnds()).toBe(true);
     host.calls.length = 0;
     expect(design.returnToIsolation()).toBe(false);
     expect(asi.stateName).toBe('critical');
@@ -166,12 +159,12 @@ describe("today's Linux ASI (linux-asi-isolation.ts): the events raised at the h
   it('the ephmap serves a page-cache access in the restricted space (costs.ephmap a page, no fault); the VMM return is enter user, heard by the observer; KVM_RUN relaxes', () => {
     const machine = smallMachine();
     const { design, host } = designFor(machine, policies['linux-asi-ephmap']);
-    const asi = design.linuxAsi;
-    if (asi === null) throw new Error('linux-asi-ephmap has a state');
+    const { linuxAsi: asi, hotPath } = design;
+    if (asi === null || hotPath === null) throw new Error('linux-asi-ephmap has a state and a hot path');
     design.start();
-    design.exited(0, msrWrite);
+    hotPath.exited(0, msrWrite);
     const cycles = host.cycles;
-    expect(design.handlerAccessSpace(directMapVaOf(machine, 'page-cache'), 1)).toBe(kernelSpace);
+    expect(hotPath.handlerAccessSpace(directMapVaOf(machine, 'page-cache'), 1)).toBe(kernelSpace);
     expect([asi.ephmaps, host.cycles - cycles]).toEqual([1, defaultCostModel.ephmap]);
     host.mode = Mode.vmm;
     design.left(true);
