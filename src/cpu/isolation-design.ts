@@ -38,8 +38,8 @@ export interface IsolationDesign {
    * The design's part of the hot path (every guest stretch, exit and handler op), or null where it has
    * none: the 2019 RFC's kvm:N is a page table, which decides a handler's accesses by itself, and its
    * guest stretches, exits and handler ends are the hyperthread's alone. Calls there that do nothing
-   * still cost the 2019 policies 2-5% of a sim step when both designs run in one process (alternated
-   * in one process, asi on all-fast and sysbench-cpu; docs/perf-log.md), hence null rather than no-ops.
+   * cost the 2019 policies 2.5-5% of a sim step in a process that runs both designs (asi on all-fast
+   * and sysbench-cpu, docs/perf-log.md 2026-12-06 "design"), hence null rather than no-ops.
    */
   readonly hotPath: IsolationHotPath | null;
   /**
