@@ -6,7 +6,6 @@ import { cacheLineBytes, linesPerPage, pageBytes } from '../constants.js';
 import { interruptVectors, Mailboxes, Vector } from '../kick/ipi.js';
 import { Kicker, type KickerHost, KickWait } from '../kick/kicker.js';
 import type { Notifier, WordWait } from '../kick/wait.js';
-import type { AsiAction, AsiEvent, AsiExitReason, AsiStep } from '../linux-asi/state.js';
 import type { Machine } from '../machine.js';
 import {
   CoreField,
@@ -17,7 +16,7 @@ import {
   threadStatIndex,
 } from '../memory/layout.js';
 import { addWord, andWord, compareExchangeWord, loadWord, orWord } from '../memory/words.js';
-import { guestSpace, kernelSpace, kvmSpace, vmmSpace } from '../paging/address-space.js';
+import { guestSpace, kernelSpace, kvmSpace } from '../paging/address-space.js';
 import { Access } from '../paging/entry-format.js';
 import type { Tlb } from '../paging/tlb.js';
 import { Flush, type Policy, type PolicyView } from '../policy/policy.js';
@@ -33,15 +32,21 @@ import {
   compiledCatalogueOf,
   OpKind,
 } from './handler-program.js';
-import { LinuxAsiCpu } from './linux-asi-cpu.js';
+import {
+  type IsolationDesign,
+  type IsolationHost,
+  type IsolationHotPath,
+  isolationDesignOf,
+} from './isolation-design.js';
+import type { LinuxAsiCpu } from './linux-asi-cpu.js';
 import { mixClassOf, resolveMix } from './mixes.js';
 import { Mode, modeNames, modeOf, siblingFieldsMask, stunBit, withMode } from './modes.js';
 import { ThreadPolicyView } from './policy-view.js';
 import { isBusy, speedPerThread } from './smt-speed.js';
 
 /**
- * The hyperthread state machine (DESIGN.md "The model"; issue 3). One vCPU pinned to one hyperthread
- * runs the vCPU loop:
+ * The hyperthread state machine (DESIGN.md "The model"; issue 3): the 2019 KVM ASI RFC's vCPU loop and
+ * its sibling protocol. One vCPU pinned to one hyperthread runs the vCPU loop:
  *
  *   guest ──exit──▶ isolated (kvm:N) ──handler──▶ [access misses in kvm:N: fault] ──▶ leave isolation
  *     ▲                 │                          (kick? wait? switch to full)  ──▶ full ──▶ isolated
@@ -65,6 +70,13 @@ import { isBusy, speedPerThread } from './smt-speed.js';
  *
  * Every mode change is a compare-and-swap of the core-state word (cpu/modes.ts), so a barrier and the
  * entry it guards are one atomic step, and a sibling's mode is always read atomically.
+ *
+ * Which address space the host side is in, and what happens to it, is the isolation design's
+ * (isolation-design.ts), which this loop calls at the points where the designs differ (`this.design`):
+ * the 2019 RFC's kvm:N, drawn above (rfc2019-isolation.ts: CR3 into kvm:N at the start and at every
+ * return to isolation, out of it once the sibling protocol let the thread leave), or today's Linux ASI
+ * (linux-asi-isolation.ts, whose header draws the same loop with the asi_enter / asi_relax / asi_exit
+ * events it raises). The modes, the phases, the kicks and the entry barrier are this file's under both.
  *
  * Beside it: what the guest does (exit, working-set and halt draws, interrupt clocks) is
  * guest-workload.ts; the kick protocol (send, wait for siblings out, re-kick, acknowledgements) is
@@ -146,7 +158,7 @@ const retriesMax = 1_000_000;
 /** `siblingsOutOrWait` result when the condition holds (distinct from every Step code). */
 const satisfied = -1;
 
-export class Hyperthread implements PolicyView, KickerHost, WordWait {
+export class Hyperthread implements PolicyView, KickerHost, IsolationHost, WordWait {
   readonly thread: number;
   readonly core: number;
   readonly sibling: number;
@@ -208,18 +220,25 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
   private returnContinuation: number = Phase.entry;
   private interruptVector = 0;
   private interruptContinuation: number = Phase.entry;
-  private stunHeld = false;
+  /** Whether this thread holds its stun bit (only this thread sets or clears it). */
+  stunHeld = false;
   private entryPathSpent = false;
-  /**
-   * Today's Linux ASI (Policy.linuxAsi): the state machine of this logical CPU, or null for every other
-   * policy (which then runs exactly the 2019 paths below). `asiPending`: the event a leave carries out
-   * once the sibling protocol let it (a page fault's asi_exit, the VMM's asi_enter(user)).
-   */
-  readonly linuxAsi: LinuxAsiCpu | null;
-  private asiPending: AsiEvent | null = null;
-  /** linux-asi: the interrupt being handled has been taken (its op to resume at after a fault). */
+  /** The interrupt being handled has been taken, and its op to resume at after a fault took it out. */
   private interruptStarted = false;
   private interruptOp = 0;
+  /**
+   * The isolation design (isolation-design.ts): the 2019 RFC's kvm:N (rfc2019-isolation.ts) or today's
+   * Linux ASI (linux-asi-isolation.ts), called at the points where they differ.
+   */
+  private readonly design: IsolationDesign;
+  /** IsolationDesign.hotPath: the design's points at every guest stretch, exit and handler op, or null. */
+  private readonly hotPath: IsolationHotPath | null;
+  /** Today's Linux ASI's state for this CPU (the design's), which the monitor reads; null under the 2019 RFC. */
+  readonly linuxAsi: LinuxAsiCpu | null;
+  /** IsolationDesign.interruptsInHost: interrupt sources fire during host handling too. */
+  private readonly interruptsInHost: boolean;
+  /** IsolationDesign.entersBeforeEveryEntry: every way back into the guest returns to isolation first. */
+  private readonly entersBeforeEveryEntry: boolean;
   /**
    * Per exit reason and variant: this thread's counts and exit-to-entry cycles (cpu/exit-breakdown.ts),
    * read when the run is collected. `exitStatBase` is the record of the exit being handled (-1 before
@@ -347,7 +366,6 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
     this.env = env;
     this.confidential = confidential;
     this.draw = () => env.random();
-    this.linuxAsi = null;
     const { config, layout } = machine;
     assert(thread >= 0 && thread < layout.threadCount, `thread ${thread} out of range`);
     this.thread = thread;
@@ -454,15 +472,20 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
       this.guestPages,
       machine.pinning[vmId].filter((other) => other !== thread && runningThreads.has(other)),
     );
-    if (policy.linuxAsi !== undefined)
-      this.linuxAsi = new LinuxAsiCpu(
-        machine,
-        policy.linuxAsi,
-        this.sibling,
-        this.core,
-        vmId,
-        this.process ? 'user' : 'kvm',
-      );
+    this.design = isolationDesignOf(policy, {
+      host: this,
+      machine,
+      tlb: this.tlb,
+      core: this.core,
+      sibling: this.sibling,
+      vmId,
+      process: this.process,
+      costs,
+    });
+    this.linuxAsi = this.design.linuxAsi;
+    this.hotPath = this.design.hotPath;
+    this.interruptsInHost = this.design.interruptsInHost;
+    this.entersBeforeEveryEntry = this.design.entersBeforeEveryEntry;
     this.refillLinesAfterFlush = Math.min(
       this.guest.workingSetPages * (pageBytes / cacheLineBytes),
       config.l1d.sets * config.l1d.ways,
@@ -486,8 +509,9 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
 
   // ---- statistics ---------------------------------------------------------------------------------------
 
-  private count(stat: number, amount = 1): void {
-    this.stats[stat] += amount;
+  /** Counts one of this thread's statistics (ThreadStat). */
+  count(stat: number): void {
+    this.stats[stat]++;
   }
 
   /** Counts `field` (ExitStatField) for the exit being handled. */
@@ -575,14 +599,14 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
   }
 
   /** Sets this thread's mode whatever the siblings do (the CAS only keeps their nibbles intact). */
-  private setMode(to: number): void {
+  setMode(to: number): void {
     for (let attempt = 0; attempt < retriesMax; attempt++) {
       if (this.casMode(to, this.coreWord())) return;
     }
     assert(false, `thread ${this.thread}: core word never settled`);
   }
 
-  private setStun(on: boolean): void {
+  setStun(on: boolean): void {
     const bit = stunBit(this.sibling);
     if (on) orWord(this.i32, this.coreIndex, bit, this.atomic);
     else andWord(this.i32, this.coreIndex, ~bit, this.atomic);
@@ -638,21 +662,9 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
   }
 
   private stepStart(): number {
-    if (this.linuxAsi !== null) {
-      // Today's ASI starts unrestricted (the vCPU task in the kernel, which touched nothing yet) and
-      // asi_enter()s at once, before the first entry: no mode of its own for that instant.
-      this.tlb.switchTo(kernelSpace);
-      this.l1tfFlushL1d = true;
-      this.returnContinuation = Phase.entry;
-      return this.stepAsiEnterKvm(this.linuxAsi);
-    }
-    if (this.usesAsi) {
-      this.tlb.switchTo(kvmSpace(this.vmId));
-      this.setMode(Mode.isolated);
-    } else {
-      this.tlb.switchTo(kernelSpace);
-      this.setMode(Mode.full);
-    }
+    // Into the host's first address space and mode: kvm:N and isolated under ASI, the kernel and full
+    // without (today's ASI: asi_enter at once).
+    this.design.start();
     // The first KVM_RUN: `vcpu_run` (arch/x86/kvm/x86.c) sets l1tf_flush_l1d.
     this.l1tfFlushL1d = true;
     this.phase = Phase.entry;
@@ -731,7 +743,7 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
     return StepCode.ran;
   }
 
-  private flush(bits: number): void {
+  flush(bits: number): void {
     if (bits === Flush.none) return;
     let lines = 0;
     if (bits & Flush.l1d) {
@@ -748,6 +760,16 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
       this.count(ThreadStat.bufferClears);
     }
     this.observer.onFlush(this, bits, lines);
+  }
+
+  /** The flush the policy asks for before an entry (Policy.flushBeforeEntry), made. */
+  flushBeforeEntry(): void {
+    this.flush(this.policy.flushBeforeEntry(this.view));
+  }
+
+  /** Today's Linux ASI: the VMM (the user class's victim) starts running on this thread. */
+  userRunStarts(): void {
+    this.observer.onUserRun?.(this);
   }
 
   // ---- the guest ----------------------------------------------------------------------------------------
@@ -777,7 +799,7 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
     let stallCycles = this.touchGuestMemory(accesses);
     if (this.refillLinesPending > 0) stallCycles += this.refillAfterFlush(cycles, accesses);
     this.guestSteps++;
-    if (this.linuxAsi !== null) this.linuxAsi.guestRuns();
+    if (this.hotPath !== null) this.hotPath.guestRuns();
     this.observer.onGuestStep(this);
     if (this.guestStepCyclesMax === Number.POSITIVE_INFINITY) {
       this.stretchStartCycles = this.clockCycles;
@@ -953,7 +975,7 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
     this.count(ThreadStat.exits);
     this.opIndex = 0;
     this.observer.onExit(this, variant);
-    if (this.linuxAsi !== null) this.linuxAsiExit(vector, variant);
+    if (this.hotPath !== null) this.hotPath.exited(vector, variant);
     const kick = this.usesAsi ? this.policy.kickOnExit(this.view) : kickFirst;
     this.phase = kick ? Phase.exitKick : Phase.handler;
     return StepCode.ran;
@@ -1001,7 +1023,7 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
     assert(variant !== null, 'a handler runs for an exit');
     // Today's ASI: interrupt sources fire during host handling too, so that they land in the critical
     // section an interrupt exit opened and nest (the 2019 paths take them at the next guest stretch).
-    if (this.linuxAsi !== null && this.clockCycles >= this.guest.nextArrivalAtCycles)
+    if (this.interruptsInHost && this.clockCycles >= this.guest.nextArrivalAtCycles)
       this.guest.arriveInterrupts(this.clockCycles);
     const pending = this.ownPending();
     if (pending & interruptVectors) return this.beginInterrupt(pending, Phase.handler);
@@ -1025,14 +1047,11 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
     let space = this.tlb.cr3;
     const access = variant.writes[op] ? Access.write : Access.read;
     const firstVa = variant.vas[op];
-    if (this.linuxAsi !== null && this.mode === Mode.isolated) {
-      // The restricted space's denylist decides; a mapped access goes through the kernel's table. A
-      // page-cache page the denylist leaves out is mapped through the ephmap instead, where it is on.
-      if (!this.linuxAsi.mapsVa(firstVa)) {
-        if (!this.linuxAsi.ephmapServes(firstVa)) return this.handlerFault(variant, firstVa);
-        this.ephmapAccess(this.linuxAsi, firstVa, variant.amounts[op]);
-      }
-      space = kernelSpace;
+    if (this.hotPath !== null && this.mode === Mode.isolated) {
+      // The design's restricted space decides (today's ASI: its denylist, or its ephmap). Without one,
+      // kvm:N's tables decide as the access is walked in CR3 below.
+      space = this.hotPath.handlerAccessSpace(firstVa, variant.amounts[op]);
+      if (space < 0) return this.handlerFault(variant, firstVa);
     }
     for (let line = 0; line < variant.amounts[op]; line++) {
       const va = firstVa + line * cacheLineBytes;
@@ -1060,8 +1079,7 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
     this.faultedSinceEntry = true;
     this.spend(this.costs.pageFault);
     this.observer.onFault(this, va, variant);
-    // Today's ASI: asi_exit() and a retry (2022 RFC patch 35/47), once the sibling protocol let it.
-    if (this.linuxAsi !== null) this.asiPending = { kind: 'page-fault' };
+    this.design.faulted();
     return this.beginLeave(Mode.full, Phase.handler);
   }
 
@@ -1113,16 +1131,9 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
     return this.switched(true);
   }
 
+  /** The leave is let through (the mode is set): out of the restricted space, then on. */
   private switched(fromIsolated: boolean): number {
-    if (this.linuxAsi !== null) return this.switchedLinuxAsi(fromIsolated);
-    const toVmm = this.leaveTarget === Mode.vmm;
-    // Without KPTI the VMM runs on its process's page table, which maps the kernel too (the model's
-    // `kernel`): a return to user space writes no CR3. Only KPTI switches to the user copy (vmm:N).
-    const space = toVmm && this.kpti ? vmmSpace(this.vmId) : kernelSpace;
-    // CR3 writes: ASI's own, leaving kvm:N (asi_exit), and KPTI's on the return to user space.
-    const writes = (this.tlb.cr3 === kvmSpace(this.vmId) ? 1 : 0) + (toVmm && this.kpti ? 1 : 0);
-    if (this.tlb.cr3 !== space) this.tlb.switchTo(space);
-    if (writes > 0) this.spend(writes * this.cr3WriteCycles());
+    this.design.left(this.leaveTarget === Mode.vmm);
     if (this.leaveTarget === Mode.full) {
       if (fromIsolated) {
         this.count(ThreadStat.switchesToFull);
@@ -1144,55 +1155,77 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
     this.interruptVector =
       pending & Vector.nmi ? Vector.nmi : pending & Vector.machineCheck ? Vector.machineCheck : Vector.irq;
     this.interruptContinuation = continuation;
-    if (this.linuxAsi !== null) {
-      // asi_intr_enter(): handled where it lands; the handler faults its way out if it must.
-      this.linuxAsi.raise({ kind: 'interrupt', source: asiInterruptSource(this.interruptVector) });
-      this.interruptStarted = false;
-      this.interruptOp = 0;
-      this.phase = Phase.interrupt;
-      return StepCode.ran;
-    }
-    if (this.mode === Mode.full) {
+    this.interruptStarted = false;
+    this.interruptOp = 0;
+    // Handled where it lands (today's ASI), or in full only (2019: leave isolation first, kicking).
+    if (this.design.interruptArrives(this.interruptVector) || this.mode === Mode.full) {
       this.phase = Phase.interrupt;
       return StepCode.ran;
     }
     return this.beginLeave(Mode.full, Phase.interrupt);
   }
 
-  /** Runs the interrupt's handler (in full), then returns to isolation and continues. */
+  /**
+   * Runs the interrupt's handler, then its return (back to isolation under the 2019 RFC, where today's
+   * ASI's outermost return re-enters) and continues. An access the restricted space does not map (today's
+   * ASI: the handler runs where it landed) faults out through the sibling protocol, and the handler
+   * resumes at that op in full.
+   */
   private stepInterrupt(): number {
-    if (this.linuxAsi !== null) return this.stepInterruptLinuxAsi(this.linuxAsi);
     const vector = this.interruptVector;
-    this.mailboxes.take(this.thread, vector);
     const variant =
       vector === Vector.nmi
         ? this.nmiVariant
         : vector === Vector.machineCheck
           ? this.machineCheckVariant
           : this.irqVariant;
-    this.observer.onInterrupt(this, vector);
-    this.count(ThreadStat.interruptsHandled);
-    if (vector === Vector.nmi) this.nmiSinceEntry = true;
-    this.interruptSinceEntry = true;
-    // `irq_enter` / the NMI entry set the CPU's l1tf_flush_l1d (kvm_set_cpu_l1tf_flush_l1d).
-    this.l1tfFlushL1d = true;
-    const tlb = this.tlb;
-    for (let op = 0; op < variant.kinds.length; op++) {
+    if (!this.interruptStarted) {
+      this.interruptStarted = true;
+      this.mailboxes.take(this.thread, vector);
+      this.observer.onInterrupt(this, vector);
+      this.count(ThreadStat.interruptsHandled);
+      if (vector === Vector.nmi) this.nmiSinceEntry = true;
+      this.interruptSinceEntry = true;
+      // `irq_enter` / the NMI entry set the CPU's l1tf_flush_l1d (kvm_set_cpu_l1tf_flush_l1d).
+      this.l1tfFlushL1d = true;
+    }
+    for (let op = this.interruptOp; op < variant.kinds.length; op++) {
       if (variant.kinds[op] === OpKind.compute) {
         this.spend(variant.amounts[op] / this.speedNow());
         continue;
       }
+      let space = this.tlb.cr3;
+      if (this.mode === Mode.isolated) {
+        space = this.design.interruptAccessSpace(variant.vas[op]);
+        if (space < 0) return this.interruptFault(variant, op);
+      }
       for (let line = 0; line < variant.amounts[op]; line++) {
         const va = variant.vas[op] + line * cacheLineBytes;
-        const done = this.access.lineAccess(tlb.cr3, va, variant.writes[op] ? Access.write : Access.read);
-        if (done < 0) assert(false, `thread ${this.thread}: interrupt handler access faulted in ${tlb.cr3}`);
-        this.observer.onAccess(this, va, tlb.cr3, done >>> 1);
+        const done = this.access.lineAccess(space, va, variant.writes[op] ? Access.write : Access.read);
+        if (done < 0) assert(false, `thread ${this.thread}: interrupt handler access faulted in ${space}`);
+        this.observer.onAccess(this, va, space, done >>> 1);
         this.spend(this.lineCycles(done));
       }
     }
-    this.returnContinuation = this.interruptContinuation;
-    this.phase = Phase.returnIsolated;
+    this.interruptOp = 0;
+    this.interruptStarted = false;
+    if (this.design.interruptReturns()) {
+      this.returnContinuation = this.interruptContinuation;
+      this.phase = Phase.returnIsolated;
+      return StepCode.ran;
+    }
+    this.phase = this.interruptContinuation;
     return StepCode.ran;
+  }
+
+  /** An interrupt handler's access at `op` missed in isolation: reported, and out to full to resume there. */
+  private interruptFault(variant: CompiledVariant, op: number): number {
+    this.interruptOp = op;
+    this.count(ThreadStat.faults);
+    this.spend(this.costs.pageFault);
+    this.observer.onFault(this, variant.vas[op], variant);
+    this.design.faulted();
+    return this.beginLeave(Mode.full, Phase.interrupt);
   }
 
   // ---- the end of a handler ---------------------------------------------------------------------------------
@@ -1222,10 +1255,20 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
     }
   }
 
+  /**
+   * The end of a handler: the design's (today's ASI: the interrupt exit's return, asi_relax), then the
+   * action. A halt from `full` returns to isolation first (the rule the siblings waiting at the barrier
+   * rely on: a thread leaves `full` only by returning to isolation; the idle loop holds no secrets, but
+   * the core's L1D would), and the action runs again from there.
+   */
   private stepAction(): number {
-    if (this.linuxAsi !== null) return this.stepActionLinuxAsi(this.linuxAsi);
     const variant = this.variant;
     assert(variant !== null, 'an action ends a handler');
+    if (this.hotPath !== null && !this.hotPath.handlerEnds()) {
+      this.returnContinuation = Phase.action;
+      this.phase = Phase.returnIsolated;
+      return StepCode.ran;
+    }
     switch (variant.action) {
       case 'resume':
         this.resumeAction(variant);
@@ -1235,18 +1278,17 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
         break;
       case 'halt':
         if (this.mode === Mode.full && this.usesAsi) {
-          // Back into isolation first; the action runs again from there.
           this.returnContinuation = Phase.action;
           this.phase = Phase.returnIsolated;
           return StepCode.ran;
         }
+        this.design.halts();
         return this.halt();
       case 'vmm':
         this.count(ThreadStat.vmmExits);
-        this.variant = variant;
         return this.beginLeave(Mode.vmm, Phase.vmm);
     }
-    if (this.mode === Mode.full && this.usesAsi) {
+    if ((this.mode === Mode.full && this.usesAsi) || this.entersBeforeEveryEntry) {
       this.returnContinuation = Phase.entry;
       this.phase = Phase.returnIsolated;
       return StepCode.ran;
@@ -1256,7 +1298,7 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
   }
 
   /** One CR3 write: with PCID and the no-flush bit, or without PCID (costs.ts has both sources). */
-  private cr3WriteCycles(): number {
+  cr3WriteCycles(): number {
     return this.machine.config.pcid ? this.costs.cr3WithPcid : this.costs.cr3WithoutPcid;
   }
 
@@ -1267,7 +1309,7 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
       // The VMM's time, then KVM_RUN in a later step: a sibling that steps meanwhile (at a time within
       // the VMM's) sees this thread in vmm, as it is in virtual time, not already back in the kernel.
       this.spend(variant.vmmCycles / this.speedNow());
-      if (this.linuxAsi !== null) this.linuxAsi.userRuns();
+      this.design.userRuns();
       if (this.confidential !== null)
         this.confidential.vmmExit(variant.conversion, this.draw, this.clockCycles);
       this.vmmRan = true;
@@ -1278,8 +1320,7 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
     // (arch/x86/kvm/x86.c) sets l1tf_flush_l1d: userspace ran on this CPU.
     this.setMode(Mode.full);
     this.l1tfFlushL1d = true;
-    // Today's ASI: the KVM_RUN syscall's entry ends the user class's critical section (asi_relax).
-    if (this.linuxAsi !== null) this.executeAsi(this.linuxAsi.raise({ kind: 'relax' }));
+    this.design.kvmRun();
     if (this.kpti) {
       this.tlb.switchTo(kernelSpace);
       this.spend(this.cr3WriteCycles());
@@ -1289,22 +1330,9 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
     return StepCode.ran;
   }
 
+  /** Back into the restricted space (the design's), then on; or the same step again for the mode. */
   private stepReturnIsolated(): number {
-    if (this.linuxAsi !== null) return this.stepAsiEnterKvm(this.linuxAsi);
-    if (!this.usesAsi) {
-      // Without ASI there is no isolation to return to: the host stays in the full kernel.
-      if (this.mode !== Mode.full) this.setMode(Mode.full);
-      this.phase = this.returnContinuation;
-      return StepCode.ran;
-    }
-    this.setMode(Mode.isolated);
-    this.tlb.switchTo(kvmSpace(this.vmId));
-    this.spend(this.cr3WriteCycles());
-    if (this.stunHeld) {
-      // asi-stun: flush what the full-kernel episode left, then let the siblings back in.
-      this.flush(this.policy.flushBeforeEntry(this.view));
-      this.setStun(false);
-    }
+    if (!this.design.returnToIsolation()) return StepCode.ran;
     this.phase = this.returnContinuation;
     return StepCode.ran;
   }
@@ -1323,281 +1351,18 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
       (pending & (Vector.wake | interruptVectors)) !== 0 || this.clockCycles >= this.nextWakeAtCycles;
     if (!woken) return this.wait(this.mailboxIndex, this.ownPending(), this.nextWakeAtCycles);
     this.mailboxes.take(this.thread, Vector.wake);
-    if (this.linuxAsi !== null) return this.wakeLinuxAsi(this.linuxAsi);
-    this.setMode(this.usesAsi ? Mode.isolated : Mode.full);
+    const throughIsolation = this.design.wakes();
     // The wake-up is an interrupt on this CPU (the timer, or a peer's wake IPI): `irq_enter` sets the
     // CPU's l1tf_flush_l1d (kvm_set_cpu_l1tf_flush_l1d).
     this.l1tfFlushL1d = true;
     this.spend(this.halfRoundTripCycles);
+    if (throughIsolation) {
+      this.returnContinuation = Phase.entry;
+      this.phase = Phase.returnIsolated;
+      return StepCode.ran;
+    }
     if (pending & interruptVectors) return this.beginInterrupt(pending, Phase.entry);
     this.phase = Phase.entry;
-    return StepCode.ran;
-  }
-
-  // ---- today's Linux ASI (Policy.linuxAsi; cpu/linux-asi-cpu.ts) ------------------------------------------
-
-  /**
-   * Executes a step's actions, in the state machine's order (state.ts): IBPB and RSB fill on this thread's
-   * view of the core's predictor, the CR3 write (its TLB tag: kvm:N restricted, the kernel's otherwise;
-   * linux-asi-cpu.ts says why), the L1D flush and the buffer clear on the core's caches; each charged.
-   * Counts the exit by its reason (asiExits).
-   */
-  private executeAsi(result: AsiStep & { ok: true }): void {
-    const asi = this.linuxAsi;
-    assert(asi !== null, 'linux-asi actions on a linux-asi thread');
-    for (const action of result.actions) this.executeAsiAction(asi, action);
-    if (result.exitReason !== null) this.countAsiExit(result.exitReason);
-  }
-
-  private executeAsiAction(asi: LinuxAsiCpu, action: AsiAction): void {
-    switch (action.kind) {
-      case 'ibpb':
-        asi.predictor.ibpb(this.sibling);
-        this.spend(this.costs.ibpb);
-        this.count(ThreadStat.ibpbs);
-        return;
-      case 'rsb-fill':
-        asi.predictor.rsbFill(this.sibling);
-        this.spend(this.costs.rsbFill);
-        this.count(ThreadStat.rsbFills);
-        return;
-      case 'cr3': {
-        const space =
-          action.asiClass === 'kvm'
-            ? kvmSpace(this.vmId)
-            : action.asiClass === 'user' && this.kpti
-              ? vmmSpace(this.vmId)
-              : kernelSpace;
-        if (this.tlb.cr3 !== space) this.tlb.switchTo(space);
-        // Restricted spaces have PCIDs of their own (state.ts pcidOf): a CR3 write with PCID.
-        this.spend(this.cr3WriteCycles());
-        return;
-      }
-      case 'l1d-flush':
-        this.flush(Flush.l1d);
-        return;
-      case 'buffer-clear':
-        this.flush(Flush.buffers);
-        return;
-      case 'retry-access':
-        // The faulting op runs again from the handler's loop (its op index did not move).
-        return;
-    }
-  }
-
-  /**
-   * The ephmap (LinuxAsiSettings.ephmap): each page of the op's `lines` from `va` is mapped CPU-locally,
-   * used and torn down (with its remote TLB flush): `costs.ephmap` a page, instead of a fault and an
-   * asi_exit.
-   */
-  private ephmapAccess(asi: LinuxAsiCpu, va: number, lines: number): void {
-    const firstPage = Math.floor(va / pageBytes);
-    const lastPage = Math.floor((va + lines * cacheLineBytes - 1) / pageBytes);
-    for (let page = firstPage; page <= lastPage; page++) {
-      asi.ephmapAccess();
-      this.spend(this.costs.ephmap);
-    }
-  }
-
-  private countAsiExit(reason: AsiExitReason): void {
-    if (reason === 'page-fault') this.count(ThreadStat.asiExitsPageFault);
-    else if (reason === 'interrupt') this.count(ThreadStat.asiExitsInterrupt);
-    else if (reason === 'context-switch') this.count(ThreadStat.asiExitsContextSwitch);
-  }
-
-  /**
-   * The VM exit lands in the restricted space asi_enter loaded (the task is still tense). An exit for an
-   * interrupt is that interrupt arriving in the critical section (asi_intr_enter): the handler runs
-   * there and the section ends after its outermost return re-entered the target; any other exit is
-   * followed by asi_relax() at once (RFC v2 patch 21/29, just after vmx_vcpu_enter_exit).
-   */
-  private linuxAsiExit(vector: number, variant: CompiledVariant): void {
-    const asi = this.linuxAsi;
-    assert(asi !== null, 'a linux-asi exit on a linux-asi thread');
-    assert(asi.tense, 'a linux-asi exit comes from the critical section');
-    if (vector !== 0 && vector !== Vector.kick && vector !== Vector.wake) {
-      asi.raise({ kind: 'interrupt', source: asiInterruptSource(vector) });
-      return;
-    }
-    // A mix's host interrupt, NMI or #MC exit (not the sibling kick) is an interrupt too.
-    const source = interruptExitSources[variant.reasonName];
-    if (source !== undefined && !variant.isKick) {
-      asi.raise({ kind: 'interrupt', source });
-      return;
-    }
-    asi.raise({ kind: 'relax' });
-  }
-
-  /**
-   * asi_enter(kvm) just before VM entry (RFC v2 patch 21/29): the flushes the taints require, the CR3
-   * write to the restricted space, then the mode the sibling protocol reads (isolated: no secrets mapped).
-   * The mode changes after the flush, so a sibling waiting at the barrier finds the core clean.
-   */
-  private stepAsiEnterKvm(asi: LinuxAsiCpu): number {
-    if (!asi.tense) {
-      // asi_enter; tense already: an interrupt's outermost return re-entered, only the mode is left.
-      // asi_enter(kvm) before VM entry; a host process's asi_enter_userspace on return to user mode.
-      this.executeAsi(asi.raise({ kind: 'enter', asiClass: asi.asiClass }));
-      // The mode changes in a step of its own, at the clock the flushes took it to: a sibling stepping
-      // meanwhile (at an earlier virtual time) still sees this thread where it was.
-      if (this.mode !== Mode.isolated && this.mode !== Mode.offline) return StepCode.ran;
-    }
-    if (this.mode !== Mode.isolated) this.setMode(Mode.isolated);
-    if (this.stunHeld) this.setStun(false);
-    this.phase = this.returnContinuation;
-    return StepCode.ran;
-  }
-
-  /** A leave the sibling protocol let through: the asi_exit of a fault, or the VMM's asi_enter(user). */
-  private switchedLinuxAsi(fromIsolated: boolean): number {
-    const asi = this.linuxAsi;
-    assert(asi !== null, 'linux-asi leave');
-    const toVmm = this.leaveTarget === Mode.vmm;
-    const pending = this.asiPending;
-    this.asiPending = null;
-    if (toVmm) {
-      // Return to the VMM: asi_enter_userspace (RFC v2 patch 25/29), from wherever the handler left the
-      // CPU (a relaxed kvm space: direct, with the flushes the user class's policy requires).
-      this.executeAsi(asi.raise({ kind: 'enter', asiClass: 'user' }));
-      this.vmmSinceEntry = true;
-      this.observer.onUserRun?.(this);
-    } else {
-      if (pending !== null && asi.restricted) this.executeAsi(asi.raise(pending));
-      else if (asi.restricted) this.executeAsi(asi.raise({ kind: 'exit' }));
-      if (fromIsolated) {
-        this.count(ThreadStat.switchesToFull);
-        this.countExit(ExitStatField.switchesToFull);
-      }
-      this.switchedToFullSinceEntry = true;
-    }
-    if (fromIsolated) this.observer.onSwitchToFull(this, this.leaveTarget);
-    if (fromIsolated && this.policy.kickAfterFull(this.view)) this.kicker.kick();
-    this.phase = this.leaveContinuation;
-    return StepCode.ran;
-  }
-
-  /**
-   * An interrupt handler under today's ASI: it runs where it landed; an access the restricted space does
-   * not map is a page fault that exits (reason `interrupt`), through the sibling protocol, and the
-   * handler resumes at that op. Its return (asi_intr_exit) re-enters the target if it was the outermost
-   * one and the task is tense.
-   */
-  private stepInterruptLinuxAsi(asi: LinuxAsiCpu): number {
-    const vector = this.interruptVector;
-    const variant =
-      vector === Vector.nmi
-        ? this.nmiVariant
-        : vector === Vector.machineCheck
-          ? this.machineCheckVariant
-          : this.irqVariant;
-    if (!this.interruptStarted) {
-      this.interruptStarted = true;
-      this.mailboxes.take(this.thread, vector);
-      this.observer.onInterrupt(this, vector);
-      this.count(ThreadStat.interruptsHandled);
-      if (vector === Vector.nmi) this.nmiSinceEntry = true;
-      this.interruptSinceEntry = true;
-      this.l1tfFlushL1d = true;
-    }
-    for (let op = this.interruptOp; op < variant.kinds.length; op++) {
-      if (variant.kinds[op] === OpKind.compute) {
-        this.spend(variant.amounts[op] / this.speedNow());
-        continue;
-      }
-      let space = this.tlb.cr3;
-      if (this.mode === Mode.isolated) {
-        if (!asi.mapsVa(variant.vas[op])) {
-          this.interruptOp = op;
-          this.count(ThreadStat.faults);
-          this.spend(this.costs.pageFault);
-          this.observer.onFault(this, variant.vas[op], variant);
-          this.asiPending = { kind: 'page-fault' };
-          return this.beginLeave(Mode.full, Phase.interrupt);
-        }
-        space = kernelSpace;
-      }
-      for (let line = 0; line < variant.amounts[op]; line++) {
-        const va = variant.vas[op] + line * cacheLineBytes;
-        const done = this.access.lineAccess(space, va, variant.writes[op] ? Access.write : Access.read);
-        if (done < 0) assert(false, `thread ${this.thread}: interrupt handler access faulted in ${space}`);
-        this.observer.onAccess(this, va, space, done >>> 1);
-        this.spend(this.lineCycles(done));
-      }
-    }
-    this.interruptOp = 0;
-    this.interruptStarted = false;
-    if (this.asiInterruptReturn(asi, this.interruptContinuation)) return StepCode.ran;
-    this.phase = this.interruptContinuation;
-    return StepCode.ran;
-  }
-
-  /**
-   * asi_intr_exit(): the outermost return re-enters the target, with the flushes its taints require.
-   * True when it did so from the full space: the mode changes in a step of its own (stepAsiEnterKvm,
-   * which then continues at `continuation`), at the clock the flushes took it to.
-   */
-  private asiInterruptReturn(asi: LinuxAsiCpu, continuation: number): boolean {
-    const result = asi.raise({ kind: 'interrupt-return' });
-    this.executeAsi(result);
-    if (!result.reentered || this.mode === Mode.isolated) return false;
-    this.returnContinuation = continuation;
-    this.phase = Phase.returnIsolated;
-    return true;
-  }
-
-  /**
-   * The end of a handler under today's ASI: an interrupt exit returns (re-entering the target) and the
-   * critical section ends (asi_relax); then the action. Every way back into the guest goes through
-   * asi_enter (stepAsiEnterKvm); a halt is a context switch to the idle task; an exit to the VMM enters
-   * the user class once the sibling protocol let the thread leave.
-   */
-  private stepActionLinuxAsi(asi: LinuxAsiCpu): number {
-    const variant = this.variant;
-    assert(variant !== null, 'an action ends a handler');
-    while (asi.interruptDepth > 0) if (this.asiInterruptReturn(asi, Phase.action)) return StepCode.ran;
-    if (asi.tense) asi.raise({ kind: 'relax' });
-    switch (variant.action) {
-      case 'resume':
-        this.resumeAction(variant);
-        break;
-      case 'ipi':
-        this.sendPeerWake();
-        break;
-      case 'halt': {
-        if (this.mode === Mode.full) {
-          // The 2019 protocol's rule, which the siblings waiting at the barrier rely on: a thread leaves
-          // full only by returning to isolation (asi_enter, with the flush its KERNEL_DATA taint calls
-          // for); the idle loop holds no secrets, but the core's L1D would. The action runs again there.
-          this.returnContinuation = Phase.action;
-          this.phase = Phase.returnIsolated;
-          return StepCode.ran;
-        }
-        // schedule() to the idle task: a kernel thread on the same mm (lazy TLB), so upstream exits
-        // ASI (every switch) and Google's version does not (mm switch only). The critical section
-        // asi_enter opened for the return above ends first.
-        if (asi.tense) asi.raise({ kind: 'relax' });
-        this.executeAsi(asi.raise({ kind: 'context-switch', nextMm: asi.state.mm }));
-        return this.halt();
-      }
-      case 'vmm':
-        this.count(ThreadStat.vmmExits);
-        return this.beginLeave(Mode.vmm, Phase.vmm);
-    }
-    this.returnContinuation = Phase.entry;
-    this.phase = Phase.returnIsolated;
-    return StepCode.ran;
-  }
-
-  /**
-   * Woken from idle: the switch back to the vCPU task, then asi_enter at once. Interrupts that woke it
-   * stay pending and reach the vCPU as exits after the entry.
-   */
-  private wakeLinuxAsi(asi: LinuxAsiCpu): number {
-    this.executeAsi(asi.raise({ kind: 'context-switch', nextMm: asi.state.mm }));
-    this.l1tfFlushL1d = true;
-    this.spend(this.halfRoundTripCycles);
-    this.returnContinuation = Phase.entry;
-    this.phase = Phase.returnIsolated;
     return StepCode.ran;
   }
 
@@ -1606,15 +1371,3 @@ export class Hyperthread implements PolicyView, KickerHost, WordWait {
     return phaseNames[this.phase] ?? String(this.phase);
   }
 }
-
-/** The state machine's interrupt source for a vector. */
-function asiInterruptSource(vector: number): 'irq' | 'nmi' | 'exception' {
-  return vector === Vector.nmi ? 'nmi' : vector === Vector.machineCheck ? 'exception' : 'irq';
-}
-
-/** The exit reasons that are a host interrupt arriving while the guest runs, by their source. */
-const interruptExitSources: Readonly<Record<string, 'irq' | 'nmi' | 'exception'>> = {
-  EXTERNAL_INTERRUPT: 'irq',
-  EXCEPTION_NMI: 'nmi',
-  MACHINE_CHECK: 'exception',
-};

@@ -19,8 +19,9 @@ import { kernelSpace } from '../paging/address-space.js';
 /**
  * Today's Linux ASI on one hyperthread (issue 22): the state machine of src/linux-asi/state.ts for this
  * logical CPU, the core's branch predictor, and the restricted address space's denylist. It decides and
- * keeps state; the hyperthread (hyperthread.ts) raises the events and executes the actions (CR3 writes,
- * IBPB, RSB fill, L1D flush, buffer clear), as docs/linux-asi.md "Wiring" says.
+ * keeps state; the isolation design of today's ASI (linux-asi-isolation.ts) raises the events at the
+ * hyperthread's points and executes the actions (CR3 writes, IBPB, RSB fill, L1D flush, buffer clear),
+ * as docs/linux-asi.md "Wiring" says.
  *
  * The restricted address space. RFC v2's is a denylist: it maps everything not allocated sensitive
  * (linux-asi/sensitivity.ts `restrictedMapping`). The model does not build page tables of its own for

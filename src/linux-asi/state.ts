@@ -15,8 +15,8 @@ import {
 
 /**
  * Today's Linux ASI as a state machine: one logical CPU and the task running on it. A caller (a
- * hyperthread, once issue 22 is wired) raises events and executes the actions returned; this module
- * decides, it never executes. Each transition cites its source; docs/linux-asi.md lists them all.
+ * hyperthread's isolation design, cpu/linux-asi-isolation.ts) raises events and executes the actions
+ * returned; this module decides, it never executes. Each transition cites its source; docs/linux-asi.md lists them all.
  *
  * Sources: RFC v2 <20250110-asi-rfc-v2-v2-0-8419288bc805@google.com> and the asi branch's
  * arch/x86/mm/asi.c / arch/x86/include/asm/asi.h (asi_enter, __asi_enter, asi_relax, asi_exit,

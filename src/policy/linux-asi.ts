@@ -4,10 +4,11 @@ import { definePolicy, type Policy } from './policy.js';
 /**
  * Today's Linux ASI as a policy (issue 22): Brendan Jackman's RFC v2,
  * <20250110-asi-rfc-v2-v2-0-8419288bc805@google.com> (docs/linux-asi.md has every rule and its source).
- * The hyperthread runs the state machine of src/linux-asi/ (cpu/linux-asi-cpu.ts): asi_enter just before
- * VM entry, asi_relax just after the exit, asi_exit + retry on a fault in the restricted space,
- * interrupts that re-enter on the outermost return, context switches that exit (every switch, or on an
- * mm switch only); its per-CPU taints decide the flushes (IBPB + RSB fill, L1D flush + buffer clear).
+ * The hyperthread runs the state machine of src/linux-asi/ through its isolation design
+ * (cpu/linux-asi-isolation.ts, over cpu/linux-asi-cpu.ts): asi_enter just before VM entry, asi_relax
+ * just after the exit, asi_exit + retry on a fault in the restricted space, interrupts that re-enter on
+ * the outermost return, context switches that exit (every switch, or on an mm switch only); its per-CPU
+ * taints decide the flushes (IBPB + RSB fill, L1D flush + buffer clear).
  *
  * Upstream ASI has no sibling protocol. `linux-asi` composes with the 2019 RFC's (issue 22 item 5): the
  * hooks are the protocol (sibling-protocols.ts, which definePolicy puts in for `linuxAsi` settings), and
