@@ -54,24 +54,27 @@ export function allowedSteering(asiClass: 'kvm' | 'user', vmId: number): number 
   return asiClass === 'kvm' ? own | (1 << predictorDomainGuest(vmId)) : own;
 }
 
-/** Per machine, one predictor per core (siblings share it, spectre.rst). */
-const predictorsByMachine = new WeakMap<Machine, BranchPredictor[]>();
+/**
+ * Per machine, one predictor per core (siblings share it, spectre.rst). A predictor is dynamic state: a
+ * machine reset for another run (`Machine.resetDynamicState`, counted by its generation) starts new ones,
+ * as it clears the caches, so no training crosses from one run (or fuzz case) to the next.
+ */
+const predictorsByMachine = new WeakMap<Machine, { generation: number; predictors: BranchPredictor[] }>();
 
 function corePredictor(machine: Machine, core: number): BranchPredictor {
-  let predictors = predictorsByMachine.get(machine);
-  if (predictors === undefined) {
-    predictors = [];
-    for (let index = 0; index < machine.config.cores; index++) {
-      predictors.push(
-        new BranchPredictor({
-          threadsPerCore: machine.config.smt,
-          entryCount: predictorEntriesDefault,
-          siblingsShare: true,
-        }),
-      );
-    }
-    predictorsByMachine.set(machine, predictors);
+  const kept = predictorsByMachine.get(machine);
+  if (kept !== undefined && kept.generation === machine.dynamicStateGeneration) return kept.predictors[core];
+  const predictors: BranchPredictor[] = [];
+  for (let index = 0; index < machine.config.cores; index++) {
+    predictors.push(
+      new BranchPredictor({
+        threadsPerCore: machine.config.smt,
+        entryCount: predictorEntriesDefault,
+        siblingsShare: true,
+      }),
+    );
   }
+  predictorsByMachine.set(machine, { generation: machine.dynamicStateGeneration, predictors });
   return predictors[core];
 }
 

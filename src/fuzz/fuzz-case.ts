@@ -2,7 +2,7 @@ import type { RunResult } from '../backend/result.js';
 import { createSimMachine, runSim } from '../backend/sim/run-sim.js';
 import type { ScheduleStep } from '../backend/sim/stepped-sim.js';
 import { parseRunConfig, type RunConfig } from '../config/run-config.js';
-import { type MixClass, mixClassOf } from '../cpu/mixes.js';
+import type { MixClass } from '../cpu/mixes.js';
 import type { EventLog } from '../invariants/event-log.js';
 import { type InvariantId, invariantIds, type Violation } from '../invariants/violation.js';
 import type { Machine } from '../machine.js';
@@ -164,14 +164,8 @@ export interface CaseVerdict {
  * Machines built per config, reused after a reset (building one costs about as much as running a
  * case). Bounded: least recently used first out.
  *
- * Kept apart per mix class (kvm, user): today's ASI's branch predictors live beside the machine
- * (cpu/linux-asi-cpu.ts `predictorsByMachine`) and `Machine.resetDynamicState` does not clear them, so
- * a kvm case's guest training would still sit in the predictor when a user-class case ran next on the
- * same machine, and that case would break INV-15 (the user class may not be steered by a guest) or not
- * depending on which case the worker ran before: a verdict no replay reproduces. Within a class the
- * leftover is the same VMs' training on the same cores (the machine config fixes the pinning), and the
- * verdicts of a campaign equal those of fresh machines (test/fuzz/user-class-draws.test.ts). Found by
- * the user-class draw (docs/fuzzing.md); the reset is the model's to fix, and then this split can go.
+ * A reset also starts new branch predictors (cpu/linux-asi-cpu.ts), so no case sees another's
+ * training: a cached machine's verdicts equal a fresh one's (test/fuzz/user-class-draws.test.ts).
  */
 export class MachineCache {
   private readonly machines = new Map<string, Machine>();
@@ -179,7 +173,7 @@ export class MachineCache {
   constructor(private readonly capacity = 8) {}
 
   private static keyOf(config: RunConfig): string {
-    return `${mixClassOf(config.workload.mix)} ${JSON.stringify(config.machine)}`;
+    return JSON.stringify(config.machine);
   }
 
   get(config: RunConfig): Machine {

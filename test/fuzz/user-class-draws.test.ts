@@ -232,12 +232,10 @@ describe("a run's verdict does not depend on the case run before it on the same 
     expect(cached.traceHash).toBe(fresh.traceHash);
   });
 
-  // A known model bug, kept visible: Machine.resetDynamicState does not clear today's ASI's branch
-  // predictors (cpu/linux-asi-cpu.ts predictorsByMachine), so a machine reused from a kvm run to a
-  // user run (bench --policies none,linux-asi --mix sysbench-cpu,fio-randread-tmpfs) carries the
-  // guest's training over, and the user run breaks INV-15. `it.fails` passes while the bug is there;
-  // once the reset clears the predictors it fails: then make it a plain `it`.
-  it.fails('a machine reset clears the branch predictor (known bug: it does not)', () => {
+  // A machine reused from a kvm run to a user run (bench --policies none,linux-asi --mix
+  // sysbench-cpu,fio-randread-tmpfs) must not carry the guest's predictor training over: the reset
+  // starts new predictors (cpu/linux-asi-cpu.ts), and the user run breaks no INV-15.
+  it('a machine reset clears the branch predictor', () => {
     const config = (mix: string) => parseRunConfig({ workload: { mix }, run: { exits: 400, seed: 3 } });
     const machine = createSimMachine(config('sysbench-cpu').machine);
     try {
