@@ -321,23 +321,30 @@ function figuresTable(mix: string, series: readonly SweepSeries[], path: string)
   return `<table class="sweep-figures" data-mix="${escapeXml(mix)}"><caption>overhead vs none on ${escapeXml(mix)}, by ${escapeXml(path)}</caption><thead>${head}</thead><tbody>${rows.join('')}</tbody></table>`;
 }
 
+/** The chart of one mix of a sweep (the report's and the standalone SVG's). */
+function mixChart(
+  input: Omit<SweepReportInput, 'title' | 'run'>,
+  chart: SweepReportInput['charts'][number],
+  index: number,
+): string {
+  return sweepChart({
+    id: sweepChartId(index),
+    mix: chart.mix,
+    path: input.path,
+    xLabel: input.xLabel,
+    scale: input.scale,
+    series: chart.series,
+    bands: input.bands,
+  });
+}
+
 /**
  * The sweep's charts as one standalone SVG document (`sweep --svg`): each mix's chart under the other,
  * with its own style sheet and a white background, for a README or a slide. It carries no script and
  * fetches nothing, like the HTML report.
  */
 export function renderSweepSvg(input: Omit<SweepReportInput, 'title' | 'run'>): string {
-  const charts = input.charts.map((chart, index) =>
-    sweepChart({
-      id: sweepChartId(index),
-      mix: chart.mix,
-      path: input.path,
-      xLabel: input.xLabel,
-      scale: input.scale,
-      series: chart.series,
-      bands: input.bands,
-    }),
-  );
+  const charts = input.charts.map((chart, index) => mixChart(input, chart, index));
   const heights = charts.map((svg) => Number(/ height="([0-9.]+)"/.exec(svg)?.[1] ?? 0));
   const headingHeight = 22;
   let top = 0;
@@ -368,15 +375,7 @@ export function renderSweepReport(input: SweepReportInput): string {
   const sections = input.charts.map(
     (chart, index) =>
       `<section class="sweep" data-mix="${escapeXml(chart.mix)}"><h2>Overhead vs none on ${escapeXml(chart.mix)}</h2>` +
-      sweepChart({
-        id: sweepChartId(index),
-        mix: chart.mix,
-        path: input.path,
-        xLabel: input.xLabel,
-        scale: input.scale,
-        series: chart.series,
-        bands: input.bands,
-      }) +
+      mixChart(input, chart, index) +
       figuresTable(chart.mix, chart.series, input.path) +
       '</section>',
   );

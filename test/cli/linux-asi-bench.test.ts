@@ -1,10 +1,8 @@
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Ajv } from 'ajv';
 import { describe, expect, it } from 'vitest';
-import { runCli } from './run-cli.js';
+import { runCli, schemaCheckedBenchJson } from './run-cli.js';
 
 /**
  * Issue 22's "Must show", through the built binary: `asi-emu policies --json` lists today's Linux ASI with
@@ -12,7 +10,6 @@ import { runCli } from './run-cli.js';
  * result carrying `ibpbs`, `l1dFlushes` and `asiExits { pageFault, interrupt, contextSwitch }` (zeros for
  * the policies without them), linux-asi's not all zero.
  */
-const require = createRequire(import.meta.url);
 
 interface AsiResult {
   policy: string;
@@ -52,12 +49,7 @@ describe("today's Linux ASI on the CLI (issue 22)", () => {
     ]);
     expect(run.stderr).toBe('');
     expect(run.code).toBe(0);
-    const json = JSON.parse(readFileSync(out, 'utf8'));
-    const ajv = new Ajv({ allErrors: true, strict: true });
-    const validate = ajv.compile(
-      JSON.parse(readFileSync(require.resolve('asi-emu/schema/bench.schema.json'), 'utf8')),
-    );
-    expect(validate(json), JSON.stringify(validate.errors)).toBe(true);
+    const json = schemaCheckedBenchJson(out);
     const results = json.results as AsiResult[];
     expect(results).toHaveLength(6);
     for (const result of results) {

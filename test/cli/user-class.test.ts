@@ -1,17 +1,14 @@
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Ajv } from 'ajv';
 import { describe, expect, it } from 'vitest';
-import { runCli } from './run-cli.js';
+import { runCli, schemaCheckedBenchJson } from './run-cli.js';
 
 /**
  * Issue 22 item 4 through the built binary: the user mixes are listed with their class, a user mix runs
  * under none and linux-asi and its overhead is the user work done against none (the JSON says so), and
  * a policy without a userspace class is refused (exit 2).
  */
-const require = createRequire(import.meta.url);
 
 describe('the userspace class on the CLI (issue 22 item 4)', () => {
   it('mixes --json gives every mix its class and exitsPerSecond; the table shows the class', () => {
@@ -47,12 +44,7 @@ describe('the userspace class on the CLI (issue 22 item 4)', () => {
     ]);
     expect(run.stderr).toBe('');
     expect(run.code).toBe(0);
-    const json = JSON.parse(readFileSync(out, 'utf8'));
-    const ajv = new Ajv({ allErrors: true, strict: true });
-    const validate = ajv.compile(
-      JSON.parse(readFileSync(require.resolve('asi-emu/schema/bench.schema.json'), 'utf8')),
-    );
-    expect(validate(json), JSON.stringify(validate.errors)).toBe(true);
+    const json = schemaCheckedBenchJson(out);
     const results = json.results as {
       policy: string;
       workOf: string;
