@@ -11,6 +11,7 @@ import {
   SteppedSim,
 } from '../backend/sim/stepped-sim.js';
 import type { RunConfig } from '../config/run-config.js';
+import { compiledCatalogueOf } from '../cpu/handler-program.js';
 import { modeNames } from '../cpu/modes.js';
 import { type CaseVerdict, type FuzzCase, runConfigOf, runFuzzCase } from '../fuzz/fuzz-case.js';
 import type { Violation } from '../invariants/violation.js';
@@ -28,6 +29,8 @@ import {
   l1dLineStampI32,
 } from '../memory/sub-layouts.js';
 import type { Policy } from '../policy/policy.js';
+import { MachineSections } from './machine-sections.js';
+import { type AbstractSink, type Capture, StateWalker, type WalkerOptions } from './state-walker.js';
 
 /**
  * A bounded model checker over the real step code (issue 23): breadth-first search over every
@@ -45,17 +48,18 @@ import type { Policy } from '../policy/policy.js';
  *   order lets come at any point anyway), which line of the working set a guest access reads, which
  *   peer vCPU a guest IPI goes to, and a confidential VM's draws.
  *
- * State and dedup: stateless re-execution (as CHESS and loom do): a state is reached again by replaying
- * its path from the initial state (machine reset, fresh hyperthreads), never restored from a copy. Why:
- * a hyperthread's state is spread over itself, its kicker, its guest workload, its Linux ASI state
- * machine and the monitor, whose fields are private and change with the model; a copy that missed one
- * would be silently wrong, a replay cannot be. The cost is a replay of the path per transition (depth
- * x steps). A state's identity is an xxh64 of its serialisation (`StateHasher`): the machine's dynamic
- * sections (core words, L1Ds and fill buffers, TLBs, mailboxes, thread records and statistics, the RMP),
- * then every hyperthread's own fields (phase, mode, clock, flags, wait), its kicker's and its guest
- * workload's, its Linux ASI state and the core's branch predictor, the scheduler's waits, the monitor's
- * counts and the interrupts left. Virtual clocks are part of it: two orders of independent steps give
- * the same clocks, so commuting steps still meet in one state.
+ * State and dedup: save/restore (issue 23 item 3). Each queued state keeps a snapshot: the machine's
+ * dynamic sections' words that differ from the initial state (machine-sections.ts) and the JS-side
+ * objects that differ (state-walker.ts: a generic walk of everything reachable from the stepped sim, no
+ * list of fields); a transition restores its state's snapshot and steps once. Re-execution from the
+ * initial state (`Executor.execute`) is kept as the ground truth: the counterexample's replay uses it,
+ * and test/explore/save-restore.test.ts checks that restore + step reaches what re-execution reaches.
+ * A state's identity is an xxh64 of the abstract state: the dynamic sections (each L1D in canonical
+ * form, the RMP only under a confidential VM), the walker's record of every object reachable from the
+ * hyperthreads (their guest workloads, kickers, Linux ASI state machines, predictors, wherever they live)
+ * without statistics and virtual-time fields (`...Cycles`), the scheduler's waits (a deadline only as
+ * there or not), the monitor's counts and the interrupts left. Two orders of independent steps thus
+ * meet in one state.
  */
 export interface ExploreBounds {
   /** Workload exits (not kicks) after which a path ends: the sim's `run.exits`. */
@@ -78,7 +82,7 @@ export interface ExploreOptions {
 }
 
 /** One transition: thread `thread` (index in run order) steps with `choices`, or an interrupt lands. */
-interface Transition {
+export interface Transition {
   thread: number;
   /** The step's choice-point picks, in the order it draws them (missing: 0). */
   choices: readonly number[];
@@ -93,6 +97,8 @@ interface StateNode {
   /** Threads runnable in it (indices), and interrupts left by kind (interruptNames order). */
   runnable: number[];
   interruptsLeft: number[];
+  /** The state, saved until the node is expanded. */
+  snapshot: Snapshot | null;
 }
 
 export interface Counterexample {
@@ -130,6 +136,12 @@ export interface ExploreResult {
   statesPerSecond: number | null;
   /** Bytes hashed per state (the serialisation's size). */
   stateBytes: number;
+  /**
+   * Bytes saved per state, on average over the states queued (a snapshot: the dynamic sections' words
+   * that differ from the initial state, 12 bytes each, and the JS-side objects that differ, ~8 bytes a
+   * value): what the frontier costs.
+   */
+  snapshotBytesPerState: number;
   counterexample: Counterexample | null;
 }
 
@@ -141,7 +153,7 @@ const twoTo32 = 2 ** 32;
  * Draws of one execution: fixed ones, and the choice points' picks (`planned`, per step), each recorded
  * as the u32 the sim replays. `widths` tells the explorer how many picks each choice point had.
  */
-class ExploreDraws implements StepDraws {
+export class ExploreDraws implements StepDraws {
   readonly recorded: number[] = [];
   planned: readonly number[] = [];
   cursor = 0;
@@ -191,28 +203,62 @@ class ExploreDraws implements StepDraws {
 
 type Hash64 = (input: Uint8Array, seed?: bigint) => bigint;
 
-/** The explorer's machine and the executions of paths on it (stateless: each from the initial state). */
-class Executor {
+/** A state saved: the machine's dynamic sections (changed words) and the JS-side state (a walker diff). */
+export interface Snapshot {
+  sections: Int32Array;
+  js: Capture;
+}
+
+/**
+ * The explorer's machine and its one stepped sim. A state is reached by restoring its snapshot
+ * (`restore`, then a step: save/restore, issue 23 item 3); `execute` re-executes a path from the
+ * initial state instead (machine reset, fresh hyperthreads), for the counterexample's replay and the
+ * differential test, and as the first slice's engine (`engine: 'reexecute'`).
+ */
+export class Executor {
   readonly machine: Machine;
   readonly config: RunConfig;
+  /** The sim the search steps (save/restore), its draws, and their savers. */
+  readonly sim: SteppedSim;
+  readonly draws = new ExploreDraws();
+  readonly sections: MachineSections;
+  readonly walker: StateWalker;
   private readonly restorePredictors: (() => void)[] = [];
 
   constructor(
     fuzzCase: FuzzCase,
     readonly policy: Policy,
+    /** Check every walked object's shape at every walk (the differential test). */
+    checkShapes = false,
   ) {
     this.machine = createSimMachine(runConfigOf(fuzzCase).machine);
     this.config = withExitInterval(runConfigOf(fuzzCase), this.machine);
     this.machine.resetDynamicState();
+    this.sim = new SteppedSim(this.machine, this.config, policy, this.draws);
+    this.sim.start();
     // Today's ASI keeps each core's branch predictor per machine, outside the buffer
-    // (cpu/linux-asi-cpu.ts): kept as the first threads found it, and put back before every execution.
-    const probe = new SteppedSim(this.machine, this.config, policy, new ExploreDraws());
+    // (cpu/linux-asi-cpu.ts): re-execution puts it back as the first threads found it.
     const predictors = new Set<object>();
-    for (const thread of probe.threads) if (thread.linuxAsi) predictors.add(thread.linuxAsi.predictor);
+    for (const thread of this.sim.threads) if (thread.linuxAsi) predictors.add(thread.linuxAsi.predictor);
+    this.sections = new MachineSections(this.machine);
+    this.walker = new StateWalker(
+      [this.sim.threads, this.sim],
+      walkerOptions(this.sim, this.draws, checkShapes),
+    );
     for (const predictor of predictors) this.restorePredictors.push(fieldsSnapshot(predictor));
   }
 
-  /** The state at the end of `path`, with the draws it made. */
+  /** The state now, saved. */
+  capture(sink: AbstractSink | null = null): Snapshot {
+    return { sections: this.sections.capture(), js: this.walker.capture(sink) };
+  }
+
+  restore(snapshot: Snapshot): void {
+    this.sections.restore(snapshot.sections);
+    this.walker.restore(snapshot.js);
+  }
+
+  /** The state at the end of `path`, by re-execution from the initial state on fresh hyperthreads. */
   execute(path: readonly Transition[]): { sim: SteppedSim; draws: ExploreDraws; last: number[] } {
     this.machine.resetDynamicState();
     for (const restore of this.restorePredictors) restore();
@@ -243,6 +289,63 @@ class Executor {
 }
 
 /**
+ * What the walker leaves alone and what the hash leaves out. Opaque (immutable by contract, kept as
+ * references): the machine object (its state is the buffer), the run's config and its sections, the
+ * policy, the draws (the explorer's own), and each thread's compiled handler catalogue (built once per
+ * machine and cached, handler-program.ts: every run on the machine shares it, so a step that changed
+ * it would change every later run; the differential test checks it does not). Left out of the hash:
+ * the monitor (its violation records and statistics; the counts it decides by are pushed on their own),
+ * the event log, the environment and the stepped sim's own fields (its waits are pushed on their own,
+ * with a deadline as only there or not), statistics and every virtual-time field by name.
+ */
+function walkerOptions(sim: SteppedSim, draws: StepDraws, checkShapes = false): WalkerOptions {
+  const { machine, config, policy } = sim;
+  const opaque = new Set<object>([machine, config, policy, draws, config.workload, config.costs]);
+  for (const section of Object.values(config))
+    if (section !== null && typeof section === 'object') opaque.add(section);
+  for (const thread of sim.threads) {
+    const catalogue = compiledCatalogueOf(
+      machine,
+      thread.thread,
+      thread.vmId,
+      thread.vcpu,
+      config.workload.catalogue,
+    );
+    collectReachable(catalogue, opaque);
+  }
+  const abstractIgnores = new Set<object>([sim, sim.monitor, sim.log]);
+  for (const thread of sim.threads) abstractIgnores.add(thread.env);
+  return {
+    sharedBuffer: machine.i32.buffer,
+    opaque,
+    abstractIgnores,
+    abstractIgnoresKey: (key: string) => key.endsWith('Cycles') || untimedCounters.has(key),
+    checkShapes,
+  };
+}
+
+/**
+ * The full record of a stepped sim's JS-side state (every walked object, references as walk positions,
+ * nothing left out; each object's fields checked to be those it was first seen with): what the
+ * differential test compares between a restored state and a re-executed one.
+ */
+export function fullRecordOf(sim: SteppedSim, draws: StepDraws): unknown[] {
+  return new StateWalker([sim.threads, sim], walkerOptions(sim, draws, true)).record();
+}
+
+/** Every object reachable from `root` (fields, elements), into `into`. */
+function collectReachable(root: object, into: Set<object>): void {
+  const stack: unknown[] = [root];
+  while (stack.length > 0) {
+    const value = stack.pop();
+    if (value === null || typeof value !== 'object' || into.has(value)) continue;
+    into.add(value);
+    if (ArrayBuffer.isView(value)) continue;
+    for (const item of Object.values(value)) stack.push(item);
+  }
+}
+
+/**
  * An object's own numbers, booleans and typed arrays, to put back later (a state the machine buffer
  * does not hold, such as a branch predictor's tables).
  */
@@ -262,11 +365,11 @@ function fieldsSnapshot(target: object): () => void {
   };
 }
 
-/** Counters that only count (statistics): left out of a state, with every `...Cycles` field. */
-const untimedCounters = new Set(['steps', 'guestSteps', 'stretchProgressShare', 'rekicks']);
+/** Counters that only count (statistics): left out of a state's hash, with every `...Cycles` field. */
+const untimedCounters = new Set(['steps', 'guestSteps', 'stretchProgressShare', 'rekicks', 'exitStats']);
 
 /** The state's serialisation and its hash (see the module comment for what it holds). */
-class StateHasher {
+class StateHasher implements AbstractSink {
   private readonly sections: Uint8Array[];
   private local = new Float64Array(1024);
   private localLength = 0;
@@ -303,19 +406,16 @@ class StateHasher {
     );
   }
 
-  hash(sim: SteppedSim, interruptsLeft: readonly number[]): bigint {
+  /**
+   * The state now: its hash (the abstract state: canonical dynamic sections, then the walker's record of
+   * every JS-side object the hash keeps, then the waits, the monitor's counts and the interrupts left)
+   * and its snapshot (the same walk).
+   */
+  hash(executor: Executor, interruptsLeft: readonly number[]): { hash: bigint; snapshot: Snapshot } {
     this.localLength = 0;
+    const sim = executor.sim;
+    const snapshot = executor.capture(this);
     for (let t = 0; t < sim.threads.length; t++) {
-      const thread = sim.threads[t] as unknown as Record<string, unknown>;
-      this.fields(thread);
-      this.fields(thread.guest as object);
-      this.fields(thread.kicker as object);
-      const asi = sim.threads[t].linuxAsi;
-      if (asi !== null) {
-        this.fields(asi);
-        this.push(this.stringId(JSON.stringify(asi.state)));
-        this.typedArrays(asi.predictor);
-      }
       this.push(sim.blocked[t]);
       this.push(sim.waitIndex[t]);
       this.push(sim.waitValue[t]);
@@ -324,6 +424,10 @@ class StateHasher {
     this.push(sim.monitor.total);
     this.push(sim.monitor.workloadExits);
     for (const left of interruptsLeft) this.push(left);
+    return { hash: this.hashBuffer(), snapshot };
+  }
+
+  private hashBuffer(): bigint {
     let size = this.localLength * 8;
     for (const section of this.sections) size += section.length;
     if (this.buffer.length < size) this.buffer = new Uint8Array(size);
@@ -381,7 +485,7 @@ class StateHasher {
     }
   }
 
-  private push(value: number): void {
+  push(value: number): void {
     if (this.localLength === this.local.length) {
       const grown = new Float64Array(this.local.length * 2);
       grown.set(this.local);
@@ -390,59 +494,13 @@ class StateHasher {
     this.local[this.localLength++] = value;
   }
 
-  private stringId(text: string): number {
+  stringId(text: string): number {
     let id = this.strings.get(text);
     if (id === undefined) {
       id = this.strings.size;
       this.strings.set(text, id);
     }
     return id;
-  }
-
-  /**
-   * An object's own fields, in their (constructor-defined, hence stable) order: numbers, booleans,
-   * strings, null, arrays of numbers, plain objects (as JSON) and compiled variants (by name). Other
-   * objects are the shared model (machine, policy, caches: in the buffer or constant): left out.
-   */
-  private fields(target: object): void {
-    const record = target as Record<string, unknown>;
-    for (const key of Object.keys(record)) {
-      if (key.endsWith('Cycles') || untimedCounters.has(key)) continue;
-      const value = record[key];
-      switch (typeof value) {
-        case 'number':
-          this.push(value);
-          break;
-        case 'boolean':
-          this.push(value ? 1 : 0);
-          break;
-        case 'string':
-          this.push(this.stringId(value));
-          break;
-        case 'object':
-          if (value === null) this.push(-1);
-          else if (Array.isArray(value)) {
-            this.push(value.length);
-            for (const item of value) if (typeof item === 'number') this.push(item);
-          } else if (Object.getPrototypeOf(value) === Object.prototype) {
-            const named = value as { name?: unknown; slot?: unknown };
-            // A compiled variant (plain data, large): its name says which.
-            if (typeof named.name === 'string' && typeof named.slot === 'number')
-              this.push(this.stringId(named.name));
-            else this.push(this.stringId(JSON.stringify(value)));
-          }
-          break;
-      }
-    }
-  }
-
-  private typedArrays(target: object): void {
-    const record = target as Record<string, unknown>;
-    for (const key of Object.keys(record)) {
-      const value = record[key];
-      if (ArrayBuffer.isView(value)) for (const item of value as Float64Array) this.push(item);
-      else if (typeof value === 'number') this.push(value);
-    }
   }
 }
 
@@ -455,6 +513,10 @@ function interruptTransitions(node: StateNode, threadCount: number): Transition[
       transitions.push({ thread, choices: [], interrupt: name });
   });
   return transitions;
+}
+
+function snapshotSize(snapshot: Snapshot): number {
+  return snapshot.sections.byteLength + snapshot.js.bytes;
 }
 
 function pathOf(node: StateNode): Transition[] {
@@ -504,49 +566,61 @@ function search(
   let timeLimited = false;
   let found: { node: StateNode; violation: Violation } | null = null;
 
-  const initial = executor.execute([]);
+  const sim = executor.sim;
   const initialLeft = interruptNames.map((name) => bounds.interrupts[name]);
+  const initial = hasher.hash(executor, initialLeft);
   const root: StateNode = {
     parent: null,
     transition: null,
     depth: 0,
-    runnable: runnableOf(initial.sim),
+    runnable: runnableOf(sim),
     interruptsLeft: initialLeft,
+    snapshot: initial.snapshot,
   };
-  visited.add(hasher.hash(initial.sim, initialLeft));
-  const threadCount = initial.sim.threads.length;
-  if (initial.sim.monitor.records.length > 0)
-    found = { node: root, violation: initial.sim.monitor.records[0] };
+  visited.add(initial.hash);
+  let snapshotBytes = snapshotSize(initial.snapshot);
+  let snapshotCount = 1;
+  const threadCount = sim.threads.length;
+  if (sim.monitor.records.length > 0) found = { node: root, violation: sim.monitor.records[0] };
 
-  /** Takes `transition` from `node`; returns the picks the step's choice points offered. */
-  const take = (
-    node: StateNode,
-    path: Transition[],
-    transition: Transition,
-    queue: StateNode[],
-  ): number[] => {
+  /** Takes `transition` from `node` (restored first); returns the picks the step's choice points offered. */
+  const take = (node: StateNode, transition: Transition, queue: StateNode[]): number[] => {
     transitions++;
-    const childPath = [...path, transition];
-    const { sim, last } = executor.execute(childPath);
+    executor.restore(node.snapshot as Snapshot);
+    executor.draws.recorded.length = 0;
+    executor.apply(sim, executor.draws, transition);
+    const last = executor.draws.widths;
     const interruptsLeft = [...node.interruptsLeft];
     if (transition.interrupt !== null) interruptsLeft[interruptNames.indexOf(transition.interrupt)]--;
     const stuck = sim.monitor.total === 0 && sim.exitsDone < bounds.exits && !sim.anyRunnable();
     if (stuck) sim.reportDeadlock();
-    const child: StateNode = {
-      parent: node,
-      transition,
-      depth: node.depth + 1,
-      runnable: runnableOf(sim),
-      interruptsLeft,
-    };
     if (sim.monitor.records.length > 0 && found === null) {
+      const child: StateNode = {
+        parent: node,
+        transition,
+        depth: node.depth + 1,
+        runnable: [],
+        interruptsLeft,
+        snapshot: null,
+      };
       found = { node: child, violation: sim.monitor.records[0] };
       return last;
     }
-    const hash = hasher.hash(sim, interruptsLeft);
+    const { hash, snapshot } = hasher.hash(executor, interruptsLeft);
     if (visited.has(hash)) return last;
     visited.add(hash);
-    if (sim.exitsDone < bounds.exits) queue.push(child);
+    if (sim.exitsDone < bounds.exits) {
+      snapshotBytes += snapshotSize(snapshot);
+      snapshotCount++;
+      queue.push({
+        parent: node,
+        transition,
+        depth: node.depth + 1,
+        runnable: runnableOf(sim),
+        interruptsLeft,
+        snapshot,
+      });
+    }
     return last;
   };
 
@@ -564,13 +638,12 @@ function search(
         continue;
       }
       depthReached = Math.max(depthReached, node.depth + 1);
-      const path = pathOf(node);
       for (const thread of node.runnable) {
         // The step with every pick 0 first: it tells how many picks each of its choice points has.
         const pending: number[][] = [[]];
         while (pending.length > 0 && found === null) {
           const picks = pending.shift() as number[];
-          const widths = take(node, path, { thread, choices: picks, interrupt: null }, next);
+          const widths = take(node, { thread, choices: picks, interrupt: null }, next);
           for (let point = picks.length; point < widths.length; point++) {
             for (let pick = 1; pick < widths[point]; pick++) {
               const alternative = [...picks];
@@ -583,8 +656,9 @@ function search(
       }
       for (const transition of interruptTransitions(node, threadCount)) {
         if (found !== null) break;
-        take(node, path, transition, next);
+        take(node, transition, next);
       }
+      node.snapshot = null;
     }
     if (timeLimited) break;
     queue = next;
@@ -605,6 +679,7 @@ function search(
     statesPerSecond:
       elapsedMs === null || elapsedMs <= 0 ? null : Math.round((visited.size * 1000) / elapsedMs),
     stateBytes: hasher.bytes,
+    snapshotBytesPerState: Math.round(snapshotBytes / Math.max(1, snapshotCount)),
     counterexample: found === null ? null : counterexampleOf(executor, fuzzCase, found),
   };
 }
