@@ -17,6 +17,7 @@ import { type CaseVerdict, type FuzzCase, runConfigOf, runFuzzCase } from '../fu
 import type { Violation } from '../invariants/violation.js';
 import type { Machine } from '../machine.js';
 import { domainCount } from '../memory/domains.js';
+import { CoreField, coreFieldIndex, ThreadField, threadFieldIndex } from '../memory/layout.js';
 import {
   type L1dLayout,
   l1dClockI32,
@@ -29,6 +30,7 @@ import {
   l1dLineStampI32,
 } from '../memory/sub-layouts.js';
 import type { Policy } from '../policy/policy.js';
+import { type Footprint, Footprints, independent } from './footprint.js';
 import { MachineSections } from './machine-sections.js';
 import { type AbstractSink, type Capture, StateWalker, type WalkerOptions } from './state-walker.js';
 
@@ -79,6 +81,8 @@ export interface ExploreOptions {
   bounds: ExploreBounds;
   /** Wall clock in ms (the CLI's performance.now): the time limit and states per second. */
   clockMs?: () => number;
+  /** Partial-order reduction: `sleep` (default) or `none` (plain search, for comparison). */
+  reduction?: 'sleep' | 'none';
 }
 
 /** One transition: thread `thread` (index in run order) steps with `choices`, or an interrupt lands. */
@@ -99,6 +103,10 @@ interface StateNode {
   interruptsLeft: number[];
   /** The state, saved until the node is expanded. */
   snapshot: Snapshot | null;
+  hash: bigint;
+  /** A second expansion (sleep sets): only these groups, with `sleep` as the path's sleep set. */
+  only: Set<number> | null;
+  sleep: readonly Sleeper[];
 }
 
 export interface Counterexample {
@@ -119,10 +127,17 @@ export interface Counterexample {
 export interface ExploreResult {
   policy: string;
   bounds: ExploreBounds;
+  /**
+   * The partial-order reduction used: `sleep` (sleep sets over footprint.ts's independence) or `none`
+   * (asked for, or the machine has more resources than a footprint mask holds).
+   */
+  reduction: 'sleep' | 'none';
   /** Distinct states reached (the visited set's size). */
   states: number;
   /** Transitions taken (each a step or an interrupt from a state). */
   transitions: number;
+  /** Groups of transitions (a thread's step with all its picks, or an interrupt) a sleep set skipped. */
+  transitionsSlept: number;
   /** Violations found: the search stops at the first (the shortest), so 0 or 1. */
   violations: number;
   /** Every state within the bound was expanded: no violation, no depth or time limit reached. */
@@ -369,7 +384,7 @@ function fieldsSnapshot(target: object): () => void {
 const untimedCounters = new Set(['steps', 'guestSteps', 'stretchProgressShare', 'rekicks', 'exitStats']);
 
 /** The state's serialisation and its hash (see the module comment for what it holds). */
-class StateHasher implements AbstractSink {
+export class StateHasher implements AbstractSink {
   private readonly sections: Uint8Array[];
   private local = new Float64Array(1024);
   private localLength = 0;
@@ -382,9 +397,14 @@ class StateHasher implements AbstractSink {
   private readonly lines: number[][] = [];
   bytes = 0;
 
+  /** Word indices in the hash buffer (as Int32) that are statistics: read as 0. */
+  private readonly statisticWords: number[] = [];
+
   constructor(
     machine: Machine,
     private readonly hash64: Hash64,
+    /** Whether the policy reads the kick acknowledgement counters (a planted `waitFor: 'ack'`). */
+    readsKickAcks = false,
   ) {
     const { cores, rmp, threads } = machine.layout.sections;
     // Each core's L1D, where it lies in the copy (the cores section comes first).
@@ -401,9 +421,29 @@ class StateHasher implements AbstractSink {
     const base = machine.i32.byteOffset;
     // The RMP changes only under a confidential VM.
     const confidential = machine.config.vms.some((vm) => vm.confidential === true);
-    this.sections = (confidential ? [cores, rmp, threads] : [cores, threads]).map(
+    const hashed = confidential ? [cores, rmp, threads] : [cores, threads];
+    this.sections = hashed.map(
       (section) => new Uint8Array(machine.i32.buffer, base + section.offsetI32 * 4, section.lengthI32 * 4),
     );
+    // Thread records hold counters that only count (TLB hits, misses, flushes) and the kick
+    // acknowledgement counter, which only a planted ack wait reads (kick/kicker.ts): left out, as the
+    // JS-side statistics are, so that a loop of steps that repeats a state (a sibling kicked again and
+    // again while a kicker waits) closes instead of counting forever.
+    let threadsAt = 0;
+    for (const section of hashed) {
+      if (section === threads) break;
+      threadsAt += section.lengthI32;
+    }
+    const statistics: number[] = [ThreadField.tlbHits, ThreadField.tlbMisses, ThreadField.tlbFlushes];
+    if (!readsKickAcks) statistics.push(ThreadField.kickAcks);
+    for (let thread = 0; thread < machine.layout.threadCount; thread++)
+      for (const field of statistics)
+        this.statisticWords.push(
+          threadsAt + threadFieldIndex(machine.layout, thread, field) - threads.offsetI32,
+        );
+    // Each core's flush counter (CoreField.flushCount): written at every L1D flush, read by nothing.
+    for (let core = 0; core < machine.config.cores; core++)
+      this.statisticWords.push(coreFieldIndex(machine.layout, core, CoreField.flushCount) - cores.offsetI32);
   }
 
   /**
@@ -438,6 +478,8 @@ class StateHasher implements AbstractSink {
     }
     this.buffer.set(new Uint8Array(this.local.buffer, 0, this.localLength * 8), at);
     this.canonicalL1ds(new Int32Array(this.buffer.buffer, 0, this.sections[0].length / 4));
+    const words = new Int32Array(this.buffer.buffer, 0, at / 4);
+    for (const index of this.statisticWords) words[index] = 0;
     this.bytes = size;
     return this.hash64(this.buffer.subarray(0, size));
   }
@@ -550,6 +592,26 @@ export async function explore(options: ExploreOptions): Promise<ExploreResult> {
   }
 }
 
+/** A group of transitions put to sleep (Godefroid's sleep sets): a thread's step (all its picks) or an interrupt at a thread. */
+interface Sleeper {
+  key: number;
+  reads: number;
+  writes: number;
+}
+
+/** What the visited set keeps per state: its sleep set (the groups its expansion skips), and whether it was expanded. */
+interface Visit {
+  sleep: readonly Sleeper[];
+  expanded: boolean;
+}
+
+const noSleep: readonly Sleeper[] = [];
+
+/** A group's key: thread index t's step, or interrupt kind k at t. */
+function groupKey(t: number, interrupt: InterruptName | null): number {
+  return interrupt === null ? t : (1 + interruptNames.indexOf(interrupt)) * 1024 + t;
+}
+
 function search(
   executor: Executor,
   fuzzCase: FuzzCase,
@@ -558,15 +620,19 @@ function search(
 ): ExploreResult {
   const { bounds, policy, clockMs } = options;
   const startMs = clockMs?.() ?? 0;
-  const hasher = new StateHasher(executor.machine, hash64);
-  const visited = new Set<bigint>();
+  const readsKickAcks = policy.plantedBugs.waitFor === 'ack';
+  const hasher = new StateHasher(executor.machine, hash64, readsKickAcks);
+  const sim = executor.sim;
+  const footprints = new Footprints(executor.machine, sim, executor.sections, executor.walker, readsKickAcks);
+  const reduce = (options.reduction ?? 'sleep') === 'sleep' && footprints.fits;
+  const visited = new Map<bigint, Visit>();
   let transitions = 0;
+  let slept = 0;
   let depthLimited = 0;
   let depthReached = 0;
   let timeLimited = false;
   let found: { node: StateNode; violation: Violation } | null = null;
 
-  const sim = executor.sim;
   const initialLeft = interruptNames.map((name) => bounds.interrupts[name]);
   const initial = hasher.hash(executor, initialLeft);
   const root: StateNode = {
@@ -576,24 +642,38 @@ function search(
     runnable: runnableOf(sim),
     interruptsLeft: initialLeft,
     snapshot: initial.snapshot,
+    hash: initial.hash,
+    only: null,
+    sleep: noSleep,
   };
-  visited.add(initial.hash);
+  visited.set(initial.hash, { sleep: noSleep, expanded: false });
   let snapshotBytes = snapshotSize(initial.snapshot);
   let snapshotCount = 1;
   const threadCount = sim.threads.length;
   if (sim.monitor.records.length > 0) found = { node: root, violation: sim.monitor.records[0] };
 
-  /** Takes `transition` from `node` (restored first); returns the picks the step's choice points offered. */
-  const take = (node: StateNode, transition: Transition, queue: StateNode[]): number[] => {
+  /**
+   * Takes `transition` from `node` (restored first); returns the picks its choice points offered and
+   * its footprint. `awake`: the node's sleep set and the groups it expanded before this one.
+   */
+  const take = (
+    node: StateNode,
+    transition: Transition,
+    awake: readonly Sleeper[],
+    queue: StateNode[],
+  ): { widths: number[]; footprint: Footprint } => {
     transitions++;
-    executor.restore(node.snapshot as Snapshot);
+    const before = node.snapshot as Snapshot;
+    executor.restore(before);
+    const waitsBefore = reduce ? footprints.waitsOf() : [];
     executor.draws.recorded.length = 0;
     executor.apply(sim, executor.draws, transition);
-    const last = executor.draws.widths;
+    const widths = executor.draws.widths;
     const interruptsLeft = [...node.interruptsLeft];
     if (transition.interrupt !== null) interruptsLeft[interruptNames.indexOf(transition.interrupt)]--;
     const stuck = sim.monitor.total === 0 && sim.exitsDone < bounds.exits && !sim.anyRunnable();
     if (stuck) sim.reportDeadlock();
+    const footprint: Footprint = { reads: -1, writes: -1 };
     if (sim.monitor.records.length > 0 && found === null) {
       const child: StateNode = {
         parent: node,
@@ -602,26 +682,65 @@ function search(
         runnable: [],
         interruptsLeft,
         snapshot: null,
+        hash: 0n,
+        only: null,
+        sleep: noSleep,
       };
       found = { node: child, violation: sim.monitor.records[0] };
-      return last;
+      return { widths, footprint };
     }
     const { hash, snapshot } = hasher.hash(executor, interruptsLeft);
-    if (visited.has(hash)) return last;
-    visited.add(hash);
-    if (sim.exitsDone < bounds.exits) {
+    let sleep = noSleep;
+    if (reduce) {
+      footprint.reads = footprints.reads(transition.thread, transition.interrupt);
+      footprint.writes = footprints.writes(
+        before,
+        snapshot,
+        waitsBefore,
+        footprints.waitsOf(),
+        transition.interrupt,
+      );
+      // A transition that ends the path (the exits bound) disables every other: dependent on all.
+      if (sim.exitsDone >= bounds.exits) footprint.writes = -1;
+      sleep = awake.filter((sleeper) => independent(sleeper, footprint));
+    }
+    const seen = visited.get(hash);
+    const terminal = sim.exitsDone >= bounds.exits;
+    const child = (only: Set<number> | null, childSleep: readonly Sleeper[]): StateNode => ({
+      parent: node,
+      transition,
+      depth: node.depth + 1,
+      runnable: runnableOf(sim),
+      interruptsLeft,
+      snapshot,
+      hash,
+      only,
+      sleep: childSleep,
+    });
+    if (seen === undefined) {
+      visited.set(hash, { sleep, expanded: false });
+      if (!terminal) {
+        snapshotBytes += snapshotSize(snapshot);
+        snapshotCount++;
+        queue.push(child(null, sleep));
+      }
+      return { widths, footprint };
+    }
+    // Seen before: what its sleep set skipped that this path's does not must be explored (a stateful
+    // search with sleep sets keeps the intersection, Godefroid 1996 §5.3).
+    if (terminal || seen.sleep.length === 0) return { widths, footprint };
+    const keys = new Set(sleep.map((sleeper) => sleeper.key));
+    const missing = seen.sleep.filter((sleeper) => !keys.has(sleeper.key));
+    if (missing.length === 0) return { widths, footprint };
+    const kept = seen.sleep.filter((sleeper) => keys.has(sleeper.key));
+    seen.sleep = kept;
+    // Not expanded yet: it reads its sleep set from here when it is. Expanded: again, for those only.
+    if (seen.expanded) {
       snapshotBytes += snapshotSize(snapshot);
       snapshotCount++;
-      queue.push({
-        parent: node,
-        transition,
-        depth: node.depth + 1,
-        runnable: runnableOf(sim),
-        interruptsLeft,
-        snapshot,
-      });
+      queue.push(child(new Set(missing.map((sleeper) => sleeper.key)), sleep));
     }
-    return last;
+    return { widths, footprint };
   };
 
   let queue: StateNode[] = found === null ? [root] : [];
@@ -638,25 +757,51 @@ function search(
         continue;
       }
       depthReached = Math.max(depthReached, node.depth + 1);
-      for (const thread of node.runnable) {
-        // The step with every pick 0 first: it tells how many picks each of its choice points has.
-        const pending: number[][] = [[]];
-        while (pending.length > 0 && found === null) {
-          const picks = pending.shift() as number[];
-          const widths = take(node, { thread, choices: picks, interrupt: null }, next);
-          for (let point = picks.length; point < widths.length; point++) {
-            for (let pick = 1; pick < widths[point]; pick++) {
-              const alternative = [...picks];
-              while (alternative.length < point) alternative.push(0);
-              alternative.push(pick);
-              pending.push(alternative);
+      const visit = visited.get(node.hash) as Visit;
+      // A first expansion skips the state's sleep set as the visited set has it now; a second one
+      // (`only`) explores just the groups a later path's sleep set did not skip.
+      const asleep = node.only === null ? visit.sleep : node.sleep;
+      if (node.only === null) visit.expanded = true;
+      const sleeping = new Set(asleep.map((sleeper) => sleeper.key));
+      const awake: Sleeper[] = [...asleep];
+      const groups: { t: number; interrupt: InterruptName | null }[] = node.runnable.map((t) => ({
+        t,
+        interrupt: null,
+      }));
+      for (const transition of interruptTransitions(node, threadCount))
+        groups.push({ t: transition.thread, interrupt: transition.interrupt });
+      for (const { t, interrupt } of groups) {
+        if (found !== null) break;
+        const key = groupKey(t, interrupt);
+        if (sleeping.has(key) || (node.only !== null && !node.only.has(key))) {
+          slept++;
+          continue;
+        }
+        const group: Sleeper = { key, reads: 0, writes: 0 };
+        const note = (footprint: Footprint) => {
+          group.reads |= footprint.reads;
+          group.writes |= footprint.writes;
+        };
+        if (interrupt !== null) {
+          note(take(node, { thread: t, choices: [], interrupt }, awake, next).footprint);
+        } else {
+          // The step with every pick 0 first: it tells how many picks each of its choice points has.
+          const pending: number[][] = [[]];
+          while (pending.length > 0 && found === null) {
+            const picks = pending.shift() as number[];
+            const taken = take(node, { thread: t, choices: picks, interrupt: null }, awake, next);
+            note(taken.footprint);
+            for (let point = picks.length; point < taken.widths.length; point++) {
+              for (let pick = 1; pick < taken.widths[point]; pick++) {
+                const alternative = [...picks];
+                while (alternative.length < point) alternative.push(0);
+                alternative.push(pick);
+                pending.push(alternative);
+              }
             }
           }
         }
-      }
-      for (const transition of interruptTransitions(node, threadCount)) {
-        if (found !== null) break;
-        take(node, transition, next);
+        if (reduce) awake.push(group);
       }
       node.snapshot = null;
     }
@@ -668,8 +813,10 @@ function search(
   return {
     policy: policy.name,
     bounds,
+    reduction: reduce ? 'sleep' : 'none',
     states: visited.size,
     transitions,
+    transitionsSlept: slept,
     violations: found === null ? 0 : 1,
     complete,
     depthLimited,

@@ -1,4 +1,5 @@
 import type { Machine } from '../machine.js';
+import type { SectionName } from '../memory/layout.js';
 
 /**
  * Save and restore of the machine's dynamic sections (issue 23 item 3): the words a run changes (core
@@ -9,8 +10,9 @@ import type { Machine } from '../machine.js';
  * pairs: a state costs what its steps changed.
  */
 export class MachineSections {
-  /** Each dynamic section as a view on the machine, and its base copy. */
+  /** Each dynamic section as a view on the machine, its name, and its base copy. */
   private readonly views: Int32Array[];
+  readonly names: SectionName[];
   private readonly bases: Int32Array[];
   /** Words in the dynamic sections. */
   readonly words: number;
@@ -22,9 +24,13 @@ export class MachineSections {
     // The RMP changes only under a confidential VM (coco/): left out otherwise (the differential test
     // compares the whole buffer, RMP included).
     const confidential = machine.config.vms.some((vm) => vm.confidential === true);
-    this.views = (confidential ? [cores, threads, threadStats, rmp] : [cores, threads, threadStats])
-      .filter((section) => section.lengthI32 > 0)
-      .map((section) => new Int32Array(machine.i32.buffer, base + section.offsetI32 * 4, section.lengthI32));
+    const kept = (confidential ? [cores, threads, threadStats, rmp] : [cores, threads, threadStats]).filter(
+      (section) => section.lengthI32 > 0,
+    );
+    this.names = kept.map((section) => section.name);
+    this.views = kept.map(
+      (section) => new Int32Array(machine.i32.buffer, base + section.offsetI32 * 4, section.lengthI32),
+    );
     this.bases = this.views.map((view) => view.slice());
     this.words = this.views.reduce((sum, view) => sum + view.length, 0);
   }
@@ -48,6 +54,11 @@ export class MachineSections {
       }
     }
     return this.scratch.slice(0, length);
+  }
+
+  /** The section's length in words. */
+  length(section: number): number {
+    return this.views[section].length;
   }
 
   /** Puts the dynamic sections back as `capture` recorded them. */

@@ -205,6 +205,49 @@ export class StateWalker {
     return out;
   }
 
+  /** Whether `object` has the same record in captures `a` and `b` (absent from a capture: its base record). */
+  sameIn(object: object, a: Capture, b: Capture): boolean {
+    const info = this.infos.get(object);
+    const base = info === undefined || info.baseAt < 0 ? undefined : this.baseSegments[info.baseAt];
+    const atA = a.objects.indexOf(object);
+    const atB = b.objects.indexOf(object);
+    const x = atA >= 0 ? a.segments[atA] : base;
+    const y = atB >= 0 ? b.segments[atB] : base;
+    if (x === undefined || y === undefined) return x === y;
+    if (ArrayBuffer.isView(x)) return sameSegment(x, y);
+    if (ArrayBuffer.isView(y) || x.length !== y.length) return false;
+    for (let i = 0; i < x.length; i++) if (!Object.is(x[i], y[i])) return false;
+    return true;
+  }
+
+  /**
+   * Every object of the abstract state reachable from `root` now: the walk's rules (opaque objects and
+   * those the abstract state leaves out are neither listed nor followed).
+   */
+  abstractReach(root: object): Set<object> {
+    const reached = new Set<object>();
+    const stack: object[] = [root];
+    while (stack.length > 0) {
+      const object = stack.pop() as object;
+      if (reached.has(object)) continue;
+      const info = this.infoOf(object);
+      if (info.kind === kindOpaque || info.ignored) continue;
+      reached.add(object);
+      if (info.kind === kindTyped) continue;
+      const values: unknown[] =
+        info.kind === kindMap
+          ? [...(object as Map<unknown, unknown>)].flat()
+          : info.kind === kindSet
+            ? [...(object as Set<unknown>)]
+            : info.kind === kindArray
+              ? (object as unknown[])
+              : (info.shape as Shape).keys.map((key) => (object as Record<string, unknown>)[key]);
+      for (const value of values)
+        if (value !== null && (typeof value === 'object' || typeof value === 'function')) stack.push(value);
+    }
+    return reached;
+  }
+
   /** Puts back the state `capture` recorded: every base object to its base record, then the diff. */
   restore(capture: Capture): void {
     const { baseObjects, baseSegments, baseShapes } = this;

@@ -33,6 +33,7 @@ interface ExploreFlags {
   time?: number;
   json?: string;
   out?: string;
+  reduction?: 'sleep' | 'none';
 }
 
 /** The longest path by default: a few exits' worth of steps (an exit takes 10-20 transitions). */
@@ -95,6 +96,11 @@ export function registerExploreCommand(program: Command): void {
         durationFlag('--time'),
       ),
     )
+    .addOption(
+      new Option('--reduction <kind>', 'partial-order reduction: sleep (sleep sets, the default) or none')
+        .choices(['sleep', 'none'])
+        .default('sleep'),
+    )
     .option('--json <file>', 'write the result as JSON (- for stdout)')
     .option('--out <dir>', 'directory for the counterexample replay file')
     .addHelpText(
@@ -148,7 +154,13 @@ export function registerExploreCommand(program: Command): void {
       write(
         "order: any runnable thread may step next: this relaxes the sim's virtual-time order to a superset of its schedules",
       );
-      const result = await explore({ policy, fuzzCase, bounds, clockMs: () => performance.now() });
+      const result = await explore({
+        policy,
+        fuzzCase,
+        bounds,
+        clockMs: () => performance.now(),
+        reduction: flags.reduction ?? 'sleep',
+      });
       report(result, write);
       let replayPath: string | null = null;
       const found = result.counterexample;
@@ -175,9 +187,14 @@ export function registerExploreCommand(program: Command): void {
 
 function report(result: ExploreResult, write: (line: string) => void): void {
   write(
+    result.reduction === 'sleep'
+      ? `reduction: sleep sets (${result.transitionsSlept} groups of transitions skipped)`
+      : 'reduction: none',
+  );
+  write(
     `states ${result.states} (distinct), transitions ${result.transitions}, deepest path ${result.depthReached}` +
       (result.statesPerSecond === null ? '' : `, ${result.statesPerSecond} states/s`) +
-      `, ${result.stateBytes} bytes hashed per state`,
+      `, ${result.stateBytes} bytes hashed and ${result.snapshotBytesPerState} saved per state`,
   );
   const found = result.counterexample;
   if (found !== null) {
@@ -207,8 +224,10 @@ function resultJson(result: ExploreResult): Record<string, unknown> {
   return {
     policy: result.policy,
     bounds: result.bounds,
+    reduction: result.reduction,
     states: result.states,
     transitions: result.transitions,
+    transitionsSlept: result.transitionsSlept,
     violations: result.violations,
     complete: result.complete,
     depthLimited: result.depthLimited,
@@ -217,6 +236,7 @@ function resultJson(result: ExploreResult): Record<string, unknown> {
     elapsedMs: result.elapsedMs,
     statesPerSecond: result.statesPerSecond,
     stateBytes: result.stateBytes,
+    snapshotBytesPerState: result.snapshotBytesPerState,
     counterexample:
       found === null
         ? null
