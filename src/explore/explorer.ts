@@ -308,16 +308,21 @@ export class Executor {
  * references): the machine object (its state is the buffer), the run's config and its sections, the
  * policy, the draws (the explorer's own), and each thread's compiled handler catalogue (built once per
  * machine and cached, handler-program.ts: every run on the machine shares it, so a step that changed
- * it would change every later run; the differential test checks it does not). Left out of the hash:
+ * it would change every later run; the differential test checks it does not), and the event log (an
+ * observer's record: no step reads it). Left out of the hash:
  * the monitor (its violation records and statistics; the counts it decides by are pushed on their own),
  * the event log, the environment and the stepped sim's own fields (its waits are pushed on their own,
  * with a deadline as only there or not), statistics and every virtual-time field by name.
  */
 function walkerOptions(sim: SteppedSim, draws: StepDraws, checkShapes = false): WalkerOptions {
   const { machine, config, policy } = sim;
-  const opaque = new Set<object>([machine, config, policy, draws, config.workload, config.costs]);
-  for (const section of Object.values(config))
-    if (section !== null && typeof section === 'object') opaque.add(section);
+  // The event log too: an observer's record (a running hash and a ring of recent events) that no step
+  // reads; the explorer's counterexample gets its trace from the sim's replay, never from this log.
+  const opaque = new Set<object>([machine, policy, draws, sim.log]);
+  // The run's config and the machine's description (its layout and config) are data no step writes.
+  collectReachable(config, opaque);
+  collectReachable(machine.layout, opaque);
+  collectReachable(machine.config, opaque);
   for (const thread of sim.threads) {
     const catalogue = compiledCatalogueOf(
       machine,
