@@ -3,11 +3,11 @@ import { performance } from 'node:perf_hooks';
 import { type Command, Option } from 'commander';
 import { type InterruptName, interruptNames } from '../../backend/sim/stepped-sim.js';
 import { UsageError } from '../../errors.js';
-import { defaultExploreCase } from '../../explore/explore-case.js';
+import { exploreCaseOf, exploreSections } from '../../explore/explore-case.js';
 import { type ExploreBounds, type ExploreResult, explore } from '../../explore/explorer.js';
 import { type PolicySpec, policySpecOf, resolvePolicy } from '../../fuzz/policy-spec.js';
 import { replayDocumentOf } from '../../fuzz/replay.js';
-import { parseFuzzCase, writeReplayFile } from '../../fuzz/replay-format.js';
+import { writeReplayFile } from '../../fuzz/replay-format.js';
 import { toolIdentity } from '../../fuzz/version.js';
 import { invariantTitles } from '../../invariants/violation.js';
 import { makeDirectories, writeOutputs } from '../../report/output-files.js';
@@ -114,18 +114,14 @@ export function registerExploreCommand(program: Command): void {
       if (flags.out !== undefined) checkOutputPath('--out', flags.out, 'directory');
       const spec: PolicySpec = await policySpecOf(flags.policy, flags.policyModule);
       const policy = await resolvePolicy(spec);
-      const base = defaultExploreCase(flags.exits) as unknown as Record<string, unknown>;
       const fromFile = flags.config ? configObject(readJsonFile(flags.config, '--config')) : {};
-      const merged: Record<string, unknown> = { ...base };
-      for (const section of ['machine', 'workload', 'costs', 'run'] as const) {
-        const given = fromFile[section];
-        if (given !== undefined) merged[section] = { ...(base[section] as object), ...(given as object) };
-      }
       for (const key of Object.keys(fromFile)) {
-        if (!['machine', 'workload', 'costs', 'run', '$comment'].includes(key))
+        if (!(exploreSections as readonly string[]).includes(key) && key !== '$comment')
           throw new UsageError('--config', 'an object with machine, workload, costs and run sections', key);
       }
-      const fuzzCase = parseFuzzCase(applySettings(merged, flags.set ?? []), '--config/--set');
+      const fuzzCase = exploreCaseOf(flags.exits, fromFile, '--config/--set', (merged) =>
+        applySettings(merged, flags.set ?? []),
+      );
       const bounds: ExploreBounds = {
         exits: flags.exits,
         interrupts: flags.interrupts ?? { nmi: 0, irq: 0, mc: 0 },
