@@ -3,6 +3,7 @@ import { writeFileAtomic } from '../src/report/atomic-write.js';
 import { formatTable } from '../src/report/machine-table.js';
 import { runCacheBench } from './cache.bench.js';
 import { type BenchFigure, benchTimeMs, machineDescription } from './common.js';
+import { runExploreBench } from './explore.bench.js';
 import { runFuzzBench } from './fuzz.bench.js';
 import { runKickBreakdownBench } from './kick-breakdown.bench.js';
 import { runPagingBench } from './paging.bench.js';
@@ -23,6 +24,7 @@ const suites: Record<string, () => Promise<BenchFigure[]>> = {
   paging: runPagingBench,
   sim: runSimBench,
   fuzz: runFuzzBench,
+  explore: runExploreBench,
   workers: runWorkersBench,
   'kick-breakdown': () => runKickBreakdownBench(),
   'shared-kernel': runSharedKernelBench,

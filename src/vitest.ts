@@ -1,6 +1,11 @@
 import { expect } from 'vitest';
 import type { RunResult } from './backend/result.js';
+import { type InterruptName, interruptNames } from './backend/sim/stepped-sim.js';
+import { exploreCaseOf } from './explore/explore-case.js';
+import { explore } from './explore/explorer.js';
 import { type InvariantId, invariantIds, invariantTitles, type Violation } from './invariants/violation.js';
+import type { Policy } from './policy/policy.js';
+import { namedPolicy } from './policy/policy-module.js';
 
 /**
  * vitest matchers for isolation invariants (the `asi-emu/vitest` entry). Importing this module adds
@@ -10,6 +15,7 @@ import { type InvariantId, invariantIds, invariantTitles, type Violation } from 
  *   expect(runSim(config, myPolicy)).toHoldInvariants();
  *   expect(runSim(config, policies.none)).toBreakInvariant('INV-2');
  *   expect(result).toHoldInvariants(['INV-3', 'INV-4']); // only these
+ *   await expect({ machine: { smt: 2 } }).toHoldInvariantsInEveryInterleaving('asi', { exits: 1, interrupts: { nmi: 1 } });
  *
  * They read a RunResult from either backend (`violations` counts, `violationRecords`). A failure
  * names the run (policy, mix, backend, seed), the counts, and the first violation records: id,
@@ -96,6 +102,16 @@ function formatRecords(run: RunLike, ids: readonly InvariantId[]): string {
   return `\n\nfirst violation${shown.length > 1 ? 's' : ''}:\n${shown.join('\n\n')}${more > 0 ? `\n\n... and ${more} more` : ''}`;
 }
 
+/** The bounds of `toHoldInvariantsInEveryInterleaving`, as `asi-emu explore`'s flags give them. */
+export interface InterleavingBounds {
+  /** Workload exits after which a path ends (`--exits`). */
+  exits: number;
+  /** Interrupts that may land at any step boundary, by kind (`--interrupts`); default none. */
+  interrupts?: Partial<Record<InterruptName, number>>;
+  /** Longest path in transitions (`--max-depth`, default 200). */
+  maxDepth?: number;
+}
+
 export const invariantMatchers = {
   /** Passes when the run broke none of `ids` (default: every invariant). */
   toHoldInvariants(received: unknown, ids?: readonly InvariantId[]) {
@@ -137,6 +153,43 @@ export const invariantMatchers = {
           : `expected ${describeRun(received)} to break ${id} (${invariantTitles[id]}), but it never did; it broke ${describeCounts(received, invariantIds)}`,
     };
   },
+
+  /**
+   * Passes when `policy` (a Policy or a built-in name) holds every invariant in every interleaving of
+   * the configuration within `bounds`, and the search completed (asi-emu explore's engine, src/explore/).
+   * The configuration is `explore --config`'s: machine, workload, costs and run sections over the
+   * default 1 core x 2 (`{}` for the default). Keep it small: a search is exhaustive.
+   */
+  async toHoldInvariantsInEveryInterleaving(
+    received: unknown,
+    policy: Policy | string,
+    bounds: InterleavingBounds,
+  ) {
+    const resolved = typeof policy === 'string' ? namedPolicy(policy) : policy;
+    const fuzzCase = exploreCaseOf(bounds.exits, received ?? {}, 'toHoldInvariantsInEveryInterleaving');
+    const interrupts = { nmi: 0, irq: 0, mc: 0 };
+    for (const name of interruptNames) interrupts[name] = bounds.interrupts?.[name] ?? 0;
+    const result = await explore({
+      policy: resolved,
+      fuzzCase,
+      bounds: { exits: bounds.exits, interrupts, maxDepth: bounds.maxDepth ?? 200, timeLimitMs: null },
+    });
+    const found = result.counterexample;
+    const within = `within ${bounds.exits} exit${bounds.exits === 1 ? '' : 's'}${interruptNames
+      .filter((name) => interrupts[name] > 0)
+      .map((name) => `, ${name} x${interrupts[name]}`)
+      .join('')}`;
+    const counts = `${result.states} states, ${result.transitions} transitions`;
+    return {
+      pass: found === null && result.complete,
+      message: () =>
+        found !== null
+          ? `expected ${resolved.name} to hold every invariant in every interleaving ${within}, but ${found.violation.id} breaks after ${found.steps.length} transitions (${counts}):\n${found.steps.map((step, i) => `  ${i + 1}. ${step}`).join('\n')}\n${formatViolation(found.violation)}`
+          : result.complete
+            ? `expected ${resolved.name} to break an invariant in some interleaving ${within}, but it held them all (${counts})`
+            : `the search ${within} did not complete (${result.depthLimited} states at the depth limit ${bounds.maxDepth ?? 200}): no claim`,
+    };
+  },
 };
 
 expect.extend(invariantMatchers);
@@ -146,6 +199,8 @@ interface InvariantMatchers<R = unknown> {
   toHoldInvariants(ids?: readonly InvariantId[]): R;
   /** The run broke invariant `id` at least once. */
   toBreakInvariant(id: InvariantId): R;
+  /** The policy holds every invariant in every interleaving of the configuration within the bounds. */
+  toHoldInvariantsInEveryInterleaving(policy: Policy | string, bounds: InterleavingBounds): Promise<R>;
 }
 
 declare module 'vitest' {

@@ -1,5 +1,7 @@
+import { ConfigError } from '../errors.js';
 import type { FuzzCase } from '../fuzz/fuzz-case.js';
 import { fuzzLimits } from '../fuzz/limits.js';
+import { parseFuzzCase } from '../fuzz/replay-format.js';
 
 /**
  * The machine and workload an exploration runs (issue 23): a fuzz case's data (fuzz/fuzz-case.ts), so
@@ -63,4 +65,35 @@ export function defaultExploreCase(exits: number): FuzzCase {
     },
     choices: [],
   };
+}
+
+/** The sections a configuration of an exploration may give (each merged over the default's). */
+export const exploreSections = ['machine', 'workload', 'costs', 'run'] as const;
+
+/**
+ * The default case with `given`'s sections merged over its own, field by field (`edit`, when given,
+ * changes the merged object before it is checked: the CLI's `--set`), then checked as a replay file's
+ * case is (a ConfigError naming the field; `source` names where it came from). The CLI and the vitest
+ * matcher read a configuration through here.
+ */
+export function exploreCaseOf(
+  exits: number,
+  given: unknown,
+  source: string,
+  edit: (merged: Record<string, unknown>) => unknown = (merged) => merged,
+): FuzzCase {
+  if (given !== undefined && (typeof given !== 'object' || given === null || Array.isArray(given)))
+    throw new ConfigError(source, 'an object with machine, workload, costs and run sections', given);
+  const base = defaultExploreCase(exits) as unknown as Record<string, unknown>;
+  const fromGiven = (given ?? {}) as Record<string, unknown>;
+  for (const key of Object.keys(fromGiven)) {
+    if (!(exploreSections as readonly string[]).includes(key) && key !== '$comment')
+      throw new ConfigError(source, 'an object with machine, workload, costs and run sections', key);
+  }
+  const merged: Record<string, unknown> = { ...base };
+  for (const section of exploreSections) {
+    const value = fromGiven[section];
+    if (value !== undefined) merged[section] = { ...(base[section] as object), ...(value as object) };
+  }
+  return parseFuzzCase(edit(merged), source);
 }

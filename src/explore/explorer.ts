@@ -11,11 +11,13 @@ import {
   SteppedSim,
 } from '../backend/sim/stepped-sim.js';
 import type { RunConfig } from '../config/run-config.js';
+import { compiledCatalogueOf } from '../cpu/handler-program.js';
 import { modeNames } from '../cpu/modes.js';
 import { type CaseVerdict, type FuzzCase, runConfigOf, runFuzzCase } from '../fuzz/fuzz-case.js';
 import type { Violation } from '../invariants/violation.js';
 import type { Machine } from '../machine.js';
 import { domainCount } from '../memory/domains.js';
+import { CoreField, coreFieldIndex, ThreadField, threadFieldIndex } from '../memory/layout.js';
 import {
   type L1dLayout,
   l1dClockI32,
@@ -28,6 +30,9 @@ import {
   l1dLineStampI32,
 } from '../memory/sub-layouts.js';
 import type { Policy } from '../policy/policy.js';
+import { type Footprint, Footprints, independent } from './footprint.js';
+import { MachineSections } from './machine-sections.js';
+import { type AbstractSink, type Capture, StateWalker, type WalkerOptions } from './state-walker.js';
 
 /**
  * A bounded model checker over the real step code (issue 23): breadth-first search over every
@@ -45,17 +50,18 @@ import type { Policy } from '../policy/policy.js';
  *   order lets come at any point anyway), which line of the working set a guest access reads, which
  *   peer vCPU a guest IPI goes to, and a confidential VM's draws.
  *
- * State and dedup: stateless re-execution (as CHESS and loom do): a state is reached again by replaying
- * its path from the initial state (machine reset, fresh hyperthreads), never restored from a copy. Why:
- * a hyperthread's state is spread over itself, its kicker, its guest workload, its Linux ASI state
- * machine and the monitor, whose fields are private and change with the model; a copy that missed one
- * would be silently wrong, a replay cannot be. The cost is a replay of the path per transition (depth
- * x steps). A state's identity is an xxh64 of its serialisation (`StateHasher`): the machine's dynamic
- * sections (core words, L1Ds and fill buffers, TLBs, mailboxes, thread records and statistics, the RMP),
- * then every hyperthread's own fields (phase, mode, clock, flags, wait), its kicker's and its guest
- * workload's, its Linux ASI state and the core's branch predictor, the scheduler's waits, the monitor's
- * counts and the interrupts left. Virtual clocks are part of it: two orders of independent steps give
- * the same clocks, so commuting steps still meet in one state.
+ * State and dedup: save/restore (issue 23 item 3). Each queued state keeps a snapshot: the machine's
+ * dynamic sections' words that differ from the initial state (machine-sections.ts) and the JS-side
+ * objects that differ (state-walker.ts: a generic walk of everything reachable from the stepped sim, no
+ * list of fields); a transition restores its state's snapshot and steps once. Re-execution from the
+ * initial state (`Executor.execute`) is kept as the ground truth: the counterexample's replay uses it,
+ * and test/explore/save-restore.test.ts checks that restore + step reaches what re-execution reaches.
+ * A state's identity is an xxh64 of the abstract state: the dynamic sections (each L1D in canonical
+ * form, the RMP only under a confidential VM), the walker's record of every object reachable from the
+ * hyperthreads (their guest workloads, kickers, Linux ASI state machines, predictors, wherever they live)
+ * without statistics and virtual-time fields (`...Cycles`), the scheduler's waits (a deadline only as
+ * there or not), the monitor's counts and the interrupts left. Two orders of independent steps thus
+ * meet in one state.
  */
 export interface ExploreBounds {
   /** Workload exits (not kicks) after which a path ends: the sim's `run.exits`. */
@@ -75,10 +81,12 @@ export interface ExploreOptions {
   bounds: ExploreBounds;
   /** Wall clock in ms (the CLI's performance.now): the time limit and states per second. */
   clockMs?: () => number;
+  /** Partial-order reduction: `sleep` (default) or `none` (plain search, for comparison). */
+  reduction?: 'sleep' | 'none';
 }
 
 /** One transition: thread `thread` (index in run order) steps with `choices`, or an interrupt lands. */
-interface Transition {
+export interface Transition {
   thread: number;
   /** The step's choice-point picks, in the order it draws them (missing: 0). */
   choices: readonly number[];
@@ -93,6 +101,12 @@ interface StateNode {
   /** Threads runnable in it (indices), and interrupts left by kind (interruptNames order). */
   runnable: number[];
   interruptsLeft: number[];
+  /** The state, saved until the node is expanded. */
+  snapshot: Snapshot | null;
+  hash: bigint;
+  /** A second expansion (sleep sets): only these groups, with `sleep` as the path's sleep set. */
+  only: Set<number> | null;
+  sleep: readonly Sleeper[];
 }
 
 export interface Counterexample {
@@ -113,10 +127,17 @@ export interface Counterexample {
 export interface ExploreResult {
   policy: string;
   bounds: ExploreBounds;
+  /**
+   * The partial-order reduction used: `sleep` (sleep sets over footprint.ts's independence) or `none`
+   * (asked for, or the machine has more resources than a footprint mask holds).
+   */
+  reduction: 'sleep' | 'none';
   /** Distinct states reached (the visited set's size). */
   states: number;
   /** Transitions taken (each a step or an interrupt from a state). */
   transitions: number;
+  /** Groups of transitions (a thread's step with all its picks, or an interrupt) a sleep set skipped. */
+  transitionsSlept: number;
   /** Violations found: the search stops at the first (the shortest), so 0 or 1. */
   violations: number;
   /** Every state within the bound was expanded: no violation, no depth or time limit reached. */
@@ -130,6 +151,12 @@ export interface ExploreResult {
   statesPerSecond: number | null;
   /** Bytes hashed per state (the serialisation's size). */
   stateBytes: number;
+  /**
+   * Bytes saved per state, on average over the states queued (a snapshot: the dynamic sections' words
+   * that differ from the initial state, 12 bytes each, and the JS-side objects that differ, ~8 bytes a
+   * value): what the frontier costs.
+   */
+  snapshotBytesPerState: number;
   counterexample: Counterexample | null;
 }
 
@@ -141,7 +168,7 @@ const twoTo32 = 2 ** 32;
  * Draws of one execution: fixed ones, and the choice points' picks (`planned`, per step), each recorded
  * as the u32 the sim replays. `widths` tells the explorer how many picks each choice point had.
  */
-class ExploreDraws implements StepDraws {
+export class ExploreDraws implements StepDraws {
   readonly recorded: number[] = [];
   planned: readonly number[] = [];
   cursor = 0;
@@ -191,28 +218,62 @@ class ExploreDraws implements StepDraws {
 
 type Hash64 = (input: Uint8Array, seed?: bigint) => bigint;
 
-/** The explorer's machine and the executions of paths on it (stateless: each from the initial state). */
-class Executor {
+/** A state saved: the machine's dynamic sections (changed words) and the JS-side state (a walker diff). */
+export interface Snapshot {
+  sections: Int32Array;
+  js: Capture;
+}
+
+/**
+ * The explorer's machine and its one stepped sim. A state is reached by restoring its snapshot
+ * (`restore`, then a step: save/restore, issue 23 item 3); `execute` re-executes a path from the
+ * initial state instead (machine reset, fresh hyperthreads), for the counterexample's replay and the
+ * differential test, and as the first slice's engine (`engine: 'reexecute'`).
+ */
+export class Executor {
   readonly machine: Machine;
   readonly config: RunConfig;
+  /** The sim the search steps (save/restore), its draws, and their savers. */
+  readonly sim: SteppedSim;
+  readonly draws = new ExploreDraws();
+  readonly sections: MachineSections;
+  readonly walker: StateWalker;
   private readonly restorePredictors: (() => void)[] = [];
 
   constructor(
     fuzzCase: FuzzCase,
     readonly policy: Policy,
+    /** Check every walked object's shape at every walk (the differential test). */
+    checkShapes = false,
   ) {
     this.machine = createSimMachine(runConfigOf(fuzzCase).machine);
     this.config = withExitInterval(runConfigOf(fuzzCase), this.machine);
     this.machine.resetDynamicState();
+    this.sim = new SteppedSim(this.machine, this.config, policy, this.draws);
+    this.sim.start();
     // Today's ASI keeps each core's branch predictor per machine, outside the buffer
-    // (cpu/linux-asi-cpu.ts): kept as the first threads found it, and put back before every execution.
-    const probe = new SteppedSim(this.machine, this.config, policy, new ExploreDraws());
+    // (cpu/linux-asi-cpu.ts): re-execution puts it back as the first threads found it.
     const predictors = new Set<object>();
-    for (const thread of probe.threads) if (thread.linuxAsi) predictors.add(thread.linuxAsi.predictor);
+    for (const thread of this.sim.threads) if (thread.linuxAsi) predictors.add(thread.linuxAsi.predictor);
+    this.sections = new MachineSections(this.machine);
+    this.walker = new StateWalker(
+      [this.sim.threads, this.sim],
+      walkerOptions(this.sim, this.draws, checkShapes),
+    );
     for (const predictor of predictors) this.restorePredictors.push(fieldsSnapshot(predictor));
   }
 
-  /** The state at the end of `path`, with the draws it made. */
+  /** The state now, saved. */
+  capture(sink: AbstractSink | null = null): Snapshot {
+    return { sections: this.sections.capture(), js: this.walker.capture(sink) };
+  }
+
+  restore(snapshot: Snapshot): void {
+    this.sections.restore(snapshot.sections);
+    this.walker.restore(snapshot.js);
+  }
+
+  /** The state at the end of `path`, by re-execution from the initial state on fresh hyperthreads. */
   execute(path: readonly Transition[]): { sim: SteppedSim; draws: ExploreDraws; last: number[] } {
     this.machine.resetDynamicState();
     for (const restore of this.restorePredictors) restore();
@@ -243,6 +304,68 @@ class Executor {
 }
 
 /**
+ * What the walker leaves alone and what the hash leaves out. Opaque (immutable by contract, kept as
+ * references): the machine object (its state is the buffer), the run's config and its sections, the
+ * policy, the draws (the explorer's own), and each thread's compiled handler catalogue (built once per
+ * machine and cached, handler-program.ts: every run on the machine shares it, so a step that changed
+ * it would change every later run; the differential test checks it does not), and the event log (an
+ * observer's record: no step reads it). Left out of the hash:
+ * the monitor (its violation records and statistics; the counts it decides by are pushed on their own),
+ * the event log, the environment and the stepped sim's own fields (its waits are pushed on their own,
+ * with a deadline as only there or not), statistics and every virtual-time field by name.
+ */
+function walkerOptions(sim: SteppedSim, draws: StepDraws, checkShapes = false): WalkerOptions {
+  const { machine, config, policy } = sim;
+  // The event log too: an observer's record (a running hash and a ring of recent events) that no step
+  // reads; the explorer's counterexample gets its trace from the sim's replay, never from this log.
+  const opaque = new Set<object>([machine, policy, draws, sim.log]);
+  // The run's config and the machine's description (its layout and config) are data no step writes.
+  collectReachable(config, opaque);
+  collectReachable(machine.layout, opaque);
+  collectReachable(machine.config, opaque);
+  for (const thread of sim.threads) {
+    const catalogue = compiledCatalogueOf(
+      machine,
+      thread.thread,
+      thread.vmId,
+      thread.vcpu,
+      config.workload.catalogue,
+    );
+    collectReachable(catalogue, opaque);
+  }
+  const abstractIgnores = new Set<object>([sim, sim.monitor, sim.log]);
+  for (const thread of sim.threads) abstractIgnores.add(thread.env);
+  return {
+    sharedBuffer: machine.i32.buffer,
+    opaque,
+    abstractIgnores,
+    abstractIgnoresKey: (key: string) => key.endsWith('Cycles') || untimedCounters.has(key),
+    checkShapes,
+  };
+}
+
+/**
+ * The full record of a stepped sim's JS-side state (every walked object, references as walk positions,
+ * nothing left out; each object's fields checked to be those it was first seen with): what the
+ * differential test compares between a restored state and a re-executed one.
+ */
+export function fullRecordOf(sim: SteppedSim, draws: StepDraws): unknown[] {
+  return new StateWalker([sim.threads, sim], walkerOptions(sim, draws, true)).record();
+}
+
+/** Every object reachable from `root` (fields, elements), into `into`. */
+function collectReachable(root: object, into: Set<object>): void {
+  const stack: unknown[] = [root];
+  while (stack.length > 0) {
+    const value = stack.pop();
+    if (value === null || typeof value !== 'object' || into.has(value)) continue;
+    into.add(value);
+    if (ArrayBuffer.isView(value)) continue;
+    for (const item of Object.values(value)) stack.push(item);
+  }
+}
+
+/**
  * An object's own numbers, booleans and typed arrays, to put back later (a state the machine buffer
  * does not hold, such as a branch predictor's tables).
  */
@@ -262,11 +385,11 @@ function fieldsSnapshot(target: object): () => void {
   };
 }
 
-/** Counters that only count (statistics): left out of a state, with every `...Cycles` field. */
-const untimedCounters = new Set(['steps', 'guestSteps', 'stretchProgressShare', 'rekicks']);
+/** Counters that only count (statistics): left out of a state's hash, with every `...Cycles` field. */
+const untimedCounters = new Set(['steps', 'guestSteps', 'stretchProgressShare', 'rekicks', 'exitStats']);
 
 /** The state's serialisation and its hash (see the module comment for what it holds). */
-class StateHasher {
+export class StateHasher implements AbstractSink {
   private readonly sections: Uint8Array[];
   private local = new Float64Array(1024);
   private localLength = 0;
@@ -279,9 +402,14 @@ class StateHasher {
   private readonly lines: number[][] = [];
   bytes = 0;
 
+  /** Word indices in the hash buffer (as Int32) that are statistics: read as 0. */
+  private readonly statisticWords: number[] = [];
+
   constructor(
     machine: Machine,
     private readonly hash64: Hash64,
+    /** Whether the policy reads the kick acknowledgement counters (a planted `waitFor: 'ack'`). */
+    readsKickAcks = false,
   ) {
     const { cores, rmp, threads } = machine.layout.sections;
     // Each core's L1D, where it lies in the copy (the cores section comes first).
@@ -298,24 +426,41 @@ class StateHasher {
     const base = machine.i32.byteOffset;
     // The RMP changes only under a confidential VM.
     const confidential = machine.config.vms.some((vm) => vm.confidential === true);
-    this.sections = (confidential ? [cores, rmp, threads] : [cores, threads]).map(
+    const hashed = confidential ? [cores, rmp, threads] : [cores, threads];
+    this.sections = hashed.map(
       (section) => new Uint8Array(machine.i32.buffer, base + section.offsetI32 * 4, section.lengthI32 * 4),
     );
+    // Thread records hold counters that only count (TLB hits, misses, flushes) and the kick
+    // acknowledgement counter, which only a planted ack wait reads (kick/kicker.ts): left out, as the
+    // JS-side statistics are, so that a loop of steps that repeats a state (a sibling kicked again and
+    // again while a kicker waits) closes instead of counting forever.
+    let threadsAt = 0;
+    for (const section of hashed) {
+      if (section === threads) break;
+      threadsAt += section.lengthI32;
+    }
+    const statistics: number[] = [ThreadField.tlbHits, ThreadField.tlbMisses, ThreadField.tlbFlushes];
+    if (!readsKickAcks) statistics.push(ThreadField.kickAcks);
+    for (let thread = 0; thread < machine.layout.threadCount; thread++)
+      for (const field of statistics)
+        this.statisticWords.push(
+          threadsAt + threadFieldIndex(machine.layout, thread, field) - threads.offsetI32,
+        );
+    // Each core's flush counter (CoreField.flushCount): written at every L1D flush, read by nothing.
+    for (let core = 0; core < machine.config.cores; core++)
+      this.statisticWords.push(coreFieldIndex(machine.layout, core, CoreField.flushCount) - cores.offsetI32);
   }
 
-  hash(sim: SteppedSim, interruptsLeft: readonly number[]): bigint {
+  /**
+   * The state now: its hash (the abstract state: canonical dynamic sections, then the walker's record of
+   * every JS-side object the hash keeps, then the waits, the monitor's counts and the interrupts left)
+   * and its snapshot (the same walk).
+   */
+  hash(executor: Executor, interruptsLeft: readonly number[]): { hash: bigint; snapshot: Snapshot } {
     this.localLength = 0;
+    const sim = executor.sim;
+    const snapshot = executor.capture(this);
     for (let t = 0; t < sim.threads.length; t++) {
-      const thread = sim.threads[t] as unknown as Record<string, unknown>;
-      this.fields(thread);
-      this.fields(thread.guest as object);
-      this.fields(thread.kicker as object);
-      const asi = sim.threads[t].linuxAsi;
-      if (asi !== null) {
-        this.fields(asi);
-        this.push(this.stringId(JSON.stringify(asi.state)));
-        this.typedArrays(asi.predictor);
-      }
       this.push(sim.blocked[t]);
       this.push(sim.waitIndex[t]);
       this.push(sim.waitValue[t]);
@@ -324,6 +469,10 @@ class StateHasher {
     this.push(sim.monitor.total);
     this.push(sim.monitor.workloadExits);
     for (const left of interruptsLeft) this.push(left);
+    return { hash: this.hashBuffer(), snapshot };
+  }
+
+  private hashBuffer(): bigint {
     let size = this.localLength * 8;
     for (const section of this.sections) size += section.length;
     if (this.buffer.length < size) this.buffer = new Uint8Array(size);
@@ -334,6 +483,8 @@ class StateHasher {
     }
     this.buffer.set(new Uint8Array(this.local.buffer, 0, this.localLength * 8), at);
     this.canonicalL1ds(new Int32Array(this.buffer.buffer, 0, this.sections[0].length / 4));
+    const words = new Int32Array(this.buffer.buffer, 0, at / 4);
+    for (const index of this.statisticWords) words[index] = 0;
     this.bytes = size;
     return this.hash64(this.buffer.subarray(0, size));
   }
@@ -381,7 +532,7 @@ class StateHasher {
     }
   }
 
-  private push(value: number): void {
+  push(value: number): void {
     if (this.localLength === this.local.length) {
       const grown = new Float64Array(this.local.length * 2);
       grown.set(this.local);
@@ -390,59 +541,13 @@ class StateHasher {
     this.local[this.localLength++] = value;
   }
 
-  private stringId(text: string): number {
+  stringId(text: string): number {
     let id = this.strings.get(text);
     if (id === undefined) {
       id = this.strings.size;
       this.strings.set(text, id);
     }
     return id;
-  }
-
-  /**
-   * An object's own fields, in their (constructor-defined, hence stable) order: numbers, booleans,
-   * strings, null, arrays of numbers, plain objects (as JSON) and compiled variants (by name). Other
-   * objects are the shared model (machine, policy, caches: in the buffer or constant): left out.
-   */
-  private fields(target: object): void {
-    const record = target as Record<string, unknown>;
-    for (const key of Object.keys(record)) {
-      if (key.endsWith('Cycles') || untimedCounters.has(key)) continue;
-      const value = record[key];
-      switch (typeof value) {
-        case 'number':
-          this.push(value);
-          break;
-        case 'boolean':
-          this.push(value ? 1 : 0);
-          break;
-        case 'string':
-          this.push(this.stringId(value));
-          break;
-        case 'object':
-          if (value === null) this.push(-1);
-          else if (Array.isArray(value)) {
-            this.push(value.length);
-            for (const item of value) if (typeof item === 'number') this.push(item);
-          } else if (Object.getPrototypeOf(value) === Object.prototype) {
-            const named = value as { name?: unknown; slot?: unknown };
-            // A compiled variant (plain data, large): its name says which.
-            if (typeof named.name === 'string' && typeof named.slot === 'number')
-              this.push(this.stringId(named.name));
-            else this.push(this.stringId(JSON.stringify(value)));
-          }
-          break;
-      }
-    }
-  }
-
-  private typedArrays(target: object): void {
-    const record = target as Record<string, unknown>;
-    for (const key of Object.keys(record)) {
-      const value = record[key];
-      if (ArrayBuffer.isView(value)) for (const item of value as Float64Array) this.push(item);
-      else if (typeof value === 'number') this.push(value);
-    }
   }
 }
 
@@ -455,6 +560,10 @@ function interruptTransitions(node: StateNode, threadCount: number): Transition[
       transitions.push({ thread, choices: [], interrupt: name });
   });
   return transitions;
+}
+
+function snapshotSize(snapshot: Snapshot): number {
+  return snapshot.sections.byteLength + snapshot.js.bytes;
 }
 
 function pathOf(node: StateNode): Transition[] {
@@ -488,6 +597,26 @@ export async function explore(options: ExploreOptions): Promise<ExploreResult> {
   }
 }
 
+/** A group of transitions put to sleep (Godefroid's sleep sets): a thread's step (all its picks) or an interrupt at a thread. */
+interface Sleeper {
+  key: number;
+  reads: number;
+  writes: number;
+}
+
+/** What the visited set keeps per state: its sleep set (the groups its expansion skips), and whether it was expanded. */
+interface Visit {
+  sleep: readonly Sleeper[];
+  expanded: boolean;
+}
+
+const noSleep: readonly Sleeper[] = [];
+
+/** A group's key: thread index t's step, or interrupt kind k at t. */
+function groupKey(t: number, interrupt: InterruptName | null): number {
+  return interrupt === null ? t : (1 + interruptNames.indexOf(interrupt)) * 1024 + t;
+}
+
 function search(
   executor: Executor,
   fuzzCase: FuzzCase,
@@ -496,58 +625,127 @@ function search(
 ): ExploreResult {
   const { bounds, policy, clockMs } = options;
   const startMs = clockMs?.() ?? 0;
-  const hasher = new StateHasher(executor.machine, hash64);
-  const visited = new Set<bigint>();
+  const readsKickAcks = policy.plantedBugs.waitFor === 'ack';
+  const hasher = new StateHasher(executor.machine, hash64, readsKickAcks);
+  const sim = executor.sim;
+  const footprints = new Footprints(executor.machine, sim, executor.sections, executor.walker, readsKickAcks);
+  const reduce = (options.reduction ?? 'sleep') === 'sleep' && footprints.fits;
+  const visited = new Map<bigint, Visit>();
   let transitions = 0;
+  let slept = 0;
   let depthLimited = 0;
   let depthReached = 0;
   let timeLimited = false;
   let found: { node: StateNode; violation: Violation } | null = null;
 
-  const initial = executor.execute([]);
   const initialLeft = interruptNames.map((name) => bounds.interrupts[name]);
+  const initial = hasher.hash(executor, initialLeft);
   const root: StateNode = {
     parent: null,
     transition: null,
     depth: 0,
-    runnable: runnableOf(initial.sim),
+    runnable: runnableOf(sim),
     interruptsLeft: initialLeft,
+    snapshot: initial.snapshot,
+    hash: initial.hash,
+    only: null,
+    sleep: noSleep,
   };
-  visited.add(hasher.hash(initial.sim, initialLeft));
-  const threadCount = initial.sim.threads.length;
-  if (initial.sim.monitor.records.length > 0)
-    found = { node: root, violation: initial.sim.monitor.records[0] };
+  visited.set(initial.hash, { sleep: noSleep, expanded: false });
+  let snapshotBytes = snapshotSize(initial.snapshot);
+  let snapshotCount = 1;
+  const threadCount = sim.threads.length;
+  if (sim.monitor.records.length > 0) found = { node: root, violation: sim.monitor.records[0] };
 
-  /** Takes `transition` from `node`; returns the picks the step's choice points offered. */
+  /**
+   * Takes `transition` from `node` (restored first); returns the picks its choice points offered and
+   * its footprint. `awake`: the node's sleep set and the groups it expanded before this one.
+   */
   const take = (
     node: StateNode,
-    path: Transition[],
     transition: Transition,
+    awake: readonly Sleeper[],
     queue: StateNode[],
-  ): number[] => {
+  ): { widths: number[]; footprint: Footprint } => {
     transitions++;
-    const childPath = [...path, transition];
-    const { sim, last } = executor.execute(childPath);
+    const before = node.snapshot as Snapshot;
+    executor.restore(before);
+    const waitsBefore = reduce ? footprints.waitsOf() : [];
+    executor.draws.recorded.length = 0;
+    executor.apply(sim, executor.draws, transition);
+    const widths = executor.draws.widths;
     const interruptsLeft = [...node.interruptsLeft];
     if (transition.interrupt !== null) interruptsLeft[interruptNames.indexOf(transition.interrupt)]--;
     const stuck = sim.monitor.total === 0 && sim.exitsDone < bounds.exits && !sim.anyRunnable();
     if (stuck) sim.reportDeadlock();
-    const child: StateNode = {
+    const footprint: Footprint = { reads: -1, writes: -1 };
+    if (sim.monitor.records.length > 0 && found === null) {
+      const child: StateNode = {
+        parent: node,
+        transition,
+        depth: node.depth + 1,
+        runnable: [],
+        interruptsLeft,
+        snapshot: null,
+        hash: 0n,
+        only: null,
+        sleep: noSleep,
+      };
+      found = { node: child, violation: sim.monitor.records[0] };
+      return { widths, footprint };
+    }
+    const { hash, snapshot } = hasher.hash(executor, interruptsLeft);
+    let sleep = noSleep;
+    if (reduce) {
+      footprint.reads = footprints.reads(transition.thread, transition.interrupt);
+      footprint.writes = footprints.writes(
+        before,
+        snapshot,
+        waitsBefore,
+        footprints.waitsOf(),
+        transition.interrupt,
+      );
+      // A transition that ends the path (the exits bound) disables every other: dependent on all.
+      if (sim.exitsDone >= bounds.exits) footprint.writes = -1;
+      sleep = awake.filter((sleeper) => independent(sleeper, footprint));
+    }
+    const seen = visited.get(hash);
+    const terminal = sim.exitsDone >= bounds.exits;
+    const child = (only: Set<number> | null, childSleep: readonly Sleeper[]): StateNode => ({
       parent: node,
       transition,
       depth: node.depth + 1,
       runnable: runnableOf(sim),
       interruptsLeft,
-    };
-    if (sim.monitor.records.length > 0 && found === null) {
-      found = { node: child, violation: sim.monitor.records[0] };
-      return last;
+      snapshot,
+      hash,
+      only,
+      sleep: childSleep,
+    });
+    if (seen === undefined) {
+      visited.set(hash, { sleep, expanded: false });
+      if (!terminal) {
+        snapshotBytes += snapshotSize(snapshot);
+        snapshotCount++;
+        queue.push(child(null, sleep));
+      }
+      return { widths, footprint };
     }
-    const hash = hasher.hash(sim, interruptsLeft);
-    if (visited.has(hash)) return last;
-    visited.add(hash);
-    if (sim.exitsDone < bounds.exits) queue.push(child);
-    return last;
+    // Seen before: what its sleep set skipped that this path's does not must be explored (a stateful
+    // search with sleep sets keeps the intersection, Godefroid 1996 §5.3).
+    if (terminal || seen.sleep.length === 0) return { widths, footprint };
+    const keys = new Set(sleep.map((sleeper) => sleeper.key));
+    const missing = seen.sleep.filter((sleeper) => !keys.has(sleeper.key));
+    if (missing.length === 0) return { widths, footprint };
+    const kept = seen.sleep.filter((sleeper) => keys.has(sleeper.key));
+    seen.sleep = kept;
+    // Not expanded yet: it reads its sleep set from here when it is. Expanded: again, for those only.
+    if (seen.expanded) {
+      snapshotBytes += snapshotSize(snapshot);
+      snapshotCount++;
+      queue.push(child(new Set(missing.map((sleeper) => sleeper.key)), sleep));
+    }
+    return { widths, footprint };
   };
 
   let queue: StateNode[] = found === null ? [root] : [];
@@ -564,27 +762,53 @@ function search(
         continue;
       }
       depthReached = Math.max(depthReached, node.depth + 1);
-      const path = pathOf(node);
-      for (const thread of node.runnable) {
-        // The step with every pick 0 first: it tells how many picks each of its choice points has.
-        const pending: number[][] = [[]];
-        while (pending.length > 0 && found === null) {
-          const picks = pending.shift() as number[];
-          const widths = take(node, path, { thread, choices: picks, interrupt: null }, next);
-          for (let point = picks.length; point < widths.length; point++) {
-            for (let pick = 1; pick < widths[point]; pick++) {
-              const alternative = [...picks];
-              while (alternative.length < point) alternative.push(0);
-              alternative.push(pick);
-              pending.push(alternative);
+      const visit = visited.get(node.hash) as Visit;
+      // A first expansion skips the state's sleep set as the visited set has it now; a second one
+      // (`only`) explores just the groups a later path's sleep set did not skip.
+      const asleep = node.only === null ? visit.sleep : node.sleep;
+      if (node.only === null) visit.expanded = true;
+      const sleeping = new Set(asleep.map((sleeper) => sleeper.key));
+      const awake: Sleeper[] = [...asleep];
+      const groups: { t: number; interrupt: InterruptName | null }[] = node.runnable.map((t) => ({
+        t,
+        interrupt: null,
+      }));
+      for (const transition of interruptTransitions(node, threadCount))
+        groups.push({ t: transition.thread, interrupt: transition.interrupt });
+      for (const { t, interrupt } of groups) {
+        if (found !== null) break;
+        const key = groupKey(t, interrupt);
+        if (sleeping.has(key) || (node.only !== null && !node.only.has(key))) {
+          slept++;
+          continue;
+        }
+        const group: Sleeper = { key, reads: 0, writes: 0 };
+        const note = (footprint: Footprint) => {
+          group.reads |= footprint.reads;
+          group.writes |= footprint.writes;
+        };
+        if (interrupt !== null) {
+          note(take(node, { thread: t, choices: [], interrupt }, awake, next).footprint);
+        } else {
+          // The step with every pick 0 first: it tells how many picks each of its choice points has.
+          const pending: number[][] = [[]];
+          while (pending.length > 0 && found === null) {
+            const picks = pending.shift() as number[];
+            const taken = take(node, { thread: t, choices: picks, interrupt: null }, awake, next);
+            note(taken.footprint);
+            for (let point = picks.length; point < taken.widths.length; point++) {
+              for (let pick = 1; pick < taken.widths[point]; pick++) {
+                const alternative = [...picks];
+                while (alternative.length < point) alternative.push(0);
+                alternative.push(pick);
+                pending.push(alternative);
+              }
             }
           }
         }
+        if (reduce) awake.push(group);
       }
-      for (const transition of interruptTransitions(node, threadCount)) {
-        if (found !== null) break;
-        take(node, path, transition, next);
-      }
+      node.snapshot = null;
     }
     if (timeLimited) break;
     queue = next;
@@ -594,8 +818,10 @@ function search(
   return {
     policy: policy.name,
     bounds,
+    reduction: reduce ? 'sleep' : 'none',
     states: visited.size,
     transitions,
+    transitionsSlept: slept,
     violations: found === null ? 0 : 1,
     complete,
     depthLimited,
@@ -605,6 +831,7 @@ function search(
     statesPerSecond:
       elapsedMs === null || elapsedMs <= 0 ? null : Math.round((visited.size * 1000) / elapsedMs),
     stateBytes: hasher.bytes,
+    snapshotBytesPerState: Math.round(snapshotBytes / Math.max(1, snapshotCount)),
     counterexample: found === null ? null : counterexampleOf(executor, fuzzCase, found),
   };
 }

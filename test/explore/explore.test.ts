@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -108,6 +108,16 @@ describe('the explore command', () => {
     expect(run.stdout).toContain(
       '0 violations: asi holds every invariant in every interleaving within this bound',
     );
+    const result = JSON.parse(readFileSync(json, 'utf8'));
+    expect(result).toMatchObject({ violations: 0, complete: true, reduction: 'sleep' });
+    for (const field of [
+      'states',
+      'transitions',
+      'transitionsSlept',
+      'statesPerSecond',
+      'snapshotBytesPerState',
+    ])
+      expect(typeof result[field], field).toBe('number');
   });
 
   it('writes the counterexample as a replay file that asi-emu replay reruns', () => {
@@ -127,6 +137,7 @@ describe('the explore command', () => {
     [['--policy', 'asi', '--exits', '1', '--interrupts', 'nmi,smi'], '--interrupts'],
     [['--policy', 'asi', '--exits', '1', '--set', 'machine.kpti=true'], 'kpti'],
     [['--policy', 'no-such', '--exits', '1'], '--policy'],
+    [['--policy', 'asi', '--exits', '1', '--reduction', 'partial'], '--reduction'],
   ])('refuses bad input with one clear error and exit 2: %j', (args, named) => {
     const run = runCli(['explore', ...args]);
     expect(run.code).toBe(2);

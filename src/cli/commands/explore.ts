@@ -3,11 +3,11 @@ import { performance } from 'node:perf_hooks';
 import { type Command, Option } from 'commander';
 import { type InterruptName, interruptNames } from '../../backend/sim/stepped-sim.js';
 import { UsageError } from '../../errors.js';
-import { defaultExploreCase } from '../../explore/explore-case.js';
+import { exploreCaseOf, exploreSections } from '../../explore/explore-case.js';
 import { type ExploreBounds, type ExploreResult, explore } from '../../explore/explorer.js';
 import { type PolicySpec, policySpecOf, resolvePolicy } from '../../fuzz/policy-spec.js';
 import { replayDocumentOf } from '../../fuzz/replay.js';
-import { parseFuzzCase, writeReplayFile } from '../../fuzz/replay-format.js';
+import { writeReplayFile } from '../../fuzz/replay-format.js';
 import { toolIdentity } from '../../fuzz/version.js';
 import { invariantTitles } from '../../invariants/violation.js';
 import { makeDirectories, writeOutputs } from '../../report/output-files.js';
@@ -33,6 +33,7 @@ interface ExploreFlags {
   time?: number;
   json?: string;
   out?: string;
+  reduction?: 'sleep' | 'none';
 }
 
 /** The longest path by default: a few exits' worth of steps (an exit takes 10-20 transitions). */
@@ -95,6 +96,11 @@ export function registerExploreCommand(program: Command): void {
         durationFlag('--time'),
       ),
     )
+    .addOption(
+      new Option('--reduction <kind>', 'partial-order reduction: sleep (sleep sets, the default) or none')
+        .choices(['sleep', 'none'])
+        .default('sleep'),
+    )
     .option('--json <file>', 'write the result as JSON (- for stdout)')
     .option('--out <dir>', 'directory for the counterexample replay file')
     .addHelpText(
@@ -108,18 +114,14 @@ export function registerExploreCommand(program: Command): void {
       if (flags.out !== undefined) checkOutputPath('--out', flags.out, 'directory');
       const spec: PolicySpec = await policySpecOf(flags.policy, flags.policyModule);
       const policy = await resolvePolicy(spec);
-      const base = defaultExploreCase(flags.exits) as unknown as Record<string, unknown>;
       const fromFile = flags.config ? configObject(readJsonFile(flags.config, '--config')) : {};
-      const merged: Record<string, unknown> = { ...base };
-      for (const section of ['machine', 'workload', 'costs', 'run'] as const) {
-        const given = fromFile[section];
-        if (given !== undefined) merged[section] = { ...(base[section] as object), ...(given as object) };
-      }
       for (const key of Object.keys(fromFile)) {
-        if (!['machine', 'workload', 'costs', 'run', '$comment'].includes(key))
+        if (!(exploreSections as readonly string[]).includes(key) && key !== '$comment')
           throw new UsageError('--config', 'an object with machine, workload, costs and run sections', key);
       }
-      const fuzzCase = parseFuzzCase(applySettings(merged, flags.set ?? []), '--config/--set');
+      const fuzzCase = exploreCaseOf(flags.exits, fromFile, '--config/--set', (merged) =>
+        applySettings(merged, flags.set ?? []),
+      );
       const bounds: ExploreBounds = {
         exits: flags.exits,
         interrupts: flags.interrupts ?? { nmi: 0, irq: 0, mc: 0 },
@@ -148,7 +150,13 @@ export function registerExploreCommand(program: Command): void {
       write(
         "order: any runnable thread may step next: this relaxes the sim's virtual-time order to a superset of its schedules",
       );
-      const result = await explore({ policy, fuzzCase, bounds, clockMs: () => performance.now() });
+      const result = await explore({
+        policy,
+        fuzzCase,
+        bounds,
+        clockMs: () => performance.now(),
+        reduction: flags.reduction ?? 'sleep',
+      });
       report(result, write);
       let replayPath: string | null = null;
       const found = result.counterexample;
@@ -175,9 +183,14 @@ export function registerExploreCommand(program: Command): void {
 
 function report(result: ExploreResult, write: (line: string) => void): void {
   write(
+    result.reduction === 'sleep'
+      ? `reduction: sleep sets (${result.transitionsSlept} groups of transitions skipped)`
+      : 'reduction: none',
+  );
+  write(
     `states ${result.states} (distinct), transitions ${result.transitions}, deepest path ${result.depthReached}` +
       (result.statesPerSecond === null ? '' : `, ${result.statesPerSecond} states/s`) +
-      `, ${result.stateBytes} bytes hashed per state`,
+      `, ${result.stateBytes} bytes hashed and ${result.snapshotBytesPerState} saved per state`,
   );
   const found = result.counterexample;
   if (found !== null) {
@@ -207,8 +220,10 @@ function resultJson(result: ExploreResult): Record<string, unknown> {
   return {
     policy: result.policy,
     bounds: result.bounds,
+    reduction: result.reduction,
     states: result.states,
     transitions: result.transitions,
+    transitionsSlept: result.transitionsSlept,
     violations: result.violations,
     complete: result.complete,
     depthLimited: result.depthLimited,
@@ -217,6 +232,7 @@ function resultJson(result: ExploreResult): Record<string, unknown> {
     elapsedMs: result.elapsedMs,
     statesPerSecond: result.statesPerSecond,
     stateBytes: result.stateBytes,
+    snapshotBytesPerState: result.snapshotBytesPerState,
     counterexample:
       found === null
         ? null
