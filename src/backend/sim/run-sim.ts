@@ -1,11 +1,10 @@
 import { acceleratedAccess } from '../../accel/accelerated-access.js';
 import { assert } from '../../assert.js';
-import { ConfidentialVm } from '../../coco/confidential-vm.js';
 import type { MachineConfig, MachineConfigInput } from '../../config/machine-config.js';
 import type { RunConfig, RunSettings } from '../../config/run-config.js';
 import { smtSpeedupOf } from '../../config/workload.js';
 import type { GuestDraws } from '../../cpu/access-path.js';
-import { type Environment, Hyperthread, Step } from '../../cpu/hyperthread.js';
+import { type Environment, type Hyperthread, Step } from '../../cpu/hyperthread.js';
 import type { CoreTimelines } from '../../invariants/core-timeline.js';
 import { EventLog } from '../../invariants/event-log.js';
 import { Monitor } from '../../invariants/monitor.js';
@@ -16,6 +15,7 @@ import { checkPolicyRunsMix } from '../../policy/user-class.js';
 import { collectResult, type RunResult } from '../result.js';
 import { withExitInterval } from './exit-interval.js';
 import { Prng } from './prng.js';
+import { runningThreads, simHyperthreads } from './sim-threads.js';
 import { runScheduled, type ScheduleStep } from './stepped-sim.js';
 
 /**
@@ -194,12 +194,8 @@ function runOn(
   // Guest work at the SMT speedup, and exposure, in virtual time (invariants/core-timeline.ts).
   const timeline = monitor.trackTime(smtSpeedupOf(config.workload, machine.config.smt));
 
-  // nosmt: only sibling 0 of each core runs its vCPU; the others stay offline.
-  const running = new Set<number>();
-  for (const pins of machine.pinning) {
-    for (const thread of pins) if (policy.smt || thread % machine.config.smt === 0) running.add(thread);
-  }
-  const order = [...running].sort((a, b) => a - b);
+  const threadsRunning = runningThreads(machine, policy);
+  const { order } = threadsRunning;
   const count = order.length;
   const blocked = new Uint8Array(count);
   const waitIndex = new Int32Array(count);
@@ -214,31 +210,7 @@ function runOn(
     options.choices !== undefined && options.choices.length > 0
       ? new ChoiceEnvironment(prng, options.choices, machine.i32, parking)
       : new SimEnvironment(prng, machine.i32, parking);
-  const confidential = machine.config.vms.map((vm, vmId) =>
-    vm.confidential
-      ? new ConfidentialVm(
-          machine,
-          vmId,
-          machine.rmp,
-          { asid: vmId + 1, ...config.workload.confidential },
-          (violation) => monitor.record(violation),
-        )
-      : null,
-  );
-  const threads = order.map((thread) => {
-    const vmId = machine.pinning.findIndex((pins) => pins.includes(thread));
-    return new Hyperthread(
-      machine,
-      thread,
-      policy,
-      config.costs,
-      config.workload,
-      monitor,
-      env,
-      running,
-      confidential[vmId],
-    );
-  });
+  const { confidential, threads } = simHyperthreads(machine, config, policy, monitor, env, threadsRunning);
   env.threads = threads;
 
   const { steps, deadlocked } = schedule({

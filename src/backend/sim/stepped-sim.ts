@@ -1,8 +1,8 @@
 import { assert } from '../../assert.js';
-import { ConfidentialVm } from '../../coco/confidential-vm.js';
+import type { ConfidentialVm } from '../../coco/confidential-vm.js';
 import type { RunConfig } from '../../config/run-config.js';
 import type { GuestDraws } from '../../cpu/access-path.js';
-import { type Environment, Hyperthread, Step } from '../../cpu/hyperthread.js';
+import { type Environment, type Hyperthread, Step } from '../../cpu/hyperthread.js';
 import { ConfigError } from '../../errors.js';
 import { EventLog } from '../../invariants/event-log.js';
 import { Monitor } from '../../invariants/monitor.js';
@@ -10,6 +10,7 @@ import { Mailboxes, Vector } from '../../kick/ipi.js';
 import type { Machine } from '../../machine.js';
 import type { Policy } from '../../policy/policy.js';
 import { collectResult, type RunResult } from '../result.js';
+import { runningThreads, simHyperthreads } from './sim-threads.js';
 
 /**
  * The sim with its scheduler taken out (issue 23): a caller says which hyperthread steps next, and
@@ -130,42 +131,17 @@ export class SteppedSim {
     const monitor = new Monitor(machine, log, config.workload.catalogue);
     this.monitor = monitor;
     monitor.checkIsolatedContents();
-    const running = new Set<number>();
-    for (const pins of machine.pinning) {
-      for (const thread of pins) if (policy.smt || thread % machine.config.smt === 0) running.add(thread);
-    }
-    const order = [...running].sort((a, b) => a - b);
+    const threadsRunning = runningThreads(machine, policy);
+    const { order } = threadsRunning;
     this.blocked = new Uint8Array(order.length);
     this.waitIndex = new Int32Array(order.length);
     this.waitValue = new Int32Array(order.length);
     this.deadline = new Float64Array(order.length);
     this.env = new SteppedEnvironment(draws, machine.i32, this.blocked, this.waitIndex, this.waitValue);
     this.mailboxes = new Mailboxes(machine.i32, machine.f64, machine.layout, machine.concurrent);
-    this.confidential = machine.config.vms.map((vm, vmId) =>
-      vm.confidential
-        ? new ConfidentialVm(
-            machine,
-            vmId,
-            machine.rmp,
-            { asid: vmId + 1, ...config.workload.confidential },
-            (violation) => monitor.record(violation),
-          )
-        : null,
-    );
-    this.threads = order.map((thread) => {
-      const vmId = machine.pinning.findIndex((pins) => pins.includes(thread));
-      return new Hyperthread(
-        machine,
-        thread,
-        policy,
-        config.costs,
-        config.workload,
-        monitor,
-        this.env,
-        running,
-        this.confidential[vmId],
-      );
-    });
+    const built = simHyperthreads(machine, config, policy, monitor, this.env, threadsRunning);
+    this.confidential = built.confidential;
+    this.threads = built.threads;
     this.env.threads = this.threads;
   }
 
