@@ -82,4 +82,16 @@ describe("today's Linux ASI on the CLI (issue 22)", () => {
     for (const result of linuxAsi)
       expect(Object.values(result.violations).every((count) => count === 0)).toBe(true);
   });
+
+  it("bench --backend workers says that INV-15 sees only a thread's own predictor training there", () => {
+    const args = ['bench', '--backend', 'workers', '--mix', 'all-fast', '--exits', '200', '--policies'];
+    const run = runCli([...args, 'linux-asi']);
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain(
+      "note: on workers each thread keeps its own copy of its core's branch predictor",
+    );
+    // Not said where no policy runs today's ASI.
+    expect(runCli([...args, 'asi']).stdout).not.toContain('branch predictor');
+  });
 });
