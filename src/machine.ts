@@ -179,20 +179,14 @@ export class Machine {
   }
 
   /**
-   * Counts `resetDynamicState` calls: model state kept outside the buffer for one machine (today's ASI's
-   * branch predictors, cpu/linux-asi-cpu.ts) is dynamic too and starts again when this changes.
-   */
-  dynamicStateGeneration = 0;
-
-  /**
-   * Clears everything a run changes — core words, L1Ds and fill buffers, TLBs, mailboxes, statistics —
+   * Clears everything a run changes — core words, L1Ds and fill buffers, TLBs, mailboxes, statistics,
+   * today's ASI's branch predictors —
    * and keeps what was built (frames, page tables). Lets one machine serve many runs (policy
    * comparisons, fuzz cases) without rebuilding its page tables.
    */
   resetDynamicState(): void {
-    this.dynamicStateGeneration += 1;
-    const { cores, threads, threadStats, rmp } = this.layout.sections;
-    for (const section of [cores, rmp, threads, threadStats])
+    const { cores, threads, threadStats, rmp, predictors } = this.layout.sections;
+    for (const section of [cores, rmp, threads, threadStats, predictors])
       this.access.zeroWords(section.offsetI32, section.lengthI32);
   }
 

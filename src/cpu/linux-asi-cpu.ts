@@ -14,6 +14,8 @@ import {
 } from '../linux-asi/state.js';
 import { type AsiClass, taintKernelData } from '../linux-asi/taints.js';
 import type { Machine } from '../machine.js';
+import { corePredictorIndex } from '../memory/layout.js';
+import { predictorI32s } from '../memory/sub-layouts.js';
 import { kernelSpace } from '../paging/address-space.js';
 
 /**
@@ -55,26 +57,32 @@ export function allowedSteering(asiClass: 'kvm' | 'user', vmId: number): number 
 }
 
 /**
- * Per machine, one predictor per core (siblings share it, spectre.rst). A predictor is dynamic state: a
- * machine reset for another run (`Machine.resetDynamicState`, counted by its generation) starts new ones,
- * as it clears the caches, so no training crosses from one run (or fuzz case) to the next.
+ * Per machine, one predictor per core (siblings share it, spectre.rst), over the core's record in the
+ * machine buffer (memory/layout.ts `corePredictorIndex`): every view of the machine (each worker's)
+ * sees one predictor per core, and a machine reset (`Machine.resetDynamicState`) clears it with the
+ * caches, so no training crosses from one run (or fuzz case) to the next. The objects are views, kept
+ * per machine object only to build them once.
  */
-const predictorsByMachine = new WeakMap<Machine, { generation: number; predictors: BranchPredictor[] }>();
+const predictorsByMachine = new WeakMap<Machine, BranchPredictor[]>();
 
 function corePredictor(machine: Machine, core: number): BranchPredictor {
-  const kept = predictorsByMachine.get(machine);
-  if (kept !== undefined && kept.generation === machine.dynamicStateGeneration) return kept.predictors[core];
-  const predictors: BranchPredictor[] = [];
-  for (let index = 0; index < machine.config.cores; index++) {
-    predictors.push(
-      new BranchPredictor({
-        threadsPerCore: machine.config.smt,
-        entryCount: predictorEntriesDefault,
-        siblingsShare: true,
-      }),
-    );
+  let predictors = predictorsByMachine.get(machine);
+  if (predictors === undefined) {
+    predictors = [];
+    const length = predictorI32s(predictorEntriesDefault, machine.config.smt);
+    for (let index = 0; index < machine.config.cores; index++) {
+      const at = corePredictorIndex(machine.layout, index);
+      predictors.push(
+        new BranchPredictor({
+          threadsPerCore: machine.config.smt,
+          entryCount: predictorEntriesDefault,
+          siblingsShare: true,
+          words: machine.i32.subarray(at, at + length),
+        }),
+      );
+    }
+    predictorsByMachine.set(machine, predictors);
   }
-  predictorsByMachine.set(machine, { generation: machine.dynamicStateGeneration, predictors });
   return predictors[core];
 }
 

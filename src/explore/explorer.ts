@@ -238,7 +238,6 @@ export class Executor {
   readonly draws = new ExploreDraws();
   readonly sections: MachineSections;
   readonly walker: StateWalker;
-  private readonly restorePredictors: (() => void)[] = [];
 
   constructor(
     fuzzCase: FuzzCase,
@@ -251,16 +250,11 @@ export class Executor {
     this.machine.resetDynamicState();
     this.sim = new SteppedSim(this.machine, this.config, policy, this.draws);
     this.sim.start();
-    // Today's ASI keeps each core's branch predictor per machine, outside the buffer
-    // (cpu/linux-asi-cpu.ts): re-execution puts it back as the first threads found it.
-    const predictors = new Set<object>();
-    for (const thread of this.sim.threads) if (thread.linuxAsi) predictors.add(thread.linuxAsi.predictor);
     this.sections = new MachineSections(this.machine);
     this.walker = new StateWalker(
       [this.sim.threads, this.sim],
       walkerOptions(this.sim, this.draws, checkShapes),
     );
-    for (const predictor of predictors) this.restorePredictors.push(fieldsSnapshot(predictor));
   }
 
   /** The state now, saved. */
@@ -276,7 +270,6 @@ export class Executor {
   /** The state at the end of `path`, by re-execution from the initial state on fresh hyperthreads. */
   execute(path: readonly Transition[]): { sim: SteppedSim; draws: ExploreDraws; last: number[] } {
     this.machine.resetDynamicState();
-    for (const restore of this.restorePredictors) restore();
     const draws = new ExploreDraws();
     const sim = new SteppedSim(this.machine, this.config, this.policy, draws);
     sim.start();
@@ -365,26 +358,6 @@ function collectReachable(root: object, into: Set<object>): void {
   }
 }
 
-/**
- * An object's own numbers, booleans and typed arrays, to put back later (a state the machine buffer
- * does not hold, such as a branch predictor's tables).
- */
-function fieldsSnapshot(target: object): () => void {
-  const record = target as Record<string, unknown>;
-  const saved: [string, unknown][] = [];
-  for (const key of Object.keys(record)) {
-    const value = record[key];
-    if (ArrayBuffer.isView(value)) saved.push([key, (value as Uint8Array).slice()]);
-    else if (typeof value === 'number' || typeof value === 'boolean') saved.push([key, value]);
-  }
-  return () => {
-    for (const [key, value] of saved) {
-      if (ArrayBuffer.isView(value)) (record[key] as Uint8Array).set(value as Uint8Array);
-      else record[key] = value;
-    }
-  };
-}
-
 /** Counters that only count (statistics): left out of a state's hash, with every `...Cycles` field. */
 const untimedCounters = new Set(['steps', 'guestSteps', 'stretchProgressShare', 'rekicks', 'exitStats']);
 
@@ -411,7 +384,7 @@ export class StateHasher implements AbstractSink {
     /** Whether the policy reads the kick acknowledgement counters (a planted `waitFor: 'ack'`). */
     readsKickAcks = false,
   ) {
-    const { cores, rmp, threads } = machine.layout.sections;
+    const { cores, rmp, threads, predictors } = machine.layout.sections;
     // Each core's L1D, where it lies in the copy (the cores section comes first).
     const geometry = {
       ...machine.config.l1d,
@@ -426,7 +399,7 @@ export class StateHasher implements AbstractSink {
     const base = machine.i32.byteOffset;
     // The RMP changes only under a confidential VM.
     const confidential = machine.config.vms.some((vm) => vm.confidential === true);
-    const hashed = confidential ? [cores, rmp, threads] : [cores, threads];
+    const hashed = confidential ? [cores, rmp, threads, predictors] : [cores, threads, predictors];
     this.sections = hashed.map(
       (section) => new Uint8Array(machine.i32.buffer, base + section.offsetI32 * 4, section.lengthI32 * 4),
     );

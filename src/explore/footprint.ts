@@ -9,10 +9,10 @@ import type { Capture, StateWalker } from './state-walker.js';
  * What a transition reads and writes, as a set of resources (a bit mask), for the partial-order
  * reduction (issue 23 item 4; docs/explore.md "Partial-order reduction" has the argument).
  *
- * Resources: each core's record (its state word, L1D and fill buffers), each running thread's record
- * (CR3, TLB and its generations), its mailbox word, its kick-acknowledgement word, its private state
- * (every JS-side object of the abstract state that its hyperthread reaches: itself, its guest workload,
- * kicker, Linux ASI state machine, a predictor shared with its siblings counts for each of them; and its
+ * Resources: each core's record (its state word, L1D and fill buffers, and its branch predictor's
+ * record under today's ASI), each running thread's record (CR3, TLB and its generations), its mailbox
+ * word, its kick-acknowledgement word, its private state (every JS-side object of the abstract state
+ * that its hyperthread reaches: itself, its guest workload, kicker, Linux ASI state machine; and its
  * wait in the scheduler), the RMP, each kind of interrupt's count, and OTHER (any word no other resource
  * names: every transition reads it, so a write there conflicts with everything).
  *
@@ -81,6 +81,8 @@ export class Footprints {
               ? 0
               : bit(coreBase + Math.floor(i / layout.coreStrideI32s));
         else if (name === 'rmp') bits[i] = bit(rmp);
+        // A core's branch predictor: its siblings' steps read it, as they read the core's record.
+        else if (name === 'predictors') bits[i] = bit(coreBase + Math.floor(i / layout.predictorStrideI32s));
         else if (name === 'threads') {
           const t = indexOfId.get(Math.floor(i / layout.threadStrideI32s));
           const field = i % layout.threadStrideI32s;

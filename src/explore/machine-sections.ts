@@ -3,7 +3,8 @@ import type { SectionName } from '../memory/layout.js';
 
 /**
  * Save and restore of the machine's dynamic sections (issue 23 item 3): the words a run changes (core
- * words, L1Ds and fill buffers, TLBs, mailboxes, thread records, statistics, the RMP: the sections
+ * words, L1Ds and fill buffers, TLBs, mailboxes, thread records, statistics, today's ASI's branch
+ * predictors, the RMP: the sections
  * Machine.resetDynamicState clears; the RMP only under a confidential VM). Frames, page tables and the stored config are built once and
  * never written by a step (the differential test in test/explore/ compares the whole buffer). A
  * capture is the words that differ from the base (the state after the start steps), as index/value
@@ -19,14 +20,16 @@ export class MachineSections {
   private scratch = new Int32Array(1024);
 
   constructor(machine: Machine) {
-    const { cores, threads, threadStats, rmp } = machine.layout.sections;
+    const { cores, threads, threadStats, rmp, predictors } = machine.layout.sections;
     const base = machine.i32.byteOffset;
     // The RMP changes only under a confidential VM (coco/): left out otherwise (the differential test
     // compares the whole buffer, RMP included).
     const confidential = machine.config.vms.some((vm) => vm.confidential === true);
-    const kept = (confidential ? [cores, threads, threadStats, rmp] : [cores, threads, threadStats]).filter(
-      (section) => section.lengthI32 > 0,
-    );
+    const kept = (
+      confidential
+        ? [cores, threads, threadStats, rmp, predictors]
+        : [cores, threads, threadStats, predictors]
+    ).filter((section) => section.lengthI32 > 0);
     this.names = kept.map((section) => section.name);
     this.views = kept.map(
       (section) => new Int32Array(machine.i32.buffer, base + section.offsetI32 * 4, section.lengthI32),

@@ -164,8 +164,9 @@ export interface CaseVerdict {
  * Machines built per config, reused after a reset (building one costs about as much as running a
  * case). Bounded: least recently used first out.
  *
- * A reset also starts new branch predictors (cpu/linux-asi-cpu.ts), so no case sees another's
- * training: a cached machine's verdicts equal a fresh one's (test/fuzz/user-class-draws.test.ts).
+ * A reset also clears the branch predictors (a section of the buffer: cpu/linux-asi-cpu.ts), so no
+ * case sees another's training: a cached machine's verdicts equal a fresh one's
+ * (test/fuzz/user-class-draws.test.ts).
  */
 export class MachineCache {
   private readonly machines = new Map<string, Machine>();

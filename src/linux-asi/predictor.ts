@@ -1,4 +1,5 @@
 import { assert } from '../assert.js';
+import { predictorEntriesPerCore, predictorI32s } from '../memory/sub-layouts.js';
 
 /**
  * A small per-core branch predictor: what INV-15 needs to know, not how a BTB indexes.
@@ -11,8 +12,9 @@ import { assert } from '../assert.js';
  * - Each entry is tagged with the domain whose code trained it and the hyperthread that ran it.
  * - IBPB is per logical processor: "Software that executed before the barrier cannot control the
  *   predicted targets of indirect branches executed after the barrier on the same logical processor"
- *   (Intel, "Indirect Branch Predictor Barrier" deep dive). Here: each hyperthread has a barrier mark;
- *   entries trained before its last IBPB cannot steer it, entries a sibling trains later can.
+ *   (Intel, "Indirect Branch Predictor Barrier" deep dive). Here: each entry keeps the hyperthreads it
+ *   may still steer; an IBPB takes its thread out of every entry, and an entry a sibling trains later
+ *   steers every thread again.
  * - STIBP, per logical processor (IA32_SPEC_CTRL bit 1): turned on "to prevent the sibling thread from
  *   controlling branch target buffer" (spectre.rst, "A user process attacking another user process").
  *   Here: a hyperthread with STIBP is steered only by entries it trained itself.
@@ -21,34 +23,51 @@ import { assert } from '../assert.js';
  *   why ASI's control flush does both (RFC v2 patch 27/29: wrmsr PRED_CMD_IBPB, then
  *   fill_return_buffer()).
  *
+ * The state lives in Int32 words (the core's record in the machine buffer: memory/sub-layouts.ts), so
+ * every view of a machine, each worker of the workers backend included, shares one predictor per core.
+ *
  * Domains are small integers chosen by the caller (for example 0 kernel, 1 + mm for a process, ...),
  * below `predictorDomainCountMax` so that the domains able to steer a thread fit one bit mask.
  */
 export const predictorDomainCountMax = 31;
 
-/** Entries per core. Small on purpose: the model tracks who trained, not prediction accuracy. */
-export const predictorEntriesDefault = 16;
+/** Entries per core (memory/sub-layouts.ts sizes the buffer's record with it). */
+export const predictorEntriesDefault = predictorEntriesPerCore;
 
 export interface BranchPredictorOptions {
   readonly threadsPerCore: number;
   readonly entryCount: number;
   readonly siblingsShare: boolean;
+  /**
+   * The predictor's words (`predictorI32s(entryCount, threadsPerCore)` of them: a core's record in the
+   * machine buffer, memory/layout.ts `corePredictorIndex`), all 0 for an empty predictor. Two predictors
+   * over the same words (two workers' views of one core) are one predictor. Absent: words of its own.
+   */
+  readonly words?: Int32Array;
 }
 
-const noDomain = -1;
+/**
+ * An entry is one word: its domain (bits 0..4), the hyperthread that trained it (bits 5..6), and the
+ * hyperthreads it may still steer (bits 7..10, one per thread). Training writes all threads' bits; an
+ * IBPB on thread t clears bit t in every entry. That is the barrier's rule as stamps would state it (an
+ * entry trained before t's last IBPB cannot steer t, one trained after can), and each change is one
+ * atomic write of one word, so siblings on workers need no lock. An empty entry is 0: it steers no one.
+ */
+const entryThreadShift = 5;
+const entryThreadMask = 0b11;
+const entryDomainMask = 0b11111;
+const entryMaySteerShift = 7;
 
 export class BranchPredictor {
   readonly threadsPerCore: number;
   readonly siblingsShare: boolean;
-  /** Per entry: the training domain (noDomain when empty), the trainer, and when (a training count). */
-  private readonly entryDomain: Int32Array;
-  private readonly entryThread: Int32Array;
-  private readonly entryStamp: Float64Array;
-  /** Per hyperthread: the stamp of its last IBPB, its STIBP bit, and its return stack's domains. */
-  private readonly barrierStamp: Float64Array;
-  private readonly stibp: Uint8Array;
-  private readonly returnStackDomains: Int32Array;
-  private stamp = 0;
+  readonly entryCount: number;
+  /** The record: entries, then per hyperthread its STIBP word, then its return stack's domain mask. */
+  private readonly words: Int32Array;
+  private readonly stibpAt: number;
+  private readonly returnStackAt: number;
+  /** An entry word's steer bits with every hyperthread set: what a training writes. */
+  private readonly allThreads: number;
 
   constructor(options: BranchPredictorOptions) {
     assert(
@@ -59,18 +78,18 @@ export class BranchPredictor {
       Number.isInteger(options.entryCount) && options.entryCount >= 1 && options.entryCount <= 4096,
       `entryCount must be 1..4096, got ${options.entryCount}`,
     );
+    const length = predictorI32s(options.entryCount, options.threadsPerCore);
+    assert(
+      options.words === undefined || options.words.length === length,
+      `predictor words: ${length} expected, got ${options.words?.length}`,
+    );
     this.threadsPerCore = options.threadsPerCore;
     this.siblingsShare = options.siblingsShare;
-    this.entryDomain = new Int32Array(options.entryCount).fill(noDomain);
-    this.entryThread = new Int32Array(options.entryCount);
-    this.entryStamp = new Float64Array(options.entryCount);
-    this.barrierStamp = new Float64Array(options.threadsPerCore);
-    this.stibp = new Uint8Array(options.threadsPerCore);
-    this.returnStackDomains = new Int32Array(options.threadsPerCore);
-  }
-
-  get entryCount(): number {
-    return this.entryDomain.length;
+    this.entryCount = options.entryCount;
+    this.words = options.words ?? new Int32Array(length);
+    this.stibpAt = options.entryCount;
+    this.returnStackAt = options.entryCount + options.threadsPerCore;
+    this.allThreads = ((1 << options.threadsPerCore) - 1) << entryMaySteerShift;
   }
 
   /**
@@ -81,49 +100,49 @@ export class BranchPredictor {
     this.assertThread(thread);
     assertDomain(domain);
     assert(Number.isSafeInteger(slot) && slot >= 0, `slot must be a non-negative integer, got ${slot}`);
-    const entry = slot % this.entryDomain.length;
-    this.stamp += 1;
-    this.entryDomain[entry] = domain;
-    this.entryThread[entry] = thread;
-    this.entryStamp[entry] = this.stamp;
-    this.returnStackDomains[thread] |= 1 << domain;
+    const entry = slot % this.entryCount;
+    Atomics.store(this.words, entry, domain | (thread << entryThreadShift) | this.allThreads);
+    Atomics.or(this.words, this.returnStackAt + thread, 1 << domain);
   }
 
   /** IBPB on `thread`: nothing trained before it steers that thread's indirect branches afterwards. */
   ibpb(thread: number): void {
     this.assertThread(thread);
-    this.stamp += 1;
-    this.barrierStamp[thread] = this.stamp;
-    assert(this.indirectSteeringMask(thread) === 0, 'IBPB left an entry able to steer its thread');
+    const keep = ~(1 << (entryMaySteerShift + thread));
+    // No check that nothing steers `thread` after: on workers a sibling may train an entry between this
+    // loop and such a check, and that entry may steer it (it came after the barrier).
+    for (let entry = 0; entry < this.entryCount; entry++) Atomics.and(this.words, entry, keep);
   }
 
   /** RSB fill on `thread`: its return stack holds only the fill's own (kernel, harmless) entries. */
   rsbFill(thread: number): void {
     this.assertThread(thread);
-    this.returnStackDomains[thread] = 0;
+    Atomics.store(this.words, this.returnStackAt + thread, 0);
   }
 
   setStibp(thread: number, enabled: boolean): void {
     this.assertThread(thread);
-    this.stibp[thread] = enabled ? 1 : 0;
+    Atomics.store(this.words, this.stibpAt + thread, enabled ? 1 : 0);
   }
 
   stibpEnabled(thread: number): boolean {
     this.assertThread(thread);
-    return this.stibp[thread] === 1;
+    return Atomics.load(this.words, this.stibpAt + thread) === 1;
   }
 
   /** Bit mask of the domains whose indirect-branch training can steer `thread` now. */
   indirectSteeringMask(thread: number): number {
-    this.assertThread(thread);
-    const barrier = this.barrierStamp[thread];
-    const ownOnly = this.stibp[thread] === 1 || !this.siblingsShare;
+    const ownOnly = this.stibpEnabled(thread) || !this.siblingsShare;
+    const steers = 1 << (entryMaySteerShift + thread);
+    const words = this.words;
     let mask = 0;
-    for (let entry = 0; entry < this.entryDomain.length; entry++) {
-      const domain = this.entryDomain[entry];
-      if (domain === noDomain || this.entryStamp[entry] <= barrier) continue;
-      if (ownOnly && this.entryThread[entry] !== thread) continue;
-      mask |= 1 << domain;
+    // Plain reads: each word is read whole, and a sibling's write racing this read is one the hardware
+    // could order either side of it too.
+    for (let entry = 0; entry < this.entryCount; entry++) {
+      const word = words[entry];
+      if ((word & steers) === 0) continue;
+      if (ownOnly && ((word >> entryThreadShift) & entryThreadMask) !== thread) continue;
+      mask |= 1 << (word & entryDomainMask);
     }
     return mask;
   }
@@ -131,7 +150,7 @@ export class BranchPredictor {
   /** Bit mask of the domains whose return addresses sit in `thread`'s return stack. */
   returnSteeringMask(thread: number): number {
     this.assertThread(thread);
-    return this.returnStackDomains[thread];
+    return Atomics.load(this.words, this.returnStackAt + thread);
   }
 
   /** Can code of `domain` steer `thread`'s speculation now, by an indirect branch or a return? */

@@ -4,7 +4,7 @@ import { configBytesMax, machineBufferBytesMax, pageTableI32s, sectionAlignI32s 
 import { ConfigError } from '../errors.js';
 import { domainCount } from './domains.js';
 import type { RegionPlan } from './regions.js';
-import { fillBufferI32s, l1dI32s, rmpI32s } from './sub-layouts.js';
+import { fillBufferI32s, l1dI32s, predictorStrideI32s, rmpI32s } from './sub-layouts.js';
 
 /**
  * The one module that owns the machine buffer's layout (STYLE.md habit 1), with sub-layouts.ts (the
@@ -18,7 +18,7 @@ import { fillBufferI32s, l1dI32s, rmpI32s } from './sub-layouts.js';
  */
 
 /** Bumped whenever a field moves: attachMachine refuses a buffer of another layout version. */
-export const layoutVersion = 2;
+export const layoutVersion = 3;
 /** 'ASIE' little-endian: marks a buffer made by createMachine. */
 export const layoutMagic = 0x45495341;
 
@@ -169,7 +169,8 @@ export type SectionName =
   | 'cores'
   | 'threads'
   | 'threadStats'
-  | 'rmp';
+  | 'rmp'
+  | 'predictors';
 
 export interface Section {
   name: SectionName;
@@ -196,6 +197,8 @@ export interface Layout {
   threadStrideI32s: number;
   threadTlbOffsetI32: number;
   threadTlbGenerationsOffsetI32: number;
+  /** Words per core's branch predictor record (sub-layouts.ts), a multiple of 16. */
+  predictorStrideI32s: number;
 }
 
 /** Address spaces: `kernel`, then per VM `kvm:N`, `guest:N` (EPT), `vmm:N`. */
@@ -249,6 +252,9 @@ export function computeLayout(config: MachineConfig, plan: RegionPlan): Layout {
     ['threadStats', threadCount * ThreadStat.count * 2],
     // SNP's reverse map: one entry per physical frame (sub-layouts.ts, coco/rmp.ts).
     ['rmp', rmpI32s(plan.totalFrames)],
+    // Today's ASI's branch predictors, one record per core (sub-layouts.ts). Last, so that no section
+    // before it moved when it came.
+    ['predictors', coreCount * predictorStrideI32s(config.smt)],
   ];
   const sections = {} as Record<SectionName, Section>;
   let offsetI32 = 0;
@@ -273,6 +279,7 @@ export function computeLayout(config: MachineConfig, plan: RegionPlan): Layout {
     threadStrideI32s,
     threadTlbOffsetI32,
     threadTlbGenerationsOffsetI32,
+    predictorStrideI32s: predictorStrideI32s(config.smt),
   };
   if (layout.totalBytes >= machineBufferBytesMax) {
     // The schema's maxima keep memory and the page-table pool inside; many large cores, L1Ds or TLBs
@@ -312,6 +319,11 @@ function assertLayout(layout: Layout): void {
 /** Word index of field `field` of core `core`. */
 export function coreFieldIndex(layout: Layout, core: number, field: number): number {
   return layout.sections.cores.offsetI32 + core * layout.coreStrideI32s + field;
+}
+
+/** Word index of the first word of core `core`'s branch predictor record. */
+export function corePredictorIndex(layout: Layout, core: number): number {
+  return layout.sections.predictors.offsetI32 + core * layout.predictorStrideI32s;
 }
 
 /** Word index of field `field` of hyperthread `thread`. */

@@ -232,6 +232,28 @@ export function rmpI32s(frameCount: number): number {
   return frameCount * rmpEntryI32s;
 }
 
+// ---- today's ASI's branch predictor (linux-asi/predictor.ts): one record per core ---------------------
+//
+//   entries       one word per predictor entry (predictor.ts encodes domain, trainer, threads it may steer)
+//   STIBP         one word per hyperthread of the core (0 or 1)
+//   return stack  one word per hyperthread: the bit mask of domains whose return addresses it holds
+//
+// In the buffer (not beside it) so that every view of the machine, a worker's included, sees one predictor
+// per core, as siblings share one (spectre.rst).
+
+/** Entries per core. Small on purpose: the model tracks who trained, not prediction accuracy. */
+export const predictorEntriesPerCore = 16;
+
+/** Words of one core's predictor record: its entries, then STIBP and return-stack words per hyperthread. */
+export function predictorI32s(entryCount: number, threadsPerCore: number): number {
+  return entryCount + 2 * threadsPerCore;
+}
+
+/** Words between two cores' predictor records (padded to 64 bytes so cores do not false-share). */
+export function predictorStrideI32s(threadsPerCore: number): number {
+  return alignUp(predictorI32s(predictorEntriesPerCore, threadsPerCore));
+}
+
 // ---- the accelerated path's region (accel/): after a sim machine in its arena -----------------------------
 //
 //   machine            the machine buffer (layout.ts)                        layout.totalI32s

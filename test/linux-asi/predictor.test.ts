@@ -5,6 +5,7 @@ import {
   predictorDomainCountMax,
   predictorEntriesDefault,
 } from '../../src/linux-asi/predictor.js';
+import { predictorI32s } from '../../src/memory/sub-layouts.js';
 
 const guest = 3;
 const user = 5;
@@ -86,5 +87,57 @@ describe('linux-asi branch predictor', () => {
     expect(() => new BranchPredictor({ threadsPerCore: 5, entryCount: 4, siblingsShare: true })).toThrow(
       AssertionError,
     );
+  });
+});
+
+describe('linux-asi branch predictor over shared words (the machine buffer, as two workers have it)', () => {
+  const words = () => new Int32Array(new SharedArrayBuffer(predictorI32s(predictorEntriesDefault, 2) * 4));
+  const over = (shared: Int32Array) =>
+    new BranchPredictor({
+      threadsPerCore: 2,
+      entryCount: predictorEntriesDefault,
+      siblingsShare: true,
+      words: shared,
+    });
+
+  it("two predictors over the same words see each other's training, IBPBs, STIBP and RSB fills", () => {
+    const shared = words();
+    const thread0 = over(shared);
+    const thread1 = over(shared);
+    thread1.train(1, guest, 2);
+    expect(thread0.indirectSteeringMask(0)).toBe(1 << guest);
+    expect(thread0.returnSteeringMask(1)).toBe(1 << guest);
+    thread0.ibpb(0);
+    expect(thread1.indirectSteeringMask(0)).toBe(0);
+    expect(thread1.indirectSteeringMask(1)).toBe(1 << guest);
+    thread1.train(1, other, 3);
+    expect(thread0.indirectSteeringMask(0)).toBe(1 << other);
+    thread0.setStibp(0, true);
+    expect(thread1.stibpEnabled(0)).toBe(true);
+    expect(thread1.indirectSteeringMask(0)).toBe(0);
+    thread0.rsbFill(1);
+    expect(thread1.returnSteeringMask(1)).toBe(0);
+  });
+
+  it('zeroed words are an empty predictor (what a machine reset leaves)', () => {
+    const shared = words();
+    over(shared).train(0, guest, 1);
+    over(shared).setStibp(1, true);
+    shared.fill(0);
+    const fresh = over(shared);
+    expect(fresh.canSteer(0, guest)).toBe(false);
+    expect(fresh.stibpEnabled(1)).toBe(false);
+  });
+
+  it('refuses words of the wrong length', () => {
+    expect(
+      () =>
+        new BranchPredictor({
+          threadsPerCore: 2,
+          entryCount: 4,
+          siblingsShare: true,
+          words: new Int32Array(4),
+        }),
+    ).toThrow(AssertionError);
   });
 });

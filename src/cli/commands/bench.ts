@@ -308,12 +308,6 @@ export function registerBenchCommand(program: Command): void {
               `${config.run.exits} exits per run, ${repeatsText}, ${exitRateText(config.workload)} (each thread's own cycles; wall time in the JSON)\n\n`,
       );
       say(`${formatComparison(comparison.results)}\n`);
-      if (backend === 'workers' && selected.some((policy) => policy.linuxAsi !== undefined)) {
-        // docs/linux-asi.md "Not built": the predictor is per worker, not in the shared buffer.
-        say(
-          "\nnote: on workers each thread keeps its own copy of its core's branch predictor, so INV-15 sees only a thread's own training; a sibling's is judged on the sim backend (docs/linux-asi.md)\n",
-        );
-      }
       if (options.byReason) say(`\n${formatByReason(comparison.results)}\n`);
       // Every output rendered and written as one transaction: all of them, or none.
       const files: OutputFile[] = [];
