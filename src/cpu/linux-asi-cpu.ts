@@ -78,6 +78,7 @@ function corePredictor(machine: Machine, core: number): BranchPredictor {
           entryCount: predictorEntriesDefault,
           siblingsShare: true,
           words: machine.i32.subarray(at, at + length),
+          concurrent: machine.concurrent,
         }),
       );
     }

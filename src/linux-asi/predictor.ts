@@ -44,6 +44,11 @@ export interface BranchPredictorOptions {
    * over the same words (two workers' views of one core) are one predictor. Absent: words of its own.
    */
   readonly words?: Int32Array;
+  /**
+   * Whether other threads write the words at the same time (a machine made `concurrent`: the workers
+   * backend): writes are then atomic. Otherwise plain (the sim: one thread; faster). Default true.
+   */
+  readonly concurrent?: boolean;
 }
 
 /**
@@ -68,6 +73,7 @@ export class BranchPredictor {
   private readonly returnStackAt: number;
   /** An entry word's steer bits with every hyperthread set: what a training writes. */
   private readonly allThreads: number;
+  private readonly concurrent: boolean;
 
   constructor(options: BranchPredictorOptions) {
     assert(
@@ -90,6 +96,7 @@ export class BranchPredictor {
     this.stibpAt = options.entryCount;
     this.returnStackAt = options.entryCount + options.threadsPerCore;
     this.allThreads = ((1 << options.threadsPerCore) - 1) << entryMaySteerShift;
+    this.concurrent = options.concurrent ?? true;
   }
 
   /**
@@ -101,8 +108,15 @@ export class BranchPredictor {
     assertDomain(domain);
     assert(Number.isSafeInteger(slot) && slot >= 0, `slot must be a non-negative integer, got ${slot}`);
     const entry = slot % this.entryCount;
-    Atomics.store(this.words, entry, domain | (thread << entryThreadShift) | this.allThreads);
-    Atomics.or(this.words, this.returnStackAt + thread, 1 << domain);
+    const word = domain | (thread << entryThreadShift) | this.allThreads;
+    const returnStack = this.returnStackAt + thread;
+    if (this.concurrent) {
+      Atomics.store(this.words, entry, word);
+      Atomics.or(this.words, returnStack, 1 << domain);
+    } else {
+      this.words[entry] = word;
+      this.words[returnStack] |= 1 << domain;
+    }
   }
 
   /** IBPB on `thread`: nothing trained before it steers that thread's indirect branches afterwards. */
@@ -111,23 +125,25 @@ export class BranchPredictor {
     const keep = ~(1 << (entryMaySteerShift + thread));
     // No check that nothing steers `thread` after: on workers a sibling may train an entry between this
     // loop and such a check, and that entry may steer it (it came after the barrier).
-    for (let entry = 0; entry < this.entryCount; entry++) Atomics.and(this.words, entry, keep);
+    if (this.concurrent)
+      for (let entry = 0; entry < this.entryCount; entry++) Atomics.and(this.words, entry, keep);
+    else for (let entry = 0; entry < this.entryCount; entry++) this.words[entry] &= keep;
   }
 
   /** RSB fill on `thread`: its return stack holds only the fill's own (kernel, harmless) entries. */
   rsbFill(thread: number): void {
     this.assertThread(thread);
-    Atomics.store(this.words, this.returnStackAt + thread, 0);
+    this.store(this.returnStackAt + thread, 0);
   }
 
   setStibp(thread: number, enabled: boolean): void {
     this.assertThread(thread);
-    Atomics.store(this.words, this.stibpAt + thread, enabled ? 1 : 0);
+    this.store(this.stibpAt + thread, enabled ? 1 : 0);
   }
 
   stibpEnabled(thread: number): boolean {
     this.assertThread(thread);
-    return Atomics.load(this.words, this.stibpAt + thread) === 1;
+    return this.words[this.stibpAt + thread] === 1;
   }
 
   /** Bit mask of the domains whose indirect-branch training can steer `thread` now. */
@@ -136,8 +152,8 @@ export class BranchPredictor {
     const steers = 1 << (entryMaySteerShift + thread);
     const words = this.words;
     let mask = 0;
-    // Plain reads: each word is read whole, and a sibling's write racing this read is one the hardware
-    // could order either side of it too.
+    // Plain reads (here and below): each word is read whole, and a sibling's write racing a read is one
+    // the hardware could order either side of it too.
     for (let entry = 0; entry < this.entryCount; entry++) {
       const word = words[entry];
       if ((word & steers) === 0) continue;
@@ -150,7 +166,7 @@ export class BranchPredictor {
   /** Bit mask of the domains whose return addresses sit in `thread`'s return stack. */
   returnSteeringMask(thread: number): number {
     this.assertThread(thread);
-    return Atomics.load(this.words, this.returnStackAt + thread);
+    return this.words[this.returnStackAt + thread];
   }
 
   /** Can code of `domain` steer `thread`'s speculation now, by an indirect branch or a return? */
@@ -158,6 +174,11 @@ export class BranchPredictor {
     assertDomain(domain);
     const bit = 1 << domain;
     return ((this.indirectSteeringMask(thread) | this.returnSteeringMask(thread)) & bit) !== 0;
+  }
+
+  private store(index: number, value: number): void {
+    if (this.concurrent) Atomics.store(this.words, index, value);
+    else this.words[index] = value;
   }
 
   private assertThread(thread: number): void {

@@ -129,6 +129,30 @@ describe('linux-asi branch predictor over shared words (the machine buffer, as t
     expect(fresh.stibpEnabled(1)).toBe(false);
   });
 
+  it('a predictor of a one-thread machine (the sim: plain writes) keeps the same state as an atomic one', () => {
+    const atomic = words();
+    const plain = words();
+    for (const [shared, concurrent] of [
+      [atomic, true],
+      [plain, false],
+    ] as const) {
+      const p = new BranchPredictor({
+        threadsPerCore: 2,
+        entryCount: predictorEntriesDefault,
+        siblingsShare: true,
+        words: shared,
+        concurrent,
+      });
+      p.train(0, guest, 1);
+      p.train(1, other, 2);
+      p.ibpb(0);
+      p.train(1, user, 3);
+      p.setStibp(1, true);
+      p.rsbFill(0);
+    }
+    expect([...plain]).toEqual([...atomic]);
+  });
+
   it('refuses words of the wrong length', () => {
     expect(
       () =>
