@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
@@ -18,8 +18,8 @@ import {
   safeSiblingProtocols,
   withLinuxAsiExtras,
 } from '../../src/fuzz/linux-asi-draws.js';
-import { replayCase, replayDocumentOf } from '../../src/fuzz/replay.js';
-import { readReplayFile, writeReplayFile } from '../../src/fuzz/replay-format.js';
+import { replayCase } from '../../src/fuzz/replay.js';
+import { readReplayFile } from '../../src/fuzz/replay-format.js';
 import { caseSeedOf } from '../../src/fuzz/shard.js';
 import { generateCase } from '../../src/fuzz/shrink.js';
 import { parseTaintPolicy } from '../../src/linux-asi/settings-input.js';
@@ -28,6 +28,7 @@ import { policies } from '../../src/policy/index.js';
 import { linuxAsiPolicy } from '../../src/policy/linux-asi.js';
 import { plantedBug } from '../../src/policy/planted.js';
 import { loadPolicyModule } from '../../src/policy/policy-module.js';
+import { replayFirstDrawnFailure } from '../helpers/replay-drawn.js';
 
 /**
  * The fuzzer draws today's Linux ASI's choices (issue 22 item 6, fuzz/linux-asi-draws.ts): sibling
@@ -237,33 +238,19 @@ describe(`replay of a drawn linux-asi case (seed ${seed})`, () => {
   it('the replay file carries the drawn settings as data and replays to the same trace', async () => {
     const bug = plantedBug('planted-linux-asi-exit-no-kernel-data');
     const draws = linuxAsiDrawsOf(bug.policy);
-    const machines = new MachineCache();
-    for (let index = 0; index < 200; index++) {
-      const caseSeed = caseSeedOf(seed, index);
-      const drawn = generateCase(caseSeed, fuzzLimits, draws);
-      if (drawn.linuxAsi?.siblingProtocol !== 'stun' && drawn.linuxAsi?.exitOn !== 'mm-switch') continue;
-      const { verdict } = runFuzzCase(drawn, bug.policy, { machines });
-      if (verdict.failure === null) continue;
-      const path = join(out, 'drawn.replay.json');
-      writeReplayFile(
-        path,
-        replayDocumentOf(
-          { name: bug.policy.name },
-          { campaignSeed: seed, caseIndex: index, caseSeed },
-          drawn,
-          { fuzzCase: drawn, verdict },
-          null,
-        ),
-      );
-      const written = JSON.parse(readFileSync(path, 'utf8'));
-      expect(written.schemaVersion).toBe(3);
-      expect(written.case.linuxAsi).toEqual(drawn.linuxAsi);
-      const replayed = await replayCase(readReplayFile(path));
-      expect(replayed.reproduced).toBe(true);
-      expect(replayed.traceHashMatches).toBe(true);
-      return;
-    }
-    throw new Error(`no failing case with a drawn protocol or exitOn in 200 (seed ${seed})`);
+    const found = await replayFirstDrawnFailure({
+      seed,
+      policy: bug.policy,
+      draws,
+      accept: (drawn) => drawn.linuxAsi?.siblingProtocol === 'stun' || drawn.linuxAsi?.exitOn === 'mm-switch',
+      outDir: out,
+    });
+    if (found === null)
+      throw new Error(`no failing case with a drawn protocol or exitOn in 200 (seed ${seed})`);
+    expect(found.written.schemaVersion).toBe(3);
+    expect(found.written.case.linuxAsi).toEqual(found.drawn.linuxAsi);
+    expect(found.replayed.reproduced).toBe(true);
+    expect(found.replayed.traceHashMatches).toBe(true);
   });
 
   it('the drawn settings are what runs: a case drawn with exitOn mm-switch leaves ASI at no halt', () => {

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
@@ -11,12 +11,11 @@ import { inProcessExecutor } from '../../src/fuzz/executor.js';
 import { type FuzzCase, MachineCache, runConfigOf, runFuzzCase } from '../../src/fuzz/fuzz-case.js';
 import { fuzzLimits } from '../../src/fuzz/limits.js';
 import { drawnClassesOf, linuxAsiDrawsOf, userMixKeys } from '../../src/fuzz/linux-asi-draws.js';
-import { replayCase, replayDocumentOf } from '../../src/fuzz/replay.js';
-import { readReplayFile, writeReplayFile } from '../../src/fuzz/replay-format.js';
 import { caseSeedOf } from '../../src/fuzz/shard.js';
 import { generateCase } from '../../src/fuzz/shrink.js';
 import { policies } from '../../src/policy/index.js';
 import { plantedBug } from '../../src/policy/planted.js';
+import { replayFirstDrawnFailure } from '../helpers/replay-drawn.js';
 
 /**
  * The fuzzer draws the class a case runs (issue 22 item 6, fuzz/linux-asi-draws.ts `withUserClass`):
@@ -180,34 +179,20 @@ describe('user-class cases under linux-asi', () => {
   it('a user-class case that fails replays from its file to the same trace, its class as data', async () => {
     const bug = plantedBug('planted-linux-asi-exit-no-kernel-data');
     const draws = linuxAsiDrawsOf(bug.policy);
-    const machines = new MachineCache();
-    for (let index = 0; index < 200; index++) {
-      const caseSeed = caseSeedOf(seed, index);
-      const drawn = generateCase(caseSeed, fuzzLimits, draws);
-      if (!isUser(drawn)) continue;
-      const { verdict } = runFuzzCase(drawn, bug.policy, { machines });
-      if (verdict.failure === null) continue;
-      const path = join(out, 'user.replay.json');
-      writeReplayFile(
-        path,
-        replayDocumentOf(
-          { name: bug.policy.name },
-          { campaignSeed: seed, caseIndex: index, caseSeed },
-          drawn,
-          { fuzzCase: drawn, verdict },
-          null,
-        ),
-      );
-      const written = JSON.parse(readFileSync(path, 'utf8'));
-      expect(written.schemaVersion).toBe(3);
-      expect(written.case.workload.mix.class).toBe('user');
-      const replayed = await replayCase(readReplayFile(path));
-      expect(replayed.reproduced).toBe(true);
-      expect(replayed.traceHashMatches).toBe(true);
-      expect(replayed.verdict.failure).toBe(verdict.failure);
-      return;
-    }
-    throw new Error(`no failing user-class case of ${bug.policy.name} in 200 (seed ${seed})`);
+    const found = await replayFirstDrawnFailure({
+      seed,
+      policy: bug.policy,
+      draws,
+      accept: isUser,
+      outDir: out,
+    });
+    if (found === null)
+      throw new Error(`no failing user-class case of ${bug.policy.name} in 200 (seed ${seed})`);
+    expect(found.written.schemaVersion).toBe(3);
+    expect(found.written.case.workload.mix.class).toBe('user');
+    expect(found.replayed.reproduced).toBe(true);
+    expect(found.replayed.traceHashMatches).toBe(true);
+    expect(found.replayed.verdict.failure).toBe(found.verdict.failure);
   });
 });
 
