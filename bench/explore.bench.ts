@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import { defaultExploreCase } from '../src/explore/explore-case.js';
+import { defaultExploreCase, twoCoreExploreCase } from '../src/explore/explore-case.js';
 import { type ExploreBounds, type ExploreResult, explore } from '../src/explore/explorer.js';
 import type { FuzzCase } from '../src/fuzz/fuzz-case.js';
 import { namedPolicy } from '../src/policy/policy-module.js';
@@ -24,24 +24,9 @@ function bounds(exits: number, nmi = 0): ExploreBounds {
   return { exits, interrupts: { nmi, irq: 0, mc: 0 }, maxDepth: 200, timeLimitMs: null };
 }
 
-function twoCores(exits: number): FuzzCase {
-  const fuzzCase = defaultExploreCase(exits);
-  return {
-    ...fuzzCase,
-    machine: {
-      ...fuzzCase.machine,
-      cores: 2,
-      vms: [
-        { vcpus: 2, guestMemoryMiB: 1, pin: [0, 1] },
-        { vcpus: 2, guestMemoryMiB: 1, pin: [2, 3] },
-      ],
-    },
-  };
-}
-
 const searches: Search[] = [
   { name: 'asi 1x2 --exits 2', policy: 'asi', fuzzCase: defaultExploreCase(2), bounds: bounds(2) },
-  { name: 'asi 2x2 --exits 1', policy: 'asi', fuzzCase: twoCores(1), bounds: bounds(1) },
+  { name: 'asi 2x2 --exits 1', policy: 'asi', fuzzCase: twoCoreExploreCase(1), bounds: bounds(1) },
 ];
 
 export async function runExploreBench(): Promise<BenchFigure[]> {

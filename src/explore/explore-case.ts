@@ -67,6 +67,25 @@ export function defaultExploreCase(exits: number): FuzzCase {
   };
 }
 
+/**
+ * The default case on 2 cores x 2 threads with one VM per core: the machine where steps of different
+ * cores touch different records, so partial-order reduction has something to reduce (bench, tests).
+ */
+export function twoCoreExploreCase(exits: number): FuzzCase {
+  const fuzzCase = defaultExploreCase(exits);
+  return {
+    ...fuzzCase,
+    machine: {
+      ...fuzzCase.machine,
+      cores: 2,
+      vms: [
+        { vcpus: 2, guestMemoryMiB: 1, pin: [0, 1] },
+        { vcpus: 2, guestMemoryMiB: 1, pin: [2, 3] },
+      ],
+    },
+  };
+}
+
 /** The sections a configuration of an exploration may give (each merged over the default's). */
 export const exploreSections = ['machine', 'workload', 'costs', 'run'] as const;
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import xxhash from 'xxhash-wasm';
 import { interruptNames } from '../../src/backend/sim/stepped-sim.js';
-import { defaultExploreCase } from '../../src/explore/explore-case.js';
+import { defaultExploreCase, twoCoreExploreCase } from '../../src/explore/explore-case.js';
 import {
   Executor,
   type ExploreBounds,
@@ -11,7 +11,6 @@ import {
   type Transition,
 } from '../../src/explore/explorer.js';
 import { type Footprint, Footprints, independent } from '../../src/explore/footprint.js';
-import type { FuzzCase } from '../../src/fuzz/fuzz-case.js';
 import { CoreField, coreFieldIndex, ThreadField, threadFieldIndex } from '../../src/memory/layout.js';
 import { namedPolicy } from '../../src/policy/policy-module.js';
 
@@ -25,21 +24,6 @@ import { namedPolicy } from '../../src/policy/policy-module.js';
  * Counts only, no timings.
  */
 
-function twoCores(exits: number): FuzzCase {
-  const fuzzCase = defaultExploreCase(exits);
-  return {
-    ...fuzzCase,
-    machine: {
-      ...fuzzCase.machine,
-      cores: 2,
-      vms: [
-        { vcpus: 2, guestMemoryMiB: 1, pin: [0, 1] },
-        { vcpus: 2, guestMemoryMiB: 1, pin: [2, 3] },
-      ],
-    },
-  };
-}
-
 function bounds(exits: number, nmi = 0): ExploreBounds {
   return { exits, interrupts: { nmi, irq: 0, mc: 0 }, maxDepth: 200, timeLimitMs: null };
 }
@@ -47,8 +31,8 @@ function bounds(exits: number, nmi = 0): ExploreBounds {
 describe('sleep sets reach the same states and verdict as plain search, with fewer transitions', () => {
   const cases = [
     ['asi', '1 core x 2', defaultExploreCase(1), bounds(1, 1)],
-    ['asi', '2 cores x 2, two VMs', twoCores(1), bounds(1)],
-    ['coschedule', '2 cores x 2, two VMs', twoCores(1), bounds(1)],
+    ['asi', '2 cores x 2, two VMs', twoCoreExploreCase(1), bounds(1)],
+    ['coschedule', '2 cores x 2, two VMs', twoCoreExploreCase(1), bounds(1)],
     ['linux-asi', '1 core x 2', defaultExploreCase(1), bounds(1, 1)],
     ['planted-kick-after-switch', '1 core x 2', defaultExploreCase(2), bounds(2)],
   ] as const;
@@ -96,8 +80,8 @@ describe('what the footprints call independent commutes', () => {
   const cases = [
     ['asi', defaultExploreCase(2)],
     ['linux-asi', defaultExploreCase(2)],
-    ['asi', twoCores(2)],
-    ['asi-stun', twoCores(2)],
+    ['asi', twoCoreExploreCase(2)],
+    ['asi-stun', twoCoreExploreCase(2)],
   ] as const;
   for (const [name, fuzzCase] of cases) {
     it(`${name}, ${fuzzCase.machine.cores} core(s): independent pairs give one state in either order`, async () => {
