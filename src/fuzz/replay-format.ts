@@ -322,6 +322,16 @@ export function checkCaseLimits(fuzzCase: FuzzCase, source: string): void {
       );
     }
   }
+  // A schedule names hyperthreads that run a vCPU of the case's machine (bad input, not a finding).
+  const vcpuThreads = new Set(machine.vms.flatMap((vm) => vm.pin));
+  fuzzCase.schedule?.forEach((step, i) => {
+    if (!vcpuThreads.has(step.thread))
+      throw new ConfigError(
+        `${source}: case.schedule[${i}].thread`,
+        `a hyperthread that runs a vCPU of this machine: one of ${[...vcpuThreads].sort((a, b) => a - b).join(', ')}`,
+        step.thread,
+      );
+  });
   // maxCycles 0 means no cap: a fuzz case always has one (limits.ts maxCycles), so a run always ends.
   if (run.maxCycles <= 0)
     throw new ConfigError(

@@ -92,7 +92,8 @@ function taintSetOf(
     (rule.required === 0 ? '' : `, naming at least one of ${requiredNames.join(', ')}`);
   let bits = 0;
   if (typeof value === 'number') {
-    if (!Number.isInteger(value) || value < 0 || (value & ~rule.bits) !== 0) {
+    // `value > rule.bits` also refuses what 32-bit `&` would truncate (2^32 and above).
+    if (!Number.isInteger(value) || value < 0 || value > rule.bits || (value & ~rule.bits) !== 0) {
       throw new ConfigError(field, `${acceptedText} (or their bit mask)`, value);
     }
     bits = value;

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -129,6 +129,21 @@ describe('the explore command', () => {
     expect(replayed.code).toBe(1);
     expect(replayed.stdout).toContain('violation INV-4');
     expect(replayed.stdout).toContain('identical to the recorded trace');
+  });
+
+  it("a module whose hook throws is that policy's failure: exit 1, one line and the hook's own stack", () => {
+    const module = join(out, 'throws.mjs');
+    writeFileSync(
+      module,
+      "export default { name: 'throws-at-entry', description: 'x', mayEnter() { throw new Error('boom'); } };\n",
+    );
+    const run = runCli(['explore', '--policy-module', module, '--exits', '1']);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(
+      /^asi-emu: policy throws-at-entry \(.*throws\.mjs\) failed: hook mayEnter threw: boom\n/,
+    );
+    expect(run.stderr).toContain('throws.mjs:1');
+    expect(run.stderr).not.toContain('internal error');
   });
 
   it.each([

@@ -278,6 +278,18 @@ describe('replay files', () => {
     expectCleanError(await runHostile(['replay', path]), 2, /case\.choices \(count\): at most 64/);
   });
 
+  it.concurrent('a schedule naming a hyperthread that runs no vCPU', async () => {
+    const path = tamperedReplay('schedule', (document) => {
+      document.case.schedule = [{ thread: 99 }];
+      document.case.choices = [];
+    });
+    expectCleanError(
+      await runHostile(['replay', path]),
+      2,
+      /case\.schedule\[0\]\.thread: a hyperthread that runs a vCPU of this machine/,
+    );
+  });
+
   it.concurrent('a negative seed', async () => {
     const path = tamperedReplay('seed', (document) => {
       document.case.run.seed = -1;

@@ -86,6 +86,11 @@ describe('defineTaintPolicy: a class policy written with taint names', () => {
       { preventControl: taintKernelData, protectData: ['KERNEL_DATA'], set: [] },
       /^taint policy\.preventControl: .*\(or their bit mask\) \(got 1\)$/,
     ],
+    [
+      'a mask past 32 bits (which a 32-bit & would truncate to a valid one)',
+      { preventControl: ['GUEST_CONTROL'], protectData: ['KERNEL_DATA'], set: 2 ** 32 },
+      /^taint policy\.set: .*\(or their bit mask\) \(got 4294967296\)$/,
+    ],
   ];
   for (const [what, input, message] of refusals) {
     it(`refuses ${what}, naming the field and the accepted names`, () => {

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { type Command, Option } from 'commander';
 import { type InterruptName, interruptNames } from '../../backend/sim/stepped-sim.js';
-import { UsageError } from '../../errors.js';
+import { PolicyFailedError, UsageError } from '../../errors.js';
 import { exploreCaseOf, exploreSections } from '../../explore/explore-case.js';
 import { type ExploreBounds, type ExploreResult, explore } from '../../explore/explorer.js';
 import { type PolicySpec, policySpecOf, resolvePolicy } from '../../fuzz/policy-spec.js';
@@ -10,6 +10,7 @@ import { replayDocumentOf } from '../../fuzz/replay.js';
 import { writeReplayFile } from '../../fuzz/replay-format.js';
 import { toolIdentity } from '../../fuzz/version.js';
 import { invariantTitles } from '../../invariants/violation.js';
+import { PolicyHookError } from '../../policy/policy-module.js';
 import { makeDirectories, writeOutputs } from '../../report/output-files.js';
 import { configObject, readJsonFile } from '../config-file.js';
 import { ExitCode } from '../errors.js';
@@ -156,6 +157,14 @@ export function registerExploreCommand(program: Command): void {
         bounds,
         clockMs: () => performance.now(),
         reduction: flags.reduction ?? 'sleep',
+      }).catch((error: unknown) => {
+        // A user's hook that throws or returns a wrong value is that policy's failure (exit 1), as in
+        // bench and fuzz, not an internal error.
+        if (error instanceof PolicyHookError && spec.module !== undefined) {
+          const stack = error.cause instanceof Error ? (error.cause.stack ?? null) : null;
+          throw new PolicyFailedError(spec.name, spec.module, `hook ${error.hook} ${error.problem}`, stack);
+        }
+        throw error;
       });
       report(result, write);
       let replayPath: string | null = null;
