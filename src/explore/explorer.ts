@@ -72,6 +72,11 @@ export interface ExploreBounds {
   maxDepth: number;
   /** Wall-clock budget in ms (null: none); needs `clockMs`. */
   timeLimitMs: number | null;
+  /**
+   * Most distinct states before the search stops, not complete (absent or null: none). Saved states
+   * cost memory (~11 kB each on 1 core x 2), so the CLI always sets one (`--max-states`).
+   */
+  maxStates?: number | null;
 }
 
 export interface ExploreOptions {
@@ -145,6 +150,8 @@ export interface ExploreResult {
   /** States not expanded because they were `maxDepth` deep. */
   depthLimited: number;
   timeLimited: boolean;
+  /** The search stopped at `bounds.maxStates` distinct states. */
+  statesLimited: boolean;
   /** Longest path expanded. */
   depthReached: number;
   elapsedMs: number | null;
@@ -609,6 +616,7 @@ function search(
   let depthLimited = 0;
   let depthReached = 0;
   let timeLimited = false;
+  let statesLimited = false;
   let found: { node: StateNode; violation: Violation } | null = null;
 
   const initialLeft = interruptNames.map((name) => bounds.interrupts[name]);
@@ -730,6 +738,10 @@ function search(
         timeLimited = true;
         break;
       }
+      if (bounds.maxStates != null && visited.size >= bounds.maxStates) {
+        statesLimited = true;
+        break;
+      }
       if (node.depth >= bounds.maxDepth) {
         depthLimited++;
         continue;
@@ -783,11 +795,11 @@ function search(
       }
       node.snapshot = null;
     }
-    if (timeLimited) break;
+    if (timeLimited || statesLimited) break;
     queue = next;
   }
   const elapsedMs = clockMs === undefined ? null : clockMs() - startMs;
-  const complete = found === null && depthLimited === 0 && !timeLimited;
+  const complete = found === null && depthLimited === 0 && !timeLimited && !statesLimited;
   return {
     policy: policy.name,
     bounds,
@@ -799,6 +811,7 @@ function search(
     complete,
     depthLimited,
     timeLimited,
+    statesLimited,
     depthReached,
     elapsedMs,
     statesPerSecond:

@@ -131,6 +131,22 @@ describe('the explore command', () => {
     expect(replayed.stdout).toContain('identical to the recorded trace');
   });
 
+  it('stops at --max-states, says the search is not complete and why, and claims nothing', () => {
+    const json = join(out, 'capped.json');
+    const run = runCli(['explore', '--policy', 'asi', '--exits', '2', '--max-states', '50', '--json', json]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(
+      /^bounds: 2 exits per path, interrupts none, depth <= 200 transitions, states <= 50$/m,
+    );
+    expect(run.stdout).toContain(
+      'the search is NOT complete (the state limit (--max-states 50) was reached): no claim for this bound',
+    );
+    expect(run.stdout).not.toContain('holds every invariant');
+    const result = JSON.parse(readFileSync(json, 'utf8'));
+    expect(result).toMatchObject({ complete: false, statesLimited: true, violations: 0 });
+    expect(result.states).toBeGreaterThanOrEqual(50);
+  });
+
   it("a module whose hook throws is that policy's failure: exit 1, one line and the hook's own stack", () => {
     const module = join(out, 'throws.mjs');
     writeFileSync(

@@ -24,6 +24,7 @@ import { durationFlag } from './fuzz.js';
  * is found, 0 when none is (complete or not: the text and `complete` say which), 2 for bad input.
  */
 interface ExploreFlags {
+  maxStates?: number;
   policy?: string;
   policyModule?: string;
   config?: string;
@@ -39,6 +40,13 @@ interface ExploreFlags {
 
 /** The longest path by default: a few exits' worth of steps (an exit takes 10-20 transitions). */
 const maxDepthDefault = 200;
+/**
+ * Distinct states before a search stops (not complete), unless --max-states says otherwise: at the ~11 kB
+ * a saved state costs on 1 core x 2 (docs/explore.md), a million stays within a few GiB. The most a run
+ * may ask for: 10 M (about 100 GiB of saved states at worst, so it also needs the memory).
+ */
+const maxStatesDefault = 1_000_000;
+const maxStatesMax = 10_000_000;
 /** Per kind of interrupt: more than a few multiplies the state space past any small bound. */
 const interruptsPerKindMax = 8;
 
@@ -98,6 +106,12 @@ export function registerExploreCommand(program: Command): void {
       ),
     )
     .addOption(
+      new Option(
+        '--max-states <n>',
+        `stop after this many distinct states (then not complete; default ${maxStatesDefault.toLocaleString('en-US')}: saved states cost memory)`,
+      ).argParser(integerFlag('--max-states', 1, maxStatesMax)),
+    )
+    .addOption(
       new Option('--reduction <kind>', 'partial-order reduction: sleep (sleep sets, the default) or none')
         .choices(['sleep', 'none'])
         .default('sleep'),
@@ -128,6 +142,7 @@ export function registerExploreCommand(program: Command): void {
         interrupts: flags.interrupts ?? { nmi: 0, irq: 0, mc: 0 },
         maxDepth: flags.maxDepth ?? maxDepthDefault,
         timeLimitMs: flags.time ?? null,
+        maxStates: flags.maxStates ?? maxStatesDefault,
       };
       const write = (line: string) => say(`${line}\n`);
       const { machine, workload } = fuzzCase;
@@ -137,7 +152,7 @@ export function registerExploreCommand(program: Command): void {
       write(`explore: policy ${spec.name}`);
       write(
         `bounds: ${bounds.exits} exits per path, interrupts ${interruptText.length > 0 ? interruptText.join(', ') : 'none'}, ` +
-          `depth <= ${bounds.maxDepth} transitions${bounds.timeLimitMs === null ? '' : `, time <= ${bounds.timeLimitMs / 1000} s`}`,
+          `depth <= ${bounds.maxDepth} transitions, states <= ${bounds.maxStates}${bounds.timeLimitMs === null ? '' : `, time <= ${bounds.timeLimitMs / 1000} s`}`,
       );
       write(
         `machine: ${machine.cores} core(s) x ${machine.smt} threads, ${machine.vms.length} VM(s) ` +
@@ -220,7 +235,9 @@ function report(result: ExploreResult, write: (line: string) => void): void {
   }
   const why = result.timeLimited
     ? 'the time limit was reached'
-    : `${result.depthLimited} states were at the depth limit`;
+    : result.statesLimited
+      ? `the state limit (--max-states ${result.bounds.maxStates}) was reached`
+      : `${result.depthLimited} states were at the depth limit`;
   write(`0 violations found, but the search is NOT complete (${why}): no claim for this bound`);
 }
 
@@ -237,6 +254,7 @@ function resultJson(result: ExploreResult): Record<string, unknown> {
     complete: result.complete,
     depthLimited: result.depthLimited,
     timeLimited: result.timeLimited,
+    statesLimited: result.statesLimited,
     depthReached: result.depthReached,
     elapsedMs: result.elapsedMs,
     statesPerSecond: result.statesPerSecond,
