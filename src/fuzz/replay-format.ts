@@ -6,9 +6,11 @@ import { mixClasses } from '../cpu/mixes.js';
 import { ConfigError } from '../errors.js';
 import { invariantIds, type Violation } from '../invariants/violation.js';
 import { parseLinuxAsiSettingsInput } from '../linux-asi/settings-input.js';
+import { namedPolicy, namedPolicyNames } from '../policy/policy-module.js';
 import { writeFileAtomic } from '../report/atomic-write.js';
-import { type CaseSize, type FailureKind, type FuzzCase, failureKinds } from './fuzz-case.js';
+import { type CaseSize, type FailureKind, type FuzzCase, failureKinds, runConfigOf } from './fuzz-case.js';
 import { fuzzLimits } from './limits.js';
+import { policyForCase } from './linux-asi-draws.js';
 import type { PolicySpec } from './policy-spec.js';
 import { asiEmuVersion, type ToolIdentity } from './version.js';
 
@@ -264,8 +266,34 @@ export function parseReplay(input: unknown, source = 'replay file'): ReplayDocum
     }
     parseLinuxAsiSettingsInput(document.case.linuxAsi, `${source}: case.linuxAsi`);
   }
+  if (
+    version === 2 &&
+    (document.case.schedule !== undefined || document.case.workload.mix.class !== undefined)
+  ) {
+    throw new ConfigError(
+      `${source}: case.${document.case.schedule !== undefined ? 'schedule' : 'workload.mix.class'}`,
+      'absent in a replay schema version 2 file (it came with version 3)',
+    );
+  }
   checkCaseLimits(document.case, source);
+  // What the run would refuse, refused here, before any worker starts: a mix whose keys are not of its
+  // class, and drawn linux-asi settings on a built-in policy that is not today's ASI (bad input, exit 2;
+  // inside a replay worker it would lose its kind). A module's policy is checked where it loads.
+  withSource(source, () => runConfigOf(document.case));
+  if (document.policy.module === undefined && namedPolicyNames().includes(document.policy.name)) {
+    policyForCase(namedPolicy(document.policy.name), document.case, `${source}: case`);
+  }
   return document;
+}
+
+/** Runs `check`; a ConfigError it throws names the file too. */
+function withSource(source: string, check: () => unknown): void {
+  try {
+    check();
+  } catch (error) {
+    if (!(error instanceof ConfigError) || error.field.startsWith(source)) throw error;
+    throw new ConfigError(`${source}: case.${error.field}`, error.accepted, error.got);
+  }
 }
 
 /**

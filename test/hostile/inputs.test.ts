@@ -290,6 +290,24 @@ describe('replay files', () => {
     );
   });
 
+  it.concurrent("drawn linux-asi settings on a policy that is not today's ASI", async () => {
+    const path = tamperedReplay('linux-asi-on-asi', (document) => {
+      document.case.linuxAsi = {};
+    });
+    expectCleanError(
+      await runHostile(['replay', path]),
+      2,
+      /case\.linuxAsi: absent: policy planted-lost-wakeup/,
+    );
+  });
+
+  it.concurrent('a host-process mix (class user) that names VM exits', async () => {
+    const path = tamperedReplay('user-mix-vm-exits', (document) => {
+      document.case.workload.mix.class = 'user';
+    });
+    expectCleanError(await runHostile(['replay', path]), 2, /case\.workload\.mix\.weights\./);
+  });
+
   it.concurrent('a negative seed', async () => {
     const path = tamperedReplay('seed', (document) => {
       document.case.run.seed = -1;
