@@ -23,6 +23,7 @@ try {
       sha256: loaded.sha256,
       smt: policy.smt,
       safe: policy.safe !== false,
+      linuxAsi: policy.linuxAsi !== undefined,
     },
   };
 } catch (error) {

@@ -14,16 +14,16 @@ import type { Policy } from './policy.js';
  * never enters a VM. The VM-entry mitigations (`nosmt`'s and `l1d-flush`'s L1D flush, `kvm-default`,
  * coscheduling) act at VM entry and on vCPU threads, so a kernel engineer would read a figure of theirs
  * on a host process as meaningless, not as "no overhead". A refusal says what is accepted instead of
- * running something that looks like a result. Policy modules cannot carry `linuxAsi`, so they are
- * refused too.
+ * running something that looks like a result. A policy module runs one when it carries `linuxAsi`
+ * (the probe reports that: backend/workers/policy-probe.ts), as the fuzzer draws it.
  */
-export function runsUserClass(policy: Pick<Policy, 'name' | 'linuxAsi'>): boolean {
-  return policy.name === 'none' || policy.linuxAsi !== undefined;
+export function runsUserClass(policy: Pick<Policy, 'name'> & { readonly linuxAsi?: unknown }): boolean {
+  return policy.name === 'none' || (policy.linuxAsi !== undefined && policy.linuxAsi !== false);
 }
 
 /** Refuses `policy` on `mix` when the mix is a user mix and the policy has no userspace class. */
 export function checkPolicyRunsMix(
-  policy: Pick<Policy, 'name' | 'linuxAsi'>,
+  policy: Pick<Policy, 'name'> & { readonly linuxAsi?: unknown },
   mix: ExitMix,
   field = '--policies',
 ): void {

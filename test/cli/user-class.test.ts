@@ -70,4 +70,24 @@ describe('the userspace class on the CLI (issue 22 item 4)', () => {
     expect(run.stderr).toMatch(/--policies: none or a today's-ASI policy/);
     expect(run.stderr).toMatch(/asi has no userspace class/);
   });
+
+  it("a policy module runs a user mix when it carries today's-ASI settings, and is refused without them", () => {
+    const fixtures = join(import.meta.dirname, '..', 'fixtures');
+    const args = [
+      'bench',
+      '--policies',
+      'none',
+      '--mix',
+      'fio-randread-tmpfs',
+      '--exits',
+      '100',
+      '--policy-module',
+    ];
+    const withSettings = runCli([...args, join(fixtures, 'linux-asi-user-taint-policy.mjs')]);
+    expect(withSettings.stderr).toBe('');
+    expect(withSettings.code).toBe(0);
+    const without = runCli([...args, join(fixtures, 'crash-policy.mjs')]);
+    expect(without.code).toBe(2);
+    expect(without.stderr).toMatch(/crash-at-entry has no userspace class/);
+  });
 });

@@ -20,6 +20,8 @@ export interface ProbedPolicy {
   smt: boolean;
   /** The policy's `safe` setting (false: unsafe on purpose; policy.ts `Policy.safe`). */
   safe: boolean;
+  /** Whether it carries today's Linux ASI settings (`linuxAsi`): then it runs a user mix's userspace class. */
+  linuxAsi: boolean;
 }
 
 /** What the probe worker posts back: the policy's identity, or the loader's ConfigError as data. */

@@ -247,8 +247,8 @@ export function registerBenchCommand(program: Command): void {
       }
       if (options.kick) throw new UsageError('--kick', 'only with --backend workers');
       const modules = await probeModules(options.policyModule ?? []);
-      // A policy module carries no today's-ASI settings: no userspace class for a user mix.
-      for (const mix of mixes) for (const module of modules) checkPolicyRunsMix({ name: module.name }, mix);
+      // A module runs a user mix's userspace class when it carries today's-ASI settings (the probe says).
+      for (const mix of mixes) for (const module of modules) checkPolicyRunsMix(module, mix);
       const compared: ComparedPolicy[] = [
         ...selected.map((policy) => ({ name: policy.name, meantToBeSafe: meantToBeSafe(policy) })),
         ...modules.map((module) => ({ name: module.name, meantToBeSafe: module.safe })),
